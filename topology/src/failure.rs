@@ -1,0 +1,589 @@
+//! The failure model: which servers are up and connected under a scenario of failed elements.
+//!
+//! [`FailureModel`] precomputes, once per inventory, what each element takes away: for every
+//! network vertex (server or device) the elements whose failure alone removes it (the
+//! vertex itself, a server's rack, and single points of failure in its power ancestry), and
+//! the redundant pairs of power elements that remove it only together (A/B feeds). A
+//! [`Searcher`] then answers "which of these terminals are up and which are connected"
+//! for one small scenario by a bounded search that stops as soon as the answer is known,
+//! never visiting the whole zone when the answer is local.
+
+use std::collections::{BinaryHeap, HashMap};
+
+use crate::model::{ElementId, Inventory, NetNode, ServerStatus};
+
+/// A vertex of the network search graph: servers first, then network devices.
+pub type Vertex = u32;
+
+const NONE: u32 = u32::MAX;
+
+/// Per-inventory precomputation of single and pair failure effects.
+#[derive(Debug, Clone)]
+pub struct FailureModel {
+    afr: Vec<f64>,
+    /// Sum of every element's afr, and of their squares (for the analytic pair sums).
+    pub total_afr: f64,
+    pub total_afr_sq: f64,
+    server_count: u32,
+    /// CSR adjacency: `adj[adj_start[v]..adj_start[v+1]]` as (neighbour, link index);
+    /// neighbours that can carry traffic onwards come first, `transit_end[v]` marks their end.
+    adj_start: Vec<u32>,
+    adj: Vec<(Vertex, u32)>,
+    transit_end: Vec<u32>,
+    /// Search priority: higher tiers are explored first so that searches meet early.
+    rank: Vec<u8>,
+    /// Vertices down in every scenario (servers whose status is `failed`).
+    always_down: Vec<bool>,
+    hit1_start: Vec<u32>,
+    hit1: Vec<ElementId>,
+    hit2_start: Vec<u32>,
+    hit2: Vec<(ElementId, ElementId)>,
+    link_element: Vec<ElementId>,
+    link_group: Vec<Option<ElementId>>,
+}
+
+/// Outcome of a search: for each terminal, `DOWN` or a component label.
+pub const DOWN: u8 = u8::MAX;
+
+impl FailureModel {
+    pub fn new(inv: &Inventory) -> FailureModel {
+        let server_count = inv.servers.len() as u32;
+        let vertex_count = inv.servers.len() + inv.network_devices.len();
+        let vertex_of = |n: NetNode| match n {
+            NetNode::Server(s) => s,
+            NetNode::Device(d) => server_count + d,
+        };
+
+        // Adjacency, deduplicated neighbour counts to find dead ends.
+        let mut lists: Vec<Vec<(Vertex, u32)>> = vec![Vec::new(); vertex_count];
+        for (i, l) in inv.links.iter().enumerate() {
+            let (a, b) = (vertex_of(l.a), vertex_of(l.b));
+            lists[a as usize].push((b, i as u32));
+            lists[b as usize].push((a, i as u32));
+        }
+        let distinct_neighbours: Vec<usize> = lists
+            .iter()
+            .map(|l| {
+                let mut n: Vec<Vertex> = l.iter().map(|x| x.0).collect();
+                n.sort_unstable();
+                n.dedup();
+                n.len()
+            })
+            .collect();
+        let rank: Vec<u8> = (0..vertex_count)
+            .map(|v| {
+                if (v as u32) < server_count {
+                    0
+                } else {
+                    match inv.network_devices[v - server_count as usize].kind.as_str() {
+                        "tor" => 1,
+                        "aggregation" => 3,
+                        "spine" | "border" => 4,
+                        _ => 2,
+                    }
+                }
+            })
+            .collect();
+        let mut adj_start = Vec::with_capacity(vertex_count + 1);
+        let mut adj = Vec::with_capacity(inv.links.len() * 2);
+        let mut transit_end = Vec::with_capacity(vertex_count);
+        for list in &mut lists {
+            adj_start.push(adj.len() as u32);
+            // Transit-capable neighbours first, higher tiers first within them.
+            list.sort_by_key(|&(w, l)| {
+                (distinct_neighbours[w as usize] < 2, std::cmp::Reverse(rank[w as usize]), w, l)
+            });
+            let transit = list.iter().filter(|&&(w, _)| distinct_neighbours[w as usize] >= 2).count();
+            transit_end.push((adj.len() + transit) as u32);
+            adj.extend_from_slice(list);
+        }
+        adj_start.push(adj.len() as u32);
+
+        let always_down: Vec<bool> = (0..vertex_count)
+            .map(|v| (v as u32) < server_count && inv.servers[v].status == ServerStatus::Failed)
+            .collect();
+
+        // Power cuts, memoised per distinct feed set.
+        let mut cuts = PowerCuts::new(inv);
+        let mut hit1_start = Vec::with_capacity(vertex_count + 1);
+        let mut hit1 = Vec::new();
+        let mut hit2_start = Vec::with_capacity(vertex_count + 1);
+        let mut hit2 = Vec::new();
+        for v in 0..vertex_count {
+            hit1_start.push(hit1.len() as u32);
+            hit2_start.push(hit2.len() as u32);
+            let (own, extra, feeds) = if (v as u32) < server_count {
+                let s = &inv.servers[v];
+                let rack = &inv.racks[s.rack as usize];
+                let feeds = if s.feeds.is_empty() { &rack.feeds } else { &s.feeds };
+                (s.element, Some(rack.element), feeds)
+            } else {
+                let d = &inv.network_devices[v - server_count as usize];
+                (d.element, None, &d.feeds)
+            };
+            let (c1, c2) = cuts.of(feeds);
+            hit1.push(own);
+            hit1.extend(extra);
+            hit1.extend(c1.iter().copied());
+            hit2.extend(c2.iter().copied());
+        }
+        hit1_start.push(hit1.len() as u32);
+        hit2_start.push(hit2.len() as u32);
+
+        let afr: Vec<f64> = inv.elements.iter().map(|e| e.afr).collect();
+        let total_afr = afr.iter().sum();
+        let total_afr_sq = afr.iter().map(|p| p * p).sum();
+        FailureModel {
+            afr,
+            total_afr,
+            total_afr_sq,
+            server_count,
+            adj_start,
+            adj,
+            transit_end,
+            rank,
+            always_down,
+            hit1_start,
+            hit1,
+            hit2_start,
+            hit2,
+            link_element: inv.links.iter().map(|l| l.element).collect(),
+            link_group: inv
+                .links
+                .iter()
+                .map(|l| l.risk_group.map(|g| inv.risk_groups[g as usize].element))
+                .collect(),
+        }
+    }
+
+    pub fn afr(&self, e: ElementId) -> f64 {
+        self.afr[e.index()]
+    }
+
+    pub fn element_count(&self) -> usize {
+        self.afr.len()
+    }
+
+    pub fn vertex_count(&self) -> usize {
+        self.always_down.len()
+    }
+
+    /// Elements whose failure alone removes vertex `v` (itself, its rack, power 1-cuts).
+    pub fn single_hits(&self, v: Vertex) -> &[ElementId] {
+        &self.hit1[self.hit1_start[v as usize] as usize..self.hit1_start[v as usize + 1] as usize]
+    }
+
+    /// Pairs of power elements that remove vertex `v` only together.
+    pub fn pair_hits(&self, v: Vertex) -> &[(ElementId, ElementId)] {
+        &self.hit2[self.hit2_start[v as usize] as usize..self.hit2_start[v as usize + 1] as usize]
+    }
+
+    /// The elements whose failure takes link `l` down by itself (the link, its risk group).
+    pub fn link_hits(&self, l: u32) -> impl Iterator<Item = ElementId> + '_ {
+        std::iter::once(self.link_element[l as usize]).chain(self.link_group[l as usize])
+    }
+
+    pub fn vertex_removed(&self, v: Vertex, scenario: &[ElementId]) -> bool {
+        if self.always_down[v as usize] {
+            return true;
+        }
+        if scenario.is_empty() {
+            return false;
+        }
+        if self.single_hits(v).iter().any(|e| scenario.contains(e)) {
+            return true;
+        }
+        scenario.len() >= 2
+            && self.pair_hits(v).iter().any(|(a, b)| scenario.contains(a) && scenario.contains(b))
+    }
+
+    fn link_removed(&self, l: u32, scenario: &[ElementId]) -> bool {
+        !scenario.is_empty() && self.link_hits(l).any(|e| scenario.contains(&e))
+    }
+
+    pub fn server_vertex(&self, server: u32) -> Vertex {
+        debug_assert!(server < self.server_count);
+        server
+    }
+}
+
+/// Single and pair cuts of power feed sets, memoised by the sorted set of feeding devices.
+struct PowerCuts<'a> {
+    inv: &'a Inventory,
+    memo: HashMap<Vec<u32>, (Vec<ElementId>, Vec<(ElementId, ElementId)>)>,
+}
+
+impl<'a> PowerCuts<'a> {
+    fn new(inv: &'a Inventory) -> PowerCuts<'a> {
+        PowerCuts { inv, memo: HashMap::new() }
+    }
+
+    /// A node fed by `feeds` is energized when any feed is; no feeds means always energized.
+    fn of(&mut self, feeds: &[u32]) -> &(Vec<ElementId>, Vec<(ElementId, ElementId)>) {
+        let mut key = feeds.to_vec();
+        key.sort_unstable();
+        if !self.memo.contains_key(&key) {
+            let value = self.compute(&key);
+            self.memo.insert(key.clone(), value);
+        }
+        &self.memo[&key]
+    }
+
+    fn compute(&self, feeds: &[u32]) -> (Vec<ElementId>, Vec<(ElementId, ElementId)>) {
+        if feeds.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        // Every power device upstream of the feed set, in a stable order.
+        let mut ancestors: Vec<u32> = Vec::new();
+        let mut local: HashMap<u32, usize> = HashMap::new();
+        let mut stack: Vec<u32> = feeds.to_vec();
+        while let Some(d) = stack.pop() {
+            if local.contains_key(&d) {
+                continue;
+            }
+            local.insert(d, ancestors.len());
+            ancestors.push(d);
+            stack.extend(self.inv.power_devices[d as usize].feeds.iter().copied());
+        }
+        let n = ancestors.len();
+        let energized = |removed: &[usize]| -> bool {
+            // 0 unknown, 1 energized, 2 not; the graph is acyclic (validated).
+            let mut state = vec![0u8; n];
+            fn visit(
+                i: usize,
+                inv: &Inventory,
+                ancestors: &[u32],
+                local: &HashMap<u32, usize>,
+                removed: &[usize],
+                state: &mut [u8],
+            ) -> bool {
+                if state[i] != 0 {
+                    return state[i] == 1;
+                }
+                let up_feeds = &inv.power_devices[ancestors[i] as usize].feeds;
+                let on = !removed.contains(&i)
+                    && (up_feeds.is_empty()
+                        || up_feeds
+                            .iter()
+                            .any(|f| visit(local[f], inv, ancestors, local, removed, state)));
+                state[i] = if on { 1 } else { 2 };
+                on
+            }
+            feeds.iter().any(|f| visit(local[f], self.inv, &ancestors, &local, removed, &mut state))
+        };
+        let element = |i: usize| self.inv.power_devices[ancestors[i] as usize].element;
+        let singles: Vec<usize> = (0..n).filter(|&i| !energized(&[i])).collect();
+        let mut pairs = Vec::new();
+        for i in 0..n {
+            if singles.contains(&i) {
+                continue;
+            }
+            for j in i + 1..n {
+                if !singles.contains(&j) && !energized(&[i, j]) {
+                    let (a, b) = (element(i), element(j));
+                    pairs.push((a.min(b), a.max(b)));
+                }
+            }
+        }
+        let mut singles: Vec<ElementId> = singles.into_iter().map(element).collect();
+        singles.sort_unstable();
+        pairs.sort_unstable();
+        (singles, pairs)
+    }
+}
+
+/// What a search found for each terminal: `DOWN` or a component label (labels are the
+/// smallest terminal position in the component, so equal states compare equal).
+pub type Components = Vec<u8>;
+
+/// Reusable search state; one per thread. Arrays are reset by epoch stamps, not cleared.
+#[derive(Debug)]
+pub struct Searcher<'m> {
+    model: &'m FailureModel,
+    epoch: u32,
+    stamp: Vec<u32>,
+    owner: Vec<u8>,
+    parent: Vec<(Vertex, u32)>,
+    depth: Vec<u16>,
+    heaps: Vec<BinaryHeap<(u8, std::cmp::Reverse<u16>, Vertex)>>,
+    meetings: Vec<(Vertex, Vertex, u32)>,
+    /// Statistics: vertices popped over the searcher's life.
+    pub pops: u64,
+}
+
+/// A spanning forest of the terminals' components: every vertex and link on it.
+#[derive(Debug, Default, Clone)]
+pub struct Forest {
+    pub vertices: Vec<Vertex>,
+    pub links: Vec<u32>,
+}
+
+impl<'m> Searcher<'m> {
+    pub fn new(model: &'m FailureModel) -> Searcher<'m> {
+        let n = model.vertex_count();
+        Searcher {
+            model,
+            epoch: 0,
+            stamp: vec![0; n],
+            owner: vec![0; n],
+            parent: vec![(NONE, NONE); n],
+            depth: vec![0; n],
+            heaps: Vec::new(),
+            meetings: Vec::new(),
+            pops: 0,
+        }
+    }
+
+    pub fn model(&self) -> &'m FailureModel {
+        self.model
+    }
+
+    /// Which terminals (distinct vertices) are up under `scenario`, and which are connected.
+    /// With `forest`, also returns a spanning forest of every component holding terminals.
+    pub fn components(
+        &mut self,
+        terminals: &[Vertex],
+        scenario: &[ElementId],
+        forest: Option<&mut Forest>,
+    ) -> Components {
+        let m = self.model;
+        let k = terminals.len();
+        assert!(k < 64, "at most 63 terminals");
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.epoch = 1;
+        }
+        let epoch = self.epoch;
+        if self.heaps.len() < k {
+            self.heaps.resize_with(k, BinaryHeap::new);
+        }
+        for h in &mut self.heaps[..k] {
+            h.clear();
+        }
+        self.meetings.clear();
+        let mut group: Vec<u8> = (0..k as u8).collect();
+        fn find(group: &mut [u8], mut g: u8) -> u8 {
+            while group[g as usize] != g {
+                let up = group[group[g as usize] as usize];
+                group[g as usize] = up;
+                g = up;
+            }
+            g
+        }
+        let mut down = vec![false; k];
+        for (i, &t) in terminals.iter().enumerate() {
+            if m.vertex_removed(t, scenario) {
+                down[i] = true;
+                continue;
+            }
+            let t = t as usize;
+            if self.stamp[t] == epoch {
+                // The same vertex twice: same component.
+                let other = self.owner[t];
+                let (a, b) = (find(&mut group, other), find(&mut group, i as u8));
+                group[a.max(b) as usize] = a.min(b);
+                continue;
+            }
+            self.stamp[t] = epoch;
+            self.owner[t] = i as u8;
+            self.parent[t] = (NONE, NONE);
+            self.depth[t] = 0;
+            self.heaps[i].push((m.rank[t], std::cmp::Reverse(0), t as Vertex));
+        }
+
+        // Expand the groups in turn until at most one group can still grow.
+        loop {
+            let mut active = 0;
+            let mut progressed = false;
+            for g in 0..k {
+                if find(&mut group, g as u8) as usize != g || self.heaps[g].is_empty() {
+                    continue;
+                }
+                active += 1;
+                let Some((_, std::cmp::Reverse(d), v)) = self.heaps[g].pop() else { continue };
+                progressed = true;
+                self.pops += 1;
+                let vu = v as usize;
+                let start = m.adj_start[vu] as usize;
+                // Sources look at every neighbour (two terminals may be joined directly);
+                // elsewhere dead ends are skipped, they can lead nowhere.
+                let end = if d == 0 { m.adj_start[vu + 1] } else { m.transit_end[vu] } as usize;
+                for &(w, l) in &m.adj[start..end] {
+                    if m.link_removed(l, scenario) {
+                        continue;
+                    }
+                    let wu = w as usize;
+                    if self.stamp[wu] == epoch {
+                        let other = find(&mut group, self.owner[wu]);
+                        let mine = find(&mut group, g as u8);
+                        if other != mine {
+                            let (lo, hi) = (mine.min(other), mine.max(other));
+                            group[hi as usize] = lo;
+                            let moved = std::mem::take(&mut self.heaps[hi as usize]);
+                            if self.heaps[lo as usize].len() < moved.len() {
+                                let small = std::mem::replace(&mut self.heaps[lo as usize], moved);
+                                self.heaps[lo as usize].extend(small);
+                            } else {
+                                self.heaps[lo as usize].extend(moved);
+                            }
+                            self.meetings.push((v, w, l));
+                        }
+                        continue;
+                    }
+                    if m.vertex_removed(w, scenario) {
+                        continue;
+                    }
+                    // This group may have been merged into another above: push to the root.
+                    let root = find(&mut group, g as u8);
+                    self.stamp[wu] = epoch;
+                    self.owner[wu] = root;
+                    self.parent[wu] = (v, l);
+                    self.depth[wu] = d.saturating_add(1);
+                    let key = (m.rank[wu], std::cmp::Reverse(d.saturating_add(1)), w);
+                    self.heaps[root as usize].push(key);
+                }
+                // A merge may have moved this group's heap; the loop re-reads roots.
+            }
+            if active <= 1 || !progressed {
+                break;
+            }
+        }
+
+        let mut out = vec![DOWN; k];
+        let mut label_of_root = [DOWN; 64];
+        for i in 0..k {
+            if down[i] {
+                continue;
+            }
+            let r = find(&mut group, i as u8) as usize;
+            if label_of_root[r] == DOWN {
+                label_of_root[r] = i as u8;
+            }
+            out[i] = label_of_root[r];
+        }
+
+        if let Some(forest) = forest {
+            forest.vertices.clear();
+            forest.links.clear();
+            for (i, &t) in terminals.iter().enumerate() {
+                if !down[i] {
+                    forest.vertices.push(t);
+                }
+            }
+            let meetings = std::mem::take(&mut self.meetings);
+            for &(v, w, l) in &meetings {
+                forest.links.push(l);
+                for mut x in [v, w] {
+                    loop {
+                        forest.vertices.push(x);
+                        let (p, pl) = self.parent[x as usize];
+                        if p == NONE {
+                            break;
+                        }
+                        forest.links.push(pl);
+                        x = p;
+                    }
+                }
+            }
+            self.meetings = meetings;
+            forest.vertices.sort_unstable();
+            forest.vertices.dedup();
+            forest.links.sort_unstable();
+            forest.links.dedup();
+        }
+        out
+    }
+}
+
+/// The literal semantics of the contract, computed from scratch for one scenario. Slow;
+/// the reference that tests hold the fast model to.
+pub mod reference {
+    use super::*;
+
+    /// Up-ness of every server and the connected component of every up server.
+    #[derive(Debug, Clone)]
+    pub struct State {
+        pub up: Vec<bool>,
+        /// Component id per server (meaningful only when up).
+        pub component: Vec<usize>,
+    }
+
+    pub fn state(inv: &Inventory, failed: &[ElementId]) -> State {
+        let is_failed = |e: ElementId| failed.contains(&e);
+        // Energized power devices, by repeated relaxation (the graph is small in tests).
+        let n = inv.power_devices.len();
+        let mut memo: Vec<Option<bool>> = vec![None; n];
+        fn device_on(
+            inv: &Inventory,
+            d: usize,
+            failed: &[ElementId],
+            memo: &mut Vec<Option<bool>>,
+        ) -> bool {
+            if let Some(v) = memo[d] {
+                return v;
+            }
+            let dev = &inv.power_devices[d];
+            let on = !failed.contains(&dev.element)
+                && (dev.feeds.is_empty()
+                    || dev.feeds.iter().any(|&u| device_on(inv, u as usize, failed, memo)));
+            memo[d] = Some(on);
+            on
+        }
+        let mut feeds_on = |feeds: &[u32]| {
+            feeds.is_empty() || feeds.iter().any(|&u| device_on(inv, u as usize, failed, &mut memo))
+        };
+        let up: Vec<bool> = inv
+            .servers
+            .iter()
+            .map(|s| {
+                let rack = &inv.racks[s.rack as usize];
+                let feeds = if s.feeds.is_empty() { &rack.feeds } else { &s.feeds };
+                let energized = !is_failed(s.element) && feeds_on(feeds);
+                energized && !is_failed(rack.element) && s.status != ServerStatus::Failed
+            })
+            .collect();
+        let dev_up: Vec<bool> = inv
+            .network_devices
+            .iter()
+            .map(|d| !is_failed(d.element) && feeds_on(&d.feeds))
+            .collect();
+        let node_up = |n: NetNode| match n {
+            NetNode::Server(s) => up[s as usize],
+            NetNode::Device(d) => dev_up[d as usize],
+        };
+        // Naive connectivity: a label per vertex, relaxed until stable.
+        let sc = inv.servers.len();
+        let idx = |n: NetNode| match n {
+            NetNode::Server(s) => s as usize,
+            NetNode::Device(d) => sc + d as usize,
+        };
+        let mut label: Vec<usize> = (0..sc + inv.network_devices.len()).collect();
+        let live: Vec<(usize, usize)> = inv
+            .links
+            .iter()
+            .filter(|l| {
+                !is_failed(l.element)
+                    && l.risk_group.is_none_or(|g| !is_failed(inv.risk_groups[g as usize].element))
+                    && node_up(l.a)
+                    && node_up(l.b)
+            })
+            .map(|l| (idx(l.a), idx(l.b)))
+            .collect();
+        loop {
+            let mut changed = false;
+            for &(a, b) in &live {
+                let m = label[a].min(label[b]);
+                if label[a] != m || label[b] != m {
+                    label[a] = m;
+                    label[b] = m;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        State { up, component: label[..sc].to_vec() }
+    }
+}

@@ -1,0 +1,155 @@
+//! The IO edge of the topology crate: reading and writing export tables (CSV or Parquet).
+//!
+//! Everything here moves tables between files and [`RawTable`]s; no rule of the
+//! contract is checked here (that is `model`), so the same validation serves both formats.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::raw::{RawInventory, RawTable, TABLES};
+
+/// The file format of one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "csv" => Some(Format::Csv),
+            "parquet" => Some(Format::Parquet),
+            _ => None,
+        }
+    }
+}
+
+fn read_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Read { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// Reads one table file, every column as text (Parquet columns are cast to text).
+pub fn read_table(path: &Path) -> Result<RawTable> {
+    let format = Format::from_path(path)
+        .ok_or_else(|| read_error(path, "unknown table format (expected .csv or .parquet)"))?;
+    if !path.exists() {
+        return Err(Error::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    let df = match format {
+        Format::Csv => CsvReadOptions::default()
+            .with_has_header(true)
+            // Every column as text: numbers are parsed by the validator, which can say
+            // which row and column is wrong.
+            .with_infer_schema_length(Some(0))
+            .with_parse_options(CsvParseOptions::default().with_missing_is_null(true))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| read_error(path, e))?,
+        Format::Parquet => {
+            let file = File::open(path)
+                .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+            ParquetReader::new(file).finish().map_err(|e| read_error(path, e))?
+        }
+    };
+    dataframe_to_raw(&df).map_err(|e| read_error(path, e))
+}
+
+fn dataframe_to_raw(df: &DataFrame) -> PolarsResult<RawTable> {
+    let columns: Vec<String> = df.get_column_names().iter().map(|c| c.trim().to_string()).collect();
+    let height = df.height();
+    let mut rows = vec![Vec::with_capacity(columns.len()); height];
+    for column in df.columns() {
+        let text = column.cast(&DataType::String)?;
+        let text = text.str()?;
+        for (row, value) in text.iter().enumerate() {
+            rows[row].push(value.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string));
+        }
+    }
+    Ok(RawTable { columns, rows })
+}
+
+/// Finds `NAME.csv` or `NAME.parquet` in `dir`; an error when both exist.
+pub fn table_path(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let csv = dir.join(format!("{name}.csv"));
+    let parquet = dir.join(format!("{name}.parquet"));
+    match (csv.exists(), parquet.exists()) {
+        (true, true) => Err(read_error(
+            dir,
+            format!("both {name}.csv and {name}.parquet exist; keep one"),
+        )),
+        (true, false) => Ok(Some(csv)),
+        (false, true) => Ok(Some(parquet)),
+        (false, false) => Ok(None),
+    }
+}
+
+/// Reads every table of the contract present in an export directory. Missing tables are
+/// simply absent here; the validator decides which are required.
+pub fn read_dir(dir: &Path) -> Result<RawInventory> {
+    if !dir.is_dir() {
+        return Err(Error::Io {
+            path: dir.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
+    let mut raw = RawInventory::default();
+    for name in TABLES {
+        if let Some(path) = table_path(dir, name)? {
+            raw.insert(name, read_table(&path)?);
+        }
+    }
+    Ok(raw)
+}
+
+fn raw_to_dataframe(table: &RawTable) -> PolarsResult<DataFrame> {
+    let columns: Vec<Column> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let values: Vec<Option<&str>> =
+                table.rows.iter().map(|r| r.get(i).and_then(|v| v.as_deref())).collect();
+            Column::new(name.as_str().into(), values)
+        })
+        .collect();
+    DataFrame::new(table.rows.len(), columns)
+}
+
+/// Writes one table as CSV or Parquet (by the path's extension).
+pub fn write_table(path: &Path, table: &RawTable) -> Result<()> {
+    let format = Format::from_path(path)
+        .ok_or_else(|| read_error(path, "unknown table format (expected .csv or .parquet)"))?;
+    let mut df = raw_to_dataframe(table).map_err(|e| read_error(path, e))?;
+    let file =
+        File::create(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    match format {
+        Format::Csv => CsvWriter::new(file).finish(&mut df).map_err(|e| read_error(path, e)),
+        Format::Parquet => {
+            ParquetWriter::new(file).finish(&mut df).map(|_| ()).map_err(|e| read_error(path, e))
+        }
+    }
+}
+
+/// Writes every table of an inventory into `dir` in one format.
+pub fn write_dir(dir: &Path, raw: &RawInventory, format: Format) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+    for (name, table) in &raw.tables {
+        write_table(&dir.join(format!("{name}.{}", format.extension())), table)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Inventory ingest, topology graphs and the exact failure model of cellplacer.
+//!
+//! Two-stage ingest: [`ingest`] reads export tables into [`raw`] records (the only IO in
+//! this crate), then [`model::Inventory::from_raw`] validates them into the model.
+//! [`failure`] answers who is up and who is connected under a scenario.
+
+pub mod error;
+pub mod failure;
+pub mod ingest;
+pub mod model;
+pub mod raw;
+pub mod workload;
+
+pub use error::{Error, Problem, Report};
+pub use failure::{FailureModel, Searcher};
+pub use model::{ElementId, ElementKind, Inventory};
+pub use workload::{CellSpec, Placement};

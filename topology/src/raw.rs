@@ -1,0 +1,75 @@
+//! Stage one of ingest: tables exactly as exported, every cell a string or empty.
+//!
+//! Nothing here is validated; `crate::model::Inventory::from_raw` turns a
+//! [`RawInventory`] into a checked model and collects every error on the way.
+
+use std::collections::BTreeMap;
+
+/// The tables of the contract, in the order they are validated and written.
+pub const TABLES: [&str; 8] = [
+    "racks",
+    "servers",
+    "network_devices",
+    "network_links",
+    "risk_groups",
+    "power_devices",
+    "power_feeds",
+    "cells",
+];
+
+/// One table: a header and its rows; `None` is an empty cell ("not given").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawTable {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl RawTable {
+    pub fn new(columns: &[&str]) -> RawTable {
+        RawTable {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Appends a row given as strings; empty strings become `None`.
+    pub fn push<S: AsRef<str>>(&mut self, row: &[S]) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(
+            row.iter()
+                .map(|cell| {
+                    let cell = cell.as_ref();
+                    (!cell.is_empty()).then(|| cell.to_string())
+                })
+                .collect(),
+        );
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Every table found in an export, by name (`racks`, `servers`, ...).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawInventory {
+    pub tables: BTreeMap<String, RawTable>,
+}
+
+impl RawInventory {
+    pub fn table(&self, name: &str) -> Option<&RawTable> {
+        self.tables.get(name)
+    }
+
+    pub fn insert(&mut self, name: &str, table: RawTable) {
+        self.tables.insert(name.to_string(), table);
+    }
+}
