@@ -1,0 +1,403 @@
+//! Exact risk of one cell over all single and double element failures, without
+//! enumerating the zone's element pairs.
+//!
+//! Only elements that touch a spanning forest of the cell's servers can change its state
+//! (see ARCHITECTURE.md, "Exact risk"): `Rel0` are the elements hitting the no-failure
+//! forest; for each of them a forest under its failure gives the elements that matter in a
+//! pair with it. Every other element leaves the cell's state as it was, so its singles and
+//! pairs are summed in closed form from the zone's total afr.
+
+use topology::failure::{Components, Forest, Searcher, Vertex, DOWN};
+use topology::{ElementId, FailureModel};
+
+/// Who a cell's servers are: distinct terminals with their roles.
+#[derive(Debug, Clone, Default)]
+pub struct CellShape {
+    pub terminals: Vec<Vertex>,
+    pub is_client: Vec<bool>,
+    pub is_node: Vec<bool>,
+    pub client_count: usize,
+    pub quorum: usize,
+}
+
+impl CellShape {
+    pub fn new(clients: &[u32], nodes: &[u32]) -> CellShape {
+        let mut shape = CellShape::default();
+        let slot = |s: u32, shape: &mut CellShape| -> usize {
+            match shape.terminals.iter().position(|&t| t == s) {
+                Some(i) => i,
+                None => {
+                    shape.terminals.push(s);
+                    shape.is_client.push(false);
+                    shape.is_node.push(false);
+                    shape.terminals.len() - 1
+                }
+            }
+        };
+        for &c in clients {
+            let i = slot(c, &mut shape);
+            if !shape.is_client[i] {
+                shape.is_client[i] = true;
+                shape.client_count += 1;
+            }
+        }
+        let mut node_count = 0;
+        for &n in nodes {
+            let i = slot(n, &mut shape);
+            if !shape.is_node[i] {
+                shape.is_node[i] = true;
+                node_count += 1;
+            }
+        }
+        shape.quorum = node_count / 2 + 1;
+        shape
+    }
+
+    /// The contract's outage rule for one state of the terminals.
+    pub fn outage(&self, comp: &[u8]) -> bool {
+        let k = self.terminals.len();
+        for c in 0..k {
+            if !self.is_client[c] || comp[c] == DOWN {
+                continue;
+            }
+            let needs = self.client_count == 1
+                || (0..k).any(|o| o != c && self.is_client[o] && comp[o] == comp[c]);
+            if !needs {
+                continue;
+            }
+            let reachable = (0..k).filter(|&n| self.is_node[n] && comp[n] == comp[c]).count();
+            if reachable < self.quorum {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// One failure scenario that causes an outage, with its probability weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub elements: Vec<ElementId>,
+    pub weight: f64,
+}
+
+/// The exact risk of a cell and what is behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellRisk {
+    /// Single-failure part plus pair part.
+    pub risk: f64,
+    pub single_risk: f64,
+    pub pair_risk: f64,
+    /// The cell is already out with nothing failed (e.g. nodes on failed servers).
+    pub baseline_outage: bool,
+    /// Elements whose failure alone gives an outage (with a baseline outage: those among
+    /// the elements that touch the cell; every other element does too).
+    pub breaking_singles: Vec<ElementId>,
+    /// Heaviest explicit outage scenarios, heaviest first.
+    pub top_scenarios: Vec<Scenario>,
+    /// Elements that can change the cell's state alone or in a pair.
+    pub relevant_elements: usize,
+}
+
+impl CellRisk {
+    pub fn single_failure_safe(&self) -> bool {
+        !self.baseline_outage && self.breaking_singles.is_empty()
+    }
+}
+
+/// Single-failure view of a cell, for blast radius.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SingleFailures {
+    pub baseline_outage: bool,
+    /// With no baseline outage: exactly the elements whose failure gives an outage.
+    /// With one: the elements that touch the cell and whose failure does NOT give an outage.
+    pub elements: Vec<ElementId>,
+}
+
+const TOP_SCENARIOS: usize = 5;
+
+/// Evaluates cells on one failure model; keeps scratch space between calls (one per thread).
+#[derive(Debug)]
+pub struct RiskEvaluator<'m> {
+    model: &'m FailureModel,
+    searcher: Searcher<'m>,
+    /// Local index of an element in the current cell's relevant set, by epoch stamp.
+    local_stamp: Vec<u32>,
+    local_index: Vec<u32>,
+    epoch: u32,
+    forest: Forest,
+}
+
+impl<'m> RiskEvaluator<'m> {
+    pub fn new(model: &'m FailureModel) -> RiskEvaluator<'m> {
+        RiskEvaluator {
+            model,
+            searcher: Searcher::new(model),
+            local_stamp: vec![0; model.element_count()],
+            local_index: vec![0; model.element_count()],
+            epoch: 0,
+            forest: Forest::default(),
+        }
+    }
+
+    pub fn model(&self) -> &'m FailureModel {
+        self.model
+    }
+
+    /// Vertices popped by searches so far (a work counter for benchmarks).
+    pub fn search_pops(&self) -> u64 {
+        self.searcher.pops
+    }
+
+    fn next_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.local_stamp.iter_mut().for_each(|s| *s = 0);
+            self.epoch = 1;
+        }
+    }
+
+    fn local(&self, e: ElementId) -> Option<u32> {
+        (self.local_stamp[e.index()] == self.epoch).then(|| self.local_index[e.index()])
+    }
+
+    /// Every element hitting `forest`: alone (`hit1`, links) or, when `partner_of` is given,
+    /// the partners of that element in pair cuts of forest vertices. Without a partner,
+    /// both members of every pair cut count.
+    fn forest_hitters(
+        model: &FailureModel,
+        forest: &Forest,
+        partner_of: Option<ElementId>,
+        out: &mut Vec<ElementId>,
+    ) {
+        out.clear();
+        for &v in &forest.vertices {
+            out.extend_from_slice(model.single_hits(v));
+            for &(a, b) in model.pair_hits(v) {
+                match partner_of {
+                    None => {
+                        out.push(a);
+                        out.push(b);
+                    }
+                    Some(e) if e == a => out.push(b),
+                    Some(e) if e == b => out.push(a),
+                    Some(_) => {}
+                }
+            }
+        }
+        for &l in &forest.links {
+            out.extend(model.link_hits(l));
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// Exact risk of a cell with these clients and nodes (server indices).
+    pub fn evaluate(&mut self, clients: &[u32], nodes: &[u32]) -> CellRisk {
+        let shape = CellShape::new(clients, nodes);
+        self.evaluate_shape(&shape)
+    }
+
+    pub fn evaluate_shape(&mut self, shape: &CellShape) -> CellRisk {
+        let model = self.model;
+        let terminals = &shape.terminals;
+        let mut forest = std::mem::take(&mut self.forest);
+        let base = self.searcher.components(terminals, &[], Some(&mut forest));
+        let base_out = shape.outage(&base);
+
+        // Rel0: the elements hitting the no-failure forest.
+        let mut rel0 = Vec::new();
+        Self::forest_hitters(model, &forest, None, &mut rel0);
+        self.next_epoch();
+        for (i, e) in rel0.iter().enumerate() {
+            self.local_stamp[e.index()] = self.epoch;
+            self.local_index[e.index()] = i as u32;
+        }
+        let n = rel0.len();
+
+        // State and forest-hitters under each single failure in Rel0.
+        let mut states: Vec<Components> = Vec::with_capacity(n);
+        let mut hits_local: Vec<Vec<u32>> = Vec::with_capacity(n);
+        let mut extra: Vec<Vec<ElementId>> = Vec::with_capacity(n);
+        let mut scratch = Vec::new();
+        for &e in &rel0 {
+            let state = self.searcher.components(terminals, &[e], Some(&mut forest));
+            Self::forest_hitters(model, &forest, Some(e), &mut scratch);
+            let mut local = Vec::new();
+            let mut outside = Vec::new();
+            for &f in &scratch {
+                if f == e {
+                    continue;
+                }
+                match self.local(f) {
+                    Some(j) => local.push(j),
+                    None => outside.push(f),
+                }
+            }
+            local.sort_unstable();
+            states.push(state);
+            hits_local.push(local);
+            extra.push(outside);
+        }
+        self.forest = forest;
+
+        let outs: Vec<bool> = states.iter().map(|s| shape.outage(s)).collect();
+        let p = |e: ElementId| model.afr(e);
+        let p_rel0: f64 = rel0.iter().map(|&e| p(e)).sum();
+        let q_rel0: f64 = rel0.iter().map(|&e| p(e) * p(e)).sum();
+        let p_rest = model.total_afr - p_rel0;
+        let q_rest = model.total_afr_sq - q_rel0;
+
+        let mut top: Vec<Scenario> = Vec::new();
+        let mut breaking = Vec::new();
+        let mut single = if base_out { p_rest } else { 0.0 };
+        for (i, &e) in rel0.iter().enumerate() {
+            if outs[i] {
+                single += p(e);
+                breaking.push(e);
+                top.push(Scenario { elements: vec![e], weight: p(e) });
+            }
+        }
+
+        let mut pair = 0.0;
+        let mut relevant = n;
+        for i in 0..n {
+            let ei = rel0[i];
+            // Pairs inside Rel0.
+            for j in i + 1..n {
+                let ej = rel0[j];
+                let j_hits_i = hits_local[i].binary_search(&(j as u32)).is_ok();
+                let out = if !j_hits_i {
+                    outs[i]
+                } else if hits_local[j].binary_search(&(i as u32)).is_err() {
+                    outs[j]
+                } else {
+                    let s = self.searcher.components(terminals, &[ei, ej], None);
+                    shape.outage(&s)
+                };
+                if out {
+                    let w = p(ei) * p(ej);
+                    pair += w;
+                    top.push(Scenario { elements: vec![ei, ej], weight: w });
+                }
+            }
+            // Pairs with an element outside Rel0 that touches the forest under ei.
+            let mut p_extra = 0.0;
+            for &f in &extra[i] {
+                p_extra += p(f);
+                let s = self.searcher.components(terminals, &[ei, f], None);
+                if shape.outage(&s) {
+                    let w = p(ei) * p(f);
+                    pair += w;
+                    top.push(Scenario { elements: vec![ei, f], weight: w });
+                }
+            }
+            relevant += extra[i].len();
+            // Pairs with every other element outside Rel0: the state under ei alone.
+            if outs[i] {
+                pair += p(ei) * (p_rest - p_extra);
+            }
+        }
+        if base_out {
+            // Pairs of two elements outside Rel0 keep the baseline state.
+            pair += (p_rest * p_rest - q_rest) / 2.0;
+        }
+
+        top.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.elements.cmp(&b.elements)));
+        top.truncate(TOP_SCENARIOS);
+        CellRisk {
+            risk: single + pair,
+            single_risk: single,
+            pair_risk: pair,
+            baseline_outage: base_out,
+            breaking_singles: breaking,
+            top_scenarios: top,
+            relevant_elements: relevant,
+        }
+    }
+
+    /// Which single failures give this cell an outage (for blast radius); cheaper than
+    /// [`RiskEvaluator::evaluate`]: no pairs, no forests beyond the first.
+    pub fn single_failures(&mut self, clients: &[u32], nodes: &[u32]) -> SingleFailures {
+        let shape = CellShape::new(clients, nodes);
+        let model = self.model;
+        let mut forest = std::mem::take(&mut self.forest);
+        let base = self.searcher.components(&shape.terminals, &[], Some(&mut forest));
+        let base_out = shape.outage(&base);
+        let mut rel0 = Vec::new();
+        Self::forest_hitters(model, &forest, None, &mut rel0);
+        self.forest = forest;
+        let mut elements = Vec::new();
+        for &e in &rel0 {
+            let s = self.searcher.components(&shape.terminals, &[e], None);
+            if shape.outage(&s) != base_out {
+                elements.push(e);
+            }
+        }
+        SingleFailures { baseline_outage: base_out, elements }
+    }
+}
+
+/// The literal definition, by brute force over every single and pair of elements. Only
+/// for tests on small inventories: it is quadratic in the zone's elements.
+pub mod reference {
+    use topology::failure::reference::state;
+    use topology::Inventory;
+
+    use super::*;
+
+    fn outage(inv: &Inventory, clients: &[u32], nodes: &[u32], failed: &[ElementId]) -> bool {
+        let st = state(inv, failed);
+        let mut cl: Vec<u32> = clients.to_vec();
+        cl.sort_unstable();
+        cl.dedup();
+        let mut nd: Vec<u32> = nodes.to_vec();
+        nd.sort_unstable();
+        nd.dedup();
+        let quorum = nd.len() / 2 + 1;
+        let connected = |a: u32, b: u32| {
+            st.up[a as usize]
+                && st.up[b as usize]
+                && st.component[a as usize] == st.component[b as usize]
+        };
+        cl.iter().any(|&c| {
+            let needs = st.up[c as usize]
+                && (cl.len() == 1 || cl.iter().any(|&o| o != c && connected(c, o)));
+            needs && nd.iter().filter(|&&n| connected(c, n)).count() < quorum
+        })
+    }
+
+    /// (risk, breaking single elements, baseline outage).
+    pub fn risk(inv: &Inventory, clients: &[u32], nodes: &[u32]) -> (f64, Vec<ElementId>, bool) {
+        let m = inv.elements.len();
+        let afr = |i: usize| inv.elements[i].afr;
+        let id = |i: usize| ElementId(i as u32);
+        let base = outage(inv, clients, nodes, &[]);
+        let mut risk = 0.0;
+        let mut breaking = Vec::new();
+        for i in 0..m {
+            if outage(inv, clients, nodes, &[id(i)]) {
+                risk += afr(i);
+                breaking.push(id(i));
+            }
+        }
+        for i in 0..m {
+            for j in i + 1..m {
+                if outage(inv, clients, nodes, &[id(i), id(j)]) {
+                    risk += afr(i) * afr(j);
+                }
+            }
+        }
+        (risk, breaking, base)
+    }
+
+    /// Blast radius of every element over a set of (clients, nodes) cells.
+    pub fn blast_radius(inv: &Inventory, cells: &[(Vec<u32>, Vec<u32>)]) -> Vec<u32> {
+        (0..inv.elements.len())
+            .map(|i| {
+                cells.iter().filter(|(c, n)| outage(inv, c, n, &[ElementId(i as u32)])).count()
+                    as u32
+            })
+            .collect()
+    }
+}

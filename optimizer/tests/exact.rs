@@ -1,0 +1,177 @@
+//! The fast evaluator against brute force on random small inventories.
+
+use optimizer::risk::{reference, RiskEvaluator};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use topology::raw::{RawInventory, RawTable};
+use topology::{FailureModel, Inventory};
+
+/// A random, valid, deliberately irregular inventory: servers linked to one or two devices
+/// or to each other, random device meshes, shared risk groups, a random power DAG with
+/// single and double feeds, failed servers, and large afr so that pairs weigh in.
+fn random_inventory(seed: u64) -> Inventory {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let afr = |rng: &mut ChaCha8Rng| {
+        if rng.random_bool(0.2) {
+            String::new()
+        } else {
+            format!("{:.3}", rng.random_range(0.01..0.4))
+        }
+    };
+    let mut raw = RawInventory::default();
+    let n_racks = rng.random_range(1..=4);
+    let mut racks = RawTable::new(&["rack_id", "datacenter", "room", "row", "afr"]);
+    for r in 0..n_racks {
+        let a = afr(&mut rng);
+        racks.push(&[format!("r{r}"), "dc1".into(), format!("h{}", r % 2), format!("w{r}"), a]);
+    }
+    let n_servers = rng.random_range(2..=9);
+    let mut servers =
+        RawTable::new(&["server_id", "rack_id", "status", "node_capacity", "color", "afr"]);
+    for s in 0..n_servers {
+        let status = match rng.random_range(0..10) {
+            0 => "failed",
+            1 => "draining",
+            _ => "active",
+        };
+        let rack = rng.random_range(0..n_racks);
+        let a = afr(&mut rng);
+        servers.push(&[format!("s{s}"), format!("r{rack}"), status.into(), "10".into(), "".into(), a]);
+    }
+    let kinds = ["tor", "aggregation", "spine", "other"];
+    let n_dev = rng.random_range(1..=5);
+    let mut devices = RawTable::new(&["device_id", "kind", "datacenter", "afr"]);
+    for d in 0..n_dev {
+        let a = afr(&mut rng);
+        devices.push(&[format!("d{d}"), kinds[rng.random_range(0..4)].into(), "dc1".into(), a]);
+    }
+    let n_groups = rng.random_range(0..=2);
+    let mut links = RawTable::new(&["link_id", "a_end", "b_end", "risk_group", "afr"]);
+    let mut nl = 0;
+    let mut link = |a: String, b: String, rng: &mut ChaCha8Rng, links: &mut RawTable| {
+        let g = if n_groups > 0 && rng.random_bool(0.3) {
+            format!("g{}", rng.random_range(0..n_groups))
+        } else {
+            String::new()
+        };
+        let a_fr = afr(rng);
+        links.push(&[format!("l{nl}"), a, b, g, a_fr]);
+        nl += 1;
+    };
+    for s in 0..n_servers {
+        let homes = rng.random_range(0..=2);
+        for _ in 0..homes {
+            let d = rng.random_range(0..n_dev);
+            link(format!("s{s}"), format!("d{d}"), &mut rng, &mut links);
+        }
+        if rng.random_bool(0.1) && n_servers > 1 {
+            let o = (s + 1) % n_servers;
+            link(format!("s{s}"), format!("s{o}"), &mut rng, &mut links);
+        }
+    }
+    for a in 0..n_dev {
+        for b in a + 1..n_dev {
+            if rng.random_bool(0.5) {
+                link(format!("d{a}"), format!("d{b}"), &mut rng, &mut links);
+            }
+        }
+    }
+    let mut groups = RawTable::new(&["risk_group", "afr"]);
+    for g in 0..n_groups {
+        // One group is left undeclared: it must get the default afr.
+        if g == 0 && rng.random_bool(0.5) {
+            continue;
+        }
+        let a = afr(&mut rng);
+        groups.push(&[format!("g{g}"), a]);
+    }
+    let n_power = rng.random_range(1..=5);
+    let pkinds = ["utility", "generator", "switchgear", "ups", "pdu", "other"];
+    let mut power = RawTable::new(&["device_id", "kind", "datacenter", "afr"]);
+    for p in 0..n_power {
+        let a = afr(&mut rng);
+        power.push(&[format!("p{p}"), pkinds[rng.random_range(0..6)].into(), "dc1".into(), a]);
+    }
+    let mut feeds = RawTable::new(&["upstream", "downstream"]);
+    let feed_some = |target: String, max_up: usize, rng: &mut ChaCha8Rng, feeds: &mut RawTable| {
+        if max_up == 0 {
+            return;
+        }
+        let k = rng.random_range(0..=2usize.min(max_up));
+        let mut ups: Vec<usize> = (0..max_up).collect();
+        for _ in 0..k {
+            let i = rng.random_range(0..ups.len());
+            let u = ups.swap_remove(i);
+            feeds.push(&[format!("p{u}"), target.clone()]);
+        }
+    };
+    for p in 1..n_power {
+        feed_some(format!("p{p}"), p, &mut rng, &mut feeds);
+    }
+    for r in 0..n_racks {
+        feed_some(format!("r{r}"), n_power, &mut rng, &mut feeds);
+    }
+    for d in 0..n_dev {
+        feed_some(format!("d{d}"), n_power, &mut rng, &mut feeds);
+    }
+    for s in 0..n_servers {
+        if rng.random_bool(0.15) {
+            feed_some(format!("s{s}"), n_power, &mut rng, &mut feeds);
+        }
+    }
+    raw.insert("racks", racks);
+    raw.insert("servers", servers);
+    raw.insert("network_devices", devices);
+    raw.insert("network_links", links);
+    raw.insert("risk_groups", groups);
+    raw.insert("power_devices", power);
+    raw.insert("power_feeds", feeds);
+    Inventory::from_raw(&raw).expect("random inventory is valid").0
+}
+
+fn random_cell(inv: &Inventory, rng: &mut ChaCha8Rng) -> (Vec<u32>, Vec<u32>) {
+    let n = inv.servers.len() as u32;
+    let pick = |k: usize, rng: &mut ChaCha8Rng| {
+        let mut all: Vec<u32> = (0..n).collect();
+        let mut out = Vec::new();
+        for _ in 0..k.min(all.len()) {
+            out.push(all.swap_remove(rng.random_range(0..all.len())));
+        }
+        out
+    };
+    let clients = pick(rng.random_range(1..=3), rng);
+    let nodes = pick(rng.random_range(1..=7), rng);
+    (clients, nodes)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_risk_equals_brute_force(seed in any::<u64>(), cell_seed in any::<u64>()) {
+        let inv = random_inventory(seed);
+        let model = FailureModel::new(&inv);
+        let mut eval = RiskEvaluator::new(&model);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell_seed);
+        for _ in 0..3 {
+            let (clients, nodes) = random_cell(&inv, &mut rng);
+            let fast = eval.evaluate(&clients, &nodes);
+            let (risk, breaking, base) = reference::risk(&inv, &clients, &nodes);
+            prop_assert_eq!(fast.baseline_outage, base, "baseline for {:?} {:?}", clients, nodes);
+            prop_assert!(close(fast.risk, risk), "risk {} != brute force {} for clients {:?} nodes {:?}", fast.risk, risk, clients, nodes);
+            if !base {
+                prop_assert_eq!(&fast.breaking_singles, &breaking);
+            }
+            let singles = eval.single_failures(&clients, &nodes);
+            prop_assert_eq!(singles.baseline_outage, base);
+            if !base {
+                prop_assert_eq!(&singles.elements, &breaking);
+            }
+        }
+    }
+}
