@@ -4,9 +4,11 @@
 //! (blast radius, risk distribution, load, quorum sharing).
 
 
+pub mod report;
 pub mod risk;
 
 
+pub use report::{fleet_report, FleetReport, ReportOptions};
 pub use risk::{CellRisk, CellShape, RiskEvaluator};
 
 /// The one error type of the optimizer crate.

@@ -1,1 +1,327 @@
-//! Fleet report.
+//! The fleet report of a placement set: safety, blast radius, risk distribution, load and
+//! quorum sharing. Pure: takes the model and placements, returns numbers.
+
+use std::collections::HashMap;
+
+use topology::{ElementId, FailureModel, Inventory, Placement};
+
+use crate::risk::RiskEvaluator;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReportOptions {
+    /// Compute every cell's exact risk (single and double failures). Blast radius and
+    /// safety need only single failures and are always computed.
+    pub risk: bool,
+    /// How many elements to list by blast radius, and how many riskiest cells.
+    pub top: usize,
+    /// Worker threads (each with its own evaluator); 0 means available parallelism.
+    pub threads: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> ReportOptions {
+        ReportOptions { risk: true, top: 10, threads: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskSummary {
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// The riskiest cells, riskiest first: (cell index, risk).
+    pub riskiest: Vec<(usize, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadSummary {
+    /// Servers that may host nodes (capacity > 0).
+    pub hosts: usize,
+    pub nodes_placed: u64,
+    pub capacity: u64,
+    pub max_load: u32,
+    /// Mean load over hosts.
+    pub mean_load: f64,
+    /// Highest load / capacity over hosts.
+    pub max_utilisation: f64,
+    /// Servers holding more nodes than their capacity: (server index, load, capacity).
+    pub over_capacity: Vec<(u32, u32, u32)>,
+    /// Nodes on servers that are not active (draining or failed) or not hosts.
+    pub nodes_on_unusable_servers: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetReport {
+    pub cells: usize,
+    /// Cells with an outage with nothing failed.
+    pub baseline_outage_cells: Vec<usize>,
+    /// Cells that some single element failure puts out (including baseline outages).
+    pub unsafe_cells: Vec<usize>,
+    /// Elements by blast radius, largest first: (element, cells out when it alone fails).
+    pub top_blast_radius: Vec<(ElementId, u32)>,
+    /// Blast radius of every element (index = element id).
+    pub blast_radius: Vec<u32>,
+    /// Risk per cell (empty when not computed).
+    pub risks: Vec<f64>,
+    pub risk: Option<RiskSummary>,
+    pub load: LoadSummary,
+    /// Pairs of cells (a < b) sharing at least a quorum of one of them.
+    pub quorum_sharing_pairs: Vec<(usize, usize)>,
+}
+
+/// Per-cell results gathered by the workers.
+struct CellResult {
+    baseline_outage: bool,
+    unsafe_: bool,
+    elements: Vec<ElementId>,
+    risk: f64,
+}
+
+fn evaluate_cells(
+    model: &FailureModel,
+    placements: &[Placement],
+    options: &ReportOptions,
+) -> Vec<CellResult> {
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        options.threads
+    };
+    let chunk = placements.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = placements
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut eval = RiskEvaluator::new(model);
+                    part.iter()
+                        .map(|p| {
+                            let singles = eval.single_failures(&p.clients, &p.nodes);
+                            let unsafe_ = singles.baseline_outage || !singles.elements.is_empty();
+                            let risk = if options.risk {
+                                eval.evaluate(&p.clients, &p.nodes).risk
+                            } else {
+                                f64::NAN
+                            };
+                            CellResult {
+                                baseline_outage: singles.baseline_outage,
+                                unsafe_,
+                                elements: singles.elements,
+                                risk,
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("report worker panicked")).collect()
+    })
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub fn fleet_report(
+    inv: &Inventory,
+    model: &FailureModel,
+    placements: &[Placement],
+    options: &ReportOptions,
+) -> FleetReport {
+    let results = evaluate_cells(model, placements, options);
+
+    let mut blast = vec![0u32; model.element_count()];
+    let mut spared_by_baseline = vec![0u32; model.element_count()];
+    let mut baseline_cells = Vec::new();
+    let mut unsafe_cells = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        if r.baseline_outage {
+            baseline_cells.push(i);
+            for e in &r.elements {
+                spared_by_baseline[e.index()] += 1;
+            }
+        } else {
+            for e in &r.elements {
+                blast[e.index()] += 1;
+            }
+        }
+        if r.unsafe_ {
+            unsafe_cells.push(i);
+        }
+    }
+    let base = baseline_cells.len() as u32;
+    for (b, spared) in blast.iter_mut().zip(&spared_by_baseline) {
+        *b += base - spared;
+    }
+    let mut ranked: Vec<(ElementId, u32)> = blast
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b > 0)
+        .map(|(e, &b)| (ElementId(e as u32), b))
+        .collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(options.top);
+
+    let (risks, risk) = if options.risk {
+        let risks: Vec<f64> = results.iter().map(|r| r.risk).collect();
+        let mut sorted = risks.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mut riskiest: Vec<(usize, f64)> = risks.iter().copied().enumerate().collect();
+        riskiest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        riskiest.truncate(options.top);
+        let mean = if risks.is_empty() { 0.0 } else { risks.iter().sum::<f64>() / risks.len() as f64 };
+        let summary = RiskSummary {
+            mean,
+            p50: percentile(&sorted, 0.5),
+            p99: percentile(&sorted, 0.99),
+            max: sorted.last().copied().unwrap_or(0.0),
+            riskiest,
+        };
+        (risks, Some(summary))
+    } else {
+        (Vec::new(), None)
+    };
+
+    FleetReport {
+        cells: placements.len(),
+        baseline_outage_cells: baseline_cells,
+        unsafe_cells,
+        top_blast_radius: ranked,
+        blast_radius: blast,
+        risks,
+        risk,
+        load: load_summary(inv, placements),
+        quorum_sharing_pairs: quorum_sharing_pairs(placements),
+    }
+}
+
+/// Node count per server.
+pub fn server_loads(server_count: usize, placements: &[Placement]) -> Vec<u32> {
+    let mut load = vec![0u32; server_count];
+    for p in placements {
+        for &n in &p.nodes {
+            load[n as usize] += 1;
+        }
+    }
+    load
+}
+
+pub fn load_summary(inv: &Inventory, placements: &[Placement]) -> LoadSummary {
+    let load = server_loads(inv.servers.len(), placements);
+    let mut s = LoadSummary {
+        hosts: 0,
+        nodes_placed: 0,
+        capacity: 0,
+        max_load: 0,
+        mean_load: 0.0,
+        max_utilisation: 0.0,
+        over_capacity: Vec::new(),
+        nodes_on_unusable_servers: 0,
+    };
+    for (i, server) in inv.servers.iter().enumerate() {
+        let l = load[i];
+        s.nodes_placed += u64::from(l);
+        if server.capacity > 0 {
+            s.hosts += 1;
+            s.capacity += u64::from(server.capacity);
+            s.max_utilisation = s.max_utilisation.max(f64::from(l) / f64::from(server.capacity));
+        }
+        s.max_load = s.max_load.max(l);
+        if l > server.capacity {
+            s.over_capacity.push((i as u32, l, server.capacity));
+        }
+        if l > 0 && (server.capacity == 0 || server.status != topology::model::ServerStatus::Active)
+        {
+            s.nodes_on_unusable_servers += u64::from(l);
+        }
+    }
+    s.mean_load = if s.hosts == 0 { 0.0 } else { s.nodes_placed as f64 / s.hosts as f64 };
+    s
+}
+
+/// Pairs of cells that share at least `min(quorum(a), quorum(b))` servers: a request that
+/// crashes one cell's servers could take the other's quorum with it.
+///
+/// Two such cells share some subset of `q` servers, `q` the smallest quorum; every cell's
+/// `q`-subsets are hashed and sorted, and candidate pairs are checked exactly.
+pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
+    let Some(q) = placements.iter().map(Placement::quorum).min() else {
+        return Vec::new();
+    };
+    let mut keys: Vec<(u64, u32)> = Vec::new();
+    let mut sorted_nodes: Vec<Vec<u32>> = Vec::with_capacity(placements.len());
+    for (c, p) in placements.iter().enumerate() {
+        let mut nodes = p.nodes.clone();
+        nodes.sort_unstable();
+        nodes.dedup();
+        for_each_subset(&nodes, q, &mut |subset| keys.push((hash_subset(subset), c as u32)));
+        sorted_nodes.push(nodes);
+    }
+    keys.sort_unstable();
+    let mut candidates: HashMap<(u32, u32), ()> = HashMap::new();
+    let mut i = 0;
+    while i < keys.len() {
+        let mut j = i + 1;
+        while j < keys.len() && keys[j].0 == keys[i].0 {
+            j += 1;
+        }
+        for a in i..j {
+            for b in a + 1..j {
+                let (x, y) = (keys[a].1, keys[b].1);
+                if x != y {
+                    candidates.insert((x.min(y), x.max(y)), ());
+                }
+            }
+        }
+        i = j;
+    }
+    let mut pairs: Vec<(usize, usize)> = candidates
+        .into_keys()
+        .filter(|&(a, b)| {
+            let (na, nb) = (&sorted_nodes[a as usize], &sorted_nodes[b as usize]);
+            let shared = na.iter().filter(|n| nb.binary_search(n).is_ok()).count();
+            shared >= placements[a as usize].quorum().min(placements[b as usize].quorum())
+        })
+        .map(|(a, b)| (a as usize, b as usize))
+        .collect();
+    pairs.sort_unstable();
+    pairs
+}
+
+fn for_each_subset(items: &[u32], k: usize, f: &mut dyn FnMut(&[u32])) {
+    fn rec(items: &[u32], k: usize, start: usize, buf: &mut Vec<u32>, f: &mut dyn FnMut(&[u32])) {
+        if buf.len() == k {
+            f(buf);
+            return;
+        }
+        for i in start..items.len() {
+            if items.len() - i < k - buf.len() {
+                break;
+            }
+            buf.push(items[i]);
+            rec(items, k, i + 1, buf, f);
+            buf.pop();
+        }
+    }
+    if k <= items.len() {
+        rec(items, k, 0, &mut Vec::with_capacity(k), f);
+    }
+}
+
+fn hash_subset(subset: &[u32]) -> u64 {
+    // FNV-1a over the sorted ids: deterministic, and collisions are re-checked exactly.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in subset {
+        for b in x.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}

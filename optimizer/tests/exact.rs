@@ -1,6 +1,8 @@
 //! The fast evaluator against brute force on random small inventories.
 
+use optimizer::report::{fleet_report, quorum_sharing_pairs, ReportOptions};
 use optimizer::risk::{reference, RiskEvaluator};
+use topology::Placement;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -173,5 +175,40 @@ proptest! {
                 prop_assert_eq!(&singles.elements, &breaking);
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fleet_report_equals_brute_force(seed in any::<u64>(), cell_seed in any::<u64>()) {
+        let inv = random_inventory(seed);
+        let model = FailureModel::new(&inv);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell_seed);
+        let cells: Vec<(Vec<u32>, Vec<u32>)> = (0..6).map(|_| random_cell(&inv, &mut rng)).collect();
+        let placements: Vec<Placement> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, (c, n))| Placement { cell_id: format!("c{i}"), clients: c.clone(), nodes: n.clone() })
+            .collect();
+        let report = fleet_report(&inv, &model, &placements, &ReportOptions { threads: 2, ..ReportOptions::default() });
+        prop_assert_eq!(&report.blast_radius, &reference::blast_radius(&inv, &cells));
+        for (i, (c, n)) in cells.iter().enumerate() {
+            let (risk, breaking, base) = reference::risk(&inv, c, n);
+            prop_assert!(close(report.risks[i], risk));
+            prop_assert_eq!(report.unsafe_cells.contains(&i), base || !breaking.is_empty());
+        }
+        // Quorum sharing against the pairwise definition.
+        let mut naive = Vec::new();
+        for a in 0..placements.len() {
+            for b in a + 1..placements.len() {
+                let shared = placements[a].nodes.iter().filter(|x| placements[b].nodes.contains(x)).count();
+                if shared >= placements[a].quorum().min(placements[b].quorum()) {
+                    naive.push((a, b));
+                }
+            }
+        }
+        prop_assert_eq!(quorum_sharing_pairs(&placements), naive);
     }
 }
