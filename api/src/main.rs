@@ -1,1 +1,167 @@
-fn main() {}
+//! The `cellplacer` command line: validate, evaluate and generate inventories.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use api::view::{counts_text, CountsView, FleetReportView, ProblemView};
+use clap::{Parser, Subcommand, ValueEnum};
+use optimizer::{fleet_report, ReportOptions};
+use topology::ingest::{write_dir, Format};
+
+#[derive(Parser, Debug)]
+#[command(name = "cellplacer", version, about = "Topology-aware placement of 7-node consensus cells")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate an inventory export; prints counts and warnings, exits 1 listing every error.
+    Validate {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fleet report of a placement export on an inventory.
+    Evaluate {
+        dir: PathBuf,
+        placements: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Skip the exact per-cell risk (pairs); blast radius and safety are still exact.
+        #[arg(long)]
+        no_risk: bool,
+        /// How many elements and cells to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Worker threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Write a generated availability zone (deterministic for a seed).
+    Generate {
+        #[arg(long, value_enum, default_value_t = Preset::Small)]
+        preset: Preset,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Override the number of cells in the workload.
+        #[arg(long)]
+        cells: Option<usize>,
+        #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+        format: FormatArg,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Preset {
+    Tiny,
+    Small,
+    Az,
+    AzLarge,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Parquet,
+}
+
+fn print_problems(errors: &[topology::Problem], warnings: &[topology::Problem], json: bool) {
+    if json {
+        let doc = serde_json::json!({
+            "valid": errors.is_empty(),
+            "errors": errors.iter().map(ProblemView::from).collect::<Vec<_>>(),
+            "warnings": warnings.iter().map(ProblemView::from).collect::<Vec<_>>(),
+        });
+        println!("{doc:#}");
+    } else {
+        for e in errors {
+            println!("error: {e}");
+        }
+        for w in warnings {
+            println!("warning: {w}");
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate { dir, json } => match api::load::inventory(&dir) {
+            Ok(loaded) => {
+                let counts = loaded.inventory.counts();
+                if json {
+                    let doc = serde_json::json!({
+                        "valid": true,
+                        "counts": CountsView::from(counts),
+                        "warnings": loaded.warnings.iter().map(ProblemView::from).collect::<Vec<_>>(),
+                    });
+                    println!("{doc:#}");
+                } else {
+                    println!("valid: {}", counts_text(&counts));
+                    println!("{} warning(s)", loaded.warnings.len());
+                    print_problems(&[], &loaded.warnings, false);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(topology::Error::Invalid(report)) => {
+                if !json {
+                    println!("invalid: {} error(s), {} warning(s)", report.errors.len(), report.warnings.len());
+                }
+                print_problems(&report.errors, &report.warnings, json);
+                Ok(ExitCode::FAILURE)
+            }
+            Err(e) => Err(e).context("reading the inventory"),
+        },
+        Command::Evaluate { dir, placements, json, no_risk, top, threads } => {
+            let loaded = api::load::inventory(&dir).context("loading the inventory")?;
+            let placements = api::load::placements(&placements, &loaded.inventory)
+                .context("loading the placements")?;
+            let options = ReportOptions { risk: !no_risk, top, threads };
+            let report = fleet_report(&loaded.inventory, &loaded.model, &placements, &options);
+            let view = FleetReportView::new(&loaded.inventory, &placements, &report);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print!("{}", view.text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate { preset, seed, cells, format, out } => {
+            let mut params = match preset {
+                Preset::Tiny => fixtures::ZoneParams::tiny(seed),
+                Preset::Small => fixtures::ZoneParams::small(seed),
+                Preset::Az => fixtures::ZoneParams::az(seed),
+                Preset::AzLarge => fixtures::ZoneParams::az_large(seed),
+            };
+            if let Some(n) = cells {
+                params.cells = n;
+            }
+            let format = match format {
+                FormatArg::Csv => Format::Csv,
+                FormatArg::Parquet => Format::Parquet,
+            };
+            write_dir(&out, &fixtures::generate(&params), format)?;
+            println!(
+                "wrote {} servers and {} cells to {}",
+                params.total_servers(),
+                params.cells,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -71,7 +71,7 @@ impl fmt::Display for Report {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid inventory: {}", summary(.0))]
+    #[error("invalid input: {}", summary(.0))]
     Invalid(Report),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },

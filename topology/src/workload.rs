@@ -34,6 +34,7 @@ pub const DEFAULT_CELL_SIZE: usize = 7;
 
 fn server_list(
     inventory: &Inventory,
+    allow_repeats: bool,
     table: &str,
     row: usize,
     column: &str,
@@ -49,6 +50,8 @@ fn server_list(
         }
         match inventory.server_index(id) {
             Some(s) if seen.insert(s) => out.push(s),
+            // A client named twice (instance host = primary host) is one client.
+            Some(_) if allow_repeats => {}
             Some(_) => {
                 report.errors.push(Problem::cell(
                     table,
@@ -89,7 +92,7 @@ pub fn parse_cells(table: &RawTable, inventory: &Inventory) -> Result<Vec<CellSp
             report.errors.push(Problem::cell("cells", line, "cell_id", format!("duplicate cell id '{id}'")));
         }
         let clients = match rows.get(row, "clients") {
-            Some(text) => server_list(inventory, "cells", line, "clients", text, &mut report),
+            Some(text) => server_list(inventory, true, "cells", line, "clients", text, &mut report),
             None => {
                 report.errors.push(Problem::cell("cells", line, "clients", "value is required"));
                 None
@@ -144,7 +147,9 @@ pub fn parse_placements(table: &RawTable, inventory: &Inventory) -> Result<Vec<P
             ));
         }
         let mut list = |column: &str| match rows.get(row, column) {
-            Some(text) => server_list(inventory, "placements", line, column, text, &mut report),
+            Some(text) => {
+                server_list(inventory, column == "clients", "placements", line, column, text, &mut report)
+            }
             None => {
                 report.errors.push(Problem::cell("placements", line, column, "value is required"));
                 None
