@@ -149,6 +149,11 @@ impl<'m> RiskEvaluator<'m> {
         self.searcher.pops
     }
 
+    /// Searches run so far.
+    pub fn searches(&self) -> u64 {
+        self.searcher.searches
+    }
+
     fn next_epoch(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
@@ -185,7 +190,7 @@ impl<'m> RiskEvaluator<'m> {
                 }
             }
         }
-        for &l in &forest.links {
+        for &(_, _, l) in &forest.edges {
             out.extend(model.link_hits(l));
         }
         out.sort_unstable();
@@ -198,16 +203,52 @@ impl<'m> RiskEvaluator<'m> {
         self.evaluate_shape(&shape)
     }
 
+    /// The state under `scenario`: connectivity within `forests` (part of the graph) is a
+    /// lower bound and `upper` (the meet of states under sub-scenarios) an upper bound;
+    /// when they agree no search is needed, otherwise the search starts from the lower
+    /// bound. With `forest_out`, also a spanning forest under `scenario`.
+    fn state_between(
+        &mut self,
+        terminals: &[Vertex],
+        forests: &[&Forest],
+        upper: &[u8],
+        scenario: &[ElementId],
+        forest_out: Option<&mut Forest>,
+    ) -> (Components, bool) {
+        let lower = self.searcher.forest_components(terminals, forests, scenario);
+        if same_partition(&lower, upper) {
+            return (lower, false);
+        }
+        match forest_out {
+            Some(out) => {
+                let state =
+                    self.searcher.components_seeded(terminals, scenario, Some(&lower), Some(out));
+                let mut known = Forest::default();
+                self.searcher.surviving(forests, scenario, &mut known);
+                out.vertices.extend_from_slice(&known.vertices);
+                out.edges.extend_from_slice(&known.edges);
+                out.vertices.sort_unstable();
+                out.vertices.dedup();
+                out.edges.sort_unstable();
+                out.edges.dedup();
+                (state, true)
+            }
+            None => {
+                (self.searcher.components_seeded(terminals, scenario, Some(&lower), None), true)
+            }
+        }
+    }
+
     pub fn evaluate_shape(&mut self, shape: &CellShape) -> CellRisk {
         let model = self.model;
         let terminals = &shape.terminals;
-        let mut forest = std::mem::take(&mut self.forest);
-        let base = self.searcher.components(terminals, &[], Some(&mut forest));
+        let mut base_forest = Forest::default();
+        let base = self.searcher.components(terminals, &[], Some(&mut base_forest));
         let base_out = shape.outage(&base);
 
         // Rel0: the elements hitting the no-failure forest.
         let mut rel0 = Vec::new();
-        Self::forest_hitters(model, &forest, None, &mut rel0);
+        Self::forest_hitters(model, &base_forest, None, &mut rel0);
         self.next_epoch();
         for (i, e) in rel0.iter().enumerate() {
             self.local_stamp[e.index()] = self.epoch;
@@ -215,14 +256,24 @@ impl<'m> RiskEvaluator<'m> {
         }
         let n = rel0.len();
 
-        // State and forest-hitters under each single failure in Rel0.
+        // State, forest and forest-hitters under each single failure in Rel0.
         let mut states: Vec<Components> = Vec::with_capacity(n);
+        let mut forests: Vec<Option<Forest>> = Vec::with_capacity(n);
         let mut hits_local: Vec<Vec<u32>> = Vec::with_capacity(n);
         let mut extra: Vec<Vec<ElementId>> = Vec::with_capacity(n);
         let mut scratch = Vec::new();
         for &e in &rel0 {
-            let state = self.searcher.components(terminals, &[e], Some(&mut forest));
-            Self::forest_hitters(model, &forest, Some(e), &mut scratch);
+            let mut f = Forest::default();
+            let (state, searched) =
+                self.state_between(terminals, &[&base_forest], &base, &[e], Some(&mut f));
+            // Without a search the base forest still spans what it spanned: it serves.
+            let forest = searched.then_some(f);
+            Self::forest_hitters(
+                model,
+                forest.as_ref().unwrap_or(&base_forest),
+                Some(e),
+                &mut scratch,
+            );
             let mut local = Vec::new();
             let mut outside = Vec::new();
             for &f in &scratch {
@@ -236,10 +287,10 @@ impl<'m> RiskEvaluator<'m> {
             }
             local.sort_unstable();
             states.push(state);
+            forests.push(forest);
             hits_local.push(local);
             extra.push(outside);
         }
-        self.forest = forest;
 
         let outs: Vec<bool> = states.iter().map(|s| shape.outage(s)).collect();
         let p = |e: ElementId| model.afr(e);
@@ -263,17 +314,26 @@ impl<'m> RiskEvaluator<'m> {
         let mut relevant = n;
         for i in 0..n {
             let ei = rel0[i];
+            let forest_i = forests[i].as_ref().unwrap_or(&base_forest);
             // Pairs inside Rel0.
             for j in i + 1..n {
                 let ej = rel0[j];
-                let j_hits_i = hits_local[i].binary_search(&(j as u32)).is_ok();
-                let out = if !j_hits_i {
+                let out = if hits_local[i].binary_search(&(j as u32)).is_err() {
                     outs[i]
                 } else if hits_local[j].binary_search(&(i as u32)).is_err() {
                     outs[j]
                 } else {
-                    let s = self.searcher.components(terminals, &[ei, ej], None);
-                    shape.outage(&s)
+                    let pair_scenario = [ei, ej];
+                    let forest_j = forests[j].as_ref().unwrap_or(&base_forest);
+                    let upper = meet(&states[i], &states[j]);
+                    let (state, _) = self.state_between(
+                        terminals,
+                        &[&base_forest, forest_i, forest_j],
+                        &upper,
+                        &pair_scenario,
+                        None,
+                    );
+                    shape.outage(&state)
                 };
                 if out {
                     let w = p(ei) * p(ej);
@@ -285,8 +345,15 @@ impl<'m> RiskEvaluator<'m> {
             let mut p_extra = 0.0;
             for &f in &extra[i] {
                 p_extra += p(f);
-                let s = self.searcher.components(terminals, &[ei, f], None);
-                if shape.outage(&s) {
+                let pair_scenario = [ei, f];
+                let (state, _) = self.state_between(
+                    terminals,
+                    &[&base_forest, forest_i],
+                    &states[i],
+                    &pair_scenario,
+                    None,
+                );
+                if shape.outage(&state) {
                     let w = p(ei) * p(f);
                     pair += w;
                     top.push(Scenario { elements: vec![ei, f], weight: w });
@@ -317,7 +384,7 @@ impl<'m> RiskEvaluator<'m> {
     }
 
     /// Which single failures give this cell an outage (for blast radius); cheaper than
-    /// [`RiskEvaluator::evaluate`]: no pairs, no forests beyond the first.
+    /// [`RiskEvaluator::evaluate`]: no pairs, and most singles settled on the base forest.
     pub fn single_failures(&mut self, clients: &[u32], nodes: &[u32]) -> SingleFailures {
         let shape = CellShape::new(clients, nodes);
         let model = self.model;
@@ -326,16 +393,55 @@ impl<'m> RiskEvaluator<'m> {
         let base_out = shape.outage(&base);
         let mut rel0 = Vec::new();
         Self::forest_hitters(model, &forest, None, &mut rel0);
-        self.forest = forest;
         let mut elements = Vec::new();
         for &e in &rel0 {
-            let s = self.searcher.components(&shape.terminals, &[e], None);
-            if shape.outage(&s) != base_out {
+            let (state, _) =
+                self.state_between(&shape.terminals, &[&forest], &base, &[e], None);
+            if shape.outage(&state) != base_out {
                 elements.push(e);
             }
         }
+        self.forest = forest;
         SingleFailures { baseline_outage: base_out, elements }
     }
+}
+
+/// The finest partition coarser than neither: together only where together in both.
+fn meet(a: &[u8], b: &[u8]) -> Components {
+    let k = a.len();
+    let mut out = vec![DOWN; k];
+    for i in 0..k {
+        if a[i] == DOWN || b[i] == DOWN || out[i] != DOWN {
+            continue;
+        }
+        for j in i..k {
+            if a[j] == a[i] && b[j] == b[i] {
+                out[j] = i as u8;
+            }
+        }
+    }
+    out
+}
+
+/// Whether two states agree on which terminals are down and which are together.
+fn same_partition(a: &[u8], b: &[u8]) -> bool {
+    // Canonical labels (smallest member index) make equal partitions equal vectors, but
+    // `b` may have more terminals up: compare only on those up in `a`, pairwise.
+    let k = a.len();
+    for i in 0..k {
+        if a[i] == DOWN {
+            continue;
+        }
+        if b[i] == DOWN {
+            return false;
+        }
+        for j in i + 1..k {
+            if a[j] != DOWN && (a[i] == a[j]) != (b[i] == b[j]) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The literal definition, by brute force over every single and pair of elements. Only

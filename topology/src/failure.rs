@@ -197,7 +197,7 @@ impl FailureModel {
             && self.pair_hits(v).iter().any(|(a, b)| scenario.contains(a) && scenario.contains(b))
     }
 
-    fn link_removed(&self, l: u32, scenario: &[ElementId]) -> bool {
+    pub fn link_removed(&self, l: u32, scenario: &[ElementId]) -> bool {
         !scenario.is_empty() && self.link_hits(l).any(|e| scenario.contains(&e))
     }
 
@@ -296,6 +296,18 @@ impl<'a> PowerCuts<'a> {
 /// smallest terminal position in the component, so equal states compare equal).
 pub type Components = Vec<u8>;
 
+/// A spanning forest of the terminals' components: its vertices and its edges.
+#[derive(Debug, Default, Clone)]
+pub struct Forest {
+    pub vertices: Vec<Vertex>,
+    /// (vertex, vertex, link index)
+    pub edges: Vec<(Vertex, Vertex, u32)>,
+}
+
+/// Heap entry of the lazy best-first search: the rank of the next neighbour to look at
+/// (adjacency is sorted by rank), shallower first, the vertex and its cursor.
+type Entry = (u8, std::cmp::Reverse<u16>, Vertex, u32);
+
 /// Reusable search state; one per thread. Arrays are reset by epoch stamps, not cleared.
 #[derive(Debug)]
 pub struct Searcher<'m> {
@@ -305,17 +317,50 @@ pub struct Searcher<'m> {
     owner: Vec<u8>,
     parent: Vec<(Vertex, u32)>,
     depth: Vec<u16>,
-    heaps: Vec<BinaryHeap<(u8, std::cmp::Reverse<u16>, Vertex)>>,
+    /// Union-find slot of a vertex in forest checks.
+    slot: Vec<u32>,
+    heaps: Vec<BinaryHeap<Entry>>,
     meetings: Vec<(Vertex, Vertex, u32)>,
-    /// Statistics: vertices popped over the searcher's life.
+    uf: Vec<u32>,
+    uf_removed: Vec<bool>,
+    /// Statistics: vertices expanded and searches run over the searcher's life.
     pub pops: u64,
+    pub searches: u64,
 }
 
-/// A spanning forest of the terminals' components: every vertex and link on it.
-#[derive(Debug, Default, Clone)]
-pub struct Forest {
-    pub vertices: Vec<Vertex>,
-    pub links: Vec<u32>,
+fn find(group: &mut [u8], mut g: u8) -> u8 {
+    while group[g as usize] != g {
+        let up = group[group[g as usize] as usize];
+        group[g as usize] = up;
+        g = up;
+    }
+    g
+}
+
+fn find32(uf: &mut [u32], mut x: u32) -> u32 {
+    while uf[x as usize] != x {
+        let up = uf[uf[x as usize] as usize];
+        uf[x as usize] = up;
+        x = up;
+    }
+    x
+}
+
+/// Turns union-find roots per terminal into canonical labels (smallest terminal index).
+fn labels(roots: &[u32], down: &[bool]) -> Components {
+    let k = roots.len();
+    let mut out = vec![DOWN; k];
+    for i in 0..k {
+        if down[i] || out[i] != DOWN {
+            continue;
+        }
+        for j in i..k {
+            if !down[j] && roots[j] == roots[i] {
+                out[j] = i as u8;
+            }
+        }
+    }
+    out
 }
 
 impl<'m> Searcher<'m> {
@@ -328,14 +373,96 @@ impl<'m> Searcher<'m> {
             owner: vec![0; n],
             parent: vec![(NONE, NONE); n],
             depth: vec![0; n],
+            slot: vec![0; n],
             heaps: Vec::new(),
             meetings: Vec::new(),
+            uf: Vec::new(),
+            uf_removed: Vec::new(),
             pops: 0,
+            searches: 0,
         }
     }
 
     pub fn model(&self) -> &'m FailureModel {
         self.model
+    }
+
+    fn next_epoch(&mut self) -> u32 {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.epoch = 1;
+        }
+        self.epoch
+    }
+
+    /// Connectivity of the terminals using only `forest` under `scenario`: a lower bound
+    /// of the true connectivity (the forest is part of the graph), exact when it equals an
+    /// upper bound such as the state under a subset of the scenario.
+    pub fn forest_components(
+        &mut self,
+        terminals: &[Vertex],
+        forests: &[&Forest],
+        scenario: &[ElementId],
+    ) -> Components {
+        let m = self.model;
+        let epoch = self.next_epoch();
+        self.uf.clear();
+        self.uf_removed.clear();
+        for &v in forests.iter().flat_map(|f| &f.vertices) {
+            let vu = v as usize;
+            if self.stamp[vu] == epoch {
+                continue;
+            }
+            self.stamp[vu] = epoch;
+            self.slot[vu] = self.uf.len() as u32;
+            let id = self.uf.len() as u32;
+            // Removed vertices get a slot but are never joined.
+            self.uf.push(id);
+            self.uf_removed.push(m.vertex_removed(v, scenario));
+        }
+        for &(a, b, l) in forests.iter().flat_map(|f| &f.edges) {
+            if self.uf_removed[self.slot[a as usize] as usize]
+                || self.uf_removed[self.slot[b as usize] as usize]
+                || m.link_removed(l, scenario)
+            {
+                continue;
+            }
+            let (x, y) = (find32(&mut self.uf, self.slot[a as usize]), find32(&mut self.uf, self.slot[b as usize]));
+            if x != y {
+                self.uf[x.max(y) as usize] = x.min(y);
+            }
+        }
+        let k = terminals.len();
+        let mut down = [false; 64];
+        let mut roots = [0u32; 64];
+        for (i, &t) in terminals.iter().enumerate() {
+            if self.stamp[t as usize] != epoch || self.uf_removed[self.slot[t as usize] as usize] {
+                down[i] = true;
+                // A terminal outside the forest must be down; a unique root keeps it apart.
+                roots[i] = u32::MAX - i as u32;
+            } else {
+                roots[i] = find32(&mut self.uf, self.slot[t as usize]);
+            }
+        }
+        labels(&roots[..k], &down[..k])
+    }
+
+    /// Appends to `out` the parts of `forests` that survive `scenario`.
+    pub fn surviving(&self, forests: &[&Forest], scenario: &[ElementId], out: &mut Forest) {
+        let m = self.model;
+        for f in forests {
+            out.vertices.extend(f.vertices.iter().filter(|&&v| !m.vertex_removed(v, scenario)));
+            out.edges.extend(f.edges.iter().filter(|&&(a, b, l)| {
+                !m.link_removed(l, scenario)
+                    && !m.vertex_removed(a, scenario)
+                    && !m.vertex_removed(b, scenario)
+            }));
+        }
+        out.vertices.sort_unstable();
+        out.vertices.dedup();
+        out.edges.sort_unstable();
+        out.edges.dedup();
     }
 
     /// Which terminals (distinct vertices) are up under `scenario`, and which are connected.
@@ -346,15 +473,24 @@ impl<'m> Searcher<'m> {
         scenario: &[ElementId],
         forest: Option<&mut Forest>,
     ) -> Components {
+        self.components_seeded(terminals, scenario, None, forest)
+    }
+
+    /// Like [`Searcher::components`], starting from terminals already known to be
+    /// connected (`known`: labels of a lower bound, e.g. from [`Searcher::forest_components`]).
+    /// The returned forest holds only the new paths: the caller adds the known forest.
+    pub fn components_seeded(
+        &mut self,
+        terminals: &[Vertex],
+        scenario: &[ElementId],
+        known: Option<&[u8]>,
+        forest: Option<&mut Forest>,
+    ) -> Components {
         let m = self.model;
         let k = terminals.len();
         assert!(k < 64, "at most 63 terminals");
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.stamp.iter_mut().for_each(|s| *s = 0);
-            self.epoch = 1;
-        }
-        let epoch = self.epoch;
+        self.searches += 1;
+        let epoch = self.next_epoch();
         if self.heaps.len() < k {
             self.heaps.resize_with(k, BinaryHeap::new);
         }
@@ -362,16 +498,11 @@ impl<'m> Searcher<'m> {
             h.clear();
         }
         self.meetings.clear();
-        let mut group: Vec<u8> = (0..k as u8).collect();
-        fn find(group: &mut [u8], mut g: u8) -> u8 {
-            while group[g as usize] != g {
-                let up = group[group[g as usize] as usize];
-                group[g as usize] = up;
-                g = up;
-            }
-            g
+        let mut group = [0u8; 64];
+        for (i, g) in group.iter_mut().enumerate().take(k) {
+            *g = i as u8;
         }
-        let mut down = vec![false; k];
+        let mut down = [false; 64];
         for (i, &t) in terminals.iter().enumerate() {
             if m.vertex_removed(t, scenario) {
                 down[i] = true;
@@ -389,91 +520,110 @@ impl<'m> Searcher<'m> {
             self.owner[t] = i as u8;
             self.parent[t] = (NONE, NONE);
             self.depth[t] = 0;
-            self.heaps[i].push((m.rank[t], std::cmp::Reverse(0), t as Vertex));
+            let start = m.adj_start[t];
+            if start < m.adj_start[t + 1] {
+                let first = m.adj[start as usize].0;
+                self.heaps[i].push((m.rank[first as usize], std::cmp::Reverse(0), t as Vertex, start));
+            }
         }
-
-        // Expand the groups in turn until at most one group can still grow.
-        loop {
-            let mut active = 0;
-            let mut progressed = false;
-            for g in 0..k {
-                if find(&mut group, g as u8) as usize != g || self.heaps[g].is_empty() {
+        if let Some(known) = known {
+            for i in 0..k {
+                if down[i] || known[i] == DOWN {
                     continue;
                 }
+                let j = known[i] as usize;
+                let (a, b) = (find(&mut group, i as u8) as usize, find(&mut group, j as u8) as usize);
+                if a != b && !down[j] {
+                    let (lo, hi) = (a.min(b), a.max(b));
+                    group[hi] = lo as u8;
+                    let moved = std::mem::take(&mut self.heaps[hi]);
+                    self.heaps[lo].extend(moved);
+                }
+            }
+        }
+
+        // Expand the groups in turn until at most one group can still grow. Each step
+        // looks at one neighbour of the best vertex of the group (lazy best-first): higher
+        // tiers first, so that searches from different terminals meet near the top.
+        loop {
+            let mut active = 0;
+            for g in 0..k {
+                if find(&mut group, g as u8) as usize != g {
+                    continue;
+                }
+                let Some((_, std::cmp::Reverse(d), v, cursor)) = self.heaps[g].pop() else {
+                    continue;
+                };
                 active += 1;
-                let Some((_, std::cmp::Reverse(d), v)) = self.heaps[g].pop() else { continue };
-                progressed = true;
                 self.pops += 1;
                 let vu = v as usize;
-                let start = m.adj_start[vu] as usize;
                 // Sources look at every neighbour (two terminals may be joined directly);
                 // elsewhere dead ends are skipped, they can lead nowhere.
-                let end = if d == 0 { m.adj_start[vu + 1] } else { m.transit_end[vu] } as usize;
-                for &(w, l) in &m.adj[start..end] {
-                    if m.link_removed(l, scenario) {
-                        continue;
-                    }
-                    let wu = w as usize;
-                    if self.stamp[wu] == epoch {
-                        let other = find(&mut group, self.owner[wu]);
-                        let mine = find(&mut group, g as u8);
-                        if other != mine {
-                            let (lo, hi) = (mine.min(other), mine.max(other));
-                            group[hi as usize] = lo;
-                            let moved = std::mem::take(&mut self.heaps[hi as usize]);
-                            if self.heaps[lo as usize].len() < moved.len() {
-                                let small = std::mem::replace(&mut self.heaps[lo as usize], moved);
-                                self.heaps[lo as usize].extend(small);
-                            } else {
-                                self.heaps[lo as usize].extend(moved);
-                            }
-                            self.meetings.push((v, w, l));
-                        }
-                        continue;
-                    }
-                    if m.vertex_removed(w, scenario) {
-                        continue;
-                    }
-                    // This group may have been merged into another above: push to the root.
-                    let root = find(&mut group, g as u8);
-                    self.stamp[wu] = epoch;
-                    self.owner[wu] = root;
-                    self.parent[wu] = (v, l);
-                    self.depth[wu] = d.saturating_add(1);
-                    let key = (m.rank[wu], std::cmp::Reverse(d.saturating_add(1)), w);
-                    self.heaps[root as usize].push(key);
+                let end = if d == 0 { m.adj_start[vu + 1] } else { m.transit_end[vu] };
+                if cursor + 1 < end {
+                    let next = m.adj[cursor as usize + 1].0;
+                    self.heaps[g].push((m.rank[next as usize], std::cmp::Reverse(d), v, cursor + 1));
                 }
-                // A merge may have moved this group's heap; the loop re-reads roots.
+                if cursor >= end {
+                    continue;
+                }
+                let (w, l) = m.adj[cursor as usize];
+                if m.link_removed(l, scenario) {
+                    continue;
+                }
+                let wu = w as usize;
+                if self.stamp[wu] == epoch {
+                    let other = find(&mut group, self.owner[wu]);
+                    if other as usize != g {
+                        let (lo, hi) = (g.min(other as usize), g.max(other as usize));
+                        group[hi] = lo as u8;
+                        let moved = std::mem::take(&mut self.heaps[hi]);
+                        if self.heaps[lo].len() < moved.len() {
+                            let small = std::mem::replace(&mut self.heaps[lo], moved);
+                            self.heaps[lo].extend(small);
+                        } else {
+                            self.heaps[lo].extend(moved);
+                        }
+                        self.meetings.push((v, w, l));
+                    }
+                    continue;
+                }
+                if m.vertex_removed(w, scenario) {
+                    continue;
+                }
+                let dw = d.saturating_add(1);
+                self.stamp[wu] = epoch;
+                self.owner[wu] = g as u8;
+                self.parent[wu] = (v, l);
+                self.depth[wu] = dw;
+                let (ws, we) = (m.adj_start[wu], m.transit_end[wu]);
+                if ws < we {
+                    let first = m.adj[ws as usize].0;
+                    let root = find(&mut group, g as u8) as usize;
+                    self.heaps[root].push((m.rank[first as usize], std::cmp::Reverse(dw), w, ws));
+                }
             }
-            if active <= 1 || !progressed {
+            if active <= 1 {
                 break;
             }
         }
 
-        let mut out = vec![DOWN; k];
-        let mut label_of_root = [DOWN; 64];
-        for i in 0..k {
-            if down[i] {
-                continue;
-            }
-            let r = find(&mut group, i as u8) as usize;
-            if label_of_root[r] == DOWN {
-                label_of_root[r] = i as u8;
-            }
-            out[i] = label_of_root[r];
+        let mut roots = [0u32; 64];
+        for (i, r) in roots.iter_mut().enumerate().take(k) {
+            *r = u32::from(find(&mut group, i as u8));
         }
+        let out = labels(&roots[..k], &down[..k]);
 
         if let Some(forest) = forest {
             forest.vertices.clear();
-            forest.links.clear();
+            forest.edges.clear();
             for (i, &t) in terminals.iter().enumerate() {
                 if !down[i] {
                     forest.vertices.push(t);
                 }
             }
-            let meetings = std::mem::take(&mut self.meetings);
-            for &(v, w, l) in &meetings {
-                forest.links.push(l);
+            for &(v, w, l) in &self.meetings {
+                forest.edges.push((v, w, l));
                 for mut x in [v, w] {
                     loop {
                         forest.vertices.push(x);
@@ -481,16 +631,15 @@ impl<'m> Searcher<'m> {
                         if p == NONE {
                             break;
                         }
-                        forest.links.push(pl);
+                        forest.edges.push((p, x, pl));
                         x = p;
                     }
                 }
             }
-            self.meetings = meetings;
             forest.vertices.sort_unstable();
             forest.vertices.dedup();
-            forest.links.sort_unstable();
-            forest.links.dedup();
+            forest.edges.sort_unstable();
+            forest.edges.dedup();
         }
         out
     }
