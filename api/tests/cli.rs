@@ -1,0 +1,191 @@
+//! End-to-end tests of ingest, validation and the fleet report through the api edge.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use expect_test::expect;
+use optimizer::risk::reference;
+use optimizer::{fleet_report, ReportOptions};
+use topology::ingest::{read_dir, write_dir, Format};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn sample() -> PathBuf {
+    workspace().join("../shared/samples/az-small")
+}
+
+fn tiny() -> PathBuf {
+    fixtures::tiny_dir()
+}
+
+/// A copy of the tiny inventory with `edit(table text) -> table text` applied per file.
+fn broken_copy(edits: &[(&str, &dyn Fn(String) -> String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in fs::read_dir(tiny()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    for (file, edit) in edits {
+        let path = dir.path().join(file);
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let new = edit(text);
+        if new.is_empty() {
+            fs::remove_file(&path).unwrap();
+        } else {
+            fs::write(&path, new).unwrap();
+        }
+    }
+    dir
+}
+
+fn errors_of(dir: &Path) -> String {
+    match api::load::inventory(dir) {
+        Ok(_) => "valid".to_string(),
+        Err(topology::Error::Invalid(report)) => {
+            report.errors.iter().map(|e| format!("{e}\n")).collect()
+        }
+        Err(e) => format!("other error: {e}"),
+    }
+}
+
+fn cellplacer(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cellplacer")).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn sample_validates_with_counts() {
+    let (code, out) = cellplacer(&["validate", sample().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    expect![[r#"
+        valid: datacenters 3, rooms 6, racks 144, servers 2304 (576 cell hosts, node capacity 230400), network devices 178, links 2910, risk groups 5, power devices 72, feeds 675, failure elements 5613
+        0 warning(s)
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn every_kind_of_error_is_reported_at_once() {
+    let append = |line: &'static str| move |t: String| t + line;
+    let dir = broken_copy(&[
+        // duplicate id across tables (a server named like a rack), unknown rack, bad status,
+        // negative and non-integer capacity, afr out of range
+        ("servers.csv", &append(
+            "dc1-h1-row01-rk01,dc1-h1-row01-rk01,active,4,c1,\n\
+             x-s1,no-such-rack,active,4,c1,\n\
+             x-s2,dc1-h1-row01-rk01,sleeping,4,c1,\n\
+             x-s3,dc1-h1-row01-rk01,active,-1,c1,\n\
+             x-s4,dc1-h1-row01-rk01,active,2.5,c1,\n\
+             x-s5,dc1-h1-row01-rk01,active,4,c1,1.5\n",
+        )),
+        // link end that is a power device, and one that does not exist
+        ("network_links.csv", &append("x-l1,dc1-utility,dc1-agg1,,\nx-l2,nowhere,dc1-agg1,,\n")),
+        // feed from a rack, feed into nothing known, and a cycle
+        ("power_feeds.csv", &append(
+            "dc1-h1-row01-rk01,dc1-agg1\ndc1-utility,ghost\ndc1-h1-upsA,dc1-h1-swgr\n",
+        )),
+    ]);
+    expect![[r#"
+        network_links row 30 column a_end: 'dc1-utility' is a power_device, not a server or network device
+        network_links row 31 column a_end: unknown server or network device 'nowhere'
+        power_feeds row 5 column downstream: power feeds form a cycle through dc1-h1-swgr, dc1-h1-upsA
+        power_feeds row 34 column upstream: 'dc1-h1-row01-rk01' is a rack, not a power device
+        power_feeds row 35 column downstream: unknown power device, rack, server or network device 'ghost'
+        servers row 15 column server_id: duplicate id 'dc1-h1-row01-rk01' (first defined in racks row 1)
+        servers row 16 column rack_id: unknown rack 'no-such-rack'
+        servers row 17 column status: unknown status 'sleeping' (expected active, draining or failed)
+        servers row 18 column node_capacity: '-1' is not a non-negative integer capacity
+        servers row 19 column node_capacity: '2.5' is not a non-negative integer capacity
+        servers row 20 column afr: afr 1.5 is outside [0, 1)
+    "#]]
+    .assert_eq(&errors_of(dir.path()));
+
+    // The binary exits 1 and names them too.
+    let (code, out) = cellplacer(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("servers row 16 column rack_id: unknown rack 'no-such-rack'"), "{out}");
+}
+
+#[test]
+fn missing_tables_and_warnings() {
+    let dir = broken_copy(&[("power_devices.csv", &|_| String::new())]);
+    let errors = errors_of(dir.path());
+    assert!(errors.contains("power_devices: required table is missing"), "{errors}");
+    let dir = broken_copy(&[("network_devices.csv", &|t: String| {
+        t.replacen("device_id,kind,", "device_id,type,", 1)
+    })]);
+    let errors = errors_of(dir.path());
+    assert!(errors.starts_with("network_devices column kind: required column is missing"), "{errors}");
+
+    // A server with no link and a rack with no feed are warnings, not errors.
+    let dir = broken_copy(&[
+        ("servers.csv", &|t: String| t + "lonely,dc1-h1-row01-rk01,active,0,,\n"),
+        ("racks.csv", &|t: String| t + "dark,dc1,dc1-h1,dc1-h1-row01,\n"),
+    ]);
+    let loaded = api::load::inventory(dir.path()).expect("warnings only");
+    let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    expect![[r#"
+        [
+            "servers row 15 column server_id: server 'lonely' has no network link",
+            "racks row 5 column rack_id: rack 'dark' has no power feed",
+        ]
+    "#]]
+    .assert_debug_eq(&warnings);
+}
+
+#[test]
+fn parquet_and_csv_load_the_same_inventory() {
+    let raw = read_dir(&tiny()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), &raw, Format::Parquet).unwrap();
+    let from_parquet = read_dir(dir.path()).unwrap();
+    assert_eq!(raw, from_parquet);
+    let a = api::load::inventory(&tiny()).unwrap();
+    let b = api::load::inventory(dir.path()).unwrap();
+    assert_eq!(a.inventory.counts(), b.inventory.counts());
+}
+
+#[test]
+fn report_figures_equal_brute_force_on_tiny() {
+    let loaded = api::load::inventory(&tiny()).unwrap();
+    let inv = &loaded.inventory;
+    let placements = api::load::placements(&tiny().join("placements.csv"), inv).unwrap();
+    let report = fleet_report(inv, &loaded.model, &placements, &ReportOptions::default());
+    let cells: Vec<(Vec<u32>, Vec<u32>)> =
+        placements.iter().map(|p| (p.clients.clone(), p.nodes.clone())).collect();
+    assert_eq!(report.blast_radius, reference::blast_radius(inv, &cells));
+    for (i, (c, n)) in cells.iter().enumerate() {
+        let (risk, breaking, base) = reference::risk(inv, c, n);
+        assert!((report.risks[i] - risk).abs() < 1e-12, "cell {i}: {} vs {risk}", report.risks[i]);
+        assert_eq!(report.unsafe_cells.contains(&i), base || !breaking.is_empty());
+    }
+    let (code, out) = cellplacer(&[
+        "evaluate",
+        tiny().to_str().unwrap(),
+        tiny().join("placements.csv").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["cells"], 3);
+    assert_eq!(json["single_failure_unsafe_cells"], report.unsafe_cells.len());
+}
+
+#[test]
+fn generated_zone_round_trips_through_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("zone");
+    let (code, text) =
+        cellplacer(&["generate", "--preset", "tiny", "--seed", "7", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let loaded = api::load::inventory(&out).unwrap();
+    assert!(loaded.warnings.is_empty());
+    let cells = api::load::cells(&out.join("cells.csv"), &loaded.inventory).unwrap();
+    assert_eq!(cells.len(), fixtures::ZoneParams::tiny(7).cells);
+}
