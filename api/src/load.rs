@@ -18,7 +18,11 @@ pub fn inventory(dir: &Path) -> Result<Loaded, topology::Error> {
     let raw = topology::ingest::read_dir(dir)?;
     let (inventory, warnings) = Inventory::from_raw(&raw)?;
     let model = FailureModel::new(&inventory);
-    Ok(Loaded { inventory, model, warnings })
+    Ok(Loaded {
+        inventory,
+        model,
+        warnings,
+    })
 }
 
 fn invalid(report: topology::Report) -> topology::Error {

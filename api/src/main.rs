@@ -10,7 +10,11 @@ use optimizer::{fleet_report, ReportOptions};
 use topology::ingest::{write_dir, Format};
 
 #[derive(Parser, Debug)]
-#[command(name = "cellplacer", version, about = "Topology-aware placement of 7-node consensus cells")]
+#[command(
+    name = "cellplacer",
+    version,
+    about = "Topology-aware placement of 7-node consensus cells"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,18 +113,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(topology::Error::Invalid(report)) => {
                 if !json {
-                    println!("invalid: {} error(s), {} warning(s)", report.errors.len(), report.warnings.len());
+                    println!(
+                        "invalid: {} error(s), {} warning(s)",
+                        report.errors.len(),
+                        report.warnings.len()
+                    );
                 }
                 print_problems(&report.errors, &report.warnings, json);
                 Ok(ExitCode::FAILURE)
             }
             Err(e) => Err(e).context("reading the inventory"),
         },
-        Command::Evaluate { dir, placements, json, no_risk, top, threads } => {
+        Command::Evaluate {
+            dir,
+            placements,
+            json,
+            no_risk,
+            top,
+            threads,
+        } => {
             let loaded = api::load::inventory(&dir).context("loading the inventory")?;
             let placements = api::load::placements(&placements, &loaded.inventory)
                 .context("loading the placements")?;
-            let options = ReportOptions { risk: !no_risk, top, threads };
+            let options = ReportOptions {
+                risk: !no_risk,
+                top,
+                threads,
+            };
             let report = fleet_report(&loaded.inventory, &loaded.model, &placements, &options);
             let view = FleetReportView::new(&loaded.inventory, &placements, &report);
             if json {
@@ -130,7 +149,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Generate { preset, seed, cells, format, out } => {
+        Command::Generate {
+            preset,
+            seed,
+            cells,
+            format,
+            out,
+        } => {
             let mut params = match preset {
                 Preset::Tiny => fixtures::ZoneParams::tiny(seed),
                 Preset::Small => fixtures::ZoneParams::small(seed),

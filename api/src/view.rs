@@ -146,13 +146,22 @@ impl FleetReportView {
             cells: r.cells,
             single_failure_unsafe_cells: r.unsafe_cells.len(),
             baseline_outage_cells: r.baseline_outage_cells.len(),
-            unsafe_cell_ids: r.unsafe_cells.iter().take(EXAMPLES).map(|&i| cell(i)).collect(),
+            unsafe_cell_ids: r
+                .unsafe_cells
+                .iter()
+                .take(EXAMPLES)
+                .map(|&i| cell(i))
+                .collect(),
             top_blast_radius: r
                 .top_blast_radius
                 .iter()
                 .map(|&(e, cells)| {
                     let el = &inv.elements[e.index()];
-                    ElementCount { element: el.id.clone(), kind: el.label.clone(), cells }
+                    ElementCount {
+                        element: el.id.clone(),
+                        kind: el.label.clone(),
+                        cells,
+                    }
                 })
                 .collect(),
             risk: r.risk.as_ref().map(|s| RiskView {
@@ -163,7 +172,10 @@ impl FleetReportView {
                 riskiest_cells: s
                     .riskiest
                     .iter()
-                    .map(|&(i, risk)| CellRiskView { cell_id: cell(i), risk })
+                    .map(|&(i, risk)| CellRiskView {
+                        cell_id: cell(i),
+                        risk,
+                    })
                     .collect(),
             }),
             load: LoadView {
@@ -220,7 +232,10 @@ impl FleetReportView {
                 let _ = writeln!(s, "  {:<24} {:.3e}", c.cell_id, c.risk);
             }
         }
-        let _ = writeln!(s, "top elements by blast radius (cells out when it alone fails):");
+        let _ = writeln!(
+            s,
+            "top elements by blast radius (cells out when it alone fails):"
+        );
         if self.top_blast_radius.is_empty() {
             let _ = writeln!(s, "  none: no single failure puts any cell out");
         }
@@ -247,9 +262,17 @@ impl FleetReportView {
             l.nodes_on_unusable_servers
         );
         for o in l.over_capacity.iter().take(EXAMPLES) {
-            let _ = writeln!(s, "  {} holds {} nodes, capacity {}", o.server, o.load, o.capacity);
+            let _ = writeln!(
+                s,
+                "  {} holds {} nodes, capacity {}",
+                o.server, o.load, o.capacity
+            );
         }
-        let _ = writeln!(s, "cell pairs sharing a quorum of servers: {}", self.quorum_sharing_pairs);
+        let _ = writeln!(
+            s,
+            "cell pairs sharing a quorum of servers: {}",
+            self.quorum_sharing_pairs
+        );
         for (a, b) in &self.quorum_sharing_examples {
             let _ = writeln!(s, "  {a} ~ {b}");
         }

@@ -10,7 +10,10 @@ use optimizer::{fleet_report, ReportOptions};
 use topology::ingest::{read_dir, write_dir, Format};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn sample() -> PathBuf {
@@ -54,8 +57,12 @@ fn errors_of(dir: &Path) -> String {
 }
 
 fn cellplacer(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellplacer")).args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -76,20 +83,27 @@ fn every_kind_of_error_is_reported_at_once() {
     let dir = broken_copy(&[
         // duplicate id across tables (a server named like a rack), unknown rack, bad status,
         // negative and non-integer capacity, afr out of range
-        ("servers.csv", &append(
-            "dc1-h1-row01-rk01,dc1-h1-row01-rk01,active,4,c1,\n\
+        (
+            "servers.csv",
+            &append(
+                "dc1-h1-row01-rk01,dc1-h1-row01-rk01,active,4,c1,\n\
              x-s1,no-such-rack,active,4,c1,\n\
              x-s2,dc1-h1-row01-rk01,sleeping,4,c1,\n\
              x-s3,dc1-h1-row01-rk01,active,-1,c1,\n\
              x-s4,dc1-h1-row01-rk01,active,2.5,c1,\n\
              x-s5,dc1-h1-row01-rk01,active,4,c1,1.5\n",
-        )),
+            ),
+        ),
         // link end that is a power device, and one that does not exist
-        ("network_links.csv", &append("x-l1,dc1-utility,dc1-agg1,,\nx-l2,nowhere,dc1-agg1,,\n")),
+        (
+            "network_links.csv",
+            &append("x-l1,dc1-utility,dc1-agg1,,\nx-l2,nowhere,dc1-agg1,,\n"),
+        ),
         // feed from a rack, feed into nothing known, and a cycle
-        ("power_feeds.csv", &append(
-            "dc1-h1-row01-rk01,dc1-agg1\ndc1-utility,ghost\ndc1-h1-upsA,dc1-h1-swgr\n",
-        )),
+        (
+            "power_feeds.csv",
+            &append("dc1-h1-row01-rk01,dc1-agg1\ndc1-utility,ghost\ndc1-h1-upsA,dc1-h1-swgr\n"),
+        ),
     ]);
     expect![[r#"
         network_links row 30 column a_end: 'dc1-utility' is a power_device, not a server or network device
@@ -109,24 +123,37 @@ fn every_kind_of_error_is_reported_at_once() {
     // The binary exits 1 and names them too.
     let (code, out) = cellplacer(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out.contains("servers row 16 column rack_id: unknown rack 'no-such-rack'"), "{out}");
+    assert!(
+        out.contains("servers row 16 column rack_id: unknown rack 'no-such-rack'"),
+        "{out}"
+    );
 }
 
 #[test]
 fn missing_tables_and_warnings() {
     let dir = broken_copy(&[("power_devices.csv", &|_| String::new())]);
     let errors = errors_of(dir.path());
-    assert!(errors.contains("power_devices: required table is missing"), "{errors}");
+    assert!(
+        errors.contains("power_devices: required table is missing"),
+        "{errors}"
+    );
     let dir = broken_copy(&[("network_devices.csv", &|t: String| {
         t.replacen("device_id,kind,", "device_id,type,", 1)
     })]);
     let errors = errors_of(dir.path());
-    assert!(errors.starts_with("network_devices column kind: required column is missing"), "{errors}");
+    assert!(
+        errors.starts_with("network_devices column kind: required column is missing"),
+        "{errors}"
+    );
 
     // A server with no link and a rack with no feed are warnings, not errors.
     let dir = broken_copy(&[
-        ("servers.csv", &|t: String| t + "lonely,dc1-h1-row01-rk01,active,0,,\n"),
-        ("racks.csv", &|t: String| t + "dark,dc1,dc1-h1,dc1-h1-row01,\n"),
+        ("servers.csv", &|t: String| {
+            t + "lonely,dc1-h1-row01-rk01,active,0,,\n"
+        }),
+        ("racks.csv", &|t: String| {
+            t + "dark,dc1,dc1-h1,dc1-h1-row01,\n"
+        }),
     ]);
     let loaded = api::load::inventory(dir.path()).expect("warnings only");
     let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
@@ -157,13 +184,22 @@ fn report_figures_equal_brute_force_on_tiny() {
     let inv = &loaded.inventory;
     let placements = api::load::placements(&tiny().join("placements.csv"), inv).unwrap();
     let report = fleet_report(inv, &loaded.model, &placements, &ReportOptions::default());
-    let cells: Vec<(Vec<u32>, Vec<u32>)> =
-        placements.iter().map(|p| (p.clients.clone(), p.nodes.clone())).collect();
+    let cells: Vec<(Vec<u32>, Vec<u32>)> = placements
+        .iter()
+        .map(|p| (p.clients.clone(), p.nodes.clone()))
+        .collect();
     assert_eq!(report.blast_radius, reference::blast_radius(inv, &cells));
     for (i, (c, n)) in cells.iter().enumerate() {
         let (risk, breaking, base) = reference::risk(inv, c, n);
-        assert!((report.risks[i] - risk).abs() < 1e-12, "cell {i}: {} vs {risk}", report.risks[i]);
-        assert_eq!(report.unsafe_cells.contains(&i), base || !breaking.is_empty());
+        assert!(
+            (report.risks[i] - risk).abs() < 1e-12,
+            "cell {i}: {} vs {risk}",
+            report.risks[i]
+        );
+        assert_eq!(
+            report.unsafe_cells.contains(&i),
+            base || !breaking.is_empty()
+        );
     }
     let (code, out) = cellplacer(&[
         "evaluate",
@@ -174,15 +210,25 @@ fn report_figures_equal_brute_force_on_tiny() {
     assert_eq!(code, 0, "{out}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["cells"], 3);
-    assert_eq!(json["single_failure_unsafe_cells"], report.unsafe_cells.len());
+    assert_eq!(
+        json["single_failure_unsafe_cells"],
+        report.unsafe_cells.len()
+    );
 }
 
 #[test]
 fn generated_zone_round_trips_through_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("zone");
-    let (code, text) =
-        cellplacer(&["generate", "--preset", "tiny", "--seed", "7", "--out", out.to_str().unwrap()]);
+    let (code, text) = cellplacer(&[
+        "generate",
+        "--preset",
+        "tiny",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{text}");
     let loaded = api::load::inventory(&out).unwrap();
     assert!(loaded.warnings.is_empty());

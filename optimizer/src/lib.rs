@@ -3,10 +3,8 @@
 //! [`risk`] computes one cell's exact risk; [`report`] the fleet report of a placement set
 //! (blast radius, risk distribution, load, quorum sharing).
 
-
 pub mod report;
 pub mod risk;
-
 
 pub use report::{fleet_report, FleetReport, ReportOptions};
 pub use risk::{CellRisk, CellShape, RiskEvaluator};

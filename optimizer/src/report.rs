@@ -20,7 +20,11 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> ReportOptions {
-        ReportOptions { risk: true, top: 10, threads: 0 }
+        ReportOptions {
+            risk: true,
+            top: 10,
+            threads: 0,
+        }
     }
 }
 
@@ -115,7 +119,10 @@ fn evaluate_cells(
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("report worker panicked")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("report worker panicked"))
+            .collect()
     })
 }
 
@@ -175,7 +182,11 @@ pub fn fleet_report(
         let mut riskiest: Vec<(usize, f64)> = risks.iter().copied().enumerate().collect();
         riskiest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         riskiest.truncate(options.top);
-        let mean = if risks.is_empty() { 0.0 } else { risks.iter().sum::<f64>() / risks.len() as f64 };
+        let mean = if risks.is_empty() {
+            0.0
+        } else {
+            risks.iter().sum::<f64>() / risks.len() as f64
+        };
         let summary = RiskSummary {
             mean,
             p50: percentile(&sorted, 0.5),
@@ -230,7 +241,9 @@ pub fn load_summary(inv: &Inventory, placements: &[Placement]) -> LoadSummary {
         if server.capacity > 0 {
             s.hosts += 1;
             s.capacity += u64::from(server.capacity);
-            s.max_utilisation = s.max_utilisation.max(f64::from(l) / f64::from(server.capacity));
+            s.max_utilisation = s
+                .max_utilisation
+                .max(f64::from(l) / f64::from(server.capacity));
         }
         s.max_load = s.max_load.max(l);
         if l > server.capacity {
@@ -241,7 +254,11 @@ pub fn load_summary(inv: &Inventory, placements: &[Placement]) -> LoadSummary {
             s.nodes_on_unusable_servers += u64::from(l);
         }
     }
-    s.mean_load = if s.hosts == 0 { 0.0 } else { s.nodes_placed as f64 / s.hosts as f64 };
+    s.mean_load = if s.hosts == 0 {
+        0.0
+    } else {
+        s.nodes_placed as f64 / s.hosts as f64
+    };
     s
 }
 
@@ -260,7 +277,9 @@ pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
         let mut nodes = p.nodes.clone();
         nodes.sort_unstable();
         nodes.dedup();
-        for_each_subset(&nodes, q, &mut |subset| keys.push((hash_subset(subset), c as u32)));
+        for_each_subset(&nodes, q, &mut |subset| {
+            keys.push((hash_subset(subset), c as u32))
+        });
         sorted_nodes.push(nodes);
     }
     keys.sort_unstable();
@@ -286,7 +305,10 @@ pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
         .filter(|&(a, b)| {
             let (na, nb) = (&sorted_nodes[a as usize], &sorted_nodes[b as usize]);
             let shared = na.iter().filter(|n| nb.binary_search(n).is_ok()).count();
-            shared >= placements[a as usize].quorum().min(placements[b as usize].quorum())
+            shared
+                >= placements[a as usize]
+                    .quorum()
+                    .min(placements[b as usize].quorum())
         })
         .map(|(a, b)| (a as usize, b as usize))
         .collect();

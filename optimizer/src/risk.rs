@@ -65,7 +65,9 @@ impl CellShape {
             if !needs {
                 continue;
             }
-            let reachable = (0..k).filter(|&n| self.is_node[n] && comp[n] == comp[c]).count();
+            let reachable = (0..k)
+                .filter(|&n| self.is_node[n] && comp[n] == comp[c])
+                .count();
             if reachable < self.quorum {
                 return true;
             }
@@ -215,14 +217,17 @@ impl<'m> RiskEvaluator<'m> {
         scenario: &[ElementId],
         forest_out: Option<&mut Forest>,
     ) -> (Components, bool) {
-        let lower = self.searcher.forest_components(terminals, forests, scenario);
+        let lower = self
+            .searcher
+            .forest_components(terminals, forests, scenario);
         if same_partition(&lower, upper) {
             return (lower, false);
         }
         match forest_out {
             Some(out) => {
                 let state =
-                    self.searcher.components_seeded(terminals, scenario, Some(&lower), Some(out));
+                    self.searcher
+                        .components_seeded(terminals, scenario, Some(&lower), Some(out));
                 let mut known = Forest::default();
                 self.searcher.surviving(forests, scenario, &mut known);
                 out.vertices.extend_from_slice(&known.vertices);
@@ -233,9 +238,11 @@ impl<'m> RiskEvaluator<'m> {
                 out.edges.dedup();
                 (state, true)
             }
-            None => {
-                (self.searcher.components_seeded(terminals, scenario, Some(&lower), None), true)
-            }
+            None => (
+                self.searcher
+                    .components_seeded(terminals, scenario, Some(&lower), None),
+                true,
+            ),
         }
     }
 
@@ -243,7 +250,9 @@ impl<'m> RiskEvaluator<'m> {
         let model = self.model;
         let terminals = &shape.terminals;
         let mut base_forest = Forest::default();
-        let base = self.searcher.components(terminals, &[], Some(&mut base_forest));
+        let base = self
+            .searcher
+            .components(terminals, &[], Some(&mut base_forest));
         let base_out = shape.outage(&base);
 
         // Rel0: the elements hitting the no-failure forest.
@@ -306,7 +315,10 @@ impl<'m> RiskEvaluator<'m> {
             if outs[i] {
                 single += p(e);
                 breaking.push(e);
-                top.push(Scenario { elements: vec![e], weight: p(e) });
+                top.push(Scenario {
+                    elements: vec![e],
+                    weight: p(e),
+                });
             }
         }
 
@@ -338,7 +350,10 @@ impl<'m> RiskEvaluator<'m> {
                 if out {
                     let w = p(ei) * p(ej);
                     pair += w;
-                    top.push(Scenario { elements: vec![ei, ej], weight: w });
+                    top.push(Scenario {
+                        elements: vec![ei, ej],
+                        weight: w,
+                    });
                 }
             }
             // Pairs with an element outside Rel0 that touches the forest under ei.
@@ -356,7 +371,10 @@ impl<'m> RiskEvaluator<'m> {
                 if shape.outage(&state) {
                     let w = p(ei) * p(f);
                     pair += w;
-                    top.push(Scenario { elements: vec![ei, f], weight: w });
+                    top.push(Scenario {
+                        elements: vec![ei, f],
+                        weight: w,
+                    });
                 }
             }
             relevant += extra[i].len();
@@ -370,7 +388,11 @@ impl<'m> RiskEvaluator<'m> {
             pair += (p_rest * p_rest - q_rest) / 2.0;
         }
 
-        top.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.elements.cmp(&b.elements)));
+        top.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then_with(|| a.elements.cmp(&b.elements))
+        });
         top.truncate(TOP_SCENARIOS);
         CellRisk {
             risk: single + pair,
@@ -389,20 +411,24 @@ impl<'m> RiskEvaluator<'m> {
         let shape = CellShape::new(clients, nodes);
         let model = self.model;
         let mut forest = std::mem::take(&mut self.forest);
-        let base = self.searcher.components(&shape.terminals, &[], Some(&mut forest));
+        let base = self
+            .searcher
+            .components(&shape.terminals, &[], Some(&mut forest));
         let base_out = shape.outage(&base);
         let mut rel0 = Vec::new();
         Self::forest_hitters(model, &forest, None, &mut rel0);
         let mut elements = Vec::new();
         for &e in &rel0 {
-            let (state, _) =
-                self.state_between(&shape.terminals, &[&forest], &base, &[e], None);
+            let (state, _) = self.state_between(&shape.terminals, &[&forest], &base, &[e], None);
             if shape.outage(&state) != base_out {
                 elements.push(e);
             }
         }
         self.forest = forest;
-        SingleFailures { baseline_outage: base_out, elements }
+        SingleFailures {
+            baseline_outage: base_out,
+            elements,
+        }
     }
 }
 
@@ -501,8 +527,10 @@ pub mod reference {
     pub fn blast_radius(inv: &Inventory, cells: &[(Vec<u32>, Vec<u32>)]) -> Vec<u32> {
         (0..inv.elements.len())
             .map(|i| {
-                cells.iter().filter(|(c, n)| outage(inv, c, n, &[ElementId(i as u32)])).count()
-                    as u32
+                cells
+                    .iter()
+                    .filter(|(c, n)| outage(inv, c, n, &[ElementId(i as u32)]))
+                    .count() as u32
             })
             .collect()
     }

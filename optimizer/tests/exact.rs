@@ -2,11 +2,11 @@
 
 use optimizer::report::{fleet_report, quorum_sharing_pairs, ReportOptions};
 use optimizer::risk::{reference, RiskEvaluator};
-use topology::Placement;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use topology::raw::{RawInventory, RawTable};
+use topology::Placement;
 use topology::{FailureModel, Inventory};
 
 /// A random, valid, deliberately irregular inventory: servers linked to one or two devices
@@ -26,11 +26,23 @@ fn random_inventory(seed: u64) -> Inventory {
     let mut racks = RawTable::new(&["rack_id", "datacenter", "room", "row", "afr"]);
     for r in 0..n_racks {
         let a = afr(&mut rng);
-        racks.push(&[format!("r{r}"), "dc1".into(), format!("h{}", r % 2), format!("w{r}"), a]);
+        racks.push(&[
+            format!("r{r}"),
+            "dc1".into(),
+            format!("h{}", r % 2),
+            format!("w{r}"),
+            a,
+        ]);
     }
     let n_servers = rng.random_range(2..=9);
-    let mut servers =
-        RawTable::new(&["server_id", "rack_id", "status", "node_capacity", "color", "afr"]);
+    let mut servers = RawTable::new(&[
+        "server_id",
+        "rack_id",
+        "status",
+        "node_capacity",
+        "color",
+        "afr",
+    ]);
     for s in 0..n_servers {
         let status = match rng.random_range(0..10) {
             0 => "failed",
@@ -39,14 +51,26 @@ fn random_inventory(seed: u64) -> Inventory {
         };
         let rack = rng.random_range(0..n_racks);
         let a = afr(&mut rng);
-        servers.push(&[format!("s{s}"), format!("r{rack}"), status.into(), "10".into(), "".into(), a]);
+        servers.push(&[
+            format!("s{s}"),
+            format!("r{rack}"),
+            status.into(),
+            "10".into(),
+            "".into(),
+            a,
+        ]);
     }
     let kinds = ["tor", "aggregation", "spine", "other"];
     let n_dev = rng.random_range(1..=5);
     let mut devices = RawTable::new(&["device_id", "kind", "datacenter", "afr"]);
     for d in 0..n_dev {
         let a = afr(&mut rng);
-        devices.push(&[format!("d{d}"), kinds[rng.random_range(0..4)].into(), "dc1".into(), a]);
+        devices.push(&[
+            format!("d{d}"),
+            kinds[rng.random_range(0..4)].into(),
+            "dc1".into(),
+            a,
+        ]);
     }
     let n_groups = rng.random_range(0..=2);
     let mut links = RawTable::new(&["link_id", "a_end", "b_end", "risk_group", "afr"]);
@@ -93,7 +117,12 @@ fn random_inventory(seed: u64) -> Inventory {
     let mut power = RawTable::new(&["device_id", "kind", "datacenter", "afr"]);
     for p in 0..n_power {
         let a = afr(&mut rng);
-        power.push(&[format!("p{p}"), pkinds[rng.random_range(0..6)].into(), "dc1".into(), a]);
+        power.push(&[
+            format!("p{p}"),
+            pkinds[rng.random_range(0..6)].into(),
+            "dc1".into(),
+            a,
+        ]);
     }
     let mut feeds = RawTable::new(&["upstream", "downstream"]);
     let feed_some = |target: String, max_up: usize, rng: &mut ChaCha8Rng, feeds: &mut RawTable| {
@@ -129,7 +158,9 @@ fn random_inventory(seed: u64) -> Inventory {
     raw.insert("risk_groups", groups);
     raw.insert("power_devices", power);
     raw.insert("power_feeds", feeds);
-    Inventory::from_raw(&raw).expect("random inventory is valid").0
+    Inventory::from_raw(&raw)
+        .expect("random inventory is valid")
+        .0
 }
 
 fn random_cell(inv: &Inventory, rng: &mut ChaCha8Rng) -> (Vec<u32>, Vec<u32>) {

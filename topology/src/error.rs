@@ -14,7 +14,12 @@ pub struct Problem {
 
 impl Problem {
     pub fn table(table: &str, message: impl Into<String>) -> Problem {
-        Problem { table: table.to_string(), row: None, column: None, message: message.into() }
+        Problem {
+            table: table.to_string(),
+            row: None,
+            column: None,
+            message: message.into(),
+        }
     }
 
     pub fn column(table: &str, column: &str, message: impl Into<String>) -> Problem {
@@ -58,7 +63,12 @@ pub struct Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} error(s), {} warning(s)", self.errors.len(), self.warnings.len())?;
+        writeln!(
+            f,
+            "{} error(s), {} warning(s)",
+            self.errors.len(),
+            self.warnings.len()
+        )?;
         for e in &self.errors {
             writeln!(f, "error: {e}")?;
         }
@@ -74,7 +84,10 @@ pub enum Error {
     #[error("invalid input: {}", summary(.0))]
     Invalid(Report),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Read { path: String, message: String },
 }

@@ -91,9 +91,17 @@ impl FailureModel {
             adj_start.push(adj.len() as u32);
             // Transit-capable neighbours first, higher tiers first within them.
             list.sort_by_key(|&(w, l)| {
-                (distinct_neighbours[w as usize] < 2, std::cmp::Reverse(rank[w as usize]), w, l)
+                (
+                    distinct_neighbours[w as usize] < 2,
+                    std::cmp::Reverse(rank[w as usize]),
+                    w,
+                    l,
+                )
             });
-            let transit = list.iter().filter(|&&(w, _)| distinct_neighbours[w as usize] >= 2).count();
+            let transit = list
+                .iter()
+                .filter(|&&(w, _)| distinct_neighbours[w as usize] >= 2)
+                .count();
             transit_end.push((adj.len() + transit) as u32);
             adj.extend_from_slice(list);
         }
@@ -115,7 +123,11 @@ impl FailureModel {
             let (own, extra, feeds) = if (v as u32) < server_count {
                 let s = &inv.servers[v];
                 let rack = &inv.racks[s.rack as usize];
-                let feeds = if s.feeds.is_empty() { &rack.feeds } else { &s.feeds };
+                let feeds = if s.feeds.is_empty() {
+                    &rack.feeds
+                } else {
+                    &s.feeds
+                };
                 (s.element, Some(rack.element), feeds)
             } else {
                 let d = &inv.network_devices[v - server_count as usize];
@@ -194,7 +206,10 @@ impl FailureModel {
             return true;
         }
         scenario.len() >= 2
-            && self.pair_hits(v).iter().any(|(a, b)| scenario.contains(a) && scenario.contains(b))
+            && self
+                .pair_hits(v)
+                .iter()
+                .any(|(a, b)| scenario.contains(a) && scenario.contains(b))
     }
 
     pub fn link_removed(&self, l: u32, scenario: &[ElementId]) -> bool {
@@ -207,19 +222,25 @@ impl FailureModel {
     }
 }
 
+/// The single and pair cuts of one feed set.
+type Cuts = (Vec<ElementId>, Vec<(ElementId, ElementId)>);
+
 /// Single and pair cuts of power feed sets, memoised by the sorted set of feeding devices.
 struct PowerCuts<'a> {
     inv: &'a Inventory,
-    memo: HashMap<Vec<u32>, (Vec<ElementId>, Vec<(ElementId, ElementId)>)>,
+    memo: HashMap<Vec<u32>, Cuts>,
 }
 
 impl<'a> PowerCuts<'a> {
     fn new(inv: &'a Inventory) -> PowerCuts<'a> {
-        PowerCuts { inv, memo: HashMap::new() }
+        PowerCuts {
+            inv,
+            memo: HashMap::new(),
+        }
     }
 
     /// A node fed by `feeds` is energized when any feed is; no feeds means always energized.
-    fn of(&mut self, feeds: &[u32]) -> &(Vec<ElementId>, Vec<(ElementId, ElementId)>) {
+    fn of(&mut self, feeds: &[u32]) -> &Cuts {
         let mut key = feeds.to_vec();
         key.sort_unstable();
         if !self.memo.contains_key(&key) {
@@ -229,7 +250,7 @@ impl<'a> PowerCuts<'a> {
         &self.memo[&key]
     }
 
-    fn compute(&self, feeds: &[u32]) -> (Vec<ElementId>, Vec<(ElementId, ElementId)>) {
+    fn compute(&self, feeds: &[u32]) -> Cuts {
         if feeds.is_empty() {
             return (Vec::new(), Vec::new());
         }
@@ -269,7 +290,9 @@ impl<'a> PowerCuts<'a> {
                 state[i] = if on { 1 } else { 2 };
                 on
             }
-            feeds.iter().any(|f| visit(local[f], self.inv, &ancestors, &local, removed, &mut state))
+            feeds
+                .iter()
+                .any(|f| visit(local[f], self.inv, &ancestors, &local, removed, &mut state))
         };
         let element = |i: usize| self.inv.power_devices[ancestors[i] as usize].element;
         let singles: Vec<usize> = (0..n).filter(|&i| !energized(&[i])).collect();
@@ -428,7 +451,10 @@ impl<'m> Searcher<'m> {
             {
                 continue;
             }
-            let (x, y) = (find32(&mut self.uf, self.slot[a as usize]), find32(&mut self.uf, self.slot[b as usize]));
+            let (x, y) = (
+                find32(&mut self.uf, self.slot[a as usize]),
+                find32(&mut self.uf, self.slot[b as usize]),
+            );
             if x != y {
                 self.uf[x.max(y) as usize] = x.min(y);
             }
@@ -452,7 +478,11 @@ impl<'m> Searcher<'m> {
     pub fn surviving(&self, forests: &[&Forest], scenario: &[ElementId], out: &mut Forest) {
         let m = self.model;
         for f in forests {
-            out.vertices.extend(f.vertices.iter().filter(|&&v| !m.vertex_removed(v, scenario)));
+            out.vertices.extend(
+                f.vertices
+                    .iter()
+                    .filter(|&&v| !m.vertex_removed(v, scenario)),
+            );
             out.edges.extend(f.edges.iter().filter(|&&(a, b, l)| {
                 !m.link_removed(l, scenario)
                     && !m.vertex_removed(a, scenario)
@@ -523,7 +553,12 @@ impl<'m> Searcher<'m> {
             let start = m.adj_start[t];
             if start < m.adj_start[t + 1] {
                 let first = m.adj[start as usize].0;
-                self.heaps[i].push((m.rank[first as usize], std::cmp::Reverse(0), t as Vertex, start));
+                self.heaps[i].push((
+                    m.rank[first as usize],
+                    std::cmp::Reverse(0),
+                    t as Vertex,
+                    start,
+                ));
             }
         }
         if let Some(known) = known {
@@ -532,7 +567,10 @@ impl<'m> Searcher<'m> {
                     continue;
                 }
                 let j = known[i] as usize;
-                let (a, b) = (find(&mut group, i as u8) as usize, find(&mut group, j as u8) as usize);
+                let (a, b) = (
+                    find(&mut group, i as u8) as usize,
+                    find(&mut group, j as u8) as usize,
+                );
                 if a != b && !down[j] {
                     let (lo, hi) = (a.min(b), a.max(b));
                     group[hi] = lo as u8;
@@ -559,10 +597,19 @@ impl<'m> Searcher<'m> {
                 let vu = v as usize;
                 // Sources look at every neighbour (two terminals may be joined directly);
                 // elsewhere dead ends are skipped, they can lead nowhere.
-                let end = if d == 0 { m.adj_start[vu + 1] } else { m.transit_end[vu] };
+                let end = if d == 0 {
+                    m.adj_start[vu + 1]
+                } else {
+                    m.transit_end[vu]
+                };
                 if cursor + 1 < end {
                     let next = m.adj[cursor as usize + 1].0;
-                    self.heaps[g].push((m.rank[next as usize], std::cmp::Reverse(d), v, cursor + 1));
+                    self.heaps[g].push((
+                        m.rank[next as usize],
+                        std::cmp::Reverse(d),
+                        v,
+                        cursor + 1,
+                    ));
                 }
                 if cursor >= end {
                     continue;
@@ -675,19 +722,29 @@ pub mod reference {
             let dev = &inv.power_devices[d];
             let on = !failed.contains(&dev.element)
                 && (dev.feeds.is_empty()
-                    || dev.feeds.iter().any(|&u| device_on(inv, u as usize, failed, memo)));
+                    || dev
+                        .feeds
+                        .iter()
+                        .any(|&u| device_on(inv, u as usize, failed, memo)));
             memo[d] = Some(on);
             on
         }
         let mut feeds_on = |feeds: &[u32]| {
-            feeds.is_empty() || feeds.iter().any(|&u| device_on(inv, u as usize, failed, &mut memo))
+            feeds.is_empty()
+                || feeds
+                    .iter()
+                    .any(|&u| device_on(inv, u as usize, failed, &mut memo))
         };
         let up: Vec<bool> = inv
             .servers
             .iter()
             .map(|s| {
                 let rack = &inv.racks[s.rack as usize];
-                let feeds = if s.feeds.is_empty() { &rack.feeds } else { &s.feeds };
+                let feeds = if s.feeds.is_empty() {
+                    &rack.feeds
+                } else {
+                    &s.feeds
+                };
                 let energized = !is_failed(s.element) && feeds_on(feeds);
                 energized && !is_failed(rack.element) && s.status != ServerStatus::Failed
             })
@@ -713,7 +770,8 @@ pub mod reference {
             .iter()
             .filter(|l| {
                 !is_failed(l.element)
-                    && l.risk_group.is_none_or(|g| !is_failed(inv.risk_groups[g as usize].element))
+                    && l.risk_group
+                        .is_none_or(|g| !is_failed(inv.risk_groups[g as usize].element))
                     && node_up(l.a)
                     && node_up(l.b)
             })
@@ -733,6 +791,9 @@ pub mod reference {
                 break;
             }
         }
-        State { up, component: label[..sc].to_vec() }
+        State {
+            up,
+            component: label[..sc].to_vec(),
+        }
     }
 }

@@ -36,7 +36,10 @@ impl Format {
 }
 
 fn read_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Read { path: path.display().to_string(), message: e.to_string() }
+    Error::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Reads one table file, every column as text (Parquet columns are cast to text).
@@ -60,23 +63,36 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
             .and_then(|r| r.finish())
             .map_err(|e| read_error(path, e))?,
         Format::Parquet => {
-            let file = File::open(path)
-                .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-            ParquetReader::new(file).finish().map_err(|e| read_error(path, e))?
+            let file = File::open(path).map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            ParquetReader::new(file)
+                .finish()
+                .map_err(|e| read_error(path, e))?
         }
     };
     dataframe_to_raw(&df).map_err(|e| read_error(path, e))
 }
 
 fn dataframe_to_raw(df: &DataFrame) -> PolarsResult<RawTable> {
-    let columns: Vec<String> = df.get_column_names().iter().map(|c| c.trim().to_string()).collect();
+    let columns: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.trim().to_string())
+        .collect();
     let height = df.height();
     let mut rows = vec![Vec::with_capacity(columns.len()); height];
     for column in df.columns() {
         let text = column.cast(&DataType::String)?;
         let text = text.str()?;
         for (row, value) in text.iter().enumerate() {
-            rows[row].push(value.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string));
+            rows[row].push(
+                value
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+            );
         }
     }
     Ok(RawTable { columns, rows })
@@ -121,8 +137,11 @@ fn raw_to_dataframe(table: &RawTable) -> PolarsResult<DataFrame> {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let values: Vec<Option<&str>> =
-                table.rows.iter().map(|r| r.get(i).and_then(|v| v.as_deref())).collect();
+            let values: Vec<Option<&str>> = table
+                .rows
+                .iter()
+                .map(|r| r.get(i).and_then(|v| v.as_deref()))
+                .collect();
             Column::new(name.as_str().into(), values)
         })
         .collect();
@@ -134,20 +153,27 @@ pub fn write_table(path: &Path, table: &RawTable) -> Result<()> {
     let format = Format::from_path(path)
         .ok_or_else(|| read_error(path, "unknown table format (expected .csv or .parquet)"))?;
     let mut df = raw_to_dataframe(table).map_err(|e| read_error(path, e))?;
-    let file =
-        File::create(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let file = File::create(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     match format {
-        Format::Csv => CsvWriter::new(file).finish(&mut df).map_err(|e| read_error(path, e)),
-        Format::Parquet => {
-            ParquetWriter::new(file).finish(&mut df).map(|_| ()).map_err(|e| read_error(path, e))
-        }
+        Format::Csv => CsvWriter::new(file)
+            .finish(&mut df)
+            .map_err(|e| read_error(path, e)),
+        Format::Parquet => ParquetWriter::new(file)
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(|e| read_error(path, e)),
     }
 }
 
 /// Writes every table of an inventory into `dir` in one format.
 pub fn write_dir(dir: &Path, raw: &RawInventory, format: Format) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
     for (name, table) in &raw.tables {
         write_table(&dir.join(format!("{name}.{}", format.extension())), table)?;
     }

@@ -283,7 +283,11 @@ pub(crate) struct Rows<'a> {
 impl<'a> Rows<'a> {
     pub(crate) fn get(&self, row: usize, column: &str) -> Option<&'a str> {
         let idx = *self.cols.get(column)?;
-        self.table.rows[row].get(idx)?.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        self.table.rows[row]
+            .get(idx)?
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -309,7 +313,10 @@ struct Builder {
 fn columns_of(table: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match table {
         "racks" => (&["rack_id", "datacenter", "room", "row"], &["afr"]),
-        "servers" => (&["server_id", "rack_id", "status", "node_capacity"], &["color", "afr"]),
+        "servers" => (
+            &["server_id", "rack_id", "status", "node_capacity"],
+            &["color", "afr"],
+        ),
         "network_devices" => (&["device_id", "kind"], &["datacenter", "afr"]),
         "network_links" => (&["link_id", "a_end", "b_end"], &["risk_group", "afr"]),
         "risk_groups" => (&["risk_group"], &["afr"]),
@@ -330,7 +337,9 @@ pub(crate) fn open_table<'a>(
 ) -> Option<Rows<'a>> {
     let Some(table) = raw else {
         if required {
-            report.errors.push(Problem::table(name, "required table is missing"));
+            report
+                .errors
+                .push(Problem::table(name, "required table is missing"));
         }
         return None;
     };
@@ -343,7 +352,9 @@ pub(crate) fn open_table<'a>(
                 cols.insert(c, i);
             }
             None if req.contains(&c) => {
-                report.errors.push(Problem::column(name, c, "required column is missing"));
+                report
+                    .errors
+                    .push(Problem::column(name, c, "required column is missing"));
                 ok = false;
             }
             None => {}
@@ -379,10 +390,13 @@ fn parse_afr(rows: &Rows<'_>, row: usize, report: &mut Report) -> Option<f64> {
 
 impl Builder {
     fn error(&mut self, table: &str, row: usize, column: &str, message: String) {
-        self.report.errors.push(Problem::cell(table, row + 1, column, message));
+        self.report
+            .errors
+            .push(Problem::cell(table, row + 1, column, message));
     }
 
-    /// Registers a new element id; records a duplicate-id error and returns `None` on clash.
+    /// Registers a new element id (one id namespace for every table, as the contract says); records a duplicate-id error and returns `None` on clash.
+    #[allow(clippy::too_many_arguments)] // a row's location and the element's identity
     fn define(
         &mut self,
         rows: &Rows<'_>,
@@ -398,7 +412,8 @@ impl Builder {
             self.error(rows.name, row, column, message);
             return None;
         }
-        let afr = parse_afr(rows, row, &mut self.report).unwrap_or_else(|| default_afr(kind, label));
+        let afr =
+            parse_afr(rows, row, &mut self.report).unwrap_or_else(|| default_afr(kind, label));
         let eid = ElementId(self.elements.len() as u32);
         self.elements.push(Element {
             id: id.to_string(),
@@ -408,7 +423,8 @@ impl Builder {
             index: index as u32,
         });
         self.by_id.insert(id.to_string(), eid);
-        self.defined_at.insert(id.to_string(), (rows.name.to_string(), row + 1));
+        self.defined_at
+            .insert(id.to_string(), (rows.name.to_string(), row + 1));
         Some(eid)
     }
 
@@ -428,10 +444,25 @@ impl Builder {
         let mut report = std::mem::take(&mut self.report);
         let racks = open_table(raw.table("racks"), "racks", true, &mut report);
         let servers = open_table(raw.table("servers"), "servers", true, &mut report);
-        let netdevs = open_table(raw.table("network_devices"), "network_devices", true, &mut report);
-        let links = open_table(raw.table("network_links"), "network_links", true, &mut report);
+        let netdevs = open_table(
+            raw.table("network_devices"),
+            "network_devices",
+            true,
+            &mut report,
+        );
+        let links = open_table(
+            raw.table("network_links"),
+            "network_links",
+            true,
+            &mut report,
+        );
         let groups = open_table(raw.table("risk_groups"), "risk_groups", false, &mut report);
-        let powers = open_table(raw.table("power_devices"), "power_devices", true, &mut report);
+        let powers = open_table(
+            raw.table("power_devices"),
+            "power_devices",
+            true,
+            &mut report,
+        );
         let feeds = open_table(raw.table("power_feeds"), "power_feeds", true, &mut report);
         self.report = report;
 
@@ -463,12 +494,15 @@ impl Builder {
 
     fn load_racks(&mut self, t: &Rows<'_>) {
         for row in 0..t.table.len() {
-            let Some(id) = self.required(t, row, "rack_id") else { continue };
+            let Some(id) = self.required(t, row, "rack_id") else {
+                continue;
+            };
             let dc = self.required(t, row, "datacenter").unwrap_or_default();
             let room = self.required(t, row, "room").unwrap_or_default();
             let row_label = self.required(t, row, "row").unwrap_or_default();
             let index = self.racks.len();
-            if let Some(element) = self.define(t, row, "rack_id", id, ElementKind::Rack, "rack", index)
+            if let Some(element) =
+                self.define(t, row, "rack_id", id, ElementKind::Rack, "rack", index)
             {
                 self.racks.push(Rack {
                     element,
@@ -485,7 +519,9 @@ impl Builder {
 
     fn load_devices(&mut self, t: &Rows<'_>, kind: ElementKind) {
         for row in 0..t.table.len() {
-            let Some(id) = self.required(t, row, "device_id") else { continue };
+            let Some(id) = self.required(t, row, "device_id") else {
+                continue;
+            };
             let label = self.required(t, row, "kind").unwrap_or_default();
             let dc = t.get(row, "datacenter").unwrap_or_default().to_string();
             let index = match kind {
@@ -517,10 +553,13 @@ impl Builder {
 
     fn load_risk_groups(&mut self, t: &Rows<'_>) {
         for row in 0..t.table.len() {
-            let Some(id) = self.required(t, row, "risk_group") else { continue };
+            let Some(id) = self.required(t, row, "risk_group") else {
+                continue;
+            };
             let index = self.risk_groups.len();
             let kind = ElementKind::RiskGroup;
-            if let Some(element) = self.define(t, row, "risk_group", id, kind, "risk_group", index) {
+            if let Some(element) = self.define(t, row, "risk_group", id, kind, "risk_group", index)
+            {
                 self.risk_groups.push(RiskGroup {
                     element,
                     id: id.to_string(),
@@ -533,46 +572,55 @@ impl Builder {
 
     fn load_servers(&mut self, t: &Rows<'_>) {
         for row in 0..t.table.len() {
-            let Some(id) = self.required(t, row, "server_id") else { continue };
-            let rack = self.required(t, row, "rack_id").and_then(|rack_id| {
-                match self.lookup(rack_id) {
-                    Some(e) if e.kind == ElementKind::Rack => Some(e.index),
-                    Some(e) => {
-                        let msg = format!("'{rack_id}' is a {}, not a rack", e.kind.name());
-                        self.error(t.name, row, "rack_id", msg);
-                        None
-                    }
-                    None => {
-                        self.error(t.name, row, "rack_id", format!("unknown rack '{rack_id}'"));
-                        None
-                    }
-                }
-            });
+            let Some(id) = self.required(t, row, "server_id") else {
+                continue;
+            };
+            let rack =
+                self.required(t, row, "rack_id")
+                    .and_then(|rack_id| match self.lookup(rack_id) {
+                        Some(e) if e.kind == ElementKind::Rack => Some(e.index),
+                        Some(e) => {
+                            let msg = format!("'{rack_id}' is a {}, not a rack", e.kind.name());
+                            self.error(t.name, row, "rack_id", msg);
+                            None
+                        }
+                        None => {
+                            self.error(t.name, row, "rack_id", format!("unknown rack '{rack_id}'"));
+                            None
+                        }
+                    });
             let status = self.required(t, row, "status").and_then(|s| match s {
                 "active" => Some(ServerStatus::Active),
                 "draining" => Some(ServerStatus::Draining),
                 "failed" => Some(ServerStatus::Failed),
                 other => {
-                    let msg = format!(
-                        "unknown status '{other}' (expected active, draining or failed)"
-                    );
+                    let msg =
+                        format!("unknown status '{other}' (expected active, draining or failed)");
                     self.error(t.name, row, "status", msg);
                     None
                 }
             });
-            let capacity = self.required(t, row, "node_capacity").and_then(|c| {
-                match c.parse::<u32>() {
-                    Ok(v) => Some(v),
-                    Err(_) => {
-                        let msg = format!("'{c}' is not a non-negative integer capacity");
-                        self.error(t.name, row, "node_capacity", msg);
-                        None
-                    }
-                }
-            });
+            let capacity =
+                self.required(t, row, "node_capacity")
+                    .and_then(|c| match c.parse::<u32>() {
+                        Ok(v) => Some(v),
+                        Err(_) => {
+                            let msg = format!("'{c}' is not a non-negative integer capacity");
+                            self.error(t.name, row, "node_capacity", msg);
+                            None
+                        }
+                    });
             let color = t.get(row, "color").map(str::to_string);
             let index = self.servers.len();
-            let element = self.define(t, row, "server_id", id, ElementKind::Server, "server", index);
+            let element = self.define(
+                t,
+                row,
+                "server_id",
+                id,
+                ElementKind::Server,
+                "server",
+                index,
+            );
             if let (Some(element), Some(rack), Some(status), Some(capacity)) =
                 (element, rack, status, capacity)
             {
@@ -601,12 +649,20 @@ impl Builder {
             Some(e) if e.kind == ElementKind::Server => Some(NetNode::Server(e.index)),
             Some(e) if e.kind == ElementKind::NetworkDevice => Some(NetNode::Device(e.index)),
             Some(e) => {
-                let msg = format!("'{id}' is a {}, not a server or network device", e.kind.name());
+                let msg = format!(
+                    "'{id}' is a {}, not a server or network device",
+                    e.kind.name()
+                );
                 self.error(t.name, row, column, msg);
                 None
             }
             None => {
-                self.error(t.name, row, column, format!("unknown server or network device '{id}'"));
+                self.error(
+                    t.name,
+                    row,
+                    column,
+                    format!("unknown server or network device '{id}'"),
+                );
                 None
             }
         }
@@ -614,12 +670,17 @@ impl Builder {
 
     fn load_links(&mut self, t: &Rows<'_>) {
         for row in 0..t.table.len() {
-            let Some(id) = self.required(t, row, "link_id") else { continue };
+            let Some(id) = self.required(t, row, "link_id") else {
+                continue;
+            };
             let a = self.net_end(t, row, "a_end");
             let b = self.net_end(t, row, "b_end");
             if let (Some(a), Some(b)) = (a, b) {
                 if a == b {
-                    let msg = format!("link joins '{}' to itself", t.get(row, "a_end").unwrap_or(""));
+                    let msg = format!(
+                        "link joins '{}' to itself",
+                        t.get(row, "a_end").unwrap_or("")
+                    );
                     self.error(t.name, row, "b_end", msg);
                 }
             }
@@ -664,7 +725,13 @@ impl Builder {
                     if let Some(g) = risk_group {
                         self.risk_groups[g as usize].links.push(index as u32);
                     }
-                    self.links.push(Link { element, id: id.to_string(), a, b, risk_group });
+                    self.links.push(Link {
+                        element,
+                        id: id.to_string(),
+                        a,
+                        b,
+                        risk_group,
+                    });
                 }
                 (Some(_), _, _) => {
                     self.elements.pop();
@@ -677,40 +744,52 @@ impl Builder {
 
     fn load_feeds(&mut self, t: &Rows<'_>) {
         for row in 0..t.table.len() {
-            let up = self.required(t, row, "upstream").and_then(|id| match self.lookup(id) {
-                Some(e) if e.kind == ElementKind::PowerDevice => Some(e.index),
-                Some(e) => {
-                    let msg = format!("'{id}' is a {}, not a power device", e.kind.name());
-                    self.error(t.name, row, "upstream", msg);
-                    None
-                }
-                None => {
-                    self.error(t.name, row, "upstream", format!("unknown power device '{id}'"));
-                    None
-                }
-            });
-            let down = self.required(t, row, "downstream").and_then(|id| match self.lookup(id) {
-                Some(e) => match e.kind {
-                    ElementKind::PowerDevice => Some(PowerNode::Device(e.index)),
-                    ElementKind::Rack => Some(PowerNode::Rack(e.index)),
-                    ElementKind::Server => Some(PowerNode::Server(e.index)),
-                    ElementKind::NetworkDevice => Some(PowerNode::NetworkDevice(e.index)),
-                    other => {
-                        let msg = format!(
+            let up = self
+                .required(t, row, "upstream")
+                .and_then(|id| match self.lookup(id) {
+                    Some(e) if e.kind == ElementKind::PowerDevice => Some(e.index),
+                    Some(e) => {
+                        let msg = format!("'{id}' is a {}, not a power device", e.kind.name());
+                        self.error(t.name, row, "upstream", msg);
+                        None
+                    }
+                    None => {
+                        self.error(
+                            t.name,
+                            row,
+                            "upstream",
+                            format!("unknown power device '{id}'"),
+                        );
+                        None
+                    }
+                });
+            let down = self
+                .required(t, row, "downstream")
+                .and_then(|id| match self.lookup(id) {
+                    Some(e) => match e.kind {
+                        ElementKind::PowerDevice => Some(PowerNode::Device(e.index)),
+                        ElementKind::Rack => Some(PowerNode::Rack(e.index)),
+                        ElementKind::Server => Some(PowerNode::Server(e.index)),
+                        ElementKind::NetworkDevice => Some(PowerNode::NetworkDevice(e.index)),
+                        other => {
+                            let msg = format!(
                             "'{id}' is a {}, not a power device, rack, server or network device",
                             other.name()
                         );
+                            self.error(t.name, row, "downstream", msg);
+                            None
+                        }
+                    },
+                    None => {
+                        let msg =
+                            format!("unknown power device, rack, server or network device '{id}'");
                         self.error(t.name, row, "downstream", msg);
                         None
                     }
-                },
-                None => {
-                    let msg = format!("unknown power device, rack, server or network device '{id}'");
-                    self.error(t.name, row, "downstream", msg);
-                    None
-                }
-            });
-            let (Some(up), Some(down)) = (up, down) else { continue };
+                });
+            let (Some(up), Some(down)) = (up, down) else {
+                continue;
+            };
             let list = match down {
                 PowerNode::Device(i) => &mut self.power_devices[i as usize].feeds,
                 PowerNode::Rack(i) => &mut self.racks[i as usize].feeds,
@@ -736,8 +815,9 @@ impl Builder {
     /// Finds every cycle among power devices (only devices have outgoing feeds).
     fn check_power_cycles(&mut self) {
         let mut graph = DiGraph::<u32, usize>::new();
-        let nodes: Vec<NodeIndex> =
-            (0..self.power_devices.len()).map(|i| graph.add_node(i as u32)).collect();
+        let nodes: Vec<NodeIndex> = (0..self.power_devices.len())
+            .map(|i| graph.add_node(i as u32))
+            .collect();
         for (k, &(up, down)) in self.feeds.iter().enumerate() {
             if let PowerNode::Device(d) = down {
                 graph.add_edge(nodes[up as usize], nodes[d as usize], self.feed_rows[k]);
@@ -748,8 +828,10 @@ impl Builder {
             if !is_cycle {
                 continue;
             }
-            let mut members: Vec<&str> =
-                scc.iter().map(|n| self.power_devices[graph[*n] as usize].id.as_str()).collect();
+            let mut members: Vec<&str> = scc
+                .iter()
+                .map(|n| self.power_devices[graph[*n] as usize].id.as_str())
+                .collect();
             members.sort_unstable();
             let mut rows: Vec<usize> = graph
                 .edge_indices()
@@ -761,7 +843,9 @@ impl Builder {
                 .collect();
             rows.sort_unstable();
             let message = format!("power feeds form a cycle through {}", members.join(", "));
-            self.report.errors.push(Problem::cell("power_feeds", rows[0], "downstream", message));
+            self.report
+                .errors
+                .push(Problem::cell("power_feeds", rows[0], "downstream", message));
         }
     }
 
@@ -800,8 +884,9 @@ impl Builder {
 
     fn finish(self) -> Inventory {
         let mut network = UnGraph::<NetNode, u32>::default();
-        let server_nodes: Vec<NodeIndex> =
-            (0..self.servers.len()).map(|i| network.add_node(NetNode::Server(i as u32))).collect();
+        let server_nodes: Vec<NodeIndex> = (0..self.servers.len())
+            .map(|i| network.add_node(NetNode::Server(i as u32)))
+            .collect();
         let device_nodes: Vec<NodeIndex> = (0..self.network_devices.len())
             .map(|i| network.add_node(NetNode::Device(i as u32)))
             .collect();
@@ -847,7 +932,12 @@ impl Builder {
             })
         };
         for (r, rack) in self.racks.iter().enumerate() {
-            let dc = child(&mut containment, zone, 1, Place::Datacenter(rack.datacenter.clone()));
+            let dc = child(
+                &mut containment,
+                zone,
+                1,
+                Place::Datacenter(rack.datacenter.clone()),
+            );
             let room = child(&mut containment, dc, 2, Place::Room(rack.room.clone()));
             let row = child(&mut containment, room, 3, Place::Row(rack.row.clone()));
             let rack_node = child(&mut containment, row, 4, Place::Rack(r as u32));

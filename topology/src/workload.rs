@@ -62,13 +62,20 @@ fn server_list(
                 ok = false;
             }
             None => {
-                report.errors.push(Problem::cell(table, row, column, format!("unknown server '{id}'")));
+                report.errors.push(Problem::cell(
+                    table,
+                    row,
+                    column,
+                    format!("unknown server '{id}'"),
+                ));
                 ok = false;
             }
         }
     }
     if out.is_empty() && ok {
-        report.errors.push(Problem::cell(table, row, column, "no servers given"));
+        report
+            .errors
+            .push(Problem::cell(table, row, column, "no servers given"));
         ok = false;
     }
     ok.then_some(out)
@@ -85,16 +92,25 @@ pub fn parse_cells(table: &RawTable, inventory: &Inventory) -> Result<Vec<CellSp
     for row in 0..table.len() {
         let line = row + 1;
         let Some(id) = rows.get(row, "cell_id") else {
-            report.errors.push(Problem::cell("cells", line, "cell_id", "value is required"));
+            report
+                .errors
+                .push(Problem::cell("cells", line, "cell_id", "value is required"));
             continue;
         };
         if !seen.insert(id) {
-            report.errors.push(Problem::cell("cells", line, "cell_id", format!("duplicate cell id '{id}'")));
+            report.errors.push(Problem::cell(
+                "cells",
+                line,
+                "cell_id",
+                format!("duplicate cell id '{id}'"),
+            ));
         }
         let clients = match rows.get(row, "clients") {
             Some(text) => server_list(inventory, true, "cells", line, "clients", text, &mut report),
             None => {
-                report.errors.push(Problem::cell("cells", line, "clients", "value is required"));
+                report
+                    .errors
+                    .push(Problem::cell("cells", line, "clients", "value is required"));
                 None
             }
         };
@@ -114,7 +130,11 @@ pub fn parse_cells(table: &RawTable, inventory: &Inventory) -> Result<Vec<CellSp
             },
         };
         if let (Some(clients), Some(size)) = (clients, size) {
-            cells.push(CellSpec { cell_id: id.to_string(), clients, size });
+            cells.push(CellSpec {
+                cell_id: id.to_string(),
+                clients,
+                size,
+            });
         }
     }
     if report.errors.is_empty() {
@@ -135,7 +155,12 @@ pub fn parse_placements(table: &RawTable, inventory: &Inventory) -> Result<Vec<P
     for row in 0..table.len() {
         let line = row + 1;
         let Some(id) = rows.get(row, "cell_id") else {
-            report.errors.push(Problem::cell("placements", line, "cell_id", "value is required"));
+            report.errors.push(Problem::cell(
+                "placements",
+                line,
+                "cell_id",
+                "value is required",
+            ));
             continue;
         };
         if !seen.insert(id) {
@@ -147,18 +172,33 @@ pub fn parse_placements(table: &RawTable, inventory: &Inventory) -> Result<Vec<P
             ));
         }
         let mut list = |column: &str| match rows.get(row, column) {
-            Some(text) => {
-                server_list(inventory, column == "clients", "placements", line, column, text, &mut report)
-            }
+            Some(text) => server_list(
+                inventory,
+                column == "clients",
+                "placements",
+                line,
+                column,
+                text,
+                &mut report,
+            ),
             None => {
-                report.errors.push(Problem::cell("placements", line, column, "value is required"));
+                report.errors.push(Problem::cell(
+                    "placements",
+                    line,
+                    column,
+                    "value is required",
+                ));
                 None
             }
         };
         let clients = list("clients");
         let nodes = list("nodes");
         if let (Some(clients), Some(nodes)) = (clients, nodes) {
-            out.push(Placement { cell_id: id.to_string(), clients, nodes });
+            out.push(Placement {
+                cell_id: id.to_string(),
+                clients,
+                nodes,
+            });
         }
     }
     if report.errors.is_empty() {
