@@ -23,7 +23,7 @@ fn random_inventory(seed: u64) -> Inventory {
     };
     let mut raw = RawInventory::default();
     let n_racks = rng.random_range(1..=4);
-    let mut racks = RawTable::new(&["rack_id", "datacenter", "room", "row", "afr"]);
+    let mut racks = RawTable::for_table("racks");
     for r in 0..n_racks {
         let a = afr(&mut rng);
         racks.push(&[
@@ -35,14 +35,7 @@ fn random_inventory(seed: u64) -> Inventory {
         ]);
     }
     let n_servers = rng.random_range(2..=9);
-    let mut servers = RawTable::new(&[
-        "server_id",
-        "rack_id",
-        "status",
-        "node_capacity",
-        "color",
-        "afr",
-    ]);
+    let mut servers = RawTable::for_table("servers");
     for s in 0..n_servers {
         let status = match rng.random_range(0..10) {
             0 => "failed",
@@ -62,7 +55,7 @@ fn random_inventory(seed: u64) -> Inventory {
     }
     let kinds = ["tor", "aggregation", "spine", "other"];
     let n_dev = rng.random_range(1..=5);
-    let mut devices = RawTable::new(&["device_id", "kind", "datacenter", "afr"]);
+    let mut devices = RawTable::for_table("network_devices");
     for d in 0..n_dev {
         let a = afr(&mut rng);
         devices.push(&[
@@ -73,7 +66,7 @@ fn random_inventory(seed: u64) -> Inventory {
         ]);
     }
     let n_groups = rng.random_range(0..=2);
-    let mut links = RawTable::new(&["link_id", "a_end", "b_end", "risk_group", "afr"]);
+    let mut links = RawTable::for_table("network_links");
     let mut nl = 0;
     let mut link = |a: String, b: String, rng: &mut ChaCha8Rng, links: &mut RawTable| {
         let g = if n_groups > 0 && rng.random_bool(0.3) {
@@ -103,7 +96,7 @@ fn random_inventory(seed: u64) -> Inventory {
             }
         }
     }
-    let mut groups = RawTable::new(&["risk_group", "afr"]);
+    let mut groups = RawTable::for_table("risk_groups");
     for g in 0..n_groups {
         // One group is left undeclared: it must get the default afr.
         if g == 0 && rng.random_bool(0.5) {
@@ -114,7 +107,7 @@ fn random_inventory(seed: u64) -> Inventory {
     }
     let n_power = rng.random_range(1..=5);
     let pkinds = ["utility", "generator", "switchgear", "ups", "pdu", "other"];
-    let mut power = RawTable::new(&["device_id", "kind", "datacenter", "afr"]);
+    let mut power = RawTable::for_table("power_devices");
     for p in 0..n_power {
         let a = afr(&mut rng);
         power.push(&[
@@ -124,7 +117,7 @@ fn random_inventory(seed: u64) -> Inventory {
             a,
         ]);
     }
-    let mut feeds = RawTable::new(&["upstream", "downstream"]);
+    let mut feeds = RawTable::for_table("power_feeds");
     let feed_some = |target: String, max_up: usize, rng: &mut ChaCha8Rng, feeds: &mut RawTable| {
         if max_up == 0 {
             return;

@@ -309,25 +309,6 @@ struct Builder {
     feed_rows: Vec<usize>,
 }
 
-/// Required and optional columns of each table of the contract.
-fn columns_of(table: &str) -> (&'static [&'static str], &'static [&'static str]) {
-    match table {
-        "racks" => (&["rack_id", "datacenter", "room", "row"], &["afr"]),
-        "servers" => (
-            &["server_id", "rack_id", "status", "node_capacity"],
-            &["color", "afr"],
-        ),
-        "network_devices" => (&["device_id", "kind"], &["datacenter", "afr"]),
-        "network_links" => (&["link_id", "a_end", "b_end"], &["risk_group", "afr"]),
-        "risk_groups" => (&["risk_group"], &["afr"]),
-        "power_devices" => (&["device_id", "kind"], &["datacenter", "afr"]),
-        "power_feeds" => (&["upstream", "downstream"], &[]),
-        "cells" => (&["cell_id", "clients"], &["size"]),
-        "placements" => (&["cell_id", "clients", "nodes"], &[]),
-        _ => (&[], &[]),
-    }
-}
-
 /// Opens a table for reading, recording missing tables and columns. `None` when unusable.
 pub(crate) fn open_table<'a>(
     raw: Option<&'a RawTable>,
@@ -343,7 +324,7 @@ pub(crate) fn open_table<'a>(
         }
         return None;
     };
-    let (req, opt) = columns_of(name);
+    let (req, opt) = crate::raw::schema(name).unwrap_or((&[], &[]));
     let mut cols = HashMap::new();
     let mut ok = true;
     for &c in req.iter().chain(opt) {

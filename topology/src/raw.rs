@@ -17,6 +17,26 @@ pub const TABLES: [&str; 8] = [
     "cells",
 ];
 
+/// The columns of a contract table: (required, optional), in export order. `None` for a
+/// table the contract does not define.
+pub fn schema(table: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    Some(match table {
+        "racks" => (&["rack_id", "datacenter", "room", "row"], &["afr"]),
+        "servers" => (
+            &["server_id", "rack_id", "status", "node_capacity"],
+            &["color", "afr"],
+        ),
+        "network_devices" => (&["device_id", "kind"], &["datacenter", "afr"]),
+        "network_links" => (&["link_id", "a_end", "b_end"], &["risk_group", "afr"]),
+        "risk_groups" => (&["risk_group"], &["afr"]),
+        "power_devices" => (&["device_id", "kind"], &["datacenter", "afr"]),
+        "power_feeds" => (&["upstream", "downstream"], &[]),
+        "cells" => (&["cell_id", "clients"], &["size"]),
+        "placements" => (&["cell_id", "clients", "nodes"], &[]),
+        _ => return None,
+    })
+}
+
 /// One table: a header and its rows; `None` is an empty cell ("not given").
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawTable {
@@ -30,6 +50,17 @@ impl RawTable {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
         }
+    }
+
+    /// An empty contract table with every column, required then optional.
+    ///
+    /// # Panics
+    /// On a table name the contract does not define.
+    pub fn for_table(name: &str) -> RawTable {
+        let (required, optional) =
+            schema(name).unwrap_or_else(|| panic!("'{name}' is not a contract table"));
+        let columns: Vec<&str> = required.iter().chain(optional).copied().collect();
+        RawTable::new(&columns)
     }
 
     /// Appends a row given as strings; empty strings become `None`.
