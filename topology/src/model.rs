@@ -421,6 +421,28 @@ impl Builder {
         self.by_id.get(id).map(|e| &self.elements[e.index()])
     }
 
+    /// Resolves the required reference in `column` to an element that `accept` takes;
+    /// records "unknown {expected}" or "is a {kind}, not a {expected}" otherwise.
+    fn reference<T>(
+        &mut self,
+        t: &Rows<'_>,
+        row: usize,
+        column: &str,
+        expected: &str,
+        accept: impl Fn(&Element) -> Option<T>,
+    ) -> Option<T> {
+        let id = self.required(t, row, column)?;
+        let message = match self.lookup(id) {
+            Some(e) => match accept(e) {
+                Some(v) => return Some(v),
+                None => format!("'{id}' is a {}, not a {expected}", e.kind.name()),
+            },
+            None => format!("unknown {expected} '{id}'"),
+        };
+        self.error(t.name, row, column, message);
+        None
+    }
+
     fn load(&mut self, raw: &RawInventory) {
         let mut report = std::mem::take(&mut self.report);
         let racks = open_table(raw.table("racks"), "racks", true, &mut report);
@@ -556,20 +578,9 @@ impl Builder {
             let Some(id) = self.required(t, row, "server_id") else {
                 continue;
             };
-            let rack =
-                self.required(t, row, "rack_id")
-                    .and_then(|rack_id| match self.lookup(rack_id) {
-                        Some(e) if e.kind == ElementKind::Rack => Some(e.index),
-                        Some(e) => {
-                            let msg = format!("'{rack_id}' is a {}, not a rack", e.kind.name());
-                            self.error(t.name, row, "rack_id", msg);
-                            None
-                        }
-                        None => {
-                            self.error(t.name, row, "rack_id", format!("unknown rack '{rack_id}'"));
-                            None
-                        }
-                    });
+            let rack = self.reference(t, row, "rack_id", "rack", |e| {
+                (e.kind == ElementKind::Rack).then_some(e.index)
+            });
             let status = self.required(t, row, "status").and_then(|s| match s {
                 "active" => Some(ServerStatus::Active),
                 "draining" => Some(ServerStatus::Draining),
@@ -625,28 +636,13 @@ impl Builder {
     }
 
     fn net_end(&mut self, t: &Rows<'_>, row: usize, column: &str) -> Option<NetNode> {
-        let id = self.required(t, row, column)?;
-        match self.lookup(id) {
-            Some(e) if e.kind == ElementKind::Server => Some(NetNode::Server(e.index)),
-            Some(e) if e.kind == ElementKind::NetworkDevice => Some(NetNode::Device(e.index)),
-            Some(e) => {
-                let msg = format!(
-                    "'{id}' is a {}, not a server or network device",
-                    e.kind.name()
-                );
-                self.error(t.name, row, column, msg);
-                None
+        self.reference(t, row, column, "server or network device", |e| {
+            match e.kind {
+                ElementKind::Server => Some(NetNode::Server(e.index)),
+                ElementKind::NetworkDevice => Some(NetNode::Device(e.index)),
+                _ => None,
             }
-            None => {
-                self.error(
-                    t.name,
-                    row,
-                    column,
-                    format!("unknown server or network device '{id}'"),
-                );
-                None
-            }
-        }
+        })
     }
 
     fn load_links(&mut self, t: &Rows<'_>) {
@@ -725,49 +721,17 @@ impl Builder {
 
     fn load_feeds(&mut self, t: &Rows<'_>) {
         for row in 0..t.table.len() {
-            let up = self
-                .required(t, row, "upstream")
-                .and_then(|id| match self.lookup(id) {
-                    Some(e) if e.kind == ElementKind::PowerDevice => Some(e.index),
-                    Some(e) => {
-                        let msg = format!("'{id}' is a {}, not a power device", e.kind.name());
-                        self.error(t.name, row, "upstream", msg);
-                        None
-                    }
-                    None => {
-                        self.error(
-                            t.name,
-                            row,
-                            "upstream",
-                            format!("unknown power device '{id}'"),
-                        );
-                        None
-                    }
-                });
-            let down = self
-                .required(t, row, "downstream")
-                .and_then(|id| match self.lookup(id) {
-                    Some(e) => match e.kind {
-                        ElementKind::PowerDevice => Some(PowerNode::Device(e.index)),
-                        ElementKind::Rack => Some(PowerNode::Rack(e.index)),
-                        ElementKind::Server => Some(PowerNode::Server(e.index)),
-                        ElementKind::NetworkDevice => Some(PowerNode::NetworkDevice(e.index)),
-                        other => {
-                            let msg = format!(
-                            "'{id}' is a {}, not a power device, rack, server or network device",
-                            other.name()
-                        );
-                            self.error(t.name, row, "downstream", msg);
-                            None
-                        }
-                    },
-                    None => {
-                        let msg =
-                            format!("unknown power device, rack, server or network device '{id}'");
-                        self.error(t.name, row, "downstream", msg);
-                        None
-                    }
-                });
+            let up = self.reference(t, row, "upstream", "power device", |e| {
+                (e.kind == ElementKind::PowerDevice).then_some(e.index)
+            });
+            let expected = "power device, rack, server or network device";
+            let down = self.reference(t, row, "downstream", expected, |e| match e.kind {
+                ElementKind::PowerDevice => Some(PowerNode::Device(e.index)),
+                ElementKind::Rack => Some(PowerNode::Rack(e.index)),
+                ElementKind::Server => Some(PowerNode::Server(e.index)),
+                ElementKind::NetworkDevice => Some(PowerNode::NetworkDevice(e.index)),
+                _ => None,
+            });
             let (Some(up), Some(down)) = (up, down) else {
                 continue;
             };
