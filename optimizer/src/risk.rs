@@ -142,10 +142,6 @@ impl<'m> RiskEvaluator<'m> {
         }
     }
 
-    pub fn model(&self) -> &'m FailureModel {
-        self.model
-    }
-
     /// Vertices popped by searches so far (a work counter for benchmarks).
     pub fn search_pops(&self) -> u64 {
         self.searcher.pops
@@ -228,14 +224,8 @@ impl<'m> RiskEvaluator<'m> {
                 let state =
                     self.searcher
                         .components_seeded(terminals, scenario, Some(&lower), Some(out));
-                let mut known = Forest::default();
-                self.searcher.surviving(forests, scenario, &mut known);
-                out.vertices.extend_from_slice(&known.vertices);
-                out.edges.extend_from_slice(&known.edges);
-                out.vertices.sort_unstable();
-                out.vertices.dedup();
-                out.edges.sort_unstable();
-                out.edges.dedup();
+                // The search returns only the new paths; the known forests' survivors join them.
+                self.searcher.surviving(forests, scenario, out);
                 (state, true)
             }
             None => (

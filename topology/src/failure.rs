@@ -24,7 +24,6 @@ pub struct FailureModel {
     /// Sum of every element's afr, and of their squares (for the analytic pair sums).
     pub total_afr: f64,
     pub total_afr_sq: f64,
-    server_count: u32,
     /// CSR adjacency: `adj[adj_start[v]..adj_start[v+1]]` as (neighbour, link index);
     /// neighbours that can carry traffic onwards come first, `transit_end[v]` marks their end.
     adj_start: Vec<u32>,
@@ -149,7 +148,6 @@ impl FailureModel {
             afr,
             total_afr,
             total_afr_sq,
-            server_count,
             adj_start,
             adj,
             transit_end,
@@ -214,11 +212,6 @@ impl FailureModel {
 
     pub fn link_removed(&self, l: u32, scenario: &[ElementId]) -> bool {
         !scenario.is_empty() && self.link_hits(l).any(|e| scenario.contains(&e))
-    }
-
-    pub fn server_vertex(&self, server: u32) -> Vertex {
-        debug_assert!(server < self.server_count);
-        server
     }
 }
 
@@ -360,6 +353,20 @@ fn find(group: &mut [u8], mut g: u8) -> u8 {
     g
 }
 
+/// Joins two root groups under the smaller index; the frontier moves with it (the smaller
+/// heap is poured into the larger one).
+fn merge_groups(group: &mut [u8], heaps: &mut [BinaryHeap<Entry>], a: usize, b: usize) {
+    let (lo, hi) = (a.min(b), a.max(b));
+    group[hi] = lo as u8;
+    let moved = std::mem::take(&mut heaps[hi]);
+    if heaps[lo].len() < moved.len() {
+        let small = std::mem::replace(&mut heaps[lo], moved);
+        heaps[lo].extend(small);
+    } else {
+        heaps[lo].extend(moved);
+    }
+}
+
 fn find32(uf: &mut [u32], mut x: u32) -> u32 {
     while uf[x as usize] != x {
         let up = uf[uf[x as usize] as usize];
@@ -404,10 +411,6 @@ impl<'m> Searcher<'m> {
             pops: 0,
             searches: 0,
         }
-    }
-
-    pub fn model(&self) -> &'m FailureModel {
-        self.model
     }
 
     fn next_epoch(&mut self) -> u32 {
@@ -572,10 +575,7 @@ impl<'m> Searcher<'m> {
                     find(&mut group, j as u8) as usize,
                 );
                 if a != b && !down[j] {
-                    let (lo, hi) = (a.min(b), a.max(b));
-                    group[hi] = lo as u8;
-                    let moved = std::mem::take(&mut self.heaps[hi]);
-                    self.heaps[lo].extend(moved);
+                    merge_groups(&mut group, &mut self.heaps, a, b);
                 }
             }
         }
@@ -622,15 +622,7 @@ impl<'m> Searcher<'m> {
                 if self.stamp[wu] == epoch {
                     let other = find(&mut group, self.owner[wu]);
                     if other as usize != g {
-                        let (lo, hi) = (g.min(other as usize), g.max(other as usize));
-                        group[hi] = lo as u8;
-                        let moved = std::mem::take(&mut self.heaps[hi]);
-                        if self.heaps[lo].len() < moved.len() {
-                            let small = std::mem::replace(&mut self.heaps[lo], moved);
-                            self.heaps[lo].extend(small);
-                        } else {
-                            self.heaps[lo].extend(moved);
-                        }
+                        merge_groups(&mut group, &mut self.heaps, g, other as usize);
                         self.meetings.push((v, w, l));
                     }
                     continue;
