@@ -101,13 +101,14 @@ fn evaluate_cells(
                     let mut eval = RiskEvaluator::new(model);
                     part.iter()
                         .map(|p| {
-                            let singles = eval.single_failures(&p.clients, &p.nodes);
-                            let unsafe_ = singles.baseline_outage || !singles.elements.is_empty();
-                            let risk = if options.risk {
-                                eval.evaluate(&p.clients, &p.nodes).risk
+                            // The exact risk carries the single-failure view too.
+                            let (singles, risk) = if options.risk {
+                                let r = eval.evaluate(&p.clients, &p.nodes);
+                                (r.singles, r.risk)
                             } else {
-                                f64::NAN
+                                (eval.single_failures(&p.clients, &p.nodes), f64::NAN)
                             };
+                            let unsafe_ = singles.baseline_outage || !singles.elements.is_empty();
                             CellResult {
                                 baseline_outage: singles.baseline_outage,
                                 unsafe_,

@@ -99,6 +99,8 @@ pub struct CellRisk {
     pub top_scenarios: Vec<Scenario>,
     /// Elements that can change the cell's state alone or in a pair.
     pub relevant_elements: usize,
+    /// The single-failure view, as [`RiskEvaluator::single_failures`] gives it.
+    pub singles: SingleFailures,
 }
 
 impl CellRisk {
@@ -301,7 +303,11 @@ impl<'m> RiskEvaluator<'m> {
         let mut top: Vec<Scenario> = Vec::new();
         let mut breaking = Vec::new();
         let mut single = if base_out { p_rest } else { 0.0 };
+        let mut changed = Vec::new();
         for (i, &e) in rel0.iter().enumerate() {
+            if outs[i] != base_out {
+                changed.push(e);
+            }
             if outs[i] {
                 single += p(e);
                 breaking.push(e);
@@ -392,6 +398,10 @@ impl<'m> RiskEvaluator<'m> {
             breaking_singles: breaking,
             top_scenarios: top,
             relevant_elements: relevant,
+            singles: SingleFailures {
+                baseline_outage: base_out,
+                elements: changed,
+            },
         }
     }
 

@@ -194,6 +194,7 @@ proptest! {
                 prop_assert_eq!(&fast.breaking_singles, &breaking);
             }
             let singles = eval.single_failures(&clients, &nodes);
+            prop_assert_eq!(&fast.singles, &singles);
             prop_assert_eq!(singles.baseline_outage, base);
             if !base {
                 prop_assert_eq!(&singles.elements, &breaking);
