@@ -144,16 +144,6 @@ impl<'m> RiskEvaluator<'m> {
         }
     }
 
-    /// Vertices popped by searches so far (a work counter for benchmarks).
-    pub fn search_pops(&self) -> u64 {
-        self.searcher.pops
-    }
-
-    /// Searches run so far.
-    pub fn searches(&self) -> u64 {
-        self.searcher.searches
-    }
-
     fn next_epoch(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {

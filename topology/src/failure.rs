@@ -339,9 +339,6 @@ pub struct Searcher<'m> {
     meetings: Vec<(Vertex, Vertex, u32)>,
     uf: Vec<u32>,
     uf_removed: Vec<bool>,
-    /// Statistics: vertices expanded and searches run over the searcher's life.
-    pub pops: u64,
-    pub searches: u64,
 }
 
 fn find(group: &mut [u8], mut g: u8) -> u8 {
@@ -408,8 +405,6 @@ impl<'m> Searcher<'m> {
             meetings: Vec::new(),
             uf: Vec::new(),
             uf_removed: Vec::new(),
-            pops: 0,
-            searches: 0,
         }
     }
 
@@ -522,7 +517,6 @@ impl<'m> Searcher<'m> {
         let m = self.model;
         let k = terminals.len();
         assert!(k < 64, "at most 63 terminals");
-        self.searches += 1;
         let epoch = self.next_epoch();
         if self.heaps.len() < k {
             self.heaps.resize_with(k, BinaryHeap::new);
@@ -593,7 +587,6 @@ impl<'m> Searcher<'m> {
                     continue;
                 };
                 active += 1;
-                self.pops += 1;
                 let vu = v as usize;
                 // Sources look at every neighbour (two terminals may be joined directly);
                 // elsewhere dead ends are skipped, they can lead nowhere.

@@ -252,12 +252,6 @@ impl Inventory {
         }
     }
 
-    /// The failure domains a server sits in, outermost first: datacenter, room, row, rack.
-    pub fn server_domains(&self, server: u32) -> [&str; 4] {
-        let rack = &self.racks[self.servers[server as usize].rack as usize];
-        [&rack.datacenter, &rack.room, &rack.row, &rack.id]
-    }
-
     /// Validates a raw export. On success returns the model and the warnings; on any
     /// error returns every error and warning found, and nothing is loaded.
     pub fn from_raw(raw: &RawInventory) -> Result<(Inventory, Vec<Problem>), Error> {
