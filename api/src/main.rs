@@ -1,4 +1,4 @@
-//! The `cellplacer` command line: validate, evaluate and generate inventories.
+//! The `cellplacer` command line: validate, evaluate, place and generate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use api::view::{counts_text, CountsView, FleetReportView, ProblemView};
 use clap::{Parser, Subcommand, ValueEnum};
+use optimizer::place::{place_batch, Occupancy, PlaceOptions, Solver};
 use optimizer::{fleet_report, ReportOptions};
-use topology::ingest::{write_dir, Format};
+use topology::ingest::{write_dir, write_table, Format};
+use topology::raw::RawTable;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +45,25 @@ enum Command {
         /// Worker threads (0 = all cores).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+    },
+    /// Place a cell workload (`cells.csv`) in batch; writes a placement export.
+    Place {
+        dir: PathBuf,
+        #[arg(long)]
+        cells: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// heuristic, ilp (HiGHS) or microlp.
+        #[arg(long, default_value = "heuristic")]
+        solver: Solver,
+        /// Existing placements to respect (their load and the overlap rule).
+        #[arg(long)]
+        existing: Option<PathBuf>,
+        /// Candidate servers per cell.
+        #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
+        pool: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Write a generated availability zone (deterministic for a seed).
     Generate {
@@ -148,6 +169,62 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", view.text());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Place {
+            dir,
+            cells,
+            out,
+            solver,
+            existing,
+            pool,
+            seed,
+        } => {
+            let loaded = api::load::inventory(&dir).context("loading the inventory")?;
+            let inv = &loaded.inventory;
+            let cells = api::load::cells(&cells, inv).context("loading the cells")?;
+            let mut occupancy = Occupancy::new(inv);
+            if let Some(path) = existing {
+                for p in
+                    api::load::placements(&path, inv).context("loading the existing placements")?
+                {
+                    occupancy.insert(&p.nodes);
+                }
+            }
+            let options = PlaceOptions {
+                solver,
+                pool_size: pool,
+                seed,
+                ..PlaceOptions::default()
+            };
+            let outcome = place_batch(inv, &loaded.model, &cells, &mut occupancy, &options);
+            let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
+            let ids = |servers: &[u32]| {
+                servers
+                    .iter()
+                    .map(|&s| inv.servers[s as usize].id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(";")
+            };
+            for p in &outcome.placements {
+                table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
+            }
+            write_table(&out, &table).context("writing the placements")?;
+            println!(
+                "placed {} of {} cells in {:.2?} ({} not single-failure safe); wrote {}",
+                outcome.placements.len(),
+                cells.len(),
+                outcome.elapsed,
+                outcome.unsafe_cells,
+                out.display()
+            );
+            for (cell, e) in &outcome.failed {
+                println!("not placed: cell '{cell}': {e}");
+            }
+            Ok(if outcome.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Generate {
             preset,

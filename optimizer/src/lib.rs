@@ -5,11 +5,12 @@
 //! programs of placement with HiGHS or microlp.
 
 pub mod mip;
+pub mod place;
 pub mod report;
 pub mod risk;
 
 pub use report::{fleet_report, FleetReport, ReportOptions};
-pub use risk::{CellRisk, CellShape, RiskEvaluator};
+pub use risk::{CellRisk, CellShape, PairScreen, RiskEvaluator, StateEvent};
 
 use std::time::Duration;
 
@@ -32,6 +33,16 @@ pub enum Error {
     SolverTimeLimit {
         backend: &'static str,
         time_limit: Duration,
+    },
+    /// A request the placer cannot take: names the field.
+    #[error("{field}: {message}")]
+    InvalidRequest { field: String, message: String },
+    /// No placement satisfies the hard rules: an expected outcome, with the reason and the
+    /// rules that bound.
+    #[error("no feasible placement: {reason}")]
+    NoFeasiblePlacement {
+        reason: String,
+        binding: Vec<place::Binding>,
     },
     #[error("unknown solver '{name}' (expected highs or microlp)")]
     UnknownSolver { name: String },
