@@ -144,6 +144,109 @@ struct ForestCuts {
     single: Vec<u64>,
     /// ((i, j) local pair, client, members) for power pairs that remove a forest vertex.
     pairs: Vec<((u32, u32), usize, u64)>,
+    /// Whether a local element is half of any such pair.
+    has_pairs: Vec<bool>,
+}
+
+/// A piece of a forest whose removal cuts off the subtree below it.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Vertex(Vertex),
+    Link(u32),
+}
+
+/// Roots `forest` at each client and reports, for every vertex and link, the members in
+/// the subtree it would cut off (`visit(client, cut, members)`). Returns, per client, the
+/// members not in its tree at all.
+fn walk_cuts(
+    screen: &PairScreen<'_>,
+    terminals: &[Vertex],
+    forest: &Forest,
+    mut visit: impl FnMut(usize, Cut, u64),
+) -> Vec<u64> {
+    let index: FxHashMap<Vertex, usize> = forest
+        .vertices
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i))
+        .collect();
+    let nv = forest.vertices.len();
+    let mut adjacency: Vec<Vec<(usize, u32)>> = vec![Vec::new(); nv];
+    for &(a, b, l) in &forest.edges {
+        let (ia, ib) = (index[&a], index[&b]);
+        adjacency[ia].push((ib, l));
+        adjacency[ib].push((ia, l));
+    }
+    let mut own_bits = vec![0u64; nv];
+    let mut all_members = 0u64;
+    for (t, &v) in terminals.iter().enumerate() {
+        all_members |= screen.member_bits[t];
+        if let Some(&i) = index.get(&v) {
+            own_bits[i] |= screen.member_bits[t];
+        }
+    }
+    let mut base_lost = vec![all_members; screen.clients.len()];
+    let mut parent = vec![usize::MAX; nv];
+    let mut order = Vec::with_capacity(nv);
+    let mut sub = vec![0u64; nv];
+    for (ci, &t) in screen.clients.iter().enumerate() {
+        let Some(&root) = index.get(&terminals[t]) else {
+            continue;
+        };
+        parent.iter_mut().for_each(|p| *p = usize::MAX);
+        order.clear();
+        parent[root] = root;
+        order.push(root);
+        let mut at = 0;
+        while at < order.len() {
+            let v = order[at];
+            at += 1;
+            for &(w, _) in &adjacency[v] {
+                if parent[w] == usize::MAX {
+                    parent[w] = v;
+                    order.push(w);
+                }
+            }
+        }
+        for &v in order.iter().rev() {
+            sub[v] = own_bits[v];
+            for &(w, _) in &adjacency[v] {
+                if parent[w] == v && w != v {
+                    sub[v] |= sub[w];
+                }
+            }
+        }
+        base_lost[ci] = all_members & !sub[root];
+        for &v in &order {
+            visit(ci, Cut::Vertex(forest.vertices[v]), sub[v]);
+            for &(w, l) in &adjacency[v] {
+                if parent[w] == v && w != v {
+                    visit(ci, Cut::Link(l), sub[w]);
+                }
+            }
+        }
+    }
+    base_lost
+}
+
+/// What each element cuts from each client in the forest under one failed element.
+#[derive(Debug)]
+struct CutsUnder {
+    base_lost: Vec<u64>,
+    by_element: FxHashMap<ElementId, Vec<u64>>,
+    must_lose: u32,
+}
+
+impl CutsUnder {
+    /// Whether `other`, failing with the element this forest survives, leaves every client
+    /// short of `must_lose` lost members even in this forest alone.
+    fn inert(&self, other: ElementId) -> bool {
+        let cut = self.by_element.get(&other);
+        (0..self.base_lost.len()).all(|ci| {
+            let lost = self.base_lost[ci] | cut.map_or(0, |c| c[ci]);
+            lost.count_ones() < self.must_lose
+        })
+    }
 }
 
 impl ForestCuts {
@@ -158,7 +261,7 @@ impl ForestCuts {
                 lost |= self.single[j * k + ci];
             }
             if lost.count_ones() < self.must_lose {
-                if let Some(key) = key {
+                if let (Some(key), true) = (key, self.has_pairs[i]) {
                     let from = self.pairs.partition_point(|&(p, c, _)| (p, c) < (key, ci));
                     for &(p, c, m) in &self.pairs[from..] {
                         if p != key || c != ci {
@@ -287,92 +390,84 @@ impl<'m> RiskEvaluator<'m> {
         let k = screen.clients.len();
         let n = rel0.len();
         let local = |e: ElementId| self.local(e).map(|i| i as usize);
-        let index: FxHashMap<Vertex, usize> = forest
-            .vertices
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (v, i))
-            .collect();
-        let nv = forest.vertices.len();
-        let mut adjacency: Vec<Vec<(usize, u32)>> = vec![Vec::new(); nv];
-        for &(a, b, l) in &forest.edges {
-            let (ia, ib) = (index[&a], index[&b]);
-            adjacency[ia].push((ib, l));
-            adjacency[ib].push((ia, l));
-        }
-        let mut own_bits = vec![0u64; nv];
-        let mut all_members = 0u64;
-        for (t, &v) in terminals.iter().enumerate() {
-            all_members |= screen.member_bits[t];
-            if let Some(&i) = index.get(&v) {
-                own_bits[i] |= screen.member_bits[t];
+        let mut single = vec![0u64; n * k];
+        let mut pairs = Vec::new();
+        let base_lost = walk_cuts(screen, terminals, forest, |ci, cut, mask| match cut {
+            Cut::Vertex(v) => {
+                for &e in model.single_hits(v) {
+                    if let Some(i) = local(e) {
+                        single[i * k + ci] |= mask;
+                    }
+                }
+                for &(a, b) in model.pair_hits(v) {
+                    if let (Some(i), Some(j)) = (local(a), local(b)) {
+                        pairs.push(((i.min(j) as u32, i.max(j) as u32), ci, mask));
+                    }
+                }
             }
+            Cut::Link(l) => {
+                for e in model.link_hits(l) {
+                    if let Some(i) = local(e) {
+                        single[i * k + ci] |= mask;
+                    }
+                }
+            }
+        });
+        pairs.sort_unstable_by_key(|&(p, c, _)| (p, c));
+        let mut has_pairs = vec![false; n];
+        for &((i, j), _, _) in &pairs {
+            has_pairs[i as usize] = true;
+            has_pairs[j as usize] = true;
         }
-        let mut cuts = ForestCuts {
+        ForestCuts {
             clients: k,
             must_lose: screen.must_lose,
-            base_lost: vec![all_members; k],
-            single: vec![0; n * k],
-            pairs: Vec::new(),
-        };
-        let mut parent = vec![usize::MAX; nv];
-        let mut order = Vec::with_capacity(nv);
-        let mut sub = vec![0u64; nv];
-        for (ci, &t) in screen.clients.iter().enumerate() {
-            let Some(&root) = index.get(&terminals[t]) else {
-                continue;
-            };
-            // Depth-first order from the client; subtree masks bottom-up.
-            parent.iter_mut().for_each(|p| *p = usize::MAX);
-            order.clear();
-            parent[root] = root;
-            order.push(root);
-            let mut at = 0;
-            while at < order.len() {
-                let v = order[at];
-                at += 1;
-                for &(w, _) in &adjacency[v] {
-                    if parent[w] == usize::MAX {
-                        parent[w] = v;
-                        order.push(w);
-                    }
-                }
-            }
-            for &v in order.iter().rev() {
-                sub[v] = own_bits[v];
-                for &(w, _) in &adjacency[v] {
-                    if parent[w] == v && w != v {
-                        sub[v] |= sub[w];
-                    }
-                }
-            }
-            cuts.base_lost[ci] = all_members & !sub[root];
-            for &v in &order {
-                let vertex = forest.vertices[v];
-                for &e in model.single_hits(vertex) {
-                    if let Some(i) = local(e) {
-                        cuts.single[i * k + ci] |= sub[v];
-                    }
-                }
-                for &(a, b) in model.pair_hits(vertex) {
-                    if let (Some(i), Some(j)) = (local(a), local(b)) {
-                        cuts.pairs
-                            .push(((i.min(j) as u32, i.max(j) as u32), ci, sub[v]));
-                    }
-                }
-                for &(w, l) in &adjacency[v] {
-                    if parent[w] == v && w != v {
-                        for e in model.link_hits(l) {
-                            if let Some(i) = local(e) {
-                                cuts.single[i * k + ci] |= sub[w];
-                            }
-                        }
-                    }
-                }
-            }
+            base_lost,
+            single,
+            pairs,
+            has_pairs,
         }
-        cuts.pairs.sort_unstable_by_key(|&(p, c, _)| (p, c));
-        cuts
+    }
+
+    /// What every element cuts, per client, from the forest under `failed` (a forest that
+    /// survives `failed`), with `failed` as the partner of power pairs.
+    fn cuts_under(
+        &self,
+        screen: &PairScreen<'_>,
+        terminals: &[Vertex],
+        forest: &Forest,
+        failed: ElementId,
+    ) -> CutsUnder {
+        let model = self.model;
+        let k = screen.clients.len();
+        let mut by_element: FxHashMap<ElementId, Vec<u64>> = FxHashMap::default();
+        let mut add = |e: ElementId, ci: usize, mask: u64| {
+            by_element.entry(e).or_insert_with(|| vec![0; k])[ci] |= mask;
+        };
+        let base_lost = walk_cuts(screen, terminals, forest, |ci, cut, mask| match cut {
+            Cut::Vertex(v) => {
+                for &e in model.single_hits(v) {
+                    add(e, ci, mask);
+                }
+                for &(a, b) in model.pair_hits(v) {
+                    if a == failed {
+                        add(b, ci, mask);
+                    } else if b == failed {
+                        add(a, ci, mask);
+                    }
+                }
+            }
+            Cut::Link(l) => {
+                for e in model.link_hits(l) {
+                    add(e, ci, mask);
+                }
+            }
+        });
+        CutsUnder {
+            base_lost,
+            by_element,
+            must_lose: screen.must_lose,
+        }
     }
 
     /// Exact risk of a cell with these clients and nodes (server indices).
@@ -576,6 +671,16 @@ impl<'m> RiskEvaluator<'m> {
             });
         }
 
+        // Second-level screen, built lazily: cuts in the forest under one element.
+        let mut under: Vec<Option<CutsUnder>> = (0..n).map(|_| None).collect();
+        let mut inert_under = |k: usize, other: ElementId, this: &Self| -> bool {
+            let (Some(screen), Some(forest)) = (screen, forests[k].as_ref()) else {
+                return false;
+            };
+            under[k]
+                .get_or_insert_with(|| this.cuts_under(screen, terminals, forest, rel0[k]))
+                .inert(other)
+        };
         let mut relevant = n;
         for i in 0..n {
             let ei = rel0[i];
@@ -599,6 +704,8 @@ impl<'m> RiskEvaluator<'m> {
                         pair: (ei, ej),
                         state: &states[j],
                     });
+                } else if cuts.is_some() && (inert_under(i, ej, self) || inert_under(j, ei, self)) {
+                    continue;
                 } else {
                     let pair_scenario = [ei, ej];
                     let forest_j = forests[j].as_ref().unwrap_or(&base_forest);
@@ -624,6 +731,9 @@ impl<'m> RiskEvaluator<'m> {
             let mut p_extra = 0.0;
             for &f in &extra[i] {
                 p_extra += p(f);
+                if cuts.is_some() && inert_under(i, f, self) {
+                    continue;
+                }
                 let pair_scenario = [ei, f];
                 let (state, _) = self.state_between(
                     terminals,

@@ -77,7 +77,7 @@ pub struct PlaceOptions {
 impl Default for PlaceOptions {
     fn default() -> Self {
         PlaceOptions {
-            pool_size: 40,
+            pool_size: 20,
             per_rack: 1,
             load_weight: 1e-7,
             solver: Solver::Heuristic,

@@ -151,28 +151,66 @@ pub fn draw(inv: &Inventory, occ: &Occupancy, req: &PoolRequest<'_>, limits: Poo
             servers,
         });
     }
-    // Rank of each rack within its row, least utilised first.
+    // Order: round-robin over rooms, then over the rows of a room, then over the racks
+    // of a row, least utilised first at each level, so that a pool of any size spreads
+    // over as many rooms, rows and racks as it can.
     racks.sort_by(|a, b| {
         a.row_key
             .cmp(&b.row_key)
             .then(a.best.total_cmp(&b.best))
             .then(a.rack.cmp(&b.rack))
     });
-    let mut ranked: Vec<(usize, u8, f64, u32, usize)> = Vec::with_capacity(racks.len());
-    let mut rank = 0;
-    for i in 0..racks.len() {
-        rank = if i > 0 && racks[i].row_key == racks[i - 1].row_key {
-            rank + 1
+    let mut rack_rank = vec![0usize; racks.len()];
+    for i in 1..racks.len() {
+        if racks[i].row_key == racks[i - 1].row_key {
+            rack_rank[i] = rack_rank[i - 1] + 1;
+        }
+    }
+    // Rows of a room by their best rack, then name.
+    let mut rows: Vec<(&(String, String, String), f64)> = Vec::new();
+    for (i, r) in racks.iter().enumerate() {
+        if rack_rank[i] == 0 {
+            rows.push((&r.row_key, r.best));
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.0 .0, &a.0 .1)
+            .cmp(&(&b.0 .0, &b.0 .1))
+            .then(a.1.total_cmp(&b.1))
+            .then(a.0 .2.cmp(&b.0 .2))
+    });
+    let mut row_rank: std::collections::HashMap<&(String, String, String), usize> =
+        std::collections::HashMap::new();
+    for i in 0..rows.len() {
+        let same_room =
+            i > 0 && (&rows[i].0 .0, &rows[i].0 .1) == (&rows[i - 1].0 .0, &rows[i - 1].0 .1);
+        let rank = if same_room {
+            row_rank[rows[i - 1].0] + 1
         } else {
             0
         };
-        ranked.push((rank, racks[i].tier, racks[i].best, racks[i].rack, i));
+        row_rank.insert(rows[i].0, rank);
     }
+    let mut ranked: Vec<(usize, usize, u8, f64, u32, usize)> = racks
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                rack_rank[i],
+                row_rank[&r.row_key],
+                r.tier,
+                r.best,
+                r.rack,
+                i,
+            )
+        })
+        .collect();
     ranked.sort_by(|a, b| {
         a.0.cmp(&b.0)
             .then(a.1.cmp(&b.1))
-            .then(a.2.total_cmp(&b.2))
-            .then(a.3.cmp(&b.3))
+            .then(a.2.cmp(&b.2))
+            .then(a.3.total_cmp(&b.3))
+            .then(a.4.cmp(&b.4))
     });
 
     for &k in req.keep {
@@ -180,7 +218,7 @@ pub fn draw(inv: &Inventory, occ: &Occupancy, req: &PoolRequest<'_>, limits: Poo
         pool.members.push(k);
     }
     let mut chosen = 0;
-    'racks: for &(_, _, _, _, i) in &ranked {
+    'racks: for &(_, _, _, _, _, i) in &ranked {
         for &s in &racks[i].servers {
             if chosen == limits.size {
                 break 'racks;
