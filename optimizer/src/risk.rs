@@ -708,15 +708,16 @@ impl<'m> RiskEvaluator<'m> {
                     continue;
                 } else {
                     let pair_scenario = [ei, ej];
-                    let forest_j = forests[j].as_ref().unwrap_or(&base_forest);
                     let upper = meet(&states[i], &states[j]);
-                    let (state, _) = self.state_between(
-                        terminals,
-                        &[&base_forest, forest_i, forest_j],
-                        &upper,
-                        &pair_scenario,
-                        None,
-                    );
+                    // A forest under one element already holds what survives of the base
+                    // forest: the fewer forests, the cheaper the lower bound.
+                    let known: &[&Forest] = match (&forests[i], &forests[j]) {
+                        (Some(a), Some(b)) => &[a, b],
+                        (Some(a), None) | (None, Some(a)) => &[a],
+                        (None, None) => &[&base_forest],
+                    };
+                    let (state, _) =
+                        self.state_between(terminals, known, &upper, &pair_scenario, None);
                     visit(StateEvent::Pair {
                         pair: (ei, ej),
                         state: &state,
