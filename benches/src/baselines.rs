@@ -63,12 +63,16 @@ pub fn crush_like(inv: &Inventory, cells: &[CellSpec], seed: u64) -> Vec<Placeme
     let mut placements = Vec::with_capacity(cells.len());
     for cell in cells {
         let cell_key = fnv1a(cell.cell_id.as_bytes());
-        let Some(colour) = straw2(pool.colours.iter().enumerate().filter_map(|(c, colour)| {
-            (colour.eligible_racks >= cell.size).then(|| {
-                let u = unit_interval(stable_hash(&[seed, cell_key, COLOUR_DRAW, colour.key]));
-                (c, u, colour.remaining as f64)
-            })
-        })) else {
+        let colour_candidates = pool
+            .colours
+            .iter()
+            .enumerate()
+            .filter(|(_, colour)| colour.eligible_racks >= cell.size)
+            .map(|(c, colour)| {
+                let hash = stable_hash(&[seed, cell_key, COLOUR_DRAW, colour.key]);
+                (c, unit_interval(hash), colour.remaining as f64)
+            });
+        let Some(colour) = straw2(colour_candidates) else {
             continue;
         };
 
@@ -78,40 +82,39 @@ pub fn crush_like(inv: &Inventory, cells: &[CellSpec], seed: u64) -> Vec<Placeme
             let racks = &pool.colours[colour].racks;
             let mut attempt = 0;
             let slot = loop {
-                let give_up_on_collisions = attempt > MAX_COLLISION_RETRIES;
-                let winner = straw2(racks.iter().enumerate().filter_map(|(slot, rack)| {
-                    let excluded = give_up_on_collisions && used_racks.contains(&slot);
-                    (rack.remaining > 0 && !excluded).then(|| {
+                let exclude_used = attempt > MAX_COLLISION_RETRIES;
+                let rack_candidates = racks
+                    .iter()
+                    .enumerate()
+                    .filter(|(slot, _)| !(exclude_used && used_racks.contains(slot)))
+                    .map(|(slot, rack)| {
                         let hash =
                             stable_hash(&[seed, cell_key, RACK_DRAW, rack.key, replica, attempt]);
                         (slot, unit_interval(hash), rack.remaining as f64)
-                    })
-                }))
-                .expect("the colour has cell.size eligible racks");
+                    });
+                let winner =
+                    straw2(rack_candidates).expect("the colour has cell.size eligible racks");
                 if !used_racks.contains(&winner) {
                     break winner;
                 }
                 attempt += 1;
             };
-            let server = straw2(
-                pool.colours[colour].racks[slot]
-                    .servers
-                    .iter()
-                    .filter_map(|&s| {
-                        let remaining = pool.remaining[s as usize];
-                        (remaining > 0).then(|| {
-                            let hash = stable_hash(&[
-                                seed,
-                                cell_key,
-                                SERVER_DRAW,
-                                server_keys[s as usize],
-                                replica,
-                            ]);
-                            (s, unit_interval(hash), f64::from(remaining))
-                        })
-                    }),
-            )
-            .expect("an eligible rack has an eligible server");
+            let server_candidates = racks[slot].servers.iter().map(|&s| {
+                let hash = stable_hash(&[
+                    seed,
+                    cell_key,
+                    SERVER_DRAW,
+                    server_keys[s as usize],
+                    replica,
+                ]);
+                (
+                    s,
+                    unit_interval(hash),
+                    f64::from(pool.remaining[s as usize]),
+                )
+            });
+            let server =
+                straw2(server_candidates).expect("an eligible rack has an eligible server");
             pool.take(server);
             used_racks.push(slot);
             nodes.push(server);
@@ -201,7 +204,8 @@ pub fn unplaced<'a>(cells: &'a [CellSpec], placements: &[Placement]) -> Vec<&'a 
 /// The straw2 choice: each candidate `(item, u, weight)` with `u` in (0, 1] draws
 /// `ln(u) / weight`, the largest draw wins (ties: the first candidate). Item `i` wins with
 /// probability `weight_i / sum(weights)`, and changing one weight moves items only to or
-/// from that candidate. `None` when there is no candidate with a positive weight.
+/// from that candidate. Candidates of weight 0 (exhausted racks and servers) never win;
+/// `None` when no candidate has a positive weight.
 pub fn straw2<T>(candidates: impl IntoIterator<Item = (T, f64, f64)>) -> Option<T> {
     let mut best: Option<(T, f64)> = None;
     for (item, u, weight) in candidates {
