@@ -1,5 +1,5 @@
 //! `compare`: generates a zone and its cell workload, places the cells with each baseline
-//! (and cellplacer, once its batch placer exists), and prints the comparison table.
+//! and with cellplacer's batch placer, and prints the comparison table.
 
 use std::time::Instant;
 
@@ -7,7 +7,8 @@ use benches::baselines::{crush_like, rack_spread_random};
 use benches::compare::{compare_with_model, Method};
 use benches::Zone;
 use clap::{Parser, ValueEnum};
-use topology::{CellSpec, Inventory, Placement};
+use optimizer::place::{place_batch, Occupancy, PlaceOptions};
+use topology::{CellSpec, Placement};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Preset {
@@ -58,10 +59,7 @@ fn main() {
             rack_spread_random(&zone.inventory, &zone.cells, args.seed)
         }),
     ];
-    match cellplacer_method(&zone, args.seed) {
-        Some(method) => methods.push(method),
-        None => println!("cellplacer: no batch placer wired in yet (see cellplacer_method)"),
-    }
+    methods.extend(cellplacer_method(&zone, args.seed));
     println!();
     print!(
         "{}",
@@ -82,11 +80,24 @@ fn timed(name: &str, cells: &[CellSpec], place: impl FnOnce() -> Vec<Placement>)
     }
 }
 
-/// HOOK for the real placer: cellplacer's batch placement (`optimizer::place`, written
-/// concurrently on another branch) goes here, as `timed("cellplacer", &zone.cells, ...)`.
-/// Until that API exists this returns `None` and the table has the baselines only; it must
-/// not be filled with a stand-in.
+/// cellplacer's batch placement with its default options (heuristic, seeded).
 fn cellplacer_method(zone: &Zone, seed: u64) -> Option<Method> {
-    let _: (&Inventory, &[CellSpec], u64) = (&zone.inventory, &zone.cells, seed);
-    None
+    let options = PlaceOptions {
+        seed,
+        ..PlaceOptions::default()
+    };
+    let mut occupancy = Occupancy::new(&zone.inventory);
+    let outcome = place_batch(
+        &zone.inventory,
+        &zone.model,
+        &zone.cells,
+        &mut occupancy,
+        &options,
+    );
+    Some(Method {
+        name: "cellplacer".to_string(),
+        unplaced: outcome.failed.len(),
+        placements: outcome.placements,
+        elapsed: outcome.elapsed,
+    })
 }
