@@ -12,6 +12,9 @@ fn main() {
     let occ = Occupancy::new(&zone.inventory);
     let mut opts = PlaceOptions::default();
     opts.pool_size = pool;
+    if let Some(solver) = std::env::args().nth(3) {
+        opts.solver = solver.parse().unwrap();
+    }
     let mut placer = Placer::new(&zone.inventory, &zone.model, opts);
     let mut times = Vec::new();
     let mut groups = 0;
