@@ -401,3 +401,60 @@ proptest! {
         }
     }
 }
+
+/// On a generated zone (where the search really searches: far more than 20,000 choices),
+/// the exact solver is never worse than the heuristic on the same objective, and the
+/// heuristic stays close to it.
+#[test]
+fn heuristic_against_the_ilp_on_a_generated_zone() {
+    let raw = fixtures::generate(&fixtures::ZoneParams::small(3));
+    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+    let cells = topology::workload::parse_cells(raw.table("cells").expect("cells"), &inv)
+        .expect("generated cells are valid");
+    let model = FailureModel::new(&inv);
+    let occ = Occupancy::new(&inv);
+    let options = PlaceOptions::default();
+    let mut fast = Placer::new(&inv, &model, options.clone());
+    let mut exact = Placer::new(
+        &inv,
+        &model,
+        PlaceOptions {
+            solver: Solver::Exact(SolverKind::Highs),
+            mip_gap: 0.0,
+            ..options.clone()
+        },
+    );
+    let objective = |d: &optimizer::place::Decision| {
+        let load: f64 = d
+            .nodes
+            .iter()
+            .map(|&s| f64::from(occ.load(s)) / f64::from(inv.servers[s as usize].capacity))
+            .sum();
+        d.explanation.risk + options.load_weight * load
+    };
+    let mut close_enough = 0;
+    let sample: Vec<_> = cells.iter().step_by(97).take(12).collect();
+    for cell in &sample {
+        let h = fast
+            .place(&occ, &cell.clients, cell.size)
+            .expect("placeable");
+        let x = exact
+            .place(&occ, &cell.clients, cell.size)
+            .expect("placeable");
+        assert_eq!(x.solve.gap, Some(0.0), "the ILP proves its optimum");
+        assert!(
+            objective(&x) <= objective(&h) * (1.0 + 1e-9) + 1e-15,
+            "cell {}: ILP {} worse than heuristic {}",
+            cell.cell_id,
+            objective(&x),
+            objective(&h)
+        );
+        assert!(x.explanation.single_failure_safe || !h.explanation.single_failure_safe);
+        close_enough += usize::from(h.explanation.risk <= x.explanation.risk * 1.01 + 1e-15);
+    }
+    assert!(
+        close_enough * 10 >= sample.len() * 9,
+        "heuristic within 1% of the ILP on only {close_enough} of {} cells",
+        sample.len()
+    );
+}
