@@ -235,3 +235,78 @@ fn generated_zone_round_trips_through_files() {
     let cells = api::load::cells(&out.join("cells.csv"), &loaded.inventory).unwrap();
     assert_eq!(cells.len(), fixtures::ZoneParams::tiny(7).cells);
 }
+
+#[test]
+fn place_then_evaluate_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("zone");
+    let zone_arg = zone.to_str().unwrap();
+    let (code, out) = cellplacer(&[
+        "generate", "--preset", "small", "--seed", "4", "--cells", "40", "--out", zone_arg,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let placements = dir.path().join("placements.csv");
+    let cells = zone.join("cells.csv");
+    let (code, out) = cellplacer(&[
+        "place",
+        zone_arg,
+        "--cells",
+        cells.to_str().unwrap(),
+        "--out",
+        placements.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("placed 40 of 40 cells"), "{out}");
+    let unsafe_placed: usize = out
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("unsafe count in the summary");
+    let (code, out) = cellplacer(&["evaluate", zone_arg, placements.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["cells"], 40);
+    assert_eq!(report["single_failure_unsafe_cells"], unsafe_placed);
+    assert_eq!(report["quorum_sharing_pairs"], 0);
+    assert_eq!(
+        report["load"]["over_capacity"],
+        serde_json::json!([]),
+        "{out}"
+    );
+    // The same cells placed again on top of the first run: loads and the overlap rule
+    // carry over through --existing.
+    let again = dir.path().join("again.csv");
+    let (code, out) = cellplacer(&[
+        "place",
+        zone_arg,
+        "--cells",
+        cells.to_str().unwrap(),
+        "--existing",
+        placements.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let first = fs::read_to_string(&placements).unwrap();
+    let second = fs::read_to_string(&again).unwrap();
+    let nodes = |csv: &str| -> Vec<std::collections::BTreeSet<String>> {
+        csv.lines()
+            .skip(1)
+            .map(|l| {
+                l.rsplit(',')
+                    .next()
+                    .unwrap()
+                    .split(';')
+                    .map(String::from)
+                    .collect()
+            })
+            .collect()
+    };
+    for (a, b) in nodes(&first).iter().zip(nodes(&second)) {
+        assert!(
+            a.intersection(&b).count() < 4,
+            "a cell shares a quorum with its twin"
+        );
+    }
+}
