@@ -250,6 +250,7 @@ use topology::model::ServerStatus;
 fn exhaustive_options(solver: Solver) -> PlaceOptions {
     PlaceOptions {
         pool_size: 63,
+        repair_pool_size: 63,
         per_rack: 63,
         load_weight: 0.0,
         solver,

@@ -60,6 +60,9 @@ pub struct PlaceOptions {
     pub pool_size: usize,
     /// Most candidates from one rack.
     pub per_rack: usize,
+    /// Most candidates for a replacement or a move (one server to choose, six kept: a
+    /// smaller pool keeps the table small).
+    pub repair_pool_size: usize,
     /// Weight of the chosen servers' utilisation (load / capacity, summed) against risk:
     /// risk first, so keep it small.
     pub load_weight: f64,
@@ -79,6 +82,7 @@ impl Default for PlaceOptions {
         PlaceOptions {
             pool_size: 20,
             per_rack: 1,
+            repair_pool_size: 12,
             load_weight: 1e-7,
             solver: Solver::Heuristic,
             restarts: 1,
@@ -302,8 +306,13 @@ impl<'m> Placer<'m> {
         own: Option<CellSlot>,
     ) -> Prepared {
         let room = 63usize.saturating_sub(clients.len() + keep.len());
+        let wanted = if keep.is_empty() {
+            self.options.pool_size
+        } else {
+            self.options.repair_pool_size
+        };
         let limits = PoolLimits {
-            size: self.options.pool_size.min(room),
+            size: wanted.min(room),
             per_rack: self.options.per_rack.max(1),
         };
         let pool = pool::draw(
