@@ -311,7 +311,7 @@ impl<'m> Placer<'m> {
         clients: &[u32],
         size: usize,
     ) -> Result<Decision, EngineError> {
-        if size % 2 == 0 || !(3..=15).contains(&size) {
+        if size.is_multiple_of(2) || !(3..=15).contains(&size) {
             return Err(EngineError::InvalidRequest {
                 field: "size".into(),
                 message: format!("{size} is not an odd number from 3 to 15"),

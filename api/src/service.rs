@@ -87,13 +87,13 @@ pub enum Op {
 #[derive(Debug)]
 pub enum Outcome {
     Cell {
-        response: CellResponse,
+        response: Box<CellResponse>,
         /// A new cell (201), not a replay (200).
         created: bool,
         seq: u64,
     },
     Clients {
-        response: ClientsResponse,
+        response: Box<ClientsResponse>,
         seq: u64,
     },
 }
@@ -254,7 +254,7 @@ fn place(
                     .into())
                 } else {
                     Ok(Outcome::Cell {
-                        response: CellResponse::plain(CellView::of(cell)),
+                        response: Box::new(CellResponse::plain(CellView::of(cell))),
                         created: false,
                         seq: cell.seq,
                     })
@@ -294,7 +294,7 @@ fn place(
         ledger.insert(record, client_idx, decision.nodes.clone(), None, seq);
         ledger.seq = seq;
         return Ok(Outcome::Cell {
-            response: CellResponse::decided(view, inv, &decision),
+            response: Box::new(CellResponse::decided(view, inv, &decision)),
             created: true,
             seq,
         });
@@ -388,7 +388,7 @@ fn replace(
         ledger.set_nodes(cell_id, decision.nodes.clone());
         ledger.seq = seq;
         return Ok(Outcome::Cell {
-            response: CellResponse::decided(view, inv, &decision),
+            response: Box::new(CellResponse::decided(view, inv, &decision)),
             created: false,
             seq,
         });
@@ -423,12 +423,12 @@ fn set_clients(
             if same_set(&cell.record.clients, clients) && cell.pending_move().is_some() {
                 // Nothing new: the waiting proposal stands (a PUT is idempotent).
                 return Ok(Outcome::Clients {
-                    response: ClientsResponse {
+                    response: Box::new(ClientsResponse {
                         cell: CellView::of(cell),
                         current: None,
                         proposed: cell.pending_move().map(MoveView::from),
                         after: None,
-                    },
+                    }),
                     seq: cell.seq,
                 });
             }
@@ -496,7 +496,10 @@ fn set_clients(
             after,
         };
         ledger.seq = ledger.seq.max(seq);
-        return Ok(Outcome::Clients { response, seq });
+        return Ok(Outcome::Clients {
+            response: Box::new(response),
+            seq,
+        });
     }
     Err(Error::Contended {
         attempts: MAX_ATTEMPTS,
@@ -702,7 +705,7 @@ impl Service {
                 seq,
             } => {
                 self.core.journal.wait(seq).await?;
-                Ok((response, created))
+                Ok((*response, created))
             }
             Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
         }
@@ -716,7 +719,7 @@ impl Service {
         match self.solver.run(op).await? {
             Outcome::Cell { response, seq, .. } => {
                 self.core.journal.wait(seq).await?;
-                Ok(response)
+                Ok(*response)
             }
             Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
         }
@@ -734,7 +737,7 @@ impl Service {
         match self.solver.run(op).await? {
             Outcome::Clients { response, seq } => {
                 self.core.journal.wait(seq).await?;
-                Ok(response)
+                Ok(*response)
             }
             Outcome::Cell { .. } => Err(Error::Internal("unexpected outcome".into())),
         }
