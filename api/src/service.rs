@@ -630,6 +630,11 @@ impl Service {
                 changes.extend(supersede(Some(m), zone.loaded_at));
             }
         }
+        let before: HashMap<String, bool> = snapshot
+            .cells
+            .iter()
+            .map(|c| (c.cell_id.clone(), c.single_failure_safe))
+            .collect();
         let records: Vec<_> = snapshot
             .cells
             .into_iter()
@@ -677,6 +682,25 @@ impl Service {
             reports: Semaphore::new(1),
         });
         tokio::spawn(resync(service.core.clone(), service.store.clone()));
+        if fresh && !before.is_empty() {
+            // The cells' risks were computed on another inventory: judge them again on this
+            // one, in the background so that the service is up at once.
+            let s = service.clone();
+            tokio::spawn(async move {
+                match s.reevaluate(&zone, &before).await {
+                    Ok(v) => tracing::info!(
+                        cells = v.cells,
+                        unsafe_cells = v.unsafe_count,
+                        became_unsafe = v.became_unsafe_count,
+                        on_draining = v.on_draining_count,
+                        on_failed = v.on_failed_count,
+                        over_capacity = v.over_capacity.len(),
+                        "re-evaluated the ledger on the new inventory"
+                    ),
+                    Err(e) => tracing::warn!("re-evaluating the ledger: {e}"),
+                }
+            });
+        }
         Ok(service)
     }
 
