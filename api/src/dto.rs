@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use topology::Inventory;
 use utoipa::ToSchema;
 
-use crate::engine::{Decision, Explanation, SolveInfo, Violation};
+use crate::engine::{Binding, Decision, Explanation, SolveInfo, Violation};
 use crate::ledger::{Cell, Ledger};
 use crate::store::{CellRecord, MoveRecord};
 use crate::view::{CountsView, ProblemView};
@@ -71,10 +71,27 @@ pub struct ScenarioView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DomainView {
-    /// datacenter, room, row or rack.
+    /// datacenter, room, row, rack, tor or pdu.
     pub level: String,
     pub label: String,
-    pub nodes: u32,
+    pub nodes: usize,
+}
+
+/// A hard rule that shaped the answer, and what it did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BindingView {
+    /// capacity, colour, overlap or safety.
+    pub rule: String,
+    pub detail: String,
+}
+
+impl From<&Binding> for BindingView {
+    fn from(b: &Binding) -> BindingView {
+        BindingView {
+            rule: b.rule.name().to_owned(),
+            detail: b.detail.clone(),
+        }
+    }
 }
 
 /// Why a placement is what it is: its exact risk, what would break it, how it spreads,
@@ -85,11 +102,15 @@ pub struct ExplanationView {
     pub single_risk: f64,
     pub pair_risk: f64,
     pub single_failure_safe: bool,
+    /// The cell is out with nothing failed.
+    pub baseline_outage: bool,
     /// Elements whose failure alone puts the cell out.
     pub breaking: Vec<ElementRef>,
+    /// The heaviest failure scenarios that put the cell out.
     pub top_scenarios: Vec<ScenarioView>,
+    /// Nodes per failure domain, by level, largest first.
     pub domains: Vec<DomainView>,
-    pub binding: Vec<String>,
+    pub binding: Vec<BindingView>,
 }
 
 fn element(inv: &Inventory, e: topology::ElementId) -> ElementRef {
@@ -107,6 +128,7 @@ impl ExplanationView {
             single_risk: x.single_risk,
             pair_risk: x.pair_risk,
             single_failure_safe: x.single_failure_safe,
+            baseline_outage: x.baseline_outage,
             breaking: x.breaking.iter().map(|&e| element(inv, e)).collect(),
             top_scenarios: x
                 .top_scenarios
@@ -120,12 +142,12 @@ impl ExplanationView {
                 .domains
                 .iter()
                 .map(|d| DomainView {
-                    level: d.level.to_string(),
+                    level: d.level.name().to_owned(),
                     label: d.label.clone(),
                     nodes: d.nodes,
                 })
                 .collect(),
-            binding: x.binding.iter().map(|r| r.name().to_owned()).collect(),
+            binding: x.binding.iter().map(BindingView::from).collect(),
         }
     }
 }
@@ -135,8 +157,10 @@ pub struct SolveView {
     pub solver: String,
     /// Candidate servers considered.
     pub pool: usize,
-    /// Relative optimality gap (0 = proven optimal).
-    pub gap: f64,
+    /// Scenario groups that mattered for the choice.
+    pub groups: usize,
+    /// Proven relative gap to the optimum over the pool (exact solver only).
+    pub gap: Option<f64>,
     pub elapsed_ms: f64,
 }
 
@@ -145,6 +169,7 @@ impl From<&SolveInfo> for SolveView {
         SolveView {
             solver: s.solver.to_string(),
             pool: s.pool,
+            groups: s.groups,
             gap: s.gap,
             elapsed_ms: s.elapsed.as_secs_f64() * 1e3,
         }
@@ -324,7 +349,7 @@ impl ServerView {
 /// One broken rule of a change that was refused.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ViolationView {
-    /// over_capacity, shared_quorum or unusable_server.
+    /// duplicate, not_active, over_capacity, mixed_colour or shared_quorum.
     pub rule: String,
     pub server: Option<String>,
     /// The other cell, for shared_quorum.
@@ -335,17 +360,42 @@ pub struct ViolationView {
 impl ViolationView {
     pub fn new(ledger: &Ledger, v: &Violation) -> ViolationView {
         let inv = &ledger.zone.inventory;
-        let server = |s: u32| inv.servers[s as usize].id.clone();
+        let id = |s: u32| inv.servers[s as usize].id.clone();
+        let on = |rule: &str, s: u32, message: String| ViolationView {
+            rule: rule.to_owned(),
+            server: Some(id(s)),
+            cell: None,
+            message,
+        };
         match v {
-            Violation::OverCapacity {
-                server: s,
-                load,
-                capacity,
-            } => ViolationView {
-                rule: "over_capacity".into(),
-                server: Some(server(*s)),
+            Violation::Duplicate { server } => on(
+                "duplicate",
+                *server,
+                format!("server '{}' appears twice", id(*server)),
+            ),
+            Violation::NotActive { server } => on(
+                "not_active",
+                *server,
+                format!("server '{}' is not active", id(*server)),
+            ),
+            Violation::OverCapacity { server } => {
+                let s = *server;
+                on(
+                    "over_capacity",
+                    s,
+                    format!(
+                        "server '{}' already holds {} of {} nodes",
+                        id(s),
+                        ledger.occ.load(s),
+                        inv.servers[s as usize].capacity
+                    ),
+                )
+            }
+            Violation::MixedColour => ViolationView {
+                rule: "mixed_colour".into(),
+                server: None,
                 cell: None,
-                message: format!("server '{}' holds {load} of {capacity} nodes", server(*s)),
+                message: "the nodes would not share one colour".into(),
             },
             Violation::SharedQuorum { other, shared } => {
                 let cell = ledger.cell_of(*other).map(str::to_owned);
@@ -359,12 +409,6 @@ impl ViolationView {
                     cell,
                 }
             }
-            Violation::Unusable { server: s } => ViolationView {
-                rule: "unusable_server".into(),
-                server: Some(server(*s)),
-                cell: None,
-                message: format!("server '{}' is not an active host", server(*s)),
-            },
         }
     }
 }

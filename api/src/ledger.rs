@@ -139,17 +139,13 @@ impl Ledger {
         Some(cell)
     }
 
-    /// Replaces a cell's nodes (a replacement or a committed move).
+    /// Replaces a cell's nodes (a replacement or a committed move); the slot stays.
     pub fn set_nodes(&mut self, id: &str, nodes: Vec<u32>) {
         let Some(cell) = self.cells.get_mut(id) else {
             return;
         };
-        self.occ.remove(cell.slot);
-        self.slot_cell.remove(&cell.slot);
-        self.nodes_placed -= cell.nodes.len() as u64;
-        cell.slot = self.occ.insert(&nodes);
-        self.slot_cell.insert(cell.slot, id.to_owned());
-        self.nodes_placed += nodes.len() as u64;
+        self.occ.update(cell.slot, &nodes);
+        self.nodes_placed = self.nodes_placed + nodes.len() as u64 - cell.nodes.len() as u64;
         cell.nodes = nodes;
     }
 

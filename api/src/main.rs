@@ -1,5 +1,5 @@
-//! The `cellplacer` command line: validate, evaluate and generate inventories, and serve
-//! the placement API.
+//! The `cellplacer` command line: validate, evaluate, place and generate inventories,
+//! and serve the placement API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use api::view::{counts_text, CountsView, FleetReportView, ProblemView};
 use clap::{Parser, Subcommand, ValueEnum};
+use optimizer::place::{place_batch, Occupancy, PlaceOptions, Solver};
 use optimizer::{fleet_report, ReportOptions};
-use topology::ingest::{write_dir, Format};
+use topology::ingest::{write_dir, write_table, Format};
+use topology::raw::RawTable;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -70,6 +72,31 @@ enum Command {
         /// Time limit of the cell and server routes, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// heuristic, ilp (HiGHS) or microlp.
+        #[arg(long, default_value = "heuristic")]
+        solver: Solver,
+        /// Candidate servers per cell.
+        #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
+        pool: usize,
+    },
+    /// Place a cell workload (`cells.csv`) in batch; writes a placement export.
+    Place {
+        dir: PathBuf,
+        #[arg(long)]
+        cells: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// heuristic, ilp (HiGHS) or microlp.
+        #[arg(long, default_value = "heuristic")]
+        solver: Solver,
+        /// Existing placements to respect (their load and the overlap rule).
+        #[arg(long)]
+        existing: Option<PathBuf>,
+        /// Candidate servers per cell.
+        #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
+        pool: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Write a generated availability zone (deterministic for a seed).
     Generate {
@@ -184,6 +211,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             queue,
             body_limit,
             timeout_ms,
+            solver,
+            pool,
         } => {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
@@ -195,6 +224,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 listen,
                 workers,
                 queue,
+                placer: PlaceOptions {
+                    solver,
+                    pool_size: pool,
+                    ..PlaceOptions::default()
+                },
                 limits: api::http::Limits {
                     body: body_limit,
                     timeout: Duration::from_millis(timeout_ms),
@@ -214,6 +248,62 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 api::serve::shutdown_signal(),
             ))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Place {
+            dir,
+            cells,
+            out,
+            solver,
+            existing,
+            pool,
+            seed,
+        } => {
+            let loaded = api::load::inventory(&dir).context("loading the inventory")?;
+            let inv = &loaded.inventory;
+            let cells = api::load::cells(&cells, inv).context("loading the cells")?;
+            let mut occupancy = Occupancy::new(inv);
+            if let Some(path) = existing {
+                for p in
+                    api::load::placements(&path, inv).context("loading the existing placements")?
+                {
+                    occupancy.insert(&p.nodes);
+                }
+            }
+            let options = PlaceOptions {
+                solver,
+                pool_size: pool,
+                seed,
+                ..PlaceOptions::default()
+            };
+            let outcome = place_batch(inv, &loaded.model, &cells, &mut occupancy, &options);
+            let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
+            let ids = |servers: &[u32]| {
+                servers
+                    .iter()
+                    .map(|&s| inv.servers[s as usize].id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(";")
+            };
+            for p in &outcome.placements {
+                table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
+            }
+            write_table(&out, &table).context("writing the placements")?;
+            println!(
+                "placed {} of {} cells in {:.2?} ({} not single-failure safe); wrote {}",
+                outcome.placements.len(),
+                cells.len(),
+                outcome.elapsed,
+                outcome.unsafe_cells,
+                out.display()
+            );
+            for (cell, e) in &outcome.failed {
+                println!("not placed: cell '{cell}': {e}");
+            }
+            Ok(if outcome.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Generate {
             preset,

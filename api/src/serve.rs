@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::engine::PlaceOptions;
 use crate::http::{app, AppState, Limits};
 use crate::service::{Config, Service};
 use crate::store::SqliteStore;
@@ -21,6 +22,7 @@ pub struct ServeOptions {
     /// Solver threads (0 = available parallelism).
     pub workers: usize,
     pub queue: usize,
+    pub placer: PlaceOptions,
     pub limits: Limits,
 }
 
@@ -43,6 +45,7 @@ pub async fn run(
             data_dir,
             workers: options.workers,
             queue: options.queue,
+            placer: options.placer.clone(),
         },
     )
     .await?;

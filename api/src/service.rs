@@ -20,11 +20,11 @@ use topology::model::ServerStatus;
 use topology::Inventory;
 
 use crate::dto::{
-    CellResponse, CellView, ClientsRequest, ClientsResponse, ExplanationView, InventoryRequest,
-    InventoryView, MoveView, OverCapacityServer, PlaceRequest, ReevaluationView, ServerView,
-    SwitchResponse, ValidationView, ViolationView,
+    BindingView, CellResponse, CellView, ClientsRequest, ClientsResponse, ExplanationView,
+    InventoryRequest, InventoryView, MoveView, OverCapacityServer, PlaceRequest, ReevaluationView,
+    ServerView, SwitchResponse, ValidationView, ViolationView,
 };
-use crate::engine::{EngineError, Placer, Rule};
+use crate::engine::{EngineError, PlaceOptions, Placer, Rule};
 use crate::journal::Journal;
 use crate::ledger::{Ledger, Missing};
 use crate::metrics::{Gauges, Metrics};
@@ -57,6 +57,8 @@ pub struct Core {
     pub ledger: RwLock<Ledger>,
     pub journal: Journal,
     pub metrics: Arc<Metrics>,
+    /// How every worker's placer is set up.
+    pub placer: PlaceOptions,
 }
 
 impl Core {
@@ -111,11 +113,11 @@ fn engine_error(e: EngineError) -> Error {
         EngineError::NoFeasiblePlacement { reason, binding } => {
             let details = json!({
                 "reason": reason,
-                "binding": binding.iter().map(|r| r.name()).collect::<Vec<_>>(),
+                "binding": binding.iter().map(BindingView::from).collect::<Vec<_>>(),
             });
-            // Capacity is the fleet's state (may clear later: 409); anything else is about
-            // what was asked for (422).
-            if binding.contains(&Rule::Capacity) {
+            // Capacity is the fleet's state (it may clear after deletes: 409); a choice
+            // the separation rules (overlap, colour) leave empty is about the request (422).
+            if binding.iter().any(|b| b.rule == Rule::Capacity) {
                 Error::NoCapacity {
                     message: reason,
                     details,
@@ -131,6 +133,8 @@ fn engine_error(e: EngineError) -> Error {
             Error::InvalidSize { field, message }
         }
         EngineError::InvalidRequest { field, message } => Error::InvalidField { field, message },
+        // The MIP backends: a failure of ours, not of the request.
+        e => Error::Internal(format!("placement engine: {e}")),
     }
 }
 
@@ -348,7 +352,8 @@ fn replace(
                 .into());
             }
             let started = Instant::now();
-            let decision = placer.replace(&ledger.occ, &cell.clients, &cell.nodes, s, cell.slot);
+            let decision =
+                placer.replace(&ledger.occ, &cell.clients, &cell.nodes, s, Some(cell.slot));
             core.metrics.observe_solve("replace", started.elapsed());
             (decision.map_err(engine_error)?, cell.record.version)
         };
@@ -433,7 +438,7 @@ fn set_clients(
                 });
             }
             let started = Instant::now();
-            let plan = placer.next_move(&ledger.occ, &client_idx, &cell.nodes, cell.slot);
+            let plan = placer.next_move(&ledger.occ, &client_idx, &cell.nodes, Some(cell.slot));
             core.metrics.observe_solve("move", started.elapsed());
             (plan.map_err(engine_error)?, client_idx, cell.record.version)
         };
@@ -516,6 +521,8 @@ pub struct Config {
     pub workers: usize,
     /// Solves that may wait for a worker before requests are refused.
     pub queue: usize,
+    /// Placement engine settings (solver, pool size, ...).
+    pub placer: PlaceOptions,
 }
 
 #[derive(Debug)]
@@ -665,6 +672,7 @@ impl Service {
             ledger: RwLock::new(ledger),
             journal,
             metrics,
+            placer: config.placer.clone(),
         });
         let workers = if config.workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())

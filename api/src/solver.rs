@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::engine::{PlaceOptions, Placer};
+use crate::engine::Placer;
 use crate::service::{Core, Op, Outcome, Step};
 use crate::Error;
 
@@ -106,7 +106,7 @@ fn worker(core: &Core, rx: &Mutex<Receiver<Job>>, queued: &AtomicUsize) {
     loop {
         // One Placer per zone version; it borrows `zone`, which this frame keeps alive.
         let zone = core.zone();
-        let mut placer = Placer::new(&zone.inventory, &zone.model, PlaceOptions::default());
+        let mut placer = Placer::new(&zone.inventory, &zone.model, core.placer.clone());
         loop {
             let job = match carried.take() {
                 Some(job) => job,

@@ -192,6 +192,7 @@ fn config(db: &Path) -> Config {
         data_dir: db.parent().unwrap().to_path_buf(),
         workers: 2,
         queue: 4096,
+        placer: api::engine::PlaceOptions::default(),
     }
 }
 
@@ -402,7 +403,7 @@ async fn request_errors_name_the_field() {
             "size",
         ),
         (
-            json!({"cell_id": "a", "clients": [c[0]], "size": 4}),
+            json!({"cell_id": "a", "clients": [c[0]], "size": 16}),
             "invalid_size",
             "size",
         ),
@@ -540,18 +541,33 @@ async fn replace_keeps_the_other_nodes() {
 async fn client_moves_are_proposed_then_committed() {
     let h = Harness::new(8).await;
     let c = h.clients();
-    let (_, body) = h.place("m1", &[&c[0]]).await;
+    let (_, body) = h.place("m1", &[&c[0], &c[1]]).await;
     let nodes = strings(&body["cell"]["nodes"]);
+    assert_eq!(body["cell"]["single_failure_safe"], true, "{body}");
 
-    // Clients move next to the nodes: a move is proposed, nothing changes yet.
-    let near: Vec<String> = nodes
-        .iter()
-        .map(|n| {
-            let rack = n.rsplit_once('-').unwrap().0;
-            c.iter().find(|s| s.starts_with(rack)).unwrap().clone()
-        })
-        .take(2)
-        .collect();
+    // Three of the seven servers fail (a new inventory): four nodes left, any single
+    // failure of one of them is an outage. The switch lists the cell.
+    let mut next = h.raw.clone();
+    for n in &nodes[..3] {
+        set_server(&mut next, n, "status", Some("failed"));
+    }
+    let next_dir = write_zone(&h.dir.path().join("three-failed"), &next);
+    let (s, body) = h
+        .call(
+            Method::POST,
+            "/v1/inventory",
+            Some(json!({"path": next_dir})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["reevaluation"]["on_failed"], json!(["m1"]));
+    assert_eq!(body["reevaluation"]["became_unsafe"], json!(["m1"]));
+    let (_, cell) = h.call(Method::GET, "/v1/cells/m1", None).await;
+    assert_eq!(cell["single_failure_safe"], false);
+
+    // The runtime reports the clients (moved, or as they are): one node move is proposed,
+    // out of a failed server; nothing changes on the proposal alone.
+    let near = vec![c[1].clone(), c[2].clone()];
     let (s, body) = h
         .call(
             Method::PUT,
@@ -562,10 +578,15 @@ async fn client_moves_are_proposed_then_committed() {
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["cell"]["clients"], json!(near));
     assert_eq!(strings(&body["cell"]["nodes"]), nodes);
-    assert!(body["current"].is_object());
+    assert_eq!(body["current"]["single_failure_safe"], false);
     let mv = body["move"].clone();
     assert_eq!(mv["n"], 1, "{body}");
     assert_eq!(mv["status"], "proposed");
+    assert!(
+        nodes[..3].contains(&mv["out"].as_str().unwrap().to_owned()),
+        "{mv}"
+    );
+    assert!(body["after"]["risk"].as_f64().unwrap() < body["current"]["risk"].as_f64().unwrap());
     assert_eq!(body["cell"]["pending_move"]["n"], 1);
     let out = mv["out"].as_str().unwrap().to_owned();
     let into = mv["into"].as_str().unwrap().to_owned();

@@ -1,4 +1,11 @@
-//! Shared set-up for the benchmarks: generated zones and deterministic placements.
+//! Shared set-up for the benchmarks: generated zones and deterministic placements; the
+//! baseline placers ([`baselines`]) and the side-by-side comparison ([`compare`]).
+
+pub mod baselines;
+pub mod compare;
+
+#[cfg(test)]
+mod testing;
 
 use topology::model::ServerStatus;
 use topology::{FailureModel, Inventory, Placement};

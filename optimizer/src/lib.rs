@@ -1,17 +1,49 @@
 //! Risk evaluation and fleet reports over a validated inventory; pure functions, no IO.
 //!
 //! [`risk`] computes one cell's exact risk; [`report`] the fleet report of a placement set
-//! (blast radius, risk distribution, load, quorum sharing).
+//! (blast radius, risk distribution, load, quorum sharing); [`mip`] solves the exact 0/1
+//! programs of placement with HiGHS or microlp.
 
+pub mod mip;
+pub mod place;
 pub mod report;
 pub mod risk;
 
 pub use report::{fleet_report, FleetReport, ReportOptions};
-pub use risk::{CellRisk, CellShape, RiskEvaluator};
+pub use risk::{CellRisk, CellShape, PairScreen, RiskEvaluator, StateEvent};
+
+use std::time::Duration;
 
 /// The one error type of the optimizer crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cell '{cell}': {message}")]
     InvalidCell { cell: String, message: String },
+    /// A [`mip::BinaryProgram`] that no solver can take (lengths, indices, non-finite numbers).
+    #[error("invalid 0/1 program: {message}")]
+    InvalidProgram { message: String },
+    /// A MIP backend failed (not an infeasible program: that is a solution status).
+    #[error("{backend} solver: {message}")]
+    Solver {
+        backend: &'static str,
+        message: String,
+    },
+    /// The time limit ran out before the backend found any feasible point.
+    #[error("{backend} solver: time limit of {time_limit:?} reached before any feasible solution")]
+    SolverTimeLimit {
+        backend: &'static str,
+        time_limit: Duration,
+    },
+    /// A request the placer cannot take: names the field.
+    #[error("{field}: {message}")]
+    InvalidRequest { field: String, message: String },
+    /// No placement satisfies the hard rules: an expected outcome, with the reason and the
+    /// rules that bound.
+    #[error("no feasible placement: {reason}")]
+    NoFeasiblePlacement {
+        reason: String,
+        binding: Vec<place::Binding>,
+    },
+    #[error("unknown solver '{name}' (expected highs or microlp)")]
+    UnknownSolver { name: String },
 }

@@ -7,6 +7,7 @@
 //! pair with it. Every other element leaves the cell's state as it was, so its singles and
 //! pairs are summed in closed form from the zone's total afr.
 
+use rustc_hash::FxHashMap;
 use topology::failure::{Components, Forest, Searcher, Vertex, DOWN};
 use topology::{ElementId, FailureModel};
 
@@ -120,6 +121,195 @@ pub struct SingleFailures {
 
 const TOP_SCENARIOS: usize = 5;
 
+/// Lets [`RiskEvaluator::enumerate_states`] skip pairs that cannot matter to a choice of
+/// members: a pair is skipped when, even in the base forest alone (a lower bound of the
+/// connectivity), no client that stays up loses `must_lose` members.
+#[derive(Debug, Clone, Copy)]
+pub struct PairScreen<'a> {
+    /// Per terminal: its member bit (0 for a terminal that is not a member).
+    pub member_bits: &'a [u64],
+    /// Terminal indices of the clients.
+    pub clients: &'a [usize],
+    pub must_lose: u32,
+}
+
+/// What each relevant element cuts from each client in the base forest.
+#[derive(Debug)]
+struct ForestCuts {
+    clients: usize,
+    must_lose: u32,
+    /// Members not in the client's base tree at all.
+    base_lost: Vec<u64>,
+    /// `[element * clients + client]`: members below what the element removes.
+    single: Vec<u64>,
+    /// ((i, j) local pair, client, members) for power pairs that remove a forest vertex.
+    pairs: Vec<((u32, u32), usize, u64)>,
+    /// Whether a local element is half of any such pair.
+    has_pairs: Vec<bool>,
+}
+
+/// A piece of a forest whose removal cuts off the subtree below it.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Vertex(Vertex),
+    Link(u32),
+}
+
+/// Roots `forest` at each client and reports, for every vertex and link, the members in
+/// the subtree it would cut off (`visit(client, cut, members)`). Returns, per client, the
+/// members not in its tree at all.
+fn walk_cuts(
+    screen: &PairScreen<'_>,
+    terminals: &[Vertex],
+    forest: &Forest,
+    mut visit: impl FnMut(usize, Cut, u64),
+) -> Vec<u64> {
+    let index: FxHashMap<Vertex, usize> = forest
+        .vertices
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i))
+        .collect();
+    let nv = forest.vertices.len();
+    let mut adjacency: Vec<Vec<(usize, u32)>> = vec![Vec::new(); nv];
+    for &(a, b, l) in &forest.edges {
+        let (ia, ib) = (index[&a], index[&b]);
+        adjacency[ia].push((ib, l));
+        adjacency[ib].push((ia, l));
+    }
+    let mut own_bits = vec![0u64; nv];
+    let mut all_members = 0u64;
+    for (t, &v) in terminals.iter().enumerate() {
+        all_members |= screen.member_bits[t];
+        if let Some(&i) = index.get(&v) {
+            own_bits[i] |= screen.member_bits[t];
+        }
+    }
+    let mut base_lost = vec![all_members; screen.clients.len()];
+    let mut parent = vec![usize::MAX; nv];
+    let mut order = Vec::with_capacity(nv);
+    let mut sub = vec![0u64; nv];
+    for (ci, &t) in screen.clients.iter().enumerate() {
+        let Some(&root) = index.get(&terminals[t]) else {
+            continue;
+        };
+        parent.iter_mut().for_each(|p| *p = usize::MAX);
+        order.clear();
+        parent[root] = root;
+        order.push(root);
+        let mut at = 0;
+        while at < order.len() {
+            let v = order[at];
+            at += 1;
+            for &(w, _) in &adjacency[v] {
+                if parent[w] == usize::MAX {
+                    parent[w] = v;
+                    order.push(w);
+                }
+            }
+        }
+        for &v in order.iter().rev() {
+            sub[v] = own_bits[v];
+            for &(w, _) in &adjacency[v] {
+                if parent[w] == v && w != v {
+                    sub[v] |= sub[w];
+                }
+            }
+        }
+        base_lost[ci] = all_members & !sub[root];
+        for &v in &order {
+            visit(ci, Cut::Vertex(forest.vertices[v]), sub[v]);
+            for &(w, l) in &adjacency[v] {
+                if parent[w] == v && w != v {
+                    visit(ci, Cut::Link(l), sub[w]);
+                }
+            }
+        }
+    }
+    base_lost
+}
+
+/// What each element cuts from each client in the forest under one failed element.
+#[derive(Debug)]
+struct CutsUnder {
+    base_lost: Vec<u64>,
+    by_element: FxHashMap<ElementId, Vec<u64>>,
+    must_lose: u32,
+}
+
+impl CutsUnder {
+    /// Whether `other`, failing with the element this forest survives, leaves every client
+    /// short of `must_lose` lost members even in this forest alone.
+    fn inert(&self, other: ElementId) -> bool {
+        let cut = self.by_element.get(&other);
+        (0..self.base_lost.len()).all(|ci| {
+            let lost = self.base_lost[ci] | cut.map_or(0, |c| c[ci]);
+            lost.count_ones() < self.must_lose
+        })
+    }
+}
+
+impl ForestCuts {
+    /// Whether Rel0 element `i` (with `j`, or with any element outside Rel0) can leave no
+    /// up client short of `must_lose` members.
+    fn inert(&self, i: usize, j: Option<usize>) -> bool {
+        let k = self.clients;
+        let key = j.map(|j| (i.min(j) as u32, i.max(j) as u32));
+        for ci in 0..k {
+            let mut lost = self.base_lost[ci] | self.single[i * k + ci];
+            if let Some(j) = j {
+                lost |= self.single[j * k + ci];
+            }
+            if lost.count_ones() < self.must_lose {
+                if let (Some(key), true) = (key, self.has_pairs[i]) {
+                    let from = self.pairs.partition_point(|&(p, c, _)| (p, c) < (key, ci));
+                    for &(p, c, m) in &self.pairs[from..] {
+                        if p != key || c != ci {
+                            break;
+                        }
+                        lost |= m;
+                    }
+                }
+                if lost.count_ones() < self.must_lose {
+                    continue;
+                }
+            }
+            // Enough may be lost (whether the client is up or needs the cell is left to
+            // the exact state).
+            return false;
+        }
+        true
+    }
+}
+
+/// One step of [`RiskEvaluator::enumerate_states`]: a state of the terminals and the
+/// scenarios behind it.
+#[derive(Debug, Clone, Copy)]
+pub enum StateEvent<'a> {
+    /// The state with nothing failed; `single_mass` and `pair_mass` are the probability
+    /// of every single and every pair that leaves it unchanged (no element of it touches
+    /// the terminals' forest), summed in closed form.
+    Base {
+        state: &'a [u8],
+        single_mass: f64,
+        pair_mass: f64,
+    },
+    /// One relevant element alone.
+    Single { element: ElementId, state: &'a [u8] },
+    /// One explicit pair.
+    Pair {
+        pair: (ElementId, ElementId),
+        state: &'a [u8],
+    },
+    /// `element` with any element that touches nothing: `mass` in total, the state under
+    /// `element` alone.
+    WithRest {
+        element: ElementId,
+        mass: f64,
+        state: &'a [u8],
+    },
+}
+
 /// Evaluates cells on one failure model; keeps scratch space between calls (one per thread).
 #[derive(Debug)]
 pub struct RiskEvaluator<'m> {
@@ -187,6 +377,99 @@ impl<'m> RiskEvaluator<'m> {
         out.dedup();
     }
 
+    /// Per Rel0 element and client: the members the element cuts off from that client in
+    /// the base forest (rooted at the client), for [`PairScreen`].
+    fn forest_cuts(
+        &self,
+        screen: &PairScreen<'_>,
+        terminals: &[Vertex],
+        forest: &Forest,
+        rel0: &[ElementId],
+    ) -> ForestCuts {
+        let model = self.model;
+        let k = screen.clients.len();
+        let n = rel0.len();
+        let local = |e: ElementId| self.local(e).map(|i| i as usize);
+        let mut single = vec![0u64; n * k];
+        let mut pairs = Vec::new();
+        let base_lost = walk_cuts(screen, terminals, forest, |ci, cut, mask| match cut {
+            Cut::Vertex(v) => {
+                for &e in model.single_hits(v) {
+                    if let Some(i) = local(e) {
+                        single[i * k + ci] |= mask;
+                    }
+                }
+                for &(a, b) in model.pair_hits(v) {
+                    if let (Some(i), Some(j)) = (local(a), local(b)) {
+                        pairs.push(((i.min(j) as u32, i.max(j) as u32), ci, mask));
+                    }
+                }
+            }
+            Cut::Link(l) => {
+                for e in model.link_hits(l) {
+                    if let Some(i) = local(e) {
+                        single[i * k + ci] |= mask;
+                    }
+                }
+            }
+        });
+        pairs.sort_unstable_by_key(|&(p, c, _)| (p, c));
+        let mut has_pairs = vec![false; n];
+        for &((i, j), _, _) in &pairs {
+            has_pairs[i as usize] = true;
+            has_pairs[j as usize] = true;
+        }
+        ForestCuts {
+            clients: k,
+            must_lose: screen.must_lose,
+            base_lost,
+            single,
+            pairs,
+            has_pairs,
+        }
+    }
+
+    /// What every element cuts, per client, from the forest under `failed` (a forest that
+    /// survives `failed`), with `failed` as the partner of power pairs.
+    fn cuts_under(
+        &self,
+        screen: &PairScreen<'_>,
+        terminals: &[Vertex],
+        forest: &Forest,
+        failed: ElementId,
+    ) -> CutsUnder {
+        let model = self.model;
+        let k = screen.clients.len();
+        let mut by_element: FxHashMap<ElementId, Vec<u64>> = FxHashMap::default();
+        let mut add = |e: ElementId, ci: usize, mask: u64| {
+            by_element.entry(e).or_insert_with(|| vec![0; k])[ci] |= mask;
+        };
+        let base_lost = walk_cuts(screen, terminals, forest, |ci, cut, mask| match cut {
+            Cut::Vertex(v) => {
+                for &e in model.single_hits(v) {
+                    add(e, ci, mask);
+                }
+                for &(a, b) in model.pair_hits(v) {
+                    if a == failed {
+                        add(b, ci, mask);
+                    } else if b == failed {
+                        add(a, ci, mask);
+                    }
+                }
+            }
+            Cut::Link(l) => {
+                for e in model.link_hits(l) {
+                    add(e, ci, mask);
+                }
+            }
+        });
+        CutsUnder {
+            base_lost,
+            by_element,
+            must_lose: screen.must_lose,
+        }
+    }
+
     /// Exact risk of a cell with these clients and nodes (server indices).
     pub fn evaluate(&mut self, clients: &[u32], nodes: &[u32]) -> CellRisk {
         let shape = CellShape::new(clients, nodes);
@@ -230,12 +513,98 @@ impl<'m> RiskEvaluator<'m> {
 
     pub fn evaluate_shape(&mut self, shape: &CellShape) -> CellRisk {
         let model = self.model;
-        let terminals = &shape.terminals;
+        let p = |e: ElementId| model.afr(e);
+        let mut top: Vec<Scenario> = Vec::new();
+        let mut breaking = Vec::new();
+        let mut changed = Vec::new();
+        let mut single = 0.0;
+        let mut pair = 0.0;
+        let mut base_out = false;
+        let relevant = self.enumerate_states(&shape.terminals, None, &mut |event| match event {
+            StateEvent::Base {
+                state,
+                single_mass,
+                pair_mass,
+            } => {
+                base_out = shape.outage(state);
+                if base_out {
+                    single += single_mass;
+                    pair += pair_mass;
+                }
+            }
+            StateEvent::Single { element, state } => {
+                let out = shape.outage(state);
+                if out != base_out {
+                    changed.push(element);
+                }
+                if out {
+                    single += p(element);
+                    breaking.push(element);
+                    top.push(Scenario {
+                        elements: vec![element],
+                        weight: p(element),
+                    });
+                }
+            }
+            StateEvent::Pair {
+                pair: (e, f),
+                state,
+            } => {
+                if shape.outage(state) {
+                    let w = p(e) * p(f);
+                    pair += w;
+                    top.push(Scenario {
+                        elements: vec![e, f],
+                        weight: w,
+                    });
+                }
+            }
+            StateEvent::WithRest { mass, state, .. } => {
+                if shape.outage(state) {
+                    pair += mass;
+                }
+            }
+        });
+
+        top.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then_with(|| a.elements.cmp(&b.elements))
+        });
+        top.truncate(TOP_SCENARIOS);
+        CellRisk {
+            risk: single + pair,
+            single_risk: single,
+            pair_risk: pair,
+            baseline_outage: base_out,
+            breaking_singles: breaking,
+            top_scenarios: top,
+            relevant_elements: relevant,
+            singles: SingleFailures {
+                baseline_outage: base_out,
+                elements: changed,
+            },
+        }
+    }
+
+    /// Every distinct state of `terminals` over all single and pair failures, with its
+    /// probability mass, without enumerating the zone's pairs: `visit` sees the base state
+    /// first (with the closed-form mass of everything that leaves it unchanged), then each
+    /// relevant single in order, then pairs. Returns how many elements were relevant.
+    ///
+    /// Both the risk of one cell and the placement tables (one cell's clients against a
+    /// pool of candidate servers) are sums over these events.
+    pub fn enumerate_states(
+        &mut self,
+        terminals: &[Vertex],
+        screen: Option<&PairScreen<'_>>,
+        visit: &mut dyn FnMut(StateEvent<'_>),
+    ) -> usize {
+        let model = self.model;
         let mut base_forest = Forest::default();
         let base = self
             .searcher
             .components(terminals, &[], Some(&mut base_forest));
-        let base_out = shape.outage(&base);
 
         // Rel0: the elements hitting the no-failure forest.
         let mut rel0 = Vec::new();
@@ -246,6 +615,7 @@ impl<'m> RiskEvaluator<'m> {
             self.local_index[e.index()] = i as u32;
         }
         let n = rel0.len();
+        let cuts = screen.map(|s| self.forest_cuts(s, terminals, &base_forest, &rel0));
 
         // State, forest and forest-hitters under each single failure in Rel0.
         let mut states: Vec<Components> = Vec::with_capacity(n);
@@ -283,69 +653,88 @@ impl<'m> RiskEvaluator<'m> {
             extra.push(outside);
         }
 
-        let outs: Vec<bool> = states.iter().map(|s| shape.outage(s)).collect();
         let p = |e: ElementId| model.afr(e);
         let p_rel0: f64 = rel0.iter().map(|&e| p(e)).sum();
         let q_rel0: f64 = rel0.iter().map(|&e| p(e) * p(e)).sum();
         let p_rest = model.total_afr - p_rel0;
         let q_rest = model.total_afr_sq - q_rel0;
-
-        let mut top: Vec<Scenario> = Vec::new();
-        let mut breaking = Vec::new();
-        let mut single = if base_out { p_rest } else { 0.0 };
-        let mut changed = Vec::new();
+        visit(StateEvent::Base {
+            state: &base,
+            single_mass: p_rest,
+            // Pairs of two elements outside Rel0 keep the baseline state.
+            pair_mass: (p_rest * p_rest - q_rest) / 2.0,
+        });
         for (i, &e) in rel0.iter().enumerate() {
-            if outs[i] != base_out {
-                changed.push(e);
-            }
-            if outs[i] {
-                single += p(e);
-                breaking.push(e);
-                top.push(Scenario {
-                    elements: vec![e],
-                    weight: p(e),
-                });
-            }
+            visit(StateEvent::Single {
+                element: e,
+                state: &states[i],
+            });
         }
 
-        let mut pair = 0.0;
+        // Second-level screen, built lazily: cuts in the forest under one element.
+        let mut under: Vec<Option<CutsUnder>> = (0..n).map(|_| None).collect();
+        let mut inert_under = |k: usize, other: ElementId, this: &Self| -> bool {
+            let (Some(screen), Some(forest)) = (screen, forests[k].as_ref()) else {
+                return false;
+            };
+            under[k]
+                .get_or_insert_with(|| this.cuts_under(screen, terminals, forest, rel0[k]))
+                .inert(other)
+        };
         let mut relevant = n;
         for i in 0..n {
             let ei = rel0[i];
             let forest_i = forests[i].as_ref().unwrap_or(&base_forest);
+            // With a screen, ei alone (with any element outside Rel0, which leaves the
+            // base forest whole) cannot cost enough: skip its outside pairs.
+            let alone_inert = cuts.as_ref().is_some_and(|c| c.inert(i, None));
             // Pairs inside Rel0.
             for j in i + 1..n {
                 let ej = rel0[j];
-                let out = if hits_local[i].binary_search(&(j as u32)).is_err() {
-                    outs[i]
+                if cuts.as_ref().is_some_and(|c| c.inert(i, Some(j))) {
+                    continue;
+                }
+                if hits_local[i].binary_search(&(j as u32)).is_err() {
+                    visit(StateEvent::Pair {
+                        pair: (ei, ej),
+                        state: &states[i],
+                    });
                 } else if hits_local[j].binary_search(&(i as u32)).is_err() {
-                    outs[j]
+                    visit(StateEvent::Pair {
+                        pair: (ei, ej),
+                        state: &states[j],
+                    });
+                } else if cuts.is_some() && (inert_under(i, ej, self) || inert_under(j, ei, self)) {
+                    continue;
                 } else {
                     let pair_scenario = [ei, ej];
-                    let forest_j = forests[j].as_ref().unwrap_or(&base_forest);
                     let upper = meet(&states[i], &states[j]);
-                    let (state, _) = self.state_between(
-                        terminals,
-                        &[&base_forest, forest_i, forest_j],
-                        &upper,
-                        &pair_scenario,
-                        None,
-                    );
-                    shape.outage(&state)
-                };
-                if out {
-                    let w = p(ei) * p(ej);
-                    pair += w;
-                    top.push(Scenario {
-                        elements: vec![ei, ej],
-                        weight: w,
+                    // A forest under one element already holds what survives of the base
+                    // forest: the fewer forests, the cheaper the lower bound.
+                    let known: &[&Forest] = match (&forests[i], &forests[j]) {
+                        (Some(a), Some(b)) => &[a, b],
+                        (Some(a), None) | (None, Some(a)) => &[a],
+                        (None, None) => &[&base_forest],
+                    };
+                    let (state, _) =
+                        self.state_between(terminals, known, &upper, &pair_scenario, None);
+                    visit(StateEvent::Pair {
+                        pair: (ei, ej),
+                        state: &state,
                     });
                 }
+            }
+            relevant += extra[i].len();
+            if alone_inert {
+                continue;
             }
             // Pairs with an element outside Rel0 that touches the forest under ei.
             let mut p_extra = 0.0;
             for &f in &extra[i] {
                 p_extra += p(f);
+                if cuts.is_some() && inert_under(i, f, self) {
+                    continue;
+                }
                 let pair_scenario = [ei, f];
                 let (state, _) = self.state_between(
                     terminals,
@@ -354,45 +743,19 @@ impl<'m> RiskEvaluator<'m> {
                     &pair_scenario,
                     None,
                 );
-                if shape.outage(&state) {
-                    let w = p(ei) * p(f);
-                    pair += w;
-                    top.push(Scenario {
-                        elements: vec![ei, f],
-                        weight: w,
-                    });
-                }
+                visit(StateEvent::Pair {
+                    pair: (ei, f),
+                    state: &state,
+                });
             }
-            relevant += extra[i].len();
             // Pairs with every other element outside Rel0: the state under ei alone.
-            if outs[i] {
-                pair += p(ei) * (p_rest - p_extra);
-            }
+            visit(StateEvent::WithRest {
+                element: ei,
+                mass: p(ei) * (p_rest - p_extra),
+                state: &states[i],
+            });
         }
-        if base_out {
-            // Pairs of two elements outside Rel0 keep the baseline state.
-            pair += (p_rest * p_rest - q_rest) / 2.0;
-        }
-
-        top.sort_by(|a, b| {
-            b.weight
-                .total_cmp(&a.weight)
-                .then_with(|| a.elements.cmp(&b.elements))
-        });
-        top.truncate(TOP_SCENARIOS);
-        CellRisk {
-            risk: single + pair,
-            single_risk: single,
-            pair_risk: pair,
-            baseline_outage: base_out,
-            breaking_singles: breaking,
-            top_scenarios: top,
-            relevant_elements: relevant,
-            singles: SingleFailures {
-                baseline_outage: base_out,
-                elements: changed,
-            },
-        }
+        relevant
     }
 
     /// Which single failures give this cell an outage (for blast radius); cheaper than

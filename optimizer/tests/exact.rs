@@ -237,3 +237,167 @@ proptest! {
         prop_assert_eq!(quorum_sharing_pairs(&placements), naive);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Placement: every solver against brute force over every allowed choice.
+
+use optimizer::mip::SolverKind;
+use optimizer::place::{Occupancy, PlaceOptions, Placer, Solver, Violation};
+use topology::model::ServerStatus;
+
+/// Options under which the pool is every eligible server, so brute force over the
+/// eligible servers is brute force over the pool; no load term, so risk alone decides.
+fn exhaustive_options(solver: Solver) -> PlaceOptions {
+    PlaceOptions {
+        pool_size: 63,
+        per_rack: 63,
+        load_weight: 0.0,
+        solver,
+        mip_gap: 0.0,
+        ..PlaceOptions::default()
+    }
+}
+
+fn combinations(items: &[u32], k: usize) -> Vec<Vec<u32>> {
+    if k == 0 {
+        return vec![Vec::new()];
+    }
+    if items.len() < k {
+        return Vec::new();
+    }
+    let mut out = combinations(&items[1..], k);
+    for mut rest in combinations(&items[1..], k - 1) {
+        rest.insert(0, items[0]);
+        out.push(rest);
+    }
+    out
+}
+
+/// (risk, safe) of the best allowed choice by the rules: the lowest risk among safe
+/// choices when one exists, else the lowest risk; `None` when no choice is allowed.
+fn brute_force_best(
+    inv: &Inventory,
+    occ: &Occupancy,
+    clients: &[u32],
+    keep: &[u32],
+    exclude: &[u32],
+    size: usize,
+) -> Option<(f64, bool)> {
+    let eligible: Vec<u32> = (0..inv.servers.len() as u32)
+        .filter(|s| {
+            let server = &inv.servers[*s as usize];
+            server.status == ServerStatus::Active
+                && server.capacity > occ.load(*s)
+                && !keep.contains(s)
+                && !exclude.contains(s)
+        })
+        .collect();
+    let mut best: Option<(f64, bool)> = None;
+    for mut nodes in combinations(&eligible, size - keep.len()) {
+        nodes.extend_from_slice(keep);
+        // Kept nodes stay whatever their status; only the overlap rule binds them.
+        if occ
+            .violations(inv, &nodes, None)
+            .iter()
+            .any(|v| matches!(v, Violation::SharedQuorum { .. }))
+        {
+            continue;
+        }
+        let (risk, breaking, base) = reference::risk(inv, clients, &nodes);
+        let safe = !base && breaking.is_empty();
+        let better = match best {
+            None => true,
+            Some((r, s)) => (safe && !s) || (safe == s && risk < r),
+        };
+        if better {
+            best = Some((risk, safe));
+        }
+    }
+    best
+}
+
+fn pick_servers(inv: &Inventory, k: usize, rng: &mut ChaCha8Rng) -> Vec<u32> {
+    let mut all: Vec<u32> = (0..inv.servers.len() as u32).collect();
+    let mut out = Vec::new();
+    for _ in 0..k.min(all.len()) {
+        out.push(all.swap_remove(rng.random_range(0..all.len())));
+    }
+    out
+}
+
+fn solvers() -> [Solver; 3] {
+    [
+        Solver::Heuristic,
+        Solver::Exact(SolverKind::MicroLp),
+        Solver::Exact(SolverKind::Highs),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+    #[test]
+    fn placement_is_optimal_over_the_pool(seed in any::<u64>(), cell_seed in any::<u64>()) {
+        let inv = random_inventory(seed);
+        let model = FailureModel::new(&inv);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell_seed);
+        // Other cells already placed: the new one may share at most one server with each.
+        let mut occ = Occupancy::new(&inv);
+        for _ in 0..rng.random_range(0..=2) {
+            let nodes = pick_servers(&inv, 3, &mut rng);
+            occ.insert(&nodes);
+        }
+        let clients = pick_servers(&inv, rng.random_range(1..=3), &mut rng);
+        let size = [1, 3, 5][rng.random_range(0..3)];
+        let brute = brute_force_best(&inv, &occ, &clients, &[], &[], size);
+        for solver in solvers() {
+            let mut placer = Placer::new(&inv, &model, exhaustive_options(solver));
+            match (placer.place(&occ, &clients, size), brute) {
+                (Ok(d), Some((risk, safe))) => {
+                    prop_assert!(close(d.explanation.risk, risk), "{solver:?}: risk {} != best {risk}", d.explanation.risk);
+                    prop_assert_eq!(d.explanation.single_failure_safe, safe);
+                    prop_assert!(occ.violations(&inv, &d.nodes, None).is_empty());
+                    prop_assert_eq!(d.nodes.len(), size);
+                    let (r, breaking, base) = reference::risk(&inv, &clients, &d.nodes);
+                    prop_assert!(close(d.explanation.risk, r), "explained risk {} != brute force {r}", d.explanation.risk);
+                    prop_assert_eq!(d.explanation.baseline_outage, base);
+                    if !base {
+                        prop_assert_eq!(&d.explanation.breaking, &breaking);
+                    }
+                    if let Solver::Exact(_) = solver {
+                        prop_assert_eq!(d.solve.gap, Some(0.0));
+                    }
+                }
+                (Err(optimizer::Error::NoFeasiblePlacement { .. }), None) => {}
+                (got, want) => prop_assert!(false, "{solver:?}: {got:?} but brute force says {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn replacement_is_optimal_and_keeps_the_rest(seed in any::<u64>(), cell_seed in any::<u64>()) {
+        let inv = random_inventory(seed);
+        let model = FailureModel::new(&inv);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell_seed);
+        let occ = Occupancy::new(&inv);
+        let clients = pick_servers(&inv, rng.random_range(1..=3), &mut rng);
+        let nodes = pick_servers(&inv, 3, &mut rng);
+        prop_assume!(nodes.len() == 3);
+        let gone = nodes[0];
+        let keep: Vec<u32> = nodes[1..].to_vec();
+        let brute = brute_force_best(&inv, &occ, &clients, &keep, &[gone], 3);
+        for solver in solvers() {
+            let mut placer = Placer::new(&inv, &model, exhaustive_options(solver));
+            match (placer.replace(&occ, &clients, &nodes, gone, None), brute) {
+                (Ok(d), Some((risk, safe))) => {
+                    prop_assert!(keep.iter().all(|k| d.nodes.contains(k)));
+                    prop_assert!(!d.nodes.contains(&gone));
+                    prop_assert!(close(d.explanation.risk, risk), "{solver:?}: {} != {risk}", d.explanation.risk);
+                    prop_assert_eq!(d.explanation.single_failure_safe, safe);
+                }
+                (Err(optimizer::Error::NoFeasiblePlacement { .. }), None) => {}
+                (got, want) => prop_assert!(false, "{solver:?}: {got:?} but brute force says {want:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,1306 @@
+//! Exact 0/1 programs: one problem shape, two backends (HiGHS and microlp through good_lp) and a long-lived solver thread; pure, no IO.
+//!
+//! A [`BinaryProgram`] minimises `objective·x` over binary `x` subject to ranged rows and
+//! fixed variables. [`HighsSolver`] and [`MicroLpSolver`] implement [`MipSolver`] for it;
+//! [`SolverKind`] names them (`"highs"`, `"microlp"`); [`SolverThread`] runs one solver on
+//! a dedicated OS thread and is shared between request handlers.
+//!
+//! Both backends get the same model, built through good_lp. Two things are done around
+//! the backend on every solve, whatever it is:
+//! - the objective is rescaled (see [`objective_scale`]) because placement weights are
+//!   probabilities as small as 1e-8, below the absolute tolerances (1e-6 … 1e-7) the
+//!   solvers use to prune nodes and price columns: unscaled, such weights all look like
+//!   zero and any feasible point passes as optimal;
+//! - the returned values are rounded to booleans, re-checked against every row and fixed
+//!   variable, and the objective is recomputed from them in the caller's units, so a
+//!   solution never carries the backend's rounding or our scaling.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::str::FromStr;
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use good_lp::solvers::{
+    ResolutionError, Solution as _, SolutionStatus, Solver, SolverModel, WithMipGap, WithTimeLimit,
+};
+use good_lp::{variable, Expression, ProblemVariables, Variable};
+use highs::HighsModelStatus;
+
+use crate::Error;
+
+/// A time limit that never binds: pass it as [`BinaryProgram::time_limit`] to solve to
+/// the end.
+pub const NO_TIME_LIMIT: Duration = Duration::MAX;
+
+/// Absolute slack, per unit of the row's largest coefficient, allowed when checking a row
+/// (the solvers' own primal feasibility tolerance is 1e-6 too).
+pub const FEASIBILITY_TOLERANCE: f64 = 1e-6;
+
+/// Relative gap under which a solve that the backend reports as finished counts as
+/// [`MipStatus::Optimal`] rather than [`MipStatus::Feasible`].
+const OPTIMALITY_GAP: f64 = 1e-9;
+
+/// Largest absolute objective weight handed to a backend after scaling: well inside the
+/// range where HiGHS's and microlp's absolute tolerances stay meaningful.
+const MAX_SCALED_WEIGHT: f64 = 1e6;
+
+/// Time limits at least this long (about 31 years) are passed to no backend: microlp
+/// takes a `Duration` built from float seconds, which overflows near [`Duration::MAX`].
+const UNLIMITED_SECONDS: f64 = 1e9;
+
+/// One linear row: `lower <= Σ coefficient·x[index] <= upper`.
+///
+/// Use `f64::NEG_INFINITY` / `f64::INFINITY` for a one-sided row; `lower == upper` is an
+/// equality. Repeated indices add up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `(variable index, coefficient)` pairs.
+    pub terms: Vec<(usize, f64)>,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+impl Row {
+    /// `Σ terms <= upper`.
+    pub fn at_most(terms: Vec<(usize, f64)>, upper: f64) -> Self {
+        Row {
+            terms,
+            lower: f64::NEG_INFINITY,
+            upper,
+        }
+    }
+
+    /// `Σ terms >= lower`.
+    pub fn at_least(terms: Vec<(usize, f64)>, lower: f64) -> Self {
+        Row {
+            terms,
+            lower,
+            upper: f64::INFINITY,
+        }
+    }
+
+    /// `Σ terms == value`.
+    pub fn equal(terms: Vec<(usize, f64)>, value: f64) -> Self {
+        Row {
+            terms,
+            lower: value,
+            upper: value,
+        }
+    }
+
+    /// The row's sum at `x` (`x` must cover every index of the row).
+    pub fn activity(&self, x: &[bool]) -> f64 {
+        self.terms
+            .iter()
+            .filter(|&&(i, _)| x[i])
+            .map(|&(_, a)| a)
+            .sum()
+    }
+
+    /// Whether `x` satisfies the row within [`FEASIBILITY_TOLERANCE`].
+    pub fn holds(&self, x: &[bool]) -> bool {
+        let largest = self.terms.iter().fold(1.0_f64, |m, &(_, a)| m.max(a.abs()));
+        let slack = FEASIBILITY_TOLERANCE * largest;
+        let sum = self.activity(x);
+        sum >= self.lower - slack && sum <= self.upper + slack
+    }
+
+    /// A row whose coefficients are all zero: its sum is 0 whatever `x` is.
+    fn is_constant(&self) -> bool {
+        self.terms.iter().all(|&(_, a)| a == 0.0)
+    }
+}
+
+/// A 0/1 program: minimise `objective·x` subject to `rows`, `x` binary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinaryProgram {
+    /// Number of variables; every index in the program is below it.
+    pub vars: usize,
+    /// One weight a variable (`len == vars`); any finite sign.
+    pub objective: Vec<f64>,
+    pub rows: Vec<Row>,
+    /// Variables forced to 1.
+    pub fixed_one: Vec<usize>,
+    /// Variables forced to 0. A variable in both lists makes the program infeasible.
+    pub fixed_zero: Vec<usize>,
+    /// Wall-clock budget of one solve; [`NO_TIME_LIMIT`] for none. When it runs out the
+    /// solve returns the best solution found ([`MipStatus::Feasible`]) or, with none,
+    /// [`Error::SolverTimeLimit`].
+    pub time_limit: Duration,
+    /// Relative gap `(objective - bound) / |objective|` at which the solver may stop;
+    /// 0 asks for a proven optimum.
+    pub mip_gap: f64,
+}
+
+impl BinaryProgram {
+    /// A program over `objective.len()` variables with no rows, nothing fixed, no time
+    /// limit and a zero gap.
+    pub fn new(objective: Vec<f64>) -> Self {
+        BinaryProgram {
+            vars: objective.len(),
+            objective,
+            rows: Vec::new(),
+            fixed_one: Vec::new(),
+            fixed_zero: Vec::new(),
+            time_limit: NO_TIME_LIMIT,
+            mip_gap: 0.0,
+        }
+    }
+
+    /// `objective·x`, summed in index order.
+    pub fn objective_value(&self, x: &[bool]) -> f64 {
+        self.objective
+            .iter()
+            .zip(x)
+            .filter(|&(_, &on)| on)
+            .map(|(&c, _)| c)
+            .sum()
+    }
+
+    /// Whether `x` has one value a variable, respects the fixed variables and satisfies
+    /// every row (within [`FEASIBILITY_TOLERANCE`]).
+    pub fn is_feasible(&self, x: &[bool]) -> bool {
+        self.violation(x).is_none()
+    }
+
+    /// The first thing `x` violates, in words; `None` when it is feasible.
+    pub fn violation(&self, x: &[bool]) -> Option<String> {
+        if x.len() != self.vars {
+            return Some(format!("{} values for {} variables", x.len(), self.vars));
+        }
+        if let Some(&i) = self.fixed_one.iter().find(|&&i| !x[i]) {
+            return Some(format!("x{i} is fixed to 1"));
+        }
+        if let Some(&i) = self.fixed_zero.iter().find(|&&i| x[i]) {
+            return Some(format!("x{i} is fixed to 0"));
+        }
+        let (r, row) = self
+            .rows
+            .iter()
+            .enumerate()
+            .find(|(_, row)| !row.holds(x))?;
+        Some(format!(
+            "row {r}: sum {} is outside [{}, {}]",
+            row.activity(x),
+            row.lower,
+            row.upper
+        ))
+    }
+
+    /// Checks the program's shape: lengths, indices and finite numbers.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |message: String| Err(Error::InvalidProgram { message });
+        if self.objective.len() != self.vars {
+            return invalid(format!(
+                "{} objective weights for {} variables",
+                self.objective.len(),
+                self.vars
+            ));
+        }
+        if let Some(i) = self.objective.iter().position(|c| !c.is_finite()) {
+            return invalid(format!("objective weight of x{i} is not finite"));
+        }
+        for (r, row) in self.rows.iter().enumerate() {
+            if let Some(&(i, a)) = row
+                .terms
+                .iter()
+                .find(|&&(i, a)| i >= self.vars || !a.is_finite())
+            {
+                return invalid(format!(
+                    "row {r}: term ({i}, {a}) has an index past {} variables or a non-finite coefficient",
+                    self.vars
+                ));
+            }
+            if row.lower.is_nan() || row.upper.is_nan() {
+                return invalid(format!("row {r}: a bound is NaN"));
+            }
+        }
+        if let Some(&i) = self
+            .fixed_one
+            .iter()
+            .chain(&self.fixed_zero)
+            .find(|&&i| i >= self.vars)
+        {
+            return invalid(format!(
+                "fixed variable {i} is past {} variables",
+                self.vars
+            ));
+        }
+        if !(self.mip_gap >= 0.0 && self.mip_gap.is_finite()) {
+            return invalid(format!(
+                "mip_gap {} is not a finite non-negative number",
+                self.mip_gap
+            ));
+        }
+        Ok(())
+    }
+
+    /// The per-variable fixings: `Some(value)` for a fixed variable.
+    fn fixings(&self) -> Vec<Option<bool>> {
+        let mut fixed = vec![None; self.vars];
+        for &i in &self.fixed_zero {
+            fixed[i] = Some(false);
+        }
+        for &i in &self.fixed_one {
+            fixed[i] = Some(true);
+        }
+        fixed
+    }
+}
+
+/// How a solve ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MipStatus {
+    /// Proven optimal: `bound == objective`.
+    Optimal,
+    /// A feasible solution, but the solve stopped at the time limit or the gap before
+    /// proving it optimal; `bound` is what was proven.
+    Feasible,
+    /// No binary point satisfies the program.
+    Infeasible,
+}
+
+/// The answer to one [`BinaryProgram`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MipSolution {
+    pub status: MipStatus,
+    /// One value a variable; empty when [`MipStatus::Infeasible`].
+    pub values: Vec<bool>,
+    /// `objective·values`, in the program's units; `+∞` when infeasible.
+    pub objective: f64,
+    /// A proven lower bound on every feasible objective: `== objective` when optimal,
+    /// `-∞` when the backend proved none, `+∞` when infeasible.
+    pub bound: f64,
+    /// Wall-clock time of the whole solve, model building included.
+    pub solve_time: Duration,
+}
+
+impl MipSolution {
+    fn infeasible(started: Instant) -> Self {
+        MipSolution {
+            status: MipStatus::Infeasible,
+            values: Vec::new(),
+            objective: f64::INFINITY,
+            bound: f64::INFINITY,
+            solve_time: started.elapsed(),
+        }
+    }
+
+    /// The relative gap `(objective - bound) / |objective|`: 0 when optimal.
+    pub fn gap(&self) -> f64 {
+        match self.status {
+            MipStatus::Optimal => 0.0,
+            MipStatus::Infeasible => f64::NAN,
+            MipStatus::Feasible => {
+                (self.objective - self.bound) / self.objective.abs().max(f64::MIN_POSITIVE)
+            }
+        }
+    }
+}
+
+/// An exact 0/1 program solver.
+pub trait MipSolver {
+    /// The backend's short name, as [`SolverKind`] spells it.
+    fn name(&self) -> &'static str;
+
+    /// Solves `program`. An infeasible program is `Ok` with [`MipStatus::Infeasible`];
+    /// errors are a malformed program, a time limit with no solution, or a backend failure.
+    fn solve(&mut self, program: &BinaryProgram) -> Result<MipSolution, Error>;
+}
+
+/// The factor the objective is multiplied by before a backend sees it.
+///
+/// The smallest non-zero weight becomes 1, unless that would push the largest past
+/// [`MAX_SCALED_WEIGHT`]; then the largest becomes [`MAX_SCALED_WEIGHT`]. A large scale
+/// is what we want: the backends prune nodes whose bound is within ~1e-6 (absolute) of
+/// the incumbent, so the relative precision of the optimum is about 1e-6 divided by the
+/// scaled objective. Relative gaps do not change under scaling.
+pub fn objective_scale(objective: &[f64]) -> f64 {
+    let (smallest, largest) = objective
+        .iter()
+        .map(|c| c.abs())
+        .filter(|&c| c > 0.0)
+        .fold((f64::INFINITY, 0.0_f64), |(lo, hi), c| {
+            (lo.min(c), hi.max(c))
+        });
+    if largest == 0.0 {
+        return 1.0;
+    }
+    // The cap keeps a program of subnormal weights from producing an infinite scale.
+    (1.0 / smallest).min(MAX_SCALED_WEIGHT / largest).min(1e300)
+}
+
+/// What can be said without a backend: a malformed program is an error; some programs are
+/// infeasible on their face (a variable fixed both ways, a row whose bounds cross or a
+/// constant row that misses its range); a program without variables is solved at once.
+fn settle_without_backend(
+    program: &BinaryProgram,
+    started: Instant,
+) -> Result<Option<MipSolution>, Error> {
+    program.validate()?;
+    let fixed_both_ways = program
+        .fixed_one
+        .iter()
+        .any(|i| program.fixed_zero.contains(i));
+    let empty_row_fails = program.rows.iter().any(|row| {
+        row.lower > row.upper
+            || row.lower == f64::INFINITY
+            || row.upper == f64::NEG_INFINITY
+            || (row.is_constant() && !(row.lower <= 0.0 && 0.0 <= row.upper))
+    });
+    if fixed_both_ways || empty_row_fails {
+        return Ok(Some(MipSolution::infeasible(started)));
+    }
+    if program.vars == 0 {
+        // Every row is constant here (no index can be valid) and was checked above;
+        // HiGHS would call the model empty rather than solve it.
+        return Ok(Some(MipSolution {
+            status: MipStatus::Optimal,
+            values: Vec::new(),
+            objective: 0.0,
+            bound: 0.0,
+            solve_time: started.elapsed(),
+        }));
+    }
+    Ok(None)
+}
+
+/// Builds the good_lp model of `program` for `solver`, the objective multiplied by
+/// `scale`. Variable `i` of the program is column `i` of the model.
+fn build_model<S: Solver>(
+    program: &BinaryProgram,
+    scale: f64,
+    solver: S,
+) -> (S::Model, Vec<Variable>) {
+    let mut problem = ProblemVariables::new();
+    let fixed = program.fixings();
+    let vars: Vec<Variable> = fixed
+        .iter()
+        .map(|fix| {
+            // Fixing by bounds rather than by rows: the solver drops such columns at once.
+            let def = variable().binary();
+            problem.add(match fix {
+                Some(true) => def.min(1),
+                Some(false) => def.max(0),
+                None => def,
+            })
+        })
+        .collect();
+    let mut objective = Expression::with_capacity(program.vars);
+    for (&var, &c) in vars.iter().zip(&program.objective) {
+        if c != 0.0 {
+            objective.add_mul(c * scale, var);
+        }
+    }
+    let mut model = problem.minimise(objective).using(solver);
+    for row in program.rows.iter().filter(|row| !row.is_constant()) {
+        let mut sum = Expression::with_capacity(row.terms.len());
+        for &(i, a) in &row.terms {
+            sum.add_mul(a, vars[i]);
+        }
+        // good_lp has no ranged rows: a two-sided row becomes two one-sided ones.
+        if row.lower == row.upper {
+            model.add_constraint(sum.eq(row.lower));
+            continue;
+        }
+        if row.lower > f64::NEG_INFINITY {
+            model.add_constraint(sum.clone().geq(row.lower));
+        }
+        if row.upper < f64::INFINITY {
+            model.add_constraint(sum.leq(row.upper));
+        }
+    }
+    (model, vars)
+}
+
+/// Turns a backend's rounded answer into a [`MipSolution`]: re-checks it against the
+/// program, recomputes the objective in the program's units and unscales the bound.
+fn finish(
+    backend: &'static str,
+    program: &BinaryProgram,
+    values: Vec<bool>,
+    proven_optimal: bool,
+    scaled_bound: Option<f64>,
+    scale: f64,
+    started: Instant,
+) -> Result<MipSolution, Error> {
+    if let Some(violation) = program.violation(&values) {
+        return Err(Error::Solver {
+            backend,
+            message: format!("returned a point that is not feasible: {violation}"),
+        });
+    }
+    let objective = program.objective_value(&values);
+    let (status, bound) = if proven_optimal {
+        (MipStatus::Optimal, objective)
+    } else {
+        // The backend's bound went through our scaling and its own tolerances: never let
+        // it claim more than the solution in hand.
+        let bound = scaled_bound.map_or(f64::NEG_INFINITY, |b| (b / scale).min(objective));
+        (MipStatus::Feasible, bound)
+    };
+    Ok(MipSolution {
+        status,
+        values,
+        objective,
+        bound,
+        solve_time: started.elapsed(),
+    })
+}
+
+/// The time limit in seconds for a backend, or `None` when it does not bind.
+fn limited_seconds(limit: Duration) -> Option<f64> {
+    let seconds = limit.as_secs_f64();
+    (seconds < UNLIMITED_SECONDS).then_some(seconds)
+}
+
+/// HiGHS through good_lp, with the options that matter for small placement programs.
+///
+/// good_lp builds the model; we then take the `highs::Model` out of it
+/// (`HighsProblem::try_into_inner`) and set options and solve on it ourselves, because
+/// good_lp's `HighsSolution` keeps only the primal values: the MIP dual bound
+/// (`mip_dual_bound`) and gap are info values of the solved model, which good_lp drops.
+///
+/// HiGHS's task scheduler belongs to the calling OS thread and is sized by the first solve
+/// on it: a later solve on the same thread that asks for another explicit `threads` count
+/// fails. Keep one configuration per thread ([`SolverThread`] gives each solver its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HighsSolver {
+    /// HiGHS's `threads` option; 0 lets HiGHS choose.
+    pub threads: u32,
+    /// HiGHS's `presolve` (`"choose"` when on, `"off"` when off).
+    pub presolve: bool,
+    /// HiGHS's `mip_heuristic_run_feasibility_jump`.
+    pub feasibility_jump: bool,
+}
+
+impl Default for HighsSolver {
+    fn default() -> Self {
+        HighsSolver::tuned()
+    }
+}
+
+impl HighsSolver {
+    /// One thread, no presolve, no feasibility jump: on programs of a few hundred binaries
+    /// these cost more than they save (2.5x faster than [`HighsSolver::highs_defaults`] on
+    /// a 350-binary placement program, 4x on 14-variable ones: see `tests::timing`).
+    pub fn tuned() -> Self {
+        HighsSolver {
+            threads: 1,
+            presolve: false,
+            feasibility_jump: false,
+        }
+    }
+
+    /// HiGHS's own defaults, for comparison.
+    pub fn highs_defaults() -> Self {
+        HighsSolver {
+            threads: 0,
+            presolve: true,
+            feasibility_jump: true,
+        }
+    }
+
+    fn error(message: impl fmt::Display) -> Error {
+        Error::Solver {
+            backend: "highs",
+            message: message.to_string(),
+        }
+    }
+}
+
+impl MipSolver for HighsSolver {
+    fn name(&self) -> &'static str {
+        "highs"
+    }
+
+    fn solve(&mut self, program: &BinaryProgram) -> Result<MipSolution, Error> {
+        let started = Instant::now();
+        if let Some(settled) = settle_without_backend(program, started)? {
+            return Ok(settled);
+        }
+        let scale = objective_scale(&program.objective);
+        let (problem, _) = build_model(program, scale, good_lp::highs);
+        let mut model = problem.try_into_inner().map_err(HighsSolver::error)?;
+        let presolve = if self.presolve { "choose" } else { "off" };
+        let threads = i32::try_from(self.threads).map_err(HighsSolver::error)?;
+        let time_limit = limited_seconds(program.time_limit).unwrap_or(f64::INFINITY);
+        let set = [
+            model.try_set_option("threads", threads).err(),
+            model.try_set_option("presolve", presolve).err(),
+            model
+                .try_set_option("mip_heuristic_run_feasibility_jump", self.feasibility_jump)
+                .err(),
+            model.try_set_option("time_limit", time_limit).err(),
+            model.try_set_option("mip_rel_gap", program.mip_gap).err(),
+            // The absolute gap is in scaled units, which mean nothing to the caller: only
+            // the relative gap may stop the search.
+            model.try_set_option("mip_abs_gap", 0.0).err(),
+        ];
+        if let Some(status) = set.into_iter().flatten().next() {
+            return Err(HighsSolver::error(format_args!(
+                "setting an option failed: {status:?}"
+            )));
+        }
+        let solved = model.try_solve().map_err(|status| {
+            let hint = if self.threads == 0 {
+                ""
+            } else {
+                " (as it does when an earlier solve on this OS thread used another `threads` \
+                 count: HiGHS's scheduler is sized once per thread)"
+            };
+            HighsSolver::error(format_args!("run failed: {status:?}{hint}"))
+        })?;
+        let status = solved.status();
+        let finished = match status {
+            HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
+                return Ok(MipSolution::infeasible(started));
+            }
+            HighsModelStatus::Optimal => true,
+            HighsModelStatus::ReachedTimeLimit
+            | HighsModelStatus::ReachedIterationLimit
+            | HighsModelStatus::ReachedSolutionLimit
+            | HighsModelStatus::ReachedInterrupt
+            | HighsModelStatus::ReachedMemoryLimit
+            | HighsModelStatus::ObjectiveBound
+            | HighsModelStatus::ObjectiveTarget => false,
+            other => return Err(HighsSolver::error(format_args!("model status {other:?}"))),
+        };
+        let solution = solved.get_solution();
+        // primal_solution_status says whether HiGHS holds any feasible point at all.
+        if solved.primal_solution_status() != highs::HighsSolutionStatus::Feasible {
+            return Err(if status == HighsModelStatus::ReachedTimeLimit {
+                Error::SolverTimeLimit {
+                    backend: "highs",
+                    time_limit: program.time_limit,
+                }
+            } else {
+                HighsSolver::error(format_args!("stopped ({status:?}) with no feasible point"))
+            });
+        }
+        let values = solution.columns().iter().map(|&v| v > 0.5).collect();
+        let gap = solved.mip_gap();
+        let dual_bound = solved
+            .double_info_value(c"mip_dual_bound")
+            .ok()
+            .filter(|b| b.is_finite());
+        // "Optimal" from HiGHS also means "within mip_rel_gap": only a closed gap is ours.
+        let proven_optimal = finished && gap.is_finite() && gap <= OPTIMALITY_GAP;
+        finish(
+            "highs",
+            program,
+            values,
+            proven_optimal,
+            dual_bound,
+            scale,
+            started,
+        )
+    }
+}
+
+/// good_lp's pure-Rust microlp backend: no native build, slower than HiGHS on anything
+/// but tiny programs.
+///
+/// microlp (0.6) does take a time limit and a relative gap, and reports its best bound in
+/// its statistics; both are passed and read through good_lp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MicroLpSolver;
+
+impl MipSolver for MicroLpSolver {
+    fn name(&self) -> &'static str {
+        "microlp"
+    }
+
+    fn solve(&mut self, program: &BinaryProgram) -> Result<MipSolution, Error> {
+        let started = Instant::now();
+        if let Some(settled) = settle_without_backend(program, started)? {
+            return Ok(settled);
+        }
+        let scale = objective_scale(&program.objective);
+        let (mut problem, vars) = build_model(program, scale, good_lp::microlp);
+        if let Some(seconds) = limited_seconds(program.time_limit) {
+            problem = problem.with_time_limit(seconds);
+        }
+        // validate() made the gap finite and non-negative, which is all good_lp checks.
+        let problem = problem
+            .with_mip_gap(program.mip_gap as f32)
+            .map_err(|e| Error::Solver {
+                backend: "microlp",
+                message: e.to_string(),
+            })?;
+        let solution = match problem.solve() {
+            Ok(solution) => solution,
+            Err(ResolutionError::Infeasible) => return Ok(MipSolution::infeasible(started)),
+            // good_lp turns microlp's "interrupted with no incumbent" into an untyped error;
+            // the clock tells that case apart from a real failure.
+            Err(_) if started.elapsed() >= program.time_limit => {
+                return Err(Error::SolverTimeLimit {
+                    backend: "microlp",
+                    time_limit: program.time_limit,
+                })
+            }
+            Err(e) => {
+                return Err(Error::Solver {
+                    backend: "microlp",
+                    message: e.to_string(),
+                })
+            }
+        };
+        let values = vars.iter().map(|&v| solution.value(v) > 0.5).collect();
+        let proven_optimal = matches!(solution.status(), SolutionStatus::Optimal);
+        let best_bound = solution.into_inner().stats().best_bound;
+        finish(
+            "microlp",
+            program,
+            values,
+            proven_optimal,
+            best_bound,
+            scale,
+            started,
+        )
+    }
+}
+
+/// The backends by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SolverKind {
+    Highs,
+    MicroLp,
+}
+
+impl SolverKind {
+    /// Every backend, in the order they are preferred.
+    pub const ALL: [SolverKind; 2] = [SolverKind::Highs, SolverKind::MicroLp];
+
+    /// The name [`FromStr`] accepts and [`MipSolver::name`] returns.
+    pub fn name(self) -> &'static str {
+        match self {
+            SolverKind::Highs => "highs",
+            SolverKind::MicroLp => "microlp",
+        }
+    }
+
+    /// A fresh solver of this kind (HiGHS with [`HighsSolver::tuned`] options).
+    pub fn make(self) -> Box<dyn MipSolver + Send> {
+        match self {
+            SolverKind::Highs => Box::new(HighsSolver::tuned()),
+            SolverKind::MicroLp => Box::new(MicroLpSolver),
+        }
+    }
+}
+
+impl fmt::Display for SolverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SolverKind {
+    type Err = Error;
+
+    /// `"highs"` or `"microlp"`, ignoring ASCII case and surrounding blanks.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let wanted = s.trim();
+        SolverKind::ALL
+            .into_iter()
+            .find(|kind| kind.name().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| Error::UnknownSolver {
+                name: s.to_string(),
+            })
+    }
+}
+
+/// One program on its way to the solver thread, with where its answer goes.
+#[derive(Debug)]
+struct Job {
+    program: BinaryProgram,
+    reply: mpsc::Sender<Result<MipSolution, Error>>,
+}
+
+/// Joins the solver thread when the last [`SolverThread`] handle goes.
+#[derive(Debug)]
+struct JoinOnDrop(Option<thread::JoinHandle<()>>);
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        if let Some(worker) = self.0.take() {
+            // The worker catches solver panics itself, so an Err here means it was
+            // killed mid-flight; there is nothing left to clean up either way.
+            let _ = worker.join();
+        }
+    }
+}
+
+/// A handle to one long-lived OS thread that owns a solver and solves programs in turn.
+///
+/// HiGHS keeps per-thread state (its task scheduler) and a model is best built and solved
+/// where it lives, so every solve of a service goes through one thread. Handles are cheap
+/// to clone and `Send + Sync`; callers on many threads are served one at a time, in
+/// arrival order. When the last handle is dropped the thread finishes and is joined.
+#[derive(Debug, Clone)]
+pub struct SolverThread {
+    name: &'static str,
+    // Field order matters: `jobs` drops before `_worker`, so when the last handle goes the
+    // channel is closed (the thread's loop ends) before the join waits for it.
+    jobs: mpsc::Sender<Job>,
+    _worker: Arc<JoinOnDrop>,
+}
+
+impl SolverThread {
+    /// Starts a thread that owns `solver`.
+    pub fn spawn(mut solver: Box<dyn MipSolver + Send>) -> Result<Self, Error> {
+        let name = solver.name();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let worker = thread::Builder::new()
+            .name(format!("mip-{name}"))
+            .spawn(move || {
+                // Ends when every handle (and so every sender) is gone.
+                for job in queue {
+                    let answer =
+                        panic::catch_unwind(AssertUnwindSafe(|| solver.solve(&job.program)))
+                            .unwrap_or_else(|panic| {
+                                // A panic in a backend must not take the shared thread down; the
+                                // solvers keep no state between solves, so carrying on is safe.
+                                let message = panic
+                                    .downcast_ref::<&str>()
+                                    .map(|s| s.to_string())
+                                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                                    .unwrap_or_else(|| "unknown panic".to_string());
+                                Err(Error::Solver {
+                                    backend: name,
+                                    message: format!("panicked: {message}"),
+                                })
+                            });
+                    // The caller may have given up waiting; its answer then goes nowhere.
+                    let _ = job.reply.send(answer);
+                }
+            })
+            .map_err(|e| Error::Solver {
+                backend: name,
+                message: format!("cannot start the solver thread: {e}"),
+            })?;
+        Ok(SolverThread {
+            name,
+            jobs,
+            _worker: Arc::new(JoinOnDrop(Some(worker))),
+        })
+    }
+
+    /// The name of the solver the thread runs.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Solves `program` on the solver thread, blocking until it is done (including the
+    /// time spent waiting behind other callers' programs).
+    pub fn solve(&self, program: BinaryProgram) -> Result<MipSolution, Error> {
+        let gone = || Error::Solver {
+            backend: self.name,
+            message: "the solver thread has stopped".to_string(),
+        };
+        let (reply, answer) = mpsc::channel();
+        self.jobs.send(Job { program, reply }).map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn ones(indices: impl IntoIterator<Item = usize>) -> Vec<(usize, f64)> {
+        indices.into_iter().map(|i| (i, 1.0)).collect()
+    }
+
+    /// The best feasible point by enumeration, ties going to the first in mask order.
+    fn brute_force(program: &BinaryProgram) -> Option<(f64, Vec<bool>)> {
+        assert!(program.vars <= 20, "enumeration is for small programs");
+        let mut best: Option<(f64, Vec<bool>)> = None;
+        for mask in 0u32..(1 << program.vars) {
+            let x: Vec<bool> = (0..program.vars).map(|i| mask >> i & 1 == 1).collect();
+            if !program.is_feasible(&x) {
+                continue;
+            }
+            let value = program.objective_value(&x);
+            if best.as_ref().is_none_or(|(b, _)| value < *b) {
+                best = Some((value, x));
+            }
+        }
+        best
+    }
+
+    fn same_objective(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(f64::MIN_POSITIVE)
+    }
+
+    /// `size` distinct indices below `n`, in random order.
+    fn subset(rng: &mut ChaCha8Rng, n: usize, size: usize) -> Vec<usize> {
+        let mut all: Vec<usize> = (0..n).collect();
+        for i in 0..size {
+            let j = rng.random_range(i..n);
+            all.swap(i, j);
+        }
+        all.truncate(size);
+        all
+    }
+
+    /// A weight as a placement program has them: a failure probability between 1e-8 and
+    /// 1e-3, spread evenly in log scale.
+    fn probability(rng: &mut ChaCha8Rng) -> f64 {
+        10f64.powf(rng.random_range(-8.0..-3.0))
+    }
+
+    /// A random placement-shaped program of at most 14 variables: `nx` placement binaries
+    /// with a cardinality row, `ng` failure groups each with an indicator `y_g` that the
+    /// covering row `Σ_{R_g} x - M·y_g <= t_g - 1` forces on once `t_g` of the group are
+    /// chosen, a few packing rows, sometimes a ranged row, and a few fixed variables.
+    fn random_program(rng: &mut ChaCha8Rng) -> BinaryProgram {
+        let nx = rng.random_range(5..=10);
+        let ng = rng.random_range(1..=(14 - nx).min(4));
+        let vars = nx + ng;
+        // Mostly probabilities; sometimes signed O(1) weights so the optimum is not always
+        // "as few groups as possible".
+        let signed = rng.random_bool(0.25);
+        let objective: Vec<f64> = (0..vars)
+            .map(|i| {
+                if signed {
+                    rng.random_range(-1.0..1.0)
+                } else if i >= nx || rng.random_bool(0.5) {
+                    probability(rng)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut program = BinaryProgram::new(objective);
+        let k = rng.random_range(1..=nx.min(7));
+        program.rows.push(Row::equal(ones(0..nx), k as f64));
+        for g in 0..ng {
+            let size = rng.random_range(2..=nx.min(5));
+            let members = subset(rng, nx, size);
+            let t = rng.random_range(1..=members.len());
+            let big_m = (members.len() - (t - 1)) as f64;
+            let mut terms = ones(members);
+            terms.push((nx + g, -big_m));
+            program.rows.push(Row::at_most(terms, (t - 1) as f64));
+        }
+        for _ in 0..rng.random_range(0..=3) {
+            let size = rng.random_range(3..=nx.min(6));
+            let members = subset(rng, nx, size);
+            program.rows.push(Row::at_most(ones(members), 3.0));
+        }
+        if rng.random_bool(0.2) {
+            let members = subset(rng, nx, 4);
+            program.rows.push(Row {
+                terms: ones(members),
+                lower: 1.0,
+                upper: 2.0,
+            });
+        }
+        for _ in 0..rng.random_range(0..=2) {
+            let i = rng.random_range(0..vars);
+            if rng.random_bool(0.5) {
+                program.fixed_one.push(i);
+            } else {
+                program.fixed_zero.push(i);
+            }
+        }
+        program
+    }
+
+    fn check_against_brute_force(solver: &mut dyn MipSolver, program: &BinaryProgram, case: usize) {
+        let name = solver.name();
+        let got = solver
+            .solve(program)
+            .unwrap_or_else(|e| panic!("case {case} ({name}): {e}\n{program:?}"));
+        match brute_force(program) {
+            None => assert_eq!(
+                got.status,
+                MipStatus::Infeasible,
+                "case {case} ({name}): brute force finds nothing\n{program:?}"
+            ),
+            Some((best, _)) => {
+                assert_eq!(got.status, MipStatus::Optimal, "case {case} ({name})");
+                assert!(
+                    program.is_feasible(&got.values),
+                    "case {case} ({name}): {:?}",
+                    program.violation(&got.values)
+                );
+                assert!(
+                    same_objective(got.objective, best),
+                    "case {case} ({name}): objective {} but brute force finds {best}\n{program:?}",
+                    got.objective
+                );
+                assert_eq!(got.bound, got.objective, "case {case} ({name})");
+            }
+        }
+    }
+
+    #[test]
+    fn both_backends_agree_with_enumeration_on_random_programs() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0001);
+        let mut highs = HighsSolver::tuned();
+        let mut microlp = MicroLpSolver;
+        let (mut feasible, mut infeasible) = (0, 0);
+        for case in 0..150 {
+            let program = random_program(&mut rng);
+            match brute_force(&program) {
+                Some(_) => feasible += 1,
+                None => infeasible += 1,
+            }
+            check_against_brute_force(&mut highs, &program, case);
+            check_against_brute_force(&mut microlp, &program, case);
+        }
+        // The generator must exercise both outcomes for the comparison to mean anything.
+        assert!(
+            feasible >= 50 && infeasible >= 5,
+            "{feasible} feasible, {infeasible} infeasible"
+        );
+    }
+
+    /// Weights of ~1e-8 that differ by 0.1%: absolute differences of 1e-11, far below the
+    /// solvers' tolerances unless the objective is scaled.
+    #[test]
+    fn tiny_weights_still_order_solutions() {
+        let objective: Vec<f64> = (0..10)
+            .map(|i| 1e-8 * (1.0 + 1e-3 * (9 - i) as f64))
+            .collect();
+        let mut program = BinaryProgram::new(objective);
+        program.rows.push(Row::equal(ones(0..10), 3.0));
+        // Forbid the three cheapest together so the answer needs real search.
+        program.rows.push(Row::at_most(ones([7, 8, 9]), 2.0));
+        let (best, best_x) = brute_force(&program).expect("feasible");
+        for kind in SolverKind::ALL {
+            let got = kind.make().solve(&program).expect("solves");
+            assert_eq!(got.status, MipStatus::Optimal, "{kind}");
+            assert!(
+                same_objective(got.objective, best),
+                "{kind}: {} vs {best}",
+                got.objective
+            );
+            assert_eq!(got.values, best_x, "{kind}: the optimum is unique");
+        }
+    }
+
+    #[test]
+    fn mixed_magnitudes_pick_the_truly_cheapest_groups() {
+        // Two groups of probability 1e-3 and 1e-8 and placement weights of 1e-7: picking
+        // 4 of 6 hosts must trip exactly the cheap group.
+        let mut program = BinaryProgram::new(vec![1e-7, 1e-7, 1e-7, 1e-7, 2e-7, 2e-7, 1e-3, 1e-8]);
+        program.rows.push(Row::equal(ones(0..6), 4.0));
+        program.rows.push(Row::at_most(
+            vec![(0, 1.0), (1, 1.0), (2, 1.0), (6, -2.0)],
+            1.0,
+        ));
+        program.rows.push(Row::at_most(
+            vec![(3, 1.0), (4, 1.0), (5, 1.0), (7, -2.0)],
+            1.0,
+        ));
+        let (best, _) = brute_force(&program).expect("feasible");
+        for kind in SolverKind::ALL {
+            let got = kind.make().solve(&program).expect("solves");
+            assert!(
+                same_objective(got.objective, best),
+                "{kind}: {} vs {best}",
+                got.objective
+            );
+            assert!(!got.values[6] && got.values[7], "{kind}: {:?}", got.values);
+        }
+    }
+
+    #[test]
+    fn infeasible_programs_are_a_status_not_an_error() {
+        let mut over_packed = BinaryProgram::new(vec![1e-6; 6]);
+        over_packed.rows.push(Row::equal(ones(0..6), 5.0));
+        over_packed.rows.push(Row::at_most(ones(0..4), 2.0));
+        let mut fixed_both_ways = BinaryProgram::new(vec![0.0; 3]);
+        fixed_both_ways.fixed_one.push(1);
+        fixed_both_ways.fixed_zero.push(1);
+        let mut crossed_bounds = BinaryProgram::new(vec![0.0; 3]);
+        crossed_bounds.rows.push(Row {
+            terms: ones(0..3),
+            lower: 2.0,
+            upper: 1.0,
+        });
+        let mut fixed_against_row = BinaryProgram::new(vec![1.0; 4]);
+        fixed_against_row.rows.push(Row::at_most(ones(0..4), 1.0));
+        fixed_against_row.fixed_one.extend([0, 3]);
+        let mut constant_row = BinaryProgram::new(vec![1.0; 2]);
+        constant_row.rows.push(Row::at_least(vec![(0, 0.0)], 1.0));
+        for program in [
+            over_packed,
+            fixed_both_ways,
+            crossed_bounds,
+            fixed_against_row,
+            constant_row,
+        ] {
+            for kind in SolverKind::ALL {
+                let got = kind
+                    .make()
+                    .solve(&program)
+                    .expect("an answer, not an error");
+                assert_eq!(got.status, MipStatus::Infeasible, "{kind}: {program:?}");
+                assert!(got.values.is_empty());
+                assert_eq!((got.objective, got.bound), (f64::INFINITY, f64::INFINITY));
+            }
+        }
+    }
+
+    #[test]
+    fn edge_programs() {
+        // No variables at all.
+        let empty = BinaryProgram::new(Vec::new());
+        // Every variable fixed.
+        let mut all_fixed = BinaryProgram::new(vec![0.5, -0.25, 2.0]);
+        all_fixed.fixed_one.extend([0, 2]);
+        all_fixed.fixed_zero.push(1);
+        // No rows: the negative weights are taken, the rest left.
+        let free = BinaryProgram::new(vec![-1e-5, 3e-8, 0.0, -2e-8]);
+        for program in [empty, all_fixed, free] {
+            let (best, _) = brute_force(&program).expect("feasible");
+            for kind in SolverKind::ALL {
+                let got = kind.make().solve(&program).expect("solves");
+                assert_eq!(got.status, MipStatus::Optimal, "{kind}: {program:?}");
+                assert!(same_objective(got.objective, best) || got.objective == best);
+                assert_eq!(got.values.len(), program.vars);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_programs_are_errors() {
+        let mut short_objective = BinaryProgram::new(vec![1.0; 3]);
+        short_objective.vars = 4;
+        let mut bad_index = BinaryProgram::new(vec![1.0; 3]);
+        bad_index.rows.push(Row::at_most(ones([0, 3]), 1.0));
+        let mut bad_fix = BinaryProgram::new(vec![1.0; 3]);
+        bad_fix.fixed_one.push(7);
+        let mut nan_weight = BinaryProgram::new(vec![1.0, f64::NAN]);
+        nan_weight.rows.push(Row::at_most(ones([0, 1]), 1.0));
+        let mut nan_bound = BinaryProgram::new(vec![1.0; 2]);
+        nan_bound.rows.push(Row::at_most(ones([0, 1]), f64::NAN));
+        let mut negative_gap = BinaryProgram::new(vec![1.0; 2]);
+        negative_gap.mip_gap = -0.1;
+        for program in [
+            short_objective,
+            bad_index,
+            bad_fix,
+            nan_weight,
+            nan_bound,
+            negative_gap,
+        ] {
+            for kind in SolverKind::ALL {
+                let got = kind.make().solve(&program);
+                assert!(
+                    matches!(got, Err(Error::InvalidProgram { .. })),
+                    "{kind}: {program:?} gave {got:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn limits_give_a_feasible_point_and_an_honest_bound_or_a_timeout() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut program = placement_program(&mut rng, 30, 5, 120, 10);
+        for (time_limit, mip_gap) in [(Duration::ZERO, 0.0), (NO_TIME_LIMIT, 0.5)] {
+            program.time_limit = time_limit;
+            program.mip_gap = mip_gap;
+            for kind in SolverKind::ALL {
+                match kind.make().solve(&program) {
+                    Ok(got) => {
+                        assert_ne!(got.status, MipStatus::Infeasible, "{kind}");
+                        assert!(program.is_feasible(&got.values), "{kind}");
+                        assert!(got.bound <= got.objective, "{kind}: {got:?}");
+                        assert!(got.gap() <= mip_gap.max(OPTIMALITY_GAP) || time_limit.is_zero());
+                    }
+                    Err(Error::SolverTimeLimit { .. }) if time_limit.is_zero() => {}
+                    Err(e) => panic!("{kind} with {time_limit:?} and gap {mip_gap}: {e}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn solver_kind_names_round_trip() {
+        for kind in SolverKind::ALL {
+            assert_eq!(kind.name().parse::<SolverKind>().unwrap(), kind);
+            assert_eq!(kind.to_string().parse::<SolverKind>().unwrap(), kind);
+            assert_eq!(kind.make().name(), kind.name());
+        }
+        assert_eq!(" HiGHS ".parse::<SolverKind>().unwrap(), SolverKind::Highs);
+        assert!(matches!(
+            "cbc".parse::<SolverKind>(),
+            Err(Error::UnknownSolver { name }) if name == "cbc"
+        ));
+    }
+
+    #[test]
+    fn solver_thread_answers_like_direct_solves_from_several_threads() {
+        fn assert_shareable<T: Send + Sync + Clone>() {}
+        assert_shareable::<SolverThread>();
+
+        let mut rng = ChaCha8Rng::seed_from_u64(0x7417);
+        let programs: Vec<BinaryProgram> = (0..60).map(|_| random_program(&mut rng)).collect();
+        let mut direct = HighsSolver::tuned();
+        let expected: Vec<MipSolution> = programs
+            .iter()
+            .map(|p| direct.solve(p).expect("solves"))
+            .collect();
+
+        let shared = SolverThread::spawn(SolverKind::Highs.make()).expect("thread starts");
+        assert_eq!(shared.name(), "highs");
+        thread::scope(|scope| {
+            for caller in 0..4 {
+                let handle = shared.clone();
+                let (programs, expected) = (&programs, &expected);
+                scope.spawn(move || {
+                    for (i, (program, want)) in programs.iter().zip(expected).enumerate() {
+                        if i % 4 != caller && i % 3 != caller {
+                            continue;
+                        }
+                        let got = handle.solve(program.clone()).expect("solves");
+                        assert_eq!(got.status, want.status, "program {i}");
+                        assert!(
+                            got.objective == want.objective
+                                || same_objective(got.objective, want.objective),
+                            "program {i}: {} vs {}",
+                            got.objective,
+                            want.objective
+                        );
+                    }
+                });
+            }
+        });
+        // A clone outlives the original; dropping the last one joins the thread.
+        let survivor = shared.clone();
+        drop(shared);
+        assert_eq!(
+            survivor.solve(programs[0].clone()).unwrap().status,
+            expected[0].status
+        );
+        drop(survivor);
+    }
+
+    /// HiGHS sizes its scheduler once per OS thread; solver threads keep configurations
+    /// with different `threads` counts apart.
+    #[test]
+    fn solver_threads_isolate_highs_thread_counts() {
+        let mut program = BinaryProgram::new(vec![1.0, -1.0, 2.0]);
+        program.rows.push(Row::at_most(ones([0, 1]), 1.0));
+        for solver in [HighsSolver::highs_defaults(), HighsSolver::tuned()] {
+            let worker = SolverThread::spawn(Box::new(solver)).expect("thread starts");
+            let got = worker.solve(program.clone()).expect("solves");
+            assert_eq!(got.values, vec![false, true, false]);
+        }
+    }
+
+    #[test]
+    fn solver_thread_reports_a_panicking_backend_and_keeps_serving() {
+        #[derive(Debug)]
+        struct Flaky(usize);
+        impl MipSolver for Flaky {
+            fn name(&self) -> &'static str {
+                "flaky"
+            }
+            fn solve(&mut self, program: &BinaryProgram) -> Result<MipSolution, Error> {
+                self.0 += 1;
+                assert!(self.0 != 1, "first solve fails");
+                HighsSolver::tuned().solve(program)
+            }
+        }
+        let worker = SolverThread::spawn(Box::new(Flaky(0))).expect("thread starts");
+        let program = BinaryProgram::new(vec![1.0, -1.0]);
+        let first = worker.solve(program.clone());
+        assert!(
+            matches!(&first, Err(Error::Solver { backend: "flaky", message }) if message.contains("first solve fails")),
+            "{first:?}"
+        );
+        assert_eq!(worker.solve(program).unwrap().values, vec![false, true]);
+    }
+
+    /// A placement program of the production shape: `nx` host binaries of which `k` are
+    /// chosen, `groups` failure groups (3 to 8 hosts, tripping when `t` of the chosen hosts
+    /// fail together; their indicator weighs the group's probability) and `racks` packing
+    /// rows allowing at most 3 chosen hosts among 6 to 10.
+    fn placement_program(
+        rng: &mut ChaCha8Rng,
+        nx: usize,
+        k: usize,
+        groups: usize,
+        racks: usize,
+    ) -> BinaryProgram {
+        let mut objective = vec![0.0; nx + groups];
+        for weight in &mut objective[nx..] {
+            *weight = probability(rng);
+        }
+        let mut program = BinaryProgram::new(objective);
+        program.rows.push(Row::equal(ones(0..nx), k as f64));
+        for g in 0..groups {
+            let size = rng.random_range(3..=8);
+            let group = subset(rng, nx, size);
+            let t = rng.random_range(2..=3);
+            let big_m = (group.len().min(k) + 1 - t) as f64;
+            let mut terms = ones(group);
+            terms.push((nx + g, -big_m));
+            program.rows.push(Row::at_most(terms, (t - 1) as f64));
+        }
+        for _ in 0..racks {
+            let size = rng.random_range(6..=10);
+            let rack = subset(rng, nx, size);
+            program.rows.push(Row::at_most(ones(rack), 3.0));
+        }
+        program
+    }
+
+    /// One solve of a production-sized program (50 hosts choose 7, 300 failure groups, 20
+    /// racks) by each backend, each on its own fresh thread so HiGHS's per-thread scheduler
+    /// takes each configuration's thread count. Run with
+    /// `cargo test -p optimizer mip::tests::timing -- --ignored --nocapture`.
+    ///
+    /// Measured on the 2-core dev machine (test profile; HiGHS itself is always built -O3),
+    /// all three proving the same optimum: HiGHS tuned ~2.0 s, HiGHS defaults ~4.9 s,
+    /// microlp ~58 s. On the 14-variable programs of the tests: tuned 0.8 ms, defaults
+    /// 3.3 ms, microlp 0.13 ms a solve.
+    #[test]
+    #[ignore = "timing report, not a check"]
+    fn timing() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2024);
+        let mut program = placement_program(&mut rng, 50, 7, 300, 20);
+        program.time_limit = Duration::from_secs(300);
+        let contenders: [(&str, Box<dyn MipSolver + Send>); 3] = [
+            ("highs tuned", Box::new(HighsSolver::tuned())),
+            ("highs defaults", Box::new(HighsSolver::highs_defaults())),
+            ("microlp", Box::new(MicroLpSolver)),
+        ];
+        let mut objectives = Vec::new();
+        for (label, solver) in contenders {
+            let worker = SolverThread::spawn(solver).expect("thread starts");
+            // The first solve on a thread pays one-off setup; report it and a second.
+            for run in 1..=2 {
+                let got = worker.solve(program.clone()).expect("solves");
+                println!(
+                    "{label:>15} run {run}: {:>9.1} ms  {:?}  objective {:.6e}  bound {:.6e}",
+                    got.solve_time.as_secs_f64() * 1e3,
+                    got.status,
+                    got.objective,
+                    got.bound
+                );
+                if got.status == MipStatus::Optimal {
+                    objectives.push(got.objective);
+                }
+                if label == "microlp" {
+                    break;
+                }
+            }
+        }
+        assert!(
+            objectives.windows(2).all(|w| same_objective(w[0], w[1])),
+            "{objectives:?}"
+        );
+    }
+}

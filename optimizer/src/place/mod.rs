@@ -1,0 +1,754 @@
+//! Placement: choose a cell's servers so that its exact risk is as low as possible within
+//! the hard rules (distinct active servers with capacity left, one colour, no shared
+//! quorum with another cell, single-failure safe whenever possible).
+//!
+//! One request: draw a candidate [`pool`], build the scenario [`table`] of the clients
+//! against it (exact: every single and pair failure, grouped by effect), then choose with
+//! the fast [`search`] or the exact ILP ([`exact`]); the explanation comes from the same
+//! table. ARCHITECTURE.md, "Placement", says why each step is shaped as it is.
+
+pub mod batch;
+pub mod exact;
+pub mod occupancy;
+pub mod pool;
+pub mod search;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use topology::model::NetNode;
+use topology::{ElementId, FailureModel, Inventory};
+
+use crate::mip::{MipSolver, SolverKind};
+use crate::risk::{RiskEvaluator, Scenario};
+use crate::Error;
+
+pub use batch::{place_batch, BatchOutcome};
+pub use occupancy::{CellSlot, Occupancy, Violation};
+use pool::{Pool, PoolLimits, PoolRequest};
+use search::{Cost, Problem};
+use table::Table;
+
+/// Which solver chooses among the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solver {
+    /// Greedy construction plus swap search (exhaustive when the choice is small).
+    Heuristic,
+    /// The ILP on a MIP backend, with a time limit and a gap.
+    Exact(SolverKind),
+}
+
+impl std::str::FromStr for Solver {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Solver, String> {
+        match s {
+            "heuristic" => Ok(Solver::Heuristic),
+            "ilp" | "exact" | "highs" => Ok(Solver::Exact(SolverKind::Highs)),
+            "microlp" => Ok(Solver::Exact(SolverKind::MicroLp)),
+            other => Err(format!(
+                "unknown solver '{other}' (heuristic, ilp, highs, microlp)"
+            )),
+        }
+    }
+}
+
+/// Tunables of a [`Placer`].
+#[derive(Debug, Clone)]
+pub struct PlaceOptions {
+    /// Most candidate servers per request (at most 63 less the clients).
+    pub pool_size: usize,
+    /// Most candidates from one rack.
+    pub per_rack: usize,
+    /// Weight of the chosen servers' utilisation (load / capacity, summed) against risk:
+    /// risk first, so keep it small.
+    pub load_weight: f64,
+    pub solver: Solver,
+    /// Random restarts of the swap search after the greedy start.
+    pub restarts: usize,
+    pub seed: u64,
+    pub mip_time_limit: Duration,
+    pub mip_gap: f64,
+    /// A move is proposed only when it fixes a single-failure break or cuts the risk by
+    /// at least this fraction.
+    pub move_gain: f64,
+}
+
+impl Default for PlaceOptions {
+    fn default() -> Self {
+        PlaceOptions {
+            pool_size: 20,
+            per_rack: 1,
+            load_weight: 1e-7,
+            solver: Solver::Heuristic,
+            restarts: 1,
+            seed: 0,
+            mip_time_limit: Duration::from_secs(10),
+            mip_gap: 1e-6,
+            move_gain: 0.05,
+        }
+    }
+}
+
+/// A hard rule that shaped the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    Capacity,
+    Colour,
+    Overlap,
+    Safety,
+}
+
+impl Rule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Capacity => "capacity",
+            Rule::Colour => "colour",
+            Rule::Overlap => "overlap",
+            Rule::Safety => "safety",
+        }
+    }
+}
+
+/// A rule and what it did to this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub rule: Rule,
+    pub detail: String,
+}
+
+/// Failure-domain levels an explanation counts nodes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DomainLevel {
+    Datacenter,
+    Room,
+    Row,
+    Rack,
+    Tor,
+    Pdu,
+}
+
+impl DomainLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            DomainLevel::Datacenter => "datacenter",
+            DomainLevel::Room => "room",
+            DomainLevel::Row => "row",
+            DomainLevel::Rack => "rack",
+            DomainLevel::Tor => "tor",
+            DomainLevel::Pdu => "pdu",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainCount {
+    pub level: DomainLevel,
+    pub label: String,
+    pub nodes: usize,
+}
+
+/// Why a cell is where it is, in terms a person can check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub risk: f64,
+    pub single_risk: f64,
+    pub pair_risk: f64,
+    pub single_failure_safe: bool,
+    /// The cell is out with nothing failed.
+    pub baseline_outage: bool,
+    /// Elements whose failure alone gives an outage.
+    pub breaking: Vec<ElementId>,
+    pub top_scenarios: Vec<Scenario>,
+    /// Nodes per failure domain, by level, largest first.
+    pub domains: Vec<DomainCount>,
+    pub binding: Vec<Binding>,
+}
+
+/// How an answer was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SolveInfo {
+    pub solver: &'static str,
+    /// Candidates considered.
+    pub pool: usize,
+    /// Scenario groups that matter for the choice.
+    pub groups: usize,
+    /// Proven relative gap to the optimum over the pool (exact solver only).
+    pub gap: Option<f64>,
+    pub elapsed: Duration,
+}
+
+/// A placement and its explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub nodes: Vec<u32>,
+    pub explanation: Explanation,
+    pub solve: SolveInfo,
+}
+
+/// One node out, one in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Move {
+    pub out: u32,
+    pub into: u32,
+    /// The cell after the move.
+    pub after: Explanation,
+}
+
+/// Where a cell stands for its current clients, and the best single move if one helps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovePlan {
+    pub current: Explanation,
+    pub proposed: Option<Move>,
+}
+
+/// Places cells on one zone; holds per-thread scratch (one per worker thread).
+pub struct Placer<'m> {
+    inv: &'m Inventory,
+    model: &'m FailureModel,
+    evaluator: RiskEvaluator<'m>,
+    options: PlaceOptions,
+    mip: Option<Box<dyn MipSolver + Send>>,
+    /// Network devices each server links to directly (its ToRs).
+    tors: Vec<Vec<u32>>,
+}
+
+impl std::fmt::Debug for Placer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placer")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request's pool and table, ready for a solver.
+struct Prepared {
+    pool: Pool,
+    table: Table,
+    load: Vec<f64>,
+    overlap: Vec<(u64, u32)>,
+}
+
+impl<'m> Placer<'m> {
+    pub fn new(inv: &'m Inventory, model: &'m FailureModel, options: PlaceOptions) -> Placer<'m> {
+        let mut tors = vec![Vec::new(); inv.servers.len()];
+        for link in &inv.links {
+            match (link.a, link.b) {
+                (NetNode::Server(s), NetNode::Device(d))
+                | (NetNode::Device(d), NetNode::Server(s)) => tors[s as usize].push(d),
+                _ => {}
+            }
+        }
+        for t in &mut tors {
+            t.sort_unstable();
+            t.dedup();
+        }
+        let mip = match options.solver {
+            Solver::Exact(kind) => Some(kind.make()),
+            Solver::Heuristic => None,
+        };
+        Placer {
+            inv,
+            model,
+            evaluator: RiskEvaluator::new(model),
+            options,
+            mip,
+            tors,
+        }
+    }
+
+    pub fn options(&self) -> &PlaceOptions {
+        &self.options
+    }
+
+    fn check_servers(&self, field: &str, servers: &[u32]) -> Result<(), Error> {
+        for (i, &s) in servers.iter().enumerate() {
+            if s as usize >= self.inv.servers.len() {
+                return Err(Error::InvalidRequest {
+                    field: field.to_string(),
+                    message: format!("server index {s} is not in the inventory"),
+                });
+            }
+            if servers[..i].contains(&s) {
+                return Err(Error::InvalidRequest {
+                    field: field.to_string(),
+                    message: format!(
+                        "server '{}' is listed twice",
+                        self.inv.servers[s as usize].id
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, size: usize) -> Result<(), Error> {
+        if size == 0 || size > 15 {
+            return Err(Error::InvalidRequest {
+                field: "size".into(),
+                message: format!("a cell has 1 to 15 nodes, not {size}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn prepare(
+        &mut self,
+        occ: &Occupancy,
+        clients: &[u32],
+        keep: &[u32],
+        exclude: &[u32],
+        size: usize,
+        own: Option<CellSlot>,
+    ) -> Prepared {
+        let room = 63usize.saturating_sub(clients.len() + keep.len());
+        let limits = PoolLimits {
+            size: self.options.pool_size.min(room),
+            per_rack: self.options.per_rack.max(1),
+        };
+        let pool = pool::draw(
+            self.inv,
+            occ,
+            &PoolRequest {
+                clients,
+                keep,
+                exclude,
+            },
+            limits,
+        );
+        let model = self.model;
+        let table = Table::build(
+            &mut self.evaluator,
+            &|e| model.afr(e),
+            clients,
+            &pool.members,
+            size,
+        );
+        let load = pool
+            .members
+            .iter()
+            .map(|&s| {
+                let cap = self.inv.servers[s as usize].capacity.max(1);
+                f64::from(occ.load(s)) / f64::from(cap)
+            })
+            .collect();
+        // Other cells with more than a quorum's worth of servers in the pool.
+        let mut touching: Vec<(CellSlot, usize)> = Vec::new();
+        for (i, &s) in pool.members.iter().enumerate() {
+            touching.extend(
+                occ.cells_on(s)
+                    .iter()
+                    .filter(|&&c| Some(c) != own)
+                    .map(|&c| (c, i)),
+            );
+        }
+        touching.sort_unstable();
+        let quorum = size / 2 + 1;
+        let mut overlap = Vec::new();
+        for run in touching.chunk_by(|a, b| a.0 == b.0) {
+            let other_quorum = occ.nodes(run[0].0).len() / 2 + 1;
+            let most = (quorum.min(other_quorum) - 1) as u32;
+            if run.len() as u32 > most {
+                let mask = run.iter().fold(0u64, |m, &(_, i)| m | 1 << i);
+                overlap.push((mask, most));
+            }
+        }
+        overlap.sort_unstable();
+        overlap.dedup();
+        Prepared {
+            pool,
+            table,
+            load,
+            overlap,
+        }
+    }
+
+    fn problem<'t>(&self, prep: &'t Prepared) -> Problem<'t> {
+        Problem {
+            table: &prep.table,
+            fixed: prep.pool.fixed,
+            choosable: prep.pool.choosable | prep.pool.fixed,
+            load: prep.load.clone(),
+            load_weight: self.options.load_weight,
+            overlap: prep.overlap.clone(),
+        }
+    }
+
+    /// Chooses with the configured solver: single-failure safe first when possible, else
+    /// the lowest risk. Returns the choice and the proven gap (exact solver).
+    fn choose(&mut self, prep: &Prepared) -> Result<Option<(u64, Option<f64>)>, Error> {
+        let problem = self.problem(prep);
+        match self.options.solver {
+            Solver::Heuristic => {
+                let (restarts, seed) = (self.options.restarts, self.options.seed);
+                let Some(x) = search::solve(&problem, true, restarts, seed) else {
+                    return Ok(None);
+                };
+                if problem.cost(x).unsafe_groups == 0 {
+                    return Ok(Some((x, None)));
+                }
+                Ok(search::solve(&problem, false, restarts, seed).map(|x| (x, None)))
+            }
+            Solver::Exact(_) => {
+                let solver = self.mip.as_deref_mut().expect("exact placer has a solver");
+                let limits = exact::Limits {
+                    time_limit: self.options.mip_time_limit,
+                    gap: self.options.mip_gap,
+                };
+                if let Some(found) = exact::solve(solver, &problem, true, limits)? {
+                    return Ok(Some((found.choice, Some(found.gap))));
+                }
+                Ok(exact::solve(solver, &problem, false, limits)?
+                    .map(|found| (found.choice, Some(found.gap))))
+            }
+        }
+    }
+
+    fn no_placement(&self, prep: &Prepared, size: usize) -> Error {
+        let pool = &prep.pool;
+        let choosable = pool.choosable.count_ones() as usize;
+        let mut binding = Vec::new();
+        if pool.skipped_full > 0 {
+            binding.push(Binding {
+                rule: Rule::Capacity,
+                detail: format!(
+                    "{} servers near the clients have no node capacity left",
+                    pool.skipped_full
+                ),
+            });
+        }
+        if pool.skipped_colour > 0 {
+            binding.push(Binding {
+                rule: Rule::Colour,
+                detail: format!(
+                    "{} servers near the clients are not colour {}",
+                    pool.skipped_colour,
+                    pool.colour.as_deref().unwrap_or("-")
+                ),
+            });
+        }
+        let fixed = pool.fixed.count_ones() as usize;
+        let reason = if choosable + fixed < size {
+            format!(
+                "only {choosable} eligible servers (active, capacity left, colour {}) for {} nodes",
+                pool.colour.as_deref().unwrap_or("none"),
+                size - pool.fixed.count_ones() as usize
+            )
+        } else {
+            binding.push(Binding {
+                rule: Rule::Overlap,
+                detail: format!(
+                    "{} other cells already hold a quorum's worth of the {} candidates",
+                    prep.overlap.len(),
+                    choosable
+                ),
+            });
+            format!(
+                "every choice of {size} of the {choosable} candidates shares a quorum with another cell"
+            )
+        };
+        Error::NoFeasiblePlacement { reason, binding }
+    }
+
+    fn decide(
+        &mut self,
+        occ: &Occupancy,
+        clients: &[u32],
+        keep: &[u32],
+        exclude: &[u32],
+        size: usize,
+        own: Option<CellSlot>,
+    ) -> Result<Decision, Error> {
+        let start = Instant::now();
+        let prep = self.prepare(occ, clients, keep, exclude, size, own);
+        let Some((x, gap)) = self.choose(&prep)? else {
+            return Err(self.no_placement(&prep, size));
+        };
+        let explanation = self.explain_choice(&prep, x);
+        let nodes = members_of(&prep.pool, x);
+        Ok(Decision {
+            nodes,
+            explanation,
+            solve: SolveInfo {
+                solver: match self.options.solver {
+                    Solver::Heuristic => "heuristic",
+                    Solver::Exact(kind) => kind.name(),
+                },
+                pool: prep.pool.members.len(),
+                groups: prep.table.groups.len(),
+                gap,
+                elapsed: start.elapsed(),
+            },
+        })
+    }
+
+    /// Places a new cell of `size` nodes for `clients` (server indices).
+    pub fn place(
+        &mut self,
+        occ: &Occupancy,
+        clients: &[u32],
+        size: usize,
+    ) -> Result<Decision, Error> {
+        self.check_servers("clients", clients)?;
+        self.check_size(size)?;
+        if clients.is_empty() {
+            return Err(Error::InvalidRequest {
+                field: "clients".into(),
+                message: "a cell needs at least one client".into(),
+            });
+        }
+        self.decide(occ, clients, &[], &[], size, None)
+    }
+
+    /// Replaces node `server` of a cell on `nodes`; the other nodes stay. `slot` is the
+    /// cell's own entry in `occ`, if it is recorded there.
+    pub fn replace(
+        &mut self,
+        occ: &Occupancy,
+        clients: &[u32],
+        nodes: &[u32],
+        server: u32,
+        slot: Option<CellSlot>,
+    ) -> Result<Decision, Error> {
+        self.check_servers("clients", clients)?;
+        self.check_servers("nodes", nodes)?;
+        if !nodes.contains(&server) {
+            return Err(Error::InvalidRequest {
+                field: "server".into(),
+                message: format!(
+                    "server '{}' is not a node of the cell",
+                    self.inv
+                        .servers
+                        .get(server as usize)
+                        .map_or("?", |s| s.id.as_str())
+                ),
+            });
+        }
+        let keep: Vec<u32> = nodes.iter().copied().filter(|&n| n != server).collect();
+        self.decide(occ, clients, &keep, &[server], nodes.len(), slot)
+    }
+
+    /// For a cell on `nodes` whose clients are now `clients`: the best single move (one
+    /// node out, one server in), or none when no move fixes a single-failure break or
+    /// cuts the risk by `move_gain`.
+    pub fn next_move(
+        &mut self,
+        occ: &Occupancy,
+        clients: &[u32],
+        nodes: &[u32],
+        slot: Option<CellSlot>,
+    ) -> Result<MovePlan, Error> {
+        self.check_servers("clients", clients)?;
+        self.check_servers("nodes", nodes)?;
+        if clients.is_empty() {
+            return Err(Error::InvalidRequest {
+                field: "clients".into(),
+                message: "a cell needs at least one client".into(),
+            });
+        }
+        let prep = self.prepare(occ, clients, nodes, &[], nodes.len(), slot);
+        let problem = self.problem(&prep);
+        let x = prep.pool.fixed;
+        let current = problem.cost(x);
+        let mut best: Option<(u64, Cost)> = None;
+        for out in bits(x) {
+            for inn in bits(prep.pool.choosable & !x) {
+                let y = (x & !(1 << out)) | 1 << inn;
+                if !problem.allowed(y) {
+                    continue;
+                }
+                let c = problem.cost(y);
+                let key = |c: &Cost| (c.unsafe_groups, c.risk + self.options.load_weight * c.load);
+                if best.as_ref().is_none_or(|(_, b)| {
+                    let (kc, kb) = (key(&c), key(b));
+                    kc.0 < kb.0 || (kc.0 == kb.0 && kc.1 < kb.1)
+                }) {
+                    best = Some((y, c));
+                }
+            }
+        }
+        let current_explanation = self.explain_choice(&prep, x);
+        let proposed = best.and_then(|(y, c)| {
+            let fixes = c.unsafe_groups < current.unsafe_groups;
+            let gains = c.unsafe_groups == current.unsafe_groups
+                && c.risk < current.risk * (1.0 - self.options.move_gain)
+                && current.risk - c.risk > 1e-15;
+            (fixes || gains).then(|| {
+                let out = prep.pool.members[(x & !y).trailing_zeros() as usize];
+                let into = prep.pool.members[(y & !x).trailing_zeros() as usize];
+                Move {
+                    out,
+                    into,
+                    after: self.explain_choice(&prep, y),
+                }
+            })
+        });
+        Ok(MovePlan {
+            current: current_explanation,
+            proposed,
+        })
+    }
+
+    /// The explanation of an existing cell (no rules, just its risk and domains).
+    pub fn explain(&mut self, clients: &[u32], nodes: &[u32]) -> Explanation {
+        let risk = self.evaluator.evaluate(clients, nodes);
+        Explanation {
+            risk: risk.risk,
+            single_risk: risk.single_risk,
+            pair_risk: risk.pair_risk,
+            single_failure_safe: risk.single_failure_safe(),
+            baseline_outage: risk.baseline_outage,
+            breaking: risk.breaking_singles,
+            top_scenarios: risk.top_scenarios,
+            domains: self.domains(nodes),
+            binding: Vec::new(),
+        }
+    }
+
+    fn explain_choice(&self, prep: &Prepared, x: u64) -> Explanation {
+        let table = &prep.table;
+        let mut single_risk = 0.0;
+        let mut pair_risk = 0.0;
+        let mut breaking = Vec::new();
+        let mut top: Vec<Scenario> = Vec::new();
+        let mut baseline_outage = false;
+        for g in &table.groups {
+            if !g.outage(x, table.quorum) {
+                continue;
+            }
+            single_risk += g.single_weight;
+            pair_risk += g.pair_weight;
+            breaking.extend_from_slice(&g.singles);
+            top.extend(g.top.iter().cloned());
+            baseline_outage |= g.base;
+        }
+        breaking.sort_unstable();
+        top.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then_with(|| a.elements.cmp(&b.elements))
+        });
+        top.truncate(5);
+        let nodes = members_of(&prep.pool, x);
+        let safe = !baseline_outage && breaking.is_empty();
+        let mut binding = Vec::new();
+        let pool = &prep.pool;
+        if pool.skipped_full > 0 {
+            binding.push(Binding {
+                rule: Rule::Capacity,
+                detail: format!(
+                    "{} servers near the clients were full and not considered",
+                    pool.skipped_full
+                ),
+            });
+        }
+        if pool.skipped_colour > 0 {
+            binding.push(Binding {
+                rule: Rule::Colour,
+                detail: format!(
+                    "colour {}: {} servers of other colours near the clients not considered",
+                    pool.colour.as_deref().unwrap_or("-"),
+                    pool.skipped_colour
+                ),
+            });
+        }
+        let tight = prep
+            .overlap
+            .iter()
+            .filter(|&&(m, most)| (x & m).count_ones() == most)
+            .count();
+        if tight > 0 {
+            binding.push(Binding {
+                rule: Rule::Overlap,
+                detail: format!(
+                    "{tight} other cells share the most servers allowed (one less than a quorum)"
+                ),
+            });
+        }
+        if !safe {
+            binding.push(Binding {
+                rule: Rule::Safety,
+                detail: if baseline_outage {
+                    "the cell is out with nothing failed".to_string()
+                } else {
+                    format!(
+                        "no single-failure-safe choice found among {} candidates: {} elements break it alone",
+                        pool.members.len(),
+                        breaking.len()
+                    )
+                },
+            });
+        }
+        Explanation {
+            risk: single_risk + pair_risk,
+            single_risk,
+            pair_risk,
+            single_failure_safe: safe,
+            baseline_outage,
+            breaking,
+            top_scenarios: top,
+            domains: self.domains(&nodes),
+            binding,
+        }
+    }
+
+    /// Nodes per datacenter, room, row, rack, ToR and PDU; largest first within a level.
+    pub fn domains(&self, nodes: &[u32]) -> Vec<DomainCount> {
+        let inv = self.inv;
+        let mut counts: BTreeMap<(DomainLevel, String), usize> = BTreeMap::new();
+        for &s in nodes {
+            let server = &inv.servers[s as usize];
+            let rack = &inv.racks[server.rack as usize];
+            let mut add = |level, label: &str| {
+                *counts.entry((level, label.to_string())).or_default() += 1;
+            };
+            add(DomainLevel::Datacenter, &rack.datacenter);
+            add(DomainLevel::Room, &rack.room);
+            add(DomainLevel::Row, &rack.row);
+            add(DomainLevel::Rack, &rack.id);
+            for &d in &self.tors[s as usize] {
+                add(DomainLevel::Tor, &inv.network_devices[d as usize].id);
+            }
+            let feeds = if server.feeds.is_empty() {
+                &rack.feeds
+            } else {
+                &server.feeds
+            };
+            for &p in feeds {
+                add(DomainLevel::Pdu, &inv.power_devices[p as usize].id);
+            }
+        }
+        let mut out: Vec<DomainCount> = counts
+            .into_iter()
+            .map(|((level, label), nodes)| DomainCount {
+                level,
+                label,
+                nodes,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.level
+                .cmp(&b.level)
+                .then(b.nodes.cmp(&a.nodes))
+                .then_with(|| a.label.cmp(&b.label))
+        });
+        out
+    }
+}
+
+fn bits(mask: u64) -> impl Iterator<Item = usize> {
+    let mut m = mask;
+    std::iter::from_fn(move || {
+        (m != 0).then(|| {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            i
+        })
+    })
+}
+
+fn members_of(pool: &Pool, x: u64) -> Vec<u32> {
+    let mut nodes: Vec<u32> = bits(x).map(|i| pool.members[i]).collect();
+    nodes.sort_unstable();
+    nodes
+}

@@ -1,0 +1,173 @@
+//! Which cells sit on which servers: the load and overlap state every placement respects.
+
+use topology::model::ServerStatus;
+use topology::Inventory;
+
+/// A cell's handle in an [`Occupancy`]; slots of removed cells are reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CellSlot(pub u32);
+
+/// Server loads and the cells on each server, for the capacity and overlap rules.
+#[derive(Debug, Clone, Default)]
+pub struct Occupancy {
+    load: Vec<u32>,
+    on_server: Vec<Vec<CellSlot>>,
+    /// Nodes of each slot; empty for a free slot.
+    cells: Vec<Vec<u32>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+/// Why a set of nodes breaks a hard rule against the current occupancy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// The server appears twice in the cell.
+    Duplicate { server: u32 },
+    /// The server is not `active` (only for newly added nodes).
+    NotActive { server: u32 },
+    /// The server would hold more nodes than its `node_capacity`.
+    OverCapacity { server: u32 },
+    /// Not all nodes share one colour.
+    MixedColour,
+    /// The cell would share at least a quorum of servers with another cell.
+    SharedQuorum { other: CellSlot, shared: usize },
+}
+
+impl Occupancy {
+    pub fn new(inv: &Inventory) -> Occupancy {
+        let n = inv.servers.len();
+        Occupancy {
+            load: vec![0; n],
+            on_server: vec![Vec::new(); n],
+            ..Occupancy::default()
+        }
+    }
+
+    /// Records a cell on `nodes` (distinct server indices) and returns its slot.
+    pub fn insert(&mut self, nodes: &[u32]) -> CellSlot {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.cells.push(Vec::new());
+                (self.cells.len() - 1) as u32
+            }
+        };
+        for &s in nodes {
+            self.load[s as usize] += 1;
+            self.on_server[s as usize].push(CellSlot(slot));
+        }
+        self.cells[slot as usize] = nodes.to_vec();
+        self.live += 1;
+        CellSlot(slot)
+    }
+
+    /// Forgets a cell; its servers get their capacity back.
+    pub fn remove(&mut self, slot: CellSlot) {
+        let nodes = std::mem::take(&mut self.cells[slot.0 as usize]);
+        if nodes.is_empty() {
+            return;
+        }
+        for &s in &nodes {
+            self.load[s as usize] -= 1;
+            let on = &mut self.on_server[s as usize];
+            if let Some(i) = on.iter().position(|&c| c == slot) {
+                on.swap_remove(i);
+            }
+        }
+        self.free.push(slot.0);
+        self.live -= 1;
+    }
+
+    /// Moves a cell to new nodes, keeping its slot.
+    pub fn update(&mut self, slot: CellSlot, nodes: &[u32]) {
+        let old = std::mem::take(&mut self.cells[slot.0 as usize]);
+        for &s in &old {
+            self.load[s as usize] -= 1;
+            let on = &mut self.on_server[s as usize];
+            if let Some(i) = on.iter().position(|&c| c == slot) {
+                on.swap_remove(i);
+            }
+        }
+        for &s in nodes {
+            self.load[s as usize] += 1;
+            self.on_server[s as usize].push(slot);
+        }
+        self.cells[slot.0 as usize] = nodes.to_vec();
+    }
+
+    pub fn load(&self, server: u32) -> u32 {
+        self.load[server as usize]
+    }
+
+    pub fn loads(&self) -> &[u32] {
+        &self.load
+    }
+
+    pub fn cells_on(&self, server: u32) -> &[CellSlot] {
+        &self.on_server[server as usize]
+    }
+
+    pub fn nodes(&self, slot: CellSlot) -> &[u32] {
+        &self.cells[slot.0 as usize]
+    }
+
+    /// Number of cells recorded.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Every hard rule `nodes` would break if the cell in `ignoring` (the cell itself,
+    /// when it moves) were replaced by it. Servers the cell already holds are not
+    /// re-checked for status or capacity: they are already counted.
+    pub fn violations(
+        &self,
+        inv: &Inventory,
+        nodes: &[u32],
+        ignoring: Option<CellSlot>,
+    ) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let own: &[u32] = ignoring.map_or(&[], |s| self.nodes(s));
+        for (i, &s) in nodes.iter().enumerate() {
+            if nodes[..i].contains(&s) {
+                out.push(Violation::Duplicate { server: s });
+                continue;
+            }
+            if own.contains(&s) {
+                continue;
+            }
+            let server = &inv.servers[s as usize];
+            if server.status != ServerStatus::Active {
+                out.push(Violation::NotActive { server: s });
+            }
+            if self.load(s) >= server.capacity {
+                out.push(Violation::OverCapacity { server: s });
+            }
+        }
+        let colour = |s: u32| inv.servers[s as usize].color.as_deref();
+        if nodes.iter().any(|&s| colour(s) != colour(nodes[0])) {
+            out.push(Violation::MixedColour);
+        }
+        let quorum = nodes.len() / 2 + 1;
+        let mut shared: Vec<CellSlot> = nodes
+            .iter()
+            .flat_map(|&s| self.cells_on(s).iter().copied())
+            .filter(|&c| Some(c) != ignoring)
+            .collect();
+        shared.sort_unstable();
+        for run in shared.chunk_by(|a, b| a == b) {
+            let other = run[0];
+            let other_quorum = self.nodes(other).len() / 2 + 1;
+            if run.len() >= quorum.min(other_quorum) {
+                out.push(Violation::SharedQuorum {
+                    other,
+                    shared: run.len(),
+                });
+            }
+        }
+        out
+    }
+}
