@@ -1,7 +1,10 @@
-//! The `cellplacer` command line: validate, evaluate, place and generate.
+//! The `cellplacer` command line: validate, evaluate, place and generate inventories,
+//! and serve the placement API.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use api::view::{counts_text, CountsView, FleetReportView, ProblemView};
@@ -45,6 +48,36 @@ enum Command {
         /// Worker threads (0 = all cores).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+    },
+    /// Serve the placement API over HTTP, with a durable SQLite ledger.
+    Serve {
+        /// Inventory export directory. Default: the ledger's active inventory, else the
+        /// bundled zone (the generated `small` preset, seed 0: 2,304 servers).
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+        /// SQLite ledger (created if missing); uploaded inventories go next to it.
+        #[arg(long, default_value = "data/cellplacer.db")]
+        db: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Solver threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// Solves that may wait for a thread before requests are refused with 503.
+        #[arg(long, default_value_t = 1024)]
+        queue: usize,
+        /// Largest JSON body of the cell routes, in bytes.
+        #[arg(long, default_value_t = 64 * 1024)]
+        body_limit: usize,
+        /// Time limit of the cell and server routes, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+        /// heuristic, ilp (HiGHS) or microlp.
+        #[arg(long, default_value = "heuristic")]
+        solver: Solver,
+        /// Candidate servers per cell.
+        #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
+        pool: usize,
     },
     /// Place a cell workload (`cells.csv`) in batch; writes a placement export.
     Place {
@@ -168,6 +201,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", view.text());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            inventory,
+            db,
+            listen,
+            workers,
+            queue,
+            body_limit,
+            timeout_ms,
+            solver,
+            pool,
+        } => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .init();
+            let options = api::serve::ServeOptions {
+                inventory,
+                db,
+                listen,
+                workers,
+                queue,
+                placer: PlaceOptions {
+                    solver,
+                    pool_size: pool,
+                    ..PlaceOptions::default()
+                },
+                limits: api::http::Limits {
+                    body: body_limit,
+                    timeout: Duration::from_millis(timeout_ms),
+                    ..api::http::Limits::default()
+                },
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(api::serve::run(
+                options,
+                |addr| {
+                    // Tests and scripts read the port from here (useful with port 0).
+                    println!("listening on http://{addr}");
+                },
+                api::serve::shutdown_signal(),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Place {

@@ -6,8 +6,9 @@ use optimizer::FleetReport;
 use serde::Serialize;
 use topology::model::Counts;
 use topology::{Inventory, Placement, Problem};
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProblemView {
     pub table: String,
     pub row: Option<usize>,
@@ -26,7 +27,7 @@ impl From<&Problem> for ProblemView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CountsView {
     pub datacenters: usize,
     pub rooms: usize,
@@ -81,14 +82,14 @@ pub fn counts_text(c: &Counts) -> String {
     )
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ElementCount {
     pub element: String,
     pub kind: String,
     pub cells: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RiskView {
     pub mean: f64,
     pub p50: f64,
@@ -97,20 +98,20 @@ pub struct RiskView {
     pub riskiest_cells: Vec<CellRiskView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellRiskView {
     pub cell_id: String,
     pub risk: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OverCapacityView {
     pub server: String,
     pub load: u32,
     pub capacity: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LoadView {
     pub hosts: usize,
     pub nodes_placed: u64,
@@ -123,7 +124,7 @@ pub struct LoadView {
     pub nodes_on_unusable_servers: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FleetReportView {
     pub cells: usize,
     pub single_failure_unsafe_cells: usize,

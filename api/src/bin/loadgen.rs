@@ -1,0 +1,344 @@
+//! Load generator for `cellplacer serve`: drives the real service over loopback HTTP and
+//! prints throughput and latency percentiles for place, get and replace.
+//!
+//! Without `--url` it starts the `cellplacer` binary next to itself on a fresh ledger in a
+//! temporary directory (the durable store, as in production), and stops it with SIGTERM at
+//! the end. Client sets come from the inventory's cell workload: the bundled zone's
+//! generated one, or `cells.csv` of `--inventory DIR`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use api::client::Client;
+use clap::Parser;
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(about = "Drive cellplacer serve over loopback; print throughput and latency")]
+struct Args {
+    /// A running service. Default: start `cellplacer serve` on a temporary ledger.
+    #[arg(long)]
+    url: Option<String>,
+    /// Inventory export whose `cells` table gives the client sets (and that a started
+    /// service serves). Default: the bundled zone.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// Cells to place.
+    #[arg(long, default_value_t = 5000)]
+    cells: usize,
+    /// Requests in flight at once (closed loop).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// GETs of placed cells.
+    #[arg(long, default_value_t = 5000)]
+    gets: usize,
+    /// Node replacements (each on a different cell).
+    #[arg(long, default_value_t = 1000)]
+    replaces: usize,
+    /// Solver threads of a started service (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+}
+
+/// Client sets, one per cell of the workload.
+fn workload(args: &Args) -> anyhow::Result<Vec<Vec<String>>> {
+    let table = match &args.inventory {
+        Some(dir) => {
+            let path = topology::ingest::table_path(dir, "cells")?
+                .with_context(|| format!("{} has no cells table", dir.display()))?;
+            topology::ingest::read_table(&path)?
+        }
+        None => {
+            let mut params = fixtures::ZoneParams::small(0);
+            params.cells = args.cells.max(1);
+            fixtures::generate(&params)
+                .table("cells")
+                .cloned()
+                .context("the generator wrote no cells")?
+        }
+    };
+    let col = table
+        .column_index("clients")
+        .context("cells table without clients")?;
+    let sets: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .filter_map(|r| r[col].as_ref())
+        .map(|c| c.split(';').map(str::to_owned).collect())
+        .collect();
+    if sets.is_empty() {
+        bail!("no client sets in the workload");
+    }
+    Ok(sets)
+}
+
+/// A `cellplacer serve` started for the run.
+struct Server {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(args: &Args) -> anyhow::Result<(Server, String)> {
+        let exe = std::env::current_exe()?
+            .parent()
+            .context("no directory of the loadgen binary")?
+            .join("cellplacer");
+        if !exe.exists() {
+            bail!(
+                "{} not found: build it (cargo build --release -p api) or pass --url",
+                exe.display()
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("cellplacer-loadgen-{}", std::process::id()));
+        let mut cmd = Command::new(exe);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.join("ledger.db"))
+            .args(["--workers", &args.workers.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(inv) = &args.inventory {
+            cmd.arg("--inventory").arg(inv);
+        }
+        let mut child = cmd.spawn().context("starting cellplacer serve")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .with_context(|| format!("unexpected first line from the service: {line:?}"))?
+            .to_owned();
+        Ok((Server { child, dir }, url))
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        // SIGTERM: the service drains and closes the ledger cleanly.
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Phase {
+    latencies: Vec<Duration>,
+    statuses: std::collections::BTreeMap<u16, usize>,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn print(&self, name: &str, ok: u16) {
+        let mut l = self.latencies.clone();
+        l.sort();
+        let pct = |q: f64| {
+            if l.is_empty() {
+                0.0
+            } else {
+                let rank = ((q * l.len() as f64).ceil() as usize).clamp(1, l.len());
+                l[rank - 1].as_secs_f64() * 1e3
+            }
+        };
+        let n = l.len();
+        let good = self.statuses.get(&ok).copied().unwrap_or(0);
+        println!(
+            "{name:<8} {n:>6} requests in {:>6.2} s: {:>7.0} req/s ({good} x {ok}); latency ms p50 {:.2}  p99 {:.2}  max {:.2}",
+            self.elapsed.as_secs_f64(),
+            n as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            pct(0.50),
+            pct(0.99),
+            pct(1.0),
+        );
+        let others: Vec<String> = self
+            .statuses
+            .iter()
+            .filter(|(s, _)| **s != ok)
+            .map(|(s, k)| format!("{k} x {s}"))
+            .collect();
+        if !others.is_empty() {
+            println!("         other statuses: {}", others.join(", "));
+        }
+    }
+}
+
+/// Runs `count` requests with `concurrency` in flight; `make(i)` issues request `i`.
+async fn drive<F, Fut>(count: usize, concurrency: usize, make: F) -> Phase
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (u16, Duration)> + Send,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let make = make.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    out.push(make(i).await);
+                }
+                out
+            })
+        })
+        .collect();
+    let mut phase = Phase::default();
+    for t in tasks {
+        for (status, latency) in t.await.unwrap_or_default() {
+            *phase.statuses.entry(status).or_default() += 1;
+            phase.latencies.push(latency);
+        }
+    }
+    phase.elapsed = started.elapsed();
+    phase
+}
+
+async fn timed(
+    client: &Client,
+    method: axum::http::Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, Duration, serde_json::Value) {
+    let started = Instant::now();
+    match client.send(method, path, body).await {
+        Ok(r) => (r.status, started.elapsed(), r.json),
+        Err(_) => (0, started.elapsed(), serde_json::Value::Null),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let sets = Arc::new(workload(&args)?);
+    let (server, url) = match &args.url {
+        Some(u) => (None, u.clone()),
+        None => {
+            let (s, u) = Server::start(&args)?;
+            (Some(s), u)
+        }
+    };
+    let client = Client::new(&url);
+    let ready = client.get("/readyz").await?;
+    if ready.status != 200 {
+        bail!("service not ready: {}", ready.text);
+    }
+    println!(
+        "loadgen: {url}, {} cells, concurrency {}, durable ledger{}",
+        args.cells,
+        args.concurrency,
+        if server.is_some() {
+            " (started for this run)"
+        } else {
+            ""
+        }
+    );
+    // Unique ids per run, so that a rerun against the same ledger does not replay.
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let nodes: Arc<Vec<parking_lot::Mutex<Option<String>>>> = Arc::new(
+        (0..args.cells)
+            .map(|_| parking_lot::Mutex::new(None))
+            .collect(),
+    );
+
+    // Warm up connections and the solver threads.
+    for i in 0..args.concurrency.min(args.cells) {
+        let _ = client.get(&format!("/v1/cells/warmup-{i}")).await;
+    }
+
+    let place = {
+        let client = client.clone();
+        let sets = sets.clone();
+        let nodes = nodes.clone();
+        drive(args.cells, args.concurrency, move |i| {
+            let client = client.clone();
+            let clients = sets[i % sets.len()].clone();
+            let nodes = nodes.clone();
+            async move {
+                let body = json!({"cell_id": format!("lg-{run_id}-{i}"), "clients": clients});
+                let (status, latency, reply) =
+                    timed(&client, axum::http::Method::POST, "/v1/cells", Some(&body)).await;
+                if status == 201 {
+                    *nodes[i].lock() = reply["cell"]["nodes"][0].as_str().map(str::to_owned);
+                }
+                (status, latency)
+            }
+        })
+        .await
+    };
+    place.print("place", 201);
+    let placed: Arc<Vec<(usize, String)>> = Arc::new(
+        nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.lock().clone().map(|n| (i, n)))
+            .collect(),
+    );
+    if placed.is_empty() {
+        bail!("nothing was placed");
+    }
+
+    let get = {
+        let client = client.clone();
+        let placed = placed.clone();
+        drive(args.gets, args.concurrency, move |i| {
+            let client = client.clone();
+            // A fixed stride spreads the reads over the cells without a random generator.
+            let (cell, _) = placed[(i * 7919) % placed.len()].clone();
+            async move {
+                let path = format!("/v1/cells/lg-{run_id}-{cell}");
+                let (status, latency, _) =
+                    timed(&client, axum::http::Method::GET, &path, None).await;
+                (status, latency)
+            }
+        })
+        .await
+    };
+    get.print("get", 200);
+
+    let replaces = args.replaces.min(placed.len());
+    let replace = {
+        let client = client.clone();
+        let placed = placed.clone();
+        drive(replaces, args.concurrency, move |i| {
+            let client = client.clone();
+            let (cell, node) = placed[i].clone();
+            async move {
+                let path = format!("/v1/cells/lg-{run_id}-{cell}/replace");
+                let body = json!({ "server": node });
+                let (status, latency, _) =
+                    timed(&client, axum::http::Method::POST, &path, Some(&body)).await;
+                (status, latency)
+            }
+        })
+        .await
+    };
+    replace.print("replace", 200);
+
+    if let Some(server) = server {
+        server.stop()?;
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // Two client threads: enough to keep the service busy without starving it of the cores
+    // it shares with us on a small machine.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}

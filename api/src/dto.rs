@@ -1,0 +1,486 @@
+//! The JSON bodies of the HTTP API: requests, responses, and the conversions from engine and
+//! ledger values (which need the zone to turn indices back into ids).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use topology::Inventory;
+use utoipa::ToSchema;
+
+use crate::engine::{Binding, Decision, Explanation, SolveInfo, Violation};
+use crate::ledger::{Cell, Ledger};
+use crate::store::{CellRecord, MoveRecord};
+use crate::view::{CountsView, ProblemView};
+use crate::zone::Zone;
+
+/// Place a new cell.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceRequest {
+    /// Letters, digits and `._:-`, at most 128 characters.
+    #[schema(example = "vol-0000001")]
+    pub cell_id: String,
+    /// Server ids of the cell's clients (at least one, no repeats).
+    #[schema(example = json!(["dc1-h1-row01-rk01-s05", "dc1-h1-row02-rk03-s09"]))]
+    pub clients: Vec<String>,
+    /// Number of nodes; 7 when absent.
+    #[schema(example = 7)]
+    pub size: Option<u32>,
+}
+
+/// Replace one node of a cell; the others stay.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceRequest {
+    /// The node to replace (a server id).
+    pub server: String,
+}
+
+/// The cell's clients after they moved.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientsRequest {
+    pub clients: Vec<String>,
+}
+
+/// A new inventory: a directory the service can read, or the tables themselves.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryRequest {
+    /// An export directory on the service's host (CSV or Parquet per table).
+    pub path: Option<String>,
+    /// Table name (`racks`, `servers`, ...) to its CSV text, header row first.
+    pub tables: Option<BTreeMap<String, String>>,
+}
+
+/// An element of the failure model.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ElementRef {
+    pub id: String,
+    /// rack, server, tor, aggregation, link, risk_group, utility, ups, ...
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScenarioView {
+    pub elements: Vec<ElementRef>,
+    /// Probability weight of the scenario.
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DomainView {
+    /// datacenter, room, row, rack, tor or pdu.
+    pub level: String,
+    pub label: String,
+    pub nodes: usize,
+}
+
+/// A hard rule that shaped the answer, and what it did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BindingView {
+    /// capacity, colour, overlap or safety.
+    pub rule: String,
+    pub detail: String,
+}
+
+impl From<&Binding> for BindingView {
+    fn from(b: &Binding) -> BindingView {
+        BindingView {
+            rule: b.rule.name().to_owned(),
+            detail: b.detail.clone(),
+        }
+    }
+}
+
+/// Why a placement is what it is: its exact risk, what would break it, how it spreads,
+/// and which rules were binding.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExplanationView {
+    pub risk: f64,
+    pub single_risk: f64,
+    pub pair_risk: f64,
+    pub single_failure_safe: bool,
+    /// The cell is out with nothing failed.
+    pub baseline_outage: bool,
+    /// Elements whose failure alone puts the cell out.
+    pub breaking: Vec<ElementRef>,
+    /// The heaviest failure scenarios that put the cell out.
+    pub top_scenarios: Vec<ScenarioView>,
+    /// Nodes per failure domain, by level, largest first.
+    pub domains: Vec<DomainView>,
+    pub binding: Vec<BindingView>,
+}
+
+fn element(inv: &Inventory, e: topology::ElementId) -> ElementRef {
+    let el = &inv.elements[e.index()];
+    ElementRef {
+        id: el.id.clone(),
+        kind: el.label.clone(),
+    }
+}
+
+impl ExplanationView {
+    pub fn new(inv: &Inventory, x: &Explanation) -> ExplanationView {
+        ExplanationView {
+            risk: x.risk,
+            single_risk: x.single_risk,
+            pair_risk: x.pair_risk,
+            single_failure_safe: x.single_failure_safe,
+            baseline_outage: x.baseline_outage,
+            breaking: x.breaking.iter().map(|&e| element(inv, e)).collect(),
+            top_scenarios: x
+                .top_scenarios
+                .iter()
+                .map(|s| ScenarioView {
+                    elements: s.elements.iter().map(|&e| element(inv, e)).collect(),
+                    weight: s.weight,
+                })
+                .collect(),
+            domains: x
+                .domains
+                .iter()
+                .map(|d| DomainView {
+                    level: d.level.name().to_owned(),
+                    label: d.label.clone(),
+                    nodes: d.nodes,
+                })
+                .collect(),
+            binding: x.binding.iter().map(BindingView::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SolveView {
+    pub solver: String,
+    /// Candidate servers considered.
+    pub pool: usize,
+    /// Scenario groups that mattered for the choice.
+    pub groups: usize,
+    /// Proven relative gap to the optimum over the pool (exact solver only).
+    pub gap: Option<f64>,
+    pub elapsed_ms: f64,
+}
+
+impl From<&SolveInfo> for SolveView {
+    fn from(s: &SolveInfo) -> SolveView {
+        SolveView {
+            solver: s.solver.to_string(),
+            pool: s.pool,
+            groups: s.groups,
+            gap: s.gap,
+            elapsed_ms: s.elapsed.as_secs_f64() * 1e3,
+        }
+    }
+}
+
+/// RFC 3339 from unix milliseconds.
+pub fn timestamp(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MoveView {
+    pub n: i64,
+    /// The node that leaves.
+    pub out: String,
+    /// The server that takes its place.
+    pub into: String,
+    /// proposed, committed or superseded.
+    pub status: String,
+    pub risk_before: f64,
+    pub risk_after: f64,
+    pub single_failure_safe_after: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&MoveRecord> for MoveView {
+    fn from(m: &MoveRecord) -> MoveView {
+        MoveView {
+            n: m.n,
+            out: m.out_server.clone(),
+            into: m.into_server.clone(),
+            status: m.status.name().to_owned(),
+            risk_before: m.risk_before,
+            risk_after: m.risk_after,
+            single_failure_safe_after: m.safe_after,
+            created_at: timestamp(m.created_at),
+            updated_at: timestamp(m.updated_at),
+        }
+    }
+}
+
+/// A placed cell as the ledger holds it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CellView {
+    pub cell_id: String,
+    pub clients: Vec<String>,
+    pub size: usize,
+    pub nodes: Vec<String>,
+    /// Deployment colour shared by all nodes, if the servers have one.
+    pub colour: Option<String>,
+    pub risk: f64,
+    pub single_failure_safe: bool,
+    /// Inventory version the risk was computed on.
+    pub inventory_version: i64,
+    /// +1 on every change of the cell.
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The proposed move waiting for its commit, if any.
+    pub pending_move: Option<MoveView>,
+}
+
+impl CellView {
+    pub fn new(record: &CellRecord, pending: Option<&MoveRecord>) -> CellView {
+        CellView {
+            cell_id: record.cell_id.clone(),
+            clients: record.clients.clone(),
+            size: record.nodes.len(),
+            nodes: record.nodes.clone(),
+            colour: record.colour.clone(),
+            risk: record.risk,
+            single_failure_safe: record.single_failure_safe,
+            inventory_version: record.inventory_version,
+            version: record.version,
+            created_at: timestamp(record.created_at),
+            updated_at: timestamp(record.updated_at),
+            pending_move: pending.map(MoveView::from),
+        }
+    }
+
+    pub fn of(cell: &Cell) -> CellView {
+        CellView::new(&cell.record, cell.pending_move())
+    }
+}
+
+/// A cell with, when it was just (re)placed, why and how.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CellResponse {
+    pub cell: CellView,
+    /// Present when the placement was computed by this request.
+    pub explanation: Option<ExplanationView>,
+    pub solve: Option<SolveView>,
+}
+
+impl CellResponse {
+    pub fn plain(cell: CellView) -> CellResponse {
+        CellResponse {
+            cell,
+            explanation: None,
+            solve: None,
+        }
+    }
+
+    pub fn decided(cell: CellView, inv: &Inventory, d: &Decision) -> CellResponse {
+        CellResponse {
+            cell,
+            explanation: Some(ExplanationView::new(inv, &d.explanation)),
+            solve: Some(SolveView::from(&d.solve)),
+        }
+    }
+}
+
+/// The answer to new clients: the cell as it is now and the next single move, if any.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClientsResponse {
+    pub cell: CellView,
+    /// The cell's placement judged against its new clients (absent when nothing changed
+    /// and a proposed move was already waiting).
+    pub current: Option<ExplanationView>,
+    /// The proposed move; commit it with `POST /v1/cells/{id}/moves/{n}/commit`.
+    #[serde(rename = "move")]
+    pub proposed: Option<MoveView>,
+    /// The placement after the move.
+    pub after: Option<ExplanationView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServerView {
+    pub server_id: String,
+    pub rack: String,
+    pub row: String,
+    pub room: String,
+    pub datacenter: String,
+    /// active, draining or failed.
+    pub status: String,
+    pub colour: Option<String>,
+    pub capacity: u32,
+    pub load: u32,
+    /// Capacity left (0 when over capacity).
+    pub free: u32,
+    /// Cells with a node here, by id.
+    pub cells: Vec<String>,
+}
+
+impl ServerView {
+    pub fn new(ledger: &Ledger, s: u32) -> ServerView {
+        let inv = &ledger.zone.inventory;
+        let srv = &inv.servers[s as usize];
+        let rack = &inv.racks[srv.rack as usize];
+        let load = ledger.occ.load(s);
+        let mut cells: Vec<String> = ledger
+            .occ
+            .cells_on(s)
+            .iter()
+            .filter_map(|&slot| ledger.cell_of(slot).map(str::to_owned))
+            .collect();
+        cells.sort();
+        ServerView {
+            server_id: srv.id.clone(),
+            rack: rack.id.clone(),
+            row: rack.row.clone(),
+            room: rack.room.clone(),
+            datacenter: rack.datacenter.clone(),
+            status: srv.status.name().to_owned(),
+            colour: srv.color.clone(),
+            capacity: srv.capacity,
+            load,
+            free: srv.capacity.saturating_sub(load),
+            cells,
+        }
+    }
+}
+
+/// One broken rule of a change that was refused.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ViolationView {
+    /// duplicate, not_active, over_capacity, mixed_colour or shared_quorum.
+    pub rule: String,
+    pub server: Option<String>,
+    /// The other cell, for shared_quorum.
+    pub cell: Option<String>,
+    pub message: String,
+}
+
+impl ViolationView {
+    pub fn new(ledger: &Ledger, v: &Violation) -> ViolationView {
+        let inv = &ledger.zone.inventory;
+        let id = |s: u32| inv.servers[s as usize].id.clone();
+        let on = |rule: &str, s: u32, message: String| ViolationView {
+            rule: rule.to_owned(),
+            server: Some(id(s)),
+            cell: None,
+            message,
+        };
+        match v {
+            Violation::Duplicate { server } => on(
+                "duplicate",
+                *server,
+                format!("server '{}' appears twice", id(*server)),
+            ),
+            Violation::NotActive { server } => on(
+                "not_active",
+                *server,
+                format!("server '{}' is not active", id(*server)),
+            ),
+            Violation::OverCapacity { server } => {
+                let s = *server;
+                on(
+                    "over_capacity",
+                    s,
+                    format!(
+                        "server '{}' already holds {} of {} nodes",
+                        id(s),
+                        ledger.occ.load(s),
+                        inv.servers[s as usize].capacity
+                    ),
+                )
+            }
+            Violation::MixedColour => ViolationView {
+                rule: "mixed_colour".into(),
+                server: None,
+                cell: None,
+                message: "the nodes would not share one colour".into(),
+            },
+            Violation::SharedQuorum { other, shared } => {
+                let cell = ledger.cell_of(*other).map(str::to_owned);
+                ViolationView {
+                    rule: "shared_quorum".into(),
+                    server: None,
+                    message: format!(
+                        "would share {shared} servers with cell '{}'",
+                        cell.as_deref().unwrap_or("?")
+                    ),
+                    cell,
+                }
+            }
+        }
+    }
+}
+
+/// An inventory version.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InventoryView {
+    pub version: i64,
+    /// `bundled:small:0`, `dir:PATH` or `upload:PATH`.
+    pub source: String,
+    pub loaded_at: String,
+    pub counts: CountsView,
+    pub warnings: usize,
+}
+
+impl InventoryView {
+    pub fn new(zone: &Zone) -> InventoryView {
+        InventoryView {
+            version: zone.version,
+            source: zone.source.label(),
+            loaded_at: timestamp(zone.loaded_at),
+            counts: CountsView::from(zone.inventory.counts()),
+            warnings: zone.warnings.len(),
+        }
+    }
+}
+
+/// The result of validating an inventory without switching to it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ValidationView {
+    pub valid: bool,
+    pub counts: Option<CountsView>,
+    pub errors: Vec<ProblemView>,
+    pub warnings: Vec<ProblemView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OverCapacityServer {
+    pub server: String,
+    pub load: u32,
+    pub capacity: u32,
+}
+
+/// Existing cells judged against a new inventory. Lists hold at most 1,000 ids each; the
+/// counts are complete.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ReevaluationView {
+    pub cells: usize,
+    /// Cells that some single failure now puts out.
+    pub unsafe_count: usize,
+    pub unsafe_cells: Vec<String>,
+    /// Of those, cells that were single-failure safe before the switch.
+    pub became_unsafe_count: usize,
+    pub became_unsafe: Vec<String>,
+    /// Cells with a node on a server that is now draining.
+    pub on_draining_count: usize,
+    pub on_draining: Vec<String>,
+    /// Cells with a node on a server that is now failed.
+    pub on_failed_count: usize,
+    pub on_failed: Vec<String>,
+    pub over_capacity: Vec<OverCapacityServer>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SwitchResponse {
+    pub inventory: InventoryView,
+    pub previous_version: i64,
+    pub reevaluation: ReevaluationView,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// ok, or why not ready.
+    pub status: String,
+}

@@ -1,0 +1,234 @@
+//! The one error type of the api library, and its JSON form: a stable code, an HTTP status,
+//! a message that names the bad field, and optional details.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Everything that can go wrong in the api library. Variants that answer a request carry
+/// what the client needs to fix it; [`Error::code`] is the stable machine-readable name.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("malformed JSON: {message}")]
+    MalformedJson { message: String },
+    #[error("expected a JSON body (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("request body over the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    #[error("{field}: unknown server '{server}'")]
+    UnknownServer { field: String, server: String },
+    #[error("{field}: server '{server}' is listed twice")]
+    DuplicateClient { field: String, server: String },
+    #[error("{field}: {message}")]
+    InvalidSize { field: String, message: String },
+    #[error("{field}: server '{server}' is not a node of cell '{cell}'")]
+    NotANode {
+        field: String,
+        server: String,
+        cell: String,
+    },
+    #[error("no cell '{cell}'")]
+    CellNotFound { cell: String },
+    #[error("no server '{server}'")]
+    ServerNotFound { server: String },
+    #[error("cell '{cell}' has no move {n}")]
+    MoveNotFound { cell: String, n: i64 },
+    #[error("no route {path}")]
+    RouteNotFound { path: String },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("cell '{cell}' exists with different {field}")]
+    CellExists { cell: String, field: String },
+    #[error("move {n} of cell '{cell}' is {state}")]
+    MoveStale { cell: String, n: i64, state: String },
+    #[error("move {n} of cell '{cell}' conflicts with the current placements: {message}")]
+    MoveConflict {
+        cell: String,
+        n: i64,
+        message: String,
+        details: Value,
+    },
+    #[error("no capacity: {message}")]
+    NoCapacity { message: String, details: Value },
+    #[error("no safe placement: {message}")]
+    NoSafePlacement { message: String, details: Value },
+    #[error("invalid inventory: {errors} error(s)")]
+    InvalidInventory { errors: usize, details: Value },
+    #[error("inventory conflicts with the ledger: {message}")]
+    InventoryConflict { message: String, details: Value },
+    #[error("too many requests in flight; retry later")]
+    Overloaded,
+    #[error("gave up after {attempts} attempts: concurrent changes kept invalidating the solve")]
+    Contended { attempts: u32 },
+    #[error("request timed out after {ms} ms")]
+    Timeout { ms: u64 },
+    #[error("service shutting down")]
+    ShuttingDown,
+    #[error("the ledger could not commit the change: {message}")]
+    StoreUnavailable { message: String },
+    #[error("store: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Inventory(#[from] topology::Error),
+    #[error("HTTP client: {0}")]
+    Client(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `unknown_server`.
+    pub code: &'static str,
+    /// Human-readable; names the bad field when there is one.
+    pub message: String,
+    /// The offending request field (`clients[1]`, `size`, `server`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Code-specific details: the explanation of a refused placement, the problems of an
+    /// invalid inventory, the violations of a conflicting move.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::MalformedJson { .. } => "malformed_json",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::BodyTooLarge { .. } => "body_too_large",
+            Error::InvalidField { .. } => "invalid_field",
+            Error::UnknownServer { .. } => "unknown_server",
+            Error::DuplicateClient { .. } => "duplicate_client",
+            Error::InvalidSize { .. } => "invalid_size",
+            Error::NotANode { .. } => "not_a_node",
+            Error::CellNotFound { .. } => "cell_not_found",
+            Error::ServerNotFound { .. } => "server_not_found",
+            Error::MoveNotFound { .. } => "move_not_found",
+            Error::RouteNotFound { .. } => "route_not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::CellExists { .. } => "cell_exists",
+            Error::MoveStale { .. } => "move_stale",
+            Error::MoveConflict { .. } => "move_conflict",
+            Error::NoCapacity { .. } => "no_capacity",
+            Error::NoSafePlacement { .. } => "no_safe_placement",
+            Error::InvalidInventory { .. } => "invalid_inventory",
+            Error::InventoryConflict { .. } => "inventory_conflict",
+            Error::Overloaded => "overloaded",
+            Error::Contended { .. } => "contended",
+            Error::Timeout { .. } => "timeout",
+            Error::ShuttingDown => "shutting_down",
+            Error::StoreUnavailable { .. } | Error::Store(_) | Error::Migrate(_) => {
+                "store_unavailable"
+            }
+            Error::Io { .. } | Error::Inventory(_) | Error::Client(_) | Error::Internal(_) => {
+                "internal"
+            }
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::InvalidField { .. }
+            | Error::UnknownServer { .. }
+            | Error::DuplicateClient { .. }
+            | Error::InvalidSize { .. }
+            | Error::NotANode { .. }
+            | Error::NoSafePlacement { .. }
+            | Error::InvalidInventory { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::CellNotFound { .. }
+            | Error::ServerNotFound { .. }
+            | Error::MoveNotFound { .. }
+            | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::CellExists { .. }
+            | Error::MoveStale { .. }
+            | Error::MoveConflict { .. }
+            | Error::NoCapacity { .. }
+            | Error::InventoryConflict { .. } => StatusCode::CONFLICT,
+            Error::Overloaded
+            | Error::Contended { .. }
+            | Error::Timeout { .. }
+            | Error::ShuttingDown
+            | Error::StoreUnavailable { .. }
+            | Error::Store(_)
+            | Error::Migrate(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Io { .. } | Error::Inventory(_) | Error::Client(_) | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The request field the error is about, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidField { field, .. }
+            | Error::UnknownServer { field, .. }
+            | Error::DuplicateClient { field, .. }
+            | Error::InvalidSize { field, .. }
+            | Error::NotANode { field, .. }
+            | Error::CellExists { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    fn details(&self) -> Option<&Value> {
+        match self {
+            Error::MoveConflict { details, .. }
+            | Error::NoCapacity { details, .. }
+            | Error::NoSafePlacement { details, .. }
+            | Error::InvalidInventory { details, .. }
+            | Error::InventoryConflict { details, .. } => Some(details),
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                field: self.field().map(str::to_owned),
+                details: self.details().cloned(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(code = self.code(), "{self}");
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 here is transient: overload, contention, a store hiccup, shutdown.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,507 @@
+//! The HTTP surface: routes under `/v1`, JSON in and out, limits, timeouts and metrics.
+//! Handlers only translate between HTTP and [`Service`]; every failure is an [`Error`] with
+//! a stable code.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
+
+use crate::dto::{
+    CellResponse, CellView, ClientsRequest, ClientsResponse, Health, InventoryRequest,
+    InventoryView, PlaceRequest, ReplaceRequest, ServerView, SwitchResponse, ValidationView,
+};
+use crate::error::ErrorBody;
+use crate::service::Service;
+use crate::view::FleetReportView;
+use crate::Error;
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest JSON body of the cell routes.
+    pub body: usize,
+    /// Largest inventory upload.
+    pub upload: usize,
+    /// Time limit of the cell and server routes.
+    pub timeout: Duration,
+    /// Time limit of the report and inventory routes (they evaluate every cell).
+    pub admin_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            body: 64 * 1024,
+            upload: 256 * 1024 * 1024,
+            timeout: Duration::from_secs(10),
+            admin_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub limits: Limits,
+}
+
+/// The body limit in force, for the message of a 413.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimit(usize);
+
+/// A JSON body whose every failure is an [`Error`] naming the field.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// The name in backticks of serde's "missing field `x`" and "unknown field `x`, ...".
+fn quoted_field(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split('`').next()
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim();
+                v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !json {
+            return Err(Error::UnsupportedMediaType);
+        }
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::BodyTooLarge { limit }
+            } else {
+                Error::MalformedJson {
+                    message: r.body_text(),
+                }
+            }
+        })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Error::MalformedJson {
+                    message: inner.to_string(),
+                };
+            }
+            let message = inner.to_string();
+            let field = if path == "." {
+                quoted_field(&message).unwrap_or("body").to_owned()
+            } else {
+                path
+            };
+            // serde appends " at line 1 column 17": the field name says where.
+            let message = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(m, _)| m)
+                .to_owned();
+            Error::InvalidField { field, message }
+        })?;
+        // Trailing characters after the value.
+        de.end().map_err(|e| Error::MalformedJson {
+            message: e.to_string(),
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// Path parameters with JSON errors.
+#[derive(Debug)]
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParams(p.0))
+            .map_err(|e: PathRejection| Error::InvalidField {
+                field: "path".into(),
+                message: e.body_text(),
+            })
+    }
+}
+
+/// Query parameters with JSON errors.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|e: QueryRejection| Error::InvalidField {
+                field: "query".into(),
+                message: e.body_text(),
+            })
+    }
+}
+
+/// Place a new cell. The same request again returns the same placement (200); the same id
+/// with other clients or size is a 409.
+#[utoipa::path(post, path = "/v1/cells", tag = "cells",
+    request_body = PlaceRequest,
+    responses(
+        (status = 201, description = "Placed", body = CellResponse),
+        (status = 200, description = "Already placed by the same request", body = CellResponse),
+        (status = 400, description = "malformed_json", body = ErrorBody),
+        (status = 409, description = "cell_exists, no_capacity", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "invalid_field, unknown_server, duplicate_client, invalid_size, no_safe_placement", body = ErrorBody),
+        (status = 503, description = "overloaded, contended, timeout, store_unavailable", body = ErrorBody),
+    ))]
+async fn place_cell(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<PlaceRequest>,
+) -> Result<Response, Error> {
+    let (response, created) = state.service.place(req).await?;
+    if created {
+        let location = format!("/v1/cells/{}", response.cell.cell_id);
+        let mut r = (StatusCode::CREATED, axum::Json(response)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        Ok(r)
+    } else {
+        Ok(axum::Json(response).into_response())
+    }
+}
+
+#[utoipa::path(get, path = "/v1/cells/{id}", tag = "cells",
+    params(("id" = String, Path, description = "Cell id")),
+    responses(
+        (status = 200, body = CellView),
+        (status = 404, description = "cell_not_found", body = ErrorBody),
+    ))]
+async fn get_cell(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<CellView>, Error> {
+    Ok(axum::Json(state.service.get(&id).await?))
+}
+
+/// Delete a cell; frees its capacity.
+#[utoipa::path(delete, path = "/v1/cells/{id}", tag = "cells",
+    params(("id" = String, Path, description = "Cell id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "cell_not_found", body = ErrorBody),
+    ))]
+async fn delete_cell(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, Error> {
+    state.service.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace one node of a cell (a server to take out); the other nodes stay.
+#[utoipa::path(post, path = "/v1/cells/{id}/replace", tag = "cells",
+    params(("id" = String, Path, description = "Cell id")),
+    request_body = ReplaceRequest,
+    responses(
+        (status = 200, body = CellResponse),
+        (status = 404, description = "cell_not_found", body = ErrorBody),
+        (status = 409, description = "no_capacity", body = ErrorBody),
+        (status = 422, description = "unknown_server, not_a_node, no_safe_placement", body = ErrorBody),
+    ))]
+async fn replace_node(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(req): JsonBody<ReplaceRequest>,
+) -> Result<axum::Json<CellResponse>, Error> {
+    Ok(axum::Json(state.service.replace(&id, req.server).await?))
+}
+
+/// Record the cell's moved clients and propose the next single-node move, if one helps.
+/// Nothing about the nodes changes until the move is committed.
+#[utoipa::path(put, path = "/v1/cells/{id}/clients", tag = "cells",
+    params(("id" = String, Path, description = "Cell id")),
+    request_body = ClientsRequest,
+    responses(
+        (status = 200, body = ClientsResponse),
+        (status = 404, description = "cell_not_found", body = ErrorBody),
+        (status = 422, description = "invalid_field, unknown_server, duplicate_client", body = ErrorBody),
+    ))]
+async fn put_clients(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(req): JsonBody<ClientsRequest>,
+) -> Result<axum::Json<ClientsResponse>, Error> {
+    Ok(axum::Json(state.service.set_clients(&id, req).await?))
+}
+
+/// Apply a proposed move once the runtime has reconfigured the cell. Repeating a commit
+/// returns the same cell.
+#[utoipa::path(post, path = "/v1/cells/{id}/moves/{n}/commit", tag = "cells",
+    params(("id" = String, Path, description = "Cell id"), ("n" = i64, Path, description = "Move number")),
+    responses(
+        (status = 200, body = CellResponse),
+        (status = 404, description = "cell_not_found, move_not_found", body = ErrorBody),
+        (status = 409, description = "move_stale, move_conflict", body = ErrorBody),
+    ))]
+async fn commit_move(
+    State(state): State<AppState>,
+    PathParams((id, n)): PathParams<(String, String)>,
+) -> Result<axum::Json<CellResponse>, Error> {
+    let n: i64 = n.parse().map_err(|_| Error::InvalidField {
+        field: "n".into(),
+        message: format!("'{n}' is not a move number"),
+    })?;
+    Ok(axum::Json(state.service.commit_move(&id, n).await?))
+}
+
+#[utoipa::path(get, path = "/v1/servers/{id}", tag = "fleet",
+    params(("id" = String, Path, description = "Server id")),
+    responses(
+        (status = 200, body = ServerView),
+        (status = 404, description = "server_not_found", body = ErrorBody),
+    ))]
+async fn get_server(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<ServerView>, Error> {
+    Ok(axum::Json(state.service.server(&id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    /// Compute every cell's exact risk (default true; false is much faster).
+    risk: Option<bool>,
+    /// How many elements and cells to list (default 10).
+    top: Option<usize>,
+}
+
+/// The fleet report of `cellplacer evaluate` over the ledger.
+#[utoipa::path(get, path = "/v1/report", tag = "fleet", params(ReportQuery),
+    responses((status = 200, body = FleetReportView)))]
+async fn report(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<ReportQuery>,
+) -> Result<axum::Json<FleetReportView>, Error> {
+    let top = q.top.unwrap_or(10).min(1000);
+    Ok(axum::Json(
+        state.service.report(q.risk.unwrap_or(true), top).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/inventory", tag = "inventory",
+    responses((status = 200, body = InventoryView)))]
+async fn get_inventory(State(state): State<AppState>) -> axum::Json<InventoryView> {
+    axum::Json(state.service.inventory().await)
+}
+
+/// Switch to a new inventory (a directory path or uploaded CSV tables): validated first,
+/// then switched atomically; every cell is re-evaluated on it.
+#[utoipa::path(post, path = "/v1/inventory", tag = "inventory",
+    request_body = InventoryRequest,
+    responses(
+        (status = 200, body = SwitchResponse),
+        (status = 409, description = "inventory_conflict: cells use servers it does not have", body = ErrorBody),
+        (status = 422, description = "invalid_inventory (every problem in details), invalid_field", body = ErrorBody),
+    ))]
+async fn switch_inventory(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<InventoryRequest>,
+) -> Result<axum::Json<SwitchResponse>, Error> {
+    Ok(axum::Json(state.service.switch_inventory(req).await?))
+}
+
+/// Validate an inventory without switching to it.
+#[utoipa::path(post, path = "/v1/inventory/validate", tag = "inventory",
+    request_body = InventoryRequest,
+    responses((status = 200, body = ValidationView)))]
+async fn validate_inventory(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<InventoryRequest>,
+) -> Result<axum::Json<ValidationView>, Error> {
+    Ok(axum::Json(state.service.validate_inventory(req).await?))
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the ledger is consistent and the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "store_unavailable", body = ErrorBody)))]
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, Error> {
+    state.service.ready().await?;
+    Ok(axum::Json(Health {
+        status: "ok".into(),
+    }))
+}
+
+/// Prometheus text: requests and latency by route and status, solve time, commits, cells,
+/// utilisation.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    let gauges = state.service.gauges().await;
+    let body = state.service.metrics().render(&gauges);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cellplacer",
+        description = "Topology-aware placement of consensus cells"
+    ),
+    paths(
+        place_cell,
+        get_cell,
+        delete_cell,
+        replace_node,
+        put_clients,
+        commit_move,
+        get_server,
+        report,
+        get_inventory,
+        switch_inventory,
+        validate_inventory,
+        healthz,
+        readyz,
+        metrics
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi_json() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        openapi().to_json().unwrap_or_default(),
+    )
+        .into_response()
+}
+
+async fn not_found(req: Request) -> Error {
+    Error::RouteNotFound {
+        path: req.uri().path().to_owned(),
+    }
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+/// Fails a request that takes longer than the limit, with a JSON 503. The work itself is
+/// not undone: a placement that was already queued to the ledger still commits, and
+/// repeating the request returns it.
+async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => Error::Timeout {
+            ms: limit.as_millis() as u64,
+        }
+        .into_response(),
+    }
+}
+
+async fn body_limit(State(limit): State<usize>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(BodyLimit(limit));
+    next.run(req).await
+}
+
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    state.service.metrics().observe_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The whole HTTP API on a service.
+pub fn app(state: AppState) -> Router {
+    let limits = state.limits;
+    let cells = Router::new()
+        .route("/v1/cells", post(place_cell))
+        .route("/v1/cells/{id}", get(get_cell).delete(delete_cell))
+        .route("/v1/cells/{id}/replace", post(replace_node))
+        .route("/v1/cells/{id}/clients", put(put_clients))
+        .route("/v1/cells/{id}/moves/{n}/commit", post(commit_move))
+        .route("/v1/servers/{id}", get(get_server))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .layer(middleware::from_fn_with_state(limits.body, body_limit))
+        .layer(DefaultBodyLimit::max(limits.body))
+        .layer(middleware::from_fn_with_state(limits.timeout, time_limit));
+    let admin = Router::new()
+        .route("/v1/report", get(report))
+        .route("/v1/inventory", get(get_inventory).post(switch_inventory))
+        .route("/v1/inventory/validate", post(validate_inventory))
+        .layer(middleware::from_fn_with_state(limits.upload, body_limit))
+        .layer(DefaultBodyLimit::max(limits.upload))
+        .layer(middleware::from_fn_with_state(
+            limits.admin_timeout,
+            time_limit,
+        ));
+    cells
+        .merge(admin)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}

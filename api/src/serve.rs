@@ -1,0 +1,107 @@
+//! `cellplacer serve`: opens the ledger, builds the service, listens, and on SIGTERM or
+//! Ctrl-C stops accepting, finishes the requests in flight, commits and closes the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::engine::PlaceOptions;
+use crate::http::{app, AppState, Limits};
+use crate::service::{Config, Service};
+use crate::store::SqliteStore;
+use crate::zone::Source;
+use crate::Error;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Export directory; `None`: the ledger's active inventory, else the bundled zone.
+    pub inventory: Option<PathBuf>,
+    pub db: PathBuf,
+    pub listen: SocketAddr,
+    /// Solver threads (0 = available parallelism).
+    pub workers: usize,
+    pub queue: usize,
+    pub placer: PlaceOptions,
+    pub limits: Limits,
+}
+
+/// Serves until `shutdown` resolves. `on_listen` gets the bound address (useful with port 0).
+pub async fn run(
+    options: ServeOptions,
+    on_listen: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let store = SqliteStore::open(&options.db).await?;
+    let data_dir = options
+        .db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let service = Service::open(
+        Arc::new(store),
+        options.inventory.clone().map(Source::Dir),
+        Config {
+            data_dir,
+            workers: options.workers,
+            queue: options.queue,
+            placer: options.placer.clone(),
+        },
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| Error::Io {
+            context: format!("binding {}", options.listen),
+            source: e,
+        })?;
+    let addr = listener.local_addr().map_err(|e| Error::Io {
+        context: "reading the bound address".into(),
+        source: e,
+    })?;
+    let inventory = service.inventory().await;
+    tracing::info!(
+        %addr,
+        db = %options.db.display(),
+        inventory = %inventory.source,
+        version = inventory.version,
+        "serving"
+    );
+    on_listen(addr);
+    let state = AppState {
+        service: service.clone(),
+        limits: options.limits,
+    };
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("draining: committing the ledger and closing the store");
+    service.shutdown().await;
+    served.map_err(|e| Error::Io {
+        context: "serving HTTP".into(),
+        source: e,
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,428 @@
+//! The SQLite ledger (sqlx): WAL, `synchronous=FULL` so that a commit is on disk before
+//! the reply, foreign keys on, migrations embedded in the binary.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    join_ids, split_ids, BoxFuture, CellRecord, Change, InventoryRecord, MoveRecord, MoveStatus,
+    Snapshot, Store,
+};
+use crate::Error;
+
+/// The migrations, compiled in: a binary never depends on files next to it.
+#[derive(Debug)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async {
+            Ok(vec![Migration::new(
+                1,
+                Cow::Borrowed("ledger"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/0001_ledger.sql")),
+                false,
+            )])
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if needed) and migrates the ledger.
+    pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                context: format!("creating {}", dir.display()),
+                source: e,
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: the WAL is synced on every commit, so an acknowledged change survives
+            // power loss, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        // Writes come from one committer task at a time; a second connection serves
+        // readiness pings and start-up reads without queueing behind a commit.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        let migrator = Migrator::new(Embedded).await?;
+        migrator.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn cell_from_row(row: &SqliteRow) -> Result<CellRecord, sqlx::Error> {
+    Ok(CellRecord {
+        cell_id: row.try_get("cell_id")?,
+        clients: split_ids(row.try_get::<&str, _>("clients")?),
+        nodes: Vec::new(),
+        colour: row.try_get("colour")?,
+        risk: row.try_get("risk")?,
+        single_failure_safe: row.try_get("single_failure_safe")?,
+        inventory_version: row.try_get("inventory_version")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn move_from_row(row: &SqliteRow) -> Result<MoveRecord, sqlx::Error> {
+    let status: &str = row.try_get("status")?;
+    Ok(MoveRecord {
+        cell_id: row.try_get("cell_id")?,
+        n: row.try_get("n")?,
+        out_server: row.try_get("out_server")?,
+        into_server: row.try_get("into_server")?,
+        status: MoveStatus::parse(status).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "status".into(),
+            source: format!("unknown move status '{status}'").into(),
+        })?,
+        cell_version: row.try_get("cell_version")?,
+        risk_before: row.try_get("risk_before")?,
+        risk_after: row.try_get("risk_after")?,
+        safe_after: row.try_get("safe_after")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn put_cell(tx: &mut Transaction<'_, Sqlite>, c: &CellRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
+                            inventory_version, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (cell_id) DO UPDATE SET
+            clients = excluded.clients, size = excluded.size, colour = excluded.colour,
+            risk = excluded.risk, single_failure_safe = excluded.single_failure_safe,
+            inventory_version = excluded.inventory_version, version = excluded.version,
+            updated_at = excluded.updated_at",
+    )
+    .bind(&c.cell_id)
+    .bind(join_ids(&c.clients))
+    .bind(c.nodes.len() as i64)
+    .bind(&c.colour)
+    .bind(c.risk)
+    .bind(c.single_failure_safe)
+    .bind(c.inventory_version)
+    .bind(c.version)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM cell_nodes WHERE cell_id = ?1")
+        .bind(&c.cell_id)
+        .execute(&mut **tx)
+        .await?;
+    if !c.nodes.is_empty() {
+        // One statement for all nodes: each statement is a round trip to the SQLite thread.
+        let mut sql = String::from("INSERT INTO cell_nodes (cell_id, position, server_id) VALUES ");
+        for i in 0..c.nodes.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "(?1, ?{}, ?{})", 2 * i + 2, 2 * i + 3);
+        }
+        let mut q = sqlx::query(&sql).bind(&c.cell_id);
+        for (i, node) in c.nodes.iter().enumerate() {
+            q = q.bind(i as i64).bind(node);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn put_move(tx: &mut Transaction<'_, Sqlite>, m: &MoveRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO moves (cell_id, n, out_server, into_server, status, cell_version,
+                            risk_before, risk_after, safe_after, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (cell_id, n) DO UPDATE SET
+            out_server = excluded.out_server, into_server = excluded.into_server,
+            status = excluded.status, cell_version = excluded.cell_version,
+            risk_before = excluded.risk_before, risk_after = excluded.risk_after,
+            safe_after = excluded.safe_after, updated_at = excluded.updated_at",
+    )
+    .bind(&m.cell_id)
+    .bind(m.n)
+    .bind(&m.out_server)
+    .bind(&m.into_server)
+    .bind(m.status.name())
+    .bind(m.cell_version)
+    .bind(m.risk_before)
+    .bind(m.risk_after)
+    .bind(m.safe_after)
+    .bind(m.created_at)
+    .bind(m.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn apply(pool: &SqlitePool, changes: &[Change]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for change in changes {
+        match change {
+            Change::PutCell(c) => put_cell(&mut tx, c).await?,
+            Change::DeleteCell(id) => {
+                // Nodes and moves go with it (ON DELETE CASCADE).
+                sqlx::query("DELETE FROM cells WHERE cell_id = ?1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Change::PutMove(m) => put_move(&mut tx, m).await?,
+            Change::ActivateInventory(inv) => {
+                sqlx::query("UPDATE inventory_versions SET active = 0 WHERE active = 1")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO inventory_versions (version, source, path, loaded_at, active)
+                     VALUES (?1, ?2, ?3, ?4, 1)
+                     ON CONFLICT (version) DO UPDATE SET active = 1",
+                )
+                .bind(inv.version)
+                .bind(&inv.source)
+                .bind(&inv.path)
+                .bind(inv.loaded_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await
+}
+
+async fn load(pool: &SqlitePool) -> Result<Snapshot, sqlx::Error> {
+    // One read transaction: a consistent view even if a writer were running.
+    let mut tx = pool.begin().await?;
+    let mut cells: Vec<CellRecord> = sqlx::query("SELECT * FROM cells ORDER BY cell_id")
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(cell_from_row)
+        .collect::<Result<_, _>>()?;
+    let index: HashMap<String, usize> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.cell_id.clone(), i))
+        .collect();
+    let nodes = sqlx::query("SELECT cell_id, server_id FROM cell_nodes ORDER BY cell_id, position")
+        .fetch_all(&mut *tx)
+        .await?;
+    for row in &nodes {
+        let cell: &str = row.try_get("cell_id")?;
+        let server: String = row.try_get("server_id")?;
+        // The foreign key guarantees the cell exists.
+        if let Some(&i) = index.get(cell) {
+            cells[i].nodes.push(server);
+        }
+    }
+    let last_moves = sqlx::query(
+        "SELECT m.* FROM moves m
+         WHERE m.n = (SELECT MAX(n) FROM moves WHERE cell_id = m.cell_id)
+         ORDER BY m.cell_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(move_from_row)
+    .collect::<Result<_, _>>()?;
+    let active_inventory = sqlx::query(
+        "SELECT version, source, path, loaded_at FROM inventory_versions WHERE active = 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|row| -> Result<InventoryRecord, sqlx::Error> {
+        Ok(InventoryRecord {
+            version: row.try_get("version")?,
+            source: row.try_get("source")?,
+            path: row.try_get("path")?,
+            loaded_at: row.try_get("loaded_at")?,
+        })
+    })
+    .transpose()?;
+    let max_inventory_version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM inventory_versions")
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(Snapshot {
+        cells,
+        last_moves,
+        active_inventory,
+        max_inventory_version,
+    })
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> BoxFuture<'_, Result<Snapshot, Error>> {
+        Box::pin(async move { Ok(load(&self.pool).await?) })
+    }
+
+    fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { Ok(apply(&self.pool, changes).await?) })
+    }
+
+    fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, Error>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT server_id, load FROM server_loads ORDER BY server_id")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let load: i64 = r.try_get("load")?;
+                    Ok((r.try_get("server_id")?, load as u32))
+                })
+                .collect()
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.pool.close().await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(id: &str, nodes: &[&str], version: i64) -> CellRecord {
+        CellRecord {
+            cell_id: id.into(),
+            clients: vec!["c1".into(), "c2".into()],
+            nodes: nodes.iter().map(|s| s.to_string()).collect(),
+            colour: Some("blue".into()),
+            risk: 1.25e-7,
+            single_failure_safe: true,
+            inventory_version: 1,
+            version,
+            created_at: 10,
+            updated_at: 20 + version,
+        }
+    }
+
+    fn mv(cell: &str, n: i64, status: MoveStatus) -> MoveRecord {
+        MoveRecord {
+            cell_id: cell.into(),
+            n,
+            out_server: "a".into(),
+            into_server: "z".into(),
+            status,
+            cell_version: 1,
+            risk_before: 0.5,
+            risk_after: 0.25,
+            safe_after: true,
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_and_cascade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("ledger.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Snapshot::default());
+
+        let inv = InventoryRecord {
+            version: 1,
+            source: "bundled:small:0".into(),
+            path: None,
+            loaded_at: 5,
+        };
+        let a = cell("a", &["s1", "s2", "s3"], 1);
+        let b = cell("b", &["s3", "s4", "s5"], 1);
+        store
+            .apply(&[
+                Change::ActivateInventory(inv.clone()),
+                Change::PutCell(a.clone()),
+                Change::PutCell(b.clone()),
+                Change::PutMove(mv("a", 1, MoveStatus::Superseded)),
+                Change::PutMove(mv("a", 2, MoveStatus::Proposed)),
+            ])
+            .await
+            .unwrap();
+        // Update a (nodes replaced), delete b (its nodes go too).
+        let a2 = cell("a", &["s9", "s2", "s3"], 2);
+        store
+            .apply(&[Change::PutCell(a2.clone()), Change::DeleteCell("b".into())])
+            .await
+            .unwrap();
+        store.close().await;
+
+        // Reopen: everything acknowledged is there.
+        let store = SqliteStore::open(&path).await.unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.cells, vec![a2]);
+        assert_eq!(snap.last_moves, vec![mv("a", 2, MoveStatus::Proposed)]);
+        assert_eq!(snap.active_inventory, Some(inv));
+        assert_eq!(snap.max_inventory_version, 1);
+        assert_eq!(
+            store.server_loads().await.unwrap(),
+            vec![("s2".into(), 1), ("s3".into(), 1), ("s9".into(), 1)]
+        );
+
+        // A second inventory version becomes the only active one.
+        let inv2 = InventoryRecord {
+            version: 2,
+            source: "dir:/x".into(),
+            path: Some("/x".into()),
+            loaded_at: 6,
+        };
+        store
+            .apply(&[Change::ActivateInventory(inv2.clone())])
+            .await
+            .unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.active_inventory, Some(inv2));
+        assert_eq!(snap.max_inventory_version, 2);
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("l.db")).await.unwrap();
+        let a = cell("a", &["s1", "s2"], 1);
+        store.apply(&[Change::PutCell(a.clone())]).await.unwrap();
+        // The second cell repeats a node: the UNIQUE (cell_id, server_id) rejects the batch.
+        let bad = cell("b", &["s1", "s1"], 1);
+        let err = store
+            .apply(&[Change::DeleteCell("a".into()), Change::PutCell(bad)])
+            .await;
+        assert!(err.is_err());
+        assert_eq!(store.load().await.unwrap().cells, vec![a]);
+    }
+}
