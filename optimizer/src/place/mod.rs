@@ -416,26 +416,7 @@ impl<'m> Placer<'m> {
     fn no_placement(&self, prep: &Prepared, size: usize) -> Error {
         let pool = &prep.pool;
         let choosable = pool.choosable.count_ones() as usize;
-        let mut binding = Vec::new();
-        if pool.skipped_full > 0 {
-            binding.push(Binding {
-                rule: Rule::Capacity,
-                detail: format!(
-                    "{} servers near the clients have no node capacity left",
-                    pool.skipped_full
-                ),
-            });
-        }
-        if pool.skipped_colour > 0 {
-            binding.push(Binding {
-                rule: Rule::Colour,
-                detail: format!(
-                    "{} servers near the clients are not colour {}",
-                    pool.skipped_colour,
-                    pool.colour.as_deref().unwrap_or("-")
-                ),
-            });
-        }
+        let mut binding = pool_bindings(pool);
         let fixed = pool.fixed.count_ones() as usize;
         let reason = if choosable + fixed < size {
             format!(
@@ -640,27 +621,8 @@ impl<'m> Placer<'m> {
         top.truncate(5);
         let nodes = members_of(&prep.pool, x);
         let safe = !baseline_outage && breaking.is_empty();
-        let mut binding = Vec::new();
         let pool = &prep.pool;
-        if pool.skipped_full > 0 {
-            binding.push(Binding {
-                rule: Rule::Capacity,
-                detail: format!(
-                    "{} servers near the clients were full and not considered",
-                    pool.skipped_full
-                ),
-            });
-        }
-        if pool.skipped_colour > 0 {
-            binding.push(Binding {
-                rule: Rule::Colour,
-                detail: format!(
-                    "colour {}: {} servers of other colours near the clients not considered",
-                    pool.colour.as_deref().unwrap_or("-"),
-                    pool.skipped_colour
-                ),
-            });
-        }
+        let mut binding = pool_bindings(pool);
         let tight = prep
             .overlap
             .iter()
@@ -745,7 +707,33 @@ impl<'m> Placer<'m> {
     }
 }
 
-fn bits(mask: u64) -> impl Iterator<Item = usize> {
+/// The capacity and colour rules, as they narrowed the pool near the clients.
+fn pool_bindings(pool: &Pool) -> Vec<Binding> {
+    let mut binding = Vec::new();
+    if pool.skipped_full > 0 {
+        binding.push(Binding {
+            rule: Rule::Capacity,
+            detail: format!(
+                "{} servers near the clients have no node capacity left",
+                pool.skipped_full
+            ),
+        });
+    }
+    if pool.skipped_colour > 0 {
+        binding.push(Binding {
+            rule: Rule::Colour,
+            detail: format!(
+                "colour {}: {} servers of other colours near the clients not considered",
+                pool.colour.as_deref().unwrap_or("-"),
+                pool.skipped_colour
+            ),
+        });
+    }
+    binding
+}
+
+/// The indices of the set bits of `mask`, lowest first.
+pub(crate) fn bits(mask: u64) -> impl Iterator<Item = usize> {
     let mut m = mask;
     std::iter::from_fn(move || {
         (m != 0).then(|| {

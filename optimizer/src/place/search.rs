@@ -5,6 +5,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::bits;
 use super::table::Table;
 
 /// What a choice of pool members is judged by, and the rules it must keep.
@@ -92,17 +93,6 @@ impl Problem<'_> {
     }
 }
 
-fn members(mask: u64) -> impl Iterator<Item = usize> {
-    let mut bits = mask;
-    std::iter::from_fn(move || {
-        (bits != 0).then(|| {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            i
-        })
-    })
-}
-
 /// Choices to enumerate before the search gives way to exhaustion.
 const EXHAUSTIVE_LIMIT: u64 = 20_000;
 
@@ -144,7 +134,7 @@ pub fn solve(p: &Problem<'_>, safety: bool, restarts: usize, seed: u64) -> Optio
 }
 
 fn exhaustive(p: &Problem<'_>, safety: bool, need: u32, free: u64) -> Option<u64> {
-    let items: Vec<usize> = members(free).collect();
+    let items: Vec<usize> = bits(free).collect();
     let mut best: Option<(u64, (u32, f64))> = None;
     let mut pick: Vec<usize> = (0..need as usize).collect();
     let k = need as usize;
@@ -171,9 +161,6 @@ fn exhaustive(p: &Problem<'_>, safety: bool, need: u32, free: u64) -> Option<u64
         for j in i + 1..k {
             pick[j] = pick[j - 1] + 1;
         }
-        if k == 0 {
-            return best.map(|(x, _)| x);
-        }
     }
 }
 
@@ -181,7 +168,7 @@ fn greedy(p: &Problem<'_>, safety: bool, need: u32, free: u64) -> Option<u64> {
     let mut x = p.fixed;
     for _ in 0..need {
         let mut pick: Option<(usize, (u32, f64))> = None;
-        for i in members(free & !x) {
+        for i in bits(free & !x) {
             let y = x | 1 << i;
             if !p.allowed(y) {
                 continue;
@@ -197,7 +184,7 @@ fn greedy(p: &Problem<'_>, safety: bool, need: u32, free: u64) -> Option<u64> {
 }
 
 fn random_start(p: &Problem<'_>, need: u32, free: u64, rng: &mut ChaCha8Rng) -> Option<u64> {
-    let mut items: Vec<usize> = members(free).collect();
+    let mut items: Vec<usize> = bits(free).collect();
     items.shuffle(rng);
     let mut x = p.fixed;
     let mut added = 0;
@@ -218,8 +205,8 @@ fn improve(p: &Problem<'_>, safety: bool, mut x: u64, free: u64) -> u64 {
     let mut current = p.key(x, safety);
     loop {
         let mut best: Option<(u64, (u32, f64))> = None;
-        for out in members(x & free) {
-            for inn in members(free & !x) {
+        for out in bits(x & free) {
+            for inn in bits(free & !x) {
                 let y = (x & !(1 << out)) | 1 << inn;
                 if !p.allowed(y) {
                     continue;
