@@ -1,5 +1,6 @@
 //! Load generator for `cellplacer serve`: drives the real service over loopback HTTP and
-//! prints throughput and latency percentiles for place, get and replace.
+//! prints throughput and latency percentiles for place, get, replace and delete (the
+//! durable write path without a solve), then the engine's and the ledger's own timings.
 //!
 //! Without `--url` it starts the `cellplacer` binary next to itself on a fresh ledger in a
 //! temporary directory (the durable store, as in production), and stops it with SIGTERM at
@@ -43,6 +44,12 @@ struct Args {
     /// Solver threads of a started service (0 = all cores).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// Candidate pool per request of a started service (default: the engine's).
+    #[arg(long)]
+    pool: Option<usize>,
+    /// Solver of a started service: heuristic, ilp or microlp.
+    #[arg(long)]
+    solver: Option<String>,
 }
 
 /// Client sets, one per cell of the workload.
@@ -104,6 +111,12 @@ impl Server {
             .stderr(Stdio::inherit());
         if let Some(inv) = &args.inventory {
             cmd.arg("--inventory").arg(inv);
+        }
+        if let Some(pool) = args.pool {
+            cmd.args(["--pool", &pool.to_string()]);
+        }
+        if let Some(solver) = &args.solver {
+            cmd.args(["--solver", solver]);
         }
         let mut child = cmd.spawn().context("starting cellplacer serve")?;
         let mut line = String::new();
@@ -325,6 +338,58 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
     };
     replace.print("replace", 200);
+
+    // Deletes: the durable write path (lock, journal, group commit) without a solve.
+    let delete = {
+        let client = client.clone();
+        let placed = placed.clone();
+        drive(placed.len(), args.concurrency, move |i| {
+            let client = client.clone();
+            let (cell, _) = placed[i].clone();
+            async move {
+                let path = format!("/v1/cells/lg-{run_id}-{cell}");
+                let (status, latency, _) =
+                    timed(&client, axum::http::Method::DELETE, &path, None).await;
+                (status, latency)
+            }
+        })
+        .await
+    };
+    delete.print("delete", 204);
+
+    // Where the time went, from the service's own counters.
+    let metrics = client.get("/metrics").await?.text;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    for op in ["place", "replace"] {
+        let sum = value(&format!(
+            "cellplacer_solve_duration_seconds_sum{{op=\"{op}\"}}"
+        ));
+        let count = value(&format!(
+            "cellplacer_solve_duration_seconds_count{{op=\"{op}\"}}"
+        ));
+        if count > 0.0 {
+            println!(
+                "engine   {op:<8} mean solve {:.2} ms over {count} solves",
+                sum / count * 1e3
+            );
+        }
+    }
+    let commits = value("cellplacer_store_commits_total");
+    if commits > 0.0 {
+        println!(
+            "ledger   {commits} transactions, {:.1} changes each, mean commit (fsync included) {:.2} ms; {} solves redone after a conflict",
+            value("cellplacer_store_changes_total") / commits,
+            value("cellplacer_store_commit_duration_seconds_sum")
+                / value("cellplacer_store_commit_duration_seconds_count").max(1.0)
+                * 1e3,
+            value("cellplacer_solve_conflicts_total"),
+        );
+    }
 
     if let Some(server) = server {
         server.stop()?;
