@@ -26,7 +26,7 @@ use crate::dto::{
 };
 use crate::engine::{EngineError, PlaceOptions, Placer, Rule};
 use crate::journal::Journal;
-use crate::ledger::{Ledger, Missing};
+use crate::ledger::{Cell, Ledger, Missing};
 use crate::metrics::{Gauges, Metrics};
 use crate::solver::SolverPool;
 use crate::store::{CellRecord, Change, InventoryRecord, MoveRecord, MoveStatus, Store};
@@ -215,6 +215,18 @@ impl From<Error> for Retry {
     }
 }
 
+/// The cell as the ledger has it, when the ledger still serves the zone a solve runs on.
+fn cell_on_zone<'l>(ledger: &'l Ledger, zone: &Zone, cell_id: &str) -> Result<&'l Cell, Retry> {
+    if ledger.zone.version != zone.version {
+        return Err(Retry::ZoneChanged);
+    }
+    ledger.cells.get(cell_id).ok_or_else(|| {
+        Retry::Fail(Error::CellNotFound {
+            cell: cell_id.to_owned(),
+        })
+    })
+}
+
 fn check_writable(ledger: &Ledger, zone: &Zone) -> Result<(), Retry> {
     if ledger.zone.version != zone.version {
         return Err(Retry::ZoneChanged);
@@ -328,15 +340,7 @@ fn replace(
     for _ in 0..MAX_ATTEMPTS {
         let (decision, version) = {
             let ledger = core.ledger.blocking_read();
-            if ledger.zone.version != zone.version {
-                return Err(Retry::ZoneChanged);
-            }
-            let cell = ledger
-                .cells
-                .get(cell_id)
-                .ok_or_else(|| Error::CellNotFound {
-                    cell: cell_id.to_owned(),
-                })?;
+            let cell = cell_on_zone(&ledger, zone, cell_id)?;
             let s = inv
                 .server_index(server)
                 .ok_or_else(|| Error::UnknownServer {
@@ -415,15 +419,7 @@ fn set_clients(
     for _ in 0..MAX_ATTEMPTS {
         let (plan, client_idx, version) = {
             let ledger = core.ledger.blocking_read();
-            if ledger.zone.version != zone.version {
-                return Err(Retry::ZoneChanged);
-            }
-            let cell = ledger
-                .cells
-                .get(cell_id)
-                .ok_or_else(|| Error::CellNotFound {
-                    cell: cell_id.to_owned(),
-                })?;
+            let cell = cell_on_zone(&ledger, zone, cell_id)?;
             let client_idx = resolve_clients(inv, clients, "clients")?;
             if same_set(&cell.record.clients, clients) && cell.pending_move().is_some() {
                 // Nothing new: the waiting proposal stands (a PUT is idempotent).
