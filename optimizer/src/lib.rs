@@ -10,7 +10,7 @@ pub mod report;
 pub mod risk;
 
 pub use report::{fleet_report, FleetReport, ReportOptions};
-pub use risk::{CellRisk, CellShape, PairScreen, RiskEvaluator, StateEvent};
+pub use risk::{CellRisk, CellShape, RiskEvaluator, StateEvent};
 
 use std::time::Duration;
 

@@ -1,14 +1,15 @@
 //! Exact risk of one cell over all single and double element failures, without
 //! enumerating the zone's element pairs.
 //!
-//! Only elements that touch a spanning forest of the cell's servers can change its state
-//! (see ARCHITECTURE.md, "Exact risk"): `Rel0` are the elements hitting the no-failure
-//! forest; for each of them a forest under its failure gives the elements that matter in a
-//! pair with it. Every other element leaves the cell's state as it was, so its singles and
-//! pairs are summed in closed form from the zone's total afr.
+//! The failure model precomputes, for the whole zone, which vertices each element (and each
+//! *special* pair) cuts off ([`topology::failure::Effects`]). A cell's terminals (clients
+//! and nodes) then change state only under the few elements that touch them, and a pair
+//! that is not special leaves every terminal connected exactly where both of its halves
+//! do. Every other single and pair leaves the cell as it is with nothing failed, so their
+//! probability is summed in closed form from the zone's total afr (ARCHITECTURE.md, "Exact
+//! risk").
 
-use rustc_hash::FxHashMap;
-use topology::failure::{Components, Forest, Searcher, Vertex, DOWN};
+use topology::failure::Vertex;
 use topology::{ElementId, FailureModel};
 
 /// Who a cell's servers are: distinct terminals with their roles.
@@ -19,6 +20,10 @@ pub struct CellShape {
     pub is_node: Vec<bool>,
     pub client_count: usize,
     pub quorum: usize,
+    /// Terminal index of each client, in terminal order.
+    pub client_slots: Vec<usize>,
+    pub client_bits: u64,
+    pub node_bits: u64,
 }
 
 impl CellShape {
@@ -50,26 +55,30 @@ impl CellShape {
                 node_count += 1;
             }
         }
+        assert!(shape.terminals.len() < 64, "at most 63 distinct servers");
         shape.quorum = node_count / 2 + 1;
+        for i in 0..shape.terminals.len() {
+            if shape.is_client[i] {
+                shape.client_slots.push(i);
+                shape.client_bits |= 1 << i;
+            }
+            if shape.is_node[i] {
+                shape.node_bits |= 1 << i;
+            }
+        }
         shape
     }
 
-    /// The contract's outage rule for one state of the terminals.
-    pub fn outage(&self, comp: &[u8]) -> bool {
-        let k = self.terminals.len();
-        for c in 0..k {
-            if !self.is_client[c] || comp[c] == DOWN {
+    /// The contract's outage rule for one state: `reach[k]` holds the terminals connected
+    /// to the `k`-th client (itself included), or 0 when that client is down.
+    pub fn outage(&self, reach: &[u64]) -> bool {
+        for (k, &c) in self.client_slots.iter().enumerate() {
+            let r = reach[k];
+            if r == 0 {
                 continue;
             }
-            let needs = self.client_count == 1
-                || (0..k).any(|o| o != c && self.is_client[o] && comp[o] == comp[c]);
-            if !needs {
-                continue;
-            }
-            let reachable = (0..k)
-                .filter(|&n| self.is_node[n] && comp[n] == comp[c])
-                .count();
-            if reachable < self.quorum {
+            let needs = self.client_count == 1 || r & self.client_bits & !(1u64 << c) != 0;
+            if needs && ((r & self.node_bits).count_ones() as usize) < self.quorum {
                 return true;
             }
         }
@@ -121,216 +130,97 @@ pub struct SingleFailures {
 
 const TOP_SCENARIOS: usize = 5;
 
-/// Lets [`RiskEvaluator::enumerate_states`] skip pairs that cannot matter to a choice of
-/// members: a pair is skipped when, even in the base forest alone (a lower bound of the
-/// connectivity), no client that stays up loses `must_lose` members.
-#[derive(Debug, Clone, Copy)]
-pub struct PairScreen<'a> {
-    /// Per terminal: its member bit (0 for a terminal that is not a member).
-    pub member_bits: &'a [u64],
-    /// Terminal indices of the clients.
-    pub clients: &'a [usize],
-    pub must_lose: u32,
-}
-
-/// What each relevant element cuts from each client in the base forest.
-#[derive(Debug)]
-struct ForestCuts {
-    clients: usize,
-    must_lose: u32,
-    /// Members not in the client's base tree at all.
-    base_lost: Vec<u64>,
-    /// `[element * clients + client]`: members below what the element removes.
-    single: Vec<u64>,
-    /// ((i, j) local pair, client, members) for power pairs that remove a forest vertex.
-    pairs: Vec<((u32, u32), usize, u64)>,
-    /// Whether a local element is half of any such pair.
-    has_pairs: Vec<bool>,
-}
-
-/// A piece of a forest whose removal cuts off the subtree below it.
-#[derive(Debug, Clone, Copy)]
-enum Cut {
-    Vertex(Vertex),
-    Link(u32),
-}
-
-/// Roots `forest` at each client and reports, for every vertex and link, the members in
-/// the subtree it would cut off (`visit(client, cut, members)`). Returns, per client, the
-/// members not in its tree at all.
-fn walk_cuts(
-    screen: &PairScreen<'_>,
-    terminals: &[Vertex],
-    forest: &Forest,
-    mut visit: impl FnMut(usize, Cut, u64),
-) -> Vec<u64> {
-    let index: FxHashMap<Vertex, usize> = forest
-        .vertices
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (v, i))
-        .collect();
-    let nv = forest.vertices.len();
-    let mut adjacency: Vec<Vec<(usize, u32)>> = vec![Vec::new(); nv];
-    for &(a, b, l) in &forest.edges {
-        let (ia, ib) = (index[&a], index[&b]);
-        adjacency[ia].push((ib, l));
-        adjacency[ib].push((ia, l));
-    }
-    let mut own_bits = vec![0u64; nv];
-    let mut all_members = 0u64;
-    for (t, &v) in terminals.iter().enumerate() {
-        all_members |= screen.member_bits[t];
-        if let Some(&i) = index.get(&v) {
-            own_bits[i] |= screen.member_bits[t];
-        }
-    }
-    let mut base_lost = vec![all_members; screen.clients.len()];
-    let mut parent = vec![usize::MAX; nv];
-    let mut order = Vec::with_capacity(nv);
-    let mut sub = vec![0u64; nv];
-    for (ci, &t) in screen.clients.iter().enumerate() {
-        let Some(&root) = index.get(&terminals[t]) else {
-            continue;
-        };
-        parent.iter_mut().for_each(|p| *p = usize::MAX);
-        order.clear();
-        parent[root] = root;
-        order.push(root);
-        let mut at = 0;
-        while at < order.len() {
-            let v = order[at];
-            at += 1;
-            for &(w, _) in &adjacency[v] {
-                if parent[w] == usize::MAX {
-                    parent[w] = v;
-                    order.push(w);
-                }
-            }
-        }
-        for &v in order.iter().rev() {
-            sub[v] = own_bits[v];
-            for &(w, _) in &adjacency[v] {
-                if parent[w] == v && w != v {
-                    sub[v] |= sub[w];
-                }
-            }
-        }
-        base_lost[ci] = all_members & !sub[root];
-        for &v in &order {
-            visit(ci, Cut::Vertex(forest.vertices[v]), sub[v]);
-            for &(w, l) in &adjacency[v] {
-                if parent[w] == v && w != v {
-                    visit(ci, Cut::Link(l), sub[w]);
-                }
-            }
-        }
-    }
-    base_lost
-}
-
-/// What each element cuts from each client in the forest under one failed element.
-#[derive(Debug)]
-struct CutsUnder {
-    base_lost: Vec<u64>,
-    by_element: FxHashMap<ElementId, Vec<u64>>,
-    must_lose: u32,
-}
-
-impl CutsUnder {
-    /// Whether `other`, failing with the element this forest survives, leaves every client
-    /// short of `must_lose` lost members even in this forest alone.
-    fn inert(&self, other: ElementId) -> bool {
-        let cut = self.by_element.get(&other);
-        (0..self.base_lost.len()).all(|ci| {
-            let lost = self.base_lost[ci] | cut.map_or(0, |c| c[ci]);
-            lost.count_ones() < self.must_lose
-        })
-    }
-}
-
-impl ForestCuts {
-    /// Whether Rel0 element `i` (with `j`, or with any element outside Rel0) can leave no
-    /// up client short of `must_lose` members.
-    fn inert(&self, i: usize, j: Option<usize>) -> bool {
-        let k = self.clients;
-        let key = j.map(|j| (i.min(j) as u32, i.max(j) as u32));
-        for ci in 0..k {
-            let mut lost = self.base_lost[ci] | self.single[i * k + ci];
-            if let Some(j) = j {
-                lost |= self.single[j * k + ci];
-            }
-            if lost.count_ones() < self.must_lose {
-                if let (Some(key), true) = (key, self.has_pairs[i]) {
-                    let from = self.pairs.partition_point(|&(p, c, _)| (p, c) < (key, ci));
-                    for &(p, c, m) in &self.pairs[from..] {
-                        if p != key || c != ci {
-                            break;
-                        }
-                        lost |= m;
-                    }
-                }
-                if lost.count_ones() < self.must_lose {
-                    continue;
-                }
-            }
-            // Enough may be lost (whether the client is up or needs the cell is left to
-            // the exact state).
-            return false;
-        }
-        true
-    }
-}
-
 /// One step of [`RiskEvaluator::enumerate_states`]: a state of the terminals and the
-/// scenarios behind it.
+/// scenarios behind it. A state is, per client (in the order given), the terminals
+/// connected to it, itself included (0 when the client is down).
 #[derive(Debug, Clone, Copy)]
 pub enum StateEvent<'a> {
     /// The state with nothing failed; `single_mass` and `pair_mass` are the probability
-    /// of every single and every pair that leaves it unchanged (no element of it touches
-    /// the terminals' forest), summed in closed form.
+    /// of every single and every pair that leaves it unchanged, summed in closed form.
     Base {
-        state: &'a [u8],
+        state: &'a [u64],
         single_mass: f64,
         pair_mass: f64,
     },
-    /// One relevant element alone.
-    Single { element: ElementId, state: &'a [u8] },
+    /// One element that touches the terminals, alone.
+    Single {
+        element: ElementId,
+        state: &'a [u64],
+    },
     /// One explicit pair.
     Pair {
         pair: (ElementId, ElementId),
-        state: &'a [u8],
+        state: &'a [u64],
     },
-    /// `element` with any element that touches nothing: `mass` in total, the state under
-    /// `element` alone.
+    /// `element` with any element that is neither a touching element nor an explicit
+    /// partner of it: `mass` in total, the state under `element` alone.
     WithRest {
         element: ElementId,
         mass: f64,
-        state: &'a [u8],
+        state: &'a [u64],
     },
+}
+
+/// Labels of a terminal's component under one scenario; equal labels, same component.
+const DOWN_LABEL: u64 = u64::MAX;
+const PIECE: u64 = 1 << 40;
+const ALONE: u64 = 2 << 40;
+const NO_VERTEX: Vertex = u32::MAX;
+
+/// How a terminal connects: itself, or (a dead end) through its one neighbour.
+#[derive(Debug, Clone)]
+struct Terminal {
+    vertex: Vertex,
+    /// The vertex whose component the terminal shares: itself when it can carry traffic,
+    /// its one neighbour when it is a dead end, none when it has no link.
+    anchor: Vertex,
+    dead_end: bool,
+    /// A dead end's links (all to its anchor).
+    links: Vec<u32>,
+    base_label: u64,
+}
+
+/// What one element does to one terminal by itself; ordered so that the strongest
+/// effect on a terminal comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Touch {
+    Down,
+    Alone,
+    Piece(u32),
 }
 
 /// Evaluates cells on one failure model; keeps scratch space between calls (one per thread).
 #[derive(Debug)]
 pub struct RiskEvaluator<'m> {
     model: &'m FailureModel,
-    searcher: Searcher<'m>,
-    /// Local index of an element in the current cell's relevant set, by epoch stamp.
+    /// Local index of an element among the current cell's touching elements, by epoch.
     local_stamp: Vec<u32>,
     local_index: Vec<u32>,
     epoch: u32,
-    forest: Forest,
+    terminals: Vec<Terminal>,
+    touches: Vec<(ElementId, u8, Touch)>,
+    labels: Vec<u64>,
+}
+
+/// The touching elements of one cell and their single states.
+#[derive(Debug, Default)]
+struct Singles {
+    elements: Vec<ElementId>,
+    /// `reach[i * clients..(i + 1) * clients]`: the state under `elements[i]`.
+    reach: Vec<u64>,
+    base: Vec<u64>,
 }
 
 impl<'m> RiskEvaluator<'m> {
     pub fn new(model: &'m FailureModel) -> RiskEvaluator<'m> {
         RiskEvaluator {
             model,
-            searcher: Searcher::new(model),
             local_stamp: vec![0; model.element_count()],
             local_index: vec![0; model.element_count()],
             epoch: 0,
-            forest: Forest::default(),
+            terminals: Vec::new(),
+            touches: Vec::new(),
+            labels: Vec::new(),
         }
     }
 
@@ -346,169 +236,10 @@ impl<'m> RiskEvaluator<'m> {
         (self.local_stamp[e.index()] == self.epoch).then(|| self.local_index[e.index()])
     }
 
-    /// Every element hitting `forest`: alone (`hit1`, links) or, when `partner_of` is given,
-    /// the partners of that element in pair cuts of forest vertices. Without a partner,
-    /// both members of every pair cut count.
-    fn forest_hitters(
-        model: &FailureModel,
-        forest: &Forest,
-        partner_of: Option<ElementId>,
-        out: &mut Vec<ElementId>,
-    ) {
-        out.clear();
-        for &v in &forest.vertices {
-            out.extend_from_slice(model.single_hits(v));
-            for &(a, b) in model.pair_hits(v) {
-                match partner_of {
-                    None => {
-                        out.push(a);
-                        out.push(b);
-                    }
-                    Some(e) if e == a => out.push(b),
-                    Some(e) if e == b => out.push(a),
-                    Some(_) => {}
-                }
-            }
-        }
-        for &(_, _, l) in &forest.edges {
-            out.extend(model.link_hits(l));
-        }
-        out.sort_unstable();
-        out.dedup();
-    }
-
-    /// Per Rel0 element and client: the members the element cuts off from that client in
-    /// the base forest (rooted at the client), for [`PairScreen`].
-    fn forest_cuts(
-        &self,
-        screen: &PairScreen<'_>,
-        terminals: &[Vertex],
-        forest: &Forest,
-        rel0: &[ElementId],
-    ) -> ForestCuts {
-        let model = self.model;
-        let k = screen.clients.len();
-        let n = rel0.len();
-        let local = |e: ElementId| self.local(e).map(|i| i as usize);
-        let mut single = vec![0u64; n * k];
-        let mut pairs = Vec::new();
-        let base_lost = walk_cuts(screen, terminals, forest, |ci, cut, mask| match cut {
-            Cut::Vertex(v) => {
-                for &e in model.single_hits(v) {
-                    if let Some(i) = local(e) {
-                        single[i * k + ci] |= mask;
-                    }
-                }
-                for &(a, b) in model.pair_hits(v) {
-                    if let (Some(i), Some(j)) = (local(a), local(b)) {
-                        pairs.push(((i.min(j) as u32, i.max(j) as u32), ci, mask));
-                    }
-                }
-            }
-            Cut::Link(l) => {
-                for e in model.link_hits(l) {
-                    if let Some(i) = local(e) {
-                        single[i * k + ci] |= mask;
-                    }
-                }
-            }
-        });
-        pairs.sort_unstable_by_key(|&(p, c, _)| (p, c));
-        let mut has_pairs = vec![false; n];
-        for &((i, j), _, _) in &pairs {
-            has_pairs[i as usize] = true;
-            has_pairs[j as usize] = true;
-        }
-        ForestCuts {
-            clients: k,
-            must_lose: screen.must_lose,
-            base_lost,
-            single,
-            pairs,
-            has_pairs,
-        }
-    }
-
-    /// What every element cuts, per client, from the forest under `failed` (a forest that
-    /// survives `failed`), with `failed` as the partner of power pairs.
-    fn cuts_under(
-        &self,
-        screen: &PairScreen<'_>,
-        terminals: &[Vertex],
-        forest: &Forest,
-        failed: ElementId,
-    ) -> CutsUnder {
-        let model = self.model;
-        let k = screen.clients.len();
-        let mut by_element: FxHashMap<ElementId, Vec<u64>> = FxHashMap::default();
-        let mut add = |e: ElementId, ci: usize, mask: u64| {
-            by_element.entry(e).or_insert_with(|| vec![0; k])[ci] |= mask;
-        };
-        let base_lost = walk_cuts(screen, terminals, forest, |ci, cut, mask| match cut {
-            Cut::Vertex(v) => {
-                for &e in model.single_hits(v) {
-                    add(e, ci, mask);
-                }
-                for &(a, b) in model.pair_hits(v) {
-                    if a == failed {
-                        add(b, ci, mask);
-                    } else if b == failed {
-                        add(a, ci, mask);
-                    }
-                }
-            }
-            Cut::Link(l) => {
-                for e in model.link_hits(l) {
-                    add(e, ci, mask);
-                }
-            }
-        });
-        CutsUnder {
-            base_lost,
-            by_element,
-            must_lose: screen.must_lose,
-        }
-    }
-
     /// Exact risk of a cell with these clients and nodes (server indices).
     pub fn evaluate(&mut self, clients: &[u32], nodes: &[u32]) -> CellRisk {
         let shape = CellShape::new(clients, nodes);
         self.evaluate_shape(&shape)
-    }
-
-    /// The state under `scenario`: connectivity within `forests` (part of the graph) is a
-    /// lower bound and `upper` (the meet of states under sub-scenarios) an upper bound;
-    /// when they agree no search is needed, otherwise the search starts from the lower
-    /// bound. With `forest_out`, also a spanning forest under `scenario`.
-    fn state_between(
-        &mut self,
-        terminals: &[Vertex],
-        forests: &[&Forest],
-        upper: &[u8],
-        scenario: &[ElementId],
-        forest_out: Option<&mut Forest>,
-    ) -> (Components, bool) {
-        let lower = self
-            .searcher
-            .forest_components(terminals, forests, scenario);
-        if same_partition(&lower, upper) {
-            return (lower, false);
-        }
-        match forest_out {
-            Some(out) => {
-                let state =
-                    self.searcher
-                        .components_seeded(terminals, scenario, Some(&lower), Some(out));
-                // The search returns only the new paths; the known forests' survivors join them.
-                self.searcher.surviving(forests, scenario, out);
-                (state, true)
-            }
-            None => (
-                self.searcher
-                    .components_seeded(terminals, scenario, Some(&lower), None),
-                true,
-            ),
-        }
     }
 
     pub fn evaluate_shape(&mut self, shape: &CellShape) -> CellRisk {
@@ -520,51 +251,56 @@ impl<'m> RiskEvaluator<'m> {
         let mut single = 0.0;
         let mut pair = 0.0;
         let mut base_out = false;
-        let relevant = self.enumerate_states(&shape.terminals, None, &mut |event| match event {
-            StateEvent::Base {
-                state,
-                single_mass,
-                pair_mass,
-            } => {
-                base_out = shape.outage(state);
-                if base_out {
-                    single += single_mass;
-                    pair += pair_mass;
-                }
-            }
-            StateEvent::Single { element, state } => {
-                let out = shape.outage(state);
-                if out != base_out {
-                    changed.push(element);
-                }
-                if out {
-                    single += p(element);
-                    breaking.push(element);
-                    top.push(Scenario {
-                        elements: vec![element],
-                        weight: p(element),
-                    });
-                }
-            }
-            StateEvent::Pair {
-                pair: (e, f),
-                state,
-            } => {
-                if shape.outage(state) {
-                    let w = p(e) * p(f);
-                    pair += w;
-                    top.push(Scenario {
-                        elements: vec![e, f],
-                        weight: w,
-                    });
-                }
-            }
-            StateEvent::WithRest { mass, state, .. } => {
-                if shape.outage(state) {
-                    pair += mass;
-                }
-            }
-        });
+        let relevant =
+            self.enumerate_states(
+                &shape.terminals,
+                &shape.client_slots,
+                &mut |event| match event {
+                    StateEvent::Base {
+                        state,
+                        single_mass,
+                        pair_mass,
+                    } => {
+                        base_out = shape.outage(state);
+                        if base_out {
+                            single += single_mass;
+                            pair += pair_mass;
+                        }
+                    }
+                    StateEvent::Single { element, state } => {
+                        let out = shape.outage(state);
+                        if out != base_out {
+                            changed.push(element);
+                        }
+                        if out {
+                            single += p(element);
+                            breaking.push(element);
+                            top.push(Scenario {
+                                elements: vec![element],
+                                weight: p(element),
+                            });
+                        }
+                    }
+                    StateEvent::Pair {
+                        pair: (e, f),
+                        state,
+                    } => {
+                        if shape.outage(state) {
+                            let w = p(e) * p(f);
+                            pair += w;
+                            top.push(Scenario {
+                                elements: vec![e, f],
+                                weight: w,
+                            });
+                        }
+                    }
+                    StateEvent::WithRest { mass, state, .. } => {
+                        if shape.outage(state) {
+                            pair += mass;
+                        }
+                    }
+                },
+            );
 
         top.sort_by(|a, b| {
             b.weight
@@ -587,240 +323,397 @@ impl<'m> RiskEvaluator<'m> {
         }
     }
 
+    /// Which single failures give this cell an outage (for blast radius); cheaper than
+    /// [`RiskEvaluator::evaluate`]: no pairs.
+    pub fn single_failures(&mut self, clients: &[u32], nodes: &[u32]) -> SingleFailures {
+        let shape = CellShape::new(clients, nodes);
+        let singles = self.singles(&shape.terminals, &shape.client_slots);
+        let nc = shape.client_slots.len();
+        let base_out = shape.outage(&singles.base);
+        let elements = singles
+            .elements
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| shape.outage(&singles.reach[i * nc..(i + 1) * nc]) != base_out)
+            .map(|(_, &e)| e)
+            .collect();
+        SingleFailures {
+            baseline_outage: base_out,
+            elements,
+        }
+    }
+
+    /// Terminal data, base labels and every element that touches a terminal, with its
+    /// state; local indices of those elements are set.
+    fn singles(&mut self, terminals: &[Vertex], clients: &[usize]) -> Singles {
+        let model = self.model;
+        let effects = model.effects();
+        assert!(terminals.len() < 64, "at most 63 terminals");
+        self.terminals.clear();
+        self.touches.clear();
+        for (i, &t) in terminals.iter().enumerate() {
+            let neighbours = model.neighbours(t);
+            let dead_end = !model.is_transit(t) && !neighbours.is_empty();
+            let anchor = if model.is_transit(t) {
+                t
+            } else if dead_end {
+                neighbours[0].0
+            } else {
+                NO_VERTEX
+            };
+            let links: Vec<u32> = if dead_end {
+                neighbours.iter().map(|&(_, l)| l).collect()
+            } else {
+                Vec::new()
+            };
+            let base_label = if model.always_down(t) {
+                DOWN_LABEL
+            } else {
+                u64::from(model.base_component(t))
+            };
+            let i8 = i as u8;
+            if base_label != DOWN_LABEL {
+                self.touches
+                    .extend(model.single_hits(t).iter().map(|&e| (e, i8, Touch::Down)));
+                if dead_end && !model.always_down(anchor) {
+                    self.touches.extend(
+                        model
+                            .single_hits(anchor)
+                            .iter()
+                            .map(|&e| (e, i8, Touch::Alone)),
+                    );
+                    // Elements that take every link of the dead end down by themselves.
+                    for e in model.link_hits(links[0]) {
+                        if links[1..]
+                            .iter()
+                            .all(|&l| model.link_hits(l).any(|x| x == e))
+                        {
+                            self.touches.push((e, i8, Touch::Alone));
+                        }
+                    }
+                }
+                if anchor != NO_VERTEX && model.is_transit(anchor) {
+                    self.touches.extend(
+                        effects
+                            .single_pieces(anchor)
+                            .iter()
+                            .map(|&(e, p)| (e, i8, Touch::Piece(p))),
+                    );
+                }
+            }
+            self.terminals.push(Terminal {
+                vertex: t,
+                anchor,
+                dead_end,
+                links,
+                base_label,
+            });
+        }
+        self.touches.sort_unstable();
+
+        self.next_epoch();
+        let nc = clients.len();
+        let mut singles = Singles::default();
+        self.labels.clear();
+        self.labels
+            .extend(self.terminals.iter().map(|t| t.base_label));
+        singles.base = vec![0; nc];
+        reach_of(&self.labels, clients, &mut singles.base);
+        let mut at = 0;
+        while at < self.touches.len() {
+            let e = self.touches[at].0;
+            self.local_stamp[e.index()] = self.epoch;
+            self.local_index[e.index()] = singles.elements.len() as u32;
+            singles.elements.push(e);
+            let from = at;
+            let mut last_terminal = u8::MAX;
+            while at < self.touches.len() && self.touches[at].0 == e {
+                let (_, i, touch) = self.touches[at];
+                at += 1;
+                if i == last_terminal {
+                    continue; // A stronger effect on this terminal came first.
+                }
+                last_terminal = i;
+                self.labels[i as usize] = match touch {
+                    Touch::Down => DOWN_LABEL,
+                    Touch::Alone => ALONE | u64::from(i),
+                    Touch::Piece(p) => PIECE | u64::from(p),
+                };
+            }
+            let start = singles.reach.len();
+            singles.reach.resize(start + nc, 0);
+            reach_of(&self.labels, clients, &mut singles.reach[start..]);
+            for &(_, i, _) in &self.touches[from..at] {
+                self.labels[i as usize] = self.terminals[i as usize].base_label;
+            }
+        }
+        singles
+    }
+
+    /// The terminals' labels under special pair `s` = {e, f}, into `self.labels`.
+    fn special_labels(&mut self, s: u32) {
+        let model = self.model;
+        let effects = model.effects();
+        let (e, f) = effects.special_pair(s);
+        let scenario = [e, f];
+        let label_of = |v: Vertex| -> u64 {
+            if model.is_transit(v) {
+                if let Some(p) = effects.special_piece(s, v) {
+                    return PIECE | u64::from(p);
+                }
+            }
+            u64::from(model.base_component(v))
+        };
+        self.labels.clear();
+        for (i, t) in self.terminals.iter().enumerate() {
+            let label = if t.base_label == DOWN_LABEL || model.vertex_removed(t.vertex, &scenario) {
+                DOWN_LABEL
+            } else if t.dead_end {
+                if model.always_down(t.anchor) {
+                    t.base_label
+                } else if model.vertex_removed(t.anchor, &scenario)
+                    || t.links.iter().all(|&l| model.link_removed(l, &scenario))
+                {
+                    ALONE | i as u64
+                } else {
+                    label_of(t.anchor)
+                }
+            } else if t.anchor != NO_VERTEX {
+                label_of(t.vertex)
+            } else {
+                t.base_label
+            };
+            self.labels.push(label);
+        }
+    }
+
+    /// Pairs {x, y} that take every link of dead-end terminal `i` down together though
+    /// neither does alone.
+    fn dead_end_pairs(&self, i: usize, out: &mut Vec<((ElementId, ElementId), u8)>) {
+        let model = self.model;
+        let t = &self.terminals[i];
+        if !t.dead_end || t.links.len() < 2 || t.base_label == DOWN_LABEL {
+            return;
+        }
+        let kills = |e: ElementId, l: u32| model.link_hits(l).any(|x| x == e);
+        let mut candidates: Vec<ElementId> =
+            t.links.iter().flat_map(|&l| model.link_hits(l)).collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let alone = |e: ElementId| t.links.iter().all(|&l| kills(e, l));
+        for &x in &candidates {
+            if alone(x) {
+                continue;
+            }
+            for &y in &candidates {
+                if y <= x || alone(y) {
+                    continue;
+                }
+                if t.links.iter().all(|&l| kills(x, l) || kills(y, l)) {
+                    out.push(((x, y), i as u8));
+                }
+            }
+        }
+    }
+
     /// Every distinct state of `terminals` over all single and pair failures, with its
     /// probability mass, without enumerating the zone's pairs: `visit` sees the base state
     /// first (with the closed-form mass of everything that leaves it unchanged), then each
-    /// relevant single in order, then pairs. Returns how many elements were relevant.
+    /// touching single in order, then pairs. `clients` are the terminal indices whose
+    /// components the states report. Returns how many elements were looked at.
     ///
     /// Both the risk of one cell and the placement tables (one cell's clients against a
     /// pool of candidate servers) are sums over these events.
     pub fn enumerate_states(
         &mut self,
         terminals: &[Vertex],
-        screen: Option<&PairScreen<'_>>,
+        clients: &[usize],
         visit: &mut dyn FnMut(StateEvent<'_>),
     ) -> usize {
         let model = self.model;
-        let mut base_forest = Forest::default();
-        let base = self
-            .searcher
-            .components(terminals, &[], Some(&mut base_forest));
+        let effects = model.effects();
+        let singles = self.singles(terminals, clients);
+        let nc = clients.len();
+        let n = singles.elements.len();
+        let single_state = |i: usize| &singles.reach[i * nc..(i + 1) * nc];
 
-        // Rel0: the elements hitting the no-failure forest.
-        let mut rel0 = Vec::new();
-        Self::forest_hitters(model, &base_forest, None, &mut rel0);
-        self.next_epoch();
-        for (i, e) in rel0.iter().enumerate() {
-            self.local_stamp[e.index()] = self.epoch;
-            self.local_index[e.index()] = i as u32;
+        // Pairs whose state is not the meet of their halves' states: special pairs with a
+        // touching element or touching a terminal themselves, and pairs that cut a dead
+        // end's links together.
+        let mut special: Vec<((ElementId, ElementId), u32)> = Vec::new();
+        for &e in &singles.elements {
+            for &(f, s) in effects.partners(e) {
+                special.push(((e.min(f), e.max(f)), s));
+            }
         }
-        let n = rel0.len();
-        let cuts = screen.map(|s| self.forest_cuts(s, terminals, &base_forest, &rel0));
-
-        // State, forest and forest-hitters under each single failure in Rel0.
-        let mut states: Vec<Components> = Vec::with_capacity(n);
-        let mut forests: Vec<Option<Forest>> = Vec::with_capacity(n);
-        let mut hits_local: Vec<Vec<u32>> = Vec::with_capacity(n);
-        let mut extra: Vec<Vec<ElementId>> = Vec::with_capacity(n);
-        let mut scratch = Vec::new();
-        for &e in &rel0 {
-            let mut f = Forest::default();
-            let (state, searched) =
-                self.state_between(terminals, &[&base_forest], &base, &[e], Some(&mut f));
-            // Without a search the base forest still spans what it spanned: it serves.
-            let forest = searched.then_some(f);
-            Self::forest_hitters(
-                model,
-                forest.as_ref().unwrap_or(&base_forest),
-                Some(e),
-                &mut scratch,
-            );
-            let mut local = Vec::new();
-            let mut outside = Vec::new();
-            for &f in &scratch {
-                if f == e {
+        for t in &self.terminals {
+            for v in [t.vertex, t.anchor] {
+                if v == NO_VERTEX {
                     continue;
                 }
-                match self.local(f) {
-                    Some(j) => local.push(j),
-                    None => outside.push(f),
+                for &(s, _) in effects.special_pieces(v) {
+                    special.push((effects.special_pair(s), s));
+                }
+                for &(a, b) in model.pair_hits(v) {
+                    let s = effects.special(a, b).expect("power pairs are special");
+                    special.push(((a, b), s));
                 }
             }
-            local.sort_unstable();
-            states.push(state);
-            forests.push(forest);
-            hits_local.push(local);
-            extra.push(outside);
         }
+        special.sort_unstable();
+        special.dedup();
+        let mut dead_end = Vec::new();
+        for i in 0..self.terminals.len() {
+            self.dead_end_pairs(i, &mut dead_end);
+        }
+        dead_end.sort_unstable();
+        let mut explicit: Vec<(ElementId, ElementId)> = special
+            .iter()
+            .map(|x| x.0)
+            .chain(dead_end.iter().map(|x| x.0))
+            .collect();
+        explicit.sort_unstable();
+        explicit.dedup();
+
+        let mut pair_state = vec![0u64; nc];
+        // The state under an explicit pair.
+        let explicit_state = |this: &mut Self, (e, f): (ElementId, ElementId), out: &mut [u64]| {
+            match special.binary_search_by_key(&(e, f), |x| x.0) {
+                Ok(k) => {
+                    this.special_labels(special[k].1);
+                    reach_of(&this.labels, clients, out);
+                }
+                Err(_) => {
+                    let half = |x: ElementId| match this.local(x) {
+                        Some(i) => single_state(i as usize),
+                        None => &singles.base[..],
+                    };
+                    let (a, b) = (half(e), half(f));
+                    for k in 0..nc {
+                        out[k] = a[k] & b[k];
+                    }
+                }
+            }
+            let from = dead_end.partition_point(|x| x.0 < (e, f));
+            for &(_, i) in dead_end[from..].iter().take_while(|x| x.0 == (e, f)) {
+                let bit = 1u64 << i;
+                for (k, &c) in clients.iter().enumerate() {
+                    if c == i as usize {
+                        out[k] &= bit;
+                    } else {
+                        out[k] &= !bit;
+                    }
+                }
+            }
+        };
 
         let p = |e: ElementId| model.afr(e);
-        let p_rel0: f64 = rel0.iter().map(|&e| p(e)).sum();
-        let q_rel0: f64 = rel0.iter().map(|&e| p(e) * p(e)).sum();
-        let p_rest = model.total_afr - p_rel0;
-        let q_rest = model.total_afr_sq - q_rel0;
+        let p_touching: f64 = singles.elements.iter().map(|&e| p(e)).sum();
+        let q_touching: f64 = singles.elements.iter().map(|&e| p(e) * p(e)).sum();
+        let p_rest = model.total_afr - p_touching;
+        let q_rest = model.total_afr_sq - q_touching;
+
+        // Explicit pairs by how many touching elements they hold.
+        let mut inner: Vec<(u32, u32)> = Vec::new();
+        let mut with_one: Vec<(u32, ElementId)> = Vec::new();
+        let mut outer: Vec<(ElementId, ElementId)> = Vec::new();
+        for &(e, f) in &explicit {
+            match (self.local(e), self.local(f)) {
+                (Some(i), Some(j)) => inner.push((i.min(j), i.max(j))),
+                (Some(i), None) => with_one.push((i, f)),
+                (None, Some(j)) => with_one.push((j, e)),
+                (None, None) => outer.push((e, f)),
+            }
+        }
+        inner.sort_unstable();
+        with_one.sort_unstable();
+
+        let outer_mass: f64 = outer.iter().map(|&(e, f)| p(e) * p(f)).sum();
         visit(StateEvent::Base {
-            state: &base,
+            state: &singles.base,
             single_mass: p_rest,
-            // Pairs of two elements outside Rel0 keep the baseline state.
-            pair_mass: (p_rest * p_rest - q_rest) / 2.0,
+            // Pairs of two elements that touch nothing keep the base state, unless explicit.
+            pair_mass: (p_rest * p_rest - q_rest) / 2.0 - outer_mass,
         });
-        for (i, &e) in rel0.iter().enumerate() {
+        for (i, &e) in singles.elements.iter().enumerate() {
             visit(StateEvent::Single {
                 element: e,
-                state: &states[i],
+                state: single_state(i),
             });
         }
-
-        // Second-level screen, built lazily: cuts in the forest under one element.
-        let mut under: Vec<Option<CutsUnder>> = (0..n).map(|_| None).collect();
-        let mut inert_under = |k: usize, other: ElementId, this: &Self| -> bool {
-            let (Some(screen), Some(forest)) = (screen, forests[k].as_ref()) else {
-                return false;
-            };
-            under[k]
-                .get_or_insert_with(|| this.cuts_under(screen, terminals, forest, rel0[k]))
-                .inert(other)
-        };
-        let mut relevant = n;
+        let mut inner_at = 0;
+        let mut one_at = 0;
         for i in 0..n {
-            let ei = rel0[i];
-            let forest_i = forests[i].as_ref().unwrap_or(&base_forest);
-            // With a screen, ei alone (with any element outside Rel0, which leaves the
-            // base forest whole) cannot cost enough: skip its outside pairs.
-            let alone_inert = cuts.as_ref().is_some_and(|c| c.inert(i, None));
-            // Pairs inside Rel0.
+            let ei = singles.elements[i];
+            let si = single_state(i);
             for j in i + 1..n {
-                let ej = rel0[j];
-                if cuts.as_ref().is_some_and(|c| c.inert(i, Some(j))) {
-                    continue;
+                let ej = singles.elements[j];
+                while inner_at < inner.len() && inner[inner_at] < (i as u32, j as u32) {
+                    inner_at += 1;
                 }
-                if hits_local[i].binary_search(&(j as u32)).is_err() {
-                    visit(StateEvent::Pair {
-                        pair: (ei, ej),
-                        state: &states[i],
-                    });
-                } else if hits_local[j].binary_search(&(i as u32)).is_err() {
-                    visit(StateEvent::Pair {
-                        pair: (ei, ej),
-                        state: &states[j],
-                    });
-                } else if cuts.is_some() && (inert_under(i, ej, self) || inert_under(j, ei, self)) {
-                    continue;
+                if inner.get(inner_at) == Some(&(i as u32, j as u32)) {
+                    explicit_state(self, (ei, ej), &mut pair_state);
                 } else {
-                    let pair_scenario = [ei, ej];
-                    let upper = meet(&states[i], &states[j]);
-                    // A forest under one element already holds what survives of the base
-                    // forest: the fewer forests, the cheaper the lower bound.
-                    let known: &[&Forest] = match (&forests[i], &forests[j]) {
-                        (Some(a), Some(b)) => &[a, b],
-                        (Some(a), None) | (None, Some(a)) => &[a],
-                        (None, None) => &[&base_forest],
-                    };
-                    let (state, _) =
-                        self.state_between(terminals, known, &upper, &pair_scenario, None);
-                    visit(StateEvent::Pair {
-                        pair: (ei, ej),
-                        state: &state,
-                    });
+                    let sj = single_state(j);
+                    for k in 0..nc {
+                        pair_state[k] = si[k] & sj[k];
+                    }
                 }
-            }
-            relevant += extra[i].len();
-            if alone_inert {
-                continue;
-            }
-            // Pairs with an element outside Rel0 that touches the forest under ei.
-            let mut p_extra = 0.0;
-            for &f in &extra[i] {
-                p_extra += p(f);
-                if cuts.is_some() && inert_under(i, f, self) {
-                    continue;
-                }
-                let pair_scenario = [ei, f];
-                let (state, _) = self.state_between(
-                    terminals,
-                    &[&base_forest, forest_i],
-                    &states[i],
-                    &pair_scenario,
-                    None,
-                );
                 visit(StateEvent::Pair {
-                    pair: (ei, f),
-                    state: &state,
+                    pair: (ei, ej),
+                    state: &pair_state,
                 });
             }
-            // Pairs with every other element outside Rel0: the state under ei alone.
+            // Explicit partners that touch nothing alone.
+            let mut p_partners = 0.0;
+            while one_at < with_one.len() && with_one[one_at].0 == i as u32 {
+                let f = with_one[one_at].1;
+                one_at += 1;
+                p_partners += p(f);
+                let key = (ei.min(f), ei.max(f));
+                explicit_state(self, key, &mut pair_state);
+                visit(StateEvent::Pair {
+                    pair: key,
+                    state: &pair_state,
+                });
+            }
+            // With every other element that touches nothing: the state under ei alone.
             visit(StateEvent::WithRest {
                 element: ei,
-                mass: p(ei) * (p_rest - p_extra),
-                state: &states[i],
+                mass: p(ei) * (p_rest - p_partners),
+                state: si,
             });
         }
-        relevant
-    }
-
-    /// Which single failures give this cell an outage (for blast radius); cheaper than
-    /// [`RiskEvaluator::evaluate`]: no pairs, and most singles settled on the base forest.
-    pub fn single_failures(&mut self, clients: &[u32], nodes: &[u32]) -> SingleFailures {
-        let shape = CellShape::new(clients, nodes);
-        let model = self.model;
-        let mut forest = std::mem::take(&mut self.forest);
-        let base = self
-            .searcher
-            .components(&shape.terminals, &[], Some(&mut forest));
-        let base_out = shape.outage(&base);
-        let mut rel0 = Vec::new();
-        Self::forest_hitters(model, &forest, None, &mut rel0);
-        let mut elements = Vec::new();
-        for &e in &rel0 {
-            let (state, _) = self.state_between(&shape.terminals, &[&forest], &base, &[e], None);
-            if shape.outage(&state) != base_out {
-                elements.push(e);
-            }
+        for &key in &outer {
+            explicit_state(self, key, &mut pair_state);
+            visit(StateEvent::Pair {
+                pair: key,
+                state: &pair_state,
+            });
         }
-        self.forest = forest;
-        SingleFailures {
-            baseline_outage: base_out,
-            elements,
-        }
+        let mut looked_at: Vec<ElementId> = singles.elements.clone();
+        looked_at.extend(with_one.iter().map(|x| x.1));
+        looked_at.extend(outer.iter().flat_map(|&(e, f)| [e, f]));
+        looked_at.sort_unstable();
+        looked_at.dedup();
+        looked_at.len()
     }
 }
 
-/// The finest partition coarser than neither: together only where together in both.
-fn meet(a: &[u8], b: &[u8]) -> Components {
-    let k = a.len();
-    let mut out = vec![DOWN; k];
-    for i in 0..k {
-        if a[i] == DOWN || b[i] == DOWN || out[i] != DOWN {
-            continue;
-        }
-        for j in i..k {
-            if a[j] == a[i] && b[j] == b[i] {
-                out[j] = i as u8;
-            }
-        }
+/// Per client, the terminals with the same label (0 when the client is down).
+fn reach_of(labels: &[u64], clients: &[usize], out: &mut [u64]) {
+    for (k, &c) in clients.iter().enumerate() {
+        let label = labels[c];
+        out[k] = if label == DOWN_LABEL {
+            0
+        } else {
+            labels
+                .iter()
+                .enumerate()
+                .filter(|&(_, &l)| l == label)
+                .fold(0u64, |m, (i, _)| m | (1u64 << i))
+        };
     }
-    out
-}
-
-/// Whether two states agree on which terminals are down and which are together.
-fn same_partition(a: &[u8], b: &[u8]) -> bool {
-    // Canonical labels (smallest member index) make equal partitions equal vectors, but
-    // `b` may have more terminals up: compare only on those up in `a`, pairwise.
-    let k = a.len();
-    for i in 0..k {
-        if a[i] == DOWN {
-            continue;
-        }
-        if b[i] == DOWN {
-            return false;
-        }
-        for j in i + 1..k {
-            if a[j] != DOWN && (a[i] == a[j]) != (b[i] == b[j]) {
-                return false;
-            }
-        }
-    }
-    true
 }
 
 /// The literal definition, by brute force over every single and pair of elements. Only

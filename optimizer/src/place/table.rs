@@ -10,10 +10,10 @@
 
 use std::collections::HashMap;
 
-use topology::failure::{Vertex, DOWN};
+use topology::failure::Vertex;
 use topology::ElementId;
 
-use crate::risk::{PairScreen, RiskEvaluator, Scenario, StateEvent};
+use crate::risk::{RiskEvaluator, Scenario, StateEvent};
 
 const TOP_PER_GROUP: usize = 5;
 
@@ -103,73 +103,68 @@ impl Table {
         // A scenario matters only if some needing client can lose more than size - quorum
         // of the chosen members.
         let must_lose = size as u32 - quorum + 1;
-        let all = if pool.len() == 64 {
-            u64::MAX
-        } else {
-            (1u64 << pool.len()) - 1
-        };
+        let mut pool_terminals = 0u64;
+        for &m in &member_slots {
+            pool_terminals |= 1 << m;
+        }
+        let client_terminals: u64 = client_slots.iter().fold(0, |b, &c| b | 1 << c);
+        // Distinct client terminals, in order (a server named twice is one client).
+        let mut distinct_clients = client_slots.clone();
+        distinct_clients.sort_unstable();
+        distinct_clients.dedup();
+        let many_clients = distinct_clients.len() > 1;
         let mut index: HashMap<Vec<u64>, usize> = HashMap::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut reach: Vec<u64> = Vec::with_capacity(clients.len());
         // Consecutive events often share one state (pairs that leave ei's state as is):
         // remember the last state's group.
-        let mut last: Option<(Vec<u8>, Option<usize>)> = None;
-        let mut group_of = |state: &[u8], groups: &mut Vec<Group>| -> Option<usize> {
+        let mut last: Option<(Vec<u64>, Option<usize>)> = None;
+        let mut group_of = |state: &[u64], groups: &mut Vec<Group>| -> Option<usize> {
+            // Cheap screen first: no needing client loses enough pool members.
+            let matters = distinct_clients.iter().enumerate().any(|(k, &c)| {
+                let r = state[k];
+                r != 0
+                    && (!many_clients || r & client_terminals & !(1u64 << c) != 0)
+                    && (pool_terminals & !r).count_ones() >= must_lose
+            });
+            if !matters {
+                return None;
+            }
             if let Some((s, g)) = &last {
                 if s.as_slice() == state {
                     return *g;
                 }
             }
             reach.clear();
-            for (k, &c) in client_slots.iter().enumerate() {
-                let comp = state[c];
-                if comp == DOWN {
-                    continue;
-                }
-                let needs = client_slots.len() == 1
-                    || client_slots
-                        .iter()
-                        .enumerate()
-                        .any(|(o, &t)| o != k && t != c && state[t] == comp);
+            for (k, &c) in distinct_clients.iter().enumerate() {
+                let r = state[k];
+                let needs = r != 0 && (!many_clients || r & client_terminals & !(1u64 << c) != 0);
                 if !needs {
                     continue;
                 }
-                let mut r = 0u64;
+                let mut pool_reach = 0u64;
                 for (i, &m) in member_slots.iter().enumerate() {
-                    if state[m] == comp {
-                        r |= 1 << i;
+                    if r & (1 << m) != 0 {
+                        pool_reach |= 1 << i;
                     }
                 }
-                reach.push(r);
+                reach.push(pool_reach);
             }
             reach.sort_unstable();
             reach.dedup();
-            let g = if reach.iter().all(|&r| (all & !r).count_ones() < must_lose) {
-                None
-            } else {
-                Some(*index.entry(reach.clone()).or_insert_with(|| {
-                    groups.push(Group {
-                        reach: reach.clone(),
-                        ..Group::default()
-                    });
-                    groups.len() - 1
-                }))
-            };
+            let g = Some(*index.entry(reach.clone()).or_insert_with(|| {
+                groups.push(Group {
+                    reach: reach.clone(),
+                    ..Group::default()
+                });
+                groups.len() - 1
+            }));
             last = Some((state.to_vec(), g));
             g
         };
-        let mut member_bits = vec![0u64; terminals.len()];
-        for (i, &m) in member_slots.iter().enumerate() {
-            member_bits[m] |= 1 << i;
-        }
-        let screen = PairScreen {
-            member_bits: &member_bits,
-            clients: &client_slots,
-            must_lose,
-        };
         let mut members = 0;
         let relevant =
-            evaluator.enumerate_states(&terminals, Some(&screen), &mut |event| match event {
+            evaluator.enumerate_states(&terminals, &distinct_clients, &mut |event| match event {
                 StateEvent::Base {
                     state,
                     single_mass,
@@ -177,9 +172,7 @@ impl Table {
                 } => {
                     members = member_slots
                         .iter()
-                        .filter(|&&m| {
-                            state[m] != DOWN && client_slots.iter().all(|&c| state[c] == state[m])
-                        })
+                        .filter(|&&m| state.iter().all(|&r| r & (1 << m) != 0))
                         .count();
                     if let Some(g) = group_of(state, &mut groups) {
                         let group = &mut groups[g];

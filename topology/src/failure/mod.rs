@@ -12,6 +12,9 @@ use std::collections::{BinaryHeap, HashMap};
 
 use crate::model::{ElementId, Inventory, NetNode, ServerStatus};
 
+mod effects;
+pub use effects::Effects;
+
 /// A vertex of the network search graph: servers first, then network devices.
 pub type Vertex = u32;
 
@@ -39,6 +42,14 @@ pub struct FailureModel {
     hit2: Vec<(ElementId, ElementId)>,
     link_element: Vec<ElementId>,
     link_group: Vec<Option<ElementId>>,
+    /// Both ends of each link.
+    link_ends: Vec<(Vertex, Vertex)>,
+    /// A vertex with two or more distinct neighbours can carry traffic onwards; the others
+    /// (dead ends) are never searched through.
+    transit: Vec<bool>,
+    /// Connected component of every vertex with nothing failed (`NONE` if always down).
+    base_comp: Vec<u32>,
+    effects: Effects,
 }
 
 /// Outcome of a search: for each terminal, `DOWN` or a component label.
@@ -144,7 +155,9 @@ impl FailureModel {
         let afr: Vec<f64> = inv.elements.iter().map(|e| e.afr).collect();
         let total_afr = afr.iter().sum();
         let total_afr_sq = afr.iter().map(|p| p * p).sum();
-        FailureModel {
+        let transit: Vec<bool> = distinct_neighbours.iter().map(|&n| n >= 2).collect();
+        let base_comp = base_components(&adj_start, &adj, &always_down);
+        let mut model = FailureModel {
             afr,
             total_afr,
             total_afr_sq,
@@ -163,7 +176,42 @@ impl FailureModel {
                 .iter()
                 .map(|l| l.risk_group.map(|g| inv.risk_groups[g as usize].element))
                 .collect(),
-        }
+            link_ends: inv
+                .links
+                .iter()
+                .map(|l| (vertex_of(l.a), vertex_of(l.b)))
+                .collect(),
+            transit,
+            base_comp,
+            effects: Effects::default(),
+        };
+        model.effects = Effects::build(&model);
+        model
+    }
+
+    /// The zone-wide effects of single and special pair failures.
+    pub fn effects(&self) -> &Effects {
+        &self.effects
+    }
+
+    /// Whether `v` can carry traffic onwards (two or more distinct neighbours).
+    pub fn is_transit(&self, v: Vertex) -> bool {
+        self.transit[v as usize]
+    }
+
+    /// Whether `v` is down in every scenario (a server whose status is `failed`).
+    pub fn always_down(&self, v: Vertex) -> bool {
+        self.always_down[v as usize]
+    }
+
+    /// Component of `v` with nothing failed (`u32::MAX` if `v` is always down).
+    pub fn base_component(&self, v: Vertex) -> u32 {
+        self.base_comp[v as usize]
+    }
+
+    /// Neighbours of `v` with the link to each (a neighbour appears once per link).
+    pub fn neighbours(&self, v: Vertex) -> &[(Vertex, u32)] {
+        &self.adj[self.adj_start[v as usize] as usize..self.adj_start[v as usize + 1] as usize]
     }
 
     pub fn afr(&self, e: ElementId) -> f64 {
@@ -213,6 +261,32 @@ impl FailureModel {
     pub fn link_removed(&self, l: u32, scenario: &[ElementId]) -> bool {
         !scenario.is_empty() && self.link_hits(l).any(|e| scenario.contains(&e))
     }
+}
+
+/// Connected components with nothing failed, ignoring always-down vertices.
+fn base_components(adj_start: &[u32], adj: &[(Vertex, u32)], always_down: &[bool]) -> Vec<u32> {
+    let n = always_down.len();
+    let mut comp = vec![NONE; n];
+    let mut stack = Vec::new();
+    let mut next = 0;
+    for root in 0..n {
+        if comp[root] != NONE || always_down[root] {
+            continue;
+        }
+        comp[root] = next;
+        stack.push(root);
+        while let Some(v) = stack.pop() {
+            for &(w, _) in &adj[adj_start[v] as usize..adj_start[v + 1] as usize] {
+                let wu = w as usize;
+                if comp[wu] == NONE && !always_down[wu] {
+                    comp[wu] = next;
+                    stack.push(wu);
+                }
+            }
+        }
+        next += 1;
+    }
+    comp
 }
 
 /// The single and pair cuts of one feed set.
