@@ -12,6 +12,6 @@ pub mod raw;
 pub mod workload;
 
 pub use error::{Error, Problem, Report};
-pub use failure::{FailureModel, Searcher};
+pub use failure::FailureModel;
 pub use model::{ElementId, ElementKind, Inventory};
 pub use workload::{CellSpec, Placement};

@@ -215,6 +215,7 @@ pub struct Placer<'m> {
     mip: Option<Box<dyn MipSolver + Send>>,
     /// Network devices each server links to directly (its ToRs).
     tors: Vec<Vec<u32>>,
+    pool_index: pool::PoolIndex,
 }
 
 impl std::fmt::Debug for Placer<'_> {
@@ -258,6 +259,7 @@ impl<'m> Placer<'m> {
             options,
             mip,
             tors,
+            pool_index: pool::PoolIndex::new(inv),
         }
     }
 
@@ -316,6 +318,7 @@ impl<'m> Placer<'m> {
             per_rack: self.options.per_rack.max(1),
         };
         let pool = pool::draw(
+            &self.pool_index,
             self.inv,
             occ,
             &PoolRequest {

@@ -7,8 +7,6 @@
 //! small enough for an exact table (at most 63 terminals with the clients) while it still
 //! spans every room, row and power domain near the clients. ARCHITECTURE.md explains why.
 
-use std::collections::{BTreeMap, HashSet};
-
 use topology::model::ServerStatus;
 use topology::Inventory;
 
@@ -50,81 +48,186 @@ pub struct PoolRequest<'a> {
     pub exclude: &'a [u32],
 }
 
+/// The inventory's layout as the pool needs it, with names interned to ids whose order
+/// is the names' order. Built once per [`super::Placer`].
+#[derive(Debug, Clone)]
+pub struct PoolIndex {
+    /// Colour names, sorted; `colour[s]` indexes it (`NO_COLOUR` for none).
+    colours: Vec<String>,
+    colour: Vec<u32>,
+    rack_dc: Vec<u32>,
+    rack_room: Vec<u32>,
+    rack_row: Vec<u32>,
+    /// Per rack: its servers that can host nodes (capacity above 0).
+    hosts: Vec<Vec<u32>>,
+    /// Per datacenter: its racks.
+    dc_racks: Vec<Vec<u32>>,
+}
+
+const NO_COLOUR: u32 = u32::MAX;
+
+/// Ids in the order of the keys' names.
+fn intern<K: Ord + Clone>(keys: &[K]) -> Vec<u32> {
+    let mut sorted: Vec<&K> = keys.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    keys.iter()
+        .map(|k| sorted.binary_search(&k).expect("present") as u32)
+        .collect()
+}
+
+impl PoolIndex {
+    pub fn new(inv: &Inventory) -> PoolIndex {
+        let mut colours: Vec<String> = inv.servers.iter().filter_map(|s| s.color.clone()).collect();
+        colours.sort();
+        colours.dedup();
+        let colour = inv
+            .servers
+            .iter()
+            .map(|s| match &s.color {
+                Some(c) => colours.binary_search(c).expect("interned") as u32,
+                None => NO_COLOUR,
+            })
+            .collect();
+        let dcs: Vec<&str> = inv.racks.iter().map(|r| r.datacenter.as_str()).collect();
+        let rooms: Vec<(&str, &str)> = inv
+            .racks
+            .iter()
+            .map(|r| (r.datacenter.as_str(), r.room.as_str()))
+            .collect();
+        let rows: Vec<(&str, &str, &str)> = inv
+            .racks
+            .iter()
+            .map(|r| (r.datacenter.as_str(), r.room.as_str(), r.row.as_str()))
+            .collect();
+        let rack_dc = intern(&dcs);
+        let dc_count = rack_dc.iter().map(|&d| d as usize + 1).max().unwrap_or(0);
+        let mut dc_racks = vec![Vec::new(); dc_count];
+        for (r, &d) in rack_dc.iter().enumerate() {
+            dc_racks[d as usize].push(r as u32);
+        }
+        PoolIndex {
+            colours,
+            colour,
+            rack_dc,
+            rack_room: intern(&rooms),
+            rack_row: intern(&rows),
+            hosts: inv
+                .racks
+                .iter()
+                .map(|r| {
+                    r.servers
+                        .iter()
+                        .copied()
+                        .filter(|&s| inv.servers[s as usize].capacity > 0)
+                        .collect()
+                })
+                .collect(),
+            dc_racks,
+        }
+    }
+}
+
 fn utilisation(inv: &Inventory, occ: &Occupancy, s: u32) -> f64 {
     let cap = inv.servers[s as usize].capacity.max(1);
     f64::from(occ.load(s)) / f64::from(cap)
 }
 
-pub fn draw(inv: &Inventory, occ: &Occupancy, req: &PoolRequest<'_>, limits: PoolLimits) -> Pool {
-    let rack_of = |s: u32| &inv.racks[inv.servers[s as usize].rack as usize];
-    let client_dcs: HashSet<&str> = req
+pub fn draw(
+    index: &PoolIndex,
+    inv: &Inventory,
+    occ: &Occupancy,
+    req: &PoolRequest<'_>,
+    limits: PoolLimits,
+) -> Pool {
+    let rack_of = |s: u32| inv.servers[s as usize].rack as usize;
+    let mut client_dcs: Vec<u32> = req
         .clients
         .iter()
-        .map(|&c| rack_of(c).datacenter.as_str())
+        .map(|&c| index.rack_dc[rack_of(c)])
         .collect();
-    let client_rooms: HashSet<(&str, &str)> = req
+    client_dcs.sort_unstable();
+    client_dcs.dedup();
+    let client_rooms: Vec<u32> = req
         .clients
         .iter()
-        .map(|&c| (rack_of(c).datacenter.as_str(), rack_of(c).room.as_str()))
+        .map(|&c| index.rack_room[rack_of(c)])
         .collect();
-    let excluded: HashSet<u32> = req.exclude.iter().chain(req.keep).copied().collect();
+    let excluded = |s: u32| req.exclude.contains(&s) || req.keep.contains(&s);
 
     // The colour: that of the kept nodes, else the one with the most free capacity near
     // the clients (ties by name), else none when servers have no colours.
-    let colour: Option<String> = match req.keep.first() {
-        Some(&k) => inv.servers[k as usize].color.clone(),
+    let colour: u32 = match req.keep.first() {
+        Some(&k) => index.colour[k as usize],
         None => {
-            let mut free: BTreeMap<&str, u64> = BTreeMap::new();
-            for s in inv.servers.iter().enumerate().filter_map(|(i, s)| {
-                let near = client_dcs.is_empty()
-                    || client_dcs.contains(inv.racks[s.rack as usize].datacenter.as_str());
-                (near && s.status == ServerStatus::Active).then_some(i as u32)
-            }) {
-                let server = &inv.servers[s as usize];
-                if let Some(c) = &server.color {
-                    let left = server.capacity.saturating_sub(occ.load(s));
-                    *free.entry(c.as_str()).or_default() += u64::from(left);
+            // Colours seen near the clients (active servers only) and their free capacity.
+            let mut free = vec![None::<u64>; index.colours.len()];
+            let near_racks: Box<dyn Iterator<Item = u32>> = if client_dcs.is_empty() {
+                Box::new(0..inv.racks.len() as u32)
+            } else {
+                Box::new(
+                    client_dcs
+                        .iter()
+                        .flat_map(|&d| index.dc_racks[d as usize].iter().copied()),
+                )
+            };
+            for r in near_racks {
+                for &s in &index.hosts[r as usize] {
+                    let server = &inv.servers[s as usize];
+                    let c = index.colour[s as usize];
+                    if c != NO_COLOUR && server.status == ServerStatus::Active {
+                        *free[c as usize].get_or_insert(0) +=
+                            u64::from(server.capacity.saturating_sub(occ.load(s)));
+                    }
                 }
             }
-            free.iter()
-                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-                .map(|(c, _)| (*c).to_string())
+            // Most free capacity; on a tie the first name.
+            let mut best: Option<(u32, u64)> = None;
+            for (c, f) in free.iter().enumerate() {
+                if let Some(f) = *f {
+                    if best.is_none_or(|(_, b)| f > b) {
+                        best = Some((c as u32, f));
+                    }
+                }
+            }
+            best.map_or(NO_COLOUR, |(c, _)| c)
         }
     };
 
     let mut pool = Pool {
-        colour: colour.clone(),
+        colour: (colour != NO_COLOUR).then(|| index.colours[colour as usize].clone()),
         ..Pool::default()
     };
     // Per rack: its eligible servers, least utilised first.
     struct RackChoice {
         rack: u32,
         tier: u8,
-        row_key: (String, String, String),
+        row: u32,
+        room: u32,
         servers: Vec<u32>,
         best: f64,
     }
     let mut racks: Vec<RackChoice> = Vec::new();
-    for (r, rack) in inv.racks.iter().enumerate() {
-        let tier = if client_rooms.contains(&(rack.datacenter.as_str(), rack.room.as_str())) {
+    for r in 0..inv.racks.len() {
+        let tier = if client_rooms.contains(&index.rack_room[r]) {
             0
-        } else if client_dcs.contains(rack.datacenter.as_str()) {
+        } else if client_dcs.binary_search(&index.rack_dc[r]).is_ok() {
             1
         } else {
             2
         };
+        let near = tier < 2;
         let mut servers: Vec<u32> = Vec::new();
-        for &s in &rack.servers {
-            let server = &inv.servers[s as usize];
-            if server.capacity == 0 || excluded.contains(&s) {
+        for &s in &index.hosts[r] {
+            if excluded(s) {
                 continue;
             }
-            let near = tier < 2;
+            let server = &inv.servers[s as usize];
             if server.status != ServerStatus::Active {
                 pool.skipped_status += usize::from(near);
                 continue;
             }
-            if server.color != colour {
+            if index.colour[s as usize] != colour {
                 pool.skipped_colour += usize::from(near);
                 continue;
             }
@@ -137,16 +240,24 @@ pub fn draw(inv: &Inventory, occ: &Occupancy, req: &PoolRequest<'_>, limits: Poo
         if servers.is_empty() {
             continue;
         }
-        servers.sort_by(|&a, &b| {
-            utilisation(inv, occ, a)
-                .total_cmp(&utilisation(inv, occ, b))
-                .then(a.cmp(&b))
-        });
-        servers.truncate(limits.per_rack);
+        let key = |s: u32| (utilisation(inv, occ, s), s);
+        if limits.per_rack == 1 {
+            let best = servers
+                .iter()
+                .copied()
+                .min_by(|&a, &b| key(a).0.total_cmp(&key(b).0).then(a.cmp(&b)))
+                .expect("not empty");
+            servers.clear();
+            servers.push(best);
+        } else {
+            servers.sort_by(|&a, &b| key(a).0.total_cmp(&key(b).0).then(a.cmp(&b)));
+            servers.truncate(limits.per_rack);
+        }
         racks.push(RackChoice {
             rack: r as u32,
             tier,
-            row_key: (rack.datacenter.clone(), rack.room.clone(), rack.row.clone()),
+            row: index.rack_row[r],
+            room: index.rack_room[r],
             best: utilisation(inv, occ, servers[0]),
             servers,
         });
@@ -155,41 +266,36 @@ pub fn draw(inv: &Inventory, occ: &Occupancy, req: &PoolRequest<'_>, limits: Poo
     // of a row, least utilised first at each level, so that a pool of any size spreads
     // over as many rooms, rows and racks as it can.
     racks.sort_by(|a, b| {
-        a.row_key
-            .cmp(&b.row_key)
+        a.row
+            .cmp(&b.row)
             .then(a.best.total_cmp(&b.best))
             .then(a.rack.cmp(&b.rack))
     });
     let mut rack_rank = vec![0usize; racks.len()];
     for i in 1..racks.len() {
-        if racks[i].row_key == racks[i - 1].row_key {
+        if racks[i].row == racks[i - 1].row {
             rack_rank[i] = rack_rank[i - 1] + 1;
         }
     }
     // Rows of a room by their best rack, then name.
-    let mut rows: Vec<(&(String, String, String), f64)> = Vec::new();
+    let mut rows: Vec<(u32, f64, u32)> = Vec::new();
     for (i, r) in racks.iter().enumerate() {
         if rack_rank[i] == 0 {
-            rows.push((&r.row_key, r.best));
+            rows.push((r.room, r.best, r.row));
         }
     }
-    rows.sort_by(|a, b| {
-        (&a.0 .0, &a.0 .1)
-            .cmp(&(&b.0 .0, &b.0 .1))
-            .then(a.1.total_cmp(&b.1))
-            .then(a.0 .2.cmp(&b.0 .2))
-    });
-    let mut row_rank: std::collections::HashMap<&(String, String, String), usize> =
-        std::collections::HashMap::new();
-    for i in 0..rows.len() {
-        let same_room =
-            i > 0 && (&rows[i].0 .0, &rows[i].0 .1) == (&rows[i - 1].0 .0, &rows[i - 1].0 .1);
-        let rank = if same_room {
-            row_rank[rows[i - 1].0] + 1
-        } else {
-            0
-        };
-        row_rank.insert(rows[i].0, rank);
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let row_count = index
+        .rack_row
+        .iter()
+        .map(|&r| r as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut row_rank = vec![0usize; row_count];
+    for i in 1..rows.len() {
+        if rows[i].0 == rows[i - 1].0 {
+            row_rank[rows[i].2 as usize] = row_rank[rows[i - 1].2 as usize] + 1;
+        }
     }
     let mut ranked: Vec<(usize, usize, u8, f64, u32, usize)> = racks
         .iter()
@@ -197,7 +303,7 @@ pub fn draw(inv: &Inventory, occ: &Occupancy, req: &PoolRequest<'_>, limits: Poo
         .map(|(i, r)| {
             (
                 rack_rank[i],
-                row_rank[&r.row_key],
+                row_rank[r.row as usize],
                 r.tier,
                 r.best,
                 r.rack,

@@ -8,7 +8,7 @@
 //! client still reaches. Scenarios with the same reach sets form one group; groups that
 //! cannot remove enough members to matter for any choice are dropped.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use topology::failure::Vertex;
 use topology::ElementId;
@@ -113,7 +113,7 @@ impl Table {
         distinct_clients.sort_unstable();
         distinct_clients.dedup();
         let many_clients = distinct_clients.len() > 1;
-        let mut index: HashMap<Vec<u64>, usize> = HashMap::new();
+        let mut index: FxHashMap<Vec<u64>, usize> = FxHashMap::default();
         let mut groups: Vec<Group> = Vec::new();
         let mut reach: Vec<u64> = Vec::with_capacity(clients.len());
         // Consecutive events often share one state (pairs that leave ei's state as is):
