@@ -199,7 +199,14 @@ pub struct RiskEvaluator<'m> {
     epoch: u32,
     terminals: Vec<Terminal>,
     touches: Vec<(ElementId, u8, Touch)>,
+    /// Per touching element (local index): its range in `touches`.
+    touch_range: Vec<(u32, u32)>,
+    /// Per special pair piece holding a terminal's anchor: (special, terminal, piece).
+    special_touches: Vec<(u32, u8, u32)>,
+    /// Power pairs that remove a terminal (Down) or a dead end's anchor (Alone).
+    pair_touches: Vec<((ElementId, ElementId), u8, Touch)>,
     labels: Vec<u64>,
+    rank: Vec<u8>,
 }
 
 /// The touching elements of one cell and their single states.
@@ -220,7 +227,11 @@ impl<'m> RiskEvaluator<'m> {
             epoch: 0,
             terminals: Vec::new(),
             touches: Vec::new(),
+            touch_range: Vec::new(),
+            special_touches: Vec::new(),
+            pair_touches: Vec::new(),
             labels: Vec::new(),
+            rank: Vec::new(),
         }
     }
 
@@ -412,6 +423,7 @@ impl<'m> RiskEvaluator<'m> {
         self.touches.sort_unstable();
 
         self.next_epoch();
+        self.touch_range.clear();
         let nc = clients.len();
         let mut singles = Singles::default();
         self.labels.clear();
@@ -440,6 +452,7 @@ impl<'m> RiskEvaluator<'m> {
                     Touch::Piece(p) => PIECE | u64::from(p),
                 };
             }
+            self.touch_range.push((from as u32, at as u32));
             let start = singles.reach.len();
             singles.reach.resize(start + nc, 0);
             reach_of(&self.labels, clients, &mut singles.reach[start..]);
@@ -450,40 +463,95 @@ impl<'m> RiskEvaluator<'m> {
         singles
     }
 
-    /// The terminals' labels under special pair `s` = {e, f}, into `self.labels`.
-    fn special_labels(&mut self, s: u32) {
+    /// Per-cell lists for special pair states: the special pieces holding each
+    /// terminal's anchor, and the power pairs that remove a terminal or its anchor.
+    fn pair_touches(&mut self) {
         let model = self.model;
         let effects = model.effects();
+        self.special_touches.clear();
+        self.pair_touches.clear();
+        for (i, t) in self.terminals.iter().enumerate() {
+            if t.base_label == DOWN_LABEL {
+                continue;
+            }
+            let i8 = i as u8;
+            self.pair_touches.extend(
+                model
+                    .pair_hits(t.vertex)
+                    .iter()
+                    .map(|&p| (p, i8, Touch::Down)),
+            );
+            if t.dead_end && !model.always_down(t.anchor) {
+                self.pair_touches.extend(
+                    model
+                        .pair_hits(t.anchor)
+                        .iter()
+                        .map(|&p| (p, i8, Touch::Alone)),
+                );
+            }
+            if t.anchor != NO_VERTEX && model.is_transit(t.anchor) {
+                self.special_touches.extend(
+                    effects
+                        .special_pieces(t.anchor)
+                        .iter()
+                        .map(|&(s, p)| (s, i8, p)),
+                );
+            }
+        }
+        self.special_touches.sort_unstable();
+        self.pair_touches.sort_unstable();
+    }
+
+    /// The terminals' labels under special pair `s` = {e, f}, into `self.labels`: the base
+    /// labels, then what e and f remove by themselves, what they remove together, and the
+    /// special's own pieces (the singles' pieces do not apply to the pair).
+    fn special_labels(&mut self, s: u32) {
+        let effects = self.model.effects();
         let (e, f) = effects.special_pair(s);
-        let scenario = [e, f];
-        let label_of = |v: Vertex| -> u64 {
-            if model.is_transit(v) {
-                if let Some(p) = effects.special_piece(s, v) {
-                    return PIECE | u64::from(p);
+        self.labels.clear();
+        self.labels
+            .extend(self.terminals.iter().map(|t| t.base_label));
+        self.rank.clear();
+        self.rank.resize(self.terminals.len(), u8::MAX);
+        let labels = &mut self.labels;
+        let rank = &mut self.rank;
+        let mut apply = |i: u8, touch: Touch| {
+            let r = match touch {
+                Touch::Down => 0,
+                Touch::Alone => 1,
+                Touch::Piece(_) => 2,
+            };
+            let i = i as usize;
+            if r < rank[i] && labels[i] != DOWN_LABEL {
+                rank[i] = r;
+                labels[i] = match touch {
+                    Touch::Down => DOWN_LABEL,
+                    Touch::Alone => ALONE | i as u64,
+                    Touch::Piece(p) => PIECE | u64::from(p),
+                };
+            }
+        };
+        for x in [e, f] {
+            if self.local_stamp[x.index()] == self.epoch {
+                let (from, to) = self.touch_range[self.local_index[x.index()] as usize];
+                for &(_, i, touch) in &self.touches[from as usize..to as usize] {
+                    if touch != Touch::Down && touch != Touch::Alone {
+                        continue;
+                    }
+                    apply(i, touch);
                 }
             }
-            u64::from(model.base_component(v))
-        };
-        self.labels.clear();
-        for (i, t) in self.terminals.iter().enumerate() {
-            let label = if t.base_label == DOWN_LABEL || model.vertex_removed(t.vertex, &scenario) {
-                DOWN_LABEL
-            } else if t.dead_end {
-                if model.always_down(t.anchor) {
-                    t.base_label
-                } else if model.vertex_removed(t.anchor, &scenario)
-                    || t.links.iter().all(|&l| model.link_removed(l, &scenario))
-                {
-                    ALONE | i as u64
-                } else {
-                    label_of(t.anchor)
-                }
-            } else if t.anchor != NO_VERTEX {
-                label_of(t.vertex)
-            } else {
-                t.base_label
-            };
-            self.labels.push(label);
+        }
+        let from = self.pair_touches.partition_point(|x| x.0 < (e, f));
+        for &(_, i, touch) in self.pair_touches[from..]
+            .iter()
+            .take_while(|x| x.0 == (e, f))
+        {
+            apply(i, touch);
+        }
+        let from = self.special_touches.partition_point(|x| x.0 < s);
+        for &(_, i, p) in self.special_touches[from..].iter().take_while(|x| x.0 == s) {
+            apply(i, Touch::Piece(p));
         }
     }
 
@@ -533,6 +601,7 @@ impl<'m> RiskEvaluator<'m> {
         let model = self.model;
         let effects = model.effects();
         let singles = self.singles(terminals, clients);
+        self.pair_touches();
         let nc = clients.len();
         let n = singles.elements.len();
         let single_state = |i: usize| &singles.reach[i * nc..(i + 1) * nc];
