@@ -75,6 +75,11 @@ pub struct PlaceOptions {
     /// A move is proposed only when it fixes a single-failure break or cuts the risk by
     /// at least this fraction.
     pub move_gain: f64,
+    /// Batch placement solves this many consecutive cells against the same occupancy,
+    /// spread over the available threads, then commits them in order (re-solving any that clash
+    /// with an earlier one). Part of the result's definition, unlike a thread count, so
+    /// the same workload gives the same placements on any machine.
+    pub batch_window: usize,
 }
 
 impl Default for PlaceOptions {
@@ -90,6 +95,7 @@ impl Default for PlaceOptions {
             mip_time_limit: Duration::from_secs(10),
             mip_gap: 1e-6,
             move_gain: 0.05,
+            batch_window: 16,
         }
     }
 }
@@ -325,6 +331,10 @@ impl<'m> Placer<'m> {
                 clients,
                 keep,
                 exclude,
+                salt: clients
+                    .iter()
+                    .chain(keep)
+                    .fold(self.options.seed, |h, &s| pool::mix(u64::from(s), h)),
             },
             limits,
         );

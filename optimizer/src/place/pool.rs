@@ -46,6 +46,18 @@ pub struct PoolRequest<'a> {
     pub keep: &'a [u32],
     /// Servers that may not be chosen (e.g. the node being replaced).
     pub exclude: &'a [u32],
+    /// Breaks ties between equally loaded servers and racks, so that requests solved at
+    /// the same time (a batch window, concurrent service requests) spread out instead of
+    /// all taking the first. Derived from the request itself: deterministic.
+    pub salt: u64,
+}
+
+/// A well-mixed 64-bit hash of `x` under `salt` (splitmix64).
+pub fn mix(x: u64, salt: u64) -> u64 {
+    let mut z = x ^ salt.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The inventory's layout as the pool needs it, with names interned to ids whose order
@@ -240,17 +252,17 @@ pub fn draw(
         if servers.is_empty() {
             continue;
         }
-        let key = |s: u32| (utilisation(inv, occ, s), s);
+        let key = |s: u32| (utilisation(inv, occ, s), mix(u64::from(s), req.salt));
+        let order = |a: &u32, b: &u32| {
+            let (ka, kb) = (key(*a), key(*b));
+            ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1)).then(a.cmp(b))
+        };
         if limits.per_rack == 1 {
-            let best = servers
-                .iter()
-                .copied()
-                .min_by(|&a, &b| key(a).0.total_cmp(&key(b).0).then(a.cmp(&b)))
-                .expect("not empty");
+            let best = servers.iter().copied().min_by(order).expect("not empty");
             servers.clear();
             servers.push(best);
         } else {
-            servers.sort_by(|&a, &b| key(a).0.total_cmp(&key(b).0).then(a.cmp(&b)));
+            servers.sort_by(order);
             servers.truncate(limits.per_rack);
         }
         racks.push(RackChoice {
@@ -265,10 +277,12 @@ pub fn draw(
     // Order: round-robin over rooms, then over the rows of a room, then over the racks
     // of a row, least utilised first at each level, so that a pool of any size spreads
     // over as many rooms, rows and racks as it can.
+    let rack_tie = |r: u32| mix(u64::from(r) | 1 << 40, req.salt);
     racks.sort_by(|a, b| {
         a.row
             .cmp(&b.row)
             .then(a.best.total_cmp(&b.best))
+            .then(rack_tie(a.rack).cmp(&rack_tie(b.rack)))
             .then(a.rack.cmp(&b.rack))
     });
     let mut rack_rank = vec![0usize; racks.len()];
@@ -297,7 +311,7 @@ pub fn draw(
             row_rank[rows[i].2 as usize] = row_rank[rows[i - 1].2 as usize] + 1;
         }
     }
-    let mut ranked: Vec<(usize, usize, u8, f64, u32, usize)> = racks
+    let mut ranked: Vec<(usize, usize, u8, f64, u64, usize)> = racks
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -306,7 +320,7 @@ pub fn draw(
                 row_rank[r.row as usize],
                 r.tier,
                 r.best,
-                r.rack,
+                rack_tie(r.rack),
                 i,
             )
         })
@@ -317,6 +331,7 @@ pub fn draw(
             .then(a.2.cmp(&b.2))
             .then(a.3.total_cmp(&b.3))
             .then(a.4.cmp(&b.4))
+            .then(a.5.cmp(&b.5))
     });
 
     for &k in req.keep {
