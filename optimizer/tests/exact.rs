@@ -255,6 +255,9 @@ fn exhaustive_options(solver: Solver) -> PlaceOptions {
         load_weight: 0.0,
         solver,
         mip_gap: 0.0,
+        // Brute force ranges over every eligible server; the balance ceiling has its
+        // own test (`batch_keeps_every_rule_and_the_balance`).
+        balance: None,
         ..PlaceOptions::default()
     }
 }
@@ -458,4 +461,124 @@ fn heuristic_against_the_ilp_on_a_generated_zone() {
         "heuristic within 1% of the ILP on only {close_enough} of {} cells",
         sample.len()
     );
+}
+
+/// A generated zone small enough for brute force but with the real structure: two
+/// datacenters joined by conduits, rooms with two aggregation switches, single- and
+/// dual-ToR racks, A/B power with single- and dual-fed racks.
+fn structured_zone(seed: u64) -> (Inventory, Vec<topology::CellSpec>) {
+    let params = fixtures::ZoneParams {
+        seed,
+        datacenters: 2,
+        rooms_per_dc: 2,
+        rows_per_room: 1,
+        racks_per_row: 2,
+        servers_per_rack: 3,
+        dual_tor_fraction: 0.5,
+        single_fed_fraction: 0.3,
+        host_fraction: 0.67,
+        cells: 8,
+        same_dc_fraction: 0.5,
+        explicit_afr_fraction: 0.3,
+        ..fixtures::ZoneParams::default()
+    };
+    let raw = fixtures::generate(&params);
+    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+    let cells = topology::workload::parse_cells(raw.table("cells").expect("cells"), &inv)
+        .expect("generated cells are valid");
+    (inv, cells)
+}
+
+/// The zone-wide effects (special pairs of aggregation switches, uplinks, conduits and
+/// A/B power) against brute force on a structured zone.
+#[test]
+fn fast_risk_equals_brute_force_on_a_structured_zone() {
+    for seed in 0..2 {
+        let (inv, cells) = structured_zone(seed);
+        let model = FailureModel::new(&inv);
+        assert!(
+            model.effects().special_count() > 0,
+            "the zone has special pairs"
+        );
+        let mut eval = RiskEvaluator::new(&model);
+        let hosts: Vec<u32> = (0..inv.servers.len() as u32)
+            .filter(|&s| inv.servers[s as usize].capacity > 0)
+            .collect();
+        for (k, cell) in cells.iter().take(3).enumerate() {
+            // Seven hosts, rotated so that the cells differ.
+            let nodes: Vec<u32> = (0..7.min(hosts.len()))
+                .map(|i| hosts[(i * 2 + k) % hosts.len()])
+                .collect();
+            let mut nodes = nodes;
+            nodes.sort_unstable();
+            nodes.dedup();
+            let fast = eval.evaluate(&cell.clients, &nodes);
+            let (risk, breaking, base) = reference::risk(&inv, &cell.clients, &nodes);
+            assert_eq!(fast.baseline_outage, base);
+            assert!(
+                close(fast.risk, risk),
+                "zone {seed} cell {k}: risk {} != brute force {risk}",
+                fast.risk
+            );
+            if !base {
+                assert_eq!(fast.breaking_singles, breaking);
+            }
+        }
+    }
+}
+
+/// A batch keeps capacity, the overlap rule and the balance ceiling, and is the same
+/// when run again.
+#[test]
+fn batch_keeps_every_rule_and_the_balance() {
+    let raw = fixtures::generate(&fixtures::ZoneParams::small(5));
+    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+    let cells = topology::workload::parse_cells(raw.table("cells").expect("cells"), &inv)
+        .expect("generated cells are valid");
+    let model = FailureModel::new(&inv);
+    let options = PlaceOptions::default();
+    let balance = options.balance.expect("on by default");
+    let run = || {
+        let mut occ = Occupancy::new(&inv);
+        let out = optimizer::place::place_batch(&inv, &model, &cells, &mut occ, &options);
+        (out, occ)
+    };
+    let (first, occ) = run();
+    assert!(first.failed.is_empty(), "{:?}", first.failed.first());
+    assert_eq!(first.placements.len(), cells.len());
+    let (second, _) = run();
+    assert_eq!(
+        first.placements, second.placements,
+        "a batch is deterministic"
+    );
+
+    let report = fleet_report(
+        &inv,
+        &model,
+        &first.placements,
+        &ReportOptions {
+            risk: false,
+            ..ReportOptions::default()
+        },
+    );
+    assert!(report.load.over_capacity.is_empty());
+    assert!(report.quorum_sharing_pairs.is_empty());
+    // The ceiling only rises with the mean, so the final mean bounds every load.
+    let active: u64 = inv
+        .servers
+        .iter()
+        .filter(|s| s.status == ServerStatus::Active)
+        .map(|s| u64::from(s.capacity))
+        .sum();
+    let mean = occ.total_nodes() as f64 / active as f64;
+    for (s, server) in inv.servers.iter().enumerate() {
+        let cap = f64::from(server.capacity);
+        let most = (balance * mean * cap).max(mean * cap + 5.0).floor();
+        assert!(
+            f64::from(occ.load(s as u32)) <= most,
+            "server {} holds {} nodes, above the ceiling {most}",
+            server.id,
+            occ.load(s as u32)
+        );
+    }
 }

@@ -29,6 +29,15 @@ struct Args {
     /// Seed of the zone, the workload and the placers.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// cellplacer's weight of utilisation against risk (default: PlaceOptions').
+    #[arg(long)]
+    load_weight: Option<f64>,
+    /// cellplacer's balance ceiling (times the mean utilisation); 0 turns the rule off.
+    #[arg(long)]
+    balance: Option<f64>,
+    /// Only run cellplacer (skip the baselines).
+    #[arg(long)]
+    only_cellplacer: bool,
 }
 
 fn main() {
@@ -51,15 +60,26 @@ fn main() {
         zone.cells.len()
     );
 
-    let mut methods = vec![
-        timed("crush_like", &zone.cells, || {
+    let mut methods = Vec::new();
+    if !args.only_cellplacer {
+        methods.push(timed("crush_like", &zone.cells, || {
             crush_like(&zone.inventory, &zone.cells, args.seed)
-        }),
-        timed("rack_spread_random", &zone.cells, || {
+        }));
+        methods.push(timed("rack_spread_random", &zone.cells, || {
             rack_spread_random(&zone.inventory, &zone.cells, args.seed)
-        }),
-    ];
-    methods.extend(cellplacer_method(&zone, args.seed));
+        }));
+    }
+    let mut options = PlaceOptions {
+        seed: args.seed,
+        ..PlaceOptions::default()
+    };
+    if let Some(w) = args.load_weight {
+        options.load_weight = w;
+    }
+    if let Some(b) = args.balance {
+        options.balance = (b > 0.0).then_some(b);
+    }
+    methods.extend(cellplacer_method(&zone, &options));
     println!();
     print!(
         "{}",
@@ -80,19 +100,15 @@ fn timed(name: &str, cells: &[CellSpec], place: impl FnOnce() -> Vec<Placement>)
     }
 }
 
-/// cellplacer's batch placement with its default options (heuristic, seeded).
-fn cellplacer_method(zone: &Zone, seed: u64) -> Option<Method> {
-    let options = PlaceOptions {
-        seed,
-        ..PlaceOptions::default()
-    };
+/// cellplacer's batch placement (heuristic, seeded).
+fn cellplacer_method(zone: &Zone, options: &PlaceOptions) -> Option<Method> {
     let mut occupancy = Occupancy::new(&zone.inventory);
     let outcome = place_batch(
         &zone.inventory,
         &zone.model,
         &zone.cells,
         &mut occupancy,
-        &options,
+        options,
     );
     Some(Method {
         name: "cellplacer".to_string(),

@@ -52,9 +52,13 @@ pub fn place_batch(
                   cell: &CellSpec,
                   answer: Result<Decision, Error>,
                   placer: &mut Placer<'_>| {
-        // A speculative answer stands only if it still keeps every rule.
+        // A speculative answer stands only if it still keeps every rule, the balance
+        // ceiling included (cells of one window must not all pile onto one server).
         let answer = match answer {
-            Ok(d) if !occ.violations(inv, &d.nodes, None).is_empty() => {
+            Ok(d)
+                if !occ.violations(inv, &d.nodes, None).is_empty()
+                    || !placer.within_balance(occ, &d.nodes) =>
+            {
                 outcome.resolved += 1;
                 placer.place(occ, &cell.clients, cell.size)
             }

@@ -80,6 +80,10 @@ pub struct PlaceOptions {
     /// with an earlier one). Part of the result's definition, unlike a thread count, so
     /// the same workload gives the same placements on any machine.
     pub batch_window: usize,
+    /// Even load as a rule: a server takes a node only while its load stays within
+    /// `balance` times the zone's mean utilisation (plus one node); lifted for a request
+    /// when too few candidates would remain. `None` leaves load to `load_weight` alone.
+    pub balance: Option<f64>,
 }
 
 impl Default for PlaceOptions {
@@ -96,6 +100,7 @@ impl Default for PlaceOptions {
             mip_gap: 1e-6,
             move_gain: 0.05,
             batch_window: 16,
+            balance: Some(1.04),
         }
     }
 }
@@ -107,6 +112,7 @@ pub enum Rule {
     Colour,
     Overlap,
     Safety,
+    Balance,
 }
 
 impl Rule {
@@ -116,6 +122,7 @@ impl Rule {
             Rule::Colour => "colour",
             Rule::Overlap => "overlap",
             Rule::Safety => "safety",
+            Rule::Balance => "balance",
         }
     }
 }
@@ -273,6 +280,16 @@ impl<'m> Placer<'m> {
         &self.options
     }
 
+    /// Whether every one of `nodes` may take a node under the balance rule now (always,
+    /// without the rule). A batch re-solves a speculative answer that fails this.
+    pub fn within_balance(&self, occ: &Occupancy, nodes: &[u32]) -> bool {
+        self.options.balance.is_none_or(|b| {
+            nodes
+                .iter()
+                .all(|&s| pool::within_balance(&self.pool_index, self.inv, occ, s, b))
+        })
+    }
+
     fn check_servers(&self, field: &str, servers: &[u32]) -> Result<(), Error> {
         for (i, &s) in servers.iter().enumerate() {
             if s as usize >= self.inv.servers.len() {
@@ -322,6 +339,9 @@ impl<'m> Placer<'m> {
         let limits = PoolLimits {
             size: wanted.min(room),
             per_rack: self.options.per_rack.max(1),
+            balance: self.options.balance,
+            // A thinner pool than usual would trade risk for balance: lift the rule then.
+            min_choosable: wanted.min(room),
         };
         let pool = pool::draw(
             &self.pool_index,
@@ -729,6 +749,16 @@ fn pool_bindings(pool: &Pool) -> Vec<Binding> {
             detail: format!(
                 "{} servers near the clients have no node capacity left",
                 pool.skipped_full
+            ),
+        });
+    }
+    if let (Some(ceiling), true) = (pool.balance_ceiling, pool.skipped_balance > 0) {
+        binding.push(Binding {
+            rule: Rule::Balance,
+            detail: format!(
+                "{} servers near the clients are at the balance ceiling ({:.1}% utilisation)",
+                pool.skipped_balance,
+                ceiling * 100.0
             ),
         });
     }

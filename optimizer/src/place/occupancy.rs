@@ -16,6 +16,8 @@ pub struct Occupancy {
     cells: Vec<Vec<u32>>,
     free: Vec<u32>,
     live: usize,
+    /// Nodes over all cells (the sum of the loads).
+    total: u64,
 }
 
 /// Why a set of nodes breaks a hard rule against the current occupancy.
@@ -56,6 +58,7 @@ impl Occupancy {
             self.load[s as usize] += 1;
             self.on_server[s as usize].push(CellSlot(slot));
         }
+        self.total += nodes.len() as u64;
         self.cells[slot as usize] = nodes.to_vec();
         self.live += 1;
         CellSlot(slot)
@@ -74,6 +77,7 @@ impl Occupancy {
                 on.swap_remove(i);
             }
         }
+        self.total -= nodes.len() as u64;
         self.free.push(slot.0);
         self.live -= 1;
     }
@@ -92,7 +96,13 @@ impl Occupancy {
             self.load[s as usize] += 1;
             self.on_server[s as usize].push(slot);
         }
+        self.total = self.total - old.len() as u64 + nodes.len() as u64;
         self.cells[slot.0 as usize] = nodes.to_vec();
+    }
+
+    /// Nodes placed over all cells.
+    pub fn total_nodes(&self) -> u64 {
+        self.total
     }
 
     pub fn load(&self, server: u32) -> u32 {

@@ -27,6 +27,10 @@ pub struct Pool {
     pub skipped_full: usize,
     pub skipped_colour: usize,
     pub skipped_status: usize,
+    /// Servers near the clients at the balance ceiling, and that ceiling's utilisation
+    /// (when the rule applied).
+    pub skipped_balance: usize,
+    pub balance_ceiling: Option<f64>,
 }
 
 /// How a pool is drawn.
@@ -36,6 +40,11 @@ pub struct PoolLimits {
     pub size: usize,
     /// Most members from one rack.
     pub per_rack: usize,
+    /// A server may take a node only while its load stays within `balance` times the
+    /// mean utilisation of the zone's active hosts (and at least `BALANCE_SLACK` nodes
+    /// above the mean), unless that leaves fewer than `min_choosable` candidates.
+    pub balance: Option<f64>,
+    pub min_choosable: usize,
 }
 
 /// What the pool must hold or avoid.
@@ -74,9 +83,15 @@ pub struct PoolIndex {
     hosts: Vec<Vec<u32>>,
     /// Per datacenter: its racks.
     dc_racks: Vec<Vec<u32>>,
+    /// Node capacity of all active hosts.
+    active_capacity: u64,
 }
 
 const NO_COLOUR: u32 = u32::MAX;
+
+/// Nodes a server may always hold above the mean load, so that the balance rule does not
+/// scatter the first cells of an empty zone.
+const BALANCE_SLACK: f64 = 5.0;
 
 /// Ids in the order of the keys' names.
 fn intern<K: Ord + Clone>(keys: &[K]) -> Vec<u32> {
@@ -136,6 +151,12 @@ impl PoolIndex {
                 })
                 .collect(),
             dc_racks,
+            active_capacity: inv
+                .servers
+                .iter()
+                .filter(|s| s.status == ServerStatus::Active)
+                .map(|s| u64::from(s.capacity))
+                .sum(),
         }
     }
 }
@@ -145,12 +166,54 @@ fn utilisation(inv: &Inventory, occ: &Occupancy, s: u32) -> f64 {
     f64::from(occ.load(s)) / f64::from(cap)
 }
 
+/// Whether server `s` may take one more node under the balance rule (`balance` times
+/// the mean utilisation of active hosts, at least `BALANCE_SLACK` nodes above the mean).
+pub fn within_balance(
+    index: &PoolIndex,
+    inv: &Inventory,
+    occ: &Occupancy,
+    s: u32,
+    balance: f64,
+) -> bool {
+    let mean = occ.total_nodes() as f64 / index.active_capacity.max(1) as f64;
+    fits(
+        mean,
+        balance * mean,
+        occ.load(s),
+        inv.servers[s as usize].capacity,
+    )
+}
+
+fn fits(mean: f64, ceiling: f64, load: u32, capacity: u32) -> bool {
+    let cap = f64::from(capacity);
+    let most = (ceiling * cap).max(mean * cap + BALANCE_SLACK).floor();
+    f64::from(load) + 1.0 <= most
+}
+
 pub fn draw(
     index: &PoolIndex,
     inv: &Inventory,
     occ: &Occupancy,
     req: &PoolRequest<'_>,
     limits: PoolLimits,
+) -> Pool {
+    if let Some(balance) = limits.balance {
+        let mean = occ.total_nodes() as f64 / index.active_capacity.max(1) as f64;
+        let pool = draw_with(index, inv, occ, req, limits, Some((mean, balance * mean)));
+        if pool.choosable.count_ones() as usize >= limits.min_choosable {
+            return pool;
+        }
+    }
+    draw_with(index, inv, occ, req, limits, None)
+}
+
+fn draw_with(
+    index: &PoolIndex,
+    inv: &Inventory,
+    occ: &Occupancy,
+    req: &PoolRequest<'_>,
+    limits: PoolLimits,
+    ceiling: Option<(f64, f64)>,
 ) -> Pool {
     let rack_of = |s: u32| inv.servers[s as usize].rack as usize;
     let mut client_dcs: Vec<u32> = req
@@ -167,13 +230,14 @@ pub fn draw(
         .collect();
     let excluded = |s: u32| req.exclude.contains(&s) || req.keep.contains(&s);
 
-    // The colour: that of the kept nodes, else the one with the most free capacity near
-    // the clients (ties by name), else none when servers have no colours.
+    // The colour: that of the kept nodes, else the least utilised one near the clients
+    // (load over capacity of its active hosts; ties by name), else none when servers
+    // have no colours. Utilisation, not free capacity: a colour with more hosts would
+    // otherwise fill its servers further than the others.
     let colour: u32 = match req.keep.first() {
         Some(&k) => index.colour[k as usize],
         None => {
-            // Colours seen near the clients (active servers only) and their free capacity.
-            let mut free = vec![None::<u64>; index.colours.len()];
+            let mut seen = vec![(0u64, 0u64); index.colours.len()];
             let near_racks: Box<dyn Iterator<Item = u32>> = if client_dcs.is_empty() {
                 Box::new(0..inv.racks.len() as u32)
             } else {
@@ -188,26 +252,32 @@ pub fn draw(
                     let server = &inv.servers[s as usize];
                     let c = index.colour[s as usize];
                     if c != NO_COLOUR && server.status == ServerStatus::Active {
-                        *free[c as usize].get_or_insert(0) +=
-                            u64::from(server.capacity.saturating_sub(occ.load(s)));
+                        let (load, capacity) = &mut seen[c as usize];
+                        *load += u64::from(occ.load(s).min(server.capacity));
+                        *capacity += u64::from(server.capacity);
                     }
                 }
             }
-            // Most free capacity; on a tie the first name.
-            let mut best: Option<(u32, u64)> = None;
-            for (c, f) in free.iter().enumerate() {
-                if let Some(f) = *f {
-                    if best.is_none_or(|(_, b)| f > b) {
-                        best = Some((c as u32, f));
-                    }
+            // Least load / capacity, compared exactly by cross-multiplication.
+            let mut best: Option<(u32, u64, u64)> = None;
+            for (c, &(load, capacity)) in seen.iter().enumerate() {
+                if capacity == 0 || load >= capacity {
+                    continue;
+                }
+                let lower = best.is_none_or(|(_, bl, bc)| {
+                    u128::from(load) * u128::from(bc) < u128::from(bl) * u128::from(capacity)
+                });
+                if lower {
+                    best = Some((c as u32, load, capacity));
                 }
             }
-            best.map_or(NO_COLOUR, |(c, _)| c)
+            best.map_or(NO_COLOUR, |(c, _, _)| c)
         }
     };
 
     let mut pool = Pool {
         colour: (colour != NO_COLOUR).then(|| index.colours[colour as usize].clone()),
+        balance_ceiling: ceiling.map(|c| c.1),
         ..Pool::default()
     };
     // Per rack: its eligible servers, least utilised first.
@@ -246,6 +316,12 @@ pub fn draw(
             if occ.load(s) >= server.capacity {
                 pool.skipped_full += usize::from(near);
                 continue;
+            }
+            if let Some((mean, u)) = ceiling {
+                if !fits(mean, u, occ.load(s), server.capacity) {
+                    pool.skipped_balance += usize::from(near);
+                    continue;
+                }
             }
             servers.push(s);
         }
