@@ -97,6 +97,14 @@ enum Command {
         pool: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Balance ceiling: no server above this many times the mean utilisation (plus
+        /// five nodes); 0 turns the rule off.
+        #[arg(long, default_value_t = PlaceOptions::default().balance.unwrap_or(0.0))]
+        balance: f64,
+        /// Cells solved at once (in parallel) before they commit in order; part of the
+        /// result, like the seed.
+        #[arg(long, default_value_t = PlaceOptions::default().batch_window)]
+        window: usize,
     },
     /// Write a generated availability zone (deterministic for a seed).
     Generate {
@@ -257,6 +265,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             existing,
             pool,
             seed,
+            balance,
+            window,
         } => {
             let loaded = api::load::inventory(&dir).context("loading the inventory")?;
             let inv = &loaded.inventory;
@@ -273,6 +283,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 solver,
                 pool_size: pool,
                 seed,
+                balance: (balance > 0.0).then_some(balance),
+                batch_window: window.max(1),
                 ..PlaceOptions::default()
             };
             let outcome = place_batch(inv, &loaded.model, &cells, &mut occupancy, &options);

@@ -1,8 +1,6 @@
 //! The fleet report of a placement set: safety, blast radius, risk distribution, load and
 //! quorum sharing. Pure: takes the model and placements, returns numbers.
 
-use std::collections::HashMap;
-
 use topology::{ElementId, FailureModel, Inventory, Placement};
 
 use crate::risk::RiskEvaluator;
@@ -127,23 +125,29 @@ fn evaluate_cells(
     })
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+/// The single-failure view of a placement set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlastRadius {
+    /// Cells out when each element alone fails (index = element id).
+    pub blast: Vec<u32>,
+    /// Cells with an outage with nothing failed.
+    pub baseline_outage_cells: Vec<usize>,
+    /// Cells that some single element failure puts out (including baseline outages).
+    pub unsafe_cells: Vec<usize>,
 }
 
-pub fn fleet_report(
-    inv: &Inventory,
-    model: &FailureModel,
-    placements: &[Placement],
-    options: &ReportOptions,
-) -> FleetReport {
-    let results = evaluate_cells(model, placements, options);
+/// Blast radius of every element and the unsafe cells, without risk, load or sharing:
+/// the part of [`fleet_report`] that scales with the cells and the elements.
+pub fn blast_radius(model: &FailureModel, placements: &[Placement], threads: usize) -> BlastRadius {
+    let options = ReportOptions {
+        risk: false,
+        top: 0,
+        threads,
+    };
+    tally(model, &evaluate_cells(model, placements, &options))
+}
 
+fn tally(model: &FailureModel, results: &[CellResult]) -> BlastRadius {
     let mut blast = vec![0u32; model.element_count()];
     let mut spared_by_baseline = vec![0u32; model.element_count()];
     let mut baseline_cells = Vec::new();
@@ -163,10 +167,39 @@ pub fn fleet_report(
             unsafe_cells.push(i);
         }
     }
+    // With a baseline outage every element keeps the cell out, except the ones it lists.
     let base = baseline_cells.len() as u32;
     for (b, spared) in blast.iter_mut().zip(&spared_by_baseline) {
         *b += base - spared;
     }
+    BlastRadius {
+        blast,
+        baseline_outage_cells: baseline_cells,
+        unsafe_cells,
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub fn fleet_report(
+    inv: &Inventory,
+    model: &FailureModel,
+    placements: &[Placement],
+    options: &ReportOptions,
+) -> FleetReport {
+    let results = evaluate_cells(model, placements, options);
+    let BlastRadius {
+        blast,
+        baseline_outage_cells: baseline_cells,
+        unsafe_cells,
+    } = tally(model, &results);
     let mut ranked: Vec<(ElementId, u32)> = blast
         .iter()
         .enumerate()
@@ -284,7 +317,8 @@ pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
         sorted_nodes.push(nodes);
     }
     keys.sort_unstable();
-    let mut candidates: HashMap<(u32, u32), ()> = HashMap::new();
+    // Cells that share a q-subset of servers (each pair once, after sort and dedup).
+    let mut candidates: Vec<(u32, u32)> = Vec::new();
     let mut i = 0;
     while i < keys.len() {
         let mut j = i + 1;
@@ -295,14 +329,16 @@ pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
             for b in a + 1..j {
                 let (x, y) = (keys[a].1, keys[b].1);
                 if x != y {
-                    candidates.insert((x.min(y), x.max(y)), ());
+                    candidates.push((x.min(y), x.max(y)));
                 }
             }
         }
         i = j;
     }
+    candidates.sort_unstable();
+    candidates.dedup();
     let mut pairs: Vec<(usize, usize)> = candidates
-        .into_keys()
+        .into_iter()
         .filter(|&(a, b)| {
             let (na, nb) = (&sorted_nodes[a as usize], &sorted_nodes[b as usize]);
             let shared = na.iter().filter(|n| nb.binary_search(n).is_ok()).count();
