@@ -80,7 +80,7 @@ pub struct DomainView {
 /// A hard rule that shaped the answer, and what it did.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BindingView {
-    /// capacity, colour, overlap or safety.
+    /// capacity, colour, overlap, safety or balance.
     pub rule: String,
     pub detail: String,
 }
