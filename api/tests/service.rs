@@ -690,6 +690,78 @@ async fn client_moves_are_proposed_then_committed() {
     );
 }
 
+/// A proposal whose target filled up before the commit: the commit is refused with the
+/// rule it would break, and nothing changes. (A new inventory version supersedes every
+/// proposal instead: that is `move_stale`.)
+#[tokio::test]
+async fn a_move_onto_a_server_that_filled_up_conflicts() {
+    // One node per host: single-node cells can fill every host.
+    let h = Harness::new(1).await;
+    let c = h.clients();
+    let (_, body) = h.place("m2", &[&c[0], &c[1]]).await;
+    let nodes = strings(&body["cell"]["nodes"]);
+    let mut next = h.raw.clone();
+    for n in &nodes[..3] {
+        set_server(&mut next, n, "status", Some("failed"));
+    }
+    let dir = write_zone(&h.dir.path().join("failed"), &next);
+    let (s, body) = h
+        .call(Method::POST, "/v1/inventory", Some(json!({"path": dir})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = h
+        .call(
+            Method::PUT,
+            "/v1/cells/m2/clients",
+            Some(json!({"clients": [c[0], c[1]]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let n = body["move"]["n"]
+        .as_i64()
+        .expect("a move out of a failed server");
+    let into = body["move"]["into"].as_str().unwrap().to_owned();
+
+    // Single-node cells take every free host, the proposal's target among them.
+    let mut filled = 0;
+    for i in 0..h.hosts().len() {
+        let (s, _) = h
+            .call(
+                Method::POST,
+                "/v1/cells",
+                Some(json!({"cell_id": format!("f{i}"), "clients": [c[2]], "size": 1})),
+            )
+            .await;
+        if s != StatusCode::CREATED && s != StatusCode::OK {
+            break;
+        }
+        filled += 1;
+    }
+    let (_, srv) = h
+        .call(Method::GET, &format!("/v1/servers/{into}"), None)
+        .await;
+    assert_eq!(srv["load"], 1, "{filled} cells filled the hosts: {srv}");
+
+    let (s, e) = h
+        .call(
+            Method::POST,
+            &format!("/v1/cells/m2/moves/{n}/commit"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "move_conflict"),
+        "{e}"
+    );
+    let violations = &e["error"]["details"]["violations"];
+    assert_eq!(violations[0]["rule"], "over_capacity", "{e}");
+    assert_eq!(violations[0]["server"], json!(into));
+    let (_, cell) = h.call(Method::GET, "/v1/cells/m2", None).await;
+    assert_eq!(strings(&cell["nodes"]), nodes, "nothing changed");
+    assert_eq!(cell["pending_move"]["n"], n, "the proposal still waits");
+}
+
 #[tokio::test]
 async fn report_health_metrics_openapi() {
     let h = Harness::new(8).await;
