@@ -280,16 +280,23 @@ fn draw_with(
         balance_ceiling: ceiling.map(|c| c.1),
         ..Pool::default()
     };
-    // Per rack: its eligible servers, least utilised first.
+    // Per rack: its eligible servers, least utilised first (ties by the request's hash),
+    // kept in one flat list.
     struct RackChoice {
         rack: u32,
         tier: u8,
         row: u32,
         room: u32,
-        servers: Vec<u32>,
-        best: f64,
+        /// `chosen[from..from + len]`.
+        from: u32,
+        len: u32,
+        /// Utilisation of the best server, as ordered bits (non-negative floats).
+        best: u64,
+        tie: u64,
     }
-    let mut racks: Vec<RackChoice> = Vec::new();
+    let mut racks: Vec<RackChoice> = Vec::with_capacity(inv.racks.len());
+    let mut chosen: Vec<u32> = Vec::new();
+    let mut eligible: Vec<(u64, u64, u32)> = Vec::new();
     for r in 0..inv.racks.len() {
         let tier = if client_rooms.contains(&index.rack_room[r]) {
             0
@@ -299,7 +306,7 @@ fn draw_with(
             2
         };
         let near = tier < 2;
-        let mut servers: Vec<u32> = Vec::new();
+        eligible.clear();
         for &s in &index.hosts[r] {
             if excluded(s) {
                 continue;
@@ -323,44 +330,39 @@ fn draw_with(
                     continue;
                 }
             }
-            servers.push(s);
+            eligible.push((
+                utilisation(inv, occ, s).to_bits(),
+                mix(u64::from(s), req.salt),
+                s,
+            ));
         }
-        if servers.is_empty() {
+        if eligible.is_empty() {
             continue;
         }
-        let key = |s: u32| (utilisation(inv, occ, s), mix(u64::from(s), req.salt));
-        let order = |a: &u32, b: &u32| {
-            let (ka, kb) = (key(*a), key(*b));
-            ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1)).then(a.cmp(b))
-        };
         if limits.per_rack == 1 {
-            let best = servers.iter().copied().min_by(order).expect("not empty");
-            servers.clear();
-            servers.push(best);
+            let best = *eligible.iter().min().expect("not empty");
+            eligible.clear();
+            eligible.push(best);
         } else {
-            servers.sort_by(order);
-            servers.truncate(limits.per_rack);
+            eligible.sort_unstable();
+            eligible.truncate(limits.per_rack);
         }
         racks.push(RackChoice {
             rack: r as u32,
             tier,
             row: index.rack_row[r],
             room: index.rack_room[r],
-            best: utilisation(inv, occ, servers[0]),
-            servers,
+            from: chosen.len() as u32,
+            len: eligible.len() as u32,
+            best: eligible[0].0,
+            tie: mix(r as u64 | 1 << 40, req.salt),
         });
+        chosen.extend(eligible.iter().map(|e| e.2));
     }
     // Order: round-robin over rooms, then over the rows of a room, then over the racks
     // of a row, least utilised first at each level, so that a pool of any size spreads
     // over as many rooms, rows and racks as it can.
-    let rack_tie = |r: u32| mix(u64::from(r) | 1 << 40, req.salt);
-    racks.sort_by(|a, b| {
-        a.row
-            .cmp(&b.row)
-            .then(a.best.total_cmp(&b.best))
-            .then(rack_tie(a.rack).cmp(&rack_tie(b.rack)))
-            .then(a.rack.cmp(&b.rack))
-    });
+    racks.sort_unstable_by_key(|r| (r.row, r.best, r.tie, r.rack));
     let mut rack_rank = vec![0usize; racks.len()];
     for i in 1..racks.len() {
         if racks[i].row == racks[i - 1].row {
@@ -368,13 +370,13 @@ fn draw_with(
         }
     }
     // Rows of a room by their best rack, then name.
-    let mut rows: Vec<(u32, f64, u32)> = Vec::new();
+    let mut rows: Vec<(u32, u64, u32)> = Vec::new();
     for (i, r) in racks.iter().enumerate() {
         if rack_rank[i] == 0 {
             rows.push((r.room, r.best, r.row));
         }
     }
-    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    rows.sort_unstable();
     let row_count = index
         .rack_row
         .iter()
@@ -387,7 +389,7 @@ fn draw_with(
             row_rank[rows[i].2 as usize] = row_rank[rows[i - 1].2 as usize] + 1;
         }
     }
-    let mut ranked: Vec<(usize, usize, u8, f64, u64, usize)> = racks
+    let mut ranked: Vec<(usize, usize, u8, u64, u64, usize)> = racks
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -396,33 +398,27 @@ fn draw_with(
                 row_rank[r.row as usize],
                 r.tier,
                 r.best,
-                rack_tie(r.rack),
+                r.tie,
                 i,
             )
         })
         .collect();
-    ranked.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then(a.1.cmp(&b.1))
-            .then(a.2.cmp(&b.2))
-            .then(a.3.total_cmp(&b.3))
-            .then(a.4.cmp(&b.4))
-            .then(a.5.cmp(&b.5))
-    });
+    ranked.sort_unstable();
 
     for &k in req.keep {
         pool.fixed |= 1 << pool.members.len();
         pool.members.push(k);
     }
-    let mut chosen = 0;
+    let mut taken = 0;
     'racks: for &(_, _, _, _, _, i) in &ranked {
-        for &s in &racks[i].servers {
-            if chosen == limits.size {
+        let r = &racks[i];
+        for &s in &chosen[r.from as usize..(r.from + r.len) as usize] {
+            if taken == limits.size {
                 break 'racks;
             }
             pool.choosable |= 1 << pool.members.len();
             pool.members.push(s);
-            chosen += 1;
+            taken += 1;
         }
     }
     pool
