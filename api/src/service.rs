@@ -288,7 +288,9 @@ fn place(
             // The same id was placed concurrently: the next round answers as a replay.
             continue;
         }
-        if !ledger.occ.violations(inv, &decision.nodes, None).is_empty() {
+        if !ledger.occ.violations(inv, &decision.nodes, None).is_empty()
+            || !placer.within_balance(&ledger.occ, &decision, &[])
+        {
             core.metrics.solve_conflict();
             continue;
         }
@@ -374,6 +376,7 @@ fn replace(
                 .occ
                 .violations(inv, &decision.nodes, Some(cell.slot))
                 .is_empty()
+            || !placer.within_balance(&ledger.occ, &decision, &cell.nodes)
         {
             core.metrics.solve_conflict();
             continue;

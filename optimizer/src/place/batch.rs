@@ -57,7 +57,7 @@ pub fn place_batch(
         let answer = match answer {
             Ok(d)
                 if !occ.violations(inv, &d.nodes, None).is_empty()
-                    || !placer.within_balance(occ, &d.nodes) =>
+                    || !placer.within_balance(occ, &d, &[]) =>
             {
                 outcome.resolved += 1;
                 placer.place(occ, &cell.clients, cell.size)

@@ -192,6 +192,9 @@ pub struct SolveInfo {
     pub groups: usize,
     /// Proven relative gap to the optimum over the pool (exact solver only).
     pub gap: Option<f64>,
+    /// The balance ceiling (utilisation) the pool kept, when the rule applied; a commit
+    /// re-checks it against loads that changed since ([`Placer::within_balance`]).
+    pub balance_ceiling: Option<f64>,
     pub elapsed: Duration,
 }
 
@@ -280,14 +283,19 @@ impl<'m> Placer<'m> {
         &self.options
     }
 
-    /// Whether every one of `nodes` may take a node under the balance rule now (always,
-    /// without the rule). A batch re-solves a speculative answer that fails this.
-    pub fn within_balance(&self, occ: &Occupancy, nodes: &[u32]) -> bool {
-        self.options.balance.is_none_or(|b| {
-            nodes
+    /// Whether `decision` still keeps the balance rule on the loads of `occ` (which may
+    /// have changed since it was solved): every server it adds, i.e. not in `own` (the
+    /// cell's current nodes), may take one more node. Always true when the rule did not
+    /// apply to its pool. Batches and the service re-solve an answer that fails this.
+    pub fn within_balance(&self, occ: &Occupancy, decision: &Decision, own: &[u32]) -> bool {
+        match (self.options.balance, decision.solve.balance_ceiling) {
+            (Some(b), Some(_)) => decision
+                .nodes
                 .iter()
-                .all(|&s| pool::within_balance(&self.pool_index, self.inv, occ, s, b))
-        })
+                .filter(|s| !own.contains(s))
+                .all(|&s| pool::within_balance(&self.pool_index, self.inv, occ, s, b)),
+            _ => true,
+        }
     }
 
     fn check_servers(&self, field: &str, servers: &[u32]) -> Result<(), Error> {
@@ -500,6 +508,7 @@ impl<'m> Placer<'m> {
                 pool: prep.pool.members.len(),
                 groups: prep.table.groups.len(),
                 gap,
+                balance_ceiling: prep.pool.balance_ceiling,
                 elapsed: start.elapsed(),
             },
         })
