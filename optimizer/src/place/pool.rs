@@ -85,6 +85,11 @@ pub struct PoolIndex {
     dc_racks: Vec<Vec<u32>>,
     /// Node capacity of all active hosts.
     active_capacity: u64,
+    /// Per rack: (colour, active hosts of that colour), colours in order, so that a
+    /// request looks only at its colour's servers.
+    by_colour: Vec<Vec<(u32, Vec<u32>)>>,
+    /// Per rack: hosts that are not active (draining or failed).
+    inactive: Vec<u32>,
 }
 
 const NO_COLOUR: u32 = u32::MAX;
@@ -108,7 +113,7 @@ impl PoolIndex {
         let mut colours: Vec<String> = inv.servers.iter().filter_map(|s| s.color.clone()).collect();
         colours.sort();
         colours.dedup();
-        let colour = inv
+        let colour: Vec<u32> = inv
             .servers
             .iter()
             .map(|s| match &s.color {
@@ -127,6 +132,27 @@ impl PoolIndex {
             .iter()
             .map(|r| (r.datacenter.as_str(), r.room.as_str(), r.row.as_str()))
             .collect();
+        let colour: Vec<u32> = colour;
+        let mut by_colour: Vec<Vec<(u32, Vec<u32>)>> = vec![Vec::new(); inv.racks.len()];
+        let mut inactive = vec![0u32; inv.racks.len()];
+        for (r, rack) in inv.racks.iter().enumerate() {
+            for &s in &rack.servers {
+                let server = &inv.servers[s as usize];
+                if server.capacity == 0 {
+                    continue;
+                }
+                if server.status != ServerStatus::Active {
+                    inactive[r] += 1;
+                    continue;
+                }
+                let c = colour[s as usize];
+                match by_colour[r].iter_mut().find(|(x, _)| *x == c) {
+                    Some((_, list)) => list.push(s),
+                    None => by_colour[r].push((c, vec![s])),
+                }
+            }
+            by_colour[r].sort_unstable();
+        }
         let rack_dc = intern(&dcs);
         let dc_count = rack_dc.iter().map(|&d| d as usize + 1).max().unwrap_or(0);
         let mut dc_racks = vec![Vec::new(); dc_count];
@@ -157,6 +183,8 @@ impl PoolIndex {
                 .filter(|s| s.status == ServerStatus::Active)
                 .map(|s| u64::from(s.capacity))
                 .sum(),
+            by_colour,
+            inactive,
         }
     }
 }
@@ -307,19 +335,24 @@ fn draw_with(
         };
         let near = tier < 2;
         eligible.clear();
-        for &s in &index.hosts[r] {
+        let mut of_colour: &[u32] = &[];
+        let mut other_colours = 0;
+        for (c, list) in &index.by_colour[r] {
+            if *c == colour {
+                of_colour = list;
+            } else {
+                other_colours += list.len();
+            }
+        }
+        if near {
+            pool.skipped_status += index.inactive[r] as usize;
+            pool.skipped_colour += other_colours;
+        }
+        for &s in of_colour {
             if excluded(s) {
                 continue;
             }
             let server = &inv.servers[s as usize];
-            if server.status != ServerStatus::Active {
-                pool.skipped_status += usize::from(near);
-                continue;
-            }
-            if index.colour[s as usize] != colour {
-                pool.skipped_colour += usize::from(near);
-                continue;
-            }
             if occ.load(s) >= server.capacity {
                 pool.skipped_full += usize::from(near);
                 continue;
