@@ -582,3 +582,45 @@ fn batch_keeps_every_rule_and_the_balance() {
         );
     }
 }
+
+/// Cells wider than the 63-bit state masks are refused with the field named, never a
+/// panic: in requests and in workload and placement files.
+#[test]
+fn cells_wider_than_63_servers_are_refused() {
+    let raw = fixtures::generate(&fixtures::ZoneParams::small(1));
+    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+    let model = FailureModel::new(&inv);
+    let mut placer = Placer::new(&inv, &model, PlaceOptions::default());
+    let occ = Occupancy::new(&inv);
+    let clients: Vec<u32> = (0..60).collect();
+    match placer.place(&occ, &clients, 7) {
+        Err(optimizer::Error::InvalidRequest { field, message }) => {
+            assert_eq!(field, "clients");
+            assert!(message.contains("63"), "{message}");
+        }
+        other => panic!("expected an invalid request, got {other:?}"),
+    }
+    // 56 clients and 7 nodes fit: an answer (or an explained infeasibility), not a refusal.
+    assert!(!matches!(
+        placer.place(&occ, &clients[..56], 7),
+        Err(optimizer::Error::InvalidRequest { .. })
+    ));
+
+    let ids = |servers: std::ops::Range<u32>| {
+        servers
+            .map(|s| inv.servers[s as usize].id.clone())
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let mut cells = RawTable::for_table("cells");
+    cells.push(&["c1".into(), ids(0..60), "7".into()]);
+    let err = topology::workload::parse_cells(&cells, &inv).expect_err("too wide");
+    assert_eq!(err.errors.len(), 1, "{err:?}");
+    assert_eq!(err.errors[0].column.as_deref(), Some("clients"));
+    assert_eq!(err.errors[0].row, Some(1));
+    let mut placements = RawTable::for_table("placements");
+    placements.push(&["p1".into(), ids(0..60), ids(100..107)]);
+    let err = topology::workload::parse_placements(&placements, &inv).expect_err("too wide");
+    assert_eq!(err.errors.len(), 1, "{err:?}");
+    assert_eq!(err.errors[0].column.as_deref(), Some("nodes"));
+}

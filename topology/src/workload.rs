@@ -32,6 +32,10 @@ impl Placement {
 
 pub const DEFAULT_CELL_SIZE: usize = 7;
 
+/// Most distinct servers (clients and nodes together) in one cell: the width of the bit
+/// masks that hold a cell's state.
+pub const MAX_CELL_SERVERS: usize = 63;
+
 fn server_list(
     inventory: &Inventory,
     allow_repeats: bool,
@@ -129,6 +133,19 @@ pub fn parse_cells(table: &RawTable, inventory: &Inventory) -> Result<Vec<CellSp
                 }
             },
         };
+        if let (Some(clients), Some(size)) = (&clients, size) {
+            if clients.len() + size > MAX_CELL_SERVERS {
+                report.errors.push(Problem::cell(
+                    "cells",
+                    line,
+                    "clients",
+                    format!(
+                        "{} clients and {size} nodes exceed {MAX_CELL_SERVERS} servers in one cell",
+                        clients.len()
+                    ),
+                ));
+            }
+        }
         if let (Some(clients), Some(size)) = (clients, size) {
             cells.push(CellSpec {
                 cell_id: id.to_string(),
@@ -193,6 +210,22 @@ pub fn parse_placements(table: &RawTable, inventory: &Inventory) -> Result<Vec<P
         };
         let clients = list("clients");
         let nodes = list("nodes");
+        if let (Some(clients), Some(nodes)) = (&clients, &nodes) {
+            let mut all: Vec<u32> = clients.iter().chain(nodes).copied().collect();
+            all.sort_unstable();
+            all.dedup();
+            if all.len() > MAX_CELL_SERVERS {
+                report.errors.push(Problem::cell(
+                    "placements",
+                    line,
+                    "nodes",
+                    format!(
+                        "clients and nodes name {} distinct servers, more than {MAX_CELL_SERVERS}",
+                        all.len()
+                    ),
+                ));
+            }
+        }
         if let (Some(clients), Some(nodes)) = (clients, nodes) {
             out.push(Placement {
                 cell_id: id.to_string(),

@@ -319,6 +319,21 @@ impl<'m> Placer<'m> {
         Ok(())
     }
 
+    /// Clients and nodes of one cell fit the 63-bit masks of a cell's state.
+    fn check_width(&self, clients: &[u32], nodes: usize) -> Result<(), Error> {
+        if clients.len() + nodes > topology::workload::MAX_CELL_SERVERS {
+            return Err(Error::InvalidRequest {
+                field: "clients".into(),
+                message: format!(
+                    "{} clients and {nodes} nodes exceed {} servers in one cell",
+                    clients.len(),
+                    topology::workload::MAX_CELL_SERVERS
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn check_size(&self, size: usize) -> Result<(), Error> {
         if size == 0 || size > 15 {
             return Err(Error::InvalidRequest {
@@ -523,6 +538,7 @@ impl<'m> Placer<'m> {
     ) -> Result<Decision, Error> {
         self.check_servers("clients", clients)?;
         self.check_size(size)?;
+        self.check_width(clients, size)?;
         if clients.is_empty() {
             return Err(Error::InvalidRequest {
                 field: "clients".into(),
@@ -544,6 +560,7 @@ impl<'m> Placer<'m> {
     ) -> Result<Decision, Error> {
         self.check_servers("clients", clients)?;
         self.check_servers("nodes", nodes)?;
+        self.check_width(clients, nodes.len())?;
         if !nodes.contains(&server) {
             return Err(Error::InvalidRequest {
                 field: "server".into(),
@@ -572,6 +589,7 @@ impl<'m> Placer<'m> {
     ) -> Result<MovePlan, Error> {
         self.check_servers("clients", clients)?;
         self.check_servers("nodes", nodes)?;
+        self.check_width(clients, nodes.len())?;
         if clients.is_empty() {
             return Err(Error::InvalidRequest {
                 field: "clients".into(),
