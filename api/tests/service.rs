@@ -178,6 +178,21 @@ impl Harness {
         .await
     }
 
+    /// Switches to a new inventory version in which `servers` have failed; returns the
+    /// switch's answer.
+    async fn switch_with_failed(&self, servers: &[String], name: &str) -> Value {
+        let mut next = self.raw.clone();
+        for n in servers {
+            set_server(&mut next, n, "status", Some("failed"));
+        }
+        let dir = write_zone(&self.dir.path().join(name), &next);
+        let (s, body) = self
+            .call(Method::POST, "/v1/inventory", Some(json!({"path": dir})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body
+    }
+
     fn hosts(&self) -> Vec<String> {
         servers(&self.raw).0
     }
@@ -547,19 +562,7 @@ async fn client_moves_are_proposed_then_committed() {
 
     // Three of the seven servers fail (a new inventory): four nodes left, any single
     // failure of one of them is an outage. The switch lists the cell.
-    let mut next = h.raw.clone();
-    for n in &nodes[..3] {
-        set_server(&mut next, n, "status", Some("failed"));
-    }
-    let next_dir = write_zone(&h.dir.path().join("three-failed"), &next);
-    let (s, body) = h
-        .call(
-            Method::POST,
-            "/v1/inventory",
-            Some(json!({"path": next_dir})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    let body = h.switch_with_failed(&nodes[..3], "three-failed").await;
     assert_eq!(body["reevaluation"]["on_failed"], json!(["m1"]));
     assert_eq!(body["reevaluation"]["became_unsafe"], json!(["m1"]));
     let (_, cell) = h.call(Method::GET, "/v1/cells/m1", None).await;
@@ -700,15 +703,7 @@ async fn a_move_onto_a_server_that_filled_up_conflicts() {
     let c = h.clients();
     let (_, body) = h.place("m2", &[&c[0], &c[1]]).await;
     let nodes = strings(&body["cell"]["nodes"]);
-    let mut next = h.raw.clone();
-    for n in &nodes[..3] {
-        set_server(&mut next, n, "status", Some("failed"));
-    }
-    let dir = write_zone(&h.dir.path().join("failed"), &next);
-    let (s, body) = h
-        .call(Method::POST, "/v1/inventory", Some(json!({"path": dir})))
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    h.switch_with_failed(&nodes[..3], "failed").await;
     let (s, body) = h
         .call(
             Method::PUT,

@@ -406,15 +406,21 @@ proptest! {
     }
 }
 
+/// A generated zone and its cell workload, validated.
+fn generated(params: &fixtures::ZoneParams) -> (Inventory, Vec<topology::CellSpec>) {
+    let raw = fixtures::generate(params);
+    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+    let cells = topology::workload::parse_cells(raw.table("cells").expect("cells"), &inv)
+        .expect("generated cells are valid");
+    (inv, cells)
+}
+
 /// On a generated zone (where the search really searches: far more than 20,000 choices),
 /// the exact solver is never worse than the heuristic on the same objective, and the
 /// heuristic stays close to it.
 #[test]
 fn heuristic_against_the_ilp_on_a_generated_zone() {
-    let raw = fixtures::generate(&fixtures::ZoneParams::small(3));
-    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
-    let cells = topology::workload::parse_cells(raw.table("cells").expect("cells"), &inv)
-        .expect("generated cells are valid");
+    let (inv, cells) = generated(&fixtures::ZoneParams::small(3));
     let model = FailureModel::new(&inv);
     let occ = Occupancy::new(&inv);
     let options = PlaceOptions::default();
@@ -482,11 +488,7 @@ fn structured_zone(seed: u64) -> (Inventory, Vec<topology::CellSpec>) {
         explicit_afr_fraction: 0.3,
         ..fixtures::ZoneParams::default()
     };
-    let raw = fixtures::generate(&params);
-    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
-    let cells = topology::workload::parse_cells(raw.table("cells").expect("cells"), &inv)
-        .expect("generated cells are valid");
-    (inv, cells)
+    generated(&params)
 }
 
 /// The zone-wide effects (special pairs of aggregation switches, uplinks, conduits and
@@ -531,10 +533,7 @@ fn fast_risk_equals_brute_force_on_a_structured_zone() {
 /// when run again.
 #[test]
 fn batch_keeps_every_rule_and_the_balance() {
-    let raw = fixtures::generate(&fixtures::ZoneParams::small(5));
-    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
-    let cells = topology::workload::parse_cells(raw.table("cells").expect("cells"), &inv)
-        .expect("generated cells are valid");
+    let (inv, cells) = generated(&fixtures::ZoneParams::small(5));
     let model = FailureModel::new(&inv);
     let options = PlaceOptions::default();
     let balance = options.balance.expect("on by default");
@@ -587,8 +586,7 @@ fn batch_keeps_every_rule_and_the_balance() {
 /// panic: in requests and in workload and placement files.
 #[test]
 fn cells_wider_than_63_servers_are_refused() {
-    let raw = fixtures::generate(&fixtures::ZoneParams::small(1));
-    let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+    let (inv, _) = generated(&fixtures::ZoneParams::small(1));
     let model = FailureModel::new(&inv);
     let mut placer = Placer::new(&inv, &model, PlaceOptions::default());
     let occ = Occupancy::new(&inv);
