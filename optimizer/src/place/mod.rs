@@ -353,7 +353,7 @@ impl<'m> Placer<'m> {
         size: usize,
         own: Option<CellSlot>,
     ) -> Prepared {
-        let room = 63usize.saturating_sub(clients.len() + keep.len());
+        let room = topology::workload::MAX_CELL_SERVERS.saturating_sub(clients.len() + keep.len());
         let wanted = if keep.is_empty() {
             self.options.pool_size
         } else {
