@@ -57,14 +57,6 @@ impl Effects {
             .map(|i| list[i].1)
     }
 
-    /// The piece of single `e` holding `v`, if any.
-    pub fn single_piece(&self, e: ElementId, v: Vertex) -> Option<u32> {
-        let list = self.single_pieces(v);
-        list.binary_search_by_key(&e, |&(x, _)| x)
-            .ok()
-            .map(|i| list[i].1)
-    }
-
     /// Every special pair with `e` in it: (partner, special index), by partner.
     pub fn partners(&self, e: ElementId) -> &[(ElementId, u32)] {
         &self.partners
