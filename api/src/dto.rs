@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::engine::{Binding, Decision, Explanation, SolveInfo, Violation};
 use crate::ledger::{Cell, Ledger};
 use crate::store::{CellRecord, MoveRecord};
-use crate::view::{CountsView, ProblemView};
+use crate::view::{CountsView, OverCapacityView, ProblemView};
 use crate::zone::Zone;
 
 /// Place a new cell.
@@ -445,13 +445,6 @@ pub struct ValidationView {
     pub warnings: Vec<ProblemView>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct OverCapacityServer {
-    pub server: String,
-    pub load: u32,
-    pub capacity: u32,
-}
-
 /// Existing cells judged against a new inventory. Lists hold at most 1,000 ids each; the
 /// counts are complete.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -469,7 +462,7 @@ pub struct ReevaluationView {
     /// Cells with a node on a server that is now failed.
     pub on_failed_count: usize,
     pub on_failed: Vec<String>,
-    pub over_capacity: Vec<OverCapacityServer>,
+    pub over_capacity: Vec<OverCapacityView>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

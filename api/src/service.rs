@@ -21,8 +21,8 @@ use topology::Inventory;
 
 use crate::dto::{
     BindingView, CellResponse, CellView, ClientsRequest, ClientsResponse, ExplanationView,
-    InventoryRequest, InventoryView, MoveView, OverCapacityServer, PlaceRequest, ReevaluationView,
-    ServerView, SwitchResponse, ValidationView, ViolationView,
+    InventoryRequest, InventoryView, MoveView, PlaceRequest, ReevaluationView, ServerView,
+    SwitchResponse, ValidationView, ViolationView,
 };
 use crate::engine::{EngineError, PlaceOptions, Placer, Rule};
 use crate::journal::Journal;
@@ -30,7 +30,7 @@ use crate::ledger::{Cell, Ledger, Missing};
 use crate::metrics::{Gauges, Metrics};
 use crate::solver::SolverPool;
 use crate::store::{CellRecord, Change, InventoryRecord, MoveRecord, MoveStatus, Store};
-use crate::view::{CountsView, FleetReportView, ProblemView};
+use crate::view::{CountsView, FleetReportView, OverCapacityView, ProblemView};
 use crate::zone::{Candidate, Source, Zone};
 use crate::Error;
 
@@ -1110,16 +1110,7 @@ impl Service {
                 push(&mut view.on_failed, &mut view.on_failed_count, id);
             }
         }
-        view.over_capacity = report
-            .load
-            .over_capacity
-            .iter()
-            .map(|&(s, load, capacity)| OverCapacityServer {
-                server: inv.servers[s as usize].id.clone(),
-                load,
-                capacity,
-            })
-            .collect();
+        view.over_capacity = OverCapacityView::list(inv, &report.load.over_capacity);
         // Record the new risks on cells that did not change meanwhile.
         let seq = {
             let mut ledger = self.core.ledger.write().await;

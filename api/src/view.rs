@@ -111,6 +111,19 @@ pub struct OverCapacityView {
     pub capacity: u32,
 }
 
+impl OverCapacityView {
+    /// Views of a report's (server index, load, capacity) entries.
+    pub fn list(inv: &Inventory, over: &[(u32, u32, u32)]) -> Vec<OverCapacityView> {
+        over.iter()
+            .map(|&(s, load, capacity)| OverCapacityView {
+                server: inv.servers[s as usize].id.clone(),
+                load,
+                capacity,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LoadView {
     pub hosts: usize,
@@ -191,15 +204,7 @@ impl FleetReportView {
                     0.0
                 },
                 max_utilisation: load.max_utilisation,
-                over_capacity: load
-                    .over_capacity
-                    .iter()
-                    .map(|&(s, load, capacity)| OverCapacityView {
-                        server: inv.servers[s as usize].id.clone(),
-                        load,
-                        capacity,
-                    })
-                    .collect(),
+                over_capacity: OverCapacityView::list(inv, &load.over_capacity),
                 nodes_on_unusable_servers: load.nodes_on_unusable_servers,
             },
             quorum_sharing_pairs: r.quorum_sharing_pairs.len(),
