@@ -65,7 +65,8 @@ pub struct ElementRef {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ScenarioView {
     pub elements: Vec<ElementRef>,
-    /// Probability weight of the scenario.
+    /// Outages per year this scenario contributes: afr for one element,
+    /// afr·afr·(repair hours of both)/8760 for a pair.
     pub weight: f64,
 }
 
@@ -98,12 +99,17 @@ impl From<&Binding> for BindingView {
 /// and which rules were binding.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ExplanationView {
+    /// Outages per year: the yearly probability of an outage over the minimal cut sets of
+    /// one and two elements; 1 when the cell is down.
     pub risk: f64,
+    /// Outages per year from single elements that break the cell alone (0 when down).
     pub single_risk: f64,
+    /// Outages per year from pairs that break the cell while neither element does alone,
+    /// each weighted by afr·afr·(repair hours of both)/8760 (0 when down).
     pub pair_risk: f64,
     pub single_failure_safe: bool,
-    /// The cell is out with nothing failed.
-    pub baseline_outage: bool,
+    /// The cell is out with nothing failed (its risk is then 1).
+    pub down: bool,
     /// Elements whose failure alone puts the cell out.
     pub breaking: Vec<ElementRef>,
     /// The heaviest failure scenarios that put the cell out.
@@ -128,7 +134,7 @@ impl ExplanationView {
             single_risk: x.single_risk,
             pair_risk: x.pair_risk,
             single_failure_safe: x.single_failure_safe,
-            baseline_outage: x.baseline_outage,
+            down: x.down,
             breaking: x.breaking.iter().map(|&e| element(inv, e)).collect(),
             top_scenarios: x
                 .top_scenarios
@@ -191,6 +197,7 @@ pub struct MoveView {
     pub into: String,
     /// proposed, committed or superseded.
     pub status: String,
+    /// The cell's risk before and after the move, in outages per year.
     pub risk_before: f64,
     pub risk_after: f64,
     pub single_failure_safe_after: bool,
@@ -223,6 +230,7 @@ pub struct CellView {
     pub nodes: Vec<String>,
     /// Deployment colour shared by all nodes, if the servers have one.
     pub colour: Option<String>,
+    /// Outages per year (1 when the cell is down), on `inventory_version`.
     pub risk: f64,
     pub single_failure_safe: bool,
     /// Inventory version the risk was computed on.

@@ -33,12 +33,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fleet report of a placement export on an inventory.
+    /// Fleet report of a placement export on an inventory: safety, blast radius, risk in
+    /// outages per year (minimal cut sets of one and two elements), load, quorum sharing.
     Evaluate {
         dir: PathBuf,
         placements: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Also write one row per cell (cell_id, risk, single_risk, pair_risk,
+        /// single_failure_safe, breaking_elements, down) to this file, CSV or Parquet by
+        /// its extension.
+        #[arg(long)]
+        cells_out: Option<PathBuf>,
         /// Skip the exact per-cell risk (pairs); blast radius and safety are still exact.
         #[arg(long)]
         no_risk: bool,
@@ -190,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             placements,
             json,
+            cells_out,
             no_risk,
             top,
             threads,
@@ -203,6 +210,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 threads,
             };
             let report = fleet_report(&loaded.inventory, &loaded.model, &placements, &options);
+            if let Some(path) = &cells_out {
+                let table = api::view::cells_table(&loaded.inventory, &placements, &report);
+                write_table(path, &table).context("writing the per-cell table")?;
+            }
             let view = FleetReportView::new(&loaded.inventory, &placements, &report);
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);

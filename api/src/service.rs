@@ -641,6 +641,13 @@ impl Service {
             .iter()
             .map(|c| (c.cell_id.clone(), c.single_failure_safe))
             .collect();
+        // Risks recorded on another inventory (or under an older risk definition, which
+        // a migration marks with version 0) are judged again.
+        let stale = fresh
+            || snapshot
+                .cells
+                .iter()
+                .any(|c| c.inventory_version != zone.version);
         let records: Vec<_> = snapshot
             .cells
             .into_iter()
@@ -689,7 +696,7 @@ impl Service {
             reports: Semaphore::new(1),
         });
         tokio::spawn(resync(service.core.clone(), service.store.clone()));
-        if fresh && !before.is_empty() {
+        if stale && !before.is_empty() {
             // The cells' risks were computed on another inventory: judge them again on this
             // one, in the background so that the service is up at once.
             let s = service.clone();
@@ -1128,7 +1135,7 @@ impl Service {
                     continue;
                 }
                 let r = &mut cell.record;
-                r.risk = report.risks[i];
+                r.risk = report.per_cell[i].risk;
                 r.single_failure_safe = !unsafe_set.contains(&i);
                 r.inventory_version = zone.version;
                 r.version += 1;

@@ -89,18 +89,25 @@ pub struct ElementCount {
     pub cells: u32,
 }
 
+/// The risk distribution, in outages per year, over the cells that are not down (a down
+/// cell's risk is 1; it is counted in `down_cells`, not here).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RiskView {
+    /// Cells the distribution is over.
+    pub cells: usize,
     pub mean: f64,
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
+    /// Expected cell outages per year over those cells.
+    pub total: f64,
     pub riskiest_cells: Vec<CellRiskView>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellRiskView {
     pub cell_id: String,
+    /// Outages per year.
     pub risk: f64,
 }
 
@@ -141,7 +148,8 @@ pub struct LoadView {
 pub struct FleetReportView {
     pub cells: usize,
     pub single_failure_unsafe_cells: usize,
-    pub baseline_outage_cells: usize,
+    /// Cells out with nothing failed (risk 1).
+    pub down_cells: usize,
     pub unsafe_cell_ids: Vec<String>,
     pub top_blast_radius: Vec<ElementCount>,
     pub risk: Option<RiskView>,
@@ -159,7 +167,7 @@ impl FleetReportView {
         FleetReportView {
             cells: r.cells,
             single_failure_unsafe_cells: r.unsafe_cells.len(),
-            baseline_outage_cells: r.baseline_outage_cells.len(),
+            down_cells: r.down_cells.len(),
             unsafe_cell_ids: r
                 .unsafe_cells
                 .iter()
@@ -179,10 +187,12 @@ impl FleetReportView {
                 })
                 .collect(),
             risk: r.risk.as_ref().map(|s| RiskView {
+                cells: s.cells,
                 mean: s.mean,
                 p50: s.p50,
                 p99: s.p99,
                 max: s.max,
+                total: s.total,
                 riskiest_cells: s
                     .riskiest
                     .iter()
@@ -222,8 +232,8 @@ impl FleetReportView {
         let _ = writeln!(s, "cells: {}", self.cells);
         let _ = writeln!(
             s,
-            "single-failure unsafe cells: {} (of which {} out with nothing failed)",
-            self.single_failure_unsafe_cells, self.baseline_outage_cells
+            "single-failure unsafe cells: {} (of which {} down: out with nothing failed)",
+            self.single_failure_unsafe_cells, self.down_cells
         );
         for id in &self.unsafe_cell_ids {
             let _ = writeln!(s, "  unsafe: {id}");
@@ -231,8 +241,9 @@ impl FleetReportView {
         if let Some(r) = &self.risk {
             let _ = writeln!(
                 s,
-                "risk per cell: mean {:.3e}, p50 {:.3e}, p99 {:.3e}, max {:.3e}",
-                r.mean, r.p50, r.p99, r.max
+                "risk per cell (outages per year, over {} cells not down): mean {:.3e}, \
+                 p50 {:.3e}, p99 {:.3e}, max {:.3e}; fleet total {:.3e}",
+                r.cells, r.mean, r.p50, r.p99, r.max, r.total
             );
             for c in &r.riskiest_cells {
                 let _ = writeln!(s, "  {:<24} {:.3e}", c.cell_id, c.risk);
@@ -284,4 +295,50 @@ impl FleetReportView {
         }
         s
     }
+}
+
+/// The columns of a per-cell export (`cellplacer evaluate --cells-out`).
+pub const CELL_COLUMNS: [&str; 7] = [
+    "cell_id",
+    "risk",
+    "single_risk",
+    "pair_risk",
+    "single_failure_safe",
+    "breaking_elements",
+    "down",
+];
+
+/// One row per cell: its risk in outages per year and its parts (shortest exact decimal
+/// in scientific notation; empty when the risk was not computed), its single-failure
+/// safety, the elements that break it alone (`;`-joined) and whether it is down.
+pub fn cells_table(
+    inv: &Inventory,
+    placements: &[Placement],
+    report: &FleetReport,
+) -> topology::raw::RawTable {
+    let mut table = topology::raw::RawTable::new(&CELL_COLUMNS);
+    let number = |x: f64| {
+        if x.is_nan() {
+            String::new()
+        } else {
+            format!("{x:e}")
+        }
+    };
+    for (p, c) in placements.iter().zip(&report.per_cell) {
+        let breaking: Vec<&str> = c
+            .breaking
+            .iter()
+            .map(|e| inv.elements[e.index()].id.as_str())
+            .collect();
+        table.push(&[
+            p.cell_id.clone(),
+            number(c.risk),
+            number(c.single_risk),
+            number(c.pair_risk),
+            c.single_failure_safe().to_string(),
+            breaking.join(";"),
+            c.down.to_string(),
+        ]);
+    }
+    table
 }

@@ -1315,3 +1315,85 @@ async fn the_binary_survives_kill_9_and_drains_on_sigterm() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// One risk everywhere: a cell's risk from the service (placement answer and
+/// `GET /v1/cells/{id}`), its row in `cellplacer evaluate --cells-out` on the same
+/// inventory and placements, the CLI's `--json` report and the service's `/v1/report`.
+#[tokio::test]
+async fn service_and_cli_agree_on_every_risk() {
+    let h = Harness::new(8).await;
+    let c = h.clients();
+    let mut placed = Vec::new();
+    for i in 0..6 {
+        let id = format!("agree{i}");
+        let clients: Vec<&str> = [&c[i], &c[i + 7], &c[(i * 5 + 3) % c.len()]]
+            .into_iter()
+            .map(String::as_str)
+            .collect();
+        let (s, body) = h.place(&id, &clients).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        let (s, cell) = h.call(Method::GET, &format!("/v1/cells/{id}"), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(cell["risk"], body["explanation"]["risk"]);
+        placed.push(cell);
+    }
+    let placements = h.dir.path().join("placements.csv");
+    let mut text = String::from("cell_id,clients,nodes\n");
+    for cell in &placed {
+        text += &format!(
+            "{},{},{}\n",
+            cell["cell_id"].as_str().unwrap(),
+            strings(&cell["clients"]).join(";"),
+            strings(&cell["nodes"]).join(";")
+        );
+    }
+    std::fs::write(&placements, text).unwrap();
+    let cells_out = h.dir.path().join("cells.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cellplacer"))
+        .args([
+            "evaluate",
+            h.zone_dir.to_str().unwrap(),
+            placements.to_str().unwrap(),
+            "--json",
+            "--cells-out",
+            cells_out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = topology::ingest::read_table(&cells_out).unwrap();
+    let col = |name: &str| rows.column_index(name).unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs());
+    for (row, cell) in rows.rows.iter().zip(&placed) {
+        assert_eq!(row[col("cell_id")].as_deref(), cell["cell_id"].as_str());
+        let risk: f64 = row[col("risk")].as_deref().unwrap().parse().unwrap();
+        let service = cell["risk"].as_f64().unwrap();
+        assert!(close(risk, service), "cli {risk} vs service {service}");
+        let safe = row[col("single_failure_safe")].as_deref() == Some("true");
+        assert_eq!(safe, cell["single_failure_safe"].as_bool().unwrap());
+    }
+    let (s, report) = h.call(Method::GET, "/v1/report", None).await;
+    assert_eq!(s, StatusCode::OK);
+    for key in ["cells", "mean", "p50", "p99", "max", "total"] {
+        let (a, b) = (&report["risk"][key], &cli["risk"][key]);
+        assert!(
+            close(a.as_f64().unwrap(), b.as_f64().unwrap()),
+            "{key}: {a} vs {b}"
+        );
+    }
+    assert_eq!(report["down_cells"], cli["down_cells"]);
+    assert_eq!(
+        report["single_failure_unsafe_cells"],
+        cli["single_failure_unsafe_cells"]
+    );
+    // The OpenAPI document says what a risk is.
+    let (_, doc) = h.call(Method::GET, "/openapi.json", None).await;
+    let risk = &doc["components"]["schemas"]["CellView"]["properties"]["risk"];
+    assert!(
+        risk["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Outages per year")),
+        "{risk}"
+    );
+}

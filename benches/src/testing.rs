@@ -36,6 +36,7 @@ pub fn racks_inventory(racks: &[Vec<HostSpec>]) -> Inventory {
             "h1".into(),
             "row1".into(),
             "".into(),
+            "".into(),
         ]);
         for (s, h) in hosts.iter().enumerate() {
             servers.push(&[
@@ -44,6 +45,7 @@ pub fn racks_inventory(racks: &[Vec<HostSpec>]) -> Inventory {
                 h.status.to_string(),
                 h.capacity.to_string(),
                 h.colour.to_string(),
+                String::new(),
                 String::new(),
             ]);
         }

@@ -26,13 +26,19 @@ impl Default for ReportOptions {
     }
 }
 
+/// The risk distribution of the cells that are not down (a down cell's risk is 1 and it
+/// is counted in [`FleetReport::down_cells`], not summed), in outages per year.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiskSummary {
+    /// Cells the distribution is over (not down).
+    pub cells: usize,
     pub mean: f64,
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
-    /// The riskiest cells, riskiest first: (cell index, risk).
+    /// Sum over those cells: expected cell outages per year in the fleet.
+    pub total: f64,
+    /// The riskiest cells that are not down, riskiest first: (cell index, risk).
     pub riskiest: Vec<(usize, f64)>,
 }
 
@@ -56,28 +62,53 @@ pub struct LoadSummary {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetReport {
     pub cells: usize,
-    /// Cells with an outage with nothing failed.
-    pub baseline_outage_cells: Vec<usize>,
-    /// Cells that some single element failure puts out (including baseline outages).
+    /// Cells with an outage with nothing failed (down: risk 1).
+    pub down_cells: Vec<usize>,
+    /// Cells that some single element failure puts out (including down cells).
     pub unsafe_cells: Vec<usize>,
     /// Elements by blast radius, largest first: (element, cells out when it alone fails).
     pub top_blast_radius: Vec<(ElementId, u32)>,
     /// Blast radius of every element (index = element id).
     pub blast_radius: Vec<u32>,
-    /// Risk per cell (empty when not computed).
-    pub risks: Vec<f64>,
+    /// Every cell's outcome, in placement order.
+    pub per_cell: Vec<CellOutcome>,
     pub risk: Option<RiskSummary>,
     pub load: LoadSummary,
     /// Pairs of cells (a < b) sharing at least a quorum of one of them.
     pub quorum_sharing_pairs: Vec<(usize, usize)>,
 }
 
+/// One cell's risk and single-failure standing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellOutcome {
+    /// Outages per year; 1 for a down cell; NaN when the risk was not computed.
+    pub risk: f64,
+    /// The singles' and the pairs' parts of `risk` (0 for a down cell; NaN when not
+    /// computed).
+    pub single_risk: f64,
+    pub pair_risk: f64,
+    /// Out with nothing failed.
+    pub down: bool,
+    /// Elements whose failure alone gives an outage (empty for a down cell, which every
+    /// failure leaves out but those that restore it).
+    pub breaking: Vec<ElementId>,
+}
+
+impl CellOutcome {
+    pub fn single_failure_safe(&self) -> bool {
+        !self.down && self.breaking.is_empty()
+    }
+}
+
 /// Per-cell results gathered by the workers.
 struct CellResult {
-    baseline_outage: bool,
+    down: bool,
     unsafe_: bool,
+    /// As [`crate::risk::SingleFailures::elements`].
     elements: Vec<ElementId>,
     risk: f64,
+    single_risk: f64,
+    pair_risk: f64,
 }
 
 fn evaluate_cells(
@@ -102,16 +133,19 @@ fn evaluate_cells(
                             // The exact risk carries the single-failure view too.
                             let (singles, risk) = if options.risk {
                                 let r = eval.evaluate(&p.clients, &p.nodes);
-                                (r.singles, r.risk)
+                                (r.singles, [r.risk, r.single_risk, r.pair_risk])
                             } else {
-                                (eval.single_failures(&p.clients, &p.nodes), f64::NAN)
+                                let singles = eval.single_failures(&p.clients, &p.nodes);
+                                (singles, [f64::NAN; 3])
                             };
-                            let unsafe_ = singles.baseline_outage || !singles.elements.is_empty();
+                            let unsafe_ = singles.down || !singles.elements.is_empty();
                             CellResult {
-                                baseline_outage: singles.baseline_outage,
+                                down: singles.down,
                                 unsafe_,
                                 elements: singles.elements,
-                                risk,
+                                risk: risk[0],
+                                single_risk: risk[1],
+                                pair_risk: risk[2],
                             }
                         })
                         .collect::<Vec<_>>()
@@ -130,9 +164,9 @@ fn evaluate_cells(
 pub struct BlastRadius {
     /// Cells out when each element alone fails (index = element id).
     pub blast: Vec<u32>,
-    /// Cells with an outage with nothing failed.
-    pub baseline_outage_cells: Vec<usize>,
-    /// Cells that some single element failure puts out (including baseline outages).
+    /// Cells with an outage with nothing failed (down).
+    pub down_cells: Vec<usize>,
+    /// Cells that some single element failure puts out (including down cells).
     pub unsafe_cells: Vec<usize>,
 }
 
@@ -149,14 +183,14 @@ pub fn blast_radius(model: &FailureModel, placements: &[Placement], threads: usi
 
 fn tally(model: &FailureModel, results: &[CellResult]) -> BlastRadius {
     let mut blast = vec![0u32; model.element_count()];
-    let mut spared_by_baseline = vec![0u32; model.element_count()];
-    let mut baseline_cells = Vec::new();
+    let mut spared_by_down = vec![0u32; model.element_count()];
+    let mut down_cells = Vec::new();
     let mut unsafe_cells = Vec::new();
     for (i, r) in results.iter().enumerate() {
-        if r.baseline_outage {
-            baseline_cells.push(i);
+        if r.down {
+            down_cells.push(i);
             for e in &r.elements {
-                spared_by_baseline[e.index()] += 1;
+                spared_by_down[e.index()] += 1;
             }
         } else {
             for e in &r.elements {
@@ -167,14 +201,14 @@ fn tally(model: &FailureModel, results: &[CellResult]) -> BlastRadius {
             unsafe_cells.push(i);
         }
     }
-    // With a baseline outage every element keeps the cell out, except the ones it lists.
-    let base = baseline_cells.len() as u32;
-    for (b, spared) in blast.iter_mut().zip(&spared_by_baseline) {
-        *b += base - spared;
+    // A down cell stays out under every element, except the ones it lists.
+    let down = down_cells.len() as u32;
+    for (b, spared) in blast.iter_mut().zip(&spared_by_down) {
+        *b += down - spared;
     }
     BlastRadius {
         blast,
-        baseline_outage_cells: baseline_cells,
+        down_cells,
         unsafe_cells,
     }
 }
@@ -197,7 +231,7 @@ pub fn fleet_report(
     let results = evaluate_cells(model, placements, options);
     let BlastRadius {
         blast,
-        baseline_outage_cells: baseline_cells,
+        down_cells,
         unsafe_cells,
     } = tally(model, &results);
     let mut ranked: Vec<(ElementId, u32)> = blast
@@ -209,37 +243,53 @@ pub fn fleet_report(
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.truncate(options.top);
 
-    let (risks, risk) = if options.risk {
-        let risks: Vec<f64> = results.iter().map(|r| r.risk).collect();
-        let mut sorted = risks.clone();
+    let risk = if options.risk {
+        let mut riskiest: Vec<(usize, f64)> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.down)
+            .map(|(i, r)| (i, r.risk))
+            .collect();
+        let mut sorted: Vec<f64> = riskiest.iter().map(|&(_, r)| r).collect();
         sorted.sort_by(f64::total_cmp);
-        let mut riskiest: Vec<(usize, f64)> = risks.iter().copied().enumerate().collect();
         riskiest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         riskiest.truncate(options.top);
-        let mean = if risks.is_empty() {
-            0.0
-        } else {
-            risks.iter().sum::<f64>() / risks.len() as f64
-        };
+        let total: f64 = sorted.iter().sum();
         let summary = RiskSummary {
-            mean,
+            cells: sorted.len(),
+            mean: if sorted.is_empty() {
+                0.0
+            } else {
+                total / sorted.len() as f64
+            },
             p50: percentile(&sorted, 0.5),
             p99: percentile(&sorted, 0.99),
             max: sorted.last().copied().unwrap_or(0.0),
+            total,
             riskiest,
         };
-        (risks, Some(summary))
+        Some(summary)
     } else {
-        (Vec::new(), None)
+        None
     };
+    let per_cell = results
+        .into_iter()
+        .map(|r| CellOutcome {
+            risk: r.risk,
+            single_risk: r.single_risk,
+            pair_risk: r.pair_risk,
+            down: r.down,
+            breaking: if r.down { Vec::new() } else { r.elements },
+        })
+        .collect();
 
     FleetReport {
         cells: placements.len(),
-        baseline_outage_cells: baseline_cells,
+        down_cells,
         unsafe_cells,
         top_blast_radius: ranked,
         blast_radius: blast,
-        risks,
+        per_cell,
         risk,
         load: load_summary(inv, placements),
         quorum_sharing_pairs: quorum_sharing_pairs(placements),

@@ -1,13 +1,18 @@
-//! Exact risk of one cell over all single and double element failures, without
-//! enumerating the zone's element pairs.
+//! Exact risk of one cell: its yearly outage probability over the minimal cut sets of one
+//! and two elements (the contract's definition), without enumerating the zone's pairs.
+//!
+//! The risk sums `afr(e)` over single elements that give an outage, and the pair weight
+//! `afr(e)·afr(f)·(repair_hours(e) + repair_hours(f)) / 8760` over pairs that give one while
+//! neither element does alone. A cell out with nothing failed is *down*: risk 1.
 //!
 //! The failure model precomputes, for the whole zone, which vertices each element (and each
 //! *special* pair) cuts off ([`topology::failure::Effects`]). A cell's terminals (clients
 //! and nodes) then change state only under the few elements that touch them, and a pair
 //! that is not special leaves every terminal connected exactly where both of its halves
-//! do. Every other single and pair leaves the cell as it is with nothing failed, so their
-//! probability is summed in closed form from the zone's total afr (ARCHITECTURE.md, "Exact
-//! risk").
+//! do. Every other single leaves the cell as it is with nothing failed, and every other pair
+//! as its touching half leaves it: such a pair is either covered by that single or no
+//! outage, so only touching elements and explicit pairs are ever looked at
+//! (ARCHITECTURE.md, "Exact risk").
 
 use topology::failure::Vertex;
 use topology::{ElementId, FailureModel};
@@ -86,7 +91,8 @@ impl CellShape {
     }
 }
 
-/// One failure scenario that causes an outage, with its probability weight.
+/// One failure scenario that causes an outage, with its yearly weight (afr for a single,
+/// the pair weight for a pair).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     pub elements: Vec<ElementId>,
@@ -96,14 +102,18 @@ pub struct Scenario {
 /// The exact risk of a cell and what is behind it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellRisk {
-    /// Single-failure part plus pair part.
+    /// Outages per year: the single part plus the pair part; 1 for a down cell.
     pub risk: f64,
+    /// Sum of afr over the elements that give an outage alone (0 for a down cell).
     pub single_risk: f64,
+    /// Sum of pair weights over the pairs that give an outage while neither element does
+    /// alone (0 for a down cell).
     pub pair_risk: f64,
-    /// The cell is already out with nothing failed (e.g. nodes on failed servers).
-    pub baseline_outage: bool,
-    /// Elements whose failure alone gives an outage (with a baseline outage: those among
-    /// the elements that touch the cell; every other element does too).
+    /// The cell is out with nothing failed (e.g. nodes on failed servers): the contract's
+    /// *down*, with risk 1 and no sums.
+    pub down: bool,
+    /// Elements whose failure alone gives an outage (for a down cell: those among the
+    /// elements that touch the cell; every other element does too).
     pub breaking_singles: Vec<ElementId>,
     /// Heaviest explicit outage scenarios, heaviest first.
     pub top_scenarios: Vec<Scenario>,
@@ -115,48 +125,48 @@ pub struct CellRisk {
 
 impl CellRisk {
     pub fn single_failure_safe(&self) -> bool {
-        !self.baseline_outage && self.breaking_singles.is_empty()
+        !self.down && self.breaking_singles.is_empty()
     }
 }
 
 /// Single-failure view of a cell, for blast radius.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SingleFailures {
-    pub baseline_outage: bool,
-    /// With no baseline outage: exactly the elements whose failure gives an outage.
-    /// With one: the elements that touch the cell and whose failure does NOT give an outage.
+    /// Out with nothing failed.
+    pub down: bool,
+    /// For a cell that is not down: exactly the elements whose failure gives an outage.
+    /// For a down cell: the elements that touch the cell and whose failure does NOT give
+    /// an outage.
     pub elements: Vec<ElementId>,
 }
 
 const TOP_SCENARIOS: usize = 5;
 
 /// One step of [`RiskEvaluator::enumerate_states`]: a state of the terminals and the
-/// scenarios behind it. A state is, per client (in the order given), the terminals
+/// scenario behind it. A state is, per client (in the order given), the terminals
 /// connected to it, itself included (0 when the client is down).
+///
+/// Every single not visited leaves the base state, and every pair not visited leaves the
+/// state of its touching half (or the base state): under the contract's risk such a pair
+/// never counts (its touching half either breaks alone, which covers the pair, or
+/// does not, and neither does the pair), so the visits are all a risk needs.
 #[derive(Debug, Clone, Copy)]
 pub enum StateEvent<'a> {
-    /// The state with nothing failed; `single_mass` and `pair_mass` are the probability
-    /// of every single and every pair that leaves it unchanged, summed in closed form.
-    Base {
-        state: &'a [u64],
-        single_mass: f64,
-        pair_mass: f64,
-    },
-    /// One element that touches the terminals, alone.
+    /// The state with nothing failed.
+    Base { state: &'a [u64] },
+    /// One element that touches the terminals, alone: the `index`-th single visited
+    /// (0, 1, 2, ... in visiting order).
     Single {
         element: ElementId,
+        index: u32,
         state: &'a [u64],
     },
-    /// One explicit pair.
+    /// A pair whose state can differ from both halves'; `halves` are the single indices
+    /// of its elements that touch the terminals (`None`: that element alone leaves the
+    /// base state).
     Pair {
         pair: (ElementId, ElementId),
-        state: &'a [u64],
-    },
-    /// `element` with any element that is neither a touching element nor an explicit
-    /// partner of it: `mass` in total, the state under `element` alone.
-    WithRest {
-        element: ElementId,
-        mass: f64,
+        halves: [Option<u32>; 2],
         state: &'a [u64],
     },
 }
@@ -255,59 +265,54 @@ impl<'m> RiskEvaluator<'m> {
 
     pub fn evaluate_shape(&mut self, shape: &CellShape) -> CellRisk {
         let model = self.model;
-        let p = |e: ElementId| model.afr(e);
         let mut top: Vec<Scenario> = Vec::new();
         let mut breaking = Vec::new();
         let mut changed = Vec::new();
+        // Per visited single (by index): it gives an outage alone.
+        let mut single_out: Vec<bool> = Vec::new();
         let mut single = 0.0;
         let mut pair = 0.0;
-        let mut base_out = false;
+        let mut down = false;
         let relevant =
             self.enumerate_states(
                 &shape.terminals,
                 &shape.client_slots,
                 &mut |event| match event {
-                    StateEvent::Base {
-                        state,
-                        single_mass,
-                        pair_mass,
-                    } => {
-                        base_out = shape.outage(state);
-                        if base_out {
-                            single += single_mass;
-                            pair += pair_mass;
-                        }
-                    }
-                    StateEvent::Single { element, state } => {
+                    StateEvent::Base { state } => down = shape.outage(state),
+                    StateEvent::Single { element, state, .. } => {
                         let out = shape.outage(state);
-                        if out != base_out {
+                        single_out.push(out);
+                        if out != down {
                             changed.push(element);
                         }
                         if out {
-                            single += p(element);
                             breaking.push(element);
-                            top.push(Scenario {
-                                elements: vec![element],
-                                weight: p(element),
-                            });
+                            if !down {
+                                let w = model.afr(element);
+                                single += w;
+                                top.push(Scenario {
+                                    elements: vec![element],
+                                    weight: w,
+                                });
+                            }
                         }
                     }
                     StateEvent::Pair {
                         pair: (e, f),
+                        halves,
                         state,
                     } => {
-                        if shape.outage(state) {
-                            let w = p(e) * p(f);
+                        // A pair is a minimal cut only when neither half breaks alone.
+                        let covered = halves
+                            .iter()
+                            .any(|h| h.is_some_and(|i| single_out[i as usize]));
+                        if !down && !covered && shape.outage(state) {
+                            let w = model.pair_weight(e, f);
                             pair += w;
                             top.push(Scenario {
                                 elements: vec![e, f],
                                 weight: w,
                             });
-                        }
-                    }
-                    StateEvent::WithRest { mass, state, .. } => {
-                        if shape.outage(state) {
-                            pair += mass;
                         }
                     }
                 },
@@ -320,15 +325,15 @@ impl<'m> RiskEvaluator<'m> {
         });
         top.truncate(TOP_SCENARIOS);
         CellRisk {
-            risk: single + pair,
+            risk: if down { 1.0 } else { single + pair },
             single_risk: single,
             pair_risk: pair,
-            baseline_outage: base_out,
+            down,
             breaking_singles: breaking,
             top_scenarios: top,
             relevant_elements: relevant,
             singles: SingleFailures {
-                baseline_outage: base_out,
+                down,
                 elements: changed,
             },
         }
@@ -340,18 +345,15 @@ impl<'m> RiskEvaluator<'m> {
         let shape = CellShape::new(clients, nodes);
         let singles = self.singles(&shape.terminals, &shape.client_slots);
         let nc = shape.client_slots.len();
-        let base_out = shape.outage(&singles.base);
+        let down = shape.outage(&singles.base);
         let elements = singles
             .elements
             .iter()
             .enumerate()
-            .filter(|&(i, _)| shape.outage(&singles.reach[i * nc..(i + 1) * nc]) != base_out)
+            .filter(|&(i, _)| shape.outage(&singles.reach[i * nc..(i + 1) * nc]) != down)
             .map(|(_, &e)| e)
             .collect();
-        SingleFailures {
-            baseline_outage: base_out,
-            elements,
-        }
+        SingleFailures { down, elements }
     }
 
     /// Terminal data, base labels and every element that touches a terminal, with its
@@ -584,11 +586,11 @@ impl<'m> RiskEvaluator<'m> {
         }
     }
 
-    /// Every distinct state of `terminals` over all single and pair failures, with its
-    /// probability mass, without enumerating the zone's pairs: `visit` sees the base state
-    /// first (with the closed-form mass of everything that leaves it unchanged), then each
-    /// touching single in order, then pairs. `clients` are the terminal indices whose
-    /// components the states report. Returns how many elements were looked at.
+    /// Every state of `terminals` that a risk can count, without enumerating the zone's
+    /// pairs: `visit` sees the base state first, then each touching single in order, then
+    /// every pair whose state can differ from both of its halves' (see [`StateEvent`]).
+    /// `clients` are the terminal indices whose components the states report. Returns how
+    /// many elements were looked at.
     ///
     /// Both the risk of one cell and the placement tables (one cell's clients against a
     /// pool of candidate servers) are sums over these events.
@@ -676,12 +678,6 @@ impl<'m> RiskEvaluator<'m> {
             }
         };
 
-        let p = |e: ElementId| model.afr(e);
-        let p_touching: f64 = singles.elements.iter().map(|&e| p(e)).sum();
-        let q_touching: f64 = singles.elements.iter().map(|&e| p(e) * p(e)).sum();
-        let p_rest = model.total_afr - p_touching;
-        let q_rest = model.total_afr_sq - q_touching;
-
         // Explicit pairs by how many touching elements they hold.
         let mut inner: Vec<(u32, u32)> = Vec::new();
         let mut with_one: Vec<(u32, ElementId)> = Vec::new();
@@ -697,16 +693,13 @@ impl<'m> RiskEvaluator<'m> {
         inner.sort_unstable();
         with_one.sort_unstable();
 
-        let outer_mass: f64 = outer.iter().map(|&(e, f)| p(e) * p(f)).sum();
         visit(StateEvent::Base {
             state: &singles.base,
-            single_mass: p_rest,
-            // Pairs of two elements that touch nothing keep the base state, unless explicit.
-            pair_mass: (p_rest * p_rest - q_rest) / 2.0 - outer_mass,
         });
         for (i, &e) in singles.elements.iter().enumerate() {
             visit(StateEvent::Single {
                 element: e,
+                index: i as u32,
                 state: single_state(i),
             });
         }
@@ -730,33 +723,29 @@ impl<'m> RiskEvaluator<'m> {
                 }
                 visit(StateEvent::Pair {
                     pair: (ei, ej),
+                    halves: [Some(i as u32), Some(j as u32)],
                     state: &pair_state,
                 });
             }
-            // Explicit partners that touch nothing alone.
-            let mut p_partners = 0.0;
+            // Explicit partners that touch nothing alone. Every other element that
+            // touches nothing leaves ei's own state: never a pair of its own.
             while one_at < with_one.len() && with_one[one_at].0 == i as u32 {
                 let f = with_one[one_at].1;
                 one_at += 1;
-                p_partners += p(f);
                 let key = (ei.min(f), ei.max(f));
                 explicit_state(self, key, &mut pair_state);
                 visit(StateEvent::Pair {
                     pair: key,
+                    halves: [Some(i as u32), None],
                     state: &pair_state,
                 });
             }
-            // With every other element that touches nothing: the state under ei alone.
-            visit(StateEvent::WithRest {
-                element: ei,
-                mass: p(ei) * (p_rest - p_partners),
-                state: si,
-            });
         }
         for &key in &outer {
             explicit_state(self, key, &mut pair_state);
             visit(StateEvent::Pair {
                 pair: key,
+                halves: [None, None],
                 state: &pair_state,
             });
         }
@@ -788,6 +777,7 @@ fn reach_of(labels: &[u64], clients: &[usize], out: &mut [u64]) {
 /// The literal definition, by brute force over every single and pair of elements. Only
 /// for tests on small inventories: it is quadratic in the zone's elements.
 pub mod reference {
+    use topology::failure::pair_weight;
     use topology::failure::reference::state;
     use topology::Inventory;
 
@@ -814,28 +804,51 @@ pub mod reference {
         })
     }
 
-    /// (risk, breaking single elements, baseline outage).
-    pub fn risk(inv: &Inventory, clients: &[u32], nodes: &[u32]) -> (f64, Vec<ElementId>, bool) {
+    /// The contract's risk of one cell, by brute force.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ReferenceRisk {
+        /// 1 for a down cell, else `single + pair`.
+        pub risk: f64,
+        /// 0 for a down cell.
+        pub single: f64,
+        /// 0 for a down cell.
+        pub pair: f64,
+        /// Elements whose failure alone gives an outage.
+        pub breaking: Vec<ElementId>,
+        pub down: bool,
+    }
+
+    /// Every single and every pair of the zone, straight from the definition: a pair
+    /// counts when it gives an outage and neither of its elements does alone.
+    pub fn risk(inv: &Inventory, clients: &[u32], nodes: &[u32]) -> ReferenceRisk {
         let m = inv.elements.len();
-        let afr = |i: usize| inv.elements[i].afr;
         let id = |i: usize| ElementId(i as u32);
-        let base = outage(inv, clients, nodes, &[]);
-        let mut risk = 0.0;
+        let down = outage(inv, clients, nodes, &[]);
+        let alone: Vec<bool> = (0..m)
+            .map(|i| outage(inv, clients, nodes, &[id(i)]))
+            .collect();
+        let mut single = 0.0;
         let mut breaking = Vec::new();
-        for i in 0..m {
-            if outage(inv, clients, nodes, &[id(i)]) {
-                risk += afr(i);
-                breaking.push(id(i));
-            }
+        for i in (0..m).filter(|&i| alone[i]) {
+            single += inv.elements[i].afr;
+            breaking.push(id(i));
         }
+        let mut pair = 0.0;
         for i in 0..m {
             for j in i + 1..m {
-                if outage(inv, clients, nodes, &[id(i), id(j)]) {
-                    risk += afr(i) * afr(j);
+                if !alone[i] && !alone[j] && outage(inv, clients, nodes, &[id(i), id(j)]) {
+                    let (a, b) = (&inv.elements[i], &inv.elements[j]);
+                    pair += pair_weight(a.afr, a.repair_hours, b.afr, b.repair_hours);
                 }
             }
         }
-        (risk, breaking, base)
+        ReferenceRisk {
+            risk: if down { 1.0 } else { single + pair },
+            single: if down { 0.0 } else { single },
+            pair: if down { 0.0 } else { pair },
+            breaking,
+            down,
+        }
     }
 
     /// Blast radius of every element over a set of (clients, nodes) cells.

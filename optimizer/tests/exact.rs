@@ -11,27 +11,36 @@ use topology::{FailureModel, Inventory};
 
 /// A random, valid, deliberately irregular inventory: servers linked to one or two devices
 /// or to each other, random device meshes, shared risk groups, a random power DAG with
-/// single and double feeds, failed servers, and large afr so that pairs weigh in.
+/// single and double feeds, failed servers, large afr so that pairs weigh in, and repair
+/// times from an hour to a month (or the defaults).
 fn random_inventory(seed: u64) -> Inventory {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let afr = |rng: &mut ChaCha8Rng| {
-        if rng.random_bool(0.2) {
+    // The element columns `afr, repair_hours`, each left empty (the default) at times.
+    let afr = |rng: &mut ChaCha8Rng| -> [String; 2] {
+        let afr = if rng.random_bool(0.2) {
             String::new()
         } else {
             format!("{:.3}", rng.random_range(0.01..0.4))
-        }
+        };
+        let hours = if rng.random_bool(0.3) {
+            String::new()
+        } else {
+            format!("{:.2}", rng.random_range(0.5..720.0))
+        };
+        [afr, hours]
     };
     let mut raw = RawInventory::default();
     let n_racks = rng.random_range(1..=4);
     let mut racks = RawTable::for_table("racks");
     for r in 0..n_racks {
-        let a = afr(&mut rng);
+        let [a, h] = afr(&mut rng);
         racks.push(&[
             format!("r{r}"),
             "dc1".into(),
             format!("h{}", r % 2),
             format!("w{r}"),
             a,
+            h,
         ]);
     }
     let n_servers = rng.random_range(2..=9);
@@ -43,7 +52,7 @@ fn random_inventory(seed: u64) -> Inventory {
             _ => "active",
         };
         let rack = rng.random_range(0..n_racks);
-        let a = afr(&mut rng);
+        let [a, h] = afr(&mut rng);
         servers.push(&[
             format!("s{s}"),
             format!("r{rack}"),
@@ -51,18 +60,20 @@ fn random_inventory(seed: u64) -> Inventory {
             "10".into(),
             "".into(),
             a,
+            h,
         ]);
     }
     let kinds = ["tor", "aggregation", "spine", "other"];
     let n_dev = rng.random_range(1..=5);
     let mut devices = RawTable::for_table("network_devices");
     for d in 0..n_dev {
-        let a = afr(&mut rng);
+        let [a, h] = afr(&mut rng);
         devices.push(&[
             format!("d{d}"),
             kinds[rng.random_range(0..4)].into(),
             "dc1".into(),
             a,
+            h,
         ]);
     }
     let n_groups = rng.random_range(0..=2);
@@ -74,8 +85,8 @@ fn random_inventory(seed: u64) -> Inventory {
         } else {
             String::new()
         };
-        let a_fr = afr(rng);
-        links.push(&[format!("l{nl}"), a, b, g, a_fr]);
+        let [a_fr, h] = afr(rng);
+        links.push(&[format!("l{nl}"), a, b, g, a_fr, h]);
         nl += 1;
     };
     for s in 0..n_servers {
@@ -102,19 +113,20 @@ fn random_inventory(seed: u64) -> Inventory {
         if g == 0 && rng.random_bool(0.5) {
             continue;
         }
-        let a = afr(&mut rng);
-        groups.push(&[format!("g{g}"), a]);
+        let [a, h] = afr(&mut rng);
+        groups.push(&[format!("g{g}"), a, h]);
     }
     let n_power = rng.random_range(1..=5);
     let pkinds = ["utility", "generator", "switchgear", "ups", "pdu", "other"];
     let mut power = RawTable::for_table("power_devices");
     for p in 0..n_power {
-        let a = afr(&mut rng);
+        let [a, h] = afr(&mut rng);
         power.push(&[
             format!("p{p}"),
             pkinds[rng.random_range(0..6)].into(),
             "dc1".into(),
             a,
+            h,
         ]);
     }
     let mut feeds = RawTable::for_table("power_feeds");
@@ -171,8 +183,9 @@ fn random_cell(inv: &Inventory, rng: &mut ChaCha8Rng) -> (Vec<u32>, Vec<u32>) {
     (clients, nodes)
 }
 
+/// Equal to 1e-12 relative (sums of the same positive terms in another order).
 fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
+    (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
 }
 
 proptest! {
@@ -187,17 +200,19 @@ proptest! {
         for _ in 0..3 {
             let (clients, nodes) = random_cell(&inv, &mut rng);
             let fast = eval.evaluate(&clients, &nodes);
-            let (risk, breaking, base) = reference::risk(&inv, &clients, &nodes);
-            prop_assert_eq!(fast.baseline_outage, base, "baseline for {:?} {:?}", clients, nodes);
-            prop_assert!(close(fast.risk, risk), "risk {} != brute force {} for clients {:?} nodes {:?}", fast.risk, risk, clients, nodes);
-            if !base {
-                prop_assert_eq!(&fast.breaking_singles, &breaking);
+            let want = reference::risk(&inv, &clients, &nodes);
+            prop_assert_eq!(fast.down, want.down, "down for {:?} {:?}", clients, nodes);
+            prop_assert!(close(fast.single_risk, want.single), "single part {} != brute force {} for clients {:?} nodes {:?}", fast.single_risk, want.single, clients, nodes);
+            prop_assert!(close(fast.pair_risk, want.pair), "pair part {} != brute force {} for clients {:?} nodes {:?}", fast.pair_risk, want.pair, clients, nodes);
+            prop_assert!(close(fast.risk, want.risk), "risk {} != brute force {} for clients {:?} nodes {:?}", fast.risk, want.risk, clients, nodes);
+            if !want.down {
+                prop_assert_eq!(&fast.breaking_singles, &want.breaking);
             }
             let singles = eval.single_failures(&clients, &nodes);
             prop_assert_eq!(&fast.singles, &singles);
-            prop_assert_eq!(singles.baseline_outage, base);
-            if !base {
-                prop_assert_eq!(&singles.elements, &breaking);
+            prop_assert_eq!(singles.down, want.down);
+            if !want.down {
+                prop_assert_eq!(&singles.elements, &want.breaking);
             }
         }
     }
@@ -220,9 +235,10 @@ proptest! {
         let report = fleet_report(&inv, &model, &placements, &ReportOptions { threads: 2, ..ReportOptions::default() });
         prop_assert_eq!(&report.blast_radius, &reference::blast_radius(&inv, &cells));
         for (i, (c, n)) in cells.iter().enumerate() {
-            let (risk, breaking, base) = reference::risk(&inv, c, n);
-            prop_assert!(close(report.risks[i], risk));
-            prop_assert_eq!(report.unsafe_cells.contains(&i), base || !breaking.is_empty());
+            let want = reference::risk(&inv, c, n);
+            prop_assert!(close(report.per_cell[i].risk, want.risk));
+            prop_assert_eq!(report.unsafe_cells.contains(&i), want.down || !want.breaking.is_empty());
+            prop_assert_eq!(report.down_cells.contains(&i), want.down);
         }
         // Quorum sharing against the pairwise definition.
         let mut naive = Vec::new();
@@ -277,8 +293,9 @@ fn combinations(items: &[u32], k: usize) -> Vec<Vec<u32>> {
     out
 }
 
-/// (risk, safe) of the best allowed choice by the rules: the lowest risk among safe
-/// choices when one exists, else the lowest risk; `None` when no choice is allowed.
+/// (risk, safe) of the best allowed choice by the rules: a cell that is up before one that
+/// is down, then the lowest risk among safe choices when one exists, else the lowest
+/// risk; `None` when no choice is allowed.
 fn brute_force_best(
     inv: &Inventory,
     occ: &Occupancy,
@@ -296,7 +313,7 @@ fn brute_force_best(
                 && !exclude.contains(s)
         })
         .collect();
-    let mut best: Option<(f64, bool)> = None;
+    let mut best: Option<(bool, bool, f64)> = None;
     for mut nodes in combinations(&eligible, size - keep.len()) {
         nodes.extend_from_slice(keep);
         // Kept nodes stay whatever their status; only the overlap rule binds them.
@@ -307,17 +324,15 @@ fn brute_force_best(
         {
             continue;
         }
-        let (risk, breaking, base) = reference::risk(inv, clients, &nodes);
-        let safe = !base && breaking.is_empty();
-        let better = match best {
-            None => true,
-            Some((r, s)) => (safe && !s) || (safe == s && risk < r),
-        };
-        if better {
-            best = Some((risk, safe));
+        let r = reference::risk(inv, clients, &nodes);
+        let safe = !r.down && r.breaking.is_empty();
+        // Smaller is better: down, unsafe, risk.
+        let key = (r.down, !safe, r.risk);
+        if best.is_none_or(|b| key < b) {
+            best = Some(key);
         }
     }
-    best
+    best.map(|(_, unsafe_, risk)| (risk, !unsafe_))
 }
 
 fn pick_servers(inv: &Inventory, k: usize, rng: &mut ChaCha8Rng) -> Vec<u32> {
@@ -362,11 +377,13 @@ proptest! {
                     prop_assert_eq!(d.explanation.single_failure_safe, safe);
                     prop_assert!(occ.violations(&inv, &d.nodes, None).is_empty());
                     prop_assert_eq!(d.nodes.len(), size);
-                    let (r, breaking, base) = reference::risk(&inv, &clients, &d.nodes);
-                    prop_assert!(close(d.explanation.risk, r), "explained risk {} != brute force {r}", d.explanation.risk);
-                    prop_assert_eq!(d.explanation.baseline_outage, base);
-                    if !base {
-                        prop_assert_eq!(&d.explanation.breaking, &breaking);
+                    let want = reference::risk(&inv, &clients, &d.nodes);
+                    prop_assert!(close(d.explanation.risk, want.risk), "explained risk {} != brute force {}", d.explanation.risk, want.risk);
+                    prop_assert!(close(d.explanation.single_risk, want.single));
+                    prop_assert!(close(d.explanation.pair_risk, want.pair));
+                    prop_assert_eq!(d.explanation.down, want.down);
+                    if !want.down {
+                        prop_assert_eq!(&d.explanation.breaking, &want.breaking);
                     }
                     if let Solver::Exact(_) = solver {
                         prop_assert_eq!(d.solve.gap, Some(0.0));
@@ -515,15 +532,18 @@ fn fast_risk_equals_brute_force_on_a_structured_zone() {
             nodes.sort_unstable();
             nodes.dedup();
             let fast = eval.evaluate(&cell.clients, &nodes);
-            let (risk, breaking, base) = reference::risk(&inv, &cell.clients, &nodes);
-            assert_eq!(fast.baseline_outage, base);
+            let want = reference::risk(&inv, &cell.clients, &nodes);
+            assert_eq!(fast.down, want.down);
             assert!(
-                close(fast.risk, risk),
-                "zone {seed} cell {k}: risk {} != brute force {risk}",
-                fast.risk
+                close(fast.risk, want.risk),
+                "zone {seed} cell {k}: risk {} != brute force {}",
+                fast.risk,
+                want.risk
             );
-            if !base {
-                assert_eq!(fast.breaking_singles, breaking);
+            assert!(close(fast.single_risk, want.single));
+            assert!(close(fast.pair_risk, want.pair));
+            if !want.down {
+                assert_eq!(fast.breaking_singles, want.breaking);
             }
         }
     }

@@ -21,15 +21,27 @@ pub const TABLES: [&str; 8] = [
 /// table the contract does not define.
 pub fn schema(table: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     Some(match table {
-        "racks" => (&["rack_id", "datacenter", "room", "row"], &["afr"]),
+        "racks" => (
+            &["rack_id", "datacenter", "room", "row"],
+            &["afr", "repair_hours"],
+        ),
         "servers" => (
             &["server_id", "rack_id", "status", "node_capacity"],
-            &["color", "afr"],
+            &["color", "afr", "repair_hours"],
         ),
-        "network_devices" => (&["device_id", "kind"], &["datacenter", "afr"]),
-        "network_links" => (&["link_id", "a_end", "b_end"], &["risk_group", "afr"]),
-        "risk_groups" => (&["risk_group"], &["afr"]),
-        "power_devices" => (&["device_id", "kind"], &["datacenter", "afr"]),
+        "network_devices" => (
+            &["device_id", "kind"],
+            &["datacenter", "afr", "repair_hours"],
+        ),
+        "network_links" => (
+            &["link_id", "a_end", "b_end"],
+            &["risk_group", "afr", "repair_hours"],
+        ),
+        "risk_groups" => (&["risk_group"], &["afr", "repair_hours"]),
+        "power_devices" => (
+            &["device_id", "kind"],
+            &["datacenter", "afr", "repair_hours"],
+        ),
         "power_feeds" => (&["upstream", "downstream"], &[]),
         "cells" => (&["cell_id", "clients"], &["size"]),
         "placements" => (&["cell_id", "clients", "nodes"], &[]),

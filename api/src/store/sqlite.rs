@@ -29,13 +29,27 @@ struct Embedded;
 impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
         Box::pin(async {
-            Ok(vec![Migration::new(
-                1,
-                Cow::Borrowed("ledger"),
-                MigrationType::Simple,
-                Cow::Borrowed(include_str!("../../migrations/0001_ledger.sql")),
-                false,
-            )])
+            let migration = |version, name, sql| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            };
+            Ok(vec![
+                migration(
+                    1,
+                    "ledger",
+                    include_str!("../../migrations/0001_ledger.sql"),
+                ),
+                migration(
+                    2,
+                    "risk_per_year",
+                    include_str!("../../migrations/0002_risk_per_year.sql"),
+                ),
+            ])
         })
     }
 }

@@ -2,10 +2,16 @@
 //!
 //! One binary `x_i` per pool member and one `y_g` per scenario group; `y_g` must be 1
 //! when the choice leaves some needing client of the group short of a quorum:
-//! `Σ_{i lost} x_i <= (size - quorum) + M·y_g`. The objective is `Σ w_g y_g` plus the
-//! weighted load of the chosen members, so the optimum is the lowest exact risk over the
-//! pool. Single-failure safety is a hard rule (`y_g = 0` for groups holding a single
-//! failure) in a first solve; when that is infeasible, a second solve drops it.
+//! `Σ_{i lost} x_i <= (size - quorum) + M·y_g`. The objective is the exact risk,
+//! `Σ w_g y_g` plus one `z_t >= y_g - Σ y_h` per covered pair (a pair counts only when
+//! neither half's group `h` is lost), plus the weighted load of the chosen members.
+//! Single-failure safety is a hard rule (`y_g = 0` for groups holding a single failure)
+//! in a first solve; every half is such a group, so there the covered pairs are plain
+//! weights. When that is infeasible, a second solve drops the rule; then a half's `y_h`
+//! must be exactly the outage, not just at least it (else raising it would hide a pair),
+//! so it is also bounded by the reach sets that do lose a quorum: `y_h <= Σ_r u_r` with
+//! `u_r = 1` only when `Σ_{i in r} x_i <= quorum - 1`. Losing the base state (a down
+//! choice) weighs more than any other choice's whole risk.
 
 use std::time::Duration;
 
@@ -42,27 +48,83 @@ pub fn program(p: &Problem<'_>, safety: bool, limits: Limits) -> BinaryProgram {
         (0..n).map(|i| (i, 1.0)).collect(),
         f64::from(table.size),
     ));
-    for g in &table.groups {
+    // A down choice costs more than every other outage together.
+    let down_weight = 1.0
+        + table
+            .groups
+            .iter()
+            .map(|g| g.single_weight + g.pair_weight)
+            .sum::<f64>()
+        + table.covered.iter().map(|c| c.weight).sum::<f64>();
+    // The variable of each group that some allowed choice can lose.
+    let mut var: Vec<Option<usize>> = vec![None; table.groups.len()];
+    for (gi, g) in table.groups.iter().enumerate() {
         let y = objective.len();
-        let mut used = false;
         for &r in &g.reach {
             let lose = allowed & !r;
             let count = lose.count_ones();
             if count < must_lose {
                 continue;
             }
-            used = true;
+            var[gi] = Some(y);
             let big_m = f64::from(count.min(table.size) - (must_lose - 1));
             let mut terms: Vec<(usize, f64)> = super::bits(lose).map(|i| (i, 1.0)).collect();
             terms.push((y, -big_m));
             rows.push(Row::at_most(terms, f64::from(must_lose - 1)));
         }
-        if used {
-            objective.push(g.weight());
+        if var[gi].is_some() {
+            let weight = if g.base {
+                down_weight
+            } else {
+                g.single_weight + g.pair_weight
+            };
+            objective.push(weight);
             if safety && g.has_single() {
                 fixed_zero.push(y);
             }
         }
+    }
+    let mut exact_halves: Vec<usize> = Vec::new();
+    for c in &table.covered {
+        let Some(y) = var[c.group as usize] else {
+            continue;
+        };
+        let halves: Vec<usize> = c.halves.iter().filter_map(|&h| var[h as usize]).collect();
+        if safety || halves.is_empty() {
+            // The halves cannot be lost: the pair counts with its group.
+            objective[y] += c.weight;
+            continue;
+        }
+        let z = objective.len();
+        objective.push(c.weight);
+        let mut terms = vec![(y, 1.0), (z, -1.0)];
+        terms.extend(halves.iter().map(|&h| (h, -1.0)));
+        rows.push(Row::at_most(terms, 0.0));
+        exact_halves.extend(
+            c.halves
+                .iter()
+                .map(|&h| h as usize)
+                .filter(|&h| var[h].is_some()),
+        );
+    }
+    exact_halves.sort_unstable();
+    exact_halves.dedup();
+    for &h in &exact_halves {
+        let y = var[h].expect("only groups with a variable");
+        let quorum = f64::from(table.quorum);
+        let mut lost_by = vec![(y, 1.0)];
+        for &r in &table.groups[h].reach {
+            let kept = allowed & r;
+            let u = objective.len();
+            objective.push(0.0);
+            lost_by.push((u, -1.0));
+            // u = 1 only when the choice keeps fewer than a quorum of r.
+            let slack = f64::from(table.size) - (quorum - 1.0);
+            let mut terms: Vec<(usize, f64)> = super::bits(kept).map(|i| (i, 1.0)).collect();
+            terms.push((u, slack));
+            rows.push(Row::at_most(terms, quorum - 1.0 + slack));
+        }
+        rows.push(Row::at_most(lost_by, 0.0));
     }
     for &(mask, most) in &p.overlap {
         rows.push(Row::at_most(

@@ -168,12 +168,14 @@ pub struct DomainCount {
 /// Why a cell is where it is, in terms a person can check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
+    /// Outages per year (the contract's risk; 1 when down).
     pub risk: f64,
+    /// The singles' part and the pairs' part of `risk` (both 0 when down).
     pub single_risk: f64,
     pub pair_risk: f64,
     pub single_failure_safe: bool,
     /// The cell is out with nothing failed.
-    pub baseline_outage: bool,
+    pub down: bool,
     /// Elements whose failure alone gives an outage.
     pub breaking: Vec<ElementId>,
     pub top_scenarios: Vec<Scenario>,
@@ -381,10 +383,9 @@ impl<'m> Placer<'m> {
             },
             limits,
         );
-        let model = self.model;
         let table = Table::build(
             &mut self.evaluator,
-            &|e| model.afr(e),
+            self.model,
             clients,
             &pool.members,
             size,
@@ -449,7 +450,8 @@ impl<'m> Placer<'m> {
                 let Some(x) = search::solve(&problem, true, restarts, seed) else {
                     return Ok(None);
                 };
-                if problem.cost(x).unsafe_groups == 0 {
+                let cost = problem.cost(x);
+                if !cost.down && cost.unsafe_groups == 0 {
                     return Ok(Some((x, None)));
                 }
                 Ok(search::solve(&problem, false, restarts, seed).map(|x| (x, None)))
@@ -608,10 +610,9 @@ impl<'m> Placer<'m> {
                     continue;
                 }
                 let c = problem.cost(y);
-                let key = |c: &Cost| (c.unsafe_groups, c.risk + self.options.load_weight * c.load);
+                let load_weight = self.options.load_weight;
                 if best.as_ref().is_none_or(|(_, b)| {
-                    let (kc, kb) = (key(&c), key(b));
-                    kc.0 < kb.0 || (kc.0 == kb.0 && kc.1 < kb.1)
+                    search::better(c.key(true, load_weight), b.key(true, load_weight))
                 }) {
                     best = Some((y, c));
                 }
@@ -619,8 +620,8 @@ impl<'m> Placer<'m> {
         }
         let current_explanation = self.explain_choice(&prep, x);
         let proposed = best.and_then(|(y, c)| {
-            let fixes = c.unsafe_groups < current.unsafe_groups;
-            let gains = c.unsafe_groups == current.unsafe_groups
+            let fixes = (c.down, c.unsafe_groups) < (current.down, current.unsafe_groups);
+            let gains = (c.down, c.unsafe_groups) == (current.down, current.unsafe_groups)
                 && c.risk < current.risk * (1.0 - self.options.move_gain)
                 && current.risk - c.risk > 1e-15;
             (fixes || gains).then(|| {
@@ -639,38 +640,35 @@ impl<'m> Placer<'m> {
         })
     }
 
-    /// The explanation of an existing cell (no rules, just its risk and domains).
-    pub fn explain(&mut self, clients: &[u32], nodes: &[u32]) -> Explanation {
-        let risk = self.evaluator.evaluate(clients, nodes);
-        Explanation {
-            risk: risk.risk,
-            single_risk: risk.single_risk,
-            pair_risk: risk.pair_risk,
-            single_failure_safe: risk.single_failure_safe(),
-            baseline_outage: risk.baseline_outage,
-            breaking: risk.breaking_singles,
-            top_scenarios: risk.top_scenarios,
-            domains: self.domains(nodes),
-            binding: Vec::new(),
-        }
-    }
-
     fn explain_choice(&self, prep: &Prepared, x: u64) -> Explanation {
         let table = &prep.table;
         let mut single_risk = 0.0;
         let mut pair_risk = 0.0;
         let mut breaking = Vec::new();
         let mut top: Vec<Scenario> = Vec::new();
-        let mut baseline_outage = false;
-        for g in &table.groups {
-            if !g.outage(x, table.quorum) {
+        let mut down = false;
+        let lost = table.lost_groups(x);
+        for (i, g) in table.groups.iter().enumerate() {
+            if lost[i / 64] & (1 << (i % 64)) == 0 {
                 continue;
             }
             single_risk += g.single_weight;
             pair_risk += g.pair_weight;
             breaking.extend_from_slice(&g.singles);
-            top.extend(g.top.iter().cloned());
-            baseline_outage |= g.base;
+            top.extend(g.top.0.iter().cloned());
+            down |= g.base;
+        }
+        for c in &table.covered {
+            if Table::counts(c, &lost) {
+                pair_risk += c.weight;
+                top.extend(c.top.0.iter().cloned());
+            }
+        }
+        if down {
+            // A down cell's risk is 1, not a sum.
+            single_risk = 0.0;
+            pair_risk = 0.0;
+            top.clear();
         }
         breaking.sort_unstable();
         top.sort_by(|a, b| {
@@ -680,7 +678,7 @@ impl<'m> Placer<'m> {
         });
         top.truncate(5);
         let nodes = members_of(&prep.pool, x);
-        let safe = !baseline_outage && breaking.is_empty();
+        let safe = !down && breaking.is_empty();
         let pool = &prep.pool;
         let mut binding = pool_bindings(pool);
         let tight = prep
@@ -699,7 +697,7 @@ impl<'m> Placer<'m> {
         if !safe {
             binding.push(Binding {
                 rule: Rule::Safety,
-                detail: if baseline_outage {
+                detail: if down {
                     "the cell is out with nothing failed".to_string()
                 } else {
                     format!(
@@ -711,11 +709,11 @@ impl<'m> Placer<'m> {
             });
         }
         Explanation {
-            risk: single_risk + pair_risk,
+            risk: if down { 1.0 } else { single_risk + pair_risk },
             single_risk,
             pair_risk,
             single_failure_safe: safe,
-            baseline_outage,
+            down,
             breaking,
             top_scenarios: top,
             domains: self.domains(&nodes),

@@ -23,34 +23,40 @@ pub struct Problem<'t> {
     pub overlap: Vec<(u64, u32)>,
 }
 
-/// A choice's cost: breaking single-failure groups first (when safety is required), then
-/// risk plus the weighted load.
+/// A choice's cost: down (out with nothing failed) last of all, then breaking
+/// single-failure groups (when safety is required), then risk plus the weighted load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cost {
+    pub down: bool,
     pub unsafe_groups: u32,
     pub risk: f64,
     pub load: f64,
 }
 
+/// Orders costs: smaller is better.
+pub(crate) type Key = (bool, u32, f64);
+
 impl Cost {
-    fn key(&self, safety: bool, load_weight: f64) -> (u32, f64) {
+    pub(crate) fn key(&self, safety: bool, load_weight: f64) -> Key {
         (
+            self.down,
             if safety { self.unsafe_groups } else { 0 },
             self.risk + load_weight * self.load,
         )
     }
 }
 
-fn better(a: (u32, f64), b: (u32, f64)) -> bool {
-    a.0 < b.0 || (a.0 == b.0 && a.1 < b.1 - 1e-15 * b.1.abs())
+pub(crate) fn better(a: Key, b: Key) -> bool {
+    (a.0, a.1) < (b.0, b.1) || ((a.0, a.1) == (b.0, b.1) && a.2 < b.2 - 1e-15 * b.2.abs())
 }
 
 impl Problem<'_> {
     pub fn cost(&self, x: u64) -> Cost {
-        let (unsafe_groups, risk) = self.table.score(x);
+        let score = self.table.score(x);
         Cost {
-            unsafe_groups,
-            risk,
+            down: score.down,
+            unsafe_groups: score.unsafe_groups,
+            risk: score.risk,
             load: self.load_of(x),
         }
     }
@@ -74,21 +80,30 @@ impl Problem<'_> {
 
     /// Cost of a partial choice: groups it already loses enough members in (more members
     /// cannot repair them), then load.
-    fn partial_key(&self, x: u64, safety: bool) -> (u32, f64) {
-        let must_lose = self.table.size - self.table.quorum + 1;
-        let mut unsafe_groups = 0;
-        let mut risk = 0.0;
-        for g in &self.table.groups {
-            if g.reach.iter().any(|&r| (x & !r).count_ones() >= must_lose) {
-                risk += g.weight();
-                unsafe_groups += u32::from(g.has_single());
+    fn partial_key(&self, x: u64, safety: bool) -> Key {
+        let table = self.table;
+        let must_lose = table.size - table.quorum + 1;
+        let mut lost = vec![0u64; table.groups.len().div_ceil(64)];
+        for (g, group) in table.groups.iter().enumerate() {
+            if group
+                .reach
+                .iter()
+                .any(|&r| (x & !r).count_ones() >= must_lose)
+            {
+                lost[g / 64] |= 1 << (g % 64);
             }
         }
-        let unsafe_groups = if safety { unsafe_groups } else { 0 };
-        (unsafe_groups, risk + self.load_weight * self.load_of(x))
+        let score = table.score_lost(&lost);
+        Cost {
+            down: score.down,
+            unsafe_groups: score.unsafe_groups,
+            risk: score.risk,
+            load: self.load_of(x),
+        }
+        .key(safety, self.load_weight)
     }
 
-    fn key(&self, x: u64, safety: bool) -> (u32, f64) {
+    fn key(&self, x: u64, safety: bool) -> Key {
         self.cost(x).key(safety, self.load_weight)
     }
 }
@@ -115,7 +130,7 @@ pub fn solve(p: &Problem<'_>, safety: bool, restarts: usize, seed: u64) -> Optio
     if binomial(u64::from(free.count_ones()), u64::from(need)) <= EXHAUSTIVE_LIMIT {
         return exhaustive(p, safety, need, free);
     }
-    let mut best: Option<(u64, (u32, f64))> = None;
+    let mut best: Option<(u64, Key)> = None;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for attempt in 0..=restarts {
         let start = if attempt == 0 {
@@ -135,7 +150,7 @@ pub fn solve(p: &Problem<'_>, safety: bool, restarts: usize, seed: u64) -> Optio
 
 fn exhaustive(p: &Problem<'_>, safety: bool, need: u32, free: u64) -> Option<u64> {
     let items: Vec<usize> = bits(free).collect();
-    let mut best: Option<(u64, (u32, f64))> = None;
+    let mut best: Option<(u64, Key)> = None;
     let mut pick: Vec<usize> = (0..need as usize).collect();
     let k = need as usize;
     loop {
@@ -167,7 +182,7 @@ fn exhaustive(p: &Problem<'_>, safety: bool, need: u32, free: u64) -> Option<u64
 fn greedy(p: &Problem<'_>, safety: bool, need: u32, free: u64) -> Option<u64> {
     let mut x = p.fixed;
     for _ in 0..need {
-        let mut pick: Option<(usize, (u32, f64))> = None;
+        let mut pick: Option<(usize, Key)> = None;
         for i in bits(free & !x) {
             let y = x | 1 << i;
             if !p.allowed(y) {
@@ -204,7 +219,7 @@ fn random_start(p: &Problem<'_>, need: u32, free: u64, rng: &mut ChaCha8Rng) -> 
 fn improve(p: &Problem<'_>, safety: bool, mut x: u64, free: u64) -> u64 {
     let mut current = p.key(x, safety);
     loop {
-        let mut best: Option<(u64, (u32, f64))> = None;
+        let mut best: Option<(u64, Key)> = None;
         for out in bits(x & free) {
             for inn in bits(free & !x) {
                 let y = (x & !(1 << out)) | 1 << inn;

@@ -7,39 +7,67 @@
 //! [`RiskEvaluator::enumerate_states`]) gives, per scenario, the members each needing
 //! client still reaches. Scenarios with the same reach sets form one group; groups that
 //! cannot remove enough members to matter for any choice are dropped.
+//!
+//! The contract counts a pair only when neither of its elements breaks the cell alone, and
+//! whether one does depends on the choice. A pair whose elements are in no group (they
+//! cannot break any choice alone) counts with its group; every other pair becomes a
+//! [`CoveredPair`]: its weight counts when its group is an outage and the groups of its
+//! halves are not.
 
 use rustc_hash::FxHashMap;
 
 use topology::failure::Vertex;
-use topology::ElementId;
+use topology::{ElementId, FailureModel};
 
 use crate::risk::{RiskEvaluator, Scenario, StateEvent};
 
 const TOP_PER_GROUP: usize = 5;
+
+/// The heaviest scenarios of a group or a covered pair, heaviest first.
+#[derive(Debug, Clone, Default)]
+pub struct TopScenarios(pub Vec<Scenario>);
+
+impl TopScenarios {
+    fn push(&mut self, elements: &[ElementId], weight: f64) {
+        let top = &mut self.0;
+        if top.len() == TOP_PER_GROUP && top[TOP_PER_GROUP - 1].weight >= weight {
+            return;
+        }
+        let at = top
+            .iter()
+            .position(|t| t.weight < weight)
+            .unwrap_or(top.len());
+        top.insert(
+            at,
+            Scenario {
+                elements: elements.to_vec(),
+                weight,
+            },
+        );
+        top.truncate(TOP_PER_GROUP);
+    }
+}
 
 /// Scenarios with one effect.
 #[derive(Debug, Clone, Default)]
 pub struct Group {
     /// For each needing client: the pool members it still reaches (bit mask).
     pub reach: Vec<u64>,
-    /// Probability of the single failures in the group.
+    /// Sum of afr over the single failures in the group.
     pub single_weight: f64,
-    /// Probability of the pairs (explicit and closed-form).
+    /// Sum of pair weights over the pairs in the group whose elements can break no choice
+    /// alone (so the pair counts whenever the group is an outage).
     pub pair_weight: f64,
     /// Every single element in the group (a single element breaks the cell if the group
     /// is an outage).
     pub singles: Vec<ElementId>,
-    /// The base state (nothing failed) is in this group.
+    /// The base state (nothing failed) is in this group: a choice that loses it is down.
     pub base: bool,
-    /// Heaviest explicit scenarios, heaviest first.
-    pub top: Vec<Scenario>,
+    /// Heaviest singles and unconditional pairs.
+    pub top: TopScenarios,
 }
 
 impl Group {
-    pub fn weight(&self) -> f64 {
-        self.single_weight + self.pair_weight
-    }
-
     /// Whether the choice `x` has an outage in this group's scenarios.
     pub fn outage(&self, x: u64, quorum: u32) -> bool {
         self.reach.iter().any(|&r| (x & r).count_ones() < quorum)
@@ -49,25 +77,35 @@ impl Group {
     pub fn has_single(&self) -> bool {
         self.base || !self.singles.is_empty()
     }
+}
 
-    fn push_top(&mut self, s: Scenario) {
-        if self.top.len() == TOP_PER_GROUP && self.top[TOP_PER_GROUP - 1].weight >= s.weight {
-            return;
-        }
-        let at = self
-            .top
-            .iter()
-            .position(|t| t.weight < s.weight)
-            .unwrap_or(self.top.len());
-        self.top.insert(at, s);
-        self.top.truncate(TOP_PER_GROUP);
-    }
+/// Pairs with one effect whose elements can break some choice alone: their weight counts
+/// when `group` is an outage and no group of `halves` is.
+#[derive(Debug, Clone, Default)]
+pub struct CoveredPair {
+    pub group: u32,
+    /// The groups of the pair's elements alone (one or two, distinct, never `group`).
+    pub halves: Vec<u32>,
+    pub weight: f64,
+    pub top: TopScenarios,
+}
+
+/// Whether a choice is down, how many single-failure groups it loses, and its risk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    /// Out with nothing failed: risk 1.
+    pub down: bool,
+    /// Groups holding a single failure (or the base state) that the choice loses.
+    pub unsafe_groups: u32,
+    /// Outages per year (1 when down).
+    pub risk: f64,
 }
 
 /// All groups that can matter for a choice of `size` members of the pool.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub groups: Vec<Group>,
+    pub covered: Vec<CoveredPair>,
     pub size: u32,
     pub quorum: u32,
     /// Pool members up and connected to every needing client with nothing failed.
@@ -81,7 +119,7 @@ impl Table {
     /// indices, distinct; bit `i` is `pool[i]`) for cells of `size` nodes.
     pub fn build(
         evaluator: &mut RiskEvaluator<'_>,
-        afr: &dyn Fn(ElementId) -> f64,
+        model: &FailureModel,
         clients: &[u32],
         pool: &[u32],
         size: usize,
@@ -163,58 +201,83 @@ impl Table {
             g
         };
         let mut members = 0;
+        // The group of each visited single (by its index), if it has one.
+        let mut single_group: Vec<Option<u32>> = Vec::new();
+        let mut covered_index: FxHashMap<(u32, u32, u32), usize> = FxHashMap::default();
+        let mut covered: Vec<CoveredPair> = Vec::new();
         let relevant =
             evaluator.enumerate_states(&terminals, &distinct_clients, &mut |event| match event {
-                StateEvent::Base {
-                    state,
-                    single_mass,
-                    pair_mass,
-                } => {
+                StateEvent::Base { state } => {
                     members = member_slots
                         .iter()
                         .filter(|&&m| state.iter().all(|&r| r & (1 << m) != 0))
                         .count();
                     if let Some(g) = group_of(state, &mut groups) {
-                        let group = &mut groups[g];
-                        group.base = true;
-                        group.single_weight += single_mass;
-                        group.pair_weight += pair_mass;
+                        groups[g].base = true;
                     }
                 }
-                StateEvent::Single { element, state } => {
-                    if let Some(g) = group_of(state, &mut groups) {
+                StateEvent::Single { element, state, .. } => {
+                    let g = group_of(state, &mut groups);
+                    single_group.push(g.map(|g| g as u32));
+                    if let Some(g) = g {
                         let group = &mut groups[g];
-                        let w = afr(element);
+                        let w = model.afr(element);
                         group.single_weight += w;
                         group.singles.push(element);
-                        group.push_top(Scenario {
-                            elements: vec![element],
-                            weight: w,
-                        });
+                        group.top.push(&[element], w);
                     }
                 }
                 StateEvent::Pair {
                     pair: (e, f),
+                    halves,
                     state,
                 } => {
-                    if let Some(g) = group_of(state, &mut groups) {
-                        let group = &mut groups[g];
-                        let w = afr(e) * afr(f);
+                    let Some(g) = group_of(state, &mut groups) else {
+                        return;
+                    };
+                    let g = g as u32;
+                    let mut half_groups = [u32::MAX; 2];
+                    for (slot, h) in half_groups.iter_mut().zip(halves) {
+                        if let Some(hg) = h.and_then(|i| single_group[i as usize]) {
+                            if hg == g {
+                                // The pair leaves a half's own state: when that is an
+                                // outage, the half breaks alone and covers the pair.
+                                return;
+                            }
+                            *slot = hg;
+                        }
+                    }
+                    half_groups.sort_unstable();
+                    if half_groups[1] == half_groups[0] {
+                        half_groups[1] = u32::MAX;
+                    }
+                    let w = model.pair_weight(e, f);
+                    if half_groups[0] == u32::MAX {
+                        let group = &mut groups[g as usize];
                         group.pair_weight += w;
-                        group.push_top(Scenario {
-                            elements: vec![e, f],
-                            weight: w,
+                        group.top.push(&[e, f], w);
+                        return;
+                    }
+                    let key = (g, half_groups[0], half_groups[1]);
+                    let at = *covered_index.entry(key).or_insert_with(|| {
+                        covered.push(CoveredPair {
+                            group: g,
+                            halves: half_groups
+                                .iter()
+                                .copied()
+                                .filter(|&h| h != u32::MAX)
+                                .collect(),
+                            ..CoveredPair::default()
                         });
-                    }
-                }
-                StateEvent::WithRest { mass, state, .. } => {
-                    if let Some(g) = group_of(state, &mut groups) {
-                        groups[g].pair_weight += mass;
-                    }
+                        covered.len() - 1
+                    });
+                    covered[at].weight += w;
+                    covered[at].top.push(&[e, f], w);
                 }
             });
         Table {
             groups,
+            covered,
             size: size as u32,
             quorum,
             members,
@@ -222,16 +285,50 @@ impl Table {
         }
     }
 
-    /// (single-failure-breaking groups, risk) of the choice `x`.
-    pub fn score(&self, x: u64) -> (u32, f64) {
-        let mut unsafe_groups = 0;
-        let mut risk = 0.0;
-        for g in &self.groups {
-            if g.outage(x, self.quorum) {
-                risk += g.weight();
-                unsafe_groups += u32::from(g.has_single());
+    /// Which groups the choice `x` loses, as a bit set over group indices.
+    pub fn lost_groups(&self, x: u64) -> Vec<u64> {
+        let mut lost = vec![0u64; self.groups.len().div_ceil(64)];
+        for (g, group) in self.groups.iter().enumerate() {
+            if group.outage(x, self.quorum) {
+                lost[g / 64] |= 1 << (g % 64);
             }
         }
-        (unsafe_groups, risk)
+        lost
+    }
+
+    /// Whether a covered pair counts, given the lost groups.
+    pub fn counts(pair: &CoveredPair, lost: &[u64]) -> bool {
+        let is_lost = |g: u32| lost[g as usize / 64] & (1 << (g % 64)) != 0;
+        is_lost(pair.group) && !pair.halves.iter().any(|&h| is_lost(h))
+    }
+
+    /// The choice `x`'s exact risk and single-failure standing.
+    pub fn score(&self, x: u64) -> Score {
+        let lost = self.lost_groups(x);
+        self.score_lost(&lost)
+    }
+
+    /// [`Table::score`] from the groups a choice (possibly partial) loses.
+    pub fn score_lost(&self, lost: &[u64]) -> Score {
+        let mut down = false;
+        let mut unsafe_groups = 0;
+        let mut risk = 0.0;
+        for (g, group) in self.groups.iter().enumerate() {
+            if lost[g / 64] & (1 << (g % 64)) != 0 {
+                risk += group.single_weight + group.pair_weight;
+                unsafe_groups += u32::from(group.has_single());
+                down |= group.base;
+            }
+        }
+        for pair in &self.covered {
+            if Table::counts(pair, lost) {
+                risk += pair.weight;
+            }
+        }
+        Score {
+            down,
+            unsafe_groups,
+            risk: if down { 1.0 } else { risk },
+        }
     }
 }

@@ -19,13 +19,21 @@ pub type Vertex = u32;
 
 const NONE: u32 = u32::MAX;
 
+/// Hours in the contract's year (the unit of `afr`).
+pub const HOURS_PER_YEAR: f64 = 8760.0;
+
+/// The yearly probability weight of a pair of failures (the contract's rare-event
+/// approximation): the two only meet when the second fails while the first is still
+/// being repaired, `afr(e)·afr(f)·(repair_hours(e) + repair_hours(f)) / 8760`.
+pub fn pair_weight(afr_e: f64, repair_hours_e: f64, afr_f: f64, repair_hours_f: f64) -> f64 {
+    afr_e * afr_f * (repair_hours_e + repair_hours_f) / HOURS_PER_YEAR
+}
+
 /// Per-inventory precomputation of single and pair failure effects.
 #[derive(Debug, Clone)]
 pub struct FailureModel {
     afr: Vec<f64>,
-    /// Sum of every element's afr, and of their squares (for the analytic pair sums).
-    pub total_afr: f64,
-    pub total_afr_sq: f64,
+    repair_hours: Vec<f64>,
     /// CSR adjacency: `adj[adj_start[v]..adj_start[v+1]]` as (neighbour, link index);
     /// neighbours that can carry traffic onwards come first, `transit_end[v]` marks their end.
     adj_start: Vec<u32>,
@@ -149,14 +157,12 @@ impl FailureModel {
         hit2_start.push(hit2.len() as u32);
 
         let afr: Vec<f64> = inv.elements.iter().map(|e| e.afr).collect();
-        let total_afr = afr.iter().sum();
-        let total_afr_sq = afr.iter().map(|p| p * p).sum();
+        let repair_hours: Vec<f64> = inv.elements.iter().map(|e| e.repair_hours).collect();
         let transit: Vec<bool> = distinct_neighbours.iter().map(|&n| n >= 2).collect();
         let base_comp = base_components(&adj_start, &adj, &always_down);
         let mut model = FailureModel {
             afr,
-            total_afr,
-            total_afr_sq,
+            repair_hours,
             adj_start,
             adj,
             transit_end,
@@ -210,8 +216,25 @@ impl FailureModel {
         &self.adj[self.adj_start[v as usize] as usize..self.adj_start[v as usize + 1] as usize]
     }
 
+    /// Yearly failure probability of `e`.
     pub fn afr(&self, e: ElementId) -> f64 {
         self.afr[e.index()]
+    }
+
+    /// How long `e` stays failed, in hours.
+    pub fn repair_hours(&self, e: ElementId) -> f64 {
+        self.repair_hours[e.index()]
+    }
+
+    /// The yearly weight of `e` and `f` failed at once ([`pair_weight`]).
+    pub fn pair_weight(&self, e: ElementId, f: ElementId) -> f64 {
+        let (e, f) = (e.index(), f.index());
+        pair_weight(
+            self.afr[e],
+            self.repair_hours[e],
+            self.afr[f],
+            self.repair_hours[f],
+        )
     }
 
     pub fn element_count(&self) -> usize {
