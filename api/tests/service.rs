@@ -1326,7 +1326,7 @@ async fn service_and_cli_agree_on_every_risk() {
     let mut placed = Vec::new();
     for i in 0..6 {
         let id = format!("agree{i}");
-        let clients: Vec<&str> = [&c[i], &c[i + 7], &c[(i * 5 + 3) % c.len()]]
+        let clients: Vec<&str> = [&c[i], &c[i + 7], &c[i + 20]]
             .into_iter()
             .map(String::as_str)
             .collect();
