@@ -164,3 +164,83 @@ pub fn solve(
         objective: solution.objective,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use topology::ElementId;
+
+    use super::*;
+    use crate::mip::SolverKind;
+    use crate::place::search;
+    use crate::place::table::{CoveredPair, Group, Table};
+
+    fn group(reach: Vec<u64>, single_weight: f64) -> Group {
+        Group {
+            reach,
+            single_weight,
+            singles: if single_weight > 0.0 {
+                vec![ElementId(0)]
+            } else {
+                Vec::new()
+            },
+            ..Group::default()
+        }
+    }
+
+    /// Two candidates, one node. Choosing member 1 loses the single groups `h` (0.2) and
+    /// `q` (0.3); choosing member 0 loses only the pair group `g`, whose pair (weight 1)
+    /// counts because its half `h` is not lost then. Without the safety rule the best is
+    /// member 1 (0.5 < 1). A program whose `y_h` were only bounded below could raise it
+    /// on member 0 to hide the pair and report 0.2: the bounds from `h`'s reach sets
+    /// forbid that.
+    #[test]
+    fn a_half_cannot_be_raised_to_hide_a_covered_pair() {
+        let table = Table {
+            groups: vec![
+                group(vec![0b01], 0.2),
+                group(vec![0b01, 0b11], 0.3),
+                group(vec![0b10], 0.0),
+            ],
+            covered: vec![CoveredPair {
+                group: 2,
+                halves: vec![0],
+                weight: 1.0,
+                ..CoveredPair::default()
+            }],
+            size: 1,
+            quorum: 1,
+            members: 2,
+            relevant_elements: 3,
+        };
+        assert_eq!(table.score(0b01).risk, 1.0);
+        assert_eq!(table.score(0b10).risk, 0.5);
+        let problem = Problem {
+            table: &table,
+            fixed: 0,
+            choosable: 0b11,
+            load: vec![0.0, 0.0],
+            load_weight: 0.0,
+            overlap: Vec::new(),
+        };
+        let limits = Limits {
+            time_limit: Duration::from_secs(10),
+            gap: 0.0,
+        };
+        for kind in SolverKind::ALL {
+            let mut solver = kind.make();
+            let unsafe_ = solve(solver.as_mut(), &problem, false, limits)
+                .unwrap()
+                .unwrap();
+            assert_eq!(unsafe_.choice, 0b10, "{kind}");
+            assert!((unsafe_.objective - 0.5).abs() < 1e-9, "{kind}");
+            // With the safety rule only member 0 keeps every single group: risk 1.
+            let safe = solve(solver.as_mut(), &problem, true, limits)
+                .unwrap()
+                .unwrap();
+            assert_eq!(safe.choice, 0b01, "{kind}");
+            assert!((safe.objective - 1.0).abs() < 1e-9, "{kind}");
+        }
+        assert_eq!(search::solve(&problem, false, 0, 0), Some(0b10));
+        assert_eq!(search::solve(&problem, true, 0, 0), Some(0b01));
+    }
+}
