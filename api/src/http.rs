@@ -297,7 +297,8 @@ async fn get_server(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ReportQuery {
-    /// Compute every cell's exact risk (default true; false is much faster).
+    /// Compute every cell's exact risk in outages per year (default true; false is much
+    /// faster).
     risk: Option<bool>,
     /// How many elements and cells to list (default 10).
     top: Option<usize>,
