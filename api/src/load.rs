@@ -25,18 +25,25 @@ pub fn inventory(dir: &Path) -> Result<Loaded, topology::Error> {
     })
 }
 
-fn invalid(report: topology::Report) -> topology::Error {
-    topology::Error::Invalid(report)
+/// The error of a table read from `path`, its problems naming that file.
+fn invalid(path: &Path) -> impl Fn(topology::Report) -> topology::Error + '_ {
+    move |mut report| {
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        for p in report.errors.iter_mut().chain(&mut report.warnings) {
+            p.file = file.clone();
+        }
+        topology::Error::Invalid(report)
+    }
 }
 
 /// Reads a placement export (`placements.csv` or `.parquet`).
 pub fn placements(path: &Path, inventory: &Inventory) -> Result<Vec<Placement>, topology::Error> {
     let table = read_table(path)?;
-    topology::workload::parse_placements(&table, inventory).map_err(invalid)
+    topology::workload::parse_placements(&table, inventory).map_err(invalid(path))
 }
 
 /// Reads a cell workload (`cells.csv` or `.parquet`).
 pub fn cells(path: &Path, inventory: &Inventory) -> Result<Vec<CellSpec>, topology::Error> {
     let table = read_table(path)?;
-    topology::workload::parse_cells(&table, inventory).map_err(invalid)
+    topology::workload::parse_cells(&table, inventory).map_err(invalid(path))
 }

@@ -1,6 +1,7 @@
 //! The `cellplacer` command line: validate, evaluate, place and generate inventories,
 //! and serve the placement API.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,16 @@ use topology::raw::RawTable;
 #[command(
     name = "cellplacer",
     version,
-    about = "Topology-aware placement of 7-node consensus cells"
+    about = "Topology-aware placement of 7-node consensus cells",
+    long_about = "Topology-aware placement of 7-node consensus cells (quorum 4): close to \
+their clients, apart from shared failure domains.\n\n\
+An inventory export is a directory of tables (racks, servers, network_devices, \
+network_links, risk_groups, power_devices, power_feeds), each NAME.csv or NAME.parquet; \
+docs/format.md describes every column. A cell's risk is in outages per year.\n\n\
+Start with: cellplacer generate --preset tiny --out zone (writes an inventory and a \
+cells.csv workload into zone/), then validate, place and evaluate it.",
+    after_help = "Exit codes: 0 success; 1 invalid input or any error (every problem is \
+listed); 2 a malformed command line."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,15 +39,21 @@ struct Cli {
 enum Command {
     /// Validate an inventory export; prints counts and warnings, exits 1 listing every error.
     Validate {
+        /// Inventory export directory (NAME.csv or NAME.parquet per table).
         dir: PathBuf,
+        /// Print the result as JSON ({valid, counts, errors, warnings}).
         #[arg(long)]
         json: bool,
     },
     /// Fleet report of a placement export on an inventory: safety, blast radius, risk in
     /// outages per year (minimal cut sets of one and two elements), load, quorum sharing.
     Evaluate {
+        /// Inventory export directory (NAME.csv or NAME.parquet per table).
         dir: PathBuf,
+        /// Placement export (cell_id, clients, nodes; .csv or .parquet), e.g. the output
+        /// of `cellplacer place`.
         placements: PathBuf,
+        /// Print the report as JSON instead of text.
         #[arg(long)]
         json: bool,
         /// Also write one row per cell (cell_id, risk, single_risk, pair_risk,
@@ -87,9 +103,13 @@ enum Command {
     },
     /// Place a cell workload (`cells.csv`) in batch; writes a placement export.
     Place {
+        /// Inventory export directory (NAME.csv or NAME.parquet per table).
         dir: PathBuf,
+        /// Cell workload: cell_id, clients (server ids joined by ';'), optional size.
+        /// `cellplacer generate` writes one as cells.csv next to the inventory.
         #[arg(long)]
         cells: PathBuf,
+        /// Where to write the placements (cell_id, clients, nodes): .csv or .parquet.
         #[arg(long)]
         out: PathBuf,
         /// heuristic, ilp (HiGHS) or microlp.
@@ -101,6 +121,8 @@ enum Command {
         /// Candidate servers per cell.
         #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
         pool: usize,
+        /// Seed of the search's random restarts and tie-breaks: the same inputs and seed
+        /// give the same placements.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Balance ceiling: no server above this many times the mean utilisation (plus
@@ -112,17 +134,22 @@ enum Command {
         #[arg(long, default_value_t = PlaceOptions::default().batch_window)]
         window: usize,
     },
-    /// Write a generated availability zone (deterministic for a seed).
+    /// Write a generated availability zone and its cell workload (cells.csv), the same
+    /// for the same preset and seed.
     Generate {
+        /// Zone shape.
         #[arg(long, value_enum, default_value_t = Preset::Small)]
         preset: Preset,
+        /// Seed of every random choice (statuses, dual ToRs, single feeds, clients).
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Override the number of cells in the workload.
         #[arg(long)]
         cells: Option<usize>,
+        /// Table file format.
         #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
         format: FormatArg,
+        /// Directory to write the tables into (created if missing).
         #[arg(long)]
         out: PathBuf,
     },
@@ -130,33 +157,70 @@ enum Command {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Preset {
+    /// 32 servers (16 hosts), 10 cells: 1 datacenter, 2 rooms.
     Tiny,
+    /// 2,304 servers (576 hosts), 2,000 cells: 3 datacenters (the bundled zone).
     Small,
+    /// 23,040 servers (5,760 hosts, 4 colours), 100,000 cells.
     Az,
+    /// 53,760 servers (26,880 hosts, 4 colours), 1,000,000 cells.
     AzLarge,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum FormatArg {
+    /// NAME.csv with a header row.
     Csv,
+    /// NAME.parquet with the same columns.
     Parquet,
 }
 
-fn print_problems(errors: &[topology::Problem], warnings: &[topology::Problem], json: bool) {
+/// Standard output closed by the reader (`cellplacer evaluate ... | head -1`): a normal end.
+#[derive(Debug)]
+struct ClosedPipe;
+
+impl std::fmt::Display for ClosedPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for ClosedPipe {}
+
+/// Writes `text` to standard output; a closed pipe ends the command quietly (exit 0).
+fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match write!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedPipe.into()),
+        other => Ok(other?),
+    }
+}
+
+/// [`emit`] with a newline.
+fn emitln(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    emit(format_args!("{text}\n"))
+}
+
+fn print_problems(
+    errors: &[topology::Problem],
+    warnings: &[topology::Problem],
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         let doc = serde_json::json!({
             "valid": errors.is_empty(),
             "errors": errors.iter().map(ProblemView::from).collect::<Vec<_>>(),
             "warnings": warnings.iter().map(ProblemView::from).collect::<Vec<_>>(),
         });
-        println!("{doc:#}");
+        emitln(format_args!("{doc:#}"))
     } else {
         for e in errors {
-            println!("error: {e}");
+            emitln(format_args!("error: {e}"))?;
         }
         for w in warnings {
-            println!("warning: {w}");
+            emitln(format_args!("warning: {w}"))?;
         }
+        Ok(())
     }
 }
 
@@ -171,23 +235,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "counts": CountsView::from(counts),
                         "warnings": loaded.warnings.iter().map(ProblemView::from).collect::<Vec<_>>(),
                     });
-                    println!("{doc:#}");
+                    emitln(format_args!("{doc:#}"))?;
                 } else {
-                    println!("valid: {}", counts_text(&counts));
-                    println!("{} warning(s)", loaded.warnings.len());
-                    print_problems(&[], &loaded.warnings, false);
+                    emitln(format_args!("valid: {}", counts_text(&counts)))?;
+                    emitln(format_args!("{} warning(s)", loaded.warnings.len()))?;
+                    print_problems(&[], &loaded.warnings, false)?;
                 }
                 Ok(ExitCode::SUCCESS)
             }
             Err(topology::Error::Invalid(report)) => {
                 if !json {
-                    println!(
+                    emitln(format_args!(
                         "invalid: {} error(s), {} warning(s)",
                         report.errors.len(),
                         report.warnings.len()
-                    );
+                    ))?;
                 }
-                print_problems(&report.errors, &report.warnings, json);
+                print_problems(&report.errors, &report.warnings, json)?;
                 Ok(ExitCode::FAILURE)
             }
             Err(e) => Err(e).context("reading the inventory"),
@@ -216,9 +280,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let view = FleetReportView::new(&loaded.inventory, &placements, &report);
             if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                emitln(serde_json::to_string_pretty(&view)?)?;
             } else {
-                print!("{}", view.text());
+                emit(view.text())?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -262,7 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 options,
                 |addr| {
                     // Tests and scripts read the port from here (useful with port 0).
-                    println!("listening on http://{addr}");
+                    let _ = emitln(format_args!("listening on http://{addr}"));
                 },
                 api::serve::shutdown_signal(),
             ))?;
@@ -311,16 +375,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
             }
             write_table(&out, &table).context("writing the placements")?;
-            println!(
+            emitln(format_args!(
                 "placed {} of {} cells in {:.2?} ({} not single-failure safe); wrote {}",
                 outcome.placements.len(),
                 cells.len(),
                 outcome.elapsed,
                 outcome.unsafe_cells,
                 out.display()
-            );
+            ))?;
             for (cell, e) in &outcome.failed {
-                println!("not placed: cell '{cell}': {e}");
+                emitln(format_args!("not placed: cell '{cell}': {e}"))?;
             }
             Ok(if outcome.failed.is_empty() {
                 ExitCode::SUCCESS
@@ -349,13 +413,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 FormatArg::Parquet => Format::Parquet,
             };
             write_dir(&out, &fixtures::generate(&params), format)?;
-            println!(
+            emitln(format_args!(
                 "wrote {} servers and {} cells to {}",
                 params.total_servers(),
                 params.cells,
                 out.display()
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints an error for a person: the context chain once (a cause already quoted by the
+/// message before it is not repeated), and an invalid input's problems one per line, as
+/// `validate` prints them.
+fn print_error(e: &anyhow::Error) {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = match cause.downcast_ref::<topology::Error>() {
+            Some(topology::Error::Invalid(report)) => format!(
+                "invalid input: {} error(s), {} warning(s)",
+                report.errors.len(),
+                report.warnings.len()
+            ),
+            _ => cause.to_string(),
+        };
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    eprintln!("error: {message}");
+    if let Some(topology::Error::Invalid(report)) = e.downcast_ref::<topology::Error>() {
+        for p in &report.errors {
+            eprintln!("error: {p}");
+        }
+        for p in &report.warnings {
+            eprintln!("warning: {p}");
         }
     }
 }
@@ -363,8 +460,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
+        Err(e) if e.is::<ClosedPipe>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            print_error(&e);
             ExitCode::FAILURE
         }
     }

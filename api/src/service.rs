@@ -568,7 +568,9 @@ fn problems(e: &topology::Error) -> (Vec<ProblemView>, Vec<ProblemView>) {
         e => (
             vec![ProblemView {
                 table: String::new(),
+                file: None,
                 row: None,
+                line: None,
                 column: None,
                 message: e.to_string(),
             }],

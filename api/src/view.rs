@@ -8,10 +8,16 @@ use topology::model::Counts;
 use topology::{Inventory, Placement, Problem};
 use utoipa::ToSchema;
 
+/// One located problem of an import.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProblemView {
     pub table: String,
+    /// The file the table was read from (`servers.csv`), when it came from one.
+    pub file: Option<String>,
+    /// 1-based data row (the header not counted).
     pub row: Option<usize>,
+    /// The line in a CSV file (the header is line 1).
+    pub line: Option<usize>,
     pub column: Option<String>,
     pub message: String,
 }
@@ -20,7 +26,9 @@ impl From<&Problem> for ProblemView {
     fn from(p: &Problem) -> ProblemView {
         ProblemView {
             table: p.table.clone(),
+            file: p.file.clone(),
             row: p.row,
+            line: p.line(),
             column: p.column.clone(),
             message: p.message.clone(),
         }

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// Where an ingest problem sits: a table, maybe a 1-based data row, maybe a column.
+/// Where an ingest problem sits: a table, maybe a 1-based data row, maybe a column, and
+/// the file it was read from when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
     pub table: String,
@@ -10,6 +11,8 @@ pub struct Problem {
     pub row: Option<usize>,
     pub column: Option<String>,
     pub message: String,
+    /// The file name (`servers.csv`, `servers.parquet`) when the table came from a file.
+    pub file: Option<String>,
 }
 
 impl Problem {
@@ -19,6 +22,7 @@ impl Problem {
             row: None,
             column: None,
             message: message.into(),
+            file: None,
         }
     }
 
@@ -28,6 +32,7 @@ impl Problem {
             row: None,
             column: Some(column.to_string()),
             message: message.into(),
+            file: None,
         }
     }
 
@@ -37,15 +42,26 @@ impl Problem {
             row: Some(row),
             column: Some(column.to_string()),
             message: message.into(),
+            file: None,
         }
+    }
+
+    /// The line of the file the row is on, for a CSV file (its header is line 1).
+    pub fn line(&self) -> Option<usize> {
+        let csv = self.file.as_deref()?.ends_with(".csv");
+        self.row.filter(|_| csv).map(|r| r + 1)
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.table)?;
-        if let Some(row) = self.row {
-            write!(f, " row {row}")?;
+        // A CSV file's line is what an editor shows; otherwise the data row.
+        match (&self.file, self.line(), self.row) {
+            (Some(file), Some(line), _) => write!(f, "{file} line {line}")?,
+            (Some(file), None, Some(row)) => write!(f, "{file} row {row}")?,
+            (Some(file), None, None) => write!(f, "{file}")?,
+            (None, _, Some(row)) => write!(f, "{} row {row}", self.table)?,
+            (None, _, None) => write!(f, "{}", self.table)?,
         }
         if let Some(column) = &self.column {
             write!(f, " column {column}")?;
@@ -79,15 +95,41 @@ impl fmt::Display for Report {
     }
 }
 
+impl Report {
+    /// Root causes first: problems with a whole table or column (a missing table or
+    /// column makes its rows unreadable), then row problems by table, row and column.
+    pub fn sort(&mut self) {
+        for list in [&mut self.errors, &mut self.warnings] {
+            list.sort_by(|a, b| {
+                (a.row.is_some(), &a.table, a.row, &a.column, &a.message).cmp(&(
+                    b.row.is_some(),
+                    &b.table,
+                    b.row,
+                    &b.column,
+                    &b.message,
+                ))
+            });
+        }
+    }
+
+    /// Names the file each problem's table was read from (`files`: table -> file name).
+    pub fn locate(&mut self, files: &std::collections::BTreeMap<String, String>) {
+        for p in self.errors.iter_mut().chain(&mut self.warnings) {
+            if p.file.is_none() {
+                p.file = files.get(&p.table).cloned();
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid input: {}", summary(.0))]
     Invalid(Report),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    // `cause` is part of the message, not a separate source: a chain printer would
+    // otherwise say it twice.
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{path}: {message}")]
     Read { path: String, message: String },
 }

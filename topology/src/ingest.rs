@@ -49,7 +49,7 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
     if !path.exists() {
         return Err(Error::Io {
             path: path.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
     let df = match format {
@@ -63,9 +63,9 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
             .and_then(|r| r.finish())
             .map_err(|e| read_error(path, e))?,
         Format::Parquet => {
-            let file = File::open(path).map_err(|source| Error::Io {
+            let file = File::open(path).map_err(|cause| Error::Io {
                 path: path.display().to_string(),
-                source,
+                cause,
             })?;
             ParquetReader::new(file)
                 .finish()
@@ -117,15 +117,24 @@ pub fn table_path(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
 /// simply absent here; the validator decides which are required.
 pub fn read_dir(dir: &Path) -> Result<RawInventory> {
     if !dir.is_dir() {
+        let (kind, what) = if dir.exists() {
+            (std::io::ErrorKind::InvalidInput, "not a directory")
+        } else {
+            (std::io::ErrorKind::NotFound, "no such directory")
+        };
         return Err(Error::Io {
             path: dir.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+            cause: std::io::Error::new(kind, what),
         });
     }
     let mut raw = RawInventory::default();
     for name in TABLES {
         if let Some(path) = table_path(dir, name)? {
             raw.insert(name, read_table(&path)?);
+            if let Some(file) = path.file_name() {
+                raw.files
+                    .insert(name.to_string(), file.to_string_lossy().into_owned());
+            }
         }
     }
     Ok(raw)
@@ -153,9 +162,9 @@ pub fn write_table(path: &Path, table: &RawTable) -> Result<()> {
     let format = Format::from_path(path)
         .ok_or_else(|| read_error(path, "unknown table format (expected .csv or .parquet)"))?;
     let mut df = raw_to_dataframe(table).map_err(|e| read_error(path, e))?;
-    let file = File::create(path).map_err(|source| Error::Io {
+    let file = File::create(path).map_err(|cause| Error::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     match format {
         Format::Csv => CsvWriter::new(file)
@@ -170,9 +179,9 @@ pub fn write_table(path: &Path, table: &RawTable) -> Result<()> {
 
 /// Writes every table of an inventory into `dir` in one format.
 pub fn write_dir(dir: &Path, raw: &RawInventory, format: Format) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+    std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
         path: dir.display().to_string(),
-        source,
+        cause,
     })?;
     for (name, table) in &raw.tables {
         write_table(&dir.join(format!("{name}.{}", format.extension())), table)?;

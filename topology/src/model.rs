@@ -278,11 +278,12 @@ impl Inventory {
     pub fn from_raw(raw: &RawInventory) -> Result<(Inventory, Vec<Problem>), Error> {
         let mut b = Builder::default();
         b.load(raw);
+        b.report.sort();
+        b.report.locate(&raw.files);
         if b.report.errors.is_empty() {
             let warnings = std::mem::take(&mut b.report.warnings);
             Ok((b.finish(), warnings))
         } else {
-            b.report.errors.sort();
             Err(Error::Invalid(b.report))
         }
     }
@@ -322,6 +323,13 @@ struct Builder {
     feeds: Vec<(u32, PowerNode)>,
     /// For power-cycle messages: feed row of each feed.
     feed_rows: Vec<usize>,
+    /// Tables that could not be read (missing, or a required column missing): ids they
+    /// would define are unknown, so references to them are not reported one by one.
+    unreadable: Vec<&'static str>,
+    /// Ids of rows dropped for their own errors: references to them are not errors again.
+    rejected: std::collections::HashSet<String>,
+    /// Per referencing table: references left unchecked because of `unreadable`.
+    unchecked: BTreeMap<&'static str, usize>,
 }
 
 /// Opens a table for reading, recording missing tables and columns. `None` when unusable.
@@ -452,13 +460,15 @@ impl Builder {
     }
 
     /// Resolves the required reference in `column` to an element that `accept` takes;
-    /// records "unknown {expected}" or "is a {kind}, not a {expected}" otherwise.
+    /// records "unknown {expected}" or "is a {kind}, not a {expected}" otherwise. An
+    /// unknown id is not reported when one of `tables` (where it could be defined) could
+    /// not be read: that table's own error is the cause.
     fn reference<T>(
         &mut self,
         t: &Rows<'_>,
         row: usize,
         column: &str,
-        expected: &str,
+        (expected, tables): (&str, &[&str]),
         accept: impl Fn(&Element) -> Option<T>,
     ) -> Option<T> {
         let id = self.required(t, row, column)?;
@@ -467,6 +477,11 @@ impl Builder {
                 Some(v) => return Some(v),
                 None => format!("'{id}' is a {}, not a {expected}", e.kind.name()),
             },
+            None if self.rejected.contains(id) => return None,
+            None if tables.iter().any(|x| self.unreadable.contains(x)) => {
+                *self.unchecked.entry(t.name).or_default() += 1;
+                return None;
+            }
             None => format!("unknown {expected} '{id}'"),
         };
         self.error(t.name, row, column, message);
@@ -498,6 +513,18 @@ impl Builder {
         );
         let feeds = open_table(raw.table("power_feeds"), "power_feeds", true, &mut report);
         self.report = report;
+        for (name, table) in [
+            ("racks", &racks),
+            ("servers", &servers),
+            ("network_devices", &netdevs),
+            ("network_links", &links),
+            ("power_devices", &powers),
+            ("power_feeds", &feeds),
+        ] {
+            if table.is_none() {
+                self.unreadable.push(name);
+            }
+        }
 
         // Definitions first (every id in the one namespace), then references.
         if let Some(t) = &racks {
@@ -522,7 +549,17 @@ impl Builder {
             self.load_feeds(t);
         }
         self.check_power_cycles();
-        self.collect_warnings();
+        // With a table unreadable, links and feeds are missing for that reason alone.
+        if self.unreadable.is_empty() && self.unchecked.is_empty() {
+            self.collect_warnings();
+        }
+        for (table, count) in std::mem::take(&mut self.unchecked) {
+            let unreadable = self.unreadable.join(", ");
+            self.report.warnings.push(Problem::table(
+                table,
+                format!("{count} reference(s) not checked: {unreadable} could not be read"),
+            ));
+        }
     }
 
     fn load_racks(&mut self, t: &Rows<'_>) {
@@ -608,7 +645,7 @@ impl Builder {
             let Some(id) = self.required(t, row, "server_id") else {
                 continue;
             };
-            let rack = self.reference(t, row, "rack_id", "rack", |e| {
+            let rack = self.reference(t, row, "rack_id", ("rack", &["racks"]), |e| {
                 (e.kind == ElementKind::Rack).then_some(e.index)
             });
             let status = self.required(t, row, "status").and_then(|s| match s {
@@ -661,17 +698,20 @@ impl Builder {
                 self.elements.pop();
                 debug_assert_eq!(element.index(), self.elements.len());
                 self.by_id.remove(id);
+                self.rejected.insert(id.to_string());
             }
         }
     }
 
     fn net_end(&mut self, t: &Rows<'_>, row: usize, column: &str) -> Option<NetNode> {
-        self.reference(t, row, column, "server or network device", |e| {
-            match e.kind {
-                ElementKind::Server => Some(NetNode::Server(e.index)),
-                ElementKind::NetworkDevice => Some(NetNode::Device(e.index)),
-                _ => None,
-            }
+        let expected = (
+            "server or network device",
+            &["servers", "network_devices"][..],
+        );
+        self.reference(t, row, column, expected, |e| match e.kind {
+            ElementKind::Server => Some(NetNode::Server(e.index)),
+            ElementKind::NetworkDevice => Some(NetNode::Device(e.index)),
+            _ => None,
         })
     }
 
@@ -744,6 +784,7 @@ impl Builder {
                 (Some(_), _, _) => {
                     self.elements.pop();
                     self.by_id.remove(id);
+                    self.rejected.insert(id.to_string());
                 }
                 _ => {}
             }
@@ -752,10 +793,17 @@ impl Builder {
 
     fn load_feeds(&mut self, t: &Rows<'_>) {
         for row in 0..t.table.len() {
-            let up = self.reference(t, row, "upstream", "power device", |e| {
-                (e.kind == ElementKind::PowerDevice).then_some(e.index)
-            });
-            let expected = "power device, rack, server or network device";
+            let up = self.reference(
+                t,
+                row,
+                "upstream",
+                ("power device", &["power_devices"]),
+                |e| (e.kind == ElementKind::PowerDevice).then_some(e.index),
+            );
+            let expected = (
+                "power device, rack, server or network device",
+                &["power_devices", "racks", "servers", "network_devices"][..],
+            );
             let down = self.reference(t, row, "downstream", expected, |e| match e.kind {
                 ElementKind::PowerDevice => Some(PowerNode::Device(e.index)),
                 ElementKind::Rack => Some(PowerNode::Rack(e.index)),

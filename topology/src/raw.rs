@@ -105,6 +105,9 @@ impl RawTable {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawInventory {
     pub tables: BTreeMap<String, RawTable>,
+    /// The file each table was read from (`servers.csv`), for problem messages; empty for
+    /// tables built in memory.
+    pub files: BTreeMap<String, String>,
 }
 
 impl RawInventory {
