@@ -437,7 +437,7 @@ fn set_clients(
                 });
             }
             let started = Instant::now();
-            let plan = placer.next_move(&ledger.occ, &client_idx, &cell.nodes, Some(cell.slot));
+            let plan = placer.plan_moves(&ledger.occ, &client_idx, &cell.nodes, Some(cell.slot));
             core.metrics.observe_solve("move", started.elapsed());
             (plan.map_err(engine_error)?, client_idx, cell.record.version)
         };
@@ -468,7 +468,7 @@ fn set_clients(
             changes.push(Change::PutCell(r.clone()));
         }
         changes.extend(supersede(cell.last_move.as_mut(), now));
-        let after = plan.proposed.as_ref().map(|m| {
+        let after = plan.steps.first().map(|m| {
             let record = MoveRecord {
                 cell_id: cell_id.to_owned(),
                 n: cell.last_move.as_ref().map_or(1, |l| l.n + 1),

@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod exact;
 pub mod occupancy;
+pub mod path;
 pub mod pool;
 pub mod search;
 pub mod table;
@@ -27,7 +28,7 @@ use crate::Error;
 pub use batch::{place_batch, BatchOutcome};
 pub use occupancy::{CellSlot, Occupancy, Violation};
 use pool::{Pool, PoolLimits, PoolRequest};
-use search::{Cost, Problem};
+use search::Problem;
 use table::Table;
 
 /// Which solver chooses among the pool.
@@ -217,11 +218,28 @@ pub struct Move {
     pub after: Explanation,
 }
 
-/// Where a cell stands for its current clients, and the best single move if one helps.
+/// Where a cell stands for its clients, and the moves that take it to its target, one
+/// node at a time.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MovePlan {
+pub struct MovePath {
     pub current: Explanation,
-    pub proposed: Option<Move>,
+    /// In order; each step's `after` is the cell after it, the last one's the target.
+    /// Empty when no target is better enough to move to (a single-failure break fixed, or
+    /// the risk cut by `move_gain`).
+    pub steps: Vec<Move>,
+    /// Every step leaves the cell at least as good as before it (not down, then
+    /// single-failure safety, then risk). False only when no order of the steps can.
+    pub monotone: bool,
+    /// The order came from an exact search over every intermediate placement (false:
+    /// greedy, more than `path::PATH_SEARCH_STATES` of them).
+    pub exhaustive: bool,
+}
+
+impl MovePath {
+    /// The cell at the end of the path.
+    pub fn target(&self) -> &Explanation {
+        self.steps.last().map_or(&self.current, |m| &m.after)
+    }
 }
 
 /// Places cells on one zone; holds per-thread scratch (one per worker thread).
@@ -355,12 +373,27 @@ impl<'m> Placer<'m> {
         size: usize,
         own: Option<CellSlot>,
     ) -> Prepared {
-        let room = topology::workload::MAX_CELL_SERVERS.saturating_sub(clients.len() + keep.len());
         let wanted = if keep.is_empty() {
             self.options.pool_size
         } else {
             self.options.repair_pool_size
         };
+        self.prepare_sized(occ, clients, keep, exclude, size, own, wanted)
+    }
+
+    /// [`Placer::prepare`] with `wanted` candidates besides the kept nodes.
+    #[allow(clippy::too_many_arguments)] // one request's parts
+    fn prepare_sized(
+        &mut self,
+        occ: &Occupancy,
+        clients: &[u32],
+        keep: &[u32],
+        exclude: &[u32],
+        size: usize,
+        own: Option<CellSlot>,
+        wanted: usize,
+    ) -> Prepared {
+        let room = topology::workload::MAX_CELL_SERVERS.saturating_sub(clients.len() + keep.len());
         let limits = PoolLimits {
             size: wanted.min(room),
             per_rack: self.options.per_rack.max(1),
@@ -579,16 +612,22 @@ impl<'m> Placer<'m> {
         self.decide(occ, clients, &keep, &[server], nodes.len(), slot)
     }
 
-    /// For a cell on `nodes` whose clients are now `clients`: the best single move (one
-    /// node out, one server in), or none when no move fixes a single-failure break or
-    /// cuts the risk by `move_gain`.
-    pub fn next_move(
+    /// For a cell on `nodes` serving `clients` (new ones, after they moved): the target
+    /// placement and the single-node moves that reach it. The target is the best choice
+    /// (the configured solver, single-failure safe first) over a pool of the current nodes
+    /// and `pool_size` candidates near the clients, then as many current nodes kept as
+    /// keep it within `move_gain` of that risk; no move at all unless it fixes a
+    /// single-failure break or cuts the risk by `move_gain`. Every intermediate placement
+    /// keeps the hard rules (capacity, colour, no shared quorum) with one node in flight,
+    /// and is no worse than the one before it whenever some order allows
+    /// ([`path::plan`]).
+    pub fn plan_moves(
         &mut self,
         occ: &Occupancy,
         clients: &[u32],
         nodes: &[u32],
         slot: Option<CellSlot>,
-    ) -> Result<MovePlan, Error> {
+    ) -> Result<MovePath, Error> {
         self.check_servers("clients", clients)?;
         self.check_servers("nodes", nodes)?;
         self.check_width(clients, nodes.len())?;
@@ -598,45 +637,47 @@ impl<'m> Placer<'m> {
                 message: "a cell needs at least one client".into(),
             });
         }
-        let prep = self.prepare(occ, clients, nodes, &[], nodes.len(), slot);
+        let wanted = self.options.pool_size;
+        let mut prep = self.prepare_sized(occ, clients, nodes, &[], nodes.len(), slot, wanted);
+        // The current nodes are members like any other: the target may drop them.
+        let current = prep.pool.fixed;
+        prep.pool.choosable |= current;
+        prep.pool.fixed = 0;
+        let current_explanation = self.explain_choice(&prep, current);
+        let stay = MovePath {
+            current: current_explanation.clone(),
+            steps: Vec::new(),
+            monotone: true,
+            exhaustive: true,
+        };
+        let Some((best, _)) = self.choose(&prep)? else {
+            return Ok(stay);
+        };
         let problem = self.problem(&prep);
-        let x = prep.pool.fixed;
-        let current = problem.cost(x);
-        let mut best: Option<(u64, Cost)> = None;
-        for out in bits(x) {
-            for inn in bits(prep.pool.choosable & !x) {
-                let y = (x & !(1 << out)) | 1 << inn;
-                if !problem.allowed(y) {
-                    continue;
-                }
-                let c = problem.cost(y);
-                let load_weight = self.options.load_weight;
-                if best.as_ref().is_none_or(|(_, b)| {
-                    search::better(c.key(true, load_weight), b.key(true, load_weight))
-                }) {
-                    best = Some((y, c));
-                }
-            }
+        let target = path::keep_current(&problem, current, best, self.options.move_gain);
+        let (now, then) = (problem.cost(current), problem.cost(target));
+        let fixes = (then.down, then.unsafe_groups) < (now.down, now.unsafe_groups);
+        let gains = (then.down, then.unsafe_groups) == (now.down, now.unsafe_groups)
+            && then.risk < now.risk * (1.0 - self.options.move_gain)
+            && now.risk - then.risk > 1e-15;
+        if !(fixes || gains) {
+            return Ok(stay);
         }
-        let current_explanation = self.explain_choice(&prep, x);
-        let proposed = best.and_then(|(y, c)| {
-            let fixes = (c.down, c.unsafe_groups) < (current.down, current.unsafe_groups);
-            let gains = (c.down, c.unsafe_groups) == (current.down, current.unsafe_groups)
-                && c.risk < current.risk * (1.0 - self.options.move_gain)
-                && current.risk - c.risk > 1e-15;
-            (fixes || gains).then(|| {
-                let out = prep.pool.members[(x & !y).trailing_zeros() as usize];
-                let into = prep.pool.members[(y & !x).trailing_zeros() as usize];
-                Move {
-                    out,
-                    into,
-                    after: self.explain_choice(&prep, y),
-                }
+        let plan = path::plan(&problem, current, target);
+        let steps = plan
+            .states
+            .windows(2)
+            .map(|w| Move {
+                out: prep.pool.members[(w[0] & !w[1]).trailing_zeros() as usize],
+                into: prep.pool.members[(w[1] & !w[0]).trailing_zeros() as usize],
+                after: self.explain_choice(&prep, w[1]),
             })
-        });
-        Ok(MovePlan {
+            .collect();
+        Ok(MovePath {
             current: current_explanation,
-            proposed,
+            steps,
+            monotone: plan.monotone,
+            exhaustive: plan.exhaustive,
         })
     }
 
