@@ -305,6 +305,15 @@ pub struct ClientsResponse {
     pub proposed: Option<MoveView>,
     /// The placement after the move.
     pub after: Option<ExplanationView>,
+    /// Moves on the planned path from here to its target, the proposed one included (0:
+    /// the cell stays). After committing a move, `PUT` the same clients again for the next
+    /// one; every step keeps the hard rules with one node in flight.
+    pub steps_remaining: Option<usize>,
+    /// The cell at the end of the path (absent when nothing was planned).
+    pub target: Option<ExplanationView>,
+    /// Every step of the path leaves the cell at least as good as before it (risk and
+    /// single-failure safety); false only when no order of the moves can.
+    pub monotone: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

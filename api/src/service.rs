@@ -432,6 +432,9 @@ fn set_clients(
                         current: None,
                         proposed: cell.pending_move().map(MoveView::from),
                         after: None,
+                        steps_remaining: None,
+                        target: None,
+                        monotone: None,
                     }),
                     seq: cell.seq,
                 });
@@ -498,6 +501,9 @@ fn set_clients(
             current: Some(ExplanationView::new(inv, &plan.current)),
             proposed: cell.pending_move().map(MoveView::from),
             after,
+            steps_remaining: Some(plan.steps.len()),
+            target: Some(ExplanationView::new(inv, plan.target())),
+            monotone: Some(plan.monotone),
         };
         ledger.seq = ledger.seq.max(seq);
         return Ok(Outcome::Clients {

@@ -1397,3 +1397,84 @@ async fn service_and_cli_agree_on_every_risk() {
         "{risk}"
     );
 }
+
+/// Clients that move to the other room: `PUT .../clients` plans the whole path to the
+/// best placement for them and proposes its first move with the count of moves left and
+/// the cell at the end; committing and asking again walks the path. Every committed step
+/// is no worse than the one before, and the cell ends as the first answer said.
+#[tokio::test]
+async fn moved_clients_are_followed_to_the_end_of_the_path() {
+    let h = Harness::new(8).await;
+    let c = h.clients();
+    let room = |prefix: &str| -> Vec<String> {
+        c.iter()
+            .filter(|s| s.starts_with(prefix))
+            .step_by(4)
+            .take(3)
+            .cloned()
+            .collect()
+    };
+    let (h1, h2) = (room("dc1-h1-"), room("dc1-h2-"));
+    assert_eq!((h1.len(), h2.len()), (3, 3));
+    let h1_ids: Vec<&str> = h1.iter().map(String::as_str).collect();
+    let (s, placed) = h.place("mover", &h1_ids).await;
+    assert_eq!(s, StatusCode::CREATED, "{placed}");
+    let put = || {
+        h.call(
+            Method::PUT,
+            "/v1/cells/mover/clients",
+            Some(json!({"clients": h2})),
+        )
+    };
+    let (s, first) = put().await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    let planned = first["steps_remaining"].as_u64().unwrap();
+    assert!(planned >= 1, "{first}");
+    assert_eq!(first["monotone"], true);
+    let target = first["target"].clone();
+    let mut reply = first;
+    let mut committed = 0;
+    while let Some(n) = reply["move"]["n"].as_i64() {
+        assert_eq!(
+            reply["steps_remaining"].as_u64().unwrap() + committed,
+            planned,
+            "{reply}"
+        );
+        let before = reply["move"]["risk_before"].as_f64().unwrap();
+        let after = reply["move"]["risk_after"].as_f64().unwrap();
+        let safe_before = reply["current"]["single_failure_safe"].as_bool().unwrap();
+        let safe_after = reply["move"]["single_failure_safe_after"]
+            .as_bool()
+            .unwrap();
+        assert!(safe_after || !safe_before, "{reply}");
+        assert!(
+            safe_after && !safe_before || after <= before * (1.0 + 1e-9),
+            "{reply}"
+        );
+        let (s, body) = h
+            .call(
+                Method::POST,
+                &format!("/v1/cells/mover/moves/{n}/commit"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        committed += 1;
+        assert!(committed <= planned, "more moves than planned");
+        let (s, next) = put().await;
+        assert_eq!(s, StatusCode::OK, "{next}");
+        reply = next;
+    }
+    assert_eq!(committed, planned);
+    assert_eq!(reply["steps_remaining"], 0);
+    let (_, cell) = h.call(Method::GET, "/v1/cells/mover", None).await;
+    assert_eq!(cell["single_failure_safe"], target["single_failure_safe"]);
+    let (got, want) = (
+        cell["risk"].as_f64().unwrap(),
+        target["risk"].as_f64().unwrap(),
+    );
+    assert!(
+        (got - want).abs() <= 1e-12 * want.abs().max(1e-300),
+        "{got} vs {want}"
+    );
+}
