@@ -19,11 +19,11 @@ use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
 use crate::dto::{
-    CellResponse, CellView, ClientsRequest, ClientsResponse, Health, InventoryRequest,
+    CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse, Health, InventoryRequest,
     InventoryView, PlaceRequest, ReplaceRequest, ServerView, SwitchResponse, ValidationView,
 };
 use crate::error::ErrorBody;
-use crate::service::Service;
+use crate::service::{CellQuery, Service};
 use crate::view::FleetReportView;
 use crate::Error;
 
@@ -159,9 +159,15 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryPa
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| QueryParams(q.0))
-            .map_err(|e: QueryRejection| Error::InvalidField {
-                field: "query".into(),
-                message: e.body_text(),
+            .map_err(|e: QueryRejection| {
+                let message = e.body_text();
+                // "Failed to deserialize query string: unknown field `x`, expected ...".
+                let field = message
+                    .find("unknown field `")
+                    .and_then(|i| quoted_field(&message[i..]))
+                    .unwrap_or("query")
+                    .to_owned();
+                Error::InvalidField { field, message }
             })
     }
 }
@@ -195,6 +201,70 @@ async fn place_cell(
     } else {
         Ok(axum::Json(response).into_response())
     }
+}
+
+/// The query of `GET /v1/cells`. Values are read as text and checked here, so that an
+/// error names its parameter; any other parameter is refused.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only cells with a node on this server id (404 `server_not_found` if the inventory
+    /// has no such server).
+    #[param(value_type = Option<String>)]
+    server: Option<String>,
+    /// true: only cells that are not single-failure safe; false: only safe ones.
+    #[serde(rename = "unsafe")]
+    #[param(value_type = Option<bool>)]
+    unsafe_only: Option<String>,
+    /// Only cells whose risk was computed on this inventory version.
+    #[param(value_type = Option<i64>)]
+    inventory_version: Option<String>,
+    /// Cells per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page (opaque).
+    #[param(value_type = Option<String>)]
+    cursor: Option<String>,
+}
+
+fn parse_param<T: std::str::FromStr>(
+    value: Option<String>,
+    field: &str,
+    what: &str,
+) -> Result<Option<T>, Error> {
+    value
+        .map(|v| {
+            v.parse().map_err(|_| Error::InvalidField {
+                field: field.to_owned(),
+                message: format!("{field} '{v}' is not {what}"),
+            })
+        })
+        .transpose()
+}
+
+/// List cells by id, filtered, a page at a time. Pages follow `next_cursor` and are
+/// stable under concurrent changes: no cell comes twice, and a cell placed after the
+/// cursor's position comes on a later page.
+#[utoipa::path(get, path = "/v1/cells", tag = "cells", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of cells, by cell id", body = CellPage),
+        (status = 404, description = "server_not_found", body = ErrorBody),
+        (status = 422, description = "invalid_field: limit, cursor, unsafe, inventory_version or an unknown parameter", body = ErrorBody),
+        (status = 503, description = "timeout, store_unavailable", body = ErrorBody),
+    ))]
+async fn list_cells(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<axum::Json<CellPage>, Error> {
+    let query = CellQuery {
+        server: q.server,
+        unsafe_only: parse_param(q.unsafe_only, "unsafe", "true or false")?,
+        inventory_version: parse_param(q.inventory_version, "inventory_version", "a version")?,
+        limit: parse_param(q.limit, "limit", "a number of cells from 1 to 1000")?,
+        cursor: q.cursor,
+    };
+    Ok(axum::Json(state.service.list(query).await?))
 }
 
 #[utoipa::path(get, path = "/v1/cells/{id}", tag = "cells",
@@ -369,8 +439,8 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, Err
     }))
 }
 
-/// Prometheus text: requests and latency by route and status, solve time, commits, cells,
-/// utilisation.
+/// Prometheus text: requests and latency by route and status, solve time, commits, cells
+/// (unsafe, by risk), utilisation, balance, build and process metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -394,6 +464,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ),
     paths(
         place_cell,
+        list_cells,
         get_cell,
         delete_cell,
         replace_node,
@@ -476,7 +547,7 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 pub fn app(state: AppState) -> Router {
     let limits = state.limits;
     let cells = Router::new()
-        .route("/v1/cells", post(place_cell))
+        .route("/v1/cells", get(list_cells).post(place_cell))
         .route("/v1/cells/{id}", get(get_cell).delete(delete_cell))
         .route("/v1/cells/{id}/replace", post(replace_node))
         .route("/v1/cells/{id}/clients", put(put_clients))

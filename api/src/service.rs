@@ -20,13 +20,13 @@ use topology::model::ServerStatus;
 use topology::Inventory;
 
 use crate::dto::{
-    BindingView, CellResponse, CellView, ClientsRequest, ClientsResponse, ExplanationView,
-    InventoryRequest, InventoryView, MoveView, PlaceRequest, ReevaluationView, ServerView,
-    SwitchResponse, ValidationView, ViolationView,
+    decode_cursor, encode_cursor, BindingView, CellPage, CellResponse, CellView, ClientsRequest,
+    ClientsResponse, ExplanationView, InventoryRequest, InventoryView, MoveView, PlaceRequest,
+    ReevaluationView, ServerView, SwitchResponse, ValidationView, ViolationView,
 };
 use crate::engine::{EngineError, PlaceOptions, Placer, Rule};
 use crate::journal::Journal;
-use crate::ledger::{Cell, Ledger, Missing};
+use crate::ledger::{Cell, CellFilter, Ledger, Missing};
 use crate::metrics::{Gauges, Metrics};
 use crate::solver::SolverPool;
 use crate::store::{CellRecord, Change, InventoryRecord, MoveRecord, MoveStatus, Store};
@@ -44,6 +44,25 @@ const MAX_CLIENTS: usize = 64;
 const MAX_ATTEMPTS: u32 = 16;
 /// Most ids in one list of a re-evaluation.
 const LIST_LIMIT: usize = 1000;
+/// Cells per page of `GET /v1/cells` when no limit is given.
+pub const DEFAULT_PAGE: usize = 100;
+/// Most cells per page of `GET /v1/cells`.
+pub const MAX_PAGE: usize = 1000;
+
+/// Which cells to list, and where a page starts.
+#[derive(Debug, Clone, Default)]
+pub struct CellQuery {
+    /// Cells with a node on this server id.
+    pub server: Option<String>,
+    /// Only cells that are not single-failure safe (true), or only safe ones (false).
+    pub unsafe_only: Option<bool>,
+    /// Cells whose risk was computed on this inventory version.
+    pub inventory_version: Option<i64>,
+    /// 1 to [`MAX_PAGE`]; [`DEFAULT_PAGE`] when absent.
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -220,7 +239,7 @@ fn cell_on_zone<'l>(ledger: &'l Ledger, zone: &Zone, cell_id: &str) -> Result<&'
     if ledger.zone.version != zone.version {
         return Err(Retry::ZoneChanged);
     }
-    ledger.cells.get(cell_id).ok_or_else(|| {
+    ledger.cell(cell_id).ok_or_else(|| {
         Retry::Fail(Error::CellNotFound {
             cell: cell_id.to_owned(),
         })
@@ -254,7 +273,7 @@ fn place(
             if ledger.zone.version != zone.version {
                 return Err(Retry::ZoneChanged);
             }
-            if let Some(cell) = ledger.cells.get(cell_id) {
+            if let Some(cell) = ledger.cell(cell_id) {
                 // Idempotency: the same request gets the same placement back.
                 return if !same_set(&cell.record.clients, clients) {
                     Err(Error::CellExists {
@@ -284,7 +303,7 @@ fn place(
         };
         let mut ledger = core.ledger.blocking_write();
         check_writable(&ledger, zone)?;
-        if ledger.cells.contains_key(cell_id) {
+        if ledger.cell(cell_id).is_some() {
             // The same id was placed concurrently: the next round answers as a replay.
             continue;
         }
@@ -365,7 +384,7 @@ fn replace(
         };
         let mut ledger = core.ledger.blocking_write();
         check_writable(&ledger, zone)?;
-        let Some(cell) = ledger.cells.get(cell_id) else {
+        let Some(cell) = ledger.cell(cell_id) else {
             return Err(Error::CellNotFound {
                 cell: cell_id.to_owned(),
             }
@@ -382,7 +401,7 @@ fn replace(
             continue;
         }
         let now = now_ms();
-        let cell = ledger.cells.get_mut(cell_id).expect("checked above");
+        let mut cell = ledger.cell_mut(cell_id).expect("checked above");
         let mut changes = Vec::with_capacity(2);
         let r = &mut cell.record;
         r.nodes = ids(inv, &decision.nodes);
@@ -396,7 +415,8 @@ fn replace(
         changes.extend(supersede(cell.last_move.as_mut(), now));
         let seq = core.journal.submit(changes);
         cell.seq = seq;
-        let view = CellView::of(cell);
+        let view = CellView::of(&cell);
+        drop(cell);
         ledger.set_nodes(cell_id, decision.nodes.clone());
         ledger.seq = seq;
         return Ok(Outcome::Cell {
@@ -446,12 +466,13 @@ fn set_clients(
         };
         let mut ledger = core.ledger.blocking_write();
         check_writable(&ledger, zone)?;
-        let Some(cell) = ledger.cells.get_mut(cell_id) else {
+        let Some(mut guard) = ledger.cell_mut(cell_id) else {
             return Err(Error::CellNotFound {
                 cell: cell_id.to_owned(),
             }
             .into());
         };
+        let cell = &mut *guard;
         if cell.record.version != version {
             core.metrics.solve_conflict();
             continue;
@@ -505,6 +526,7 @@ fn set_clients(
             target: Some(ExplanationView::new(inv, plan.target())),
             monotone: Some(plan.monotone),
         };
+        drop(guard);
         ledger.seq = ledger.seq.max(seq);
         return Ok(Outcome::Clients {
             response: Box::new(response),
@@ -792,7 +814,7 @@ impl Service {
     pub async fn get(&self, cell_id: &str) -> Result<CellView, Error> {
         let (view, seq) = {
             let ledger = self.core.ledger.read().await;
-            match ledger.cells.get(cell_id) {
+            match ledger.cell(cell_id) {
                 Some(cell) => (Some(CellView::of(cell)), cell.seq),
                 // The cell may be gone by a delete still syncing: wait for everything.
                 None => (None, ledger.seq),
@@ -802,6 +824,60 @@ impl Service {
         view.ok_or_else(|| Error::CellNotFound {
             cell: cell_id.to_owned(),
         })
+    }
+
+    /// A page of cells by id, filtered. Stable under concurrent changes: a page starts after
+    /// the last id of the previous one, so no cell comes twice, and a cell placed after
+    /// the cursor's position comes on a later page.
+    pub async fn list(&self, q: CellQuery) -> Result<CellPage, Error> {
+        let limit = match q.limit {
+            None => DEFAULT_PAGE,
+            Some(n) if (1..=MAX_PAGE as u64).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(Error::InvalidField {
+                    field: "limit".into(),
+                    message: format!("limit {n}: 1 to {MAX_PAGE} cells per page"),
+                })
+            }
+        };
+        let after = match &q.cursor {
+            None => None,
+            Some(c) => Some(
+                decode_cursor(c)
+                    .filter(|id| validate_cell_id(id).is_ok())
+                    .ok_or_else(|| Error::InvalidField {
+                        field: "cursor".into(),
+                        message: "cursor is not a next_cursor of this API".into(),
+                    })?,
+            ),
+        };
+        let (page, seq) = {
+            let ledger = self.core.ledger.read().await;
+            let server = match &q.server {
+                None => None,
+                Some(id) => Some(
+                    ledger
+                        .zone
+                        .inventory
+                        .server_index(id)
+                        .ok_or_else(|| Error::ServerNotFound { server: id.clone() })?,
+                ),
+            };
+            let filter = CellFilter {
+                server,
+                unsafe_only: q.unsafe_only,
+                inventory_version: q.inventory_version,
+            };
+            let page = ledger.page(&filter, after.as_deref(), limit);
+            let page = CellPage {
+                cells: page.cells.into_iter().map(CellView::of).collect(),
+                next_cursor: page.next.as_deref().map(encode_cursor),
+            };
+            // Everything shown is durable before the reply (deletes included).
+            (page, ledger.seq)
+        };
+        self.core.journal.wait(seq).await?;
+        Ok(page)
     }
 
     pub async fn delete(&self, cell_id: &str) -> Result<(), Error> {
@@ -831,12 +907,9 @@ impl Service {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
             let ledger = &mut *ledger;
-            let cell = ledger
-                .cells
-                .get(cell_id)
-                .ok_or_else(|| Error::CellNotFound {
-                    cell: cell_id.to_owned(),
-                })?;
+            let cell = ledger.cell(cell_id).ok_or_else(|| Error::CellNotFound {
+                cell: cell_id.to_owned(),
+            })?;
             let stale = |state: &str| Error::MoveStale {
                 cell: cell_id.to_owned(),
                 n,
@@ -894,7 +967,7 @@ impl Service {
                     }
                     let now = now_ms();
                     let node_ids = ids(inv, &nodes);
-                    let cell = ledger.cells.get_mut(cell_id).expect("checked above");
+                    let mut cell = ledger.cell_mut(cell_id).expect("checked above");
                     let r = &mut cell.record;
                     r.nodes = node_ids;
                     r.risk = m.risk_after;
@@ -910,7 +983,8 @@ impl Service {
                     ]);
                     cell.last_move = Some(committed);
                     cell.seq = seq;
-                    let view = CellView::of(cell);
+                    let view = CellView::of(&cell);
+                    drop(cell);
                     ledger.set_nodes(cell_id, nodes);
                     ledger.seq = seq;
                     (view, seq)
@@ -1022,7 +1096,7 @@ impl Service {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
             let before: HashMap<String, bool> = ledger
-                .cells
+                .cells()
                 .values()
                 .map(|c| (c.record.cell_id.clone(), c.record.single_failure_safe))
                 .collect();
@@ -1078,7 +1152,7 @@ impl Service {
             let placements = ledger.placements();
             let versions: Vec<i64> = placements
                 .iter()
-                .map(|p| ledger.cells[&p.cell_id].record.version)
+                .map(|p| ledger.cells()[&p.cell_id].record.version)
                 .collect();
             (placements, versions)
         };
@@ -1136,7 +1210,7 @@ impl Service {
             let mut changes = Vec::new();
             let mut touched = Vec::new();
             for (i, p) in placements.iter().enumerate() {
-                let Some(cell) = ledger.cells.get_mut(&p.cell_id) else {
+                let Some(mut cell) = ledger.cell_mut(&p.cell_id) else {
                     continue;
                 };
                 if cell.record.version != versions[i] {
@@ -1156,7 +1230,7 @@ impl Service {
             } else {
                 let seq = self.core.journal.submit(changes);
                 for id in touched {
-                    if let Some(c) = ledger.cells.get_mut(&id) {
+                    if let Some(mut c) = ledger.cell_mut(&id) {
                         c.seq = seq;
                     }
                 }
@@ -1178,8 +1252,14 @@ impl Service {
 
     pub async fn gauges(&self) -> Gauges {
         let ledger = self.core.ledger.read().await;
+        let over_balance = self.core.placer.balance.map_or(0, |b| {
+            optimizer::place::pool::over_balance_ceiling(&ledger.zone.inventory, &ledger.occ, b)
+        });
         Gauges {
-            cells: ledger.cells.len() as u64,
+            cells: ledger.len() as u64,
+            cells_unsafe: ledger.unsafe_count(),
+            cells_by_risk: ledger.risk_counts(),
+            servers_over_balance_ceiling: over_balance as u64,
             nodes_placed: ledger.nodes_placed,
             node_capacity: ledger.zone.active_capacity,
             inventory_version: ledger.zone.version,

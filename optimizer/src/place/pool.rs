@@ -213,9 +213,38 @@ pub fn within_balance(
 }
 
 fn fits(mean: f64, ceiling: f64, load: u32, capacity: u32) -> bool {
+    f64::from(load) + 1.0 <= most_nodes(mean, ceiling, capacity)
+}
+
+/// The most nodes a server of `capacity` may hold under the balance rule, at mean
+/// utilisation `mean` and ceiling utilisation `ceiling` (`balance` times the mean):
+/// `floor(max(ceiling·capacity, mean·capacity + BALANCE_SLACK))`.
+fn most_nodes(mean: f64, ceiling: f64, capacity: u32) -> f64 {
     let cap = f64::from(capacity);
-    let most = (ceiling * cap).max(mean * cap + BALANCE_SLACK).floor();
-    f64::from(load) + 1.0 <= most
+    (ceiling * cap).max(mean * cap + BALANCE_SLACK).floor()
+}
+
+/// Active hosts whose load is above the balance ceiling (`balance` times the mean
+/// utilisation of active hosts, at least `BALANCE_SLACK` nodes above the mean): the
+/// servers the balance rule would refuse even a node it had already placed. Pure; for
+/// monitoring (one pass over the servers).
+pub fn over_balance_ceiling(inv: &Inventory, occ: &Occupancy, balance: f64) -> usize {
+    let active = |s: &&topology::model::Server| s.status == ServerStatus::Active && s.capacity > 0;
+    let capacity: u64 = inv
+        .servers
+        .iter()
+        .filter(active)
+        .map(|s| u64::from(s.capacity))
+        .sum();
+    let mean = occ.total_nodes() as f64 / capacity.max(1) as f64;
+    inv.servers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| active(s))
+        .filter(|&(i, s)| {
+            f64::from(occ.load(i as u32)) > most_nodes(mean, balance * mean, s.capacity)
+        })
+        .count()
 }
 
 pub fn draw(
@@ -455,4 +484,38 @@ fn draw_with(
         }
     }
     pool
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_balance_ceiling_counts_hosts_above_the_rule() {
+        let raw = fixtures::generate(&fixtures::ZoneParams::tiny(0));
+        let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+        let hosts: Vec<u32> = (0..inv.servers.len() as u32)
+            .filter(|&s| {
+                let srv = &inv.servers[s as usize];
+                srv.status == ServerStatus::Active && srv.capacity >= 8
+            })
+            .collect();
+        assert!(hosts.len() >= 2, "the tiny zone needs two active hosts");
+        let mut occ = Occupancy::new(&inv);
+        assert_eq!(over_balance_ceiling(&inv, &occ, 1.04), 0);
+        // One node on each of two hosts: both within mean·cap + slack.
+        occ.insert(&[hosts[0], hosts[1]]);
+        assert_eq!(over_balance_ceiling(&inv, &occ, 1.04), 0);
+        // Pile nodes onto the first host until it passes mean·cap + 5.
+        let index = PoolIndex::new(&inv);
+        let mut piled = 1;
+        while within_balance(&index, &inv, &occ, hosts[0], 1.04) {
+            occ.insert(&[hosts[0]]);
+            piled += 1;
+        }
+        // At the ceiling (the rule refuses one more) but not above it.
+        assert_eq!(over_balance_ceiling(&inv, &occ, 1.04), 0, "{piled} nodes");
+        occ.insert(&[hosts[0]]);
+        assert_eq!(over_balance_ceiling(&inv, &occ, 1.04), 1);
+    }
 }
