@@ -297,8 +297,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             solver,
             pool,
         } => {
+            // RUST_LOG chooses what is logged (default: info); colours only on a terminal,
+            // never into a file or a pipe.
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_env_filter(filter)
                 .with_target(false)
                 .init();
             let options = api::serve::ServeOptions {
