@@ -80,6 +80,7 @@ enum Command {
         /// SQLite ledger (created if missing); uploaded inventories go next to it.
         #[arg(long, default_value = "data/cellplacer.db")]
         db: PathBuf,
+        /// Address and port to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Solver threads (0 = all cores).

@@ -1836,3 +1836,64 @@ async fn moved_clients_are_followed_to_the_end_of_the_path() {
         "{got} vs {want}"
     );
 }
+
+/// A ledger written by an older release (risks under another definition, marked stale by
+/// the migration with inventory version 0) is judged again when the service starts: the
+/// cells get the contract's risk back, in the background, and say which version it is on.
+#[tokio::test]
+async fn stale_risks_are_judged_again_on_start() {
+    let h = Harness::new(8).await;
+    let c = h.clients();
+    let mut risks = Vec::new();
+    for i in 0..3 {
+        let (s, body) = h
+            .place(&format!("old{i}"), &[&c[i], &c[i + 9], &c[i + 17]])
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        risks.push(body["cell"]["risk"].as_f64().unwrap());
+    }
+    h.service.shutdown().await;
+    // What migration 0002 leaves of an old ledger: a risk of another definition, version 0.
+    let url = format!("sqlite://{}", h.db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE cells SET risk = 2.24, inventory_version = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open(&h.db).await.unwrap();
+    let service = Service::open(
+        Arc::new(store),
+        Some(Source::Dir(h.zone_dir.clone())),
+        config(&h.db),
+    )
+    .await
+    .unwrap();
+    let app2 = app(AppState {
+        service,
+        limits: Limits::default(),
+    });
+    for (i, want) in risks.iter().enumerate() {
+        let path = format!("/v1/cells/old{i}");
+        let mut judged = Value::Null;
+        for _ in 0..200 {
+            let (s, got) = call(&app2, Method::GET, &path, None).await;
+            assert_eq!(s, StatusCode::OK);
+            if got["inventory_version"] == 1 {
+                judged = got;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(
+            judged["inventory_version"], 1,
+            "old{i} was not judged again"
+        );
+        let got = judged["risk"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs().max(1e-300),
+            "old{i}: {got} vs {want}"
+        );
+    }
+}
