@@ -193,6 +193,22 @@ impl Harness {
         body
     }
 
+    /// A new service on the same ledger file and inventory (after `shutdown`).
+    async fn reopen(&self) -> Router {
+        let store = SqliteStore::open(&self.db).await.unwrap();
+        let service = Service::open(
+            Arc::new(store),
+            Some(Source::Dir(self.zone_dir.clone())),
+            config(&self.db),
+        )
+        .await
+        .unwrap();
+        app(AppState {
+            service,
+            limits: Limits::default(),
+        })
+    }
+
     fn hosts(&self) -> Vec<String> {
         servers(&self.raw).0
     }
@@ -1385,18 +1401,7 @@ async fn a_restart_restores_the_ledger_exactly() {
     h.service.shutdown().await;
 
     // A new service on the same ledger file and inventory.
-    let store = SqliteStore::open(&h.db).await.unwrap();
-    let service = Service::open(
-        Arc::new(store),
-        Some(Source::Dir(h.zone_dir.clone())),
-        config(&h.db),
-    )
-    .await
-    .unwrap();
-    let app2 = app(AppState {
-        service,
-        limits: Limits::default(),
-    });
+    let app2 = h.reopen().await;
     for (i, cell) in cells.iter().enumerate() {
         let (s, got) = call(&app2, Method::GET, &format!("/v1/cells/d{i}"), None).await;
         if i == 3 {
@@ -1862,18 +1867,7 @@ async fn stale_risks_are_judged_again_on_start() {
         .unwrap();
     pool.close().await;
 
-    let store = SqliteStore::open(&h.db).await.unwrap();
-    let service = Service::open(
-        Arc::new(store),
-        Some(Source::Dir(h.zone_dir.clone())),
-        config(&h.db),
-    )
-    .await
-    .unwrap();
-    let app2 = app(AppState {
-        service,
-        limits: Limits::default(),
-    });
+    let app2 = h.reopen().await;
     for (i, want) in risks.iter().enumerate() {
         let path = format!("/v1/cells/old{i}");
         let mut judged = Value::Null;

@@ -364,26 +364,9 @@ impl<'m> Placer<'m> {
         Ok(())
     }
 
-    fn prepare(
-        &mut self,
-        occ: &Occupancy,
-        clients: &[u32],
-        keep: &[u32],
-        exclude: &[u32],
-        size: usize,
-        own: Option<CellSlot>,
-    ) -> Prepared {
-        let wanted = if keep.is_empty() {
-            self.options.pool_size
-        } else {
-            self.options.repair_pool_size
-        };
-        self.prepare_sized(occ, clients, keep, exclude, size, own, wanted)
-    }
-
-    /// [`Placer::prepare`] with `wanted` candidates besides the kept nodes.
+    /// The pool and table of one request, with `wanted` candidates besides the kept nodes.
     #[allow(clippy::too_many_arguments)] // one request's parts
-    fn prepare_sized(
+    fn prepare(
         &mut self,
         occ: &Occupancy,
         clients: &[u32],
@@ -541,7 +524,13 @@ impl<'m> Placer<'m> {
         own: Option<CellSlot>,
     ) -> Result<Decision, Error> {
         let start = Instant::now();
-        let prep = self.prepare(occ, clients, keep, exclude, size, own);
+        // A repair keeps most nodes: a smaller pool keeps its table small.
+        let wanted = if keep.is_empty() {
+            self.options.pool_size
+        } else {
+            self.options.repair_pool_size
+        };
+        let prep = self.prepare(occ, clients, keep, exclude, size, own, wanted);
         let Some((x, gap)) = self.choose(&prep)? else {
             return Err(self.no_placement(&prep, size));
         };
@@ -638,7 +627,7 @@ impl<'m> Placer<'m> {
             });
         }
         let wanted = self.options.pool_size;
-        let mut prep = self.prepare_sized(occ, clients, nodes, &[], nodes.len(), slot, wanted);
+        let mut prep = self.prepare(occ, clients, nodes, &[], nodes.len(), slot, wanted);
         // The current nodes are members like any other: the target may drop them.
         let current = prep.pool.fixed;
         prep.pool.choosable |= current;
