@@ -28,7 +28,8 @@ docs/format.md describes every column. A cell's risk is in outages per year.\n\n
 Start with: cellplacer generate --preset tiny --out zone (writes an inventory and a \
 cells.csv workload into zone/), then validate, place and evaluate it.",
     after_help = "Exit codes: 0 success; 1 invalid input or any error (every problem is \
-listed); 2 a malformed command line."
+listed); 2 a malformed command line; 3 `place` left some cells unplaced (the placed ones \
+are written, the others listed with why)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -116,9 +117,15 @@ enum Command {
         /// heuristic, ilp (HiGHS) or microlp.
         #[arg(long, default_value = "heuristic")]
         solver: Solver,
-        /// Existing placements to respect (their load and the overlap rule).
+        /// Existing placements: kept as they are (their load and the overlap rule bind
+        /// the new cells), written to the output first; workload cells whose id they
+        /// already place are skipped.
         #[arg(long)]
         existing: Option<PathBuf>,
+        /// Where to list the cells not placed, with why (cell_id, reason); default: next
+        /// to --out, named like it with `.unplaced.csv`.
+        #[arg(long)]
+        unplaced: Option<PathBuf>,
         /// Candidate servers per cell.
         #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
         pool: usize,
@@ -175,6 +182,9 @@ enum FormatArg {
     /// NAME.parquet with the same columns.
     Parquet,
 }
+
+/// Exit code of a `place` run that left some cells unplaced (1 is for invalid input).
+const PARTLY_PLACED: u8 = 3;
 
 /// Standard output closed by the reader (`cellplacer evaluate ... | head -1`): a normal end.
 #[derive(Debug)]
@@ -345,6 +355,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             solver,
             existing,
+            unplaced,
             pool,
             seed,
             balance,
@@ -352,15 +363,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let loaded = api::load::inventory(&dir).context("loading the inventory")?;
             let inv = &loaded.inventory;
-            let cells = api::load::cells(&cells, inv).context("loading the cells")?;
+            let mut cells = api::load::cells(&cells, inv).context("loading the cells")?;
             let mut occupancy = Occupancy::new(inv);
-            if let Some(path) = existing {
-                for p in
+            let kept = match existing {
+                Some(path) => {
                     api::load::placements(&path, inv).context("loading the existing placements")?
-                {
-                    occupancy.insert(&p.nodes);
                 }
+                None => Vec::new(),
+            };
+            for p in &kept {
+                occupancy.insert(&p.nodes);
             }
+            let placed_before: std::collections::HashSet<&str> =
+                kept.iter().map(|p| p.cell_id.as_str()).collect();
+            let asked = cells.len();
+            cells.retain(|c| !placed_before.contains(c.cell_id.as_str()));
+            let skipped = asked - cells.len();
             let options = PlaceOptions {
                 solver,
                 pool_size: pool,
@@ -378,10 +396,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(";")
             };
-            for p in &outcome.placements {
+            for p in kept.iter().chain(&outcome.placements) {
                 table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
             }
             write_table(&out, &table).context("writing the placements")?;
+            if skipped > 0 {
+                emitln(format_args!(
+                    "skipped {skipped} cells already placed in the existing placements"
+                ))?;
+            }
             emitln(format_args!(
                 "placed {} of {} cells in {:.2?} ({} not single-failure safe); wrote {}",
                 outcome.placements.len(),
@@ -390,14 +413,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outcome.unsafe_cells,
                 out.display()
             ))?;
+            if outcome.failed.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let unplaced = unplaced.unwrap_or_else(|| out.with_extension("unplaced.csv"));
+            let mut list = RawTable::new(&["cell_id", "reason"]);
+            for (cell, e) in &outcome.failed {
+                list.push(&[cell.clone(), e.to_string()]);
+            }
+            write_table(&unplaced, &list).context("writing the unplaced cells")?;
             for (cell, e) in &outcome.failed {
                 emitln(format_args!("not placed: cell '{cell}': {e}"))?;
             }
-            Ok(if outcome.failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            emitln(format_args!(
+                "{} cells not placed, listed with why in {}",
+                outcome.failed.len(),
+                unplaced.display()
+            ))?;
+            Ok(ExitCode::from(PARTLY_PLACED))
         }
         Command::Generate {
             preset,

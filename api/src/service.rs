@@ -36,8 +36,8 @@ use crate::Error;
 
 /// A cell's default node count.
 pub const DEFAULT_SIZE: usize = 7;
-/// Largest node count accepted before asking the engine.
-const MAX_SIZE: usize = 63;
+/// Largest node count accepted.
+const MAX_SIZE: usize = topology::workload::MAX_CELL_SIZE;
 /// Most clients per cell.
 const MAX_CLIENTS: usize = 64;
 /// Solves redone after losing a race before giving up with 503.

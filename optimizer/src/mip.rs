@@ -1,9 +1,8 @@
-//! Exact 0/1 programs: one problem shape, two backends (HiGHS and microlp through good_lp) and a long-lived solver thread; pure, no IO.
+//! Exact 0/1 programs: one problem shape, two backends (HiGHS and microlp through good_lp); pure, no IO.
 //!
 //! A [`BinaryProgram`] minimises `objective·x` over binary `x` subject to ranged rows and
 //! fixed variables. [`HighsSolver`] and [`MicroLpSolver`] implement [`MipSolver`] for it;
-//! [`SolverKind`] names them (`"highs"`, `"microlp"`); [`SolverThread`] runs one solver on
-//! a dedicated OS thread and is shared between request handlers.
+//! [`SolverKind`] names them (`"highs"`, `"microlp"`).
 //!
 //! Both backends get the same model, built through good_lp. Two things are done around
 //! the backend on every solve, whatever it is:
@@ -16,10 +15,7 @@
 //!   solution never carries the backend's rounding or our scaling.
 
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::str::FromStr;
-use std::sync::{mpsc, Arc};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use good_lp::solvers::{
@@ -465,7 +461,8 @@ fn limited_seconds(limit: Duration) -> Option<f64> {
 ///
 /// HiGHS's task scheduler belongs to the calling OS thread and is sized by the first solve
 /// on it: a later solve on the same thread that asks for another explicit `threads` count
-/// fails. Keep one configuration per thread ([`SolverThread`] gives each solver its own).
+/// fails. Keep one configuration per thread (the service's solver threads own one placer,
+/// so one solver, each).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HighsSolver {
     /// HiGHS's `threads` option; 0 lets HiGHS choose.
@@ -712,105 +709,12 @@ impl FromStr for SolverKind {
     }
 }
 
-/// One program on its way to the solver thread, with where its answer goes.
-#[derive(Debug)]
-struct Job {
-    program: BinaryProgram,
-    reply: mpsc::Sender<Result<MipSolution, Error>>,
-}
-
-/// Joins the solver thread when the last [`SolverThread`] handle goes.
-#[derive(Debug)]
-struct JoinOnDrop(Option<thread::JoinHandle<()>>);
-
-impl Drop for JoinOnDrop {
-    fn drop(&mut self) {
-        if let Some(worker) = self.0.take() {
-            // The worker catches solver panics itself, so an Err here means it was
-            // killed mid-flight; there is nothing left to clean up either way.
-            let _ = worker.join();
-        }
-    }
-}
-
-/// A handle to one long-lived OS thread that owns a solver and solves programs in turn.
-///
-/// HiGHS keeps per-thread state (its task scheduler) and a model is best built and solved
-/// where it lives, so every solve of a service goes through one thread. Handles are cheap
-/// to clone and `Send + Sync`; callers on many threads are served one at a time, in
-/// arrival order. When the last handle is dropped the thread finishes and is joined.
-#[derive(Debug, Clone)]
-pub struct SolverThread {
-    name: &'static str,
-    // Field order matters: `jobs` drops before `_worker`, so when the last handle goes the
-    // channel is closed (the thread's loop ends) before the join waits for it.
-    jobs: mpsc::Sender<Job>,
-    _worker: Arc<JoinOnDrop>,
-}
-
-impl SolverThread {
-    /// Starts a thread that owns `solver`.
-    pub fn spawn(mut solver: Box<dyn MipSolver + Send>) -> Result<Self, Error> {
-        let name = solver.name();
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let worker = thread::Builder::new()
-            .name(format!("mip-{name}"))
-            .spawn(move || {
-                // Ends when every handle (and so every sender) is gone.
-                for job in queue {
-                    let answer =
-                        panic::catch_unwind(AssertUnwindSafe(|| solver.solve(&job.program)))
-                            .unwrap_or_else(|panic| {
-                                // A panic in a backend must not take the shared thread down; the
-                                // solvers keep no state between solves, so carrying on is safe.
-                                let message = panic
-                                    .downcast_ref::<&str>()
-                                    .map(|s| s.to_string())
-                                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                                    .unwrap_or_else(|| "unknown panic".to_string());
-                                Err(Error::Solver {
-                                    backend: name,
-                                    message: format!("panicked: {message}"),
-                                })
-                            });
-                    // The caller may have given up waiting; its answer then goes nowhere.
-                    let _ = job.reply.send(answer);
-                }
-            })
-            .map_err(|e| Error::Solver {
-                backend: name,
-                message: format!("cannot start the solver thread: {e}"),
-            })?;
-        Ok(SolverThread {
-            name,
-            jobs,
-            _worker: Arc::new(JoinOnDrop(Some(worker))),
-        })
-    }
-
-    /// The name of the solver the thread runs.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// Solves `program` on the solver thread, blocking until it is done (including the
-    /// time spent waiting behind other callers' programs).
-    pub fn solve(&self, program: BinaryProgram) -> Result<MipSolution, Error> {
-        let gone = || Error::Solver {
-            backend: self.name,
-            message: "the solver thread has stopped".to_string(),
-        };
-        let (reply, answer) = mpsc::channel();
-        self.jobs.send(Job { program, reply }).map_err(|_| gone())?;
-        answer.recv().map_err(|_| gone())?
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+    use std::thread;
 
     fn ones(indices: impl IntoIterator<Item = usize>) -> Vec<(usize, f64)> {
         indices.into_iter().map(|i| (i, 1.0)).collect()
@@ -1139,90 +1043,6 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn solver_thread_answers_like_direct_solves_from_several_threads() {
-        fn assert_shareable<T: Send + Sync + Clone>() {}
-        assert_shareable::<SolverThread>();
-
-        let mut rng = ChaCha8Rng::seed_from_u64(0x7417);
-        let programs: Vec<BinaryProgram> = (0..60).map(|_| random_program(&mut rng)).collect();
-        let mut direct = HighsSolver::tuned();
-        let expected: Vec<MipSolution> = programs
-            .iter()
-            .map(|p| direct.solve(p).expect("solves"))
-            .collect();
-
-        let shared = SolverThread::spawn(SolverKind::Highs.make()).expect("thread starts");
-        assert_eq!(shared.name(), "highs");
-        thread::scope(|scope| {
-            for caller in 0..4 {
-                let handle = shared.clone();
-                let (programs, expected) = (&programs, &expected);
-                scope.spawn(move || {
-                    for (i, (program, want)) in programs.iter().zip(expected).enumerate() {
-                        if i % 4 != caller && i % 3 != caller {
-                            continue;
-                        }
-                        let got = handle.solve(program.clone()).expect("solves");
-                        assert_eq!(got.status, want.status, "program {i}");
-                        assert!(
-                            got.objective == want.objective
-                                || same_objective(got.objective, want.objective),
-                            "program {i}: {} vs {}",
-                            got.objective,
-                            want.objective
-                        );
-                    }
-                });
-            }
-        });
-        // A clone outlives the original; dropping the last one joins the thread.
-        let survivor = shared.clone();
-        drop(shared);
-        assert_eq!(
-            survivor.solve(programs[0].clone()).unwrap().status,
-            expected[0].status
-        );
-        drop(survivor);
-    }
-
-    /// HiGHS sizes its scheduler once per OS thread; solver threads keep configurations
-    /// with different `threads` counts apart.
-    #[test]
-    fn solver_threads_isolate_highs_thread_counts() {
-        let mut program = BinaryProgram::new(vec![1.0, -1.0, 2.0]);
-        program.rows.push(Row::at_most(ones([0, 1]), 1.0));
-        for solver in [HighsSolver::highs_defaults(), HighsSolver::tuned()] {
-            let worker = SolverThread::spawn(Box::new(solver)).expect("thread starts");
-            let got = worker.solve(program.clone()).expect("solves");
-            assert_eq!(got.values, vec![false, true, false]);
-        }
-    }
-
-    #[test]
-    fn solver_thread_reports_a_panicking_backend_and_keeps_serving() {
-        #[derive(Debug)]
-        struct Flaky(usize);
-        impl MipSolver for Flaky {
-            fn name(&self) -> &'static str {
-                "flaky"
-            }
-            fn solve(&mut self, program: &BinaryProgram) -> Result<MipSolution, Error> {
-                self.0 += 1;
-                assert!(self.0 != 1, "first solve fails");
-                HighsSolver::tuned().solve(program)
-            }
-        }
-        let worker = SolverThread::spawn(Box::new(Flaky(0))).expect("thread starts");
-        let program = BinaryProgram::new(vec![1.0, -1.0]);
-        let first = worker.solve(program.clone());
-        assert!(
-            matches!(&first, Err(Error::Solver { backend: "flaky", message }) if message.contains("first solve fails")),
-            "{first:?}"
-        );
-        assert_eq!(worker.solve(program).unwrap().values, vec![false, true]);
-    }
-
     /// A placement program of the production shape: `nx` host binaries of which `k` are
     /// chosen, `groups` failure groups (3 to 8 hosts, tripping when `t` of the chosen hosts
     /// fail together; their indicator weighs the group's probability) and `racks` packing
@@ -1278,25 +1098,36 @@ mod tests {
             ("microlp", Box::new(MicroLpSolver)),
         ];
         let mut objectives = Vec::new();
-        for (label, solver) in contenders {
-            let worker = SolverThread::spawn(solver).expect("thread starts");
-            // The first solve on a thread pays one-off setup; report it and a second.
-            for run in 1..=2 {
-                let got = worker.solve(program.clone()).expect("solves");
-                println!(
-                    "{label:>15} run {run}: {:>9.1} ms  {:?}  objective {:.6e}  bound {:.6e}",
-                    got.solve_time.as_secs_f64() * 1e3,
-                    got.status,
-                    got.objective,
-                    got.bound
-                );
-                if got.status == MipStatus::Optimal {
-                    objectives.push(got.objective);
-                }
-                if label == "microlp" {
-                    break;
-                }
-            }
+        for (label, mut solver) in contenders {
+            // Each configuration on a fresh OS thread: HiGHS sizes its scheduler per thread.
+            let program = &program;
+            let optimal = thread::scope(|scope| {
+                scope
+                    .spawn(move || {
+                        let mut optimal = Vec::new();
+                        // The first solve on a thread pays one-off setup; report a second.
+                        for run in 1..=2 {
+                            let got = solver.solve(program).expect("solves");
+                            println!(
+                                "{label:>15} run {run}: {:>9.1} ms  {:?}  objective {:.6e}  bound {:.6e}",
+                                got.solve_time.as_secs_f64() * 1e3,
+                                got.status,
+                                got.objective,
+                                got.bound
+                            );
+                            if got.status == MipStatus::Optimal {
+                                optimal.push(got.objective);
+                            }
+                            if label == "microlp" {
+                                break;
+                            }
+                        }
+                        optimal
+                    })
+                    .join()
+                    .expect("no panic")
+            });
+            objectives.extend(optimal);
         }
         assert!(
             objectives.windows(2).all(|w| same_objective(w[0], w[1])),

@@ -32,6 +32,10 @@ impl Placement {
 
 pub const DEFAULT_CELL_SIZE: usize = 7;
 
+/// Most nodes in one cell (quorum 8), wherever a size is accepted: workload files, the
+/// placer and the service. Pools and scenario tables are sized with it in mind.
+pub const MAX_CELL_SIZE: usize = 15;
+
 /// Most distinct servers (clients and nodes together) in one cell: the width of the bit
 /// masks that hold a cell's state.
 pub const MAX_CELL_SERVERS: usize = 63;
@@ -121,13 +125,13 @@ pub fn parse_cells(table: &RawTable, inventory: &Inventory) -> Result<Vec<CellSp
         let size = match rows.get(row, "size") {
             None => Some(DEFAULT_CELL_SIZE),
             Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=63).contains(&n) => Some(n),
+                Ok(n) if (1..=MAX_CELL_SIZE).contains(&n) => Some(n),
                 _ => {
                     report.errors.push(Problem::cell(
                         "cells",
                         line,
                         "size",
-                        format!("'{text}' is not a cell size between 1 and 63"),
+                        format!("'{text}' is not a cell size between 1 and {MAX_CELL_SIZE}"),
                     ));
                     None
                 }

@@ -355,10 +355,11 @@ impl<'m> Placer<'m> {
     }
 
     fn check_size(&self, size: usize) -> Result<(), Error> {
-        if size == 0 || size > 15 {
+        let most = topology::workload::MAX_CELL_SIZE;
+        if size == 0 || size > most {
             return Err(Error::InvalidRequest {
                 field: "size".into(),
-                message: format!("a cell has 1 to 15 nodes, not {size}"),
+                message: format!("a cell has 1 to {most} nodes, not {size}"),
             });
         }
         Ok(())

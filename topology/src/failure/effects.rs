@@ -49,14 +49,6 @@ impl Effects {
         &self.iso2[self.iso2_start[v as usize] as usize..self.iso2_start[v as usize + 1] as usize]
     }
 
-    /// The piece of special `s` holding `v`, if any.
-    pub fn special_piece(&self, s: u32, v: Vertex) -> Option<u32> {
-        let list = self.special_pieces(v);
-        list.binary_search_by_key(&s, |&(x, _)| x)
-            .ok()
-            .map(|i| list[i].1)
-    }
-
     /// Every special pair with `e` in it: (partner, special index), by partner.
     pub fn partners(&self, e: ElementId) -> &[(ElementId, u32)] {
         &self.partners
