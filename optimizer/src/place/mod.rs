@@ -262,6 +262,20 @@ impl std::fmt::Debug for Placer<'_> {
     }
 }
 
+/// How wide a request's pool is drawn.
+#[derive(Debug, Clone, Copy)]
+struct Width {
+    /// Candidates besides the kept nodes.
+    candidates: usize,
+    /// Most candidates from one rack.
+    per_rack: usize,
+    /// A new cell's colour (index); `None`: the least utilised near the clients.
+    colour: Option<u32>,
+}
+
+/// A choice (pool mask), its proven gap (exact solver) and the solver that found it.
+type Chosen = (u64, Option<f64>, &'static str);
+
 /// A request's pool and table, ready for a solver.
 struct Prepared {
     pool: Pool,
@@ -365,7 +379,7 @@ impl<'m> Placer<'m> {
         Ok(())
     }
 
-    /// The pool and table of one request, with `wanted` candidates besides the kept nodes.
+    /// The pool and table of one request, drawn `width` wide besides the kept nodes.
     #[allow(clippy::too_many_arguments)] // one request's parts
     fn prepare(
         &mut self,
@@ -375,12 +389,13 @@ impl<'m> Placer<'m> {
         exclude: &[u32],
         size: usize,
         own: Option<CellSlot>,
-        wanted: usize,
+        width: Width,
     ) -> Prepared {
         let room = topology::workload::MAX_CELL_SERVERS.saturating_sub(clients.len() + keep.len());
+        let wanted = width.candidates;
         let limits = PoolLimits {
             size: wanted.min(room),
-            per_rack: self.options.per_rack.max(1),
+            per_rack: width.per_rack.max(1),
             balance: self.options.balance,
             // A thinner pool than usual would trade risk for balance: lift the rule then.
             min_choosable: wanted.min(room),
@@ -397,6 +412,7 @@ impl<'m> Placer<'m> {
                     .iter()
                     .chain(keep)
                     .fold(self.options.seed, |h, &s| pool::mix(u64::from(s), h)),
+                colour: width.colour,
             },
             limits,
         );
@@ -458,45 +474,70 @@ impl<'m> Placer<'m> {
     }
 
     /// Chooses with the configured solver: single-failure safe first when possible, else
-    /// the lowest risk. Returns the choice and the proven gap (exact solver).
-    fn choose(&mut self, prep: &Prepared) -> Result<Option<(u64, Option<f64>)>, Error> {
+    /// the lowest risk. Returns the choice, the proven gap (exact solver) and the solver
+    /// that found it. `None` only when the exact solver proved that no allowed choice
+    /// exists in the pool: a heuristic that finds none hands the pool to it.
+    fn choose(&mut self, prep: &Prepared) -> Result<Option<Chosen>, Error> {
         let problem = self.problem(prep);
-        match self.options.solver {
-            Solver::Heuristic => {
-                let (restarts, seed) = (self.options.restarts, self.options.seed);
-                let Some(x) = search::solve(&problem, true, restarts, seed) else {
-                    return Ok(None);
-                };
+        if let Solver::Heuristic = self.options.solver {
+            let (restarts, seed) = (self.options.restarts, self.options.seed);
+            if let Some(x) = search::solve(&problem, true, restarts, seed) {
                 let cost = problem.cost(x);
-                if !cost.down && cost.unsafe_groups == 0 {
-                    return Ok(Some((x, None)));
-                }
-                Ok(search::solve(&problem, false, restarts, seed).map(|x| (x, None)))
-            }
-            Solver::Exact(_) => {
-                let solver = self.mip.as_deref_mut().expect("exact placer has a solver");
-                let limits = exact::Limits {
-                    time_limit: self.options.mip_time_limit,
-                    gap: self.options.mip_gap,
+                let x = if !cost.down && cost.unsafe_groups == 0 {
+                    Some(x)
+                } else {
+                    search::solve(&problem, false, restarts, seed)
                 };
-                if let Some(found) = exact::solve(solver, &problem, true, limits)? {
-                    return Ok(Some((found.choice, Some(found.gap))));
+                if let Some(x) = x {
+                    return Ok(Some((x, None, "heuristic")));
                 }
-                Ok(exact::solve(solver, &problem, false, limits)?
-                    .map(|found| (found.choice, Some(found.gap))))
             }
         }
+        // The exact solver: configured, or proving the heuristic's empty hand.
+        let solver = self
+            .mip
+            .get_or_insert_with(|| SolverKind::Highs.make())
+            .as_mut();
+        let name = solver.name();
+        let limits = exact::Limits {
+            time_limit: self.options.mip_time_limit,
+            gap: self.options.mip_gap,
+        };
+        if let Some(found) = exact::solve(solver, &problem, true, limits)? {
+            return Ok(Some((found.choice, Some(found.gap), name)));
+        }
+        Ok(exact::solve(solver, &problem, false, limits)?
+            .map(|found| (found.choice, Some(found.gap), name)))
     }
 
-    fn no_placement(&self, prep: &Prepared, size: usize) -> Error {
+    /// The answer when even the widest pool has no allowed choice, saying what was
+    /// searched and which rule binds, with counts.
+    fn no_placement(&self, prep: &Prepared, size: usize, room: usize, colours: u32) -> Error {
         let pool = &prep.pool;
         let choosable = pool.choosable.count_ones() as usize;
         let mut binding = pool_bindings(pool);
         let fixed = pool.fixed.count_ones() as usize;
+        let colour = pool.colour.as_deref().unwrap_or("none");
+        let others = if colours > 1 {
+            format!("; each of the other {} colours failed too", colours - 1)
+        } else {
+            String::new()
+        };
+        // The pool holds every eligible server unless it was cut at the mask's width.
+        let searched = if choosable < room {
+            format!(
+                "all {choosable} eligible servers of colour {colour} (active, capacity left){others}"
+            )
+        } else {
+            format!(
+                "the {choosable} eligible servers of colour {colour} nearest the clients (a \
+                 cell's servers fit {} bits){others}",
+                topology::workload::MAX_CELL_SERVERS
+            )
+        };
         let reason = if choosable + fixed < size {
             format!(
-                "only {choosable} eligible servers (active, capacity left, colour {}) for {} nodes",
-                pool.colour.as_deref().unwrap_or("none"),
+                "{} nodes wanted; searched {searched}",
                 size - pool.fixed.count_ones() as usize
             )
         } else {
@@ -509,7 +550,9 @@ impl<'m> Placer<'m> {
                 ),
             });
             format!(
-                "every choice of {size} of the {choosable} candidates shares a quorum with another cell"
+                "every choice of {} shares a quorum with another cell: proved by an exact \
+                 search, any number per rack, over {searched}",
+                size - fixed
             )
         };
         Error::NoFeasiblePlacement { reason, binding }
@@ -526,25 +569,67 @@ impl<'m> Placer<'m> {
     ) -> Result<Decision, Error> {
         let start = Instant::now();
         // A repair keeps most nodes: a smaller pool keeps its table small.
-        let wanted = if keep.is_empty() {
-            self.options.pool_size
-        } else {
-            self.options.repair_pool_size
+        let width = Width {
+            candidates: if keep.is_empty() {
+                self.options.pool_size
+            } else {
+                self.options.repair_pool_size
+            },
+            per_rack: self.options.per_rack,
+            colour: None,
         };
-        let prep = self.prepare(occ, clients, keep, exclude, size, own, wanted);
-        let Some((x, gap)) = self.choose(&prep)? else {
-            return Err(self.no_placement(&prep, size));
-        };
+        let mut prep = self.prepare(occ, clients, keep, exclude, size, own, width);
+        let mut chosen = self.choose(&prep)?;
+        if chosen.is_none() {
+            // Widen before giving up: every eligible server that fits the masks, any
+            // number per rack (two nodes in one rack can be right in a small zone), then
+            // (a new cell) every other colour.
+            let room =
+                topology::workload::MAX_CELL_SERVERS.saturating_sub(clients.len() + keep.len());
+            let widest = Width {
+                candidates: room,
+                per_rack: room,
+                colour: None,
+            };
+            prep = self.prepare(occ, clients, keep, exclude, size, own, widest);
+            chosen = self.choose(&prep)?;
+            let first = prep.pool.colour.clone();
+            let colours = if keep.is_empty() {
+                self.pool_index.colour_count()
+            } else {
+                0
+            };
+            for c in 0..colours {
+                if chosen.is_some() {
+                    break;
+                }
+                let other = Width {
+                    colour: Some(c),
+                    ..widest
+                };
+                let next = self.prepare(occ, clients, keep, exclude, size, own, other);
+                if next.pool.colour == first {
+                    continue;
+                }
+                chosen = self.choose(&next)?;
+                // The answer, or else the widest colour for the explanation.
+                let wider = next.pool.choosable.count_ones() > prep.pool.choosable.count_ones();
+                if chosen.is_some() || wider {
+                    prep = next;
+                }
+            }
+            if chosen.is_none() {
+                return Err(self.no_placement(&prep, size, room, colours));
+            }
+        }
+        let (x, gap, solver) = chosen.expect("found");
         let explanation = self.explain_choice(&prep, x);
         let nodes = members_of(&prep.pool, x);
         Ok(Decision {
             nodes,
             explanation,
             solve: SolveInfo {
-                solver: match self.options.solver {
-                    Solver::Heuristic => "heuristic",
-                    Solver::Exact(kind) => kind.name(),
-                },
+                solver,
                 pool: prep.pool.members.len(),
                 groups: prep.table.groups.len(),
                 gap,
@@ -627,8 +712,12 @@ impl<'m> Placer<'m> {
                 message: "a cell needs at least one client".into(),
             });
         }
-        let wanted = self.options.pool_size;
-        let mut prep = self.prepare(occ, clients, nodes, &[], nodes.len(), slot, wanted);
+        let width = Width {
+            candidates: self.options.pool_size,
+            per_rack: self.options.per_rack,
+            colour: None,
+        };
+        let mut prep = self.prepare(occ, clients, nodes, &[], nodes.len(), slot, width);
         // The current nodes are members like any other: the target may drop them.
         let current = prep.pool.fixed;
         prep.pool.choosable |= current;
@@ -640,7 +729,7 @@ impl<'m> Placer<'m> {
             monotone: true,
             exhaustive: true,
         };
-        let Some((best, _)) = self.choose(&prep)? else {
+        let Some((best, ..)) = self.choose(&prep)? else {
             return Ok(stay);
         };
         let problem = self.problem(&prep);

@@ -59,6 +59,9 @@ pub struct PoolRequest<'a> {
     /// the same time (a batch window, concurrent service requests) spread out instead of
     /// all taking the first. Derived from the request itself: deterministic.
     pub salt: u64,
+    /// The colour for a new cell (no kept nodes), by index into
+    /// [`PoolIndex::colour_count`]'s colours; `None`: the least utilised near the clients.
+    pub colour: Option<u32>,
 }
 
 /// A well-mixed 64-bit hash of `x` under `salt` (splitmix64).
@@ -109,6 +112,11 @@ fn intern<K: Ord + Clone>(keys: &[K]) -> Vec<u32> {
 }
 
 impl PoolIndex {
+    /// How many colours the zone has (0 when servers have none).
+    pub fn colour_count(&self) -> u32 {
+        self.colours.len() as u32
+    }
+
     pub fn new(inv: &Inventory) -> PoolIndex {
         let mut colours: Vec<String> = inv.servers.iter().filter_map(|s| s.color.clone()).collect();
         colours.sort();
@@ -291,9 +299,10 @@ fn draw_with(
     // (load over capacity of its active hosts; ties by name), else none when servers
     // have no colours. Utilisation, not free capacity: a colour with more hosts would
     // otherwise fill its servers further than the others.
-    let colour: u32 = match req.keep.first() {
-        Some(&k) => index.colour[k as usize],
-        None => {
+    let colour: u32 = match (req.keep.first(), req.colour) {
+        (Some(&k), _) => index.colour[k as usize],
+        (None, Some(c)) => c,
+        (None, None) => {
             let mut seen = vec![(0u64, 0u64); index.colours.len()];
             let near_racks: Box<dyn Iterator<Item = u32>> = if client_dcs.is_empty() {
                 Box::new(0..inv.racks.len() as u32)
