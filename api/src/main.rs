@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use api::view::{counts_text, CountsView, FleetReportView, ProblemView};
 use clap::{Parser, Subcommand, ValueEnum};
-use optimizer::place::{place_batch, Occupancy, PlaceOptions, Solver};
+use optimizer::place::{place_batch_with_progress, Occupancy, PlaceOptions, Solver};
 use optimizer::{fleet_report, ReportOptions};
 use topology::ingest::{write_dir, write_table, Format};
 use topology::raw::RawTable;
@@ -387,7 +387,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 batch_window: window.max(1),
                 ..PlaceOptions::default()
             };
-            let outcome = place_batch(inv, &loaded.model, &cells, &mut occupancy, &options);
+            // A progress bar on stderr only when a person watches it; the summary always.
+            let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+                let bar = indicatif::ProgressBar::new(cells.len() as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "placing {bar:40} {pos}/{len} cells, {per_sec}, eta {eta}",
+                    )
+                    .expect("a valid template"),
+                );
+                bar
+            });
+            let outcome = place_batch_with_progress(
+                inv,
+                &loaded.model,
+                &cells,
+                &mut occupancy,
+                &options,
+                &mut |done| {
+                    if let Some(bar) = &bar {
+                        bar.set_position(done as u64);
+                    }
+                },
+            );
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
             let ids = |servers: &[u32]| {
                 servers

@@ -37,6 +37,19 @@ pub fn place_batch(
     occ: &mut Occupancy,
     options: &PlaceOptions,
 ) -> BatchOutcome {
+    place_batch_with_progress(inv, model, cells, occ, options, &mut |_| {})
+}
+
+/// [`place_batch`], calling `progress` with the number of cells done (placed or not) each
+/// time more are committed, in order.
+pub fn place_batch_with_progress(
+    inv: &Inventory,
+    model: &FailureModel,
+    cells: &[CellSpec],
+    occ: &mut Occupancy,
+    options: &PlaceOptions,
+    progress: &mut dyn FnMut(usize),
+) -> BatchOutcome {
     let start = Instant::now();
     let window = options.batch_window.max(1);
     let mut outcome = BatchOutcome {
@@ -79,9 +92,10 @@ pub fn place_batch(
     };
 
     if window == 1 || cells.len() < 2 {
-        for cell in cells {
+        for (done, cell) in cells.iter().enumerate() {
             let answer = placer.place(occ, &cell.clients, cell.size);
             commit(&mut outcome, occ, cell, answer, &mut placer);
+            progress(done + 1);
         }
         outcome.elapsed = start.elapsed();
         return outcome;
@@ -137,6 +151,7 @@ pub fn place_batch(
                     .expect("every slot of the window answers");
                 commit(&mut outcome, &mut occ, cell, answer, &mut placer);
             }
+            progress((at + window).min(cells.len()));
         }
         *window_start.lock().expect("not poisoned") = usize::MAX;
         go.wait();

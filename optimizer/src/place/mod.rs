@@ -25,7 +25,7 @@ use crate::mip::{MipSolver, SolverKind};
 use crate::risk::{RiskEvaluator, Scenario};
 use crate::Error;
 
-pub use batch::{place_batch, BatchOutcome};
+pub use batch::{place_batch, place_batch_with_progress, BatchOutcome};
 pub use occupancy::{CellSlot, Occupancy, Violation};
 use pool::{Pool, PoolLimits, PoolRequest};
 use search::Problem;
