@@ -29,9 +29,7 @@ pub fn inventory(dir: &Path) -> Result<Loaded, topology::Error> {
 fn invalid(path: &Path) -> impl Fn(topology::Report) -> topology::Error + '_ {
     move |mut report| {
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
-        for p in report.errors.iter_mut().chain(&mut report.warnings) {
-            p.file = file.clone();
-        }
+        report.locate(|_| file.clone());
         topology::Error::Invalid(report)
     }
 }

@@ -225,14 +225,20 @@ fn print_problems(
         });
         emitln(format_args!("{doc:#}"))
     } else {
-        for e in errors {
-            emitln(format_args!("error: {e}"))?;
-        }
-        for w in warnings {
-            emitln(format_args!("warning: {w}"))?;
+        for line in problem_lines(errors, warnings) {
+            emitln(line)?;
         }
         Ok(())
     }
+}
+
+/// Errors, then warnings, one line each, as every command prints them.
+fn problem_lines<'p>(
+    errors: &'p [topology::Problem],
+    warnings: &'p [topology::Problem],
+) -> impl Iterator<Item = String> + 'p {
+    let errors = errors.iter().map(|e| format!("error: {e}"));
+    errors.chain(warnings.iter().map(|w| format!("warning: {w}")))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -513,11 +519,8 @@ fn print_error(e: &anyhow::Error) {
     }
     eprintln!("error: {message}");
     if let Some(topology::Error::Invalid(report)) = e.downcast_ref::<topology::Error>() {
-        for p in &report.errors {
-            eprintln!("error: {p}");
-        }
-        for p in &report.warnings {
-            eprintln!("warning: {p}");
+        for line in problem_lines(&report.errors, &report.warnings) {
+            eprintln!("{line}");
         }
     }
 }

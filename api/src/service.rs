@@ -17,6 +17,7 @@ use optimizer::{fleet_report, ReportOptions};
 use serde_json::json;
 use tokio::sync::{Mutex, RwLock, Semaphore};
 use topology::model::ServerStatus;
+use topology::workload::MAX_CELL_SIZE;
 use topology::Inventory;
 
 use crate::dto::{
@@ -36,8 +37,6 @@ use crate::Error;
 
 /// A cell's default node count.
 pub const DEFAULT_SIZE: usize = 7;
-/// Largest node count accepted.
-const MAX_SIZE: usize = topology::workload::MAX_CELL_SIZE;
 /// Most clients per cell.
 const MAX_CLIENTS: usize = 64;
 /// Solves redone after losing a race before giving up with 503.
@@ -755,10 +754,10 @@ impl Service {
     pub async fn place(&self, req: PlaceRequest) -> Result<(CellResponse, bool), Error> {
         validate_cell_id(&req.cell_id)?;
         let size = req.size.map_or(DEFAULT_SIZE, |s| s as usize);
-        if size == 0 || size > MAX_SIZE {
+        if size == 0 || size > MAX_CELL_SIZE {
             return Err(Error::InvalidSize {
                 field: "size".into(),
-                message: format!("{size} nodes: a cell has 1 to {MAX_SIZE}"),
+                message: format!("{size} nodes: a cell has 1 to {MAX_CELL_SIZE}"),
             });
         }
         let op = Op::Place {

@@ -112,11 +112,11 @@ impl Report {
         }
     }
 
-    /// Names the file each problem's table was read from (`files`: table -> file name).
-    pub fn locate(&mut self, files: &std::collections::BTreeMap<String, String>) {
+    /// Names the file each problem's table was read from, as `file_of(table)` says.
+    pub fn locate(&mut self, file_of: impl Fn(&str) -> Option<String>) {
         for p in self.errors.iter_mut().chain(&mut self.warnings) {
             if p.file.is_none() {
-                p.file = files.get(&p.table).cloned();
+                p.file = file_of(&p.table);
             }
         }
     }

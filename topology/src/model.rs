@@ -279,7 +279,7 @@ impl Inventory {
         let mut b = Builder::default();
         b.load(raw);
         b.report.sort();
-        b.report.locate(&raw.files);
+        b.report.locate(|table| raw.files.get(table).cloned());
         if b.report.errors.is_empty() {
             let warnings = std::mem::take(&mut b.report.warnings);
             Ok((b.finish(), warnings))

@@ -603,14 +603,15 @@ impl<'m> Placer<'m> {
                 if chosen.is_some() {
                     break;
                 }
+                // The colour just searched is not drawn and tabled again.
+                if first.as_deref() == Some(self.pool_index.colour_name(c)) {
+                    continue;
+                }
                 let other = Width {
                     colour: Some(c),
                     ..widest
                 };
                 let next = self.prepare(occ, clients, keep, exclude, size, own, other);
-                if next.pool.colour == first {
-                    continue;
-                }
                 chosen = self.choose(&next)?;
                 // The answer, or else the widest colour for the explanation.
                 let wider = next.pool.choosable.count_ones() > prep.pool.choosable.count_ones();
@@ -769,7 +770,7 @@ impl<'m> Placer<'m> {
         let mut down = false;
         let lost = table.lost_groups(x);
         for (i, g) in table.groups.iter().enumerate() {
-            if lost[i / 64] & (1 << (i % 64)) == 0 {
+            if !lost.contains(i) {
                 continue;
             }
             single_risk += g.single_weight;

@@ -12,7 +12,7 @@
 use rustc_hash::FxHashMap;
 
 use super::bits;
-use super::search::{Cost, Problem};
+use super::search::{binomial, Cost, Problem};
 
 /// Most intermediate placements searched exactly (`C(2k, k)` for `k` nodes to move: all
 /// of them up to `k = 8`); beyond it the path is built greedily.
@@ -41,14 +41,6 @@ fn no_worse(b: &Cost, a: &Cost) -> bool {
 fn better(b: &Cost, a: &Cost) -> bool {
     let (kb, ka) = ((b.down, b.unsafe_groups), (a.down, a.unsafe_groups));
     kb < ka || (kb == ka && b.risk < a.risk)
-}
-
-fn binomial(n: u64, k: u64) -> u64 {
-    let mut acc: u64 = 1;
-    for i in 0..k.min(n) {
-        acc = acc.saturating_mul(n - i) / (i + 1);
-    }
-    acc
 }
 
 /// Swaps new members of `target` back for nodes of `current` while the result stays

@@ -117,6 +117,11 @@ impl PoolIndex {
         self.colours.len() as u32
     }
 
+    /// The name of colour `c` (`c < colour_count()`).
+    pub fn colour_name(&self, c: u32) -> &str {
+        &self.colours[c as usize]
+    }
+
     pub fn new(inv: &Inventory) -> PoolIndex {
         let mut colours: Vec<String> = inv.servers.iter().filter_map(|s| s.color.clone()).collect();
         colours.sort();

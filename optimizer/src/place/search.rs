@@ -83,16 +83,12 @@ impl Problem<'_> {
     fn partial_key(&self, x: u64, safety: bool) -> Key {
         let table = self.table;
         let must_lose = table.size - table.quorum + 1;
-        let mut lost = vec![0u64; table.groups.len().div_ceil(64)];
-        for (g, group) in table.groups.iter().enumerate() {
-            if group
+        let lost = table.lost_where(|group| {
+            group
                 .reach
                 .iter()
                 .any(|&r| (x & !r).count_ones() >= must_lose)
-            {
-                lost[g / 64] |= 1 << (g % 64);
-            }
-        }
+        });
         let score = table.score_lost(&lost);
         Cost {
             down: score.down,
@@ -111,7 +107,8 @@ impl Problem<'_> {
 /// Choices to enumerate before the search gives way to exhaustion.
 const EXHAUSTIVE_LIMIT: u64 = 20_000;
 
-fn binomial(n: u64, k: u64) -> u64 {
+/// `n` choose `k`, saturating.
+pub(crate) fn binomial(n: u64, k: u64) -> u64 {
     let mut acc: u64 = 1;
     for i in 0..k.min(n) {
         acc = acc.saturating_mul(n - i) / (i + 1);

@@ -90,6 +90,16 @@ pub struct CoveredPair {
     pub top: TopScenarios,
 }
 
+/// A set of groups (by index) that a choice loses: a bit per group.
+#[derive(Debug, Clone)]
+pub struct Lost(Vec<u64>);
+
+impl Lost {
+    pub fn contains(&self, group: usize) -> bool {
+        self.0[group / 64] & (1 << (group % 64)) != 0
+    }
+}
+
 /// Whether a choice is down, how many single-failure groups it loses, and its risk.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score {
@@ -285,21 +295,26 @@ impl Table {
         }
     }
 
-    /// Which groups the choice `x` loses, as a bit set over group indices.
-    pub fn lost_groups(&self, x: u64) -> Vec<u64> {
-        let mut lost = vec![0u64; self.groups.len().div_ceil(64)];
+    /// The groups for which `is_lost` holds.
+    pub fn lost_where(&self, is_lost: impl Fn(&Group) -> bool) -> Lost {
+        let mut lost = Lost(vec![0u64; self.groups.len().div_ceil(64)]);
         for (g, group) in self.groups.iter().enumerate() {
-            if group.outage(x, self.quorum) {
-                lost[g / 64] |= 1 << (g % 64);
+            if is_lost(group) {
+                lost.0[g / 64] |= 1 << (g % 64);
             }
         }
         lost
     }
 
+    /// Which groups the choice `x` loses.
+    pub fn lost_groups(&self, x: u64) -> Lost {
+        self.lost_where(|group| group.outage(x, self.quorum))
+    }
+
     /// Whether a covered pair counts, given the lost groups.
-    pub fn counts(pair: &CoveredPair, lost: &[u64]) -> bool {
-        let is_lost = |g: u32| lost[g as usize / 64] & (1 << (g % 64)) != 0;
-        is_lost(pair.group) && !pair.halves.iter().any(|&h| is_lost(h))
+    pub fn counts(pair: &CoveredPair, lost: &Lost) -> bool {
+        lost.contains(pair.group as usize)
+            && !pair.halves.iter().any(|&h| lost.contains(h as usize))
     }
 
     /// The choice `x`'s exact risk and single-failure standing.
@@ -309,12 +324,12 @@ impl Table {
     }
 
     /// [`Table::score`] from the groups a choice (possibly partial) loses.
-    pub fn score_lost(&self, lost: &[u64]) -> Score {
+    pub fn score_lost(&self, lost: &Lost) -> Score {
         let mut down = false;
         let mut unsafe_groups = 0;
         let mut risk = 0.0;
         for (g, group) in self.groups.iter().enumerate() {
-            if lost[g / 64] & (1 << (g % 64)) != 0 {
+            if lost.contains(g) {
                 risk += group.single_weight + group.pair_weight;
                 unsafe_groups += u32::from(group.has_single());
                 down |= group.base;
