@@ -1,0 +1,307 @@
+//! Why a placement is what it is: the explanation of a choice (risk split, breaking
+//! elements, top scenarios, nodes per failure domain, the rules that bound) and the
+//! message when there is no allowed choice at all.
+
+use std::collections::BTreeMap;
+
+use topology::ElementId;
+
+use super::pool::Pool;
+use super::table::Table;
+use super::{members_of, Placer, Prepared};
+use crate::risk::Scenario;
+use crate::Error;
+
+/// A hard rule that shaped the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    Capacity,
+    Colour,
+    Overlap,
+    Safety,
+    Balance,
+}
+
+impl Rule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Capacity => "capacity",
+            Rule::Colour => "colour",
+            Rule::Overlap => "overlap",
+            Rule::Safety => "safety",
+            Rule::Balance => "balance",
+        }
+    }
+}
+
+/// A rule and what it did to this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub rule: Rule,
+    pub detail: String,
+}
+
+/// Failure-domain levels an explanation counts nodes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DomainLevel {
+    Datacenter,
+    Room,
+    Row,
+    Rack,
+    Tor,
+    Pdu,
+}
+
+impl DomainLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            DomainLevel::Datacenter => "datacenter",
+            DomainLevel::Room => "room",
+            DomainLevel::Row => "row",
+            DomainLevel::Rack => "rack",
+            DomainLevel::Tor => "tor",
+            DomainLevel::Pdu => "pdu",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainCount {
+    pub level: DomainLevel,
+    pub label: String,
+    pub nodes: usize,
+}
+
+/// Why a cell is where it is, in terms a person can check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// Outages per year (the contract's risk; 1 when down).
+    pub risk: f64,
+    /// The singles' part and the pairs' part of `risk` (both 0 when down).
+    pub single_risk: f64,
+    pub pair_risk: f64,
+    pub single_failure_safe: bool,
+    /// The cell is out with nothing failed.
+    pub down: bool,
+    /// Elements whose failure alone gives an outage.
+    pub breaking: Vec<ElementId>,
+    pub top_scenarios: Vec<Scenario>,
+    /// Nodes per failure domain, by level, largest first.
+    pub domains: Vec<DomainCount>,
+    pub binding: Vec<Binding>,
+}
+
+impl Placer<'_> {
+    /// The answer when even the widest pool has no allowed choice, saying what was
+    /// searched and which rule binds, with counts.
+    pub(super) fn no_placement(
+        &self,
+        prep: &Prepared,
+        size: usize,
+        room: usize,
+        colours: u32,
+    ) -> Error {
+        let pool = &prep.pool;
+        let choosable = pool.choosable.count_ones() as usize;
+        let mut binding = pool_bindings(pool);
+        let fixed = pool.fixed.count_ones() as usize;
+        let colour = pool.colour.as_deref().unwrap_or("none");
+        let others = if colours > 1 {
+            format!("; each of the other {} colours failed too", colours - 1)
+        } else {
+            String::new()
+        };
+        // The pool holds every eligible server unless it was cut at the mask's width.
+        let searched = if choosable < room {
+            format!(
+                "all {choosable} eligible servers of colour {colour} (active, capacity left){others}"
+            )
+        } else {
+            format!(
+                "the {choosable} eligible servers of colour {colour} nearest the clients (a \
+                 cell's servers fit {} bits){others}",
+                topology::workload::MAX_CELL_SERVERS
+            )
+        };
+        let reason = if choosable + fixed < size {
+            format!(
+                "{} nodes wanted; searched {searched}",
+                size - pool.fixed.count_ones() as usize
+            )
+        } else {
+            binding.push(Binding {
+                rule: Rule::Overlap,
+                detail: format!(
+                    "{} other cells already hold a quorum's worth of the {} candidates",
+                    prep.overlap.len(),
+                    choosable
+                ),
+            });
+            format!(
+                "every choice of {} shares a quorum with another cell: proved by an exact \
+                 search, any number per rack, over {searched}",
+                size - fixed
+            )
+        };
+        Error::NoFeasiblePlacement { reason, binding }
+    }
+
+    pub(super) fn explain_choice(&self, prep: &Prepared, x: u64) -> Explanation {
+        let table = &prep.table;
+        let mut single_risk = 0.0;
+        let mut pair_risk = 0.0;
+        let mut breaking = Vec::new();
+        let mut top: Vec<Scenario> = Vec::new();
+        let mut down = false;
+        let lost = table.lost_groups(x);
+        for (i, g) in table.groups.iter().enumerate() {
+            if !lost.contains(i) {
+                continue;
+            }
+            single_risk += g.single_weight;
+            pair_risk += g.pair_weight;
+            breaking.extend_from_slice(&g.singles);
+            top.extend(g.top.0.iter().cloned());
+            down |= g.base;
+        }
+        for c in &table.covered {
+            if Table::counts(c, &lost) {
+                pair_risk += c.weight;
+                top.extend(c.top.0.iter().cloned());
+            }
+        }
+        if down {
+            // A down cell's risk is 1, not a sum.
+            single_risk = 0.0;
+            pair_risk = 0.0;
+            top.clear();
+        }
+        breaking.sort_unstable();
+        top.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then_with(|| a.elements.cmp(&b.elements))
+        });
+        top.truncate(5);
+        let nodes = members_of(&prep.pool, x);
+        let safe = !down && breaking.is_empty();
+        let pool = &prep.pool;
+        let mut binding = pool_bindings(pool);
+        let tight = prep
+            .overlap
+            .iter()
+            .filter(|&&(m, most)| (x & m).count_ones() == most)
+            .count();
+        if tight > 0 {
+            binding.push(Binding {
+                rule: Rule::Overlap,
+                detail: format!(
+                    "{tight} other cells share the most servers allowed (one less than a quorum)"
+                ),
+            });
+        }
+        if !safe {
+            binding.push(Binding {
+                rule: Rule::Safety,
+                detail: if down {
+                    "the cell is out with nothing failed".to_string()
+                } else {
+                    format!(
+                        "no single-failure-safe choice found among {} candidates: {} elements break it alone",
+                        pool.members.len(),
+                        breaking.len()
+                    )
+                },
+            });
+        }
+        Explanation {
+            risk: if down { 1.0 } else { single_risk + pair_risk },
+            single_risk,
+            pair_risk,
+            single_failure_safe: safe,
+            down,
+            breaking,
+            top_scenarios: top,
+            domains: self.domains(&nodes),
+            binding,
+        }
+    }
+
+    /// Nodes per datacenter, room, row, rack, ToR and PDU; largest first within a level.
+    pub fn domains(&self, nodes: &[u32]) -> Vec<DomainCount> {
+        let inv = self.inv;
+        let mut counts: BTreeMap<(DomainLevel, String), usize> = BTreeMap::new();
+        for &s in nodes {
+            let server = &inv.servers[s as usize];
+            let rack = &inv.racks[server.rack as usize];
+            let mut add = |level, label: &str| {
+                *counts.entry((level, label.to_string())).or_default() += 1;
+            };
+            add(DomainLevel::Datacenter, &rack.datacenter);
+            add(DomainLevel::Room, &rack.room);
+            add(DomainLevel::Row, &rack.row);
+            add(DomainLevel::Rack, &rack.id);
+            for &d in &self.tors[s as usize] {
+                add(DomainLevel::Tor, &inv.network_devices[d as usize].id);
+            }
+            let feeds = if server.feeds.is_empty() {
+                &rack.feeds
+            } else {
+                &server.feeds
+            };
+            for &p in feeds {
+                add(DomainLevel::Pdu, &inv.power_devices[p as usize].id);
+            }
+        }
+        let mut out: Vec<DomainCount> = counts
+            .into_iter()
+            .map(|((level, label), nodes)| DomainCount {
+                level,
+                label,
+                nodes,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.level
+                .cmp(&b.level)
+                .then(b.nodes.cmp(&a.nodes))
+                .then_with(|| a.label.cmp(&b.label))
+        });
+        out
+    }
+}
+
+/// The capacity and colour rules, as they narrowed the pool near the clients.
+fn pool_bindings(pool: &Pool) -> Vec<Binding> {
+    let mut binding = Vec::new();
+    if pool.skipped_full > 0 {
+        binding.push(Binding {
+            rule: Rule::Capacity,
+            detail: format!(
+                "{} servers near the clients have no node capacity left",
+                pool.skipped_full
+            ),
+        });
+    }
+    if let (Some(ceiling), true) = (pool.balance_ceiling, pool.skipped_balance > 0) {
+        binding.push(Binding {
+            rule: Rule::Balance,
+            detail: format!(
+                "{} servers near the clients are at the balance ceiling ({:.1}% utilisation)",
+                pool.skipped_balance,
+                ceiling * 100.0
+            ),
+        });
+    }
+    if pool.skipped_colour > 0 {
+        binding.push(Binding {
+            rule: Rule::Colour,
+            detail: format!(
+                "colour {}: {} servers of other colours near the clients not considered",
+                pool.colour.as_deref().unwrap_or("-"),
+                pool.skipped_colour
+            ),
+        });
+    }
+    binding
+}
