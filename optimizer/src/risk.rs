@@ -117,8 +117,6 @@ pub struct CellRisk {
     pub breaking_singles: Vec<ElementId>,
     /// Heaviest explicit outage scenarios, heaviest first.
     pub top_scenarios: Vec<Scenario>,
-    /// Elements that can change the cell's state alone or in a pair.
-    pub relevant_elements: usize,
     /// The single-failure view, as [`RiskEvaluator::single_failures`] gives it.
     pub singles: SingleFailures,
 }
@@ -149,7 +147,9 @@ const TOP_SCENARIOS: usize = 5;
 /// Every single not visited leaves the base state, and every pair not visited leaves the
 /// state of its touching half (or the base state): under the contract's risk such a pair
 /// never counts (its touching half either breaks alone, which covers the pair, or
-/// does not, and neither does the pair), so the visits are all a risk needs.
+/// does not, and neither does the pair), so the visits are all a risk needs. A pair of
+/// touching singles whose state is the meet of theirs is also left out when it takes
+/// fewer than the [`Watch`]'s `must_lose` watched terminals from every client: no outage.
 #[derive(Debug, Clone, Copy)]
 pub enum StateEvent<'a> {
     /// The state with nothing failed.
@@ -169,6 +169,33 @@ pub enum StateEvent<'a> {
         halves: [Option<u32>; 2],
         state: &'a [u64],
     },
+}
+
+/// Which pairs a caller of [`RiskEvaluator::enumerate_states`] needs: those whose state
+/// may take at least `must_lose` of the `terminals` (a bit mask over the terminal
+/// indices) from some client. An outage of a cell with `n` nodes takes `n - quorum + 1`
+/// of them; a pair that takes fewer from every client can never count.
+#[derive(Debug, Clone, Copy)]
+pub struct Watch {
+    pub terminals: u64,
+    pub must_lose: u32,
+    /// The client terminals when there are several (a client that reaches none of the
+    /// others does not need a quorum); 0 for one client.
+    pub clients: u64,
+}
+
+impl Watch {
+    /// How many watched terminals client terminal `c` loses in a state where it reaches
+    /// `reach`: 0 when it does not need a quorum there (down, or cut off from every
+    /// other client), as neither it nor any state below it can have an outage.
+    fn takes(&self, c: usize, reach: u64) -> u32 {
+        let needs = reach != 0 && (self.clients == 0 || reach & self.clients & !(1 << c) != 0);
+        if needs {
+            (self.terminals & !reach).count_ones()
+        } else {
+            0
+        }
+    }
 }
 
 /// Labels of a terminal's component under one scenario; equal labels, same component.
@@ -225,6 +252,9 @@ struct Singles {
     elements: Vec<ElementId>,
     /// `reach[i * clients..(i + 1) * clients]`: the state under `elements[i]`.
     reach: Vec<u64>,
+    /// The terminals `elements[i]` removes or cuts off by itself (down, or a dead end
+    /// alone), as a bit mask: what it adds to a special pair's state.
+    hit: Vec<u64>,
     base: Vec<u64>,
 }
 
@@ -273,50 +303,58 @@ impl<'m> RiskEvaluator<'m> {
         let mut single = 0.0;
         let mut pair = 0.0;
         let mut down = false;
-        let relevant =
-            self.enumerate_states(
-                &shape.terminals,
-                &shape.client_slots,
-                &mut |event| match event {
-                    StateEvent::Base { state } => down = shape.outage(state),
-                    StateEvent::Single { element, state, .. } => {
-                        let out = shape.outage(state);
-                        single_out.push(out);
-                        if out != down {
-                            changed.push(element);
-                        }
-                        if out {
-                            breaking.push(element);
-                            if !down {
-                                let w = model.afr(element);
-                                single += w;
-                                top.push(Scenario {
-                                    elements: vec![element],
-                                    weight: w,
-                                });
-                            }
-                        }
+        self.enumerate_states(
+            &shape.terminals,
+            &shape.client_slots,
+            Watch {
+                terminals: shape.node_bits,
+                must_lose: (shape.node_bits.count_ones() + 1).saturating_sub(shape.quorum as u32),
+                clients: if shape.client_count > 1 {
+                    shape.client_bits
+                } else {
+                    0
+                },
+            },
+            &mut |event| match event {
+                StateEvent::Base { state } => down = shape.outage(state),
+                StateEvent::Single { element, state, .. } => {
+                    let out = shape.outage(state);
+                    single_out.push(out);
+                    if out != down {
+                        changed.push(element);
                     }
-                    StateEvent::Pair {
-                        pair: (e, f),
-                        halves,
-                        state,
-                    } => {
-                        // A pair is a minimal cut only when neither half breaks alone.
-                        let covered = halves
-                            .iter()
-                            .any(|h| h.is_some_and(|i| single_out[i as usize]));
-                        if !down && !covered && shape.outage(state) {
-                            let w = model.pair_weight(e, f);
-                            pair += w;
+                    if out {
+                        breaking.push(element);
+                        if !down {
+                            let w = model.afr(element);
+                            single += w;
                             top.push(Scenario {
-                                elements: vec![e, f],
+                                elements: vec![element],
                                 weight: w,
                             });
                         }
                     }
-                },
-            );
+                }
+                StateEvent::Pair {
+                    pair: (e, f),
+                    halves,
+                    state,
+                } => {
+                    // A pair is a minimal cut only when neither half breaks alone.
+                    let covered = halves
+                        .iter()
+                        .any(|h| h.is_some_and(|i| single_out[i as usize]));
+                    if !down && !covered && shape.outage(state) {
+                        let w = model.pair_weight(e, f);
+                        pair += w;
+                        top.push(Scenario {
+                            elements: vec![e, f],
+                            weight: w,
+                        });
+                    }
+                }
+            },
+        );
 
         top.sort_by(|a, b| {
             b.weight
@@ -331,7 +369,6 @@ impl<'m> RiskEvaluator<'m> {
             down,
             breaking_singles: breaking,
             top_scenarios: top,
-            relevant_elements: relevant,
             singles: SingleFailures {
                 down,
                 elements: changed,
@@ -441,9 +478,13 @@ impl<'m> RiskEvaluator<'m> {
             singles.elements.push(e);
             let from = at;
             let mut last_terminal = u8::MAX;
+            let mut hit = 0u64;
             while at < self.touches.len() && self.touches[at].0 == e {
                 let (_, i, touch) = self.touches[at];
                 at += 1;
+                if matches!(touch, Touch::Down | Touch::Alone) {
+                    hit |= 1 << i;
+                }
                 if i == last_terminal {
                     continue; // A stronger effect on this terminal came first.
                 }
@@ -455,6 +496,7 @@ impl<'m> RiskEvaluator<'m> {
                 };
             }
             self.touch_range.push((from as u32, at as u32));
+            singles.hit.push(hit);
             let start = singles.reach.len();
             singles.reach.resize(start + nc, 0);
             reach_of(&self.labels, clients, &mut singles.reach[start..]);
@@ -557,6 +599,35 @@ impl<'m> RiskEvaluator<'m> {
         }
     }
 
+    /// The terminals whose labels [`Self::special_labels`] changes for special pair `s`
+    /// (a bit mask; every other terminal keeps its base label).
+    fn special_touched(&self, s: u32) -> u64 {
+        let (e, f) = self.model.effects().special_pair(s);
+        let mut touched = 0u64;
+        for x in [e, f] {
+            if let Some(i) = self.local(x) {
+                let (from, to) = self.touch_range[i as usize];
+                for &(_, t, touch) in &self.touches[from as usize..to as usize] {
+                    if matches!(touch, Touch::Down | Touch::Alone) {
+                        touched |= 1 << t;
+                    }
+                }
+            }
+        }
+        let from = self.pair_touches.partition_point(|x| x.0 < (e, f));
+        for &(_, t, _) in self.pair_touches[from..]
+            .iter()
+            .take_while(|x| x.0 == (e, f))
+        {
+            touched |= 1 << t;
+        }
+        let from = self.special_touches.partition_point(|x| x.0 < s);
+        for &(_, t, _) in self.special_touches[from..].iter().take_while(|x| x.0 == s) {
+            touched |= 1 << t;
+        }
+        touched
+    }
+
     /// Pairs {x, y} that take every link of dead-end terminal `i` down together though
     /// neither does alone.
     fn dead_end_pairs(&self, i: usize, out: &mut Vec<((ElementId, ElementId), u8)>) {
@@ -588,9 +659,9 @@ impl<'m> RiskEvaluator<'m> {
 
     /// Every state of `terminals` that a risk can count, without enumerating the zone's
     /// pairs: `visit` sees the base state first, then each touching single in order, then
-    /// every pair whose state can differ from both of its halves' (see [`StateEvent`]).
-    /// `clients` are the terminal indices whose components the states report. Returns how
-    /// many elements were looked at.
+    /// every pair whose state can differ from both of its halves' and may take what
+    /// `watch` asks from a client (see [`StateEvent`]). `clients` are the terminal indices
+    /// whose components the states report.
     ///
     /// Both the risk of one cell and the placement tables (one cell's clients against a
     /// pool of candidate servers) are sums over these events.
@@ -598,8 +669,9 @@ impl<'m> RiskEvaluator<'m> {
         &mut self,
         terminals: &[Vertex],
         clients: &[usize],
+        watch: Watch,
         visit: &mut dyn FnMut(StateEvent<'_>),
-    ) -> usize {
+    ) {
         let model = self.model;
         let effects = model.effects();
         let singles = self.singles(terminals, clients);
@@ -608,53 +680,86 @@ impl<'m> RiskEvaluator<'m> {
         let n = singles.elements.len();
         let single_state = |i: usize| &singles.reach[i * nc..(i + 1) * nc];
 
+        // Whether a state that differs from the base state only on the `touched`
+        // terminals may take what `watch` asks from some client: an untouched client
+        // keeps its base component less the touched terminals.
+        let may_matter = |touched: u64| {
+            clients.iter().enumerate().any(|(k, &c)| {
+                touched & (1 << c) != 0
+                    || watch.takes(c, singles.base[k] & !touched) >= watch.must_lose
+            })
+        };
+        let hit = |this: &Self, x: ElementId| this.local(x).map_or(0, |i| singles.hit[i as usize]);
+
         // Pairs whose state is not the meet of their halves' states: special pairs with a
         // touching element or touching a terminal themselves, and pairs that cut a dead
-        // end's links together.
-        let mut special: Vec<((ElementId, ElementId), u32)> = Vec::new();
-        for &e in &singles.elements {
+        // end's links together. A special pair changes the base state only on the
+        // terminals its halves remove alone, those it removes as a power pair and those in
+        // its own pieces ([`Self::special_labels`]): it is kept only when that may matter.
+        let mut at_terminals: Vec<((ElementId, ElementId), u32, u64)> = Vec::new();
+        for run in self.special_touches.chunk_by(|a, b| a.0 == b.0) {
+            let s = run[0].0;
+            let touched = run.iter().fold(0u64, |m, x| m | 1 << x.1);
+            at_terminals.push((effects.special_pair(s), s, touched));
+        }
+        for run in self.pair_touches.chunk_by(|a, b| a.0 == b.0) {
+            let (a, b) = run[0].0;
+            let s = effects.special(a, b).expect("power pairs are special");
+            let touched = run.iter().fold(0u64, |m, x| m | 1 << x.1);
+            at_terminals.push(((a, b), s, touched));
+        }
+        at_terminals.sort_unstable();
+        let mut special: Vec<((ElementId, ElementId), Option<u32>)> = Vec::new();
+        for run in at_terminals.chunk_by(|a, b| a.0 == b.0) {
+            let ((e, f), s, _) = run[0];
+            let touched = run.iter().fold(hit(self, e) | hit(self, f), |m, x| m | x.2);
+            if may_matter(touched) {
+                special.push(((e, f), Some(s)));
+            }
+        }
+        for (i, &e) in singles.elements.iter().enumerate() {
+            let alone = singles.hit[i];
             for &(f, s) in effects.partners(e) {
-                special.push(((e.min(f), e.max(f)), s));
-            }
-        }
-        for t in &self.terminals {
-            for v in [t.vertex, t.anchor] {
-                if v == NO_VERTEX {
-                    continue;
-                }
-                for &(s, _) in effects.special_pieces(v) {
-                    special.push((effects.special_pair(s), s));
-                }
-                for &(a, b) in model.pair_hits(v) {
-                    let s = effects.special(a, b).expect("power pairs are special");
-                    special.push(((a, b), s));
+                if may_matter(alone | hit(self, f)) {
+                    special.push(((e.min(f), e.max(f)), Some(s)));
                 }
             }
         }
-        special.sort_unstable();
-        special.dedup();
         let mut dead_end = Vec::new();
         for i in 0..self.terminals.len() {
             self.dead_end_pairs(i, &mut dead_end);
         }
         dead_end.sort_unstable();
-        let mut explicit: Vec<(ElementId, ElementId)> = special
-            .iter()
-            .map(|x| x.0)
-            .chain(dead_end.iter().map(|x| x.0))
-            .collect();
-        explicit.sort_unstable();
-        explicit.dedup();
+        special.extend(
+            dead_end
+                .iter()
+                .map(|&((e, f), _)| ((e, f), effects.special(e, f))),
+        );
+        special.sort_unstable();
+        special.dedup();
 
         let mut pair_state = vec![0u64; nc];
-        // The state under an explicit pair.
-        let explicit_state = |this: &mut Self, (e, f): (ElementId, ElementId), out: &mut [u64]| {
-            match special.binary_search_by_key(&(e, f), |x| x.0) {
-                Ok(k) => {
-                    this.special_labels(special[k].1);
+        // The state under an explicit pair (`s`: its special index, if it is one), into
+        // `out`; false (and `out` as it was) when the pair cannot take what `watch` asks.
+        let explicit_state = |this: &mut Self,
+                              (e, f): (ElementId, ElementId),
+                              s: Option<u32>,
+                              out: &mut [u64]|
+         -> bool {
+            let from = dead_end.partition_point(|x| x.0 < (e, f));
+            let cut_off = dead_end[from..]
+                .iter()
+                .take_while(|x| x.0 == (e, f))
+                .fold(0u64, |m, &(_, i)| m | 1 << i);
+            match s {
+                Some(s) => {
+                    if !may_matter(this.special_touched(s) | cut_off) {
+                        return false;
+                    }
+                    this.special_labels(s);
                     reach_of(&this.labels, clients, out);
                 }
-                Err(_) => {
+                None => {
                     let half = |x: ElementId| match this.local(x) {
                         Some(i) => single_state(i as usize),
                         None => &singles.base[..],
@@ -665,7 +770,6 @@ impl<'m> RiskEvaluator<'m> {
                     }
                 }
             }
-            let from = dead_end.partition_point(|x| x.0 < (e, f));
             for &(_, i) in dead_end[from..].iter().take_while(|x| x.0 == (e, f)) {
                 let bit = 1u64 << i;
                 for (k, &c) in clients.iter().enumerate() {
@@ -676,18 +780,19 @@ impl<'m> RiskEvaluator<'m> {
                     }
                 }
             }
+            true
         };
 
         // Explicit pairs by how many touching elements they hold.
-        let mut inner: Vec<(u32, u32)> = Vec::new();
-        let mut with_one: Vec<(u32, ElementId)> = Vec::new();
-        let mut outer: Vec<(ElementId, ElementId)> = Vec::new();
-        for &(e, f) in &explicit {
+        let mut inner: Vec<(u32, u32, Option<u32>)> = Vec::new();
+        let mut with_one: Vec<(u32, ElementId, Option<u32>)> = Vec::new();
+        let mut outer: Vec<((ElementId, ElementId), Option<u32>)> = Vec::new();
+        for &((e, f), s) in &special {
             match (self.local(e), self.local(f)) {
-                (Some(i), Some(j)) => inner.push((i.min(j), i.max(j))),
-                (Some(i), None) => with_one.push((i, f)),
-                (None, Some(j)) => with_one.push((j, e)),
-                (None, None) => outer.push((e, f)),
+                (Some(i), Some(j)) => inner.push((i.min(j), i.max(j), s)),
+                (Some(i), None) => with_one.push((i, f, s)),
+                (None, Some(j)) => with_one.push((j, e, s)),
+                (None, None) => outer.push(((e, f), s)),
             }
         }
         inner.sort_unstable();
@@ -703,37 +808,73 @@ impl<'m> RiskEvaluator<'m> {
                 state: single_state(i),
             });
         }
+        // Most pairs of touching singles take too few watched terminals from every client
+        // to matter: the meet of two states loses at most what both halves lose. Per
+        // single, the most watched terminals it takes from one client; per shortfall, the
+        // singles that take at least that many, in visiting order.
+        let loss: Vec<u32> = (0..n)
+            .map(|i| {
+                clients
+                    .iter()
+                    .zip(single_state(i))
+                    .map(|(&c, &r)| watch.takes(c, r))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let at_least: Vec<Vec<u32>> = (0..=watch.must_lose)
+            .map(|t| (0..n as u32).filter(|&j| loss[j as usize] >= t).collect())
+            .collect();
         let mut inner_at = 0;
         let mut one_at = 0;
         for i in 0..n {
             let ei = singles.elements[i];
             let si = single_state(i);
-            for j in i + 1..n {
-                let ej = singles.elements[j];
-                while inner_at < inner.len() && inner[inner_at] < (i as u32, j as u32) {
-                    inner_at += 1;
+            let partners = &at_least[watch.must_lose.saturating_sub(loss[i]) as usize];
+            let mut next_partner = partners.partition_point(|&j| j <= i as u32);
+            while inner_at < inner.len() && inner[inner_at].0 < i as u32 {
+                inner_at += 1;
+            }
+            loop {
+                // The next pair (i, j): a partner that may matter, or an explicit pair.
+                let meet = partners.get(next_partner).copied();
+                let explicit = inner.get(inner_at).filter(|x| x.0 == i as u32).map(|x| x.1);
+                let special_index = inner.get(inner_at).and_then(|x| x.2);
+                let j = match (meet, explicit) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(a), None) | (None, Some(a)) => a,
+                    (None, None) => break,
+                };
+                if meet == Some(j) {
+                    next_partner += 1;
                 }
-                if inner.get(inner_at) == Some(&(i as u32, j as u32)) {
-                    explicit_state(self, (ei, ej), &mut pair_state);
+                let ej = singles.elements[j as usize];
+                if explicit == Some(j) {
+                    inner_at += 1;
+                    if !explicit_state(self, (ei, ej), special_index, &mut pair_state) {
+                        continue;
+                    }
                 } else {
-                    let sj = single_state(j);
+                    let sj = single_state(j as usize);
                     for k in 0..nc {
                         pair_state[k] = si[k] & sj[k];
                     }
                 }
                 visit(StateEvent::Pair {
                     pair: (ei, ej),
-                    halves: [Some(i as u32), Some(j as u32)],
+                    halves: [Some(i as u32), Some(j)],
                     state: &pair_state,
                 });
             }
             // Explicit partners that touch nothing alone. Every other element that
             // touches nothing leaves ei's own state: never a pair of its own.
             while one_at < with_one.len() && with_one[one_at].0 == i as u32 {
-                let f = with_one[one_at].1;
+                let (_, f, special_index) = with_one[one_at];
                 one_at += 1;
                 let key = (ei.min(f), ei.max(f));
-                explicit_state(self, key, &mut pair_state);
+                if !explicit_state(self, key, special_index, &mut pair_state) {
+                    continue;
+                }
                 visit(StateEvent::Pair {
                     pair: key,
                     halves: [Some(i as u32), None],
@@ -741,20 +882,16 @@ impl<'m> RiskEvaluator<'m> {
                 });
             }
         }
-        for &key in &outer {
-            explicit_state(self, key, &mut pair_state);
+        for &(key, special_index) in &outer {
+            if !explicit_state(self, key, special_index, &mut pair_state) {
+                continue;
+            }
             visit(StateEvent::Pair {
                 pair: key,
                 halves: [None, None],
                 state: &pair_state,
             });
         }
-        let mut looked_at: Vec<ElementId> = singles.elements.clone();
-        looked_at.extend(with_one.iter().map(|x| x.1));
-        looked_at.extend(outer.iter().flat_map(|&(e, f)| [e, f]));
-        looked_at.sort_unstable();
-        looked_at.dedup();
-        looked_at.len()
     }
 }
 

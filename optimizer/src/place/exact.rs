@@ -210,7 +210,6 @@ mod tests {
             size: 1,
             quorum: 1,
             members: 2,
-            relevant_elements: 3,
         };
         assert_eq!(table.score(0b01).risk, 1.0);
         assert_eq!(table.score(0b10).risk, 0.5);

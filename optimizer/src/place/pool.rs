@@ -86,6 +86,9 @@ pub struct PoolIndex {
     hosts: Vec<Vec<u32>>,
     /// Per datacenter: its racks.
     dc_racks: Vec<Vec<u32>>,
+    /// Per row: its racks, in index order; per room: its rows, in id order.
+    row_racks: Vec<Vec<u32>>,
+    room_rows: Vec<Vec<u32>>,
     /// Node capacity of all active hosts.
     active_capacity: u64,
     /// Per rack: (colour, active hosts of that colour), colours in order, so that a
@@ -172,12 +175,29 @@ impl PoolIndex {
         for (r, &d) in rack_dc.iter().enumerate() {
             dc_racks[d as usize].push(r as u32);
         }
+        let rack_room = intern(&rooms);
+        let rack_row = intern(&rows);
+        let row_count = rack_row.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
+        let room_count = rack_room.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
+        let mut row_racks = vec![Vec::new(); row_count];
+        let mut room_rows = vec![Vec::new(); room_count];
+        for (r, &row) in rack_row.iter().enumerate() {
+            if row_racks[row as usize].is_empty() {
+                room_rows[rack_room[r] as usize].push(row);
+            }
+            row_racks[row as usize].push(r as u32);
+        }
+        for rows in &mut room_rows {
+            rows.sort_unstable();
+        }
         PoolIndex {
             colours,
             colour,
             rack_dc,
-            rack_room: intern(&rooms),
-            rack_row: intern(&rows),
+            rack_room,
+            rack_row,
+            row_racks,
+            room_rows,
             hosts: inv
                 .racks
                 .iter()
@@ -357,7 +377,6 @@ fn draw_with(
         rack: u32,
         tier: u8,
         row: u32,
-        room: u32,
         /// `chosen[from..from + len]`.
         from: u32,
         len: u32,
@@ -368,101 +387,109 @@ fn draw_with(
     let mut racks: Vec<RackChoice> = Vec::with_capacity(inv.racks.len());
     let mut chosen: Vec<u32> = Vec::new();
     let mut eligible: Vec<(u64, u64, u32)> = Vec::new();
-    for r in 0..inv.racks.len() {
-        let tier = if client_rooms.contains(&index.rack_room[r]) {
-            0
-        } else if client_dcs.binary_search(&index.rack_dc[r]).is_ok() {
-            1
-        } else {
-            2
-        };
-        let near = tier < 2;
-        eligible.clear();
-        let mut of_colour: &[u32] = &[];
-        let mut other_colours = 0;
-        for (c, list) in &index.by_colour[r] {
-            if *c == colour {
-                of_colour = list;
+    // Racks row by row, so that each row's racks are one run of `racks`.
+    let mut row_runs: Vec<(u32, u32)> = Vec::with_capacity(index.row_racks.len());
+    for (row, row_racks) in index.row_racks.iter().enumerate() {
+        let run_start = racks.len() as u32;
+        for &r in row_racks {
+            let r = r as usize;
+            let tier = if client_rooms.contains(&index.rack_room[r]) {
+                0
+            } else if client_dcs.binary_search(&index.rack_dc[r]).is_ok() {
+                1
             } else {
-                other_colours += list.len();
-            }
-        }
-        if near {
-            pool.skipped_status += index.inactive[r] as usize;
-            pool.skipped_colour += other_colours;
-        }
-        for &s in of_colour {
-            if excluded(s) {
-                continue;
-            }
-            let server = &inv.servers[s as usize];
-            if occ.load(s) >= server.capacity {
-                pool.skipped_full += usize::from(near);
-                continue;
-            }
-            if let Some((mean, u)) = ceiling {
-                if !fits(mean, u, occ.load(s), server.capacity) {
-                    pool.skipped_balance += usize::from(near);
-                    continue;
+                2
+            };
+            let near = tier < 2;
+            eligible.clear();
+            let mut of_colour: &[u32] = &[];
+            let mut other_colours = 0;
+            for (c, list) in &index.by_colour[r] {
+                if *c == colour {
+                    of_colour = list;
+                } else {
+                    other_colours += list.len();
                 }
             }
-            eligible.push((
-                utilisation(inv, occ, s).to_bits(),
-                mix(u64::from(s), req.salt),
-                s,
-            ));
+            if near {
+                pool.skipped_status += index.inactive[r] as usize;
+                pool.skipped_colour += other_colours;
+            }
+            for &s in of_colour {
+                if excluded(s) {
+                    continue;
+                }
+                let server = &inv.servers[s as usize];
+                if occ.load(s) >= server.capacity {
+                    pool.skipped_full += usize::from(near);
+                    continue;
+                }
+                if let Some((mean, u)) = ceiling {
+                    if !fits(mean, u, occ.load(s), server.capacity) {
+                        pool.skipped_balance += usize::from(near);
+                        continue;
+                    }
+                }
+                eligible.push((
+                    utilisation(inv, occ, s).to_bits(),
+                    mix(u64::from(s), req.salt),
+                    s,
+                ));
+            }
+            if eligible.is_empty() {
+                continue;
+            }
+            if limits.per_rack == 1 {
+                let best = *eligible.iter().min().expect("not empty");
+                eligible.clear();
+                eligible.push(best);
+            } else {
+                eligible.sort_unstable();
+                eligible.truncate(limits.per_rack);
+            }
+            racks.push(RackChoice {
+                rack: r as u32,
+                tier,
+                row: index.rack_row[r],
+                from: chosen.len() as u32,
+                len: eligible.len() as u32,
+                best: eligible[0].0,
+                tie: mix(r as u64 | 1 << 40, req.salt),
+            });
+            chosen.extend(eligible.iter().map(|e| e.2));
         }
-        if eligible.is_empty() {
-            continue;
+        if racks.len() as u32 > run_start {
+            row_runs.push((row as u32, run_start));
         }
-        if limits.per_rack == 1 {
-            let best = *eligible.iter().min().expect("not empty");
-            eligible.clear();
-            eligible.push(best);
-        } else {
-            eligible.sort_unstable();
-            eligible.truncate(limits.per_rack);
-        }
-        racks.push(RackChoice {
-            rack: r as u32,
-            tier,
-            row: index.rack_row[r],
-            room: index.rack_room[r],
-            from: chosen.len() as u32,
-            len: eligible.len() as u32,
-            best: eligible[0].0,
-            tie: mix(r as u64 | 1 << 40, req.salt),
-        });
-        chosen.extend(eligible.iter().map(|e| e.2));
     }
     // Order: round-robin over rooms, then over the rows of a room, then over the racks
     // of a row, least utilised first at each level, so that a pool of any size spreads
-    // over as many rooms, rows and racks as it can.
-    racks.sort_unstable_by_key(|r| (r.row, r.best, r.tie, r.rack));
+    // over as many rooms, rows and racks as it can. Each rack gives at least one member,
+    // so only the first `limits.size` racks of that order are needed.
     let mut rack_rank = vec![0usize; racks.len()];
-    for i in 1..racks.len() {
-        if racks[i].row == racks[i - 1].row {
-            rack_rank[i] = rack_rank[i - 1] + 1;
+    let mut row_best: Vec<(u64, u32)> = vec![(0, 0); index.row_racks.len()];
+    for (k, &(row, from)) in row_runs.iter().enumerate() {
+        let to = row_runs.get(k + 1).map_or(racks.len(), |r| r.1 as usize);
+        let run = &mut racks[from as usize..to];
+        run.sort_unstable_by_key(|r| (r.best, r.tie, r.rack));
+        for (rank, at) in (from as usize..to).enumerate() {
+            rack_rank[at] = rank;
         }
+        row_best[row as usize] = (racks[from as usize].best, row);
     }
-    // Rows of a room by their best rack, then name.
-    let mut rows: Vec<(u32, u64, u32)> = Vec::new();
-    for (i, r) in racks.iter().enumerate() {
-        if rack_rank[i] == 0 {
-            rows.push((r.room, r.best, r.row));
-        }
-    }
-    rows.sort_unstable();
-    let row_count = index
-        .rack_row
-        .iter()
-        .map(|&r| r as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let mut row_rank = vec![0usize; row_count];
-    for i in 1..rows.len() {
-        if rows[i].0 == rows[i - 1].0 {
-            row_rank[rows[i].2 as usize] = row_rank[rows[i - 1].2 as usize] + 1;
+    // Rows of a room by their best rack, then id.
+    let mut row_rank = vec![0usize; index.row_racks.len()];
+    let mut room_rows: Vec<(u64, u32)> = Vec::new();
+    for rows in &index.room_rows {
+        room_rows.clear();
+        room_rows.extend(
+            rows.iter()
+                .map(|&row| row_best[row as usize])
+                .filter(|&(_, row)| row_runs.binary_search_by_key(&row, |r| r.0).is_ok()),
+        );
+        room_rows.sort_unstable();
+        for (rank, &(_, row)) in room_rows.iter().enumerate() {
+            row_rank[row as usize] = rank;
         }
     }
     let mut ranked: Vec<(usize, usize, u8, u64, u64, usize)> = racks
@@ -479,6 +506,11 @@ fn draw_with(
             )
         })
         .collect();
+    let first = limits.size.min(ranked.len());
+    if first > 0 && first < ranked.len() {
+        ranked.select_nth_unstable(first - 1);
+    }
+    ranked.truncate(first);
     ranked.sort_unstable();
 
     for &k in req.keep {

@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 use topology::failure::Vertex;
 use topology::{ElementId, FailureModel};
 
-use crate::risk::{RiskEvaluator, Scenario, StateEvent};
+use crate::risk::{RiskEvaluator, Scenario, StateEvent, Watch};
 
 const TOP_PER_GROUP: usize = 5;
 
@@ -120,8 +120,6 @@ pub struct Table {
     pub quorum: u32,
     /// Pool members up and connected to every needing client with nothing failed.
     pub members: usize,
-    /// Elements that could change the terminals' state (for the explanation).
-    pub relevant_elements: usize,
 }
 
 impl Table {
@@ -210,13 +208,21 @@ impl Table {
             last = Some((state.to_vec(), g));
             g
         };
+        let watch = Watch {
+            terminals: pool_terminals,
+            must_lose,
+            clients: if many_clients { client_terminals } else { 0 },
+        };
         let mut members = 0;
         // The group of each visited single (by its index), if it has one.
         let mut single_group: Vec<Option<u32>> = Vec::new();
         let mut covered_index: FxHashMap<(u32, u32, u32), usize> = FxHashMap::default();
         let mut covered: Vec<CoveredPair> = Vec::new();
-        let relevant =
-            evaluator.enumerate_states(&terminals, &distinct_clients, &mut |event| match event {
+        evaluator.enumerate_states(
+            &terminals,
+            &distinct_clients,
+            watch,
+            &mut |event| match event {
                 StateEvent::Base { state } => {
                     members = member_slots
                         .iter()
@@ -284,14 +290,14 @@ impl Table {
                     covered[at].weight += w;
                     covered[at].top.push(&[e, f], w);
                 }
-            });
+            },
+        );
         Table {
             groups,
             covered,
             size: size as u32,
             quorum,
             members,
-            relevant_elements: relevant,
         }
     }
 
