@@ -81,21 +81,38 @@ pub struct PoolIndex {
     colour: Vec<u32>,
     rack_dc: Vec<u32>,
     rack_room: Vec<u32>,
-    rack_row: Vec<u32>,
-    /// Per rack: its servers that can host nodes (capacity above 0).
-    hosts: Vec<Vec<u32>>,
-    /// Per datacenter: its racks.
-    dc_racks: Vec<Vec<u32>>,
-    /// Per row: its racks, in index order; per room: its rows, in id order.
-    row_racks: Vec<Vec<u32>>,
+    /// Per datacenter and colour slot (the colour's index; the last slot: servers
+    /// without a colour): its active hosts.
+    dc_hosts: Vec<Vec<Vec<Host>>>,
+    /// Per datacenter: its hosts that are not active (draining or failed).
+    dc_inactive: Vec<usize>,
+    /// Per row: whether it has hosts; per room: its rows, in id order.
+    row_count: usize,
     room_rows: Vec<Vec<u32>>,
     /// Node capacity of all active hosts.
     active_capacity: u64,
-    /// Per rack: (colour, active hosts of that colour), colours in order, so that a
-    /// request looks only at its colour's servers.
-    by_colour: Vec<Vec<(u32, Vec<u32>)>>,
-    /// Per rack: hosts that are not active (draining or failed).
-    inactive: Vec<u32>,
+    /// Per colour slot: the racks with active hosts of that colour, row by row (rows in
+    /// id order, racks in index order), so that a request looks only at its colour's
+    /// servers; their hosts are `colour_hosts[slot][rack.hosts]`.
+    colour_racks: Vec<Vec<ColourRack>>,
+    colour_hosts: Vec<Vec<Host>>,
+}
+
+/// A host as the pool reads it.
+#[derive(Debug, Clone, Copy)]
+struct Host {
+    server: u32,
+    capacity: u32,
+}
+
+/// A rack's hosts of one colour.
+#[derive(Debug, Clone)]
+struct ColourRack {
+    rack: u32,
+    row: u32,
+    room: u32,
+    dc: u32,
+    hosts: std::ops::Range<u32>,
 }
 
 const NO_COLOUR: u32 = u32::MAX;
@@ -148,83 +165,85 @@ impl PoolIndex {
             .iter()
             .map(|r| (r.datacenter.as_str(), r.room.as_str(), r.row.as_str()))
             .collect();
-        let colour: Vec<u32> = colour;
-        let mut by_colour: Vec<Vec<(u32, Vec<u32>)>> = vec![Vec::new(); inv.racks.len()];
-        let mut inactive = vec![0u32; inv.racks.len()];
-        for (r, rack) in inv.racks.iter().enumerate() {
+        let rack_dc = intern(&dcs);
+        let rack_room = intern(&rooms);
+        let rack_row = intern(&rows);
+        let count = |ids: &[u32]| ids.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
+        let (dc_count, room_count, row_count) = (count(&rack_dc), count(&rack_room), count(&rack_row));
+        let slots = colours.len() + 1;
+        let slot = |s: u32| match colour[s as usize] {
+            NO_COLOUR => colours.len(),
+            c => c as usize,
+        };
+        let mut room_rows = vec![Vec::new(); room_count];
+        for (r, &row) in rack_row.iter().enumerate() {
+            room_rows[rack_room[r] as usize].push(row);
+        }
+        for rows in &mut room_rows {
+            rows.sort_unstable();
+            rows.dedup();
+        }
+        let mut dc_hosts = vec![vec![Vec::new(); slots]; dc_count];
+        let mut dc_inactive = vec![0; dc_count];
+        // Racks row by row, then by index.
+        let mut rack_order: Vec<u32> = (0..inv.racks.len() as u32).collect();
+        rack_order.sort_by_key(|&r| (rack_row[r as usize], r));
+        let mut colour_racks = vec![Vec::new(); slots];
+        let mut colour_hosts: Vec<Vec<Host>> = vec![Vec::new(); slots];
+        for &r in &rack_order {
+            let rack = &inv.racks[r as usize];
+            let dc = rack_dc[r as usize];
+            let mut of_slot: Vec<Vec<Host>> = vec![Vec::new(); slots];
             for &s in &rack.servers {
                 let server = &inv.servers[s as usize];
                 if server.capacity == 0 {
                     continue;
                 }
                 if server.status != ServerStatus::Active {
-                    inactive[r] += 1;
+                    dc_inactive[dc as usize] += 1;
                     continue;
                 }
-                let c = colour[s as usize];
-                match by_colour[r].iter_mut().find(|(x, _)| *x == c) {
-                    Some((_, list)) => list.push(s),
-                    None => by_colour[r].push((c, vec![s])),
+                let host = Host {
+                    server: s,
+                    capacity: server.capacity,
+                };
+                of_slot[slot(s)].push(host);
+                dc_hosts[dc as usize][slot(s)].push(host);
+            }
+            for (c, hosts) in of_slot.into_iter().enumerate() {
+                if hosts.is_empty() {
+                    continue;
                 }
+                let from = colour_hosts[c].len() as u32;
+                colour_hosts[c].extend(hosts);
+                colour_racks[c].push(ColourRack {
+                    rack: r,
+                    row: rack_row[r as usize],
+                    room: rack_room[r as usize],
+                    dc,
+                    hosts: from..colour_hosts[c].len() as u32,
+                });
             }
-            by_colour[r].sort_unstable();
-        }
-        let rack_dc = intern(&dcs);
-        let dc_count = rack_dc.iter().map(|&d| d as usize + 1).max().unwrap_or(0);
-        let mut dc_racks = vec![Vec::new(); dc_count];
-        for (r, &d) in rack_dc.iter().enumerate() {
-            dc_racks[d as usize].push(r as u32);
-        }
-        let rack_room = intern(&rooms);
-        let rack_row = intern(&rows);
-        let row_count = rack_row.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
-        let room_count = rack_room.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
-        let mut row_racks = vec![Vec::new(); row_count];
-        let mut room_rows = vec![Vec::new(); room_count];
-        for (r, &row) in rack_row.iter().enumerate() {
-            if row_racks[row as usize].is_empty() {
-                room_rows[rack_room[r] as usize].push(row);
-            }
-            row_racks[row as usize].push(r as u32);
-        }
-        for rows in &mut room_rows {
-            rows.sort_unstable();
         }
         PoolIndex {
             colours,
             colour,
             rack_dc,
             rack_room,
-            rack_row,
-            row_racks,
+            dc_hosts,
+            dc_inactive,
+            row_count,
             room_rows,
-            hosts: inv
-                .racks
-                .iter()
-                .map(|r| {
-                    r.servers
-                        .iter()
-                        .copied()
-                        .filter(|&s| inv.servers[s as usize].capacity > 0)
-                        .collect()
-                })
-                .collect(),
-            dc_racks,
             active_capacity: inv
                 .servers
                 .iter()
                 .filter(|s| s.status == ServerStatus::Active)
                 .map(|s| u64::from(s.capacity))
                 .sum(),
-            by_colour,
-            inactive,
+            colour_racks,
+            colour_hosts,
         }
     }
-}
-
-fn utilisation(inv: &Inventory, occ: &Occupancy, s: u32) -> f64 {
-    let cap = inv.servers[s as usize].capacity.max(1);
-    f64::from(occ.load(s)) / f64::from(cap)
 }
 
 /// Whether server `s` may take one more node under the balance rule (`balance` times
@@ -246,15 +265,16 @@ pub fn within_balance(
 }
 
 fn fits(mean: f64, ceiling: f64, load: u32, capacity: u32) -> bool {
-    f64::from(load) + 1.0 <= most_nodes(mean, ceiling, capacity)
+    load < most_nodes(mean, ceiling, capacity)
 }
 
 /// The most nodes a server of `capacity` may hold under the balance rule, at mean
 /// utilisation `mean` and ceiling utilisation `ceiling` (`balance` times the mean):
 /// `floor(max(ceiling·capacity, mean·capacity + BALANCE_SLACK))`.
-fn most_nodes(mean: f64, ceiling: f64, capacity: u32) -> f64 {
+fn most_nodes(mean: f64, ceiling: f64, capacity: u32) -> u32 {
     let cap = f64::from(capacity);
-    (ceiling * cap).max(mean * cap + BALANCE_SLACK).floor()
+    // Non-negative: the conversion truncates, i.e. floors (and saturates).
+    (ceiling * cap).max(mean * cap + BALANCE_SLACK) as u32
 }
 
 /// Active hosts whose load is above the balance ceiling (`balance` times the mean
@@ -275,7 +295,7 @@ pub fn over_balance_ceiling(inv: &Inventory, occ: &Occupancy, balance: f64) -> u
         .enumerate()
         .filter(|(_, s)| active(s))
         .filter(|&(i, s)| {
-            f64::from(occ.load(i as u32)) > most_nodes(mean, balance * mean, s.capacity)
+            occ.load(i as u32) > most_nodes(mean, balance * mean, s.capacity)
         })
         .count()
 }
@@ -329,23 +349,18 @@ fn draw_with(
         (None, Some(c)) => c,
         (None, None) => {
             let mut seen = vec![(0u64, 0u64); index.colours.len()];
-            let near_racks: Box<dyn Iterator<Item = u32>> = if client_dcs.is_empty() {
-                Box::new(0..inv.racks.len() as u32)
+            let all_dcs: Vec<u32>;
+            let near_dcs = if client_dcs.is_empty() {
+                all_dcs = (0..index.dc_hosts.len() as u32).collect();
+                &all_dcs
             } else {
-                Box::new(
-                    client_dcs
-                        .iter()
-                        .flat_map(|&d| index.dc_racks[d as usize].iter().copied()),
-                )
+                &client_dcs
             };
-            for r in near_racks {
-                for &s in &index.hosts[r as usize] {
-                    let server = &inv.servers[s as usize];
-                    let c = index.colour[s as usize];
-                    if c != NO_COLOUR && server.status == ServerStatus::Active {
-                        let (load, capacity) = &mut seen[c as usize];
-                        *load += u64::from(occ.load(s).min(server.capacity));
-                        *capacity += u64::from(server.capacity);
+            for &d in near_dcs {
+                for (c, (load, capacity)) in seen.iter_mut().enumerate() {
+                    for host in &index.dc_hosts[d as usize][c] {
+                        *load += u64::from(occ.load(host.server).min(host.capacity));
+                        *capacity += u64::from(host.capacity);
                     }
                 }
             }
@@ -365,12 +380,27 @@ fn draw_with(
             best.map_or(NO_COLOUR, |(c, _, _)| c)
         }
     };
+    let slot = if colour == NO_COLOUR {
+        index.colours.len()
+    } else {
+        colour as usize
+    };
 
     let mut pool = Pool {
         colour: (colour != NO_COLOUR).then(|| index.colours[colour as usize].clone()),
         balance_ceiling: ceiling.map(|c| c.1),
         ..Pool::default()
     };
+    // Hosts near the clients (in their datacenters) left out by status or colour.
+    for &d in &client_dcs {
+        pool.skipped_status += index.dc_inactive[d as usize];
+        pool.skipped_colour += index.dc_hosts[d as usize]
+            .iter()
+            .enumerate()
+            .filter(|&(c, _)| c != slot)
+            .map(|(_, hosts)| hosts.len())
+            .sum::<usize>();
+    }
     // Per rack: its eligible servers, least utilised first (ties by the request's hash),
     // kept in one flat list.
     struct RackChoice {
@@ -384,128 +414,119 @@ fn draw_with(
         best: u64,
         tie: u64,
     }
-    let mut racks: Vec<RackChoice> = Vec::with_capacity(inv.racks.len());
+    // The most nodes a host of the last capacity seen may hold under the balance rule.
+    let mut most = (u32::MAX, 0u32);
+    let colour_racks = &index.colour_racks[slot];
+    let mut racks: Vec<RackChoice> = Vec::with_capacity(colour_racks.len());
     let mut chosen: Vec<u32> = Vec::new();
     let mut eligible: Vec<(u64, u64, u32)> = Vec::new();
-    // Racks row by row, so that each row's racks are one run of `racks`.
-    let mut row_runs: Vec<(u32, u32)> = Vec::with_capacity(index.row_racks.len());
-    for (row, row_racks) in index.row_racks.iter().enumerate() {
-        let run_start = racks.len() as u32;
-        for &r in row_racks {
-            let r = r as usize;
-            let tier = if client_rooms.contains(&index.rack_room[r]) {
-                0
-            } else if client_dcs.binary_search(&index.rack_dc[r]).is_ok() {
-                1
-            } else {
-                2
-            };
-            let near = tier < 2;
-            eligible.clear();
-            let mut of_colour: &[u32] = &[];
-            let mut other_colours = 0;
-            for (c, list) in &index.by_colour[r] {
-                if *c == colour {
-                    of_colour = list;
-                } else {
-                    other_colours += list.len();
-                }
-            }
-            if near {
-                pool.skipped_status += index.inactive[r] as usize;
-                pool.skipped_colour += other_colours;
-            }
-            for &s in of_colour {
-                if excluded(s) {
-                    continue;
-                }
-                let server = &inv.servers[s as usize];
-                if occ.load(s) >= server.capacity {
-                    pool.skipped_full += usize::from(near);
-                    continue;
-                }
-                if let Some((mean, u)) = ceiling {
-                    if !fits(mean, u, occ.load(s), server.capacity) {
-                        pool.skipped_balance += usize::from(near);
-                        continue;
-                    }
-                }
-                eligible.push((
-                    utilisation(inv, occ, s).to_bits(),
-                    mix(u64::from(s), req.salt),
-                    s,
-                ));
-            }
-            if eligible.is_empty() {
+    // Each row's racks are one run of `racks`: (row, start).
+    let mut row_runs: Vec<(u32, u32)> = Vec::new();
+    for cr in colour_racks {
+        let tier = if client_rooms.contains(&cr.room) {
+            0
+        } else if client_dcs.binary_search(&cr.dc).is_ok() {
+            1
+        } else {
+            2
+        };
+        let near = tier < 2;
+        eligible.clear();
+        for host in &index.colour_hosts[slot][cr.hosts.start as usize..cr.hosts.end as usize] {
+            let s = host.server;
+            if excluded(s) {
                 continue;
             }
-            if limits.per_rack == 1 {
-                let best = *eligible.iter().min().expect("not empty");
-                eligible.clear();
-                eligible.push(best);
-            } else {
-                eligible.sort_unstable();
-                eligible.truncate(limits.per_rack);
+            let load = occ.load(s);
+            if load >= host.capacity {
+                pool.skipped_full += usize::from(near);
+                continue;
             }
-            racks.push(RackChoice {
-                rack: r as u32,
-                tier,
-                row: index.rack_row[r],
-                from: chosen.len() as u32,
-                len: eligible.len() as u32,
-                best: eligible[0].0,
-                tie: mix(r as u64 | 1 << 40, req.salt),
-            });
-            chosen.extend(eligible.iter().map(|e| e.2));
+            if let Some((mean, u)) = ceiling {
+                if most.0 != host.capacity {
+                    most = (host.capacity, most_nodes(mean, u, host.capacity));
+                }
+                if load >= most.1 {
+                    pool.skipped_balance += usize::from(near);
+                    continue;
+                }
+            }
+            let utilisation = f64::from(load) / f64::from(host.capacity.max(1));
+            eligible.push((utilisation.to_bits(), mix(u64::from(s), req.salt), s));
         }
-        if racks.len() as u32 > run_start {
-            row_runs.push((row as u32, run_start));
+        if eligible.is_empty() {
+            continue;
         }
+        if limits.per_rack == 1 {
+            let best = *eligible.iter().min().expect("not empty");
+            eligible.clear();
+            eligible.push(best);
+        } else {
+            eligible.sort_unstable();
+            eligible.truncate(limits.per_rack);
+        }
+        if row_runs.last().is_none_or(|r| r.0 != cr.row) {
+            row_runs.push((cr.row, racks.len() as u32));
+        }
+        racks.push(RackChoice {
+            rack: cr.rack,
+            tier,
+            row: cr.row,
+            from: chosen.len() as u32,
+            len: eligible.len() as u32,
+            best: eligible[0].0,
+            tie: mix(u64::from(cr.rack) | 1 << 40, req.salt),
+        });
+        chosen.extend(eligible.iter().map(|e| e.2));
     }
     // Order: round-robin over rooms, then over the rows of a room, then over the racks
     // of a row, least utilised first at each level, so that a pool of any size spreads
-    // over as many rooms, rows and racks as it can. Each rack gives at least one member,
-    // so only the first `limits.size` racks of that order are needed.
-    let mut rack_rank = vec![0usize; racks.len()];
-    let mut row_best: Vec<(u64, u32)> = vec![(0, 0); index.row_racks.len()];
+    // over as many rooms, rows and racks as it can: racks by (rank in their row, rank of
+    // the row in its room, tier, utilisation, hash). The first rank of every row is
+    // usually enough to fill the pool; the others are ranked only when it is not.
+    let run_end = |k: usize| row_runs.get(k + 1).map_or(racks.len(), |r| r.1 as usize);
+    let rack_key = |r: &RackChoice| (r.best, r.tie, r.rack);
+    let mut row_best: Vec<(u64, u32)> = vec![(0, 0); index.row_count];
+    let mut firsts: Vec<usize> = Vec::with_capacity(row_runs.len());
     for (k, &(row, from)) in row_runs.iter().enumerate() {
-        let to = row_runs.get(k + 1).map_or(racks.len(), |r| r.1 as usize);
-        let run = &mut racks[from as usize..to];
-        run.sort_unstable_by_key(|r| (r.best, r.tie, r.rack));
-        for (rank, at) in (from as usize..to).enumerate() {
-            rack_rank[at] = rank;
-        }
-        row_best[row as usize] = (racks[from as usize].best, row);
+        let first = (from as usize..run_end(k))
+            .min_by_key(|&i| rack_key(&racks[i]))
+            .expect("runs are not empty");
+        row_best[row as usize] = (racks[first].best, row);
+        firsts.push(first);
     }
     // Rows of a room by their best rack, then id.
-    let mut row_rank = vec![0usize; index.row_racks.len()];
+    let mut row_rank = vec![0u32; index.row_count];
     let mut room_rows: Vec<(u64, u32)> = Vec::new();
     for rows in &index.room_rows {
         room_rows.clear();
         room_rows.extend(
             rows.iter()
-                .map(|&row| row_best[row as usize])
-                .filter(|&(_, row)| row_runs.binary_search_by_key(&row, |r| r.0).is_ok()),
+                .filter(|&&row| row_runs.binary_search_by_key(&row, |r| r.0).is_ok())
+                .map(|&row| row_best[row as usize]),
         );
         room_rows.sort_unstable();
         for (rank, &(_, row)) in room_rows.iter().enumerate() {
-            row_rank[row as usize] = rank;
+            row_rank[row as usize] = rank as u32;
         }
     }
-    let mut ranked: Vec<(usize, usize, u8, u64, u64, usize)> = racks
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            (
-                rack_rank[i],
-                row_rank[r.row as usize],
-                r.tier,
-                r.best,
-                r.tie,
-                i,
-            )
-        })
-        .collect();
+    let rank_key = |rank: u32, i: usize| {
+        let r = &racks[i];
+        (rank, row_rank[r.row as usize], r.tier, r.best, r.tie, r.rack, i)
+    };
+    let first_members: usize = firsts.iter().map(|&i| racks[i].len as usize).sum();
+    let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if first_members >= limits.size {
+        firsts.iter().map(|&i| rank_key(0, i)).collect()
+    } else {
+        let mut all = Vec::with_capacity(racks.len());
+        for k in 0..row_runs.len() {
+            let mut run: Vec<usize> = (row_runs[k].1 as usize..run_end(k)).collect();
+            run.sort_unstable_by_key(|&i| rack_key(&racks[i]));
+            all.extend(run.iter().enumerate().map(|(rank, &i)| rank_key(rank as u32, i)));
+        }
+        all
+    };
+    // Each rack gives at least one member: only the first `limits.size` racks count.
     let first = limits.size.min(ranked.len());
     if first > 0 && first < ranked.len() {
         ranked.select_nth_unstable(first - 1);
@@ -518,7 +539,7 @@ fn draw_with(
         pool.members.push(k);
     }
     let mut taken = 0;
-    'racks: for &(_, _, _, _, _, i) in &ranked {
+    'racks: for &(.., i) in &ranked {
         let r = &racks[i];
         for &s in &chosen[r.from as usize..(r.from + r.len) as usize] {
             if taken == limits.size {
