@@ -238,10 +238,12 @@ pub struct RiskEvaluator<'m> {
     touches: Vec<(ElementId, u8, Touch)>,
     /// Per touching element (local index): its range in `touches`.
     touch_range: Vec<(u32, u32)>,
-    /// Per special pair piece holding a terminal's anchor: (special, terminal, piece).
-    special_touches: Vec<(u32, u8, u32)>,
-    /// Power pairs that remove a terminal (Down) or a dead end's anchor (Alone).
-    pair_touches: Vec<((ElementId, ElementId), u8, Touch)>,
+    /// The special pairs that touch a terminal as pairs (a power pair removing it or
+    /// its dead end's anchor, a piece holding its anchor), with those terminals as a bit
+    /// mask; `special_stamp[s] == epoch` when special `s` is at `special_slot[s]` there.
+    special_touches: Vec<(u32, u64)>,
+    special_stamp: Vec<u32>,
+    special_slot: Vec<u32>,
     labels: Vec<u64>,
     rank: Vec<u8>,
 }
@@ -269,7 +271,8 @@ impl<'m> RiskEvaluator<'m> {
             touches: Vec::new(),
             touch_range: Vec::new(),
             special_touches: Vec::new(),
-            pair_touches: Vec::new(),
+            special_stamp: vec![0; model.effects().special_count()],
+            special_slot: vec![0; model.effects().special_count()],
             labels: Vec::new(),
             rank: Vec::new(),
         }
@@ -279,6 +282,7 @@ impl<'m> RiskEvaluator<'m> {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             self.local_stamp.iter_mut().for_each(|s| *s = 0);
+            self.special_stamp.iter_mut().for_each(|s| *s = 0);
             self.epoch = 1;
         }
     }
@@ -479,9 +483,11 @@ impl<'m> RiskEvaluator<'m> {
             let from = at;
             let mut last_terminal = u8::MAX;
             let mut hit = 0u64;
+            let mut changed = 0u64;
             while at < self.touches.len() && self.touches[at].0 == e {
                 let (_, i, touch) = self.touches[at];
                 at += 1;
+                changed |= 1 << i;
                 if matches!(touch, Touch::Down | Touch::Alone) {
                     hit |= 1 << i;
                 }
@@ -497,9 +503,16 @@ impl<'m> RiskEvaluator<'m> {
             }
             self.touch_range.push((from as u32, at as u32));
             singles.hit.push(hit);
-            let start = singles.reach.len();
-            singles.reach.resize(start + nc, 0);
-            reach_of(&self.labels, clients, &mut singles.reach[start..]);
+            // A client whose label is unchanged keeps its base component less the changed
+            // terminals (their new labels are never a base label).
+            for (k, &c) in clients.iter().enumerate() {
+                let reach = if changed & (1 << c) == 0 {
+                    singles.base[k] & !changed
+                } else {
+                    reach_of_one(&self.labels, c)
+                };
+                singles.reach.push(reach);
+            }
             for &(_, i, _) in &self.touches[from..at] {
                 self.labels[i as usize] = self.terminals[i as usize].base_label;
             }
@@ -507,51 +520,64 @@ impl<'m> RiskEvaluator<'m> {
         singles
     }
 
-    /// Per-cell lists for special pair states: the special pieces holding each
-    /// terminal's anchor, and the power pairs that remove a terminal or its anchor.
-    fn pair_touches(&mut self) {
+    /// The special pairs that touch a terminal as pairs ([`Self::special_touches`]);
+    /// after [`Self::singles`], in the same epoch.
+    fn collect_special_touches(&mut self) {
         let model = self.model;
         let effects = model.effects();
         self.special_touches.clear();
-        self.pair_touches.clear();
+        let (stamp, slot, touches) = (
+            &mut self.special_stamp,
+            &mut self.special_slot,
+            &mut self.special_touches,
+        );
+        let epoch = self.epoch;
+        let mut add = |s: u32, i: usize| {
+            let k = s as usize;
+            if stamp[k] != epoch {
+                stamp[k] = epoch;
+                slot[k] = touches.len() as u32;
+                touches.push((s, 0));
+            }
+            touches[slot[k] as usize].1 |= 1 << i;
+        };
         for (i, t) in self.terminals.iter().enumerate() {
             if t.base_label == DOWN_LABEL {
                 continue;
             }
-            let i8 = i as u8;
-            self.pair_touches.extend(
-                model
-                    .pair_hits(t.vertex)
-                    .iter()
-                    .map(|&p| (p, i8, Touch::Down)),
-            );
+            for &s in effects.power_specials(t.vertex) {
+                add(s, i);
+            }
             if t.dead_end && !model.always_down(t.anchor) {
-                self.pair_touches.extend(
-                    model
-                        .pair_hits(t.anchor)
-                        .iter()
-                        .map(|&p| (p, i8, Touch::Alone)),
-                );
+                for &s in effects.power_specials(t.anchor) {
+                    add(s, i);
+                }
             }
             if t.anchor != NO_VERTEX && model.is_transit(t.anchor) {
-                self.special_touches.extend(
-                    effects
-                        .special_pieces(t.anchor)
-                        .iter()
-                        .map(|&(s, p)| (s, i8, p)),
-                );
+                for &(s, _) in effects.special_pieces(t.anchor) {
+                    add(s, i);
+                }
             }
         }
-        self.special_touches.sort_unstable();
-        self.pair_touches.sort_unstable();
+    }
+
+    /// The terminals special pair `s` touches as a pair (0 when none).
+    fn special_mask(&self, s: u32) -> u64 {
+        if self.special_stamp[s as usize] == self.epoch {
+            self.special_touches[self.special_slot[s as usize] as usize].1
+        } else {
+            0
+        }
     }
 
     /// The terminals' labels under special pair `s` = {e, f}, into `self.labels`: the base
     /// labels, then what e and f remove by themselves, what they remove together, and the
     /// special's own pieces (the singles' pieces do not apply to the pair).
     fn special_labels(&mut self, s: u32) {
-        let effects = self.model.effects();
+        let model = self.model;
+        let effects = model.effects();
         let (e, f) = effects.special_pair(s);
+        let as_pair = self.special_mask(s);
         self.labels.clear();
         self.labels
             .extend(self.terminals.iter().map(|t| t.base_label));
@@ -559,13 +585,12 @@ impl<'m> RiskEvaluator<'m> {
         self.rank.resize(self.terminals.len(), u8::MAX);
         let labels = &mut self.labels;
         let rank = &mut self.rank;
-        let mut apply = |i: u8, touch: Touch| {
+        let mut apply = |i: usize, touch: Touch| {
             let r = match touch {
                 Touch::Down => 0,
                 Touch::Alone => 1,
                 Touch::Piece(_) => 2,
             };
-            let i = i as usize;
             if r < rank[i] && labels[i] != DOWN_LABEL {
                 rank[i] = r;
                 labels[i] = match touch {
@@ -579,53 +604,33 @@ impl<'m> RiskEvaluator<'m> {
             if self.local_stamp[x.index()] == self.epoch {
                 let (from, to) = self.touch_range[self.local_index[x.index()] as usize];
                 for &(_, i, touch) in &self.touches[from as usize..to as usize] {
-                    if touch != Touch::Down && touch != Touch::Alone {
-                        continue;
-                    }
-                    apply(i, touch);
-                }
-            }
-        }
-        let from = self.pair_touches.partition_point(|x| x.0 < (e, f));
-        for &(_, i, touch) in self.pair_touches[from..]
-            .iter()
-            .take_while(|x| x.0 == (e, f))
-        {
-            apply(i, touch);
-        }
-        let from = self.special_touches.partition_point(|x| x.0 < s);
-        for &(_, i, p) in self.special_touches[from..].iter().take_while(|x| x.0 == s) {
-            apply(i, Touch::Piece(p));
-        }
-    }
-
-    /// The terminals whose labels [`Self::special_labels`] changes for special pair `s`
-    /// (a bit mask; every other terminal keeps its base label).
-    fn special_touched(&self, s: u32) -> u64 {
-        let (e, f) = self.model.effects().special_pair(s);
-        let mut touched = 0u64;
-        for x in [e, f] {
-            if let Some(i) = self.local(x) {
-                let (from, to) = self.touch_range[i as usize];
-                for &(_, t, touch) in &self.touches[from as usize..to as usize] {
                     if matches!(touch, Touch::Down | Touch::Alone) {
-                        touched |= 1 << t;
+                        apply(i as usize, touch);
                     }
                 }
             }
         }
-        let from = self.pair_touches.partition_point(|x| x.0 < (e, f));
-        for &(_, t, _) in self.pair_touches[from..]
-            .iter()
-            .take_while(|x| x.0 == (e, f))
-        {
-            touched |= 1 << t;
+        let mut rest = as_pair;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            let t = &self.terminals[i];
+            if effects.power_specials(t.vertex).contains(&s) {
+                apply(i, Touch::Down);
+            }
+            if t.dead_end
+                && !model.always_down(t.anchor)
+                && effects.power_specials(t.anchor).contains(&s)
+            {
+                apply(i, Touch::Alone);
+            }
+            if t.anchor != NO_VERTEX && model.is_transit(t.anchor) {
+                let pieces = effects.special_pieces(t.anchor);
+                if let Ok(k) = pieces.binary_search_by_key(&s, |x| x.0) {
+                    apply(i, Touch::Piece(pieces[k].1));
+                }
+            }
         }
-        let from = self.special_touches.partition_point(|x| x.0 < s);
-        for &(_, t, _) in self.special_touches[from..].iter().take_while(|x| x.0 == s) {
-            touched |= 1 << t;
-        }
-        touched
     }
 
     /// Pairs {x, y} that take every link of dead-end terminal `i` down together though
@@ -675,7 +680,7 @@ impl<'m> RiskEvaluator<'m> {
         let model = self.model;
         let effects = model.effects();
         let singles = self.singles(terminals, clients);
-        self.pair_touches();
+        self.collect_special_touches();
         let nc = clients.len();
         let n = singles.elements.len();
         let single_state = |i: usize| &singles.reach[i * nc..(i + 1) * nc];
@@ -696,31 +701,23 @@ impl<'m> RiskEvaluator<'m> {
         // end's links together. A special pair changes the base state only on the
         // terminals its halves remove alone, those it removes as a power pair and those in
         // its own pieces ([`Self::special_labels`]): it is kept only when that may matter.
-        let mut at_terminals: Vec<((ElementId, ElementId), u32, u64)> = Vec::new();
-        for run in self.special_touches.chunk_by(|a, b| a.0 == b.0) {
-            let s = run[0].0;
-            let touched = run.iter().fold(0u64, |m, x| m | 1 << x.1);
-            at_terminals.push((effects.special_pair(s), s, touched));
-        }
-        for run in self.pair_touches.chunk_by(|a, b| a.0 == b.0) {
-            let (a, b) = run[0].0;
-            let s = effects.special(a, b).expect("power pairs are special");
-            let touched = run.iter().fold(0u64, |m, x| m | 1 << x.1);
-            at_terminals.push(((a, b), s, touched));
-        }
-        at_terminals.sort_unstable();
+        let touched = |this: &Self, s: u32| {
+            let (e, f) = effects.special_pair(s);
+            hit(this, e) | hit(this, f) | this.special_mask(s)
+        };
         let mut special: Vec<((ElementId, ElementId), Option<u32>)> = Vec::new();
-        for run in at_terminals.chunk_by(|a, b| a.0 == b.0) {
-            let ((e, f), s, _) = run[0];
-            let touched = run.iter().fold(hit(self, e) | hit(self, f), |m, x| m | x.2);
-            if may_matter(touched) {
-                special.push(((e, f), Some(s)));
+        for &(s, _) in &self.special_touches {
+            if may_matter(touched(self, s)) {
+                special.push((effects.special_pair(s), Some(s)));
             }
         }
         for (i, &e) in singles.elements.iter().enumerate() {
             let alone = singles.hit[i];
             for &(f, s) in effects.partners(e) {
-                if may_matter(alone | hit(self, f)) {
+                // Those that touch a terminal as pairs were weighed above.
+                if self.special_stamp[s as usize] != self.epoch
+                    && may_matter(alone | hit(self, f))
+                {
                     special.push(((e.min(f), e.max(f)), Some(s)));
                 }
             }
@@ -753,7 +750,7 @@ impl<'m> RiskEvaluator<'m> {
                 .fold(0u64, |m, &(_, i)| m | 1 << i);
             match s {
                 Some(s) => {
-                    if !may_matter(this.special_touched(s) | cut_off) {
+                    if !may_matter(touched(this, s) | cut_off) {
                         return false;
                     }
                     this.special_labels(s);
@@ -898,17 +895,21 @@ impl<'m> RiskEvaluator<'m> {
 /// Per client, the terminals with the same label (0 when the client is down).
 fn reach_of(labels: &[u64], clients: &[usize], out: &mut [u64]) {
     for (k, &c) in clients.iter().enumerate() {
-        let label = labels[c];
-        out[k] = if label == DOWN_LABEL {
-            0
-        } else {
-            labels
-                .iter()
-                .enumerate()
-                .filter(|&(_, &l)| l == label)
-                .fold(0u64, |m, (i, _)| m | (1u64 << i))
-        };
+        out[k] = reach_of_one(labels, c);
     }
+}
+
+/// The terminals with the label of terminal `c` (0 when it is down).
+fn reach_of_one(labels: &[u64], c: usize) -> u64 {
+    let label = labels[c];
+    if label == DOWN_LABEL {
+        return 0;
+    }
+    labels
+        .iter()
+        .enumerate()
+        .filter(|&(_, &l)| l == label)
+        .fold(0u64, |m, (i, _)| m | (1u64 << i))
 }
 
 /// The literal definition, by brute force over every single and pair of elements. Only

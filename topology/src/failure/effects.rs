@@ -36,6 +36,10 @@ pub struct Effects {
     /// Per vertex: (special index, piece), sorted by special index.
     iso2_start: Vec<u32>,
     iso2: Vec<(u32, u32)>,
+    /// Per vertex: the special index of each power pair that removes it, in the order of
+    /// [`FailureModel::pair_hits`].
+    power_start: Vec<u32>,
+    power: Vec<u32>,
 }
 
 impl Effects {
@@ -47,6 +51,11 @@ impl Effects {
     /// Special pairs whose pieces hold `v`, with the piece.
     pub fn special_pieces(&self, v: Vertex) -> &[(u32, u32)] {
         &self.iso2[self.iso2_start[v as usize] as usize..self.iso2_start[v as usize + 1] as usize]
+    }
+
+    /// The special index of each pair in [`FailureModel::pair_hits`]`(v)`, in its order.
+    pub fn power_specials(&self, v: Vertex) -> &[u32] {
+        &self.power[self.power_start[v as usize] as usize..self.power_start[v as usize + 1] as usize]
     }
 
     /// Every special pair with `e` in it: (partner, special index), by partner.
@@ -194,6 +203,17 @@ impl Effects {
         let iso2_start = starts(nv, iso2.iter().map(|x| x.0 as usize));
         let iso2 = iso2.into_iter().map(|(_, s, p)| (s, p)).collect();
 
+        let mut power_start = Vec::with_capacity(nv + 1);
+        let mut power = Vec::new();
+        for v in 0..nv as Vertex {
+            power_start.push(power.len() as u32);
+            power.extend(model.pair_hits(v).iter().map(|&(a, b)| {
+                specials
+                    .binary_search(&(a.min(b), a.max(b)))
+                    .expect("power pairs are special") as u32
+            }));
+        }
+        power_start.push(power.len() as u32);
         Effects {
             iso1_start,
             iso1,
@@ -202,6 +222,8 @@ impl Effects {
             partners,
             iso2_start,
             iso2,
+            power_start,
+            power,
         }
     }
 }
