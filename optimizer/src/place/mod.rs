@@ -174,6 +174,17 @@ pub struct Placer<'m> {
     /// Network devices each server links to directly (its ToRs).
     tors: Vec<Vec<u32>>,
     pool_index: pool::PoolIndex,
+    shared_cells: SharedCells,
+}
+
+/// Scratch for the cells that share pool members with a request, by cell slot:
+/// `members[slot]` (the pool members it holds) is current when `stamp[slot] == epoch`.
+#[derive(Debug, Default)]
+struct SharedCells {
+    stamp: Vec<u32>,
+    members: Vec<u64>,
+    epoch: u32,
+    seen: Vec<CellSlot>,
 }
 
 impl std::fmt::Debug for Placer<'_> {
@@ -232,6 +243,7 @@ impl<'m> Placer<'m> {
             mip,
             tors,
             pool_index: pool::PoolIndex::new(inv),
+            shared_cells: SharedCells::default(),
         }
     }
 
@@ -353,24 +365,40 @@ impl<'m> Placer<'m> {
                 f64::from(occ.load(s)) / f64::from(cap)
             })
             .collect();
-        // Other cells with more than a quorum's worth of servers in the pool.
-        let mut touching: Vec<(CellSlot, usize)> = Vec::new();
-        for (i, &s) in pool.members.iter().enumerate() {
-            touching.extend(
-                occ.cells_on(s)
-                    .iter()
-                    .filter(|&&c| Some(c) != own)
-                    .map(|&c| (c, i)),
-            );
-        }
-        touching.sort_unstable();
+        // Other cells with more than a quorum's worth of servers in the pool: each cell
+        // on a member gets the members it holds, by slot (no sort of every neighbour).
         let quorum = size / 2 + 1;
+        let scratch = &mut self.shared_cells;
+        scratch.epoch = scratch.epoch.wrapping_add(1);
+        if scratch.epoch == 0 {
+            scratch.stamp.fill(0);
+            scratch.epoch = 1;
+        }
+        if scratch.stamp.len() < occ.slot_bound() {
+            scratch.stamp.resize(occ.slot_bound(), 0);
+            scratch.members.resize(occ.slot_bound(), 0);
+        }
+        scratch.seen.clear();
+        for (i, &s) in pool.members.iter().enumerate() {
+            for &c in occ.cells_on(s) {
+                if Some(c) == own {
+                    continue;
+                }
+                let k = c.0 as usize;
+                if scratch.stamp[k] != scratch.epoch {
+                    scratch.stamp[k] = scratch.epoch;
+                    scratch.members[k] = 0;
+                    scratch.seen.push(c);
+                }
+                scratch.members[k] |= 1 << i;
+            }
+        }
         let mut overlap = Vec::new();
-        for run in touching.chunk_by(|a, b| a.0 == b.0) {
-            let other_quorum = occ.nodes(run[0].0).len() / 2 + 1;
+        for &c in &scratch.seen {
+            let mask = scratch.members[c.0 as usize];
+            let other_quorum = occ.nodes(c).len() / 2 + 1;
             let most = (quorum.min(other_quorum) - 1) as u32;
-            if run.len() as u32 > most {
-                let mask = run.iter().fold(0u64, |m, &(_, i)| m | 1 << i);
+            if mask.count_ones() > most {
                 overlap.push((mask, most));
             }
         }

@@ -121,6 +121,11 @@ impl Occupancy {
         &self.cells[slot.0 as usize]
     }
 
+    /// One more than the highest slot in use (slots are below it).
+    pub fn slot_bound(&self) -> usize {
+        self.cells.len()
+    }
+
     /// Number of cells recorded.
     pub fn len(&self) -> usize {
         self.live
