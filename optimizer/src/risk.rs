@@ -715,8 +715,7 @@ impl<'m> RiskEvaluator<'m> {
             let alone = singles.hit[i];
             for &(f, s) in effects.partners(e) {
                 // Those that touch a terminal as pairs were weighed above.
-                if self.special_stamp[s as usize] != self.epoch
-                    && may_matter(alone | hit(self, f))
+                if self.special_stamp[s as usize] != self.epoch && may_matter(alone | hit(self, f))
                 {
                     special.push(((e.min(f), e.max(f)), Some(s)));
                 }

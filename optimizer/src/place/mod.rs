@@ -27,7 +27,7 @@ use crate::Error;
 
 pub use batch::{place_batch, place_batch_with_progress, BatchOutcome};
 pub use explain::{Binding, DomainCount, DomainLevel, Explanation, Rule};
-pub use occupancy::{CellSlot, Occupancy, Violation};
+pub use occupancy::{CellSlot, Occupancy, SharedCells, Violation};
 use pool::{Pool, PoolLimits, PoolRequest};
 use search::Problem;
 use table::Table;
@@ -175,16 +175,6 @@ pub struct Placer<'m> {
     tors: Vec<Vec<u32>>,
     pool_index: pool::PoolIndex,
     shared_cells: SharedCells,
-}
-
-/// Scratch for the cells that share pool members with a request, by cell slot:
-/// `members[slot]` (the pool members it holds) is current when `stamp[slot] == epoch`.
-#[derive(Debug, Default)]
-struct SharedCells {
-    stamp: Vec<u32>,
-    members: Vec<u64>,
-    epoch: u32,
-    seen: Vec<CellSlot>,
 }
 
 impl std::fmt::Debug for Placer<'_> {
@@ -365,43 +355,17 @@ impl<'m> Placer<'m> {
                 f64::from(occ.load(s)) / f64::from(cap)
             })
             .collect();
-        // Other cells with more than a quorum's worth of servers in the pool: each cell
-        // on a member gets the members it holds, by slot (no sort of every neighbour).
+        // Other cells with more than a quorum's worth of servers in the pool.
         let quorum = size / 2 + 1;
-        let scratch = &mut self.shared_cells;
-        scratch.epoch = scratch.epoch.wrapping_add(1);
-        if scratch.epoch == 0 {
-            scratch.stamp.fill(0);
-            scratch.epoch = 1;
-        }
-        if scratch.stamp.len() < occ.slot_bound() {
-            scratch.stamp.resize(occ.slot_bound(), 0);
-            scratch.members.resize(occ.slot_bound(), 0);
-        }
-        scratch.seen.clear();
-        for (i, &s) in pool.members.iter().enumerate() {
-            for &c in occ.cells_on(s) {
-                if Some(c) == own {
-                    continue;
-                }
-                let k = c.0 as usize;
-                if scratch.stamp[k] != scratch.epoch {
-                    scratch.stamp[k] = scratch.epoch;
-                    scratch.members[k] = 0;
-                    scratch.seen.push(c);
-                }
-                scratch.members[k] |= 1 << i;
-            }
-        }
         let mut overlap = Vec::new();
-        for &c in &scratch.seen {
-            let mask = scratch.members[c.0 as usize];
-            let other_quorum = occ.nodes(c).len() / 2 + 1;
-            let most = (quorum.min(other_quorum) - 1) as u32;
-            if mask.count_ones() > most {
-                overlap.push((mask, most));
-            }
-        }
+        self.shared_cells
+            .collect(occ, &pool.members, own, |slot, mask| {
+                let other_quorum = occ.size(slot) / 2 + 1;
+                let most = (quorum.min(other_quorum) - 1) as u32;
+                if mask.count_ones() > most {
+                    overlap.push((mask, most));
+                }
+            });
         overlap.sort_unstable();
         overlap.dedup();
         Prepared {

@@ -14,6 +14,9 @@ pub struct Occupancy {
     on_server: Vec<Vec<CellSlot>>,
     /// Nodes of each slot; empty for a free slot.
     cells: Vec<Vec<u32>>,
+    /// Node count of each slot, packed apart from `cells` so that the overlap rule reads
+    /// a neighbour's size without touching its node list.
+    sizes: Vec<u8>,
     free: Vec<u32>,
     live: usize,
     /// Nodes over all cells (the sum of the loads).
@@ -51,6 +54,7 @@ impl Occupancy {
             Some(s) => s,
             None => {
                 self.cells.push(Vec::new());
+                self.sizes.push(0);
                 (self.cells.len() - 1) as u32
             }
         };
@@ -60,6 +64,8 @@ impl Occupancy {
         }
         self.total += nodes.len() as u64;
         self.cells[slot as usize] = nodes.to_vec();
+        self.sizes[slot as usize] =
+            u8::try_from(nodes.len()).expect("a cell has at most MAX_CELL_SIZE nodes");
         self.live += 1;
         CellSlot(slot)
     }
@@ -67,6 +73,7 @@ impl Occupancy {
     /// Forgets a cell; its servers get their capacity back.
     pub fn remove(&mut self, slot: CellSlot) {
         let nodes = std::mem::take(&mut self.cells[slot.0 as usize]);
+        self.sizes[slot.0 as usize] = 0;
         if nodes.is_empty() {
             return;
         }
@@ -98,6 +105,8 @@ impl Occupancy {
         }
         self.total = self.total - old.len() as u64 + nodes.len() as u64;
         self.cells[slot.0 as usize] = nodes.to_vec();
+        self.sizes[slot.0 as usize] =
+            u8::try_from(nodes.len()).expect("a cell has at most MAX_CELL_SIZE nodes");
     }
 
     /// Nodes placed over all cells.
@@ -117,13 +126,13 @@ impl Occupancy {
         &self.on_server[server as usize]
     }
 
-    pub fn nodes(&self, slot: CellSlot) -> &[u32] {
-        &self.cells[slot.0 as usize]
+    /// Node count of a cell (`nodes(slot).len()`).
+    pub fn size(&self, slot: CellSlot) -> usize {
+        usize::from(self.sizes[slot.0 as usize])
     }
 
-    /// One more than the highest slot in use (slots are below it).
-    pub fn slot_bound(&self) -> usize {
-        self.cells.len()
+    pub fn nodes(&self, slot: CellSlot) -> &[u32] {
+        &self.cells[slot.0 as usize]
     }
 
     /// Number of cells recorded.
@@ -167,22 +176,89 @@ impl Occupancy {
             out.push(Violation::MixedColour);
         }
         let quorum = nodes.len() / 2 + 1;
-        let mut shared: Vec<CellSlot> = nodes
-            .iter()
-            .flat_map(|&s| self.cells_on(s).iter().copied())
-            .filter(|&c| Some(c) != ignoring)
-            .collect();
-        shared.sort_unstable();
-        for run in shared.chunk_by(|a, b| a == b) {
-            let other = run[0];
-            let other_quorum = self.nodes(other).len() / 2 + 1;
-            if run.len() >= quorum.min(other_quorum) {
-                out.push(Violation::SharedQuorum {
+        let mut shared = Vec::new();
+        SharedCells::default().collect(self, nodes, ignoring, |other, servers| {
+            let count = servers.count_ones() as usize;
+            if count >= quorum.min(self.size(other) / 2 + 1) {
+                shared.push(Violation::SharedQuorum {
                     other,
-                    shared: run.len(),
+                    shared: count,
                 });
             }
-        }
+        });
+        shared.sort_unstable_by_key(|v| match v {
+            Violation::SharedQuorum { other, .. } => *other,
+            _ => CellSlot(0),
+        });
+        out.extend(shared);
         out
+    }
+}
+
+/// The cells on a set of servers and which of those servers each holds, for the overlap
+/// rule. Keeps its table between calls (a placer holds one): an open-addressing map from
+/// cell slot + 1 (`keys`, 0: empty) to a bit mask over the servers; `seen` lists the
+/// entries in use, emptied after each call. No sort of every neighbour and no zone-sized
+/// array, so the cost is one probe per (server, cell) however many cells the zone holds.
+#[derive(Debug, Default)]
+pub struct SharedCells {
+    keys: Vec<u32>,
+    servers: Vec<u64>,
+    seen: Vec<u32>,
+}
+
+impl SharedCells {
+    /// Calls `visit(cell, servers)` once for every cell other than `ignoring` on
+    /// `servers` (at most 64), with the servers it holds as a bit mask over their indices,
+    /// in an order that depends only on the occupancy and the servers.
+    pub fn collect(
+        &mut self,
+        occ: &Occupancy,
+        servers: &[u32],
+        ignoring: Option<CellSlot>,
+        mut visit: impl FnMut(CellSlot, u64),
+    ) {
+        assert!(servers.len() <= 64, "at most 64 servers");
+        let neighbours: usize = servers.iter().map(|&s| occ.cells_on(s).len()).sum();
+        let bits = (2 * neighbours)
+            .max(64)
+            .next_power_of_two()
+            .trailing_zeros();
+        let width = 1usize << bits;
+        if self.keys.len() < width {
+            self.keys.resize(width, 0);
+            self.servers.resize(width, 0);
+        }
+        self.seen.clear();
+        for (i, &s) in servers.iter().enumerate() {
+            for &c in occ.cells_on(s) {
+                if Some(c) == ignoring {
+                    continue;
+                }
+                let key = c.0 + 1;
+                let mut at =
+                    (u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize;
+                loop {
+                    match self.keys[at] {
+                        0 => {
+                            self.keys[at] = key;
+                            self.servers[at] = 1 << i;
+                            self.seen.push(at as u32);
+                            break;
+                        }
+                        k if k == key => {
+                            self.servers[at] |= 1 << i;
+                            break;
+                        }
+                        _ => at = (at + 1) & (width - 1),
+                    }
+                }
+            }
+        }
+        for &at in &self.seen {
+            let at = at as usize;
+            visit(CellSlot(self.keys[at] - 1), self.servers[at]);
+            self.keys[at] = 0;
+        }
     }
 }

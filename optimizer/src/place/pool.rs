@@ -169,7 +169,8 @@ impl PoolIndex {
         let rack_room = intern(&rooms);
         let rack_row = intern(&rows);
         let count = |ids: &[u32]| ids.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
-        let (dc_count, room_count, row_count) = (count(&rack_dc), count(&rack_room), count(&rack_row));
+        let (dc_count, room_count, row_count) =
+            (count(&rack_dc), count(&rack_room), count(&rack_row));
         let slots = colours.len() + 1;
         let slot = |s: u32| match colour[s as usize] {
             NO_COLOUR => colours.len(),
@@ -294,9 +295,7 @@ pub fn over_balance_ceiling(inv: &Inventory, occ: &Occupancy, balance: f64) -> u
         .iter()
         .enumerate()
         .filter(|(_, s)| active(s))
-        .filter(|&(i, s)| {
-            occ.load(i as u32) > most_nodes(mean, balance * mean, s.capacity)
-        })
+        .filter(|&(i, s)| occ.load(i as u32) > most_nodes(mean, balance * mean, s.capacity))
         .count()
 }
 
@@ -338,7 +337,15 @@ fn draw_with(
         .iter()
         .map(|&c| index.rack_room[rack_of(c)])
         .collect();
-    let excluded = |s: u32| req.exclude.contains(&s) || req.keep.contains(&s);
+    // A one-word filter first: most servers are in neither list.
+    let excluded_bits = req
+        .exclude
+        .iter()
+        .chain(req.keep)
+        .fold(0u64, |m, &s| m | 1 << (s % 64));
+    let excluded = |s: u32| {
+        excluded_bits & 1 << (s % 64) != 0 && (req.exclude.contains(&s) || req.keep.contains(&s))
+    };
 
     // The colour: that of the kept nodes, else the least utilised one near the clients
     // (load over capacity of its active hosts; ties by name), else none when servers
@@ -451,17 +458,28 @@ fn draw_with(
                     continue;
                 }
             }
-            let utilisation = f64::from(load) / f64::from(host.capacity.max(1));
-            eligible.push((utilisation.to_bits(), mix(u64::from(s), req.salt), s));
+            let utilisation = (f64::from(load) / f64::from(host.capacity.max(1))).to_bits();
+            // One per rack (the usual case): keep the least (utilisation, hash) so far,
+            // hashing only to break a tie.
+            if limits.per_rack == 1 {
+                if let Some(best) = eligible.first_mut() {
+                    if utilisation > best.0 {
+                        continue;
+                    }
+                    let hash = mix(u64::from(s), req.salt);
+                    if utilisation == best.0 && (hash, s) > (best.1, best.2) {
+                        continue;
+                    }
+                    *best = (utilisation, hash, s);
+                    continue;
+                }
+            }
+            eligible.push((utilisation, mix(u64::from(s), req.salt), s));
         }
         if eligible.is_empty() {
             continue;
         }
-        if limits.per_rack == 1 {
-            let best = *eligible.iter().min().expect("not empty");
-            eligible.clear();
-            eligible.push(best);
-        } else {
+        if limits.per_rack > 1 {
             eligible.sort_unstable();
             eligible.truncate(limits.per_rack);
         }
@@ -512,7 +530,15 @@ fn draw_with(
     }
     let rank_key = |rank: u32, i: usize| {
         let r = &racks[i];
-        (rank, row_rank[r.row as usize], r.tier, r.best, r.tie, r.rack, i)
+        (
+            rank,
+            row_rank[r.row as usize],
+            r.tier,
+            r.best,
+            r.tie,
+            r.rack,
+            i,
+        )
     };
     let first_members: usize = firsts.iter().map(|&i| racks[i].len as usize).sum();
     let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if first_members >= limits.size {
@@ -522,7 +548,11 @@ fn draw_with(
         for k in 0..row_runs.len() {
             let mut run: Vec<usize> = (row_runs[k].1 as usize..run_end(k)).collect();
             run.sort_unstable_by_key(|&i| rack_key(&racks[i]));
-            all.extend(run.iter().enumerate().map(|(rank, &i)| rank_key(rank as u32, i)));
+            all.extend(
+                run.iter()
+                    .enumerate()
+                    .map(|(rank, &i)| rank_key(rank as u32, i)),
+            );
         }
         all
     };
