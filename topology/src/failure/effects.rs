@@ -55,7 +55,8 @@ impl Effects {
 
     /// The special index of each pair in [`FailureModel::pair_hits`]`(v)`, in its order.
     pub fn power_specials(&self, v: Vertex) -> &[u32] {
-        &self.power[self.power_start[v as usize] as usize..self.power_start[v as usize + 1] as usize]
+        &self.power
+            [self.power_start[v as usize] as usize..self.power_start[v as usize + 1] as usize]
     }
 
     /// Every special pair with `e` in it: (partner, special index), by partner.
