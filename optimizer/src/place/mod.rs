@@ -174,6 +174,7 @@ pub struct Placer<'m> {
     /// Network devices each server links to directly (its ToRs).
     tors: Vec<Vec<u32>>,
     pool_index: pool::PoolIndex,
+    pool_cache: pool::PoolCache,
     shared_cells: SharedCells,
 }
 
@@ -233,6 +234,7 @@ impl<'m> Placer<'m> {
             mip,
             tors,
             pool_index: pool::PoolIndex::new(inv),
+            pool_cache: pool::PoolCache::default(),
             shared_cells: SharedCells::default(),
         }
     }
@@ -326,6 +328,7 @@ impl<'m> Placer<'m> {
         };
         let pool = pool::draw(
             &self.pool_index,
+            &mut self.pool_cache,
             self.inv,
             occ,
             &PoolRequest {

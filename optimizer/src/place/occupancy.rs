@@ -1,5 +1,8 @@
 //! Which cells sit on which servers: the load and overlap state every placement respects.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use topology::model::ServerStatus;
 use topology::Inventory;
 
@@ -8,7 +11,11 @@ use topology::Inventory;
 pub struct CellSlot(pub u32);
 
 /// Server loads and the cells on each server, for the capacity and overlap rules.
-#[derive(Debug, Clone, Default)]
+///
+/// Every change of a server's load is logged (the last [`CHANGE_LOG`] of them), so that a
+/// reader that keeps something derived from the loads (the pool's per-rack summaries)
+/// brings it up to date from the servers that changed instead of reading every load.
+#[derive(Debug)]
 pub struct Occupancy {
     load: Vec<u32>,
     on_server: Vec<Vec<CellSlot>>,
@@ -21,6 +28,63 @@ pub struct Occupancy {
     live: usize,
     /// Nodes over all cells (the sum of the loads).
     total: u64,
+    /// This occupancy's identity (unique per process, new for a clone) and how many load
+    /// changes it has seen; `log` holds the servers of the last ones, oldest first.
+    id: u64,
+    version: u64,
+    log: VecDeque<u32>,
+}
+
+/// Load changes an [`Occupancy`] remembers; a reader further behind reads every load.
+pub const CHANGE_LOG: usize = 1 << 16;
+
+/// Where a reader of an [`Occupancy`] is: which one, and after how many changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OccupancyStamp {
+    id: u64,
+    version: u64,
+}
+
+static NEXT_OCCUPANCY_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_OCCUPANCY_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Default for Occupancy {
+    fn default() -> Self {
+        Occupancy {
+            load: Vec::new(),
+            on_server: Vec::new(),
+            cells: Vec::new(),
+            sizes: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            total: 0,
+            id: next_id(),
+            version: 0,
+            log: VecDeque::new(),
+        }
+    }
+}
+
+impl Clone for Occupancy {
+    /// A clone is another occupancy: it gets its own identity, so that no reader takes
+    /// the two for one.
+    fn clone(&self) -> Self {
+        Occupancy {
+            load: self.load.clone(),
+            on_server: self.on_server.clone(),
+            cells: self.cells.clone(),
+            sizes: self.sizes.clone(),
+            free: self.free.clone(),
+            live: self.live,
+            total: self.total,
+            id: next_id(),
+            version: 0,
+            log: VecDeque::new(),
+        }
+    }
 }
 
 /// Why a set of nodes breaks a hard rule against the current occupancy.
@@ -48,6 +112,32 @@ impl Occupancy {
         }
     }
 
+    fn changed(&mut self, server: u32) {
+        self.version += 1;
+        if self.log.len() == CHANGE_LOG {
+            self.log.pop_front();
+        }
+        self.log.push_back(server);
+    }
+
+    /// Where this occupancy is now, for [`Occupancy::changes_since`].
+    pub fn stamp(&self) -> OccupancyStamp {
+        OccupancyStamp {
+            id: self.id,
+            version: self.version,
+        }
+    }
+
+    /// The servers whose load changed since `stamp` (with repeats), oldest first; `None`
+    /// when `stamp` is of another occupancy or older than the log.
+    pub fn changes_since(&self, stamp: OccupancyStamp) -> Option<impl Iterator<Item = u32> + '_> {
+        let behind = self.version.checked_sub(stamp.version)?;
+        if stamp.id != self.id || behind > self.log.len() as u64 {
+            return None;
+        }
+        Some(self.log.range(self.log.len() - behind as usize..).copied())
+    }
+
     /// Records a cell on `nodes` (distinct server indices) and returns its slot.
     pub fn insert(&mut self, nodes: &[u32]) -> CellSlot {
         let slot = match self.free.pop() {
@@ -61,6 +151,7 @@ impl Occupancy {
         for &s in nodes {
             self.load[s as usize] += 1;
             self.on_server[s as usize].push(CellSlot(slot));
+            self.changed(s);
         }
         self.total += nodes.len() as u64;
         self.cells[slot as usize] = nodes.to_vec();
@@ -83,6 +174,7 @@ impl Occupancy {
             if let Some(i) = on.iter().position(|&c| c == slot) {
                 on.swap_remove(i);
             }
+            self.changed(s);
         }
         self.total -= nodes.len() as u64;
         self.free.push(slot.0);
@@ -98,10 +190,12 @@ impl Occupancy {
             if let Some(i) = on.iter().position(|&c| c == slot) {
                 on.swap_remove(i);
             }
+            self.changed(s);
         }
         for &s in nodes {
             self.load[s as usize] += 1;
             self.on_server[s as usize].push(slot);
+            self.changed(s);
         }
         self.total = self.total - old.len() as u64 + nodes.len() as u64;
         self.cells[slot.0 as usize] = nodes.to_vec();

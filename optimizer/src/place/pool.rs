@@ -10,7 +10,7 @@
 use topology::model::ServerStatus;
 use topology::Inventory;
 
-use super::occupancy::Occupancy;
+use super::occupancy::{Occupancy, OccupancyStamp};
 
 /// What a request may choose from.
 #[derive(Debug, Clone, Default)]
@@ -96,7 +96,15 @@ pub struct PoolIndex {
     /// servers; their hosts are `colour_hosts[slot][rack.hosts]`.
     colour_racks: Vec<Vec<ColourRack>>,
     colour_hosts: Vec<Vec<Host>>,
+    /// Per server: its colour slot and its rack's position in `colour_racks[slot]`
+    /// (`NOT_A_HOST` for a server that is no active host).
+    host_rack: Vec<(u32, u32)>,
+    /// Per colour slot: the distinct capacities of its hosts (the balance limit is one
+    /// number per capacity).
+    slot_capacities: Vec<Vec<u32>>,
 }
+
+const NOT_A_HOST: (u32, u32) = (u32::MAX, u32::MAX);
 
 /// A host as the pool reads it.
 #[derive(Debug, Clone, Copy)]
@@ -226,7 +234,21 @@ impl PoolIndex {
                 });
             }
         }
+        let mut host_rack = vec![NOT_A_HOST; inv.servers.len()];
+        let mut slot_capacities = vec![Vec::new(); slots];
+        for (c, racks) in colour_racks.iter().enumerate() {
+            for (pos, cr) in racks.iter().enumerate() {
+                for host in &colour_hosts[c][cr.hosts.start as usize..cr.hosts.end as usize] {
+                    host_rack[host.server as usize] = (c as u32, pos as u32);
+                    slot_capacities[c].push(host.capacity);
+                }
+            }
+            slot_capacities[c].sort_unstable();
+            slot_capacities[c].dedup();
+        }
         PoolIndex {
+            host_rack,
+            slot_capacities,
             colours,
             colour,
             rack_dc,
@@ -301,6 +323,7 @@ pub fn over_balance_ceiling(inv: &Inventory, occ: &Occupancy, balance: f64) -> u
 
 pub fn draw(
     index: &PoolIndex,
+    cache: &mut PoolCache,
     inv: &Inventory,
     occ: &Occupancy,
     req: &PoolRequest<'_>,
@@ -308,16 +331,161 @@ pub fn draw(
 ) -> Pool {
     if let Some(balance) = limits.balance {
         let mean = occ.total_nodes() as f64 / index.active_capacity.max(1) as f64;
-        let pool = draw_with(index, inv, occ, req, limits, Some((mean, balance * mean)));
+        let ceiling = Some((mean, balance * mean));
+        let pool = draw_with(index, cache, inv, occ, req, limits, ceiling);
         if pool.choosable.count_ones() as usize >= limits.min_choosable {
             return pool;
         }
     }
-    draw_with(index, inv, occ, req, limits, None)
+    draw_with(index, cache, inv, occ, req, limits, None)
+}
+
+/// What the pool keeps between requests (one per placer): for each colour, with and
+/// without the balance rule, a summary of every rack's hosts of that colour, brought up
+/// to date from the servers whose load changed ([`Occupancy::changes_since`]) instead of
+/// reading every host's load on every request.
+#[derive(Debug, Default)]
+pub struct PoolCache {
+    /// By colour slot * 2 + (1 under the balance rule).
+    summaries: Vec<Option<ColourSummary>>,
+}
+
+#[derive(Debug)]
+struct ColourSummary {
+    stamp: OccupancyStamp,
+    /// The balance limit (most nodes) of each of the colour's capacities, in the order
+    /// of `PoolIndex::slot_capacities` (empty without the rule).
+    limits: Vec<u32>,
+    /// Per rack of `PoolIndex::colour_racks[slot]`.
+    racks: Vec<RackSummary>,
+}
+
+/// A rack's hosts of one colour: the least utilisation among those with room (below
+/// capacity and the balance limit), which of them have it (bit `k`: the rack's `k`-th
+/// host; only racks of at most 64 such hosts are summarised), and how many are full or
+/// at the limit.
+#[derive(Debug, Clone, Copy)]
+struct RackSummary {
+    best: u64,
+    at_best: u64,
+    full: u32,
+    at_limit: u32,
+}
+
+/// The most nodes a host of `capacity` may hold: its capacity, or less under the
+/// balance rule.
+fn room_limit(index: &PoolIndex, slot: usize, limits: &[u32], capacity: u32) -> u32 {
+    if limits.is_empty() {
+        return u32::MAX;
+    }
+    let at = index.slot_capacities[slot]
+        .binary_search(&capacity)
+        .expect("every host's capacity is listed");
+    limits[at]
+}
+
+fn summarise(
+    index: &PoolIndex,
+    occ: &Occupancy,
+    slot: usize,
+    limits: &[u32],
+    rack: &ColourRack,
+) -> RackSummary {
+    let mut summary = RackSummary {
+        best: NO_ROOM,
+        at_best: 0,
+        full: 0,
+        at_limit: 0,
+    };
+    let hosts = &index.colour_hosts[slot][rack.hosts.start as usize..rack.hosts.end as usize];
+    for (k, host) in hosts.iter().enumerate() {
+        let load = occ.load(host.server);
+        if load >= host.capacity {
+            summary.full += 1;
+            continue;
+        }
+        if load >= room_limit(index, slot, limits, host.capacity) {
+            summary.at_limit += 1;
+            continue;
+        }
+        let utilisation = (f64::from(load) / f64::from(host.capacity.max(1))).to_bits();
+        if utilisation < summary.best {
+            summary.best = utilisation;
+            summary.at_best = 0;
+        }
+        if utilisation == summary.best {
+            summary.at_best |= 1 << k;
+        }
+    }
+    summary
+}
+
+/// No host of the rack has room.
+const NO_ROOM: u64 = u64::MAX;
+
+/// A rack whose server comes from its summary (`RackChoice::len`).
+const SUMMARISED: u32 = u32::MAX;
+
+/// A rack tie hash not yet computed (`RackChoice::tie`).
+const NO_TIE: u64 = 0;
+
+impl PoolCache {
+    /// The summaries of colour `slot`'s racks under `ceiling`, current for `occ`.
+    fn racks(
+        &mut self,
+        index: &PoolIndex,
+        occ: &Occupancy,
+        slot: usize,
+        ceiling: Option<(f64, f64)>,
+    ) -> &[RackSummary] {
+        let limits: Vec<u32> = match ceiling {
+            Some((mean, u)) => index.slot_capacities[slot]
+                .iter()
+                .map(|&c| most_nodes(mean, u, c))
+                .collect(),
+            None => Vec::new(),
+        };
+        let key = slot * 2 + usize::from(ceiling.is_some());
+        if self.summaries.len() <= key {
+            self.summaries.resize_with(key + 1, || None);
+        }
+        let racks = &index.colour_racks[slot];
+        let entry = &mut self.summaries[key];
+        let current = entry.as_ref().is_some_and(|e| e.limits == limits);
+        let changes = entry
+            .as_ref()
+            .filter(|_| current)
+            .and_then(|e| occ.changes_since(e.stamp));
+        match (entry.as_mut(), changes) {
+            (Some(summary), Some(changes)) => {
+                for server in changes {
+                    let (s, pos) = index.host_rack[server as usize];
+                    if s as usize == slot {
+                        summary.racks[pos as usize] =
+                            summarise(index, occ, slot, &summary.limits, &racks[pos as usize]);
+                    }
+                }
+                summary.stamp = occ.stamp();
+            }
+            _ => {
+                let summaries = racks
+                    .iter()
+                    .map(|rack| summarise(index, occ, slot, &limits, rack))
+                    .collect();
+                *entry = Some(ColourSummary {
+                    stamp: occ.stamp(),
+                    limits,
+                    racks: summaries,
+                });
+            }
+        }
+        &self.summaries[key].as_ref().expect("just filled").racks
+    }
 }
 
 fn draw_with(
     index: &PoolIndex,
+    cache: &mut PoolCache,
     inv: &Inventory,
     occ: &Occupancy,
     req: &PoolRequest<'_>,
@@ -429,7 +597,16 @@ fn draw_with(
     let mut eligible: Vec<(u64, u64, u32)> = Vec::new();
     // Each row's racks are one run of `racks`: (row, start).
     let mut row_runs: Vec<(u32, u32)> = Vec::new();
-    for cr in colour_racks {
+    // One server per rack (the usual case) reads the racks' summaries; a rack that holds
+    // a kept or excluded server, or more than 64 hosts of the colour, is read in full.
+    let summaries = (limits.per_rack == 1).then(|| cache.racks(index, occ, slot, ceiling));
+    let special_racks: Vec<u32> = req
+        .exclude
+        .iter()
+        .chain(req.keep)
+        .map(|&s| inv.servers[s as usize].rack)
+        .collect();
+    for (pos, cr) in colour_racks.iter().enumerate() {
         let tier = if client_rooms.contains(&cr.room) {
             0
         } else if client_dcs.binary_search(&cr.dc).is_ok() {
@@ -439,42 +616,69 @@ fn draw_with(
         };
         let near = tier < 2;
         eligible.clear();
-        for host in &index.colour_hosts[slot][cr.hosts.start as usize..cr.hosts.end as usize] {
-            let s = host.server;
-            if excluded(s) {
+        let hosts = &index.colour_hosts[slot][cr.hosts.start as usize..cr.hosts.end as usize];
+        if let Some(summaries) =
+            summaries.filter(|_| hosts.len() <= 64 && !special_racks.contains(&cr.rack))
+        {
+            let summary = summaries[pos];
+            pool.skipped_full += usize::from(near) * summary.full as usize;
+            pool.skipped_balance += usize::from(near) * summary.at_limit as usize;
+            if summary.best == NO_ROOM {
                 continue;
             }
-            let load = occ.load(s);
-            if load >= host.capacity {
-                pool.skipped_full += usize::from(near);
-                continue;
+            // The server is chosen (among the hosts at the least utilisation) only if
+            // the rack makes the pool: `from` is its position, `len` says "summarised".
+            if row_runs.last().is_none_or(|r| r.0 != cr.row) {
+                row_runs.push((cr.row, racks.len() as u32));
             }
-            if let Some((mean, u)) = ceiling {
-                if most.0 != host.capacity {
-                    most = (host.capacity, most_nodes(mean, u, host.capacity));
-                }
-                if load >= most.1 {
-                    pool.skipped_balance += usize::from(near);
+            racks.push(RackChoice {
+                rack: cr.rack,
+                tier,
+                row: cr.row,
+                from: pos as u32,
+                len: SUMMARISED,
+                best: summary.best,
+                tie: NO_TIE,
+            });
+            continue;
+        } else {
+            for host in hosts {
+                let s = host.server;
+                if excluded(s) {
                     continue;
                 }
-            }
-            let utilisation = (f64::from(load) / f64::from(host.capacity.max(1))).to_bits();
-            // One per rack (the usual case): keep the least (utilisation, hash) so far,
-            // hashing only to break a tie.
-            if limits.per_rack == 1 {
-                if let Some(best) = eligible.first_mut() {
-                    if utilisation > best.0 {
-                        continue;
-                    }
-                    let hash = mix(u64::from(s), req.salt);
-                    if utilisation == best.0 && (hash, s) > (best.1, best.2) {
-                        continue;
-                    }
-                    *best = (utilisation, hash, s);
+                let load = occ.load(s);
+                if load >= host.capacity {
+                    pool.skipped_full += usize::from(near);
                     continue;
                 }
+                if let Some((mean, u)) = ceiling {
+                    if most.0 != host.capacity {
+                        most = (host.capacity, most_nodes(mean, u, host.capacity));
+                    }
+                    if load >= most.1 {
+                        pool.skipped_balance += usize::from(near);
+                        continue;
+                    }
+                }
+                let utilisation = (f64::from(load) / f64::from(host.capacity.max(1))).to_bits();
+                // One per rack (the usual case): keep the least (utilisation, hash) so far,
+                // hashing only to break a tie.
+                if limits.per_rack == 1 {
+                    if let Some(best) = eligible.first_mut() {
+                        if utilisation > best.0 {
+                            continue;
+                        }
+                        let hash = mix(u64::from(s), req.salt);
+                        if utilisation == best.0 && (hash, s) > (best.1, best.2) {
+                            continue;
+                        }
+                        *best = (utilisation, hash, s);
+                        continue;
+                    }
+                }
+                eligible.push((utilisation, mix(u64::from(s), req.salt), s));
             }
-            eligible.push((utilisation, mix(u64::from(s), req.salt), s));
         }
         if eligible.is_empty() {
             continue;
@@ -493,24 +697,40 @@ fn draw_with(
             from: chosen.len() as u32,
             len: eligible.len() as u32,
             best: eligible[0].0,
-            tie: mix(u64::from(cr.rack) | 1 << 40, req.salt),
+            tie: NO_TIE,
         });
         chosen.extend(eligible.iter().map(|e| e.2));
     }
+    // A rack's hash for ties between racks, computed only where a tie must be broken.
+    let rack_tie = |rack: u32| mix(u64::from(rack) | 1 << 40, req.salt);
     // Order: round-robin over rooms, then over the rows of a room, then over the racks
     // of a row, least utilised first at each level, so that a pool of any size spreads
     // over as many rooms, rows and racks as it can: racks by (rank in their row, rank of
     // the row in its room, tier, utilisation, hash). The first rank of every row is
     // usually enough to fill the pool; the others are ranked only when it is not.
-    let run_end = |k: usize| row_runs.get(k + 1).map_or(racks.len(), |r| r.1 as usize);
+    let rack_count = racks.len();
+    let run_end = |k: usize| row_runs.get(k + 1).map_or(rack_count, |r| r.1 as usize);
     let rack_key = |r: &RackChoice| (r.best, r.tie, r.rack);
     let mut row_best: Vec<(u64, u32)> = vec![(0, 0); index.row_count];
     let mut firsts: Vec<usize> = Vec::with_capacity(row_runs.len());
     for (k, &(row, from)) in row_runs.iter().enumerate() {
-        let first = (from as usize..run_end(k))
-            .min_by_key(|&i| rack_key(&racks[i]))
+        let run = from as usize..run_end(k);
+        let least = run
+            .clone()
+            .map(|i| racks[i].best)
+            .min()
             .expect("runs are not empty");
-        row_best[row as usize] = (racks[first].best, row);
+        let mut first = usize::MAX;
+        for i in run {
+            if racks[i].best != least {
+                continue;
+            }
+            racks[i].tie = rack_tie(racks[i].rack);
+            if first == usize::MAX || rack_key(&racks[i]) < rack_key(&racks[first]) {
+                first = i;
+            }
+        }
+        row_best[row as usize] = (least, row);
         firsts.push(first);
     }
     // Rows of a room by their best rack, then id.
@@ -540,10 +760,33 @@ fn draw_with(
             i,
         )
     };
-    let first_members: usize = firsts.iter().map(|&i| racks[i].len as usize).sum();
+    let members_of = |r: &RackChoice| {
+        if r.len == SUMMARISED {
+            1
+        } else {
+            r.len as usize
+        }
+    };
+    let first_members: usize = firsts.iter().map(|&i| members_of(&racks[i])).sum();
     let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if first_members >= limits.size {
         firsts.iter().map(|&i| rank_key(0, i)).collect()
     } else {
+        for r in &mut racks {
+            r.tie = rack_tie(r.rack);
+        }
+        let racks = &racks;
+        let rank_key = |rank: u32, i: usize| {
+            let r = &racks[i];
+            (
+                rank,
+                row_rank[r.row as usize],
+                r.tier,
+                r.best,
+                r.tie,
+                r.rack,
+                i,
+            )
+        };
         let mut all = Vec::with_capacity(racks.len());
         for k in 0..row_runs.len() {
             let mut run: Vec<usize> = (row_runs[k].1 as usize..run_end(k)).collect();
@@ -569,9 +812,29 @@ fn draw_with(
         pool.members.push(k);
     }
     let mut taken = 0;
+    let summaries = summaries.unwrap_or_default();
     'racks: for &(.., i) in &ranked {
         let r = &racks[i];
-        for &s in &chosen[r.from as usize..(r.from + r.len) as usize] {
+        let one;
+        let servers = if r.len == SUMMARISED {
+            // The least (hash, server) among the hosts at the least utilisation.
+            let cr = &colour_racks[r.from as usize];
+            let hosts = &index.colour_hosts[slot][cr.hosts.start as usize..cr.hosts.end as usize];
+            let mut at_best = summaries[r.from as usize].at_best;
+            let mut least: Option<(u64, u32)> = None;
+            let ties = at_best.count_ones() > 1;
+            while at_best != 0 {
+                let s = hosts[at_best.trailing_zeros() as usize].server;
+                at_best &= at_best - 1;
+                let key = (if ties { mix(u64::from(s), req.salt) } else { 0 }, s);
+                least = Some(least.map_or(key, |l| l.min(key)));
+            }
+            one = [least.expect("a summarised rack has room").1];
+            &one[..]
+        } else {
+            &chosen[r.from as usize..(r.from + r.len) as usize]
+        };
+        for &s in servers {
             if taken == limits.size {
                 break 'racks;
             }
