@@ -848,7 +848,98 @@ fn draw_with(
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
     use super::*;
+
+    /// Pools drawn with a cache kept across changes of the occupancy (inserts, removals,
+    /// moves, a clone, another occupancy) equal pools drawn afresh, for new cells and
+    /// repairs, with and without the balance rule, one or several per rack.
+    #[test]
+    fn a_kept_cache_draws_what_a_fresh_one_draws() {
+        let raw = fixtures::generate(&fixtures::ZoneParams::small(3));
+        let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+        let index = PoolIndex::new(&inv);
+        let hosts: Vec<u32> = (0..inv.servers.len() as u32)
+            .filter(|&s| {
+                let srv = &inv.servers[s as usize];
+                srv.status == ServerStatus::Active && srv.capacity > 0
+            })
+            .collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut occ = Occupancy::new(&inv);
+        let mut kept = PoolCache::default();
+        let mut slots = Vec::new();
+        for step in 0..600 {
+            // Change the occupancy: mostly inserts, some removals and moves.
+            let pick = |rng: &mut ChaCha8Rng| {
+                let mut nodes: Vec<u32> = Vec::new();
+                while nodes.len() < 7 {
+                    let s = hosts[rng.random_range(0..hosts.len())];
+                    if !nodes.contains(&s) {
+                        nodes.push(s);
+                    }
+                }
+                nodes
+            };
+            match rng.random_range(0..10) {
+                0 if !slots.is_empty() => {
+                    let at = rng.random_range(0..slots.len());
+                    occ.remove(slots.swap_remove(at));
+                }
+                1 if !slots.is_empty() => {
+                    let slot = slots[rng.random_range(0..slots.len())];
+                    let nodes = pick(&mut rng);
+                    occ.update(slot, &nodes);
+                }
+                _ => {
+                    let nodes = pick(&mut rng);
+                    slots.push(occ.insert(&nodes));
+                }
+            }
+            if step == 300 {
+                // A clone is another occupancy: the cache must not take it for this one.
+                occ = occ.clone();
+            }
+            let clients = [hosts[rng.random_range(0..hosts.len())]];
+            let keep: Vec<u32> = if step % 3 == 0 {
+                pick(&mut rng)[..6].to_vec()
+            } else {
+                Vec::new()
+            };
+            let req = PoolRequest {
+                clients: &clients,
+                keep: &keep,
+                exclude: &[],
+                salt: step,
+                colour: None,
+            };
+            let limits = PoolLimits {
+                size: 12 + (step as usize % 3) * 4,
+                per_rack: 1 + usize::from(step % 7 == 0),
+                balance: (step % 5 != 0).then_some(1.04),
+                min_choosable: 12,
+            };
+            let with_kept = draw(&index, &mut kept, &inv, &occ, &req, limits);
+            let fresh = draw(&index, &mut PoolCache::default(), &inv, &occ, &req, limits);
+            assert_eq!(
+                (
+                    with_kept.members,
+                    with_kept.choosable,
+                    with_kept.skipped_full,
+                    with_kept.skipped_balance
+                ),
+                (
+                    fresh.members,
+                    fresh.choosable,
+                    fresh.skipped_full,
+                    fresh.skipped_balance
+                ),
+                "step {step}"
+            );
+        }
+    }
 
     #[test]
     fn over_balance_ceiling_counts_hosts_above_the_rule() {
