@@ -96,6 +96,8 @@ pub struct PoolIndex {
     /// servers; their hosts are `colour_hosts[slot][rack.hosts]`.
     colour_racks: Vec<Vec<ColourRack>>,
     colour_hosts: Vec<Vec<Host>>,
+    /// Per colour slot: its rows (runs of `colour_racks[slot]`).
+    colour_rows: Vec<Vec<ColourRow>>,
     /// Per server: its colour slot and its rack's position in `colour_racks[slot]`
     /// (`NOT_A_HOST` for a server that is no active host).
     host_rack: Vec<(u32, u32)>,
@@ -121,6 +123,14 @@ struct ColourRack {
     room: u32,
     dc: u32,
     hosts: std::ops::Range<u32>,
+    /// The position of its row in `PoolIndex::colour_rows[slot]`.
+    row_at: u32,
+}
+
+/// A row's racks of one colour: positions `racks` in `PoolIndex::colour_racks[slot]`.
+#[derive(Debug, Clone)]
+struct ColourRow {
+    racks: std::ops::Range<u32>,
 }
 
 const NO_COLOUR: u32 = u32::MAX;
@@ -231,7 +241,23 @@ impl PoolIndex {
                     room: rack_room[r as usize],
                     dc,
                     hosts: from..colour_hosts[c].len() as u32,
+                    row_at: 0,
                 });
+            }
+        }
+        let mut colour_rows: Vec<Vec<ColourRow>> = vec![Vec::new(); slots];
+        for (c, racks) in colour_racks.iter_mut().enumerate() {
+            let mut from = 0;
+            while from < racks.len() {
+                let row = racks[from].row;
+                let to = from + racks[from..].iter().take_while(|r| r.row == row).count();
+                for rack in &mut racks[from..to] {
+                    rack.row_at = colour_rows[c].len() as u32;
+                }
+                colour_rows[c].push(ColourRow {
+                    racks: from as u32..to as u32,
+                });
+                from = to;
             }
         }
         let mut host_rack = vec![NOT_A_HOST; inv.servers.len()];
@@ -247,6 +273,7 @@ impl PoolIndex {
             slot_capacities[c].dedup();
         }
         PoolIndex {
+            colour_rows,
             host_rack,
             slot_capacities,
             colours,
@@ -329,15 +356,28 @@ pub fn draw(
     req: &PoolRequest<'_>,
     limits: PoolLimits,
 ) -> Pool {
+    draw_by(index, cache, inv, occ, req, limits, true)
+}
+
+/// [`draw`]; `by_rows: false` never takes the [`draw_by_rows`] shortcut (for tests).
+fn draw_by(
+    index: &PoolIndex,
+    cache: &mut PoolCache,
+    inv: &Inventory,
+    occ: &Occupancy,
+    req: &PoolRequest<'_>,
+    limits: PoolLimits,
+    by_rows: bool,
+) -> Pool {
     if let Some(balance) = limits.balance {
         let mean = occ.total_nodes() as f64 / index.active_capacity.max(1) as f64;
         let ceiling = Some((mean, balance * mean));
-        let pool = draw_with(index, cache, inv, occ, req, limits, ceiling);
+        let pool = draw_with(index, cache, inv, occ, req, limits, ceiling, by_rows);
         if pool.choosable.count_ones() as usize >= limits.min_choosable {
             return pool;
         }
     }
-    draw_with(index, cache, inv, occ, req, limits, None)
+    draw_with(index, cache, inv, occ, req, limits, None, by_rows)
 }
 
 /// What the pool keeps between requests (one per placer): for each colour, with and
@@ -356,8 +396,10 @@ struct ColourSummary {
     /// The balance limit (most nodes) of each of the colour's capacities, in the order
     /// of `PoolIndex::slot_capacities` (empty without the rule).
     limits: Vec<u32>,
-    /// Per rack of `PoolIndex::colour_racks[slot]`.
+    /// Per rack of `PoolIndex::colour_racks[slot]`, and per row of
+    /// `PoolIndex::colour_rows[slot]` (the least `best` of its racks, their counts).
     racks: Vec<RackSummary>,
+    rows: Vec<RackSummary>,
 }
 
 /// A rack's hosts of one colour: the least utilisation among those with room (below
@@ -423,6 +465,25 @@ fn summarise(
 /// No host of the rack has room.
 const NO_ROOM: u64 = u64::MAX;
 
+/// A row's summary from its racks': the least utilisation, and the counts summed
+/// (`at_best` unused).
+fn summarise_row(racks: &[RackSummary]) -> RackSummary {
+    racks.iter().fold(
+        RackSummary {
+            best: NO_ROOM,
+            at_best: 0,
+            full: 0,
+            at_limit: 0,
+        },
+        |row, r| RackSummary {
+            best: row.best.min(r.best),
+            at_best: 0,
+            full: row.full + r.full,
+            at_limit: row.at_limit + r.at_limit,
+        },
+    )
+}
+
 /// A rack whose server comes from its summary (`RackChoice::len`).
 const SUMMARISED: u32 = u32::MAX;
 
@@ -430,14 +491,14 @@ const SUMMARISED: u32 = u32::MAX;
 const NO_TIE: u64 = 0;
 
 impl PoolCache {
-    /// The summaries of colour `slot`'s racks under `ceiling`, current for `occ`.
-    fn racks(
+    /// The summaries of colour `slot`'s racks and rows under `ceiling`, current for `occ`.
+    fn summaries(
         &mut self,
         index: &PoolIndex,
         occ: &Occupancy,
         slot: usize,
         ceiling: Option<(f64, f64)>,
-    ) -> &[RackSummary] {
+    ) -> &ColourSummary {
         let limits: Vec<u32> = match ceiling {
             Some((mean, u)) => index.slot_capacities[slot]
                 .iter()
@@ -450,6 +511,7 @@ impl PoolCache {
             self.summaries.resize_with(key + 1, || None);
         }
         let racks = &index.colour_racks[slot];
+        let rows = &index.colour_rows[slot];
         let entry = &mut self.summaries[key];
         let current = entry.as_ref().is_some_and(|e| e.limits == limits);
         let changes = entry
@@ -461,28 +523,262 @@ impl PoolCache {
                 for server in changes {
                     let (s, pos) = index.host_rack[server as usize];
                     if s as usize == slot {
+                        let rack = &racks[pos as usize];
                         summary.racks[pos as usize] =
-                            summarise(index, occ, slot, &summary.limits, &racks[pos as usize]);
+                            summarise(index, occ, slot, &summary.limits, rack);
+                        let row = &rows[rack.row_at as usize];
+                        summary.rows[rack.row_at as usize] = summarise_row(
+                            &summary.racks[row.racks.start as usize..row.racks.end as usize],
+                        );
                     }
                 }
                 summary.stamp = occ.stamp();
             }
             _ => {
-                let summaries = racks
+                let rack_summaries: Vec<RackSummary> = racks
                     .iter()
                     .map(|rack| summarise(index, occ, slot, &limits, rack))
+                    .collect();
+                let row_summaries = rows
+                    .iter()
+                    .map(|row| {
+                        summarise_row(
+                            &rack_summaries[row.racks.start as usize..row.racks.end as usize],
+                        )
+                    })
                     .collect();
                 *entry = Some(ColourSummary {
                     stamp: occ.stamp(),
                     limits,
-                    racks: summaries,
+                    racks: rack_summaries,
+                    rows: row_summaries,
                 });
             }
         }
-        &self.summaries[key].as_ref().expect("just filled").racks
+        self.summaries[key].as_ref().expect("just filled")
     }
 }
 
+/// The clients' rooms and datacenters.
+#[derive(Debug, Clone, Copy)]
+struct Near<'a> {
+    rooms: &'a [u32],
+    /// Sorted.
+    dcs: &'a [u32],
+}
+
+impl Near<'_> {
+    /// 0: a room of a client, 1: another room of a client's datacenter, 2: elsewhere.
+    fn tier(&self, room: u32, dc: u32) -> u8 {
+        if self.rooms.contains(&room) {
+            0
+        } else if self.dcs.binary_search(&dc).is_ok() {
+            1
+        } else {
+            2
+        }
+    }
+}
+
+/// One server per rack, drawn from the best rack of each row.
+struct RowDraw {
+    /// In pool order.
+    servers: Vec<u32>,
+    skipped_full: usize,
+    skipped_balance: usize,
+}
+
+/// [`draw_with`] for one server per rack when the best rack of every row fills the pool
+/// (the usual case): the same members in the same order, from the cache's row and rack
+/// summaries, hashing and choosing a server only where the order needs one. `None` when
+/// the first rank of the rows does not fill the pool.
+#[allow(clippy::too_many_arguments)] // one request's parts
+fn draw_by_rows(
+    index: &PoolIndex,
+    cache: &mut PoolCache,
+    inv: &Inventory,
+    occ: &Occupancy,
+    req: &PoolRequest<'_>,
+    limits: PoolLimits,
+    ceiling: Option<(f64, f64)>,
+    slot: usize,
+    near: Near<'_>,
+) -> Option<RowDraw> {
+    let summary = cache.summaries(index, occ, slot, ceiling);
+    let racks = &index.colour_racks[slot];
+    let hosts_of =
+        |cr: &ColourRack| &index.colour_hosts[slot][cr.hosts.start as usize..cr.hosts.end as usize];
+    let special_racks: Vec<u32> = req
+        .exclude
+        .iter()
+        .chain(req.keep)
+        .map(|&s| inv.servers[s as usize].rack)
+        .collect();
+    let excluded = |s: u32| req.exclude.contains(&s) || req.keep.contains(&s);
+    let rack_tie = |rack: u32| mix(u64::from(rack) | 1 << 40, req.salt);
+    let server_tie = |s: u32| mix(u64::from(s), req.salt);
+    // Per row with room: (room, best, row id) of its best rack, and that rack's (tie,
+    // rack id, position, tier, server when already known).
+    struct Pick {
+        room: u32,
+        row: u32,
+        tier: u8,
+        best: u64,
+        tie: u64,
+        rack: u32,
+        pos: u32,
+        server: Option<u32>,
+    }
+    let mut picks: Vec<Pick> = Vec::with_capacity(index.colour_rows[slot].len());
+    let (mut skipped_full, mut skipped_balance) = (0, 0);
+    let mut most = (u32::MAX, 0u32);
+    for (at, row) in index.colour_rows[slot].iter().enumerate() {
+        let first = &racks[row.racks.start as usize];
+        let tier = near.tier(first.room, first.dc);
+        let is_near = usize::from(tier < 2);
+        let read_in_full =
+            |cr: &ColourRack| hosts_of(cr).len() > 64 || special_racks.contains(&cr.rack);
+        let row_racks = row.racks.start as usize..row.racks.end as usize;
+        // Each rack's least utilisation (and server, for a rack read in full).
+        let mut least = NO_ROOM;
+        let mut in_full: Vec<(usize, u64, u32)> = Vec::new();
+        if row_racks.clone().any(|pos| read_in_full(&racks[pos])) {
+            for pos in row_racks.clone() {
+                let cr = &racks[pos];
+                if !read_in_full(cr) {
+                    let rs = summary.racks[pos];
+                    skipped_full += is_near * rs.full as usize;
+                    skipped_balance += is_near * rs.at_limit as usize;
+                    least = least.min(rs.best);
+                    continue;
+                }
+                let mut best: Option<(u64, u64, u32)> = None;
+                for host in hosts_of(cr) {
+                    let s = host.server;
+                    if excluded(s) {
+                        continue;
+                    }
+                    let load = occ.load(s);
+                    if load >= host.capacity {
+                        skipped_full += is_near;
+                        continue;
+                    }
+                    if let Some((mean, u)) = ceiling {
+                        if most.0 != host.capacity {
+                            most = (host.capacity, most_nodes(mean, u, host.capacity));
+                        }
+                        if load >= most.1 {
+                            skipped_balance += is_near;
+                            continue;
+                        }
+                    }
+                    let utilisation = (f64::from(load) / f64::from(host.capacity.max(1))).to_bits();
+                    let key = (utilisation, server_tie(s), s);
+                    best = Some(best.map_or(key, |b| b.min(key)));
+                }
+                if let Some((utilisation, _, s)) = best {
+                    least = least.min(utilisation);
+                    in_full.push((pos, utilisation, s));
+                }
+            }
+        } else {
+            let rs = summary.rows[at];
+            skipped_full += is_near * rs.full as usize;
+            skipped_balance += is_near * rs.at_limit as usize;
+            least = rs.best;
+        }
+        if least == NO_ROOM {
+            continue;
+        }
+        // The row's best rack: the least (tie, rack) among those at the least utilisation.
+        let mut pick: Option<Pick> = None;
+        for pos in row_racks {
+            let cr = &racks[pos];
+            let (best, server) = match in_full.iter().find(|x| x.0 == pos) {
+                Some(&(_, u, s)) => (u, Some(s)),
+                None if read_in_full(cr) => continue,
+                None => (summary.racks[pos].best, None),
+            };
+            if best != least {
+                continue;
+            }
+            let tie = rack_tie(cr.rack);
+            if pick
+                .as_ref()
+                .is_none_or(|p| (tie, cr.rack) < (p.tie, p.rack))
+            {
+                pick = Some(Pick {
+                    room: cr.room,
+                    row: cr.row,
+                    tier,
+                    best,
+                    tie,
+                    rack: cr.rack,
+                    pos: pos as u32,
+                    server,
+                });
+            }
+        }
+        picks.push(pick.expect("a rack has the row's least utilisation"));
+    }
+    if picks.len() < limits.size {
+        return None;
+    }
+    // Rows of a room by their best rack, then id; then the first rank of every row by
+    // (rank of the row in its room, tier, utilisation, hash, rack).
+    let mut by_room: Vec<(u32, u64, u32, usize)> = picks
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.room, p.best, p.row, i))
+        .collect();
+    by_room.sort_unstable();
+    let mut row_rank = vec![0u32; picks.len()];
+    for k in 1..by_room.len() {
+        if by_room[k].0 == by_room[k - 1].0 {
+            row_rank[by_room[k].3] = row_rank[by_room[k - 1].3] + 1;
+        }
+    }
+    let mut ranked: Vec<(u32, u8, u64, u64, u32, usize)> = picks
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (row_rank[i], p.tier, p.best, p.tie, p.rack, i))
+        .collect();
+    let first = limits.size;
+    if first > 0 && first < ranked.len() {
+        ranked.select_nth_unstable(first - 1);
+    }
+    ranked.truncate(first);
+    ranked.sort_unstable();
+    let servers = ranked
+        .iter()
+        .map(|&(.., i)| {
+            let p = &picks[i];
+            p.server.unwrap_or_else(|| {
+                // The least (hash, server) among the rack's hosts at its utilisation.
+                let hosts = hosts_of(&racks[p.pos as usize]);
+                let mut at_best = summary.racks[p.pos as usize].at_best;
+                let ties = at_best.count_ones() > 1;
+                let mut least: Option<(u64, u32)> = None;
+                while at_best != 0 {
+                    let s = hosts[at_best.trailing_zeros() as usize].server;
+                    at_best &= at_best - 1;
+                    let key = (if ties { server_tie(s) } else { 0 }, s);
+                    least = Some(least.map_or(key, |l| l.min(key)));
+                }
+                least
+                    .expect("a rack with room has a host at its utilisation")
+                    .1
+            })
+        })
+        .collect();
+    Some(RowDraw {
+        servers,
+        skipped_full,
+        skipped_balance,
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // one request's parts
 fn draw_with(
     index: &PoolIndex,
     cache: &mut PoolCache,
@@ -491,6 +787,7 @@ fn draw_with(
     req: &PoolRequest<'_>,
     limits: PoolLimits,
     ceiling: Option<(f64, f64)>,
+    by_rows: bool,
 ) -> Pool {
     let rack_of = |s: u32| inv.servers[s as usize].rack as usize;
     let mut client_dcs: Vec<u32> = req
@@ -576,6 +873,25 @@ fn draw_with(
             .map(|(_, hosts)| hosts.len())
             .sum::<usize>();
     }
+    if by_rows && limits.per_rack == 1 {
+        let near = Near {
+            rooms: &client_rooms,
+            dcs: &client_dcs,
+        };
+        if let Some(fast) = draw_by_rows(index, cache, inv, occ, req, limits, ceiling, slot, near) {
+            pool.skipped_full += fast.skipped_full;
+            pool.skipped_balance += fast.skipped_balance;
+            for &k in req.keep {
+                pool.fixed |= 1 << pool.members.len();
+                pool.members.push(k);
+            }
+            for s in fast.servers {
+                pool.choosable |= 1 << pool.members.len();
+                pool.members.push(s);
+            }
+            return pool;
+        }
+    }
     // Per rack: its eligible servers, least utilised first (ties by the request's hash),
     // kept in one flat list.
     struct RackChoice {
@@ -599,7 +915,8 @@ fn draw_with(
     let mut row_runs: Vec<(u32, u32)> = Vec::new();
     // One server per rack (the usual case) reads the racks' summaries; a rack that holds
     // a kept or excluded server, or more than 64 hosts of the colour, is read in full.
-    let summaries = (limits.per_rack == 1).then(|| cache.racks(index, occ, slot, ceiling));
+    let summaries =
+        (limits.per_rack == 1).then(|| cache.summaries(index, occ, slot, ceiling).racks.as_slice());
     let special_racks: Vec<u32> = req
         .exclude
         .iter()
@@ -854,8 +1171,9 @@ mod tests {
     use super::*;
 
     /// Pools drawn with a cache kept across changes of the occupancy (inserts, removals,
-    /// moves, a clone, another occupancy) equal pools drawn afresh, for new cells and
-    /// repairs, with and without the balance rule, one or several per rack.
+    /// moves, a clone) equal pools drawn afresh and pools drawn rack by rack without the
+    /// row shortcut, for new cells and repairs, with and without the balance rule, one or
+    /// several per rack.
     #[test]
     fn a_kept_cache_draws_what_a_fresh_one_draws() {
         let raw = fixtures::generate(&fixtures::ZoneParams::small(3));
@@ -923,6 +1241,30 @@ mod tests {
             };
             let with_kept = draw(&index, &mut kept, &inv, &occ, &req, limits);
             let fresh = draw(&index, &mut PoolCache::default(), &inv, &occ, &req, limits);
+            let racks = draw_by(
+                &index,
+                &mut PoolCache::default(),
+                &inv,
+                &occ,
+                &req,
+                limits,
+                false,
+            );
+            assert_eq!(
+                (
+                    &fresh.members,
+                    fresh.choosable,
+                    fresh.skipped_full,
+                    fresh.skipped_balance
+                ),
+                (
+                    &racks.members,
+                    racks.choosable,
+                    racks.skipped_full,
+                    racks.skipped_balance
+                ),
+                "step {step}: rows and racks differ"
+            );
             assert_eq!(
                 (
                     with_kept.members,
