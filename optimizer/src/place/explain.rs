@@ -228,14 +228,15 @@ impl Placer<'_> {
     }
 
     /// Nodes per datacenter, room, row, rack, ToR and PDU; largest first within a level.
-    pub fn domains(&self, nodes: &[u32]) -> Vec<DomainCount> {
+    pub fn domains<'a>(&'a self, nodes: &[u32]) -> Vec<DomainCount> {
         let inv = self.inv;
-        let mut counts: BTreeMap<(DomainLevel, String), usize> = BTreeMap::new();
+        // Borrowed labels while counting: a label is copied once, not once per node.
+        let mut counts: BTreeMap<(DomainLevel, &str), usize> = BTreeMap::new();
         for &s in nodes {
             let server = &inv.servers[s as usize];
             let rack = &inv.racks[server.rack as usize];
-            let mut add = |level, label: &str| {
-                *counts.entry((level, label.to_string())).or_default() += 1;
+            let mut add = |level, label: &'a str| {
+                *counts.entry((level, label)).or_default() += 1;
             };
             add(DomainLevel::Datacenter, &rack.datacenter);
             add(DomainLevel::Room, &rack.room);
@@ -257,7 +258,7 @@ impl Placer<'_> {
             .into_iter()
             .map(|((level, label), nodes)| DomainCount {
                 level,
-                label,
+                label: label.to_string(),
                 nodes,
             })
             .collect();

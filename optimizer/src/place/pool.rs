@@ -131,6 +131,8 @@ struct ColourRack {
 #[derive(Debug, Clone)]
 struct ColourRow {
     racks: std::ops::Range<u32>,
+    /// A rack of the row has more than 64 hosts of the colour (not summarised).
+    big: bool,
 }
 
 const NO_COLOUR: u32 = u32::MAX;
@@ -254,8 +256,10 @@ impl PoolIndex {
                 for rack in &mut racks[from..to] {
                     rack.row_at = colour_rows[c].len() as u32;
                 }
+                let big = racks[from..to].iter().any(|r| r.hosts.len() > 64);
                 colour_rows[c].push(ColourRow {
                     racks: from as u32..to as u32,
+                    big,
                 });
                 from = to;
             }
@@ -614,6 +618,16 @@ fn draw_by_rows(
         .chain(req.keep)
         .map(|&s| inv.servers[s as usize].rack)
         .collect();
+    // The rows holding such a rack (by position), found from the servers themselves.
+    let special_rows: Vec<u32> = req
+        .exclude
+        .iter()
+        .chain(req.keep)
+        .filter_map(|&s| {
+            let (at_slot, pos) = index.host_rack[s as usize];
+            (at_slot as usize == slot).then(|| racks[pos as usize].row_at)
+        })
+        .collect();
     let excluded = |s: u32| req.exclude.contains(&s) || req.keep.contains(&s);
     let rack_tie = |rack: u32| mix(u64::from(rack) | 1 << 40, req.salt);
     let server_tie = |s: u32| mix(u64::from(s), req.salt);
@@ -642,7 +656,8 @@ fn draw_by_rows(
         // Each rack's least utilisation (and server, for a rack read in full).
         let mut least = NO_ROOM;
         let mut in_full: Vec<(usize, u64, u32)> = Vec::new();
-        if row_racks.clone().any(|pos| read_in_full(&racks[pos])) {
+        let read_by_rack = row.big || special_rows.contains(&(at as u32));
+        if read_by_rack {
             for pos in row_racks.clone() {
                 let cr = &racks[pos];
                 if !read_in_full(cr) {
@@ -694,10 +709,14 @@ fn draw_by_rows(
         let mut pick: Option<Pick> = None;
         for pos in row_racks {
             let cr = &racks[pos];
-            let (best, server) = match in_full.iter().find(|x| x.0 == pos) {
-                Some(&(_, u, s)) => (u, Some(s)),
-                None if read_in_full(cr) => continue,
-                None => (summary.racks[pos].best, None),
+            let (best, server) = if !read_by_rack {
+                (summary.racks[pos].best, None)
+            } else {
+                match in_full.iter().find(|x| x.0 == pos) {
+                    Some(&(_, u, s)) => (u, Some(s)),
+                    None if read_in_full(cr) => continue,
+                    None => (summary.racks[pos].best, None),
+                }
             };
             if best != least {
                 continue;
@@ -1176,7 +1195,19 @@ mod tests {
     /// several per rack.
     #[test]
     fn a_kept_cache_draws_what_a_fresh_one_draws() {
-        let raw = fixtures::generate(&fixtures::ZoneParams::small(3));
+        // Two hosts of each colour per rack, then one (a repair's excluded server can be
+        // its rack's only host of the colour).
+        for colors in [2, 4] {
+            let params = fixtures::ZoneParams {
+                colors,
+                ..fixtures::ZoneParams::small(3)
+            };
+            kept_cache_draws_what_a_fresh_one_draws(&params);
+        }
+    }
+
+    fn kept_cache_draws_what_a_fresh_one_draws(params: &fixtures::ZoneParams) {
+        let raw = fixtures::generate(params);
         let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
         let index = PoolIndex::new(&inv);
         let hosts: Vec<u32> = (0..inv.servers.len() as u32)
@@ -1221,15 +1252,17 @@ mod tests {
                 occ = occ.clone();
             }
             let clients = [hosts[rng.random_range(0..hosts.len())]];
-            let keep: Vec<u32> = if step % 3 == 0 {
-                pick(&mut rng)[..6].to_vec()
+            // A repair: six nodes kept, the seventh excluded.
+            let nodes = pick(&mut rng);
+            let (keep, exclude) = if step % 3 == 0 {
+                (&nodes[..6], &nodes[6..])
             } else {
-                Vec::new()
+                (&[][..], &[][..])
             };
             let req = PoolRequest {
                 clients: &clients,
-                keep: &keep,
-                exclude: &[],
+                keep,
+                exclude,
                 salt: step,
                 colour: None,
             };
