@@ -437,11 +437,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ))?;
             }
             emitln(format_args!(
-                "placed {} of {} cells in {:.2?} ({} not single-failure safe); wrote {}",
+                "placed {} of {} cells in {:.2?} ({} not single-failure safe, {} solved again \
+                 after a clash in their window); wrote {}",
                 outcome.placements.len(),
                 cells.len(),
                 outcome.elapsed,
                 outcome.unsafe_cells,
+                outcome.resolved,
                 out.display()
             ))?;
             if outcome.failed.is_empty() {

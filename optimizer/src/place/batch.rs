@@ -59,7 +59,7 @@ pub fn place_batch_with_progress(
         resolved: 0,
         elapsed: Duration::ZERO,
     };
-    let mut placer = Placer::new(inv, model, options.clone());
+    let mut placer = Placer::new(inv, model, options.clone()).lean();
     let commit = |outcome: &mut BatchOutcome,
                   occ: &mut Occupancy,
                   cell: &CellSpec,
@@ -119,7 +119,7 @@ pub fn place_batch_with_progress(
                 (&shared, &answers, &window_start, &go, &done);
             let options = options.clone();
             scope.spawn(move || {
-                let mut placer = Placer::new(inv, model, options);
+                let mut placer = Placer::new(inv, model, options).lean();
                 loop {
                     go.wait();
                     let at = *window_start.lock().expect("not poisoned");

@@ -183,8 +183,21 @@ impl Placer<'_> {
                 .then_with(|| a.elements.cmp(&b.elements))
         });
         top.truncate(5);
-        let nodes = members_of(&prep.pool, x);
         let safe = !down && breaking.is_empty();
+        if self.lean {
+            return Explanation {
+                risk: if down { 1.0 } else { single_risk + pair_risk },
+                single_risk,
+                pair_risk,
+                single_failure_safe: safe,
+                down,
+                breaking,
+                top_scenarios: top,
+                domains: Vec::new(),
+                binding: Vec::new(),
+            };
+        }
+        let nodes = members_of(&prep.pool, x);
         let pool = &prep.pool;
         let mut binding = pool_bindings(pool);
         let tight = prep

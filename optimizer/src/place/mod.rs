@@ -176,6 +176,9 @@ pub struct Placer<'m> {
     pool_index: pool::PoolIndex,
     pool_cache: pool::PoolCache,
     shared_cells: SharedCells,
+    /// Explanations without domain counts and rule notes (a batch keeps only the nodes
+    /// and the safety flag).
+    lean: bool,
 }
 
 impl std::fmt::Debug for Placer<'_> {
@@ -236,7 +239,14 @@ impl<'m> Placer<'m> {
             pool_index: pool::PoolIndex::new(inv),
             pool_cache: pool::PoolCache::default(),
             shared_cells: SharedCells::default(),
+            lean: false,
         }
+    }
+
+    /// This placer's explanations leave out the failure domains and the rule notes.
+    pub(crate) fn lean(mut self) -> Self {
+        self.lean = true;
+        self
     }
 
     pub fn options(&self) -> &PlaceOptions {

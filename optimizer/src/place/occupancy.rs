@@ -296,8 +296,8 @@ impl Occupancy {
 /// array, so the cost is one probe per (server, cell) however many cells the zone holds.
 #[derive(Debug, Default)]
 pub struct SharedCells {
-    keys: Vec<u32>,
-    servers: Vec<u64>,
+    /// (cell slot + 1, servers) side by side: one cache line per probe.
+    entries: Vec<(u32, u64)>,
     seen: Vec<u32>,
 }
 
@@ -314,45 +314,40 @@ impl SharedCells {
     ) {
         assert!(servers.len() <= 64, "at most 64 servers");
         let neighbours: usize = servers.iter().map(|&s| occ.cells_on(s).len()).sum();
-        let bits = (2 * neighbours)
-            .max(64)
-            .next_power_of_two()
-            .trailing_zeros();
+        let bits = (2 * neighbours).max(64).next_power_of_two().trailing_zeros();
         let width = 1usize << bits;
-        if self.keys.len() < width {
-            self.keys.resize(width, 0);
-            self.servers.resize(width, 0);
+        if self.entries.len() < width {
+            self.entries.resize(width, (0, 0));
         }
         self.seen.clear();
+        let ignored = ignoring.map_or(0, |c| c.0 + 1);
         for (i, &s) in servers.iter().enumerate() {
             for &c in occ.cells_on(s) {
-                if Some(c) == ignoring {
+                let key = c.0 + 1;
+                if key == ignored {
                     continue;
                 }
-                let key = c.0 + 1;
                 let mut at =
                     (u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize;
                 loop {
-                    match self.keys[at] {
-                        0 => {
-                            self.keys[at] = key;
-                            self.servers[at] = 1 << i;
-                            self.seen.push(at as u32);
-                            break;
-                        }
-                        k if k == key => {
-                            self.servers[at] |= 1 << i;
-                            break;
-                        }
-                        _ => at = (at + 1) & (width - 1),
+                    let entry = &mut self.entries[at];
+                    if entry.0 == key {
+                        entry.1 |= 1 << i;
+                        break;
                     }
+                    if entry.0 == 0 {
+                        *entry = (key, 1 << i);
+                        self.seen.push(at as u32);
+                        break;
+                    }
+                    at = (at + 1) & (width - 1);
                 }
             }
         }
         for &at in &self.seen {
-            let at = at as usize;
-            visit(CellSlot(self.keys[at] - 1), self.servers[at]);
-            self.keys[at] = 0;
+            let entry = &mut self.entries[at as usize];
+            visit(CellSlot(entry.0 - 1), entry.1);
+            entry.0 = 0;
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct PoolIndex {
     dc_hosts: Vec<Vec<Vec<Host>>>,
     /// Per datacenter: its hosts that are not active (draining or failed).
     dc_inactive: Vec<usize>,
+    /// Per datacenter and colour: the node capacity of its active hosts.
+    dc_capacity: Vec<Vec<u64>>,
     /// Per row: whether it has hosts; per room: its rows, in id order.
     row_count: usize,
     room_rows: Vec<Vec<u32>>,
@@ -276,7 +278,18 @@ impl PoolIndex {
             slot_capacities[c].sort_unstable();
             slot_capacities[c].dedup();
         }
+        let dc_capacity = dc_hosts
+            .iter()
+            .map(|by_colour: &Vec<Vec<Host>>| {
+                by_colour
+                    .iter()
+                    .take(colours.len())
+                    .map(|hosts| hosts.iter().map(|h| u64::from(h.capacity)).sum())
+                    .collect()
+            })
+            .collect();
         PoolIndex {
+            dc_capacity,
             colour_rows,
             host_rack,
             slot_capacities,
@@ -392,6 +405,17 @@ fn draw_by(
 pub struct PoolCache {
     /// By colour slot * 2 + (1 under the balance rule).
     summaries: Vec<Option<ColourSummary>>,
+    /// Per datacenter and colour: the load of its active hosts (each counted up to its
+    /// capacity), for choosing a new cell's colour.
+    colour_loads: Option<ColourLoads>,
+}
+
+#[derive(Debug)]
+struct ColourLoads {
+    stamp: OccupancyStamp,
+    /// Per server: what it adds to its datacenter's and colour's load.
+    counted: Vec<u32>,
+    loads: Vec<Vec<u64>>,
 }
 
 #[derive(Debug)]
@@ -495,6 +519,54 @@ const SUMMARISED: u32 = u32::MAX;
 const NO_TIE: u64 = 0;
 
 impl PoolCache {
+    /// Per datacenter and colour: the load of its active hosts, each up to its capacity;
+    /// current for `occ`.
+    fn colour_loads(&mut self, index: &PoolIndex, occ: &Occupancy) -> &[Vec<u64>] {
+        let counted = |host: &Host| occ.load(host.server).min(host.capacity);
+        let changes = self
+            .colour_loads
+            .as_ref()
+            .and_then(|c| occ.changes_since(c.stamp));
+        match (self.colour_loads.as_mut(), changes) {
+            (Some(cache), Some(changes)) => {
+                for server in changes {
+                    let (slot, pos) = index.host_rack[server as usize];
+                    if slot as usize >= index.colours.len() {
+                        continue; // No host, or a host without a colour.
+                    }
+                    let rack = &index.colour_racks[slot as usize][pos as usize];
+                    let capacity = index.colour_hosts[slot as usize]
+                        [rack.hosts.start as usize..rack.hosts.end as usize]
+                        .iter()
+                        .find(|h| h.server == server)
+                        .map_or(0, |h| h.capacity);
+                    let now = occ.load(server).min(capacity);
+                    let before = std::mem::replace(&mut cache.counted[server as usize], now);
+                    let load = &mut cache.loads[rack.dc as usize][slot as usize];
+                    *load = *load + u64::from(now) - u64::from(before);
+                }
+                cache.stamp = occ.stamp();
+            }
+            _ => {
+                let mut cache = ColourLoads {
+                    stamp: occ.stamp(),
+                    counted: vec![0; index.host_rack.len()],
+                    loads: vec![vec![0; index.colours.len()]; index.dc_hosts.len()],
+                };
+                for (d, by_colour) in index.dc_hosts.iter().enumerate() {
+                    for (c, hosts) in by_colour.iter().take(index.colours.len()).enumerate() {
+                        for host in hosts {
+                            cache.counted[host.server as usize] = counted(host);
+                            cache.loads[d][c] += u64::from(counted(host));
+                        }
+                    }
+                }
+                self.colour_loads = Some(cache);
+            }
+        }
+        &self.colour_loads.as_ref().expect("just filled").loads
+    }
+
     /// The summaries of colour `slot`'s racks and rows under `ceiling`, current for `occ`.
     fn summaries(
         &mut self,
@@ -847,12 +919,11 @@ fn draw_with(
             } else {
                 &client_dcs
             };
+            let loads = cache.colour_loads(index, occ);
             for &d in near_dcs {
                 for (c, (load, capacity)) in seen.iter_mut().enumerate() {
-                    for host in &index.dc_hosts[d as usize][c] {
-                        *load += u64::from(occ.load(host.server).min(host.capacity));
-                        *capacity += u64::from(host.capacity);
-                    }
+                    *load += loads[d as usize][c];
+                    *capacity += index.dc_capacity[d as usize][c];
                 }
             }
             // Least load / capacity, compared exactly by cross-multiplication.
