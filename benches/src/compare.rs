@@ -163,6 +163,12 @@ impl ComparisonTable {
             row("placement time (s)", &|m| {
                 format!("{:.3}", m.elapsed.as_secs_f64())
             }),
+            row("time per cell placed (µs)", &|m| {
+                format!(
+                    "{:.1}",
+                    m.elapsed.as_secs_f64() * 1e6 / m.cells_placed.max(1) as f64
+                )
+            }),
         ]
     }
 }

@@ -1,8 +1,10 @@
 //! Shared set-up for the benchmarks: generated zones and deterministic placements; the
-//! baseline placers ([`baselines`]) and the side-by-side comparison ([`compare`]).
+//! baseline placers ([`baselines`], the real CRUSH through [`crushtool`]) and the
+//! side-by-side comparison ([`compare`]).
 
 pub mod baselines;
 pub mod compare;
+pub mod crushtool;
 
 #[cfg(test)]
 mod testing;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use benches::baselines::{crush_like, rack_spread_random};
 use benches::compare::{compare_with_model, Method};
+use benches::crushtool;
 use benches::Zone;
 use clap::{Parser, ValueEnum};
 use optimizer::place::{place_batch, Occupancy, PlaceOptions};
@@ -38,6 +39,10 @@ struct Args {
     /// Only run cellplacer (skip the baselines).
     #[arg(long)]
     only_cellplacer: bool,
+    /// Also place with the real CRUSH: Ceph's `crushtool` (Debian's ceph-base) on a CRUSH
+    /// map of the zone, timed in the same run.
+    #[arg(long)]
+    crushtool: bool,
 }
 
 fn main() {
@@ -69,6 +74,15 @@ fn main() {
             rack_spread_random(&zone.inventory, &zone.cells, args.seed)
         }));
     }
+    if args.crushtool {
+        match run_crushtool(&zone) {
+            Ok(method) => methods.push(method),
+            Err(e) => {
+                eprintln!("compare: crushtool: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
     let mut options = PlaceOptions {
         seed: args.seed,
         ..PlaceOptions::default()
@@ -98,6 +112,70 @@ fn timed(name: &str, cells: &[CellSpec], place: impl FnOnce() -> Vec<Placement>)
         placements,
         elapsed,
     }
+}
+
+/// The real CRUSH: compiles the zone's map with `crushtool -c`, then maps every cell with
+/// `crushtool --test`, one run per colour's rule; the time is the whole of it.
+fn run_crushtool(zone: &Zone) -> anyhow::Result<Method> {
+    use anyhow::Context;
+    let map = crushtool::crush_map(&zone.inventory);
+    let dir = std::env::temp_dir().join(format!("cellplacer-crush-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (text, compiled) = (dir.join("map.txt"), dir.join("map.bin"));
+    std::fs::write(&text, &map.text).context("writing the CRUSH map")?;
+    let run = |args: &[&std::ffi::OsStr]| -> anyhow::Result<String> {
+        let out = std::process::Command::new("crushtool")
+            .args(args)
+            .output()
+            .context("running crushtool (apt-get install ceph-base)")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "crushtool failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let size = zone.cells.iter().map(|c| c.size).max().unwrap_or(0);
+    let rules = map.rules.len();
+    let start = Instant::now();
+    run(&[
+        "-c".as_ref(),
+        text.as_os_str(),
+        "-o".as_ref(),
+        compiled.as_os_str(),
+    ])?;
+    let mut mappings = Vec::new();
+    for rule in 0..rules {
+        let inputs = (zone.cells.len() + rules - 1 - rule) / rules;
+        if inputs == 0 {
+            continue;
+        }
+        let (rule, max_x, size) = (rule.to_string(), (inputs - 1).to_string(), size.to_string());
+        let out = run(&[
+            "-i".as_ref(),
+            compiled.as_os_str(),
+            "--test".as_ref(),
+            "--rule".as_ref(),
+            rule.as_ref(),
+            "--num-rep".as_ref(),
+            size.as_ref(),
+            "--min-x".as_ref(),
+            "0".as_ref(),
+            "--max-x".as_ref(),
+            max_x.as_ref(),
+            "--show-mappings".as_ref(),
+        ])?;
+        mappings.extend(crushtool::parse_mappings(&out).map_err(anyhow::Error::msg)?);
+    }
+    let elapsed = start.elapsed();
+    std::fs::remove_dir_all(&dir).ok();
+    let placements = crushtool::placements(&map, &zone.cells, &mappings);
+    Ok(Method {
+        name: "crushtool".to_string(),
+        unplaced: zone.cells.len() - placements.len(),
+        placements,
+        elapsed,
+    })
 }
 
 /// cellplacer's batch placement (heuristic, seeded).
