@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use topology::{CellSpec, FailureModel, Inventory, Placement};
 
-use super::{Decision, Occupancy, PlaceOptions, Placer};
+use super::{Decision, Occupancy, PlaceOptions, Placer, SharedCells};
 use crate::Error;
 
 /// What a batch did.
@@ -60,16 +60,19 @@ pub fn place_batch_with_progress(
         elapsed: Duration::ZERO,
     };
     let mut placer = Placer::new(inv, model, options.clone()).lean();
-    let commit = |outcome: &mut BatchOutcome,
-                  occ: &mut Occupancy,
-                  cell: &CellSpec,
-                  answer: Result<Decision, Error>,
-                  placer: &mut Placer<'_>| {
+    let mut shared_cells = SharedCells::default();
+    let mut commit = |outcome: &mut BatchOutcome,
+                      occ: &mut Occupancy,
+                      cell: &CellSpec,
+                      answer: Result<Decision, Error>,
+                      placer: &mut Placer<'_>| {
         // A speculative answer stands only if it still keeps every rule, the balance
         // ceiling included (cells of one window must not all pile onto one server).
         let answer = match answer {
             Ok(d)
-                if !occ.violations(inv, &d.nodes, None).is_empty()
+                if !occ
+                    .violations_with(&mut shared_cells, inv, &d.nodes, None)
+                    .is_empty()
                     || !placer.within_balance(occ, &d, &[]) =>
             {
                 outcome.resolved += 1;

@@ -247,6 +247,18 @@ impl Occupancy {
         nodes: &[u32],
         ignoring: Option<CellSlot>,
     ) -> Vec<Violation> {
+        self.violations_with(&mut SharedCells::default(), inv, nodes, ignoring)
+    }
+
+    /// [`Occupancy::violations`] with a table kept by the caller (a batch checks every
+    /// cell it commits).
+    pub fn violations_with(
+        &self,
+        shared_cells: &mut SharedCells,
+        inv: &Inventory,
+        nodes: &[u32],
+        ignoring: Option<CellSlot>,
+    ) -> Vec<Violation> {
         let mut out = Vec::new();
         let own: &[u32] = ignoring.map_or(&[], |s| self.nodes(s));
         for (i, &s) in nodes.iter().enumerate() {
@@ -271,7 +283,7 @@ impl Occupancy {
         }
         let quorum = nodes.len() / 2 + 1;
         let mut shared = Vec::new();
-        SharedCells::default().collect(self, nodes, ignoring, |other, servers| {
+        shared_cells.collect(self, nodes, ignoring, |other, servers| {
             let count = servers.count_ones() as usize;
             if count >= quorum.min(self.size(other) / 2 + 1) {
                 shared.push(Violation::SharedQuorum {
@@ -314,7 +326,10 @@ impl SharedCells {
     ) {
         assert!(servers.len() <= 64, "at most 64 servers");
         let neighbours: usize = servers.iter().map(|&s| occ.cells_on(s).len()).sum();
-        let bits = (2 * neighbours).max(64).next_power_of_two().trailing_zeros();
+        let bits = (2 * neighbours)
+            .max(64)
+            .next_power_of_two()
+            .trailing_zeros();
         let width = 1usize << bits;
         if self.entries.len() < width {
             self.entries.resize(width, (0, 0));
