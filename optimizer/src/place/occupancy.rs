@@ -28,6 +28,8 @@ pub struct Occupancy {
     live: usize,
     /// Nodes over all cells (the sum of the loads).
     total: u64,
+    /// Cells of one node (one shared server is their whole quorum).
+    one_node_cells: usize,
     /// This occupancy's identity (unique per process, new for a clone) and how many load
     /// changes it has seen; `log` holds the servers of the last ones, oldest first.
     id: u64,
@@ -61,6 +63,7 @@ impl Default for Occupancy {
             free: Vec::new(),
             live: 0,
             total: 0,
+            one_node_cells: 0,
             id: next_id(),
             version: 0,
             log: VecDeque::new(),
@@ -80,6 +83,7 @@ impl Clone for Occupancy {
             free: self.free.clone(),
             live: self.live,
             total: self.total,
+            one_node_cells: self.one_node_cells,
             id: next_id(),
             version: 0,
             log: VecDeque::new(),
@@ -158,6 +162,7 @@ impl Occupancy {
         self.sizes[slot as usize] =
             u8::try_from(nodes.len()).expect("a cell has at most MAX_CELL_SIZE nodes");
         self.live += 1;
+        self.one_node_cells += usize::from(nodes.len() == 1);
         CellSlot(slot)
     }
 
@@ -179,6 +184,7 @@ impl Occupancy {
         self.total -= nodes.len() as u64;
         self.free.push(slot.0);
         self.live -= 1;
+        self.one_node_cells -= usize::from(nodes.len() == 1);
     }
 
     /// Moves a cell to new nodes, keeping its slot.
@@ -198,9 +204,18 @@ impl Occupancy {
             self.changed(s);
         }
         self.total = self.total - old.len() as u64 + nodes.len() as u64;
+        self.one_node_cells =
+            self.one_node_cells + usize::from(nodes.len() == 1) - usize::from(old.len() == 1);
         self.cells[slot.0 as usize] = nodes.to_vec();
         self.sizes[slot.0 as usize] =
             u8::try_from(nodes.len()).expect("a cell has at most MAX_CELL_SIZE nodes");
+    }
+
+    /// Whether some cell has a single node (sharing one server with it shares its
+    /// quorum): otherwise a cell that shares one server with another never breaks the
+    /// overlap rule, and the rule need not look at its size.
+    pub fn has_one_node_cells(&self) -> bool {
+        self.one_node_cells > 0
     }
 
     /// Nodes placed over all cells.
@@ -283,9 +298,10 @@ impl Occupancy {
         }
         let quorum = nodes.len() / 2 + 1;
         let mut shared = Vec::new();
+        let one_shared_matters = quorum == 1 || self.has_one_node_cells();
         shared_cells.collect(self, nodes, ignoring, |other, servers| {
             let count = servers.count_ones() as usize;
-            if count >= quorum.min(self.size(other) / 2 + 1) {
+            if (count > 1 || one_shared_matters) && count >= quorum.min(self.size(other) / 2 + 1) {
                 shared.push(Violation::SharedQuorum {
                     other,
                     shared: count,
