@@ -1195,8 +1195,8 @@ fn draw_with(
             )
         };
         let mut all = Vec::with_capacity(racks.len());
-        for k in 0..row_runs.len() {
-            let mut run: Vec<usize> = (row_runs[k].1 as usize..run_end(k)).collect();
+        for (k, &(_, from)) in row_runs.iter().enumerate() {
+            let mut run: Vec<usize> = (from as usize..run_end(k)).collect();
             run.sort_unstable_by_key(|&i| rack_key(&racks[i]));
             all.extend(
                 run.iter()
