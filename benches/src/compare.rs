@@ -163,7 +163,7 @@ impl ComparisonTable {
             row("placement time (s)", &|m| {
                 format!("{:.3}", m.elapsed.as_secs_f64())
             }),
-            row("time per cell placed (µs)", &|m| {
+            row("time per cell placed (us)", &|m| {
                 format!(
                     "{:.1}",
                     m.elapsed.as_secs_f64() * 1e6 / m.cells_placed.max(1) as f64
@@ -284,7 +284,7 @@ mod tests {
         ];
         let text = compare(&zone.inventory, methods).to_string();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2 + 16, "{text}");
+        assert_eq!(lines.len(), 2 + 17, "{text}");
         assert!(lines[0].starts_with("metric") && lines[0].ends_with("rack_spread_random"));
         assert!(lines.iter().all(|l| l.len() == lines[1].len()), "{text}");
         let placed = lines

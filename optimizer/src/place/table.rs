@@ -23,28 +23,29 @@ use crate::risk::{RiskEvaluator, Scenario, StateEvent, Watch};
 
 const TOP_PER_GROUP: usize = 5;
 
-/// The heaviest scenarios of a group or a covered pair, heaviest first.
+/// The heaviest scenarios of a group or a covered pair, heaviest first: one element, or
+/// two, and the weight (kept inline: a table pushes thousands of candidates).
 #[derive(Debug, Clone, Default)]
-pub struct TopScenarios(pub Vec<Scenario>);
+pub struct TopScenarios(Vec<([ElementId; 2], u8, f64)>);
 
 impl TopScenarios {
     fn push(&mut self, elements: &[ElementId], weight: f64) {
         let top = &mut self.0;
-        if top.len() == TOP_PER_GROUP && top[TOP_PER_GROUP - 1].weight >= weight {
+        if top.len() == TOP_PER_GROUP && top[TOP_PER_GROUP - 1].2 >= weight {
             return;
         }
-        let at = top
-            .iter()
-            .position(|t| t.weight < weight)
-            .unwrap_or(top.len());
-        top.insert(
-            at,
-            Scenario {
-                elements: elements.to_vec(),
-                weight,
-            },
-        );
+        let at = top.iter().position(|t| t.2 < weight).unwrap_or(top.len());
+        let pair = [elements[0], *elements.last().expect("one or two elements")];
+        top.insert(at, (pair, elements.len() as u8, weight));
         top.truncate(TOP_PER_GROUP);
+    }
+
+    /// The scenarios, heaviest first.
+    pub fn scenarios(&self) -> impl Iterator<Item = Scenario> + '_ {
+        self.0.iter().map(|&(elements, len, weight)| Scenario {
+            elements: elements[..usize::from(len)].to_vec(),
+            weight,
+        })
     }
 }
 
