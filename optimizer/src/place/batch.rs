@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use topology::{CellSpec, FailureModel, Inventory, Placement};
 
-use super::{Decision, Occupancy, PlaceOptions, Placer, SharedCells};
+use super::{CellSlot, Decision, Occupancy, PlaceOptions, Placer};
 use crate::Error;
 
 /// What a batch did.
@@ -60,19 +60,21 @@ pub fn place_batch_with_progress(
         elapsed: Duration::ZERO,
     };
     let mut placer = Placer::new(inv, model, options.clone()).lean();
-    let mut shared_cells = SharedCells::default();
-    let mut commit = |outcome: &mut BatchOutcome,
-                      occ: &mut Occupancy,
-                      cell: &CellSpec,
-                      answer: Result<Decision, Error>,
-                      placer: &mut Placer<'_>| {
+    // The cells committed since the answers being committed were solved.
+    let mut since: Vec<CellSlot> = Vec::new();
+    let commit = |outcome: &mut BatchOutcome,
+                  occ: &mut Occupancy,
+                  cell: &CellSpec,
+                  answer: Result<Decision, Error>,
+                  placer: &mut Placer<'_>,
+                  since: &mut Vec<CellSlot>| {
         // A speculative answer stands only if it still keeps every rule, the balance
-        // ceiling included (cells of one window must not all pile onto one server).
+        // ceiling included (cells of one window must not all pile onto one server). It
+        // kept them against every cell committed before its window: only the window's
+        // earlier cells can break them now.
         let answer = match answer {
             Ok(d)
-                if !occ
-                    .violations_with(&mut shared_cells, inv, &d.nodes, None)
-                    .is_empty()
+                if !occ.violations_since(inv, &d.nodes, since).is_empty()
                     || !placer.within_balance(occ, &d, &[]) =>
             {
                 outcome.resolved += 1;
@@ -82,7 +84,7 @@ pub fn place_batch_with_progress(
         };
         match answer {
             Ok(decision) => {
-                occ.insert(&decision.nodes);
+                since.push(occ.insert(&decision.nodes));
                 outcome.unsafe_cells += usize::from(!decision.explanation.single_failure_safe);
                 outcome.placements.push(Placement {
                     cell_id: cell.cell_id.clone(),
@@ -97,7 +99,8 @@ pub fn place_batch_with_progress(
     if window == 1 || cells.len() < 2 {
         for (done, cell) in cells.iter().enumerate() {
             let answer = placer.place(occ, &cell.clients, cell.size);
-            commit(&mut outcome, occ, cell, answer, &mut placer);
+            since.clear();
+            commit(&mut outcome, occ, cell, answer, &mut placer, &mut since);
             progress(done + 1);
         }
         outcome.elapsed = start.elapsed();
@@ -146,13 +149,21 @@ pub fn place_batch_with_progress(
             go.wait();
             done.wait();
             let mut occ = shared.write().expect("not poisoned");
+            since.clear();
             for (slot, cell) in cells[at..].iter().take(window).enumerate() {
                 let answer = answers[slot]
                     .lock()
                     .expect("not poisoned")
                     .take()
                     .expect("every slot of the window answers");
-                commit(&mut outcome, &mut occ, cell, answer, &mut placer);
+                commit(
+                    &mut outcome,
+                    &mut occ,
+                    cell,
+                    answer,
+                    &mut placer,
+                    &mut since,
+                );
             }
             progress((at + window).min(cells.len()));
         }

@@ -274,6 +274,63 @@ impl Occupancy {
         nodes: &[u32],
         ignoring: Option<CellSlot>,
     ) -> Vec<Violation> {
+        let mut out = self.server_violations(inv, nodes, ignoring);
+        let quorum = nodes.len() / 2 + 1;
+        let mut shared = Vec::new();
+        let one_shared_matters = quorum == 1 || self.has_one_node_cells();
+        shared_cells.collect(self, nodes, ignoring, |other, servers| {
+            let count = servers.count_ones() as usize;
+            if (count > 1 || one_shared_matters) && count >= quorum.min(self.size(other) / 2 + 1) {
+                shared.push(Violation::SharedQuorum {
+                    other,
+                    shared: count,
+                });
+            }
+        });
+        shared.sort_unstable_by_key(|v| match v {
+            Violation::SharedQuorum { other, .. } => *other,
+            _ => CellSlot(0),
+        });
+        out.extend(shared);
+        out
+    }
+
+    /// [`Occupancy::violations`] of a new cell on `nodes` that kept every rule against
+    /// this occupancy before the cells `since` were added (a batch's answer, solved at the
+    /// start of its window): the servers are checked as there, the overlap rule only
+    /// against the cells `since` (every other cell was weighed when it was solved).
+    pub fn violations_since(
+        &self,
+        inv: &Inventory,
+        nodes: &[u32],
+        since: &[CellSlot],
+    ) -> Vec<Violation> {
+        let mut out = self.server_violations(inv, nodes, None);
+        let quorum = nodes.len() / 2 + 1;
+        let mut since = since.to_vec();
+        since.sort_unstable();
+        since.dedup();
+        for other in since {
+            let shared = self
+                .nodes(other)
+                .iter()
+                .filter(|s| nodes.contains(s))
+                .count();
+            if shared > 0 && shared >= quorum.min(self.size(other) / 2 + 1) {
+                out.push(Violation::SharedQuorum { other, shared });
+            }
+        }
+        out
+    }
+
+    /// The rules on the servers themselves: distinct, active and with room (servers the
+    /// cell `ignoring` already holds are counted), one colour.
+    fn server_violations(
+        &self,
+        inv: &Inventory,
+        nodes: &[u32],
+        ignoring: Option<CellSlot>,
+    ) -> Vec<Violation> {
         let mut out = Vec::new();
         let own: &[u32] = ignoring.map_or(&[], |s| self.nodes(s));
         for (i, &s) in nodes.iter().enumerate() {
@@ -296,23 +353,6 @@ impl Occupancy {
         if nodes.iter().any(|&s| colour(s) != colour(nodes[0])) {
             out.push(Violation::MixedColour);
         }
-        let quorum = nodes.len() / 2 + 1;
-        let mut shared = Vec::new();
-        let one_shared_matters = quorum == 1 || self.has_one_node_cells();
-        shared_cells.collect(self, nodes, ignoring, |other, servers| {
-            let count = servers.count_ones() as usize;
-            if (count > 1 || one_shared_matters) && count >= quorum.min(self.size(other) / 2 + 1) {
-                shared.push(Violation::SharedQuorum {
-                    other,
-                    shared: count,
-                });
-            }
-        });
-        shared.sort_unstable_by_key(|v| match v {
-            Violation::SharedQuorum { other, .. } => *other,
-            _ => CellSlot(0),
-        });
-        out.extend(shared);
         out
     }
 }
