@@ -422,3 +422,68 @@ impl SharedCells {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// Against every cell, `violations_since` is `violations` (same rules, same order);
+    /// against a few, it reports overlaps with those only.
+    #[test]
+    fn violations_since_every_cell_are_the_violations() {
+        let raw = fixtures::generate(&fixtures::ZoneParams::tiny(2));
+        let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+        let hosts: Vec<u32> = (0..inv.servers.len() as u32)
+            .filter(|&s| inv.servers[s as usize].capacity > 0)
+            .collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut pick = |rng: &mut ChaCha8Rng, n: usize| {
+            let mut nodes = Vec::new();
+            while nodes.len() < n {
+                let s = hosts[rng.random_range(0..hosts.len())];
+                if !nodes.contains(&s) {
+                    nodes.push(s);
+                }
+            }
+            nodes
+        };
+        let mut occ = Occupancy::new(&inv);
+        let mut slots = Vec::new();
+        let mut overlaps = 0;
+        for round in 0..400 {
+            let size = [1, 3, 5, 7][round % 4];
+            let nodes = pick(&mut rng, size);
+            let all = occ.violations(&inv, &nodes, None);
+            assert_eq!(
+                occ.violations_since(&inv, &nodes, &slots),
+                all,
+                "round {round}"
+            );
+            overlaps += all
+                .iter()
+                .filter(|v| matches!(v, Violation::SharedQuorum { .. }))
+                .count();
+            // Against the last two cells only: their overlaps and nothing else.
+            let recent = &slots[slots.len().saturating_sub(2)..];
+            let expected: Vec<&Violation> = all
+                .iter()
+                .filter(|v| match v {
+                    Violation::SharedQuorum { other, .. } => recent.contains(other),
+                    _ => true,
+                })
+                .collect();
+            let got = occ.violations_since(&inv, &nodes, recent);
+            assert_eq!(got.iter().collect::<Vec<_>>(), expected, "round {round}");
+            if slots.len() < 6 {
+                slots.push(occ.insert(&nodes));
+            }
+        }
+        assert!(
+            overlaps > 50,
+            "the case must exercise the overlap rule: {overlaps}"
+        );
+    }
+}
