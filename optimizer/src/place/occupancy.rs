@@ -440,7 +440,7 @@ mod tests {
             .filter(|&s| inv.servers[s as usize].capacity > 0)
             .collect();
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let mut pick = |rng: &mut ChaCha8Rng, n: usize| {
+        let pick = |rng: &mut ChaCha8Rng, n: usize| {
             let mut nodes = Vec::new();
             while nodes.len() < n {
                 let s = hosts[rng.random_range(0..hosts.len())];
