@@ -371,9 +371,10 @@ impl<'m> Placer<'m> {
         // Other cells with more than a quorum's worth of servers in the pool.
         let quorum = size / 2 + 1;
         let one_shared_matters = quorum == 1 || occ.has_one_node_cells();
+        let fewest = if one_shared_matters { 1 } else { 2 };
         let mut overlap = Vec::new();
         self.shared_cells
-            .collect(occ, &pool.members, own, |slot, mask| {
+            .collect(occ, &pool.members, own, fewest, |slot, mask| {
                 if mask.count_ones() == 1 && !one_shared_matters {
                     return;
                 }
