@@ -161,13 +161,17 @@ impl Placer<'_> {
             single_risk += g.single_weight;
             pair_risk += g.pair_weight;
             breaking.extend_from_slice(&g.singles);
-            top.extend(g.top.scenarios());
+            if !self.lean {
+                top.extend(g.top.scenarios());
+            }
             down |= g.base;
         }
         for c in &table.covered {
             if Table::counts(c, &lost) {
                 pair_risk += c.weight;
-                top.extend(c.top.scenarios());
+                if !self.lean {
+                    top.extend(c.top.scenarios());
+                }
             }
         }
         if down {

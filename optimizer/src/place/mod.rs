@@ -176,8 +176,8 @@ pub struct Placer<'m> {
     pool_index: pool::PoolIndex,
     pool_cache: pool::PoolCache,
     shared_cells: SharedCells,
-    /// Explanations without domain counts and rule notes (a batch keeps only the nodes
-    /// and the safety flag).
+    /// Explanations without top scenarios, domain counts and rule notes (a batch keeps
+    /// only the nodes and the safety flag).
     lean: bool,
 }
 
@@ -243,7 +243,8 @@ impl<'m> Placer<'m> {
         }
     }
 
-    /// This placer's explanations leave out the failure domains and the rule notes.
+    /// This placer's explanations leave out the top scenarios, the failure domains and
+    /// the rule notes.
     pub(crate) fn lean(mut self) -> Self {
         self.lean = true;
         self
