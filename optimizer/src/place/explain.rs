@@ -188,49 +188,16 @@ impl Placer<'_> {
         });
         top.truncate(5);
         let safe = !down && breaking.is_empty();
-        if self.lean {
-            return Explanation {
-                risk: if down { 1.0 } else { single_risk + pair_risk },
-                single_risk,
-                pair_risk,
-                single_failure_safe: safe,
-                down,
-                breaking,
-                top_scenarios: top,
-                domains: Vec::new(),
-                binding: Vec::new(),
-            };
-        }
-        let nodes = members_of(&prep.pool, x);
-        let pool = &prep.pool;
-        let mut binding = pool_bindings(pool);
-        let tight = prep
-            .overlap
-            .iter()
-            .filter(|&&(m, most)| (x & m).count_ones() == most)
-            .count();
-        if tight > 0 {
-            binding.push(Binding {
-                rule: Rule::Overlap,
-                detail: format!(
-                    "{tight} other cells share the most servers allowed (one less than a quorum)"
-                ),
-            });
-        }
-        if !safe {
-            binding.push(Binding {
-                rule: Rule::Safety,
-                detail: if down {
-                    "the cell is out with nothing failed".to_string()
-                } else {
-                    format!(
-                        "no single-failure-safe choice found among {} candidates: {} elements break it alone",
-                        pool.members.len(),
-                        breaking.len()
-                    )
-                },
-            });
-        }
+        // A lean placer's explanation keeps the risk and the safety only.
+        let (domains, binding) = if self.lean {
+            (Vec::new(), Vec::new())
+        } else {
+            let nodes = members_of(&prep.pool, x);
+            (
+                self.domains(&nodes),
+                bindings(prep, x, down, safe, breaking.len()),
+            )
+        };
         Explanation {
             risk: if down { 1.0 } else { single_risk + pair_risk },
             single_risk,
@@ -239,7 +206,7 @@ impl Placer<'_> {
             down,
             breaking,
             top_scenarios: top,
-            domains: self.domains(&nodes),
+            domains,
             binding,
         }
     }
@@ -287,6 +254,40 @@ impl Placer<'_> {
         });
         out
     }
+}
+
+/// The rules that bound the choice `x`: the pool's (capacity, balance, colour), the
+/// overlap rows it fills, and safety when it is not single-failure safe.
+fn bindings(prep: &Prepared, x: u64, down: bool, safe: bool, breaking: usize) -> Vec<Binding> {
+    let pool = &prep.pool;
+    let mut binding = pool_bindings(pool);
+    let tight = prep
+        .overlap
+        .iter()
+        .filter(|&&(m, most)| (x & m).count_ones() == most)
+        .count();
+    if tight > 0 {
+        binding.push(Binding {
+            rule: Rule::Overlap,
+            detail: format!(
+                "{tight} other cells share the most servers allowed (one less than a quorum)"
+            ),
+        });
+    }
+    if !safe {
+        binding.push(Binding {
+            rule: Rule::Safety,
+            detail: if down {
+                "the cell is out with nothing failed".to_string()
+            } else {
+                format!(
+                    "no single-failure-safe choice found among {} candidates: {breaking} elements break it alone",
+                    pool.members.len(),
+                )
+            },
+        });
+    }
+    binding
 }
 
 /// The capacity and colour rules, as they narrowed the pool near the clients.

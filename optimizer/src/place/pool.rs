@@ -1155,6 +1155,22 @@ fn draw_with(
             row_rank[row as usize] = rank as u32;
         }
     }
+    let members_of = |r: &RackChoice| {
+        if r.len == SUMMARISED {
+            1
+        } else {
+            r.len as usize
+        }
+    };
+    let first_members: usize = firsts.iter().map(|&i| members_of(&racks[i])).sum();
+    // Beyond the first rank every rack is ranked, so every rack needs its tie hash.
+    let every_rank = first_members < limits.size;
+    if every_rank {
+        for r in &mut racks {
+            r.tie = rack_tie(r.rack);
+        }
+    }
+    let racks = &racks;
     let rank_key = |rank: u32, i: usize| {
         let r = &racks[i];
         (
@@ -1167,33 +1183,9 @@ fn draw_with(
             i,
         )
     };
-    let members_of = |r: &RackChoice| {
-        if r.len == SUMMARISED {
-            1
-        } else {
-            r.len as usize
-        }
-    };
-    let first_members: usize = firsts.iter().map(|&i| members_of(&racks[i])).sum();
-    let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if first_members >= limits.size {
+    let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if !every_rank {
         firsts.iter().map(|&i| rank_key(0, i)).collect()
     } else {
-        for r in &mut racks {
-            r.tie = rack_tie(r.rack);
-        }
-        let racks = &racks;
-        let rank_key = |rank: u32, i: usize| {
-            let r = &racks[i];
-            (
-                rank,
-                row_rank[r.row as usize],
-                r.tier,
-                r.best,
-                r.tie,
-                r.rack,
-                i,
-            )
-        };
         let mut all = Vec::with_capacity(racks.len());
         for (k, &(_, from)) in row_runs.iter().enumerate() {
             let mut run: Vec<usize> = (from as usize..run_end(k)).collect();
