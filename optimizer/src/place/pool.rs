@@ -64,6 +64,13 @@ pub struct PoolRequest<'a> {
     pub colour: Option<u32>,
 }
 
+impl PoolRequest<'_> {
+    /// Whether server `s` may not be a candidate: excluded, or kept (already a member).
+    fn excludes(&self, s: u32) -> bool {
+        self.exclude.contains(&s) || self.keep.contains(&s)
+    }
+}
+
 /// A well-mixed 64-bit hash of `x` under `salt` (splitmix64).
 pub fn mix(x: u64, salt: u64) -> u64 {
     let mut z = x ^ salt.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
@@ -442,8 +449,20 @@ struct RackSummary {
     at_limit: u32,
 }
 
-/// The most nodes a host of `capacity` may hold: its capacity, or less under the
-/// balance rule.
+/// The balance limit (most nodes) of each of colour `slot`'s capacities, in the order of
+/// `PoolIndex::slot_capacities`; empty without the rule.
+fn balance_limits(index: &PoolIndex, slot: usize, ceiling: Option<(f64, f64)>) -> Vec<u32> {
+    match ceiling {
+        Some((mean, u)) => index.slot_capacities[slot]
+            .iter()
+            .map(|&c| most_nodes(mean, u, c))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The most nodes a host of `capacity` may hold under the balance rule (`limits` from
+/// [`balance_limits`]); `u32::MAX` without the rule.
 fn room_limit(index: &PoolIndex, slot: usize, limits: &[u32], capacity: u32) -> u32 {
     if limits.is_empty() {
         return u32::MAX;
@@ -452,6 +471,25 @@ fn room_limit(index: &PoolIndex, slot: usize, limits: &[u32], capacity: u32) -> 
         .binary_search(&capacity)
         .expect("every host's capacity is listed");
     limits[at]
+}
+
+/// Whether a host can take one more node: full, at its balance `limit`, or free at this
+/// utilisation (ordered bits of a non-negative float).
+enum Room {
+    Full,
+    AtLimit,
+    Free(u64),
+}
+
+fn room(occ: &Occupancy, host: &Host, limit: u32) -> Room {
+    let load = occ.load(host.server);
+    if load >= host.capacity {
+        Room::Full
+    } else if load >= limit {
+        Room::AtLimit
+    } else {
+        Room::Free((f64::from(load) / f64::from(host.capacity.max(1))).to_bits())
+    }
 }
 
 fn summarise(
@@ -469,22 +507,18 @@ fn summarise(
     };
     let hosts = &index.colour_hosts[slot][rack.hosts.start as usize..rack.hosts.end as usize];
     for (k, host) in hosts.iter().enumerate() {
-        let load = occ.load(host.server);
-        if load >= host.capacity {
-            summary.full += 1;
-            continue;
-        }
-        if load >= room_limit(index, slot, limits, host.capacity) {
-            summary.at_limit += 1;
-            continue;
-        }
-        let utilisation = (f64::from(load) / f64::from(host.capacity.max(1))).to_bits();
-        if utilisation < summary.best {
-            summary.best = utilisation;
-            summary.at_best = 0;
-        }
-        if utilisation == summary.best {
-            summary.at_best |= 1 << k;
+        match room(occ, host, room_limit(index, slot, limits, host.capacity)) {
+            Room::Full => summary.full += 1,
+            Room::AtLimit => summary.at_limit += 1,
+            Room::Free(utilisation) => {
+                if utilisation < summary.best {
+                    summary.best = utilisation;
+                    summary.at_best = 0;
+                }
+                if utilisation == summary.best {
+                    summary.at_best |= 1 << k;
+                }
+            }
         }
     }
     summary
@@ -511,12 +545,6 @@ fn summarise_row(racks: &[RackSummary]) -> RackSummary {
         },
     )
 }
-
-/// A rack whose server comes from its summary (`RackChoice::len`).
-const SUMMARISED: u32 = u32::MAX;
-
-/// A rack tie hash not yet computed (`RackChoice::tie`).
-const NO_TIE: u64 = 0;
 
 impl PoolCache {
     /// Per datacenter and colour: the load of its active hosts, each up to its capacity;
@@ -575,13 +603,7 @@ impl PoolCache {
         slot: usize,
         ceiling: Option<(f64, f64)>,
     ) -> &ColourSummary {
-        let limits: Vec<u32> = match ceiling {
-            Some((mean, u)) => index.slot_capacities[slot]
-                .iter()
-                .map(|&c| most_nodes(mean, u, c))
-                .collect(),
-            None => Vec::new(),
-        };
+        let limits = balance_limits(index, slot, ceiling);
         let key = slot * 2 + usize::from(ceiling.is_some());
         if self.summaries.len() <= key {
             self.summaries.resize_with(key + 1, || None);
@@ -700,7 +722,6 @@ fn draw_by_rows(
             (at_slot as usize == slot).then(|| racks[pos as usize].row_at)
         })
         .collect();
-    let excluded = |s: u32| req.exclude.contains(&s) || req.keep.contains(&s);
     let rack_tie = |rack: u32| mix(u64::from(rack) | 1 << 40, req.salt);
     let server_tie = |s: u32| mix(u64::from(s), req.salt);
     // Per row with room: (room, best, row id) of its best rack, and that rack's (tie,
@@ -717,7 +738,6 @@ fn draw_by_rows(
     }
     let mut picks: Vec<Pick> = Vec::with_capacity(index.colour_rows[slot].len());
     let (mut skipped_full, mut skipped_balance) = (0, 0);
-    let mut most = (u32::MAX, 0u32);
     for (at, row) in index.colour_rows[slot].iter().enumerate() {
         let first = &racks[row.racks.start as usize];
         let tier = near.tier(first.room, first.dc);
@@ -742,26 +762,18 @@ fn draw_by_rows(
                 let mut best: Option<(u64, u64, u32)> = None;
                 for host in hosts_of(cr) {
                     let s = host.server;
-                    if excluded(s) {
+                    if req.excludes(s) {
                         continue;
                     }
-                    let load = occ.load(s);
-                    if load >= host.capacity {
-                        skipped_full += is_near;
-                        continue;
-                    }
-                    if let Some((mean, u)) = ceiling {
-                        if most.0 != host.capacity {
-                            most = (host.capacity, most_nodes(mean, u, host.capacity));
-                        }
-                        if load >= most.1 {
-                            skipped_balance += is_near;
-                            continue;
+                    let limit = room_limit(index, slot, &summary.limits, host.capacity);
+                    match room(occ, host, limit) {
+                        Room::Full => skipped_full += is_near,
+                        Room::AtLimit => skipped_balance += is_near,
+                        Room::Free(utilisation) => {
+                            let key = (utilisation, server_tie(s), s);
+                            best = Some(best.map_or(key, |b| b.min(key)));
                         }
                     }
-                    let utilisation = (f64::from(load) / f64::from(host.capacity.max(1))).to_bits();
-                    let key = (utilisation, server_tie(s), s);
-                    best = Some(best.map_or(key, |b| b.min(key)));
                 }
                 if let Some((utilisation, _, s)) = best {
                     least = least.min(utilisation);
@@ -893,15 +905,6 @@ fn draw_with(
         .iter()
         .map(|&c| index.rack_room[rack_of(c)])
         .collect();
-    // A one-word filter first: most servers are in neither list.
-    let excluded_bits = req
-        .exclude
-        .iter()
-        .chain(req.keep)
-        .fold(0u64, |m, &s| m | 1 << (s % 64));
-    let excluded = |s: u32| {
-        excluded_bits & 1 << (s % 64) != 0 && (req.exclude.contains(&s) || req.keep.contains(&s))
-    };
 
     // The colour: that of the kept nodes, else the least utilised one near the clients
     // (load over capacity of its active hosts; ties by name), else none when servers
@@ -963,11 +966,11 @@ fn draw_with(
             .map(|(_, hosts)| hosts.len())
             .sum::<usize>();
     }
+    let near = Near {
+        rooms: &client_rooms,
+        dcs: &client_dcs,
+    };
     if by_rows && limits.per_rack == 1 {
-        let near = Near {
-            rooms: &client_rooms,
-            dcs: &client_dcs,
-        };
         if let Some(fast) = draw_by_rows(index, cache, inv, occ, req, limits, ceiling, slot, near) {
             pool.skipped_full += fast.skipped_full;
             pool.skipped_balance += fast.skipped_balance;
@@ -983,7 +986,9 @@ fn draw_with(
         }
     }
     // Per rack: its eligible servers, least utilised first (ties by the request's hash),
-    // kept in one flat list.
+    // kept in one flat list. This reads every host of the colour: the reference the row
+    // shortcut is tested against, and the way for several servers per rack or a pool
+    // that the first rank of the rows does not fill.
     struct RackChoice {
         rack: u32,
         tier: u8,
@@ -995,105 +1000,36 @@ fn draw_with(
         best: u64,
         tie: u64,
     }
-    // The most nodes a host of the last capacity seen may hold under the balance rule.
-    let mut most = (u32::MAX, 0u32);
+    let limits_by_capacity = balance_limits(index, slot, ceiling);
     let colour_racks = &index.colour_racks[slot];
     let mut racks: Vec<RackChoice> = Vec::with_capacity(colour_racks.len());
     let mut chosen: Vec<u32> = Vec::new();
     let mut eligible: Vec<(u64, u64, u32)> = Vec::new();
     // Each row's racks are one run of `racks`: (row, start).
     let mut row_runs: Vec<(u32, u32)> = Vec::new();
-    // One server per rack (the usual case) reads the racks' summaries; a rack that holds
-    // a kept or excluded server, or more than 64 hosts of the colour, is read in full.
-    let summaries =
-        (limits.per_rack == 1).then(|| cache.summaries(index, occ, slot, ceiling).racks.as_slice());
-    let special_racks: Vec<u32> = req
-        .exclude
-        .iter()
-        .chain(req.keep)
-        .map(|&s| inv.servers[s as usize].rack)
-        .collect();
-    for (pos, cr) in colour_racks.iter().enumerate() {
-        let tier = if client_rooms.contains(&cr.room) {
-            0
-        } else if client_dcs.binary_search(&cr.dc).is_ok() {
-            1
-        } else {
-            2
-        };
-        let near = tier < 2;
+    for cr in colour_racks {
+        let tier = near.tier(cr.room, cr.dc);
+        let near = usize::from(tier < 2);
         eligible.clear();
-        let hosts = &index.colour_hosts[slot][cr.hosts.start as usize..cr.hosts.end as usize];
-        if let Some(summaries) =
-            summaries.filter(|_| hosts.len() <= 64 && !special_racks.contains(&cr.rack))
-        {
-            let summary = summaries[pos];
-            pool.skipped_full += usize::from(near) * summary.full as usize;
-            pool.skipped_balance += usize::from(near) * summary.at_limit as usize;
-            if summary.best == NO_ROOM {
+        for host in &index.colour_hosts[slot][cr.hosts.start as usize..cr.hosts.end as usize] {
+            let s = host.server;
+            if req.excludes(s) {
                 continue;
             }
-            // The server is chosen (among the hosts at the least utilisation) only if
-            // the rack makes the pool: `from` is its position, `len` says "summarised".
-            if row_runs.last().is_none_or(|r| r.0 != cr.row) {
-                row_runs.push((cr.row, racks.len() as u32));
-            }
-            racks.push(RackChoice {
-                rack: cr.rack,
-                tier,
-                row: cr.row,
-                from: pos as u32,
-                len: SUMMARISED,
-                best: summary.best,
-                tie: NO_TIE,
-            });
-            continue;
-        } else {
-            for host in hosts {
-                let s = host.server;
-                if excluded(s) {
-                    continue;
+            let limit = room_limit(index, slot, &limits_by_capacity, host.capacity);
+            match room(occ, host, limit) {
+                Room::Full => pool.skipped_full += near,
+                Room::AtLimit => pool.skipped_balance += near,
+                Room::Free(utilisation) => {
+                    eligible.push((utilisation, mix(u64::from(s), req.salt), s));
                 }
-                let load = occ.load(s);
-                if load >= host.capacity {
-                    pool.skipped_full += usize::from(near);
-                    continue;
-                }
-                if let Some((mean, u)) = ceiling {
-                    if most.0 != host.capacity {
-                        most = (host.capacity, most_nodes(mean, u, host.capacity));
-                    }
-                    if load >= most.1 {
-                        pool.skipped_balance += usize::from(near);
-                        continue;
-                    }
-                }
-                let utilisation = (f64::from(load) / f64::from(host.capacity.max(1))).to_bits();
-                // One per rack (the usual case): keep the least (utilisation, hash) so far,
-                // hashing only to break a tie.
-                if limits.per_rack == 1 {
-                    if let Some(best) = eligible.first_mut() {
-                        if utilisation > best.0 {
-                            continue;
-                        }
-                        let hash = mix(u64::from(s), req.salt);
-                        if utilisation == best.0 && (hash, s) > (best.1, best.2) {
-                            continue;
-                        }
-                        *best = (utilisation, hash, s);
-                        continue;
-                    }
-                }
-                eligible.push((utilisation, mix(u64::from(s), req.salt), s));
             }
         }
         if eligible.is_empty() {
             continue;
         }
-        if limits.per_rack > 1 {
-            eligible.sort_unstable();
-            eligible.truncate(limits.per_rack);
-        }
+        eligible.sort_unstable();
+        eligible.truncate(limits.per_rack);
         if row_runs.last().is_none_or(|r| r.0 != cr.row) {
             row_runs.push((cr.row, racks.len() as u32));
         }
@@ -1104,40 +1040,24 @@ fn draw_with(
             from: chosen.len() as u32,
             len: eligible.len() as u32,
             best: eligible[0].0,
-            tie: NO_TIE,
+            tie: mix(u64::from(cr.rack) | 1 << 40, req.salt),
         });
         chosen.extend(eligible.iter().map(|e| e.2));
     }
-    // A rack's hash for ties between racks, computed only where a tie must be broken.
-    let rack_tie = |rack: u32| mix(u64::from(rack) | 1 << 40, req.salt);
     // Order: round-robin over rooms, then over the rows of a room, then over the racks
     // of a row, least utilised first at each level, so that a pool of any size spreads
     // over as many rooms, rows and racks as it can: racks by (rank in their row, rank of
     // the row in its room, tier, utilisation, hash). The first rank of every row is
     // usually enough to fill the pool; the others are ranked only when it is not.
-    let rack_count = racks.len();
-    let run_end = |k: usize| row_runs.get(k + 1).map_or(rack_count, |r| r.1 as usize);
+    let run_end = |k: usize| row_runs.get(k + 1).map_or(racks.len(), |r| r.1 as usize);
     let rack_key = |r: &RackChoice| (r.best, r.tie, r.rack);
     let mut row_best: Vec<(u64, u32)> = vec![(0, 0); index.row_count];
     let mut firsts: Vec<usize> = Vec::with_capacity(row_runs.len());
     for (k, &(row, from)) in row_runs.iter().enumerate() {
-        let run = from as usize..run_end(k);
-        let least = run
-            .clone()
-            .map(|i| racks[i].best)
-            .min()
+        let first = (from as usize..run_end(k))
+            .min_by_key(|&i| rack_key(&racks[i]))
             .expect("runs are not empty");
-        let mut first = usize::MAX;
-        for i in run {
-            if racks[i].best != least {
-                continue;
-            }
-            racks[i].tie = rack_tie(racks[i].rack);
-            if first == usize::MAX || rack_key(&racks[i]) < rack_key(&racks[first]) {
-                first = i;
-            }
-        }
-        row_best[row as usize] = (least, row);
+        row_best[row as usize] = (racks[first].best, row);
         firsts.push(first);
     }
     // Rows of a room by their best rack, then id.
@@ -1155,22 +1075,6 @@ fn draw_with(
             row_rank[row as usize] = rank as u32;
         }
     }
-    let members_of = |r: &RackChoice| {
-        if r.len == SUMMARISED {
-            1
-        } else {
-            r.len as usize
-        }
-    };
-    let first_members: usize = firsts.iter().map(|&i| members_of(&racks[i])).sum();
-    // Beyond the first rank every rack is ranked, so every rack needs its tie hash.
-    let every_rank = first_members < limits.size;
-    if every_rank {
-        for r in &mut racks {
-            r.tie = rack_tie(r.rack);
-        }
-    }
-    let racks = &racks;
     let rank_key = |rank: u32, i: usize| {
         let r = &racks[i];
         (
@@ -1183,7 +1087,8 @@ fn draw_with(
             i,
         )
     };
-    let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if !every_rank {
+    let first_members: usize = firsts.iter().map(|&i| racks[i].len as usize).sum();
+    let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if first_members >= limits.size {
         firsts.iter().map(|&i| rank_key(0, i)).collect()
     } else {
         let mut all = Vec::with_capacity(racks.len());
@@ -1211,29 +1116,9 @@ fn draw_with(
         pool.members.push(k);
     }
     let mut taken = 0;
-    let summaries = summaries.unwrap_or_default();
     'racks: for &(.., i) in &ranked {
         let r = &racks[i];
-        let one;
-        let servers = if r.len == SUMMARISED {
-            // The least (hash, server) among the hosts at the least utilisation.
-            let cr = &colour_racks[r.from as usize];
-            let hosts = &index.colour_hosts[slot][cr.hosts.start as usize..cr.hosts.end as usize];
-            let mut at_best = summaries[r.from as usize].at_best;
-            let mut least: Option<(u64, u32)> = None;
-            let ties = at_best.count_ones() > 1;
-            while at_best != 0 {
-                let s = hosts[at_best.trailing_zeros() as usize].server;
-                at_best &= at_best - 1;
-                let key = (if ties { mix(u64::from(s), req.salt) } else { 0 }, s);
-                least = Some(least.map_or(key, |l| l.min(key)));
-            }
-            one = [least.expect("a summarised rack has room").1];
-            &one[..]
-        } else {
-            &chosen[r.from as usize..(r.from + r.len) as usize]
-        };
-        for &s in servers {
+        for &s in &chosen[r.from as usize..(r.from + r.len) as usize] {
             if taken == limits.size {
                 break 'racks;
             }
