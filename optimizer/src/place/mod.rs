@@ -371,14 +371,10 @@ impl<'m> Placer<'m> {
             .collect();
         // Other cells with more than a quorum's worth of servers in the pool.
         let quorum = size / 2 + 1;
-        let one_shared_matters = quorum == 1 || occ.has_one_node_cells();
-        let fewest = if one_shared_matters { 1 } else { 2 };
+        let fewest = occ.fewest_shared(quorum);
         let mut overlap = Vec::new();
         self.shared_cells
             .collect(occ, &pool.members, own, fewest, |slot, mask| {
-                if mask.count_ones() == 1 && !one_shared_matters {
-                    return;
-                }
                 let other_quorum = occ.size(slot) / 2 + 1;
                 let most = (quorum.min(other_quorum) - 1) as u32;
                 if mask.count_ones() > most {

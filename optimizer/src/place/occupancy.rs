@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use topology::model::ServerStatus;
+use topology::workload::MAX_CELL_SIZE;
 use topology::Inventory;
 
 /// A cell's handle in an [`Occupancy`]; slots of removed cells are reused.
@@ -28,8 +29,9 @@ pub struct Occupancy {
     live: usize,
     /// Nodes over all cells (the sum of the loads).
     total: u64,
-    /// Cells of one node (one shared server is their whole quorum).
-    one_node_cells: usize,
+    /// Live cells by node count (the smallest sets how few shared servers can break the
+    /// overlap rule).
+    cells_of_size: [usize; MAX_CELL_SIZE + 1],
     /// This occupancy's identity (unique per process, new for a clone) and how many load
     /// changes it has seen; `log` holds the servers of the last ones, oldest first.
     id: u64,
@@ -63,7 +65,7 @@ impl Default for Occupancy {
             free: Vec::new(),
             live: 0,
             total: 0,
-            one_node_cells: 0,
+            cells_of_size: [0; MAX_CELL_SIZE + 1],
             id: next_id(),
             version: 0,
             log: VecDeque::new(),
@@ -83,7 +85,7 @@ impl Clone for Occupancy {
             free: self.free.clone(),
             live: self.live,
             total: self.total,
-            one_node_cells: self.one_node_cells,
+            cells_of_size: self.cells_of_size,
             id: next_id(),
             version: 0,
             log: VecDeque::new(),
@@ -162,7 +164,7 @@ impl Occupancy {
         self.sizes[slot as usize] =
             u8::try_from(nodes.len()).expect("a cell has at most MAX_CELL_SIZE nodes");
         self.live += 1;
-        self.one_node_cells += usize::from(nodes.len() == 1);
+        self.cells_of_size[nodes.len()] += 1;
         CellSlot(slot)
     }
 
@@ -184,7 +186,7 @@ impl Occupancy {
         self.total -= nodes.len() as u64;
         self.free.push(slot.0);
         self.live -= 1;
-        self.one_node_cells -= usize::from(nodes.len() == 1);
+        self.cells_of_size[nodes.len()] -= 1;
     }
 
     /// Moves a cell to new nodes, keeping its slot.
@@ -204,18 +206,20 @@ impl Occupancy {
             self.changed(s);
         }
         self.total = self.total - old.len() as u64 + nodes.len() as u64;
-        self.one_node_cells =
-            self.one_node_cells + usize::from(nodes.len() == 1) - usize::from(old.len() == 1);
+        self.cells_of_size[old.len()] -= 1;
+        self.cells_of_size[nodes.len()] += 1;
         self.cells[slot.0 as usize] = nodes.to_vec();
         self.sizes[slot.0 as usize] =
             u8::try_from(nodes.len()).expect("a cell has at most MAX_CELL_SIZE nodes");
     }
 
-    /// Whether some cell has a single node (sharing one server with it shares its
-    /// quorum): otherwise a cell that shares one server with another never breaks the
-    /// overlap rule, and the rule need not look at its size.
-    pub fn has_one_node_cells(&self) -> bool {
-        self.one_node_cells > 0
+    /// The fewest servers a cell with quorum `quorum` must share with some recorded cell
+    /// to break the overlap rule (sharing the quorum of either): `quorum`, or the smallest
+    /// recorded cell's quorum when that is smaller. Cells sharing fewer need no look.
+    pub fn fewest_shared(&self, quorum: usize) -> u32 {
+        let smallest = (1..=MAX_CELL_SIZE).find(|&n| self.cells_of_size[n] > 0);
+        let least = smallest.map_or(quorum, |n| quorum.min(n / 2 + 1));
+        least.max(1) as u32
     }
 
     /// Nodes placed over all cells.
@@ -277,11 +281,10 @@ impl Occupancy {
         let mut out = self.server_violations(inv, nodes, ignoring);
         let quorum = nodes.len() / 2 + 1;
         let mut shared = Vec::new();
-        let one_shared_matters = quorum == 1 || self.has_one_node_cells();
-        let fewest = if one_shared_matters { 1 } else { 2 };
+        let fewest = self.fewest_shared(quorum);
         shared_cells.collect(self, nodes, ignoring, fewest, |other, servers| {
             let count = servers.count_ones() as usize;
-            if (count > 1 || one_shared_matters) && count >= quorum.min(self.size(other) / 2 + 1) {
+            if count >= quorum.min(self.size(other) / 2 + 1) {
                 shared.push(Violation::SharedQuorum {
                     other,
                     shared: count,
@@ -368,25 +371,24 @@ const FILTER_FROM: usize = 1024;
 /// rule. Keeps its tables between calls (a placer holds one): an open-addressing map from
 /// cell slot + 1 (`entries`, 0: empty) to a bit mask over the servers; `seen` lists the
 /// entries in use, emptied after each call. No sort of every neighbour and no zone-sized
-/// array: one probe per (server, cell), or with many of them a first-level-cache bitmap
+/// array: one probe per (server, cell), or with many of them first-level-cache counters
 /// first, however many cells the zone holds.
 #[derive(Debug, Default)]
 pub struct SharedCells {
     /// (cell slot + 1, servers) side by side: one cache line per probe.
     entries: Vec<(u32, u64)>,
     seen: Vec<u32>,
-    /// The first pass's bitmap, then the candidates'; the candidates (slot + 1).
-    filter: Vec<u64>,
-    again: Vec<u32>,
+    /// The first pass's counters (saturating) of cells by hash.
+    counters: Vec<u8>,
     /// [`FILTER_FROM`] when 0 (tests set 1 to filter always, `usize::MAX` never).
     filter_from: usize,
 }
 
 impl SharedCells {
     /// Calls `visit(cell, servers)` once for every cell other than `ignoring` that holds
-    /// at least `fewest` (1 or 2) of `servers` (at most 64), with those it holds as a bit
-    /// mask over their indices, in an order that depends only on the occupancy and the
-    /// servers.
+    /// at least `fewest` (1 or more) of `servers` (at most 64), with those it holds as a
+    /// bit mask over their indices, in an order that depends only on the occupancy and
+    /// the servers.
     pub fn collect(
         &mut self,
         occ: &Occupancy,
@@ -399,51 +401,35 @@ impl SharedCells {
         let neighbours: usize = servers.iter().map(|&s| occ.cells_on(s).len()).sum();
         let ignored = ignoring.map_or(0, |c| c.0 + 1);
         let hash = |key: u32| u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        // With `fewest` 2 and many neighbours, most cells (on one server only) need no
-        // entry: a first pass marks each cell's hash in a bitmap small enough for the
-        // first-level cache and keeps the cells whose bit was already set (every cell on
-        // two servers, and a few that share a bit); the second pass probes the map only
-        // for those. With few neighbours the map stays in cache and one pass is cheaper.
-        let filter_bits = (8 * neighbours)
+        // With `fewest` 2 or more and many neighbours, most cells (on fewer servers) need
+        // no entry: a first pass counts each cell's hash in a table of byte counters small
+        // enough for the first-level cache (no branch), and the second probes the map only
+        // for cells whose counter reached `fewest` (every cell on that many servers, and a
+        // few that share a counter). With few neighbours the map stays in cache and one
+        // pass is cheaper.
+        let counter_bits = (4 * neighbours)
             .clamp(1 << 10, 1 << 20)
             .next_power_of_two()
             .trailing_zeros();
-        let bit_of = |key: u32| {
-            let h = (hash(key) >> (64 - filter_bits)) as usize;
-            (h >> 6, 1u64 << (h & 63))
-        };
+        let counter_of = |key: u32| (hash(key) >> (64 - counter_bits)) as usize;
         let filter_from = if self.filter_from == 0 {
             FILTER_FROM
         } else {
             self.filter_from
         };
-        let candidates = if fewest >= 2 && neighbours >= filter_from {
-            self.filter.clear();
-            self.filter.resize(1 << (filter_bits - 6), 0);
-            self.again.clear();
+        let filtered = fewest >= 2 && neighbours >= filter_from;
+        if filtered {
+            self.counters.clear();
+            self.counters.resize(1 << counter_bits, 0);
             for &s in servers {
                 for &c in occ.cells_on(s) {
-                    let (word, bit) = bit_of(c.0 + 1);
-                    if self.filter[word] & bit != 0 {
-                        self.again.push(c.0 + 1);
-                    } else {
-                        self.filter[word] |= bit;
-                    }
+                    let at = counter_of(c.0 + 1);
+                    self.counters[at] = self.counters[at].saturating_add(1);
                 }
             }
-            if self.again.is_empty() {
-                return;
-            }
-            self.filter.fill(0);
-            for &key in &self.again {
-                let (word, bit) = bit_of(key);
-                self.filter[word] |= bit;
-            }
-            Some(self.again.len())
-        } else {
-            None
-        };
-        let bits = (2 * candidates.unwrap_or(neighbours))
+        }
+        let least = u8::try_from(fewest).unwrap_or(u8::MAX);
+        let bits = (2 * neighbours)
             .max(64)
             .next_power_of_two()
             .trailing_zeros();
@@ -452,40 +438,21 @@ impl SharedCells {
             self.entries.resize(width, (0, 0));
         }
         self.seen.clear();
-        // The map's slot of `key`: its entry, or the empty one where it goes.
-        let find = |entries: &[(u32, u64)], key: u32| {
-            let mut at = (hash(key) >> (64 - bits)) as usize;
-            while entries[at].0 != key && entries[at].0 != 0 {
-                at = (at + 1) & (width - 1);
-            }
-            at
-        };
-        if candidates.is_some() {
-            for &key in &self.again {
-                let at = find(&self.entries, key);
-                if self.entries[at].0 == 0 {
-                    self.entries[at] = (key, 0);
-                    self.seen.push(at as u32);
-                }
-            }
-        }
         for (i, &s) in servers.iter().enumerate() {
             for &c in occ.cells_on(s) {
                 let key = c.0 + 1;
-                if key == ignored {
+                if key == ignored || (filtered && self.counters[counter_of(key)] < least) {
                     continue;
                 }
-                if candidates.is_some() {
-                    let (word, bit) = bit_of(key);
-                    if self.filter[word] & bit == 0 {
-                        continue;
-                    }
+                // The map's slot of `key`: its entry, or the empty one where it goes.
+                let mut at = (hash(key) >> (64 - bits)) as usize;
+                while self.entries[at].0 != key && self.entries[at].0 != 0 {
+                    at = (at + 1) & (width - 1);
                 }
-                let at = find(&self.entries, key);
                 let entry = &mut self.entries[at];
                 if entry.0 == key {
                     entry.1 |= 1 << i;
-                } else if candidates.is_none() {
+                } else {
                     *entry = (key, 1 << i);
                     self.seen.push(at as u32);
                 }
@@ -593,7 +560,7 @@ mod tests {
                 }
             }
             let ignoring = (round % 5 == 0 && !occ.is_empty()).then_some(CellSlot(0));
-            for fewest in [1, 2] {
+            for fewest in [1, 2, 3, 4] {
                 let mut a = Vec::new();
                 let mut b = Vec::new();
                 filtered.collect(&occ, &nodes, ignoring, fewest, |c, m| a.push((c, m)));
