@@ -15,6 +15,7 @@
 //! halves are not.
 
 use rustc_hash::FxHashMap;
+use smallvec::{smallvec, SmallVec};
 
 use topology::failure::Vertex;
 use topology::{ElementId, FailureModel};
@@ -91,9 +92,10 @@ pub struct CoveredPair {
     pub top: TopScenarios,
 }
 
-/// A set of groups (by index) that a choice loses: a bit per group.
+/// A set of groups (by index) that a choice loses: a bit per group, inline up to 256
+/// groups (the search scores hundreds of choices per request).
 #[derive(Debug, Clone)]
-pub struct Lost(Vec<u64>);
+pub struct Lost(SmallVec<[u64; 4]>);
 
 impl Lost {
     pub fn contains(&self, group: usize) -> bool {
@@ -304,7 +306,7 @@ impl Table {
 
     /// The groups for which `is_lost` holds.
     pub fn lost_where(&self, is_lost: impl Fn(&Group) -> bool) -> Lost {
-        let mut lost = Lost(vec![0u64; self.groups.len().div_ceil(64)]);
+        let mut lost = Lost(smallvec![0u64; self.groups.len().div_ceil(64)]);
         for (g, group) in self.groups.iter().enumerate() {
             if is_lost(group) {
                 lost.0[g / 64] |= 1 << (g % 64);
