@@ -75,33 +75,31 @@ pub(super) fn draw_by_rows(
         .collect();
     let rack_tie = |rack: u32| mix(u64::from(rack) | 1 << 40, req.salt);
     let server_tie = |s: u32| mix(u64::from(s), req.salt);
-    // Per row with room: (room, best, row id) of its best rack, and that rack's (tie,
-    // rack id, position, tier, server when already known).
-    struct Pick {
+    let read_in_full =
+        |cr: &ColourRack| hosts_of(cr).len() > 64 || special_racks.contains(&cr.rack);
+    // First every row with room: its least utilisation, tier and place; the racks read
+    // in full (their least utilisation and best server) in `in_full[from..to]`.
+    struct RowLeast {
+        at: usize,
         room: u32,
         row: u32,
         tier: u8,
-        best: u64,
-        tie: u64,
-        rack: u32,
-        pos: u32,
-        server: Option<u32>,
+        least: u64,
+        read_by_rack: bool,
+        in_full: (u32, u32),
     }
-    let mut picks: Vec<Pick> = Vec::with_capacity(index.colour_rows[slot].len());
+    let mut rows: Vec<RowLeast> = Vec::with_capacity(index.colour_rows[slot].len());
+    let mut in_full: Vec<(usize, u64, u32)> = Vec::new();
     let (mut skipped_full, mut skipped_balance) = (0, 0);
     for (at, row) in index.colour_rows[slot].iter().enumerate() {
         let first = &racks[row.racks.start as usize];
         let tier = near.tier(first.room, first.dc);
         let is_near = usize::from(tier < 2);
-        let read_in_full =
-            |cr: &ColourRack| hosts_of(cr).len() > 64 || special_racks.contains(&cr.rack);
-        let row_racks = row.racks.start as usize..row.racks.end as usize;
-        // Each rack's least utilisation (and server, for a rack read in full).
+        let from = in_full.len() as u32;
         let mut least = NO_ROOM;
-        let mut in_full: Vec<(usize, u64, u32)> = Vec::new();
         let read_by_rack = row.big || special_rows.contains(&(at as u32));
         if read_by_rack {
-            for pos in row_racks.clone() {
+            for pos in row.racks.start as usize..row.racks.end as usize {
                 let cr = &racks[pos];
                 if !read_in_full(cr) {
                     let rs = summary.racks[pos];
@@ -140,64 +138,76 @@ pub(super) fn draw_by_rows(
         if least == NO_ROOM {
             continue;
         }
-        // The row's best rack: the least (tie, rack) among those at the least utilisation.
-        let mut pick: Option<Pick> = None;
-        for pos in row_racks {
-            let cr = &racks[pos];
-            let (best, server) = if !read_by_rack {
-                (summary.racks[pos].best, None)
-            } else {
-                match in_full.iter().find(|x| x.0 == pos) {
-                    Some(&(_, u, s)) => (u, Some(s)),
-                    None if read_in_full(cr) => continue,
-                    None => (summary.racks[pos].best, None),
-                }
-            };
-            if best != least {
-                continue;
-            }
-            let tie = rack_tie(cr.rack);
-            if pick
-                .as_ref()
-                .is_none_or(|p| (tie, cr.rack) < (p.tie, p.rack))
-            {
-                pick = Some(Pick {
-                    room: cr.room,
-                    row: cr.row,
-                    tier,
-                    best,
-                    tie,
-                    rack: cr.rack,
-                    pos: pos as u32,
-                    server,
-                });
-            }
-        }
-        picks.push(pick.expect("a rack has the row's least utilisation"));
+        rows.push(RowLeast {
+            at,
+            room: first.room,
+            row: first.row,
+            tier,
+            least,
+            read_by_rack,
+            in_full: (from, in_full.len() as u32),
+        });
     }
-    if picks.len() < limits.size {
+    if rows.len() < limits.size {
         return None;
     }
-    // Rows of a room by their best rack, then id; then the first rank of every row by
-    // (rank of the row in its room, tier, utilisation, hash, rack).
-    let mut by_room: Vec<(u32, u64, u32, usize)> = picks
+    // Rows of a room by their best rack, then id: each row's rank in its room.
+    let mut by_room: Vec<(u32, u64, u32, usize)> = rows
         .iter()
         .enumerate()
-        .map(|(i, p)| (p.room, p.best, p.row, i))
+        .map(|(i, r)| (r.room, r.least, r.row, i))
         .collect();
     by_room.sort_unstable();
-    let mut row_rank = vec![0u32; picks.len()];
+    let mut row_rank = vec![0u32; rows.len()];
     for k in 1..by_room.len() {
         if by_room[k].0 == by_room[k - 1].0 {
             row_rank[by_room[k].3] = row_rank[by_room[k - 1].3] + 1;
         }
     }
-    let mut ranked: Vec<(u32, u8, u64, u64, u32, usize)> = picks
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (row_rank[i], p.tier, p.best, p.tie, p.rack, i))
-        .collect();
+    // The first rank of every row goes by (rank of the row in its room, tier,
+    // utilisation, hash, rack): only rows whose (rank, tier, utilisation) is at most the
+    // pool's last one can be in the pool, so only their best racks are chosen (and
+    // hashed).
     let first = limits.size;
+    let prefix = |i: usize| (row_rank[i], rows[i].tier, rows[i].least);
+    let last_in = if first > 0 && first < rows.len() {
+        let mut prefixes: Vec<(u32, u8, u64)> = (0..rows.len()).map(prefix).collect();
+        *prefixes.select_nth_unstable(first - 1).1
+    } else {
+        (u32::MAX, u8::MAX, u64::MAX)
+    };
+    // The best rack of a row: the least (tie, rack) among those at its least utilisation;
+    // its server when it was read in full.
+    let mut ranked: Vec<(u32, u8, u64, u64, u32, usize, u32, Option<u32>)> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if prefix(i) > last_in {
+            continue;
+        }
+        let row = &index.colour_rows[slot][r.at];
+        let full = &in_full[r.in_full.0 as usize..r.in_full.1 as usize];
+        let mut pick: Option<(u64, u32, u32, Option<u32>)> = None;
+        for pos in row.racks.start as usize..row.racks.end as usize {
+            let cr = &racks[pos];
+            let (best, server) = if !r.read_by_rack {
+                (summary.racks[pos].best, None)
+            } else {
+                match full.iter().find(|x| x.0 == pos) {
+                    Some(&(_, u, s)) => (u, Some(s)),
+                    None if read_in_full(cr) => continue,
+                    None => (summary.racks[pos].best, None),
+                }
+            };
+            if best != r.least {
+                continue;
+            }
+            let tie = rack_tie(cr.rack);
+            if pick.is_none_or(|p| (tie, cr.rack) < (p.0, p.1)) {
+                pick = Some((tie, cr.rack, pos as u32, server));
+            }
+        }
+        let (tie, rack, pos, server) = pick.expect("a rack has the row's least utilisation");
+        ranked.push((row_rank[i], r.tier, r.least, tie, rack, i, pos, server));
+    }
     if first > 0 && first < ranked.len() {
         ranked.select_nth_unstable(first - 1);
     }
@@ -205,12 +215,11 @@ pub(super) fn draw_by_rows(
     ranked.sort_unstable();
     let servers = ranked
         .iter()
-        .map(|&(.., i)| {
-            let p = &picks[i];
-            p.server.unwrap_or_else(|| {
+        .map(|&(.., pos, server)| {
+            server.unwrap_or_else(|| {
                 // The least (hash, server) among the rack's hosts at its utilisation.
-                let hosts = hosts_of(&racks[p.pos as usize]);
-                let mut at_best = summary.racks[p.pos as usize].at_best;
+                let hosts = hosts_of(&racks[pos as usize]);
+                let mut at_best = summary.racks[pos as usize].at_best;
                 let ties = at_best.count_ones() > 1;
                 let mut least: Option<(u64, u32)> = None;
                 while at_best != 0 {
