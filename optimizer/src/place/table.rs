@@ -167,7 +167,8 @@ impl Table {
         let mut reach: Vec<u64> = Vec::with_capacity(clients.len());
         // Consecutive events often share one state (pairs that leave ei's state as is):
         // remember the last state's group.
-        let mut last: Option<(Vec<u64>, Option<usize>)> = None;
+        let mut last_state: Vec<u64> = Vec::with_capacity(distinct_clients.len());
+        let mut last: Option<Option<usize>> = None;
         let mut group_of = |state: &[u64], groups: &mut Vec<Group>| -> Option<usize> {
             // Cheap screen first: no needing client loses enough pool members.
             let matters = distinct_clients.iter().enumerate().any(|(k, &c)| {
@@ -179,9 +180,9 @@ impl Table {
             if !matters {
                 return None;
             }
-            if let Some((s, g)) = &last {
-                if s.as_slice() == state {
-                    return *g;
+            if let Some(g) = last {
+                if last_state.as_slice() == state {
+                    return g;
                 }
             }
             reach.clear();
@@ -208,7 +209,9 @@ impl Table {
                 });
                 groups.len() - 1
             }));
-            last = Some((state.to_vec(), g));
+            last_state.clear();
+            last_state.extend_from_slice(state);
+            last = Some(g);
             g
         };
         let watch = Watch {

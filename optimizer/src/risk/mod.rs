@@ -212,8 +212,8 @@ struct Terminal {
     /// its one neighbour when it is a dead end, none when it has no link.
     anchor: Vertex,
     dead_end: bool,
-    /// A dead end's links (all to its anchor).
-    links: Vec<u32>,
+    /// A dead end's links (all to its anchor): `RiskEvaluator::links[from..to]`.
+    links: (u32, u32),
     base_label: u64,
 }
 
@@ -246,6 +246,26 @@ pub struct RiskEvaluator<'m> {
     special_slot: Vec<u32>,
     labels: Vec<u64>,
     rank: Vec<u8>,
+    /// The dead ends' links, side by side ([`Terminal::links`]).
+    links: Vec<u32>,
+    /// Buffers of the last call, kept for the next one (a table is built per request).
+    spare: Singles,
+    scratch: PairScratch,
+}
+
+/// The pair lists [`RiskEvaluator::enumerate_states`] builds, kept between calls.
+#[derive(Debug, Default)]
+struct PairScratch {
+    special: Vec<((ElementId, ElementId), Option<u32>)>,
+    dead_end: Vec<((ElementId, ElementId), u8)>,
+    inner: Vec<(u32, u32, Option<u32>)>,
+    with_one: Vec<(u32, ElementId, Option<u32>)>,
+    outer: Vec<((ElementId, ElementId), Option<u32>)>,
+    loss: Vec<u32>,
+    /// Per shortfall `t`, `at_least[at_least_from[t]..at_least_from[t + 1]]`.
+    at_least: Vec<u32>,
+    at_least_from: Vec<usize>,
+    pair_state: Vec<u64>,
 }
 
 /// The touching elements of one cell and their single states.
@@ -275,6 +295,9 @@ impl<'m> RiskEvaluator<'m> {
             special_slot: vec![0; model.effects().special_count()],
             labels: Vec::new(),
             rank: Vec::new(),
+            links: Vec::new(),
+            spare: Singles::default(),
+            scratch: PairScratch::default(),
         }
     }
 
@@ -394,6 +417,7 @@ impl<'m> RiskEvaluator<'m> {
             .filter(|&(i, _)| shape.outage(&singles.reach[i * nc..(i + 1) * nc]) != down)
             .map(|(_, &e)| e)
             .collect();
+        self.spare = singles;
         SingleFailures { down, elements }
     }
 
@@ -405,6 +429,7 @@ impl<'m> RiskEvaluator<'m> {
         assert!(terminals.len() < 64, "at most 63 terminals");
         self.terminals.clear();
         self.touches.clear();
+        self.links.clear();
         for (i, &t) in terminals.iter().enumerate() {
             let neighbours = model.neighbours(t);
             let dead_end = !model.is_transit(t) && !neighbours.is_empty();
@@ -415,11 +440,11 @@ impl<'m> RiskEvaluator<'m> {
             } else {
                 NO_VERTEX
             };
-            let links: Vec<u32> = if dead_end {
-                neighbours.iter().map(|&(_, l)| l).collect()
-            } else {
-                Vec::new()
-            };
+            let from = self.links.len() as u32;
+            if dead_end {
+                self.links.extend(neighbours.iter().map(|&(_, l)| l));
+            }
+            let links = &self.links[from as usize..];
             let base_label = if model.always_down(t) {
                 DOWN_LABEL
             } else {
@@ -459,7 +484,7 @@ impl<'m> RiskEvaluator<'m> {
                 vertex: t,
                 anchor,
                 dead_end,
-                links,
+                links: (from, self.links.len() as u32),
                 base_label,
             });
         }
@@ -468,11 +493,15 @@ impl<'m> RiskEvaluator<'m> {
         self.next_epoch();
         self.touch_range.clear();
         let nc = clients.len();
-        let mut singles = Singles::default();
+        let mut singles = std::mem::take(&mut self.spare);
+        singles.elements.clear();
+        singles.reach.clear();
+        singles.hit.clear();
+        singles.base.clear();
         self.labels.clear();
         self.labels
             .extend(self.terminals.iter().map(|t| t.base_label));
-        singles.base = vec![0; nc];
+        singles.base.resize(nc, 0);
         reach_of(&self.labels, clients, &mut singles.base);
         let mut at = 0;
         while at < self.touches.len() {
@@ -638,15 +667,16 @@ impl<'m> RiskEvaluator<'m> {
     fn dead_end_pairs(&self, i: usize, out: &mut Vec<((ElementId, ElementId), u8)>) {
         let model = self.model;
         let t = &self.terminals[i];
-        if !t.dead_end || t.links.len() < 2 || t.base_label == DOWN_LABEL {
+        let links = &self.links[t.links.0 as usize..t.links.1 as usize];
+        if !t.dead_end || links.len() < 2 || t.base_label == DOWN_LABEL {
             return;
         }
         let kills = |e: ElementId, l: u32| model.link_hits(l).any(|x| x == e);
         let mut candidates: Vec<ElementId> =
-            t.links.iter().flat_map(|&l| model.link_hits(l)).collect();
+            links.iter().flat_map(|&l| model.link_hits(l)).collect();
         candidates.sort_unstable();
         candidates.dedup();
-        let alone = |e: ElementId| t.links.iter().all(|&l| kills(e, l));
+        let alone = |e: ElementId| links.iter().all(|&l| kills(e, l));
         for &x in &candidates {
             if alone(x) {
                 continue;
@@ -655,7 +685,7 @@ impl<'m> RiskEvaluator<'m> {
                 if y <= x || alone(y) {
                     continue;
                 }
-                if t.links.iter().all(|&l| kills(x, l) || kills(y, l)) {
+                if links.iter().all(|&l| kills(x, l) || kills(y, l)) {
                     out.push(((x, y), i as u8));
                 }
             }
@@ -681,6 +711,18 @@ impl<'m> RiskEvaluator<'m> {
         let effects = model.effects();
         let singles = self.singles(terminals, clients);
         self.collect_special_touches();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let PairScratch {
+            special,
+            dead_end,
+            inner,
+            with_one,
+            outer,
+            loss,
+            at_least,
+            at_least_from,
+            pair_state,
+        } = &mut scratch;
         let nc = clients.len();
         let n = singles.elements.len();
         let single_state = |i: usize| &singles.reach[i * nc..(i + 1) * nc];
@@ -705,7 +747,7 @@ impl<'m> RiskEvaluator<'m> {
             let (e, f) = effects.special_pair(s);
             hit(this, e) | hit(this, f) | this.special_mask(s)
         };
-        let mut special: Vec<((ElementId, ElementId), Option<u32>)> = Vec::new();
+        special.clear();
         for &(s, _) in &self.special_touches {
             if may_matter(touched(self, s)) {
                 special.push((effects.special_pair(s), Some(s)));
@@ -721,9 +763,9 @@ impl<'m> RiskEvaluator<'m> {
                 }
             }
         }
-        let mut dead_end = Vec::new();
+        dead_end.clear();
         for i in 0..self.terminals.len() {
-            self.dead_end_pairs(i, &mut dead_end);
+            self.dead_end_pairs(i, dead_end);
         }
         dead_end.sort_unstable();
         special.extend(
@@ -734,7 +776,9 @@ impl<'m> RiskEvaluator<'m> {
         special.sort_unstable();
         special.dedup();
 
-        let mut pair_state = vec![0u64; nc];
+        pair_state.clear();
+        pair_state.resize(nc, 0);
+        let dead_end = &*dead_end;
         // The state under an explicit pair (`s`: its special index, if it is one), into
         // `out`; false (and `out` as it was) when the pair cannot take what `watch` asks.
         let explicit_state = |this: &mut Self,
@@ -780,10 +824,10 @@ impl<'m> RiskEvaluator<'m> {
         };
 
         // Explicit pairs by how many touching elements they hold.
-        let mut inner: Vec<(u32, u32, Option<u32>)> = Vec::new();
-        let mut with_one: Vec<(u32, ElementId, Option<u32>)> = Vec::new();
-        let mut outer: Vec<((ElementId, ElementId), Option<u32>)> = Vec::new();
-        for &((e, f), s) in &special {
+        inner.clear();
+        with_one.clear();
+        outer.clear();
+        for &((e, f), s) in special.iter() {
             match (self.local(e), self.local(f)) {
                 (Some(i), Some(j)) => inner.push((i.min(j), i.max(j), s)),
                 (Some(i), None) => with_one.push((i, f, s)),
@@ -808,25 +852,29 @@ impl<'m> RiskEvaluator<'m> {
         // to matter: the meet of two states loses at most what both halves lose. Per
         // single, the most watched terminals it takes from one client; per shortfall, the
         // singles that take at least that many, in visiting order.
-        let loss: Vec<u32> = (0..n)
-            .map(|i| {
-                clients
-                    .iter()
-                    .zip(single_state(i))
-                    .map(|(&c, &r)| watch.takes(c, r))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let at_least: Vec<Vec<u32>> = (0..=watch.must_lose)
-            .map(|t| (0..n as u32).filter(|&j| loss[j as usize] >= t).collect())
-            .collect();
+        loss.clear();
+        loss.extend((0..n).map(|i| {
+            clients
+                .iter()
+                .zip(single_state(i))
+                .map(|(&c, &r)| watch.takes(c, r))
+                .max()
+                .unwrap_or(0)
+        }));
+        at_least.clear();
+        at_least_from.clear();
+        for t in 0..=watch.must_lose {
+            at_least_from.push(at_least.len());
+            at_least.extend((0..n as u32).filter(|&j| loss[j as usize] >= t));
+        }
+        at_least_from.push(at_least.len());
         let mut inner_at = 0;
         let mut one_at = 0;
         for i in 0..n {
             let ei = singles.elements[i];
             let si = single_state(i);
-            let partners = &at_least[watch.must_lose.saturating_sub(loss[i]) as usize];
+            let t = watch.must_lose.saturating_sub(loss[i]) as usize;
+            let partners = &at_least[at_least_from[t]..at_least_from[t + 1]];
             let mut next_partner = partners.partition_point(|&j| j <= i as u32);
             while inner_at < inner.len() && inner[inner_at].0 < i as u32 {
                 inner_at += 1;
@@ -847,19 +895,19 @@ impl<'m> RiskEvaluator<'m> {
                 let ej = singles.elements[j as usize];
                 if explicit == Some(j) {
                     inner_at += 1;
-                    if !explicit_state(self, (ei, ej), special_index, &mut pair_state) {
+                    if !explicit_state(self, (ei, ej), special_index, pair_state) {
                         continue;
                     }
                 } else {
                     let sj = single_state(j as usize);
-                    for k in 0..nc {
-                        pair_state[k] = si[k] & sj[k];
+                    for (k, out) in pair_state.iter_mut().enumerate() {
+                        *out = si[k] & sj[k];
                     }
                 }
                 visit(StateEvent::Pair {
                     pair: (ei, ej),
                     halves: [Some(i as u32), Some(j)],
-                    state: &pair_state,
+                    state: pair_state,
                 });
             }
             // Explicit partners that touch nothing alone. Every other element that
@@ -868,26 +916,28 @@ impl<'m> RiskEvaluator<'m> {
                 let (_, f, special_index) = with_one[one_at];
                 one_at += 1;
                 let key = (ei.min(f), ei.max(f));
-                if !explicit_state(self, key, special_index, &mut pair_state) {
+                if !explicit_state(self, key, special_index, pair_state) {
                     continue;
                 }
                 visit(StateEvent::Pair {
                     pair: key,
                     halves: [Some(i as u32), None],
-                    state: &pair_state,
+                    state: pair_state,
                 });
             }
         }
-        for &(key, special_index) in &outer {
-            if !explicit_state(self, key, special_index, &mut pair_state) {
+        for &(key, special_index) in outer.iter() {
+            if !explicit_state(self, key, special_index, pair_state) {
                 continue;
             }
             visit(StateEvent::Pair {
                 pair: key,
                 halves: [None, None],
-                state: &pair_state,
+                state: pair_state,
             });
         }
+        self.spare = singles;
+        self.scratch = scratch;
     }
 }
 
