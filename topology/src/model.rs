@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use petgraph::graph::{DiGraph, NodeIndex, UnGraph};
+use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Problem, Report};
 use crate::raw::{RawInventory, RawTable};
@@ -176,7 +177,7 @@ pub struct Inventory {
     pub network: UnGraph<NetNode, u32>,
     pub power: DiGraph<PowerNode, ()>,
     pub containment: DiGraph<Place, ()>,
-    by_id: HashMap<String, ElementId>,
+    by_id: FxHashMap<String, ElementId>,
 }
 
 /// Default annual failure probability by element kind and label (contract table).
@@ -311,9 +312,9 @@ impl<'a> Rows<'a> {
 struct Builder {
     report: Report,
     elements: Vec<Element>,
-    by_id: HashMap<String, ElementId>,
+    by_id: FxHashMap<String, ElementId>,
     /// Where each id was first defined, for duplicate messages.
-    defined_at: HashMap<String, (String, usize)>,
+    defined_at: FxHashMap<String, (String, usize)>,
     racks: Vec<Rack>,
     servers: Vec<Server>,
     network_devices: Vec<NetworkDevice>,

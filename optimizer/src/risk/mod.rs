@@ -870,10 +870,10 @@ impl<'m> RiskEvaluator<'m> {
         at_least_from.push(at_least.len());
         let mut inner_at = 0;
         let mut one_at = 0;
-        for i in 0..n {
+        for (i, &lost_alone) in loss.iter().enumerate() {
             let ei = singles.elements[i];
             let si = single_state(i);
-            let t = watch.must_lose.saturating_sub(loss[i]) as usize;
+            let t = watch.must_lose.saturating_sub(lost_alone) as usize;
             let partners = &at_least[at_least_from[t]..at_least_from[t + 1]];
             let mut next_partner = partners.partition_point(|&j| j <= i as u32);
             while inner_at < inner.len() && inner[inner_at].0 < i as u32 {

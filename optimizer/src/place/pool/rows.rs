@@ -98,9 +98,9 @@ pub(super) fn draw_by_rows(
         let from = in_full.len() as u32;
         let mut least = NO_ROOM;
         let read_by_rack = row.big || special_rows.contains(&(at as u32));
+        let row_racks = row.racks.start as usize..row.racks.end as usize;
         if read_by_rack {
-            for pos in row.racks.start as usize..row.racks.end as usize {
-                let cr = &racks[pos];
+            for (cr, pos) in racks[row_racks.clone()].iter().zip(row_racks) {
                 if !read_in_full(cr) {
                     let rs = summary.racks[pos];
                     skipped_full += is_near * rs.full as usize;
@@ -178,7 +178,9 @@ pub(super) fn draw_by_rows(
     };
     // The best rack of a row: the least (tie, rack) among those at its least utilisation;
     // its server when it was read in full.
-    let mut ranked: Vec<(u32, u8, u64, u64, u32, usize, u32, Option<u32>)> = Vec::new();
+    // (rank key, rack position, server when known).
+    type RankKey = (u32, u8, u64, u64, u32, usize);
+    let mut ranked: Vec<(RankKey, u32, Option<u32>)> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         if prefix(i) > last_in {
             continue;
@@ -186,8 +188,8 @@ pub(super) fn draw_by_rows(
         let row = &index.colour_rows[slot][r.at];
         let full = &in_full[r.in_full.0 as usize..r.in_full.1 as usize];
         let mut pick: Option<(u64, u32, u32, Option<u32>)> = None;
-        for pos in row.racks.start as usize..row.racks.end as usize {
-            let cr = &racks[pos];
+        let row_racks = row.racks.start as usize..row.racks.end as usize;
+        for (cr, pos) in racks[row_racks.clone()].iter().zip(row_racks) {
             let (best, server) = if !r.read_by_rack {
                 (summary.racks[pos].best, None)
             } else {
@@ -206,7 +208,7 @@ pub(super) fn draw_by_rows(
             }
         }
         let (tie, rack, pos, server) = pick.expect("a rack has the row's least utilisation");
-        ranked.push((row_rank[i], r.tier, r.least, tie, rack, i, pos, server));
+        ranked.push(((row_rank[i], r.tier, r.least, tie, rack, i), pos, server));
     }
     if first > 0 && first < ranked.len() {
         ranked.select_nth_unstable(first - 1);
@@ -215,7 +217,7 @@ pub(super) fn draw_by_rows(
     ranked.sort_unstable();
     let servers = ranked
         .iter()
-        .map(|&(.., pos, server)| {
+        .map(|&(_, pos, server)| {
             server.unwrap_or_else(|| {
                 // The least (hash, server) among the rack's hosts at its utilisation.
                 let hosts = hosts_of(&racks[pos as usize]);
