@@ -361,10 +361,10 @@ impl Occupancy {
     }
 }
 
-/// Neighbours ((server, cell) entries) from which [`SharedCells::collect`] filters first:
-/// below it the map alone stays in cache. Measured: the same single-cell latency either
-/// way at 2,400 entries (100,000 cells on `az`), a faster million-cell batch with the
-/// filter (up to 10,000 entries).
+/// Neighbours ((server, cell) entries) from which [`SharedCells::collect`] counts first:
+/// below it the map alone stays in cache. Measured at 2,400 entries (100,000 cells on
+/// `az`): a new cell's median 78 µs with the counters, 90 µs without; a replacement's
+/// 46 µs and 56 µs.
 const FILTER_FROM: usize = 1024;
 
 /// The cells on a set of servers and which of those servers each holds, for the overlap
