@@ -886,7 +886,13 @@ fn dense_zone_heuristic_places_what_the_ilp_places() {
         o.placements.iter().map(|p| p.cell_id.clone()).collect()
     };
     let (h, x) = (placed(&fast), placed(&exact));
-    println!("heuristic {} cells, ilp {} cells", h.len(), x.len());
+    println!(
+        "heuristic {} cells in {:.2?}, ilp {} cells in {:.2?}",
+        h.len(),
+        fast.elapsed,
+        x.len(),
+        exact.elapsed
+    );
     assert!(
         x.is_subset(&h),
         "the ILP places {:?} that the heuristic does not",
