@@ -154,6 +154,11 @@ enum Command {
         /// Override the number of cells in the workload.
         #[arg(long)]
         cells: Option<usize>,
+        /// Model partitions as risk groups: each room's uplinks (`partition-dcX-hY`, afr
+        /// 0.02, 2 hours) and each datacenter's interconnect through two border routers
+        /// (`partition-dcX`, afr 0.01, 4 hours). docs/format.md explains partitions.
+        #[arg(long)]
+        partitions: bool,
         /// Table file format.
         #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
         format: FormatArg,
@@ -469,6 +474,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             preset,
             seed,
             cells,
+            partitions,
             format,
             out,
         } => {
@@ -480,6 +486,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             if let Some(n) = cells {
                 params.cells = n;
+            }
+            if partitions {
+                params = params.with_partitions();
             }
             let format = match format {
                 FormatArg::Csv => Format::Csv,

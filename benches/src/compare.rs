@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use optimizer::report::server_loads;
+use optimizer::report::{room_partitions, server_loads};
 use optimizer::{fleet_report, ReportOptions};
 use topology::{FailureModel, Inventory, Placement};
 
@@ -48,6 +48,11 @@ pub struct MethodSummary {
     pub nodes_on_unusable_servers: u64,
     /// Cell pairs sharing at least a quorum of one of them.
     pub quorum_sharing_pairs: usize,
+    /// Cells out when a room is partitioned (the blast radius of the risk group that cuts
+    /// it off, [`room_partitions`]): mean and max over the rooms that have one; `None`
+    /// when no room has one.
+    pub room_partition_mean: Option<f64>,
+    pub room_partition_max: Option<u32>,
     pub elapsed: Duration,
 }
 
@@ -86,6 +91,7 @@ pub fn compare_with_model(
         top: 1,
         threads: 2,
     };
+    let partitions = room_partitions(inv);
     let methods = methods
         .into_iter()
         .map(|method| {
@@ -93,7 +99,16 @@ pub fn compare_with_model(
             let risk = report.risk.expect("risk was asked for");
             let loads = server_loads(inv.servers.len(), &method.placements);
             let servers_used = loads.iter().filter(|&&l| l > 0).count();
+            let partitioned: Vec<u32> = partitions
+                .iter()
+                .map(|p| report.blast_radius[p.group.index()])
+                .collect();
             MethodSummary {
+                room_partition_mean: (!partitioned.is_empty()).then(|| {
+                    partitioned.iter().map(|&b| f64::from(b)).sum::<f64>()
+                        / partitioned.len() as f64
+                }),
+                room_partition_max: partitioned.iter().copied().max(),
                 cells_placed: method.placements.len(),
                 cells_unplaced: method.unplaced,
                 risk_mean: risk.mean,
@@ -159,6 +174,14 @@ impl ComparisonTable {
             }),
             row("quorum-sharing cell pairs", &|m| {
                 m.quorum_sharing_pairs.to_string()
+            }),
+            row("cells out per room partition (mean)", &|m| {
+                m.room_partition_mean
+                    .map_or("-".to_string(), |v| format!("{v:.1}"))
+            }),
+            row("cells out per room partition (max)", &|m| {
+                m.room_partition_max
+                    .map_or("-".to_string(), |v| v.to_string())
             }),
             row("placement time (s)", &|m| {
                 format!("{:.3}", m.elapsed.as_secs_f64())
@@ -284,7 +307,7 @@ mod tests {
         ];
         let text = compare(&zone.inventory, methods).to_string();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2 + 17, "{text}");
+        assert_eq!(lines.len(), 2 + 19, "{text}");
         assert!(lines[0].starts_with("metric") && lines[0].ends_with("rack_spread_random"));
         assert!(lines.iter().all(|l| l.len() == lines[1].len()), "{text}");
         let placed = lines

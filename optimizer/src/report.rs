@@ -1,6 +1,7 @@
 //! The fleet report of a placement set: safety, blast radius, risk distribution, load and
 //! quorum sharing. Pure: takes the model and placements, returns numbers.
 
+use rustc_hash::FxHashMap;
 use topology::{ElementId, FailureModel, Inventory, Placement};
 
 use crate::risk::RiskEvaluator;
@@ -433,4 +434,140 @@ fn hash_subset(subset: &[u32]) -> u64 {
         }
     }
     h
+}
+
+/// A risk group that partitions a room: when it alone fails, the room's servers still
+/// reach each other (as they did) and no server outside the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPartition {
+    pub datacenter: String,
+    pub room: String,
+    pub group: ElementId,
+}
+
+/// Every room that some risk group partitions, with the first such group (in the
+/// inventory's order), in the order of the rooms' first racks. Found from the contract's
+/// semantics directly: one connectivity pass per risk group.
+pub fn room_partitions(inv: &Inventory) -> Vec<RoomPartition> {
+    use topology::failure::reference::state;
+    // Rooms by (datacenter, room) label, in order of first appearance: their servers.
+    let mut rooms: Vec<((&str, &str), Vec<usize>)> = Vec::new();
+    for rack in &inv.racks {
+        let key = (rack.datacenter.as_str(), rack.room.as_str());
+        let at = match rooms.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                rooms.push((key, Vec::new()));
+                rooms.len() - 1
+            }
+        };
+        rooms[at].1.extend(rack.servers.iter().map(|&s| s as usize));
+    }
+    let mut room_of = vec![usize::MAX; inv.servers.len()];
+    for (r, (_, servers)) in rooms.iter().enumerate() {
+        for &s in servers {
+            room_of[s] = r;
+        }
+    }
+    // Per component: the one room of its up servers, or `None` when it spans several.
+    let rooms_by_component = |st: &topology::failure::reference::State| {
+        let mut of: FxHashMap<usize, Option<usize>> = FxHashMap::default();
+        for s in (0..inv.servers.len()).filter(|&s| st.up[s]) {
+            of.entry(st.component[s])
+                .and_modify(|r| {
+                    if *r != Some(room_of[s]) {
+                        *r = None;
+                    }
+                })
+                .or_insert(Some(room_of[s]));
+        }
+        of
+    };
+    let base = state(inv, &[]);
+    let base_rooms = rooms_by_component(&base);
+    let up_servers = |servers: &[usize]| -> Vec<usize> {
+        servers.iter().copied().filter(|&s| base.up[s]).collect()
+    };
+    // Something to cut: the room reached another room before.
+    let reaches_out: Vec<bool> = rooms
+        .iter()
+        .map(|(_, servers)| {
+            up_servers(servers)
+                .iter()
+                .any(|&s| base_rooms[&base.component[s]].is_none())
+        })
+        .collect();
+    let mut found: Vec<Option<ElementId>> = vec![None; rooms.len()];
+    for group in &inv.risk_groups {
+        if found
+            .iter()
+            .zip(&reaches_out)
+            .all(|(f, &out)| f.is_some() || !out)
+        {
+            break;
+        }
+        let cut = state(inv, &[group.element]);
+        let cut_rooms = rooms_by_component(&cut);
+        for (r, (_, servers)) in rooms.iter().enumerate() {
+            if found[r].is_some() || !reaches_out[r] {
+                continue;
+            }
+            // Every up server stays up, reaches only its room, and servers connected
+            // before stay connected (the room is cut off, not split).
+            let mut component_after: FxHashMap<usize, usize> = FxHashMap::default();
+            let partitioned = up_servers(servers).iter().all(|&s| {
+                cut.up[s]
+                    && cut_rooms[&cut.component[s]] == Some(r)
+                    && *component_after
+                        .entry(base.component[s])
+                        .or_insert(cut.component[s])
+                        == cut.component[s]
+            });
+            if partitioned {
+                found[r] = Some(group.element);
+            }
+        }
+    }
+    rooms
+        .iter()
+        .zip(found)
+        .filter_map(|(((dc, room), _), group)| {
+            group.map(|group| RoomPartition {
+                datacenter: dc.to_string(),
+                room: room.to_string(),
+                group,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory(params: &fixtures::ZoneParams) -> Inventory {
+        let raw = fixtures::generate(params);
+        Inventory::from_raw(&raw)
+            .expect("generated zone is valid")
+            .0
+    }
+
+    /// The generator's room partition groups are found, one per room, and nothing else
+    /// partitions a room: not the conduits, not a rack's tray (a rack is not a room).
+    #[test]
+    fn room_partitions_are_the_rooms_uplink_groups() {
+        let params = fixtures::ZoneParams::small(3).with_partitions();
+        let inv = inventory(&params);
+        let found = room_partitions(&inv);
+        assert_eq!(found.len(), params.total_rooms());
+        for p in &found {
+            let group = &inv.elements[p.group.index()];
+            assert_eq!(group.id, format!("partition-{}", p.room));
+        }
+        let plain = inventory(&fixtures::ZoneParams::small(3));
+        assert_eq!(room_partitions(&plain), Vec::new());
+        let tiny = topology::ingest::read_dir(&fixtures::tiny_dir()).expect("tiny reads");
+        let tiny = Inventory::from_raw(&tiny).expect("tiny is valid").0;
+        assert_eq!(room_partitions(&tiny), Vec::new());
+    }
 }

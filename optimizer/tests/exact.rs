@@ -915,3 +915,63 @@ fn dense_zone_heuristic_places_what_the_ilp_places() {
         }
     }
 }
+
+/// With room partitions as risk groups, a cell whose clients need a quorum inside a room
+/// when it is cut off (two clients there) gets one there: no room partition puts any
+/// cell out, every cell stays single-failure safe, and such cells exist in the workload.
+#[test]
+fn placements_keep_a_quorum_on_the_clients_side_of_a_room_partition() {
+    let params = fixtures::ZoneParams {
+        cells: 300,
+        ..fixtures::ZoneParams::small(2)
+    }
+    .with_partitions();
+    let (inv, cells) = generated(&params);
+    let model = FailureModel::new(&inv);
+    let partitions = optimizer::report::room_partitions(&inv);
+    assert_eq!(partitions.len(), params.total_rooms());
+    let mut occ = Occupancy::new(&inv);
+    let outcome =
+        optimizer::place::place_batch(&inv, &model, &cells, &mut occ, &PlaceOptions::default());
+    assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
+    let report = fleet_report(
+        &inv,
+        &model,
+        &outcome.placements,
+        &ReportOptions {
+            risk: false,
+            ..ReportOptions::default()
+        },
+    );
+    assert!(report.unsafe_cells.is_empty(), "{:?}", report.unsafe_cells);
+    for p in &partitions {
+        assert_eq!(report.blast_radius[p.group.index()], 0, "{}", p.room);
+    }
+    let room_of = |s: u32| &inv.racks[inv.servers[s as usize].rack as usize].room;
+    let mut two_in_a_room = 0;
+    for placement in &outcome.placements {
+        // Failed clients are down: they need nothing.
+        let mut rooms: Vec<&String> = placement
+            .clients
+            .iter()
+            .filter(|&&c| inv.servers[c as usize].status != ServerStatus::Failed)
+            .map(|&c| room_of(c))
+            .collect();
+        rooms.sort_unstable();
+        for pair in rooms.windows(2).filter(|w| w[0] == w[1]) {
+            two_in_a_room += 1;
+            let inside = placement
+                .nodes
+                .iter()
+                .filter(|&&n| room_of(n) == pair[0])
+                .count();
+            assert!(
+                inside >= 4,
+                "{}: {inside} nodes in {}",
+                placement.cell_id,
+                pair[0]
+            );
+        }
+    }
+    assert!(two_in_a_room > 50, "{two_in_a_room}");
+}

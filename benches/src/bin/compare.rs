@@ -43,6 +43,10 @@ struct Args {
     /// map of the zone, timed in the same run.
     #[arg(long)]
     crushtool: bool,
+    /// Zones with room and datacenter partitions as risk groups
+    /// (`ZoneParams::with_partitions`).
+    #[arg(long)]
+    partitions: bool,
 }
 
 fn main() {
@@ -53,6 +57,11 @@ fn main() {
             Preset::Small => fixtures::ZoneParams::small(args.seed),
             Preset::Az => fixtures::ZoneParams::az(args.seed),
         }
+    };
+    let params = if args.partitions {
+        params.with_partitions()
+    } else {
+        params
     };
     let zone = benches::zone(&params);
     println!(

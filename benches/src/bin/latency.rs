@@ -33,6 +33,9 @@ struct Args {
     samples: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Zones with room and datacenter partitions as risk groups.
+    #[arg(long)]
+    partitions: bool,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -57,6 +60,11 @@ fn main() {
         Preset::Small => fixtures::ZoneParams::small(args.seed),
         Preset::Az => fixtures::ZoneParams::az(args.seed),
         Preset::AzLarge => fixtures::ZoneParams::az_large(args.seed),
+    };
+    let base = if args.partitions {
+        base.with_partitions()
+    } else {
+        base
     };
     let zone = benches::zone(&fixtures::ZoneParams {
         cells: args.prefill + args.samples,

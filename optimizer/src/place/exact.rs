@@ -176,12 +176,12 @@ mod tests {
 
     fn group(reach: Vec<u64>, single_weight: f64) -> Group {
         Group {
-            reach,
+            reach: reach.into(),
             single_weight,
             singles: if single_weight > 0.0 {
-                vec![ElementId(0)]
+                [ElementId(0)].into_iter().collect()
             } else {
-                Vec::new()
+                Default::default()
             },
             ..Group::default()
         }
@@ -195,22 +195,22 @@ mod tests {
     /// forbid that.
     #[test]
     fn a_half_cannot_be_raised_to_hide_a_covered_pair() {
-        let table = Table {
-            groups: vec![
+        let table = Table::new(
+            vec![
                 group(vec![0b01], 0.2),
                 group(vec![0b01, 0b11], 0.3),
                 group(vec![0b10], 0.0),
             ],
-            covered: vec![CoveredPair {
+            vec![CoveredPair {
                 group: 2,
-                halves: vec![0],
+                halves: [0].into_iter().collect(),
                 weight: 1.0,
                 ..CoveredPair::default()
             }],
-            size: 1,
-            quorum: 1,
-            members: 2,
-        };
+            1,
+            1,
+            2,
+        );
         assert_eq!(table.score(0b01).risk, 1.0);
         assert_eq!(table.score(0b10).risk, 0.5);
         let problem = Problem {

@@ -336,6 +336,8 @@ impl<'m> Placer<'m> {
             balance: self.options.balance,
             // A thinner pool than usual would trade risk for balance: lift the rule then.
             min_choosable: wanted.min(room),
+            // A quorum and one to choose from where a partition can leave clients alone.
+            near_quorum: size / 2 + 2,
         };
         let pool = pool::draw(
             &self.pool_index,
@@ -360,6 +362,7 @@ impl<'m> Placer<'m> {
             clients,
             &pool.members,
             size,
+            pool.fixed,
         );
         let load = pool
             .members

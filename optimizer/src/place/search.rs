@@ -83,12 +83,7 @@ impl Problem<'_> {
     fn partial_key(&self, x: u64, safety: bool) -> Key {
         let table = self.table;
         let must_lose = table.size - table.quorum + 1;
-        let lost = table.lost_where(|group| {
-            group
-                .reach
-                .iter()
-                .any(|&r| (x & !r).count_ones() >= must_lose)
-        });
+        let lost = table.lost_by_reach(|r| (x & !r).count_ones() >= must_lose);
         let score = table.score_lost(&lost);
         Cost {
             down: score.down,

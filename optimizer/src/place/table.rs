@@ -27,7 +27,7 @@ const TOP_PER_GROUP: usize = 5;
 /// The heaviest scenarios of a group or a covered pair, heaviest first: one element, or
 /// two, and the weight (kept inline: a table pushes thousands of candidates).
 #[derive(Debug, Clone, Default)]
-pub struct TopScenarios(Vec<([ElementId; 2], u8, f64)>);
+pub struct TopScenarios(SmallVec<[([ElementId; 2], u8, f64); TOP_PER_GROUP]>);
 
 impl TopScenarios {
     fn push(&mut self, elements: &[ElementId], weight: f64) {
@@ -53,8 +53,9 @@ impl TopScenarios {
 /// Scenarios with one effect.
 #[derive(Debug, Clone, Default)]
 pub struct Group {
-    /// For each needing client: the pool members it still reaches (bit mask).
-    pub reach: Vec<u64>,
+    /// For each needing client: the pool members it still reaches (bit mask). Inline:
+    /// a table has dozens of groups, and a cell few clients.
+    pub reach: SmallVec<[u64; 3]>,
     /// Sum of afr over the single failures in the group.
     pub single_weight: f64,
     /// Sum of pair weights over the pairs in the group whose elements can break no choice
@@ -62,7 +63,7 @@ pub struct Group {
     pub pair_weight: f64,
     /// Every single element in the group (a single element breaks the cell if the group
     /// is an outage).
-    pub singles: Vec<ElementId>,
+    pub singles: SmallVec<[ElementId; 2]>,
     /// The base state (nothing failed) is in this group: a choice that loses it is down.
     pub base: bool,
     /// Heaviest singles and unconditional pairs.
@@ -87,7 +88,7 @@ impl Group {
 pub struct CoveredPair {
     pub group: u32,
     /// The groups of the pair's elements alone (one or two, distinct, never `group`).
-    pub halves: Vec<u32>,
+    pub halves: SmallVec<[u32; 2]>,
     pub weight: f64,
     pub top: TopScenarios,
 }
@@ -100,6 +101,20 @@ pub struct Lost(SmallVec<[u64; 4]>);
 impl Lost {
     pub fn contains(&self, group: usize) -> bool {
         self.0[group / 64] & (1 << (group % 64)) != 0
+    }
+
+    /// The groups in the set, in increasing order.
+    pub fn groups(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let g = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    g
+                })
+            })
+        })
     }
 }
 
@@ -118,22 +133,30 @@ pub struct Score {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub groups: Vec<Group>,
+    /// By group ([`Table::new`] sorts them).
     pub covered: Vec<CoveredPair>,
     pub size: u32,
     pub quorum: u32,
     /// Pool members up and connected to every needing client with nothing failed.
     pub members: usize,
+    /// Every group's reach sets side by side, with their group: a choice's lost groups
+    /// in one pass (the search scores hundreds of choices per request).
+    reaches: Vec<(u64, u32)>,
+    /// `covered[covered_from[g]..covered_from[g + 1]]` are group `g`'s covered pairs.
+    covered_from: Vec<u32>,
 }
 
 impl Table {
     /// Builds the table for `clients` (server indices, distinct) against `pool` (server
-    /// indices, distinct; bit `i` is `pool[i]`) for cells of `size` nodes.
+    /// indices, distinct; bit `i` is `pool[i]`) for cells of `size` nodes that hold the
+    /// members `fixed` (a bit mask over the pool: a repair's kept nodes).
     pub fn build(
         evaluator: &mut RiskEvaluator<'_>,
         model: &FailureModel,
         clients: &[u32],
         pool: &[u32],
         size: usize,
+        fixed: u64,
     ) -> Table {
         let mut terminals: Vec<Vertex> = Vec::with_capacity(clients.len() + pool.len());
         let slot =
@@ -152,9 +175,20 @@ impl Table {
         // A scenario matters only if some needing client can lose more than size - quorum
         // of the chosen members.
         let must_lose = size as u32 - quorum + 1;
+        // A choice holds the fixed members and `need` others, so it loses at most `need`
+        // more than the fixed members it loses: with fixed members, a scenario matters
+        // only if it takes `must_lose - need` of them (a repair: 3 of the 6 kept).
+        let need = (size as u32).saturating_sub(fixed.count_ones());
+        let (watched, must_lose) = if fixed != 0 && need < must_lose {
+            (fixed, must_lose - need)
+        } else {
+            (u64::MAX, must_lose)
+        };
         let mut pool_terminals = 0u64;
-        for &m in &member_slots {
-            pool_terminals |= 1 << m;
+        for (i, &m) in member_slots.iter().enumerate() {
+            if watched & (1 << i) != 0 {
+                pool_terminals |= 1 << m;
+            }
         }
         let client_terminals: u64 = client_slots.iter().fold(0, |b, &c| b | 1 << c);
         // Distinct client terminals, in order (a server named twice is one client).
@@ -162,9 +196,22 @@ impl Table {
         distinct_clients.sort_unstable();
         distinct_clients.dedup();
         let many_clients = distinct_clients.len() > 1;
-        let mut index: FxHashMap<Vec<u64>, usize> = FxHashMap::default();
+        // Pool members usually sit on consecutive terminals after the clients: a state's
+        // reach over the pool is then a shift and a mask.
+        let pool_shift = member_slots.first().copied().filter(|&first| {
+            member_slots
+                .iter()
+                .enumerate()
+                .all(|(i, &m)| m == first + i)
+        });
+        let pool_mask = if pool.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << pool.len()) - 1
+        };
+        let mut index: FxHashMap<SmallVec<[u64; 3]>, usize> = FxHashMap::default();
         let mut groups: Vec<Group> = Vec::new();
-        let mut reach: Vec<u64> = Vec::with_capacity(clients.len());
+        let mut reach: SmallVec<[u64; 3]> = SmallVec::new();
         // Consecutive events often share one state (pairs that leave ei's state as is):
         // remember the last state's group.
         let mut last_state: Vec<u64> = Vec::with_capacity(distinct_clients.len());
@@ -192,23 +239,29 @@ impl Table {
                 if !needs {
                     continue;
                 }
-                let mut pool_reach = 0u64;
-                for (i, &m) in member_slots.iter().enumerate() {
-                    if r & (1 << m) != 0 {
-                        pool_reach |= 1 << i;
-                    }
-                }
+                let pool_reach = match pool_shift {
+                    Some(shift) => (r >> shift) & pool_mask,
+                    None => member_slots
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, &m)| r & (1 << m) != 0)
+                        .fold(0u64, |acc, (i, _)| acc | 1 << i),
+                };
                 reach.push(pool_reach);
             }
             reach.sort_unstable();
             reach.dedup();
-            let g = Some(*index.entry(reach.clone()).or_insert_with(|| {
-                groups.push(Group {
-                    reach: reach.clone(),
-                    ..Group::default()
-                });
-                groups.len() - 1
-            }));
+            let g = Some(match index.get(reach.as_slice()) {
+                Some(&g) => g,
+                None => {
+                    groups.push(Group {
+                        reach: reach.clone(),
+                        ..Group::default()
+                    });
+                    index.insert(reach.clone(), groups.len() - 1);
+                    groups.len() - 1
+                }
+            });
             last_state.clear();
             last_state.extend_from_slice(state);
             last = Some(g);
@@ -298,13 +351,50 @@ impl Table {
                 }
             },
         );
+        Table::new(groups, covered, size as u32, quorum, members)
+    }
+
+    /// A table of these groups and covered pairs (in any order), with its indexes.
+    pub fn new(
+        groups: Vec<Group>,
+        mut covered: Vec<CoveredPair>,
+        size: u32,
+        quorum: u32,
+        members: usize,
+    ) -> Table {
+        covered.sort_by_key(|c| c.group);
+        let reaches = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| group.reach.iter().map(move |&r| (r, g as u32)))
+            .collect();
+        let mut covered_from = vec![0u32; groups.len() + 1];
+        for c in &covered {
+            covered_from[c.group as usize + 1] += 1;
+        }
+        for g in 0..groups.len() {
+            covered_from[g + 1] += covered_from[g];
+        }
         Table {
             groups,
             covered,
-            size: size as u32,
+            size,
             quorum,
             members,
+            reaches,
+            covered_from,
         }
+    }
+
+    /// The groups with a reach set for which `short` holds.
+    pub(crate) fn lost_by_reach(&self, short: impl Fn(u64) -> bool) -> Lost {
+        let mut lost = Lost(smallvec![0u64; self.groups.len().div_ceil(64)]);
+        for &(r, g) in &self.reaches {
+            if short(r) {
+                lost.0[g as usize / 64] |= 1 << (g % 64);
+            }
+        }
+        lost
     }
 
     /// The groups for which `is_lost` holds.
@@ -320,7 +410,7 @@ impl Table {
 
     /// Which groups the choice `x` loses.
     pub fn lost_groups(&self, x: u64) -> Lost {
-        self.lost_where(|group| group.outage(x, self.quorum))
+        self.lost_by_reach(|r| (x & r).count_ones() < self.quorum)
     }
 
     /// Whether a covered pair counts, given the lost groups.
@@ -340,16 +430,20 @@ impl Table {
         let mut down = false;
         let mut unsafe_groups = 0;
         let mut risk = 0.0;
-        for (g, group) in self.groups.iter().enumerate() {
-            if lost.contains(g) {
-                risk += group.single_weight + group.pair_weight;
-                unsafe_groups += u32::from(group.has_single());
-                down |= group.base;
-            }
+        for g in lost.groups() {
+            let group = &self.groups[g];
+            risk += group.single_weight + group.pair_weight;
+            unsafe_groups += u32::from(group.has_single());
+            down |= group.base;
         }
-        for pair in &self.covered {
-            if Table::counts(pair, lost) {
-                risk += pair.weight;
+        // Only a lost group's covered pairs can count (in the order of `covered`).
+        for g in lost.groups() {
+            let pairs =
+                &self.covered[self.covered_from[g] as usize..self.covered_from[g + 1] as usize];
+            for pair in pairs {
+                if !pair.halves.iter().any(|&h| lost.contains(h as usize)) {
+                    risk += pair.weight;
+                }
             }
         }
         Score {

@@ -899,9 +899,17 @@ impl<'m> RiskEvaluator<'m> {
                         continue;
                     }
                 } else {
+                    // A meet equal to a half's state is that half's (it never differs
+                    // from both halves): not a pair event.
                     let sj = single_state(j as usize);
+                    let (mut as_i, mut as_j) = (true, true);
                     for (k, out) in pair_state.iter_mut().enumerate() {
                         *out = si[k] & sj[k];
+                        as_i &= *out == si[k];
+                        as_j &= *out == sj[k];
+                    }
+                    if as_i || as_j {
+                        continue;
                     }
                 }
                 visit(StateEvent::Pair {

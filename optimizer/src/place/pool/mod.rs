@@ -11,6 +11,7 @@
 //! the zone's layout; `cache`: the per-rack and per-row summaries kept between
 //! requests; `rows`: the shortcut through them; `balance`: the balance rule.
 
+use topology::model::ServerStatus;
 use topology::Inventory;
 
 mod balance;
@@ -60,6 +61,61 @@ pub struct PoolLimits {
     /// above the mean), unless that leaves fewer than `min_choosable` candidates.
     pub balance: Option<f64>,
     pub min_choosable: usize,
+    /// Members wanted (kept nodes count) in each room that holds a group of clients
+    /// needing a quorum on their own side of a partition ([`quorum_rooms`]), before the
+    /// round-robin over every row fills the rest; 0: none.
+    pub near_quorum: usize,
+}
+
+/// The rooms (index) in which a partition of the room would leave clients needing a
+/// quorum inside it: every room holding two distinct clients or more that are not
+/// failed, or the room of the only one. A pool must offer a quorum there, or the cell
+/// cannot keep one on the clients' side when the room is cut off.
+fn quorum_rooms(index: &PoolIndex, inv: &Inventory, clients: &[u32]) -> Vec<u32> {
+    let mut distinct: Vec<u32> = clients
+        .iter()
+        .copied()
+        .filter(|&c| inv.servers[c as usize].status != ServerStatus::Failed)
+        .collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut rooms: Vec<u32> = distinct
+        .iter()
+        .map(|&c| index.rack_room[inv.servers[c as usize].rack as usize])
+        .collect();
+    rooms.sort_unstable();
+    if distinct.len() == 1 {
+        return rooms;
+    }
+    let mut out: Vec<u32> = Vec::new();
+    for w in rooms.windows(2) {
+        if w[0] == w[1] && out.last() != Some(&w[0]) {
+            out.push(w[0]);
+        }
+    }
+    out
+}
+
+/// Per room of [`quorum_rooms`], the candidates it still needs: `near_quorum` less the
+/// kept nodes there.
+pub(super) fn room_quotas(
+    index: &PoolIndex,
+    inv: &Inventory,
+    req: &PoolRequest<'_>,
+    near_quorum: usize,
+) -> Vec<(u32, usize)> {
+    if near_quorum == 0 {
+        return Vec::new();
+    }
+    let room_of = |s: u32| index.rack_room[inv.servers[s as usize].rack as usize];
+    quorum_rooms(index, inv, req.clients)
+        .into_iter()
+        .map(|r| {
+            let kept = req.keep.iter().filter(|&&k| room_of(k) == r).count();
+            (r, near_quorum.saturating_sub(kept))
+        })
+        .filter(|&(_, wanted)| wanted > 0)
+        .collect()
 }
 
 /// What the pool must hold or avoid.
@@ -236,6 +292,7 @@ fn draw_with(
     // that the first rank of the rows does not fill.
     struct RackChoice {
         rack: u32,
+        room: u32,
         tier: u8,
         row: u32,
         /// `chosen[from..from + len]`.
@@ -280,6 +337,7 @@ fn draw_with(
         }
         racks.push(RackChoice {
             rack: cr.rack,
+            room: cr.room,
             tier,
             row: cr.row,
             from: chosen.len() as u32,
@@ -333,7 +391,20 @@ fn draw_with(
         )
     };
     let first_members: usize = firsts.iter().map(|&i| racks[i].len as usize).sum();
-    let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if first_members >= limits.size {
+    // The first rank suffices when it fills the pool and every room's quota.
+    let quotas = room_quotas(index, inv, req, limits.near_quorum);
+    let first_in_room = |room: u32| -> usize {
+        firsts
+            .iter()
+            .filter(|&&i| racks[i].room == room)
+            .map(|&i| racks[i].len as usize)
+            .sum()
+    };
+    let firsts_suffice = first_members >= limits.size
+        && quotas
+            .iter()
+            .all(|&(room, wanted)| first_in_room(room) >= wanted);
+    let mut ranked: Vec<(u32, u32, u8, u64, u64, u32, usize)> = if firsts_suffice {
         firsts.iter().map(|&i| rank_key(0, i)).collect()
     } else {
         let mut all = Vec::with_capacity(racks.len());
@@ -348,28 +419,46 @@ fn draw_with(
         }
         all
     };
-    // Each rack gives at least one member: only the first `limits.size` racks count.
+    // Each rack gives at least one member: without quotas only the first `limits.size`
+    // racks count.
     let first = limits.size.min(ranked.len());
-    if first > 0 && first < ranked.len() {
+    if quotas.is_empty() && first > 0 && first < ranked.len() {
         ranked.select_nth_unstable(first - 1);
+        ranked.truncate(first);
     }
-    ranked.truncate(first);
     ranked.sort_unstable();
 
     for &k in req.keep {
         pool.fixed |= 1 << pool.members.len();
         pool.members.push(k);
     }
+    // Members taken per ranked rack (a prefix of its servers): each room's quota first,
+    // in rank order, then the rest in rank order; listed in rank order.
+    let mut take = vec![0usize; ranked.len()];
     let mut taken = 0;
-    'racks: for &(.., i) in &ranked {
-        let r = &racks[i];
-        for &s in &chosen[r.from as usize..(r.from + r.len) as usize] {
-            if taken == limits.size {
-                break 'racks;
+    for &(room, wanted) in &quotas {
+        let mut left = wanted;
+        for (k, &(.., i)) in ranked.iter().enumerate() {
+            if left == 0 || taken == limits.size {
+                break;
             }
+            if racks[i].room == room {
+                take[k] = (racks[i].len as usize).min(left).min(limits.size - taken);
+                left -= take[k];
+                taken += take[k];
+            }
+        }
+    }
+    for (k, &(.., i)) in ranked.iter().enumerate() {
+        let more = (racks[i].len as usize - take[k]).min(limits.size - taken);
+        take[k] += more;
+        taken += more;
+    }
+    for (k, &(.., i)) in ranked.iter().enumerate() {
+        let r = &racks[i];
+        for &s in &chosen[r.from as usize..r.from as usize + take[k]] {
             pool.choosable |= 1 << pool.members.len();
             pool.members.push(s);
-            taken += 1;
         }
     }
     pool
@@ -445,7 +534,17 @@ mod tests {
                 // A clone is another occupancy: the cache must not take it for this one.
                 occ = occ.clone();
             }
-            let clients = [hosts[rng.random_range(0..hosts.len())]];
+            // One client, or three with two in one rack (a room needing a quorum).
+            let first = rng.random_range(0..hosts.len() - 1);
+            let clients: Vec<u32> = if step % 4 == 1 {
+                vec![
+                    hosts[first],
+                    hosts[first + 1],
+                    hosts[rng.random_range(0..hosts.len())],
+                ]
+            } else {
+                vec![hosts[first]]
+            };
             // A repair: six nodes kept, the seventh excluded.
             let nodes = pick(&mut rng);
             let (keep, exclude) = if step % 3 == 0 {
@@ -465,6 +564,7 @@ mod tests {
                 per_rack: 1 + usize::from(step % 7 == 0),
                 balance: (step % 5 != 0).then_some(1.04),
                 min_choosable: 12,
+                near_quorum: if step % 2 == 0 { 5 } else { 0 },
             };
             let with_kept = draw(&index, &mut kept, &inv, &occ, &req, limits);
             let fresh = draw(&index, &mut PoolCache::default(), &inv, &occ, &req, limits);

@@ -5,7 +5,7 @@ use topology::Inventory;
 
 use super::cache::{room, room_limit, PoolCache, Room, NO_ROOM};
 use super::index::{ColourRack, PoolIndex};
-use super::{mix, PoolLimits, PoolRequest};
+use super::{mix, room_quotas, PoolLimits, PoolRequest};
 use crate::place::occupancy::Occupancy;
 
 /// The clients' rooms and datacenters.
@@ -151,6 +151,17 @@ pub(super) fn draw_by_rows(
     if rows.len() < limits.size {
         return None;
     }
+    // Rooms with a quota take their first rows (by rank in the room) before the rest;
+    // the full draw handles a quota that the first rank of the room cannot fill.
+    let quotas = room_quotas(index, inv, req, limits.near_quorum);
+    let forced_rows: usize = quotas.iter().map(|q| q.1).sum();
+    if forced_rows > limits.size
+        || quotas
+            .iter()
+            .any(|&(room, wanted)| rows.iter().filter(|r| r.room == room).count() < wanted)
+    {
+        return None;
+    }
     // Rows of a room by their best rack, then id: each row's rank in its room.
     let mut by_room: Vec<(u32, u64, u32, usize)> = rows
         .iter()
@@ -168,10 +179,20 @@ pub(super) fn draw_by_rows(
     // utilisation, hash, rack): only rows whose (rank, tier, utilisation) is at most the
     // pool's last one can be in the pool, so only their best racks are chosen (and
     // hashed).
-    let first = limits.size;
+    let forced = |i: usize| {
+        quotas
+            .iter()
+            .any(|&(room, wanted)| rows[i].room == room && (row_rank[i] as usize) < wanted)
+    };
+    let first = limits.size - forced_rows;
     let prefix = |i: usize| (row_rank[i], rows[i].tier, rows[i].least);
-    let last_in = if first > 0 && first < rows.len() {
-        let mut prefixes: Vec<(u32, u8, u64)> = (0..rows.len()).map(prefix).collect();
+    let mut prefixes: Vec<(u32, u8, u64)> = (0..rows.len())
+        .filter(|&i| !forced(i))
+        .map(prefix)
+        .collect();
+    let last_in = if first == 0 {
+        (0, 0, 0)
+    } else if first < prefixes.len() {
         *prefixes.select_nth_unstable(first - 1).1
     } else {
         (u32::MAX, u8::MAX, u64::MAX)
@@ -181,8 +202,10 @@ pub(super) fn draw_by_rows(
     // (rank key, rack position, server when known).
     type RankKey = (u32, u8, u64, u64, u32, usize);
     let mut ranked: Vec<(RankKey, u32, Option<u32>)> = Vec::new();
+    let mut forced_ranked: Vec<(RankKey, u32, Option<u32>)> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        if prefix(i) > last_in {
+        let is_forced = forced(i);
+        if !is_forced && (first == 0 || prefix(i) > last_in) {
             continue;
         }
         let row = &index.colour_rows[slot][r.at];
@@ -208,12 +231,18 @@ pub(super) fn draw_by_rows(
             }
         }
         let (tie, rack, pos, server) = pick.expect("a rack has the row's least utilisation");
-        ranked.push(((row_rank[i], r.tier, r.least, tie, rack, i), pos, server));
+        let entry = ((row_rank[i], r.tier, r.least, tie, rack, i), pos, server);
+        if is_forced {
+            forced_ranked.push(entry);
+        } else {
+            ranked.push(entry);
+        }
     }
     if first > 0 && first < ranked.len() {
         ranked.select_nth_unstable(first - 1);
     }
     ranked.truncate(first);
+    ranked.extend(forced_ranked);
     ranked.sort_unstable();
     let servers = ranked
         .iter()
