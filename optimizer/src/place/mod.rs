@@ -198,6 +198,9 @@ struct Width {
     per_rack: usize,
     /// A new cell's colour (index); `None`: the least utilised near the clients.
     colour: Option<u32>,
+    /// The kept nodes are in every choice (a repair), so the table may leave out what
+    /// cannot break a choice holding them; false when a move may drop them.
+    kept_stay: bool,
 }
 
 /// A choice (pool mask), its proven gap (exact solver) and the solver that found it.
@@ -362,7 +365,7 @@ impl<'m> Placer<'m> {
             clients,
             &pool.members,
             size,
-            pool.fixed,
+            if width.kept_stay { pool.fixed } else { 0 },
         );
         let load = pool
             .members
@@ -461,6 +464,7 @@ impl<'m> Placer<'m> {
             },
             per_rack: self.options.per_rack,
             colour: None,
+            kept_stay: true,
         };
         let mut prep = self.prepare(occ, clients, keep, exclude, size, own, width);
         let mut chosen = self.choose(&prep)?;
@@ -474,6 +478,7 @@ impl<'m> Placer<'m> {
                 candidates: room,
                 per_rack: room,
                 colour: None,
+                kept_stay: true,
             };
             prep = self.prepare(occ, clients, keep, exclude, size, own, widest);
             chosen = self.choose(&prep)?;
@@ -601,6 +606,7 @@ impl<'m> Placer<'m> {
             candidates: self.options.pool_size,
             per_rack: self.options.per_rack,
             colour: None,
+            kept_stay: false,
         };
         let mut prep = self.prepare(occ, clients, nodes, &[], nodes.len(), slot, width);
         // The current nodes are members like any other: the target may drop them.
