@@ -207,18 +207,27 @@ fn random_start(p: &Problem<'_>, need: u32, free: u64, rng: &mut ChaCha8Rng) -> 
     (added == need).then_some(x)
 }
 
-/// Best-improvement swaps (one chosen member out, one pool member in) until none helps.
+/// Best-improvement swaps (one chosen member out, one pool member in) until none helps;
+/// each swap scored from the current choice's reach counts.
 fn improve(p: &Problem<'_>, safety: bool, mut x: u64, free: u64) -> u64 {
     let mut current = p.key(x, safety);
     loop {
         let mut best: Option<(u64, Key)> = None;
+        let mut hood = p.table.neighbourhood(x);
         for out in bits(x & free) {
             for inn in bits(free & !x) {
                 let y = (x & !(1 << out)) | 1 << inn;
                 if !p.allowed(y) {
                     continue;
                 }
-                let key = p.key(y, safety);
+                let score = p.table.score_lost(&p.table.lost_after_swap(&mut hood, out, inn));
+                let key = Cost {
+                    down: score.down,
+                    unsafe_groups: score.unsafe_groups,
+                    risk: score.risk,
+                    load: p.load_of(y),
+                }
+                .key(safety, p.load_weight);
                 if better(key, current) && best.is_none_or(|(_, b)| better(key, b)) {
                     best = Some((y, key));
                 }

@@ -118,6 +118,20 @@ impl Lost {
     }
 }
 
+/// A choice's reach counts by side of the quorum, for [`Table::lost_after_swap`].
+#[derive(Debug, Clone)]
+pub(crate) struct Neighbourhood {
+    lost: Lost,
+    /// Per group: its reach sets short of a quorum.
+    short: Vec<u32>,
+    /// Reach sets (index into the table's) holding exactly a quorum, and one less.
+    at_quorum: Vec<u32>,
+    below: Vec<u32>,
+    /// Scratch: per group, the change of `short`; the groups changed.
+    delta: Vec<i32>,
+    touched: Vec<u32>,
+}
+
 /// Whether a choice is down, how many single-failure groups it loses, and its risk.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score {
@@ -408,6 +422,72 @@ impl Table {
         lost
     }
 
+    /// What scoring the one-swap neighbours of the choice `x` needs ([`Table::lost_after_swap`]).
+    pub(crate) fn neighbourhood(&self, x: u64) -> Neighbourhood {
+        let mut hood = Neighbourhood {
+            lost: self.lost_groups(x),
+            short: vec![0; self.groups.len()],
+            at_quorum: Vec::new(),
+            below: Vec::new(),
+            delta: vec![0; self.groups.len()],
+            touched: Vec::new(),
+        };
+        for (k, &(r, g)) in self.reaches.iter().enumerate() {
+            let count = (x & r).count_ones();
+            hood.short[g as usize] += u32::from(count < self.quorum);
+            if count == self.quorum {
+                hood.at_quorum.push(k as u32);
+            } else if count + 1 == self.quorum {
+                hood.below.push(k as u32);
+            }
+        }
+        hood
+    }
+
+    /// The groups lost by the neighbourhood's choice with member `out` swapped for
+    /// `inn`: a reach set's count moves by one at most, so only those at the quorum (or
+    /// one below) can change side. Equal to [`Table::lost_groups`] of the new choice.
+    pub(crate) fn lost_after_swap(&self, hood: &mut Neighbourhood, out: usize, inn: usize) -> Lost {
+        let (o, i) = (1u64 << out, 1u64 << inn);
+        let Neighbourhood {
+            lost: base,
+            short,
+            at_quorum,
+            below,
+            delta,
+            touched,
+        } = hood;
+        let mut lost = base.clone();
+        let mut change = |g: u32, by: i32| {
+            if delta[g as usize] == 0 && !touched.contains(&g) {
+                touched.push(g);
+            }
+            delta[g as usize] += by;
+        };
+        for &k in at_quorum.iter() {
+            let (r, g) = self.reaches[k as usize];
+            if r & o != 0 && r & i == 0 {
+                change(g, 1);
+            }
+        }
+        for &k in below.iter() {
+            let (r, g) = self.reaches[k as usize];
+            if r & i != 0 && r & o == 0 {
+                change(g, -1);
+            }
+        }
+        for g in touched.drain(..) {
+            let (word, bit) = (g as usize / 64, 1u64 << (g % 64));
+            if short[g as usize] as i32 + delta[g as usize] > 0 {
+                lost.0[word] |= bit;
+            } else {
+                lost.0[word] &= !bit;
+            }
+            delta[g as usize] = 0;
+        }
+        lost
+    }
+
     /// Which groups the choice `x` loses.
     pub fn lost_groups(&self, x: u64) -> Lost {
         self.lost_by_reach(|r| (x & r).count_ones() < self.quorum)
@@ -451,5 +531,84 @@ impl Table {
             unsafe_groups,
             risk: if down { 1.0 } else { risk },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// A random table over 20 members: groups of one to three reach sets that miss a few
+    /// members each (as failures do), some with singles, and covered pairs.
+    fn random_table(rng: &mut ChaCha8Rng) -> Table {
+        let all = (1u64 << 20) - 1;
+        let groups: Vec<Group> = (0..rng.random_range(1..90))
+            .map(|_| {
+                let reach = (0..rng.random_range(1..=3))
+                    .map(|_| {
+                        (0..rng.random_range(0..8))
+                            .fold(all, |r, _| r & !(1 << rng.random_range(0..20)))
+                    })
+                    .collect();
+                let single = rng.random_bool(0.2);
+                Group {
+                    reach,
+                    single_weight: if single { rng.random::<f64>() } else { 0.0 },
+                    pair_weight: rng.random::<f64>() * 1e-6,
+                    singles: if single {
+                        [ElementId(0)].into_iter().collect()
+                    } else {
+                        SmallVec::new()
+                    },
+                    base: rng.random_bool(0.01),
+                    ..Group::default()
+                }
+            })
+            .collect();
+        let n = groups.len() as u32;
+        let covered = (0..rng.random_range(0..60))
+            .map(|_| CoveredPair {
+                group: rng.random_range(0..n),
+                halves: (0..rng.random_range(1..=2))
+                    .map(|_| rng.random_range(0..n))
+                    .collect(),
+                weight: rng.random::<f64>() * 1e-5,
+                ..CoveredPair::default()
+            })
+            .collect();
+        Table::new(groups, covered, 7, 4, 20)
+    }
+
+    /// Scoring a swap from the neighbourhood gives the lost groups and the score of
+    /// counting the new choice afresh.
+    #[test]
+    fn a_swap_scores_as_the_choice_counted_afresh() {
+        let mut rng = ChaCha8Rng::seed_from_u64(17);
+        let mut compared = 0;
+        for _ in 0..200 {
+            let table = random_table(&mut rng);
+            let mut x = 0u64;
+            while x.count_ones() < 7 {
+                x |= 1 << rng.random_range(0..20);
+            }
+            let mut hood = table.neighbourhood(x);
+            for out in (0..20).filter(|&i| x & (1 << i) != 0) {
+                for inn in (0..20).filter(|&i| x & (1 << i) == 0) {
+                    let y = (x & !(1 << out)) | 1 << inn;
+                    let swapped = table.lost_after_swap(&mut hood, out, inn);
+                    let afresh = table.lost_groups(y);
+                    assert_eq!(
+                        swapped.groups().collect::<Vec<_>>(),
+                        afresh.groups().collect::<Vec<_>>()
+                    );
+                    assert_eq!(table.score_lost(&swapped), table.score(y));
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 200 * 7 * 13);
     }
 }
