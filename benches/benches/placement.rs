@@ -1,7 +1,8 @@
-//! Placement speed and quality on a generated zone of >= 20,000 servers: heuristic new
-//! cell and replacement, the ILP on the same instances, and the heuristic's risk against
-//! the ILP optimum. Criterion reports the means; the percentiles and the quality figures
-//! are printed from explicit loops over many cells.
+//! Placement speed and quality on a generated zone of >= 20,000 servers (`az`, then `az`
+//! with room and datacenter partitions as risk groups): heuristic new cell and
+//! replacement, the ILP on the same instances, and the heuristic's risk against the ILP
+//! optimum. Criterion reports the means; the percentiles and the quality figures are
+//! printed from explicit loops over many cells.
 
 use std::time::Instant;
 
@@ -25,10 +26,19 @@ fn summary(name: &str, mut ms: Vec<f64>) {
 }
 
 fn placement(c: &mut Criterion) {
-    let zone = benches::zone(&fixtures::ZoneParams::az(1));
+    placement_on(c, "place", &fixtures::ZoneParams::az(1));
+    placement_on(
+        c,
+        "place_partitions",
+        &fixtures::ZoneParams::az(1).with_partitions(),
+    );
+}
+
+fn placement_on(c: &mut Criterion, name: &str, params: &fixtures::ZoneParams) {
+    let zone = benches::zone(params);
     let inv = &zone.inventory;
     eprintln!(
-        "zone: {} servers, {} elements, {} cells in the workload",
+        "{name}: zone: {} servers, {} elements, {} cells in the workload",
         inv.servers.len(),
         inv.elements.len(),
         zone.cells.len()
@@ -103,7 +113,7 @@ fn placement(c: &mut Criterion) {
         sample.len()
     );
 
-    let mut group = c.benchmark_group("place");
+    let mut group = c.benchmark_group(name);
     let mut i = 0;
     group.bench_function("heuristic_new_cell", |b| {
         b.iter(|| {

@@ -220,7 +220,9 @@ fn improve(p: &Problem<'_>, safety: bool, mut x: u64, free: u64) -> u64 {
                 if !p.allowed(y) {
                     continue;
                 }
-                let score = p.table.score_lost(&p.table.lost_after_swap(&mut hood, out, inn));
+                let score = p
+                    .table
+                    .score_lost(&p.table.lost_after_swap(&mut hood, out, inn));
                 let key = Cost {
                     down: score.down,
                     unsafe_groups: score.unsafe_groups,
