@@ -571,15 +571,7 @@ fn batch_keeps_every_rule_and_the_balance() {
         "a batch is deterministic"
     );
 
-    let report = fleet_report(
-        &inv,
-        &model,
-        &first.placements,
-        &ReportOptions {
-            risk: false,
-            ..ReportOptions::default()
-        },
-    );
+    let report = rules_report(&inv, &model, &first.placements);
     assert!(report.load.over_capacity.is_empty());
     assert!(report.quorum_sharing_pairs.is_empty());
     // The ceiling only rises with the mean, so the final mean bounds every load.
@@ -899,21 +891,30 @@ fn dense_zone_heuristic_places_what_the_ilp_places() {
         x.difference(&h).collect::<Vec<_>>()
     );
     for outcome in [&fast, &exact] {
-        let report = fleet_report(
-            &inv,
-            &model,
-            &outcome.placements,
-            &ReportOptions {
-                risk: false,
-                ..ReportOptions::default()
-            },
-        );
+        let report = rules_report(&inv, &model, &outcome.placements);
         assert!(report.load.over_capacity.is_empty());
         assert!(report.quorum_sharing_pairs.is_empty());
         for (cell, e) in &outcome.failed {
             assert!(e.to_string().contains("proved"), "{cell}: {e}");
         }
     }
+}
+
+/// The fleet report without the per-cell risk: safety, blast radius, load and sharing.
+fn rules_report(
+    inv: &Inventory,
+    model: &FailureModel,
+    placements: &[Placement],
+) -> optimizer::FleetReport {
+    fleet_report(
+        inv,
+        model,
+        placements,
+        &ReportOptions {
+            risk: false,
+            ..ReportOptions::default()
+        },
+    )
 }
 
 /// With room partitions as risk groups, a cell whose clients need a quorum inside a room
@@ -934,15 +935,7 @@ fn placements_keep_a_quorum_on_the_clients_side_of_a_room_partition() {
     let outcome =
         optimizer::place::place_batch(&inv, &model, &cells, &mut occ, &PlaceOptions::default());
     assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
-    let report = fleet_report(
-        &inv,
-        &model,
-        &outcome.placements,
-        &ReportOptions {
-            risk: false,
-            ..ReportOptions::default()
-        },
-    );
+    let report = rules_report(&inv, &model, &outcome.placements);
     assert!(report.unsafe_cells.is_empty(), "{:?}", report.unsafe_cells);
     for p in &partitions {
         assert_eq!(report.blast_radius[p.group.index()], 0, "{}", p.room);
