@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::engine::Placer;
-use crate::service::{Core, Op, Outcome, Step};
+use crate::service::ops::{execute, Core, Op, Outcome, Step};
 use crate::Error;
 
 struct Job {
@@ -121,7 +121,7 @@ fn worker(core: &Core, rx: &Mutex<Receiver<Job>>, queued: &AtomicUsize) {
             if job.reply.is_closed() {
                 continue;
             }
-            match crate::service::execute(core, &zone, &mut placer, &job.op) {
+            match execute(core, &zone, &mut placer, &job.op) {
                 Step::Done(result) => {
                     let _ = job.reply.send(result);
                 }

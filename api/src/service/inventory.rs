@@ -1,0 +1,266 @@
+//! Inventory versions: the active one, validation of a new one, the switch, and the
+//! re-evaluation of every cell on it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use optimizer::{fleet_report, ReportOptions};
+use serde_json::json;
+use topology::model::ServerStatus;
+
+use crate::dto::{
+    InventoryRequest, InventoryView, ReevaluationView, SwitchResponse, ValidationView,
+};
+use crate::ledger::Ledger;
+use crate::store::{Change, InventoryRecord};
+use crate::view::{CountsView, OverCapacityView, ProblemView};
+use crate::zone::{Candidate, Source, Zone};
+use crate::Error;
+
+use super::ops::{missing_error, now_ms, supersede, LIST_LIMIT};
+use super::{blocking, writable, Service};
+
+impl Service {
+    pub async fn inventory(&self) -> InventoryView {
+        InventoryView::new(&self.core.ledger.read().await.zone)
+    }
+
+    pub(super) fn source(&self, req: &InventoryRequest) -> Result<Source, Error> {
+        match (&req.path, &req.tables) {
+            (Some(p), None) => Ok(Source::Dir(PathBuf::from(p))),
+            (None, Some(tables)) => {
+                let root = self.config.data_dir.join("inventories");
+                let dir = crate::zone::write_upload(&root, tables, now_ms())?;
+                Ok(Source::Upload(dir))
+            }
+            _ => Err(Error::InvalidField {
+                field: "path".into(),
+                message: "give exactly one of 'path' and 'tables'".into(),
+            }),
+        }
+    }
+
+    /// Validates an inventory without switching to it.
+    pub async fn validate_inventory(&self, req: InventoryRequest) -> Result<ValidationView, Error> {
+        let source = self.source(&req)?;
+        let upload = matches!(source, Source::Upload(_)).then(|| source.path().map(PathBuf::from));
+        let result = blocking(move || Candidate::load(source)).await?;
+        if let Some(Some(dir)) = upload {
+            // A validation keeps nothing.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Ok(match result {
+            Ok(c) => ValidationView {
+                valid: true,
+                counts: Some(CountsView::from(c.inventory.counts())),
+                errors: Vec::new(),
+                warnings: c.warnings.iter().map(ProblemView::from).collect(),
+            },
+            Err(Error::Inventory(e)) => {
+                let (errors, warnings) = problems(&e);
+                ValidationView {
+                    valid: false,
+                    counts: None,
+                    errors,
+                    warnings,
+                }
+            }
+            Err(e) => return Err(e),
+        })
+    }
+
+    /// Validates a new inventory, switches to it atomically, and re-evaluates every cell on
+    /// it. A bad inventory, or one missing servers that cells use, changes nothing.
+    pub async fn switch_inventory(&self, req: InventoryRequest) -> Result<SwitchResponse, Error> {
+        let source = self.source(&req)?;
+        let mut last_version = self.switching.lock().await;
+        let candidate = blocking(move || Candidate::load(source))
+            .await?
+            .map_err(inventory_error)?;
+        let zone = Arc::new(candidate.into_zone(*last_version + 1, now_ms()));
+        let (previous, before, seq) = {
+            let mut ledger = self.core.ledger.write().await;
+            writable(&ledger)?;
+            let before: HashMap<String, bool> = ledger
+                .cells()
+                .values()
+                .map(|c| (c.record.cell_id.clone(), c.record.single_failure_safe))
+                .collect();
+            let mut changes = vec![Change::ActivateInventory(InventoryRecord {
+                version: zone.version,
+                source: zone.source.label(),
+                path: zone.source.path().map(|p| p.display().to_string()),
+                loaded_at: zone.loaded_at,
+            })];
+            let mut records = ledger.records();
+            for (_, m) in &mut records {
+                changes.extend(supersede(m.as_mut(), zone.loaded_at));
+            }
+            // The journal hands out this number next: we hold the write lock.
+            let seq = self.core.journal.last_seq() + 1;
+            let mut rebuilt =
+                Ledger::rebuild(zone.clone(), records, seq).map_err(|m| missing_error(&m))?;
+            let submitted = self.core.journal.submit(changes);
+            debug_assert_eq!(seq, submitted);
+            rebuilt.seq = seq;
+            let previous = ledger.zone.version;
+            *ledger = rebuilt;
+            (previous, before, seq)
+        };
+        *last_version = zone.version;
+        self.core.journal.wait(seq).await?;
+        tracing::info!(
+            version = zone.version,
+            source = %zone.source.label(),
+            "switched inventory"
+        );
+        let reevaluation = self.reevaluate(&zone, &before).await?;
+        Ok(SwitchResponse {
+            inventory: InventoryView::new(&zone),
+            previous_version: previous,
+            reevaluation,
+        })
+    }
+
+    /// Computes every cell's risk and safety on `zone`, records them, and lists the cells
+    /// that became unsafe or sit on draining or failed servers.
+    pub(super) async fn reevaluate(
+        &self,
+        zone: &Arc<Zone>,
+        before: &HashMap<String, bool>,
+    ) -> Result<ReevaluationView, Error> {
+        let (placements, versions) = {
+            let ledger = self.core.ledger.read().await;
+            if ledger.zone.version != zone.version {
+                // Another switch came first; it reports for itself.
+                return Ok(ReevaluationView::default());
+            }
+            let placements = ledger.placements();
+            let versions: Vec<i64> = placements
+                .iter()
+                .map(|p| ledger.cells()[&p.cell_id].record.version)
+                .collect();
+            (placements, versions)
+        };
+        let z = zone.clone();
+        let (report, placements) = blocking(move || {
+            let options = ReportOptions {
+                risk: true,
+                top: 0,
+                threads: 0,
+            };
+            let report = fleet_report(&z.inventory, &z.model, &placements, &options);
+            (report, placements)
+        })
+        .await?;
+        let inv = &zone.inventory;
+        let unsafe_set: HashSet<usize> = report.unsafe_cells.iter().copied().collect();
+        let mut view = ReevaluationView {
+            cells: placements.len(),
+            ..ReevaluationView::default()
+        };
+        let push = |list: &mut Vec<String>, count: &mut usize, id: &str| {
+            *count += 1;
+            if list.len() < LIST_LIMIT {
+                list.push(id.to_owned());
+            }
+        };
+        for (i, p) in placements.iter().enumerate() {
+            let id = p.cell_id.as_str();
+            if unsafe_set.contains(&i) {
+                push(&mut view.unsafe_cells, &mut view.unsafe_count, id);
+                if before.get(id).copied().unwrap_or(false) {
+                    push(&mut view.became_unsafe, &mut view.became_unsafe_count, id);
+                }
+            }
+            let status = |st| {
+                p.nodes
+                    .iter()
+                    .any(|&n| inv.servers[n as usize].status == st)
+            };
+            if status(ServerStatus::Draining) {
+                push(&mut view.on_draining, &mut view.on_draining_count, id);
+            }
+            if status(ServerStatus::Failed) {
+                push(&mut view.on_failed, &mut view.on_failed_count, id);
+            }
+        }
+        view.over_capacity = OverCapacityView::list(inv, &report.load.over_capacity);
+        // Record the new risks on cells that did not change meanwhile.
+        let seq = {
+            let mut ledger = self.core.ledger.write().await;
+            if ledger.zone.version != zone.version || ledger.poisoned.is_some() {
+                return Ok(view);
+            }
+            let now = now_ms();
+            let mut changes = Vec::new();
+            let mut touched = Vec::new();
+            for (i, p) in placements.iter().enumerate() {
+                let Some(mut cell) = ledger.cell_mut(&p.cell_id) else {
+                    continue;
+                };
+                if cell.record.version != versions[i] {
+                    continue;
+                }
+                let r = &mut cell.record;
+                r.risk = report.per_cell[i].risk;
+                r.single_failure_safe = !unsafe_set.contains(&i);
+                r.inventory_version = zone.version;
+                r.version += 1;
+                r.updated_at = now;
+                changes.push(Change::PutCell(r.clone()));
+                touched.push(p.cell_id.clone());
+            }
+            if changes.is_empty() {
+                0
+            } else {
+                let seq = self.core.journal.submit(changes);
+                for id in touched {
+                    if let Some(mut c) = ledger.cell_mut(&id) {
+                        c.seq = seq;
+                    }
+                }
+                ledger.seq = seq;
+                seq
+            }
+        };
+        self.core.journal.wait(seq).await?;
+        Ok(view)
+    }
+}
+
+/// The problems of an inventory that could not be loaded: (errors, warnings).
+fn problems(e: &topology::Error) -> (Vec<ProblemView>, Vec<ProblemView>) {
+    match e {
+        topology::Error::Invalid(report) => (
+            report.errors.iter().map(ProblemView::from).collect(),
+            report.warnings.iter().map(ProblemView::from).collect(),
+        ),
+        // Unreadable: no table to point at.
+        e => (
+            vec![ProblemView {
+                table: String::new(),
+                file: None,
+                row: None,
+                line: None,
+                column: None,
+                message: e.to_string(),
+            }],
+            Vec::new(),
+        ),
+    }
+}
+
+pub(super) fn inventory_error(e: Error) -> Error {
+    match e {
+        Error::Inventory(e) => {
+            let (errors, warnings) = problems(&e);
+            Error::InvalidInventory {
+                errors: errors.len(),
+                details: json!({ "errors": errors, "warnings": warnings }),
+            }
+        }
+        e => e,
+    }
+}

@@ -1,0 +1,295 @@
+//! The cell runtime behind the HTTP routes: placement, replacement, client moves, the
+//! ledger's durability, inventory versions and the fleet report.
+//!
+//! Concurrency: a solve reads the ledger under a shared lock; its result is checked again
+//! (capacity, shared quorum, the cell unchanged) under the exclusive lock, applied in
+//! memory and queued to the journal in the same critical section, and the reply waits until
+//! the journal has made it durable. A solve invalidated by a concurrent commit is redone.
+//! So no interleaving can oversubscribe a server or give two cells a shared quorum, and no
+//! reply shows a change that a crash could still lose.
+//!
+//! By job: [`ops`] (the operations and the solve-then-commit loop the solver threads
+//! run), [`cells`], [`moves`], [`inventory`] and [`report`] (the requests); here the
+//! service itself: opening it on a store, readiness, gauges and shutdown.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, RwLock, Semaphore};
+
+use crate::engine::PlaceOptions;
+use crate::journal::Journal;
+use crate::ledger::Ledger;
+use crate::metrics::{Gauges, Metrics};
+use crate::solver::SolverPool;
+use crate::store::{Change, InventoryRecord, MoveRecord, Store};
+use crate::zone::{Candidate, Source};
+use crate::Error;
+
+mod cells;
+mod inventory;
+mod moves;
+pub mod ops;
+mod report;
+
+pub use cells::CellQuery;
+
+use ops::{missing_error, now_ms, supersede, Core};
+
+/// Service settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Uploaded inventories are kept under `DIR/inventories`.
+    pub data_dir: PathBuf,
+    /// Solver threads (0 = available parallelism).
+    pub workers: usize,
+    /// Solves that may wait for a worker before requests are refused.
+    pub queue: usize,
+    /// Placement engine settings (solver, pool size, ...).
+    pub placer: PlaceOptions,
+}
+
+#[derive(Debug)]
+pub struct Service {
+    core: Arc<Core>,
+    solver: SolverPool,
+    store: Arc<dyn Store>,
+    config: Config,
+    /// One inventory switch at a time; holds the highest version handed out.
+    switching: Mutex<i64>,
+    /// One fleet report at a time: each uses every core.
+    reports: Semaphore,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("background task: {e}")))
+}
+
+impl Service {
+    /// Opens the service on a store: picks the inventory (`source`, else the ledger's
+    /// active one, else the bundled zone), rebuilds the occupancy exactly from the ledger and
+    /// checks it against the store's own server loads.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        source: Option<Source>,
+        config: Config,
+    ) -> Result<Arc<Service>, Error> {
+        let snapshot = store.load().await?;
+        let active = snapshot.active_inventory.clone();
+        let source = match (source, &active) {
+            (Some(s), _) => s,
+            (None, Some(rec)) => Source::parse(&rec.source).ok_or_else(|| {
+                Error::Internal(format!("unknown inventory source '{}'", rec.source))
+            })?,
+            (None, None) => Source::Bundled,
+        };
+        let label = source.label();
+        let candidate = blocking(move || Candidate::load(source)).await??;
+        let (zone, fresh) = match active.filter(|a| a.source == label) {
+            Some(rec) => (candidate.into_zone(rec.version, rec.loaded_at), false),
+            None => (
+                candidate.into_zone(snapshot.max_inventory_version + 1, now_ms()),
+                true,
+            ),
+        };
+        let zone = Arc::new(zone);
+        let mut moves: HashMap<String, MoveRecord> = snapshot
+            .last_moves
+            .into_iter()
+            .map(|m| (m.cell_id.clone(), m))
+            .collect();
+        let mut changes = Vec::new();
+        if fresh {
+            changes.push(Change::ActivateInventory(InventoryRecord {
+                version: zone.version,
+                source: zone.source.label(),
+                path: zone.source.path().map(|p| p.display().to_string()),
+                loaded_at: zone.loaded_at,
+            }));
+            // Moves were computed on another inventory.
+            for m in moves.values_mut() {
+                changes.extend(supersede(Some(m), zone.loaded_at));
+            }
+        }
+        let before: HashMap<String, bool> = snapshot
+            .cells
+            .iter()
+            .map(|c| (c.cell_id.clone(), c.single_failure_safe))
+            .collect();
+        // Risks recorded on another inventory (or under an older risk definition, which
+        // a migration marks with version 0) are judged again.
+        let stale = fresh
+            || snapshot
+                .cells
+                .iter()
+                .any(|c| c.inventory_version != zone.version);
+        let records: Vec<_> = snapshot
+            .cells
+            .into_iter()
+            .map(|c| {
+                let m = moves.remove(&c.cell_id);
+                (c, m)
+            })
+            .collect();
+        let ledger = Ledger::rebuild(zone.clone(), records, 0).map_err(|m| missing_error(&m))?;
+        let stored = store.server_loads().await?;
+        let rebuilt = ledger.server_loads();
+        if stored.len() != rebuilt.len()
+            || stored
+                .iter()
+                .any(|(s, load)| rebuilt.get(s).copied() != Some(*load))
+        {
+            return Err(Error::Internal(
+                "the occupancy rebuilt from the cells differs from the ledger's server loads"
+                    .into(),
+            ));
+        }
+        if !changes.is_empty() {
+            store.apply(&changes).await?;
+        }
+        let metrics = Arc::new(Metrics::default());
+        let journal = Journal::start(store.clone(), metrics.clone());
+        let core = Arc::new(Core {
+            ledger: RwLock::new(ledger),
+            journal,
+            metrics,
+            placer: config.placer.clone(),
+        });
+        let workers = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.workers
+        };
+        let solver = SolverPool::start(core.clone(), workers, config.queue);
+        let version = zone.version;
+        let service = Arc::new(Service {
+            core,
+            solver,
+            store,
+            config,
+            switching: Mutex::new(version.max(snapshot.max_inventory_version)),
+            reports: Semaphore::new(1),
+        });
+        tokio::spawn(resync(service.core.clone(), service.store.clone()));
+        if stale && !before.is_empty() {
+            // The cells' risks were computed on another inventory: judge them again on this
+            // one, in the background so that the service is up at once.
+            let s = service.clone();
+            tokio::spawn(async move {
+                match s.reevaluate(&zone, &before).await {
+                    Ok(v) => tracing::info!(
+                        cells = v.cells,
+                        unsafe_cells = v.unsafe_count,
+                        became_unsafe = v.became_unsafe_count,
+                        on_draining = v.on_draining_count,
+                        on_failed = v.on_failed_count,
+                        over_capacity = v.over_capacity.len(),
+                        "re-evaluated the ledger on the new inventory"
+                    ),
+                    Err(e) => tracing::warn!("re-evaluating the ledger: {e}"),
+                }
+            });
+        }
+        Ok(service)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.core.metrics
+    }
+
+    /// Ready when the ledger is consistent with the store and the store answers.
+    pub async fn ready(&self) -> Result<(), Error> {
+        if let Some(message) = self.core.ledger.read().await.poisoned.clone() {
+            return Err(Error::StoreUnavailable { message });
+        }
+        self.store.ping().await
+    }
+
+    pub async fn gauges(&self) -> Gauges {
+        let ledger = self.core.ledger.read().await;
+        let over_balance = self.core.placer.balance.map_or(0, |b| {
+            optimizer::place::pool::over_balance_ceiling(&ledger.zone.inventory, &ledger.occ, b)
+        });
+        Gauges {
+            cells: ledger.len() as u64,
+            cells_unsafe: ledger.unsafe_count(),
+            cells_by_risk: ledger.risk_counts(),
+            servers_over_balance_ceiling: over_balance as u64,
+            nodes_placed: ledger.nodes_placed,
+            node_capacity: ledger.zone.active_capacity,
+            inventory_version: ledger.zone.version,
+            solver_queue: self.solver.queued() as u64,
+            solver_workers: self.solver.workers() as u64,
+        }
+    }
+
+    /// After the HTTP server has drained: stops the solvers, commits what is queued and
+    /// closes the store.
+    pub async fn shutdown(&self) {
+        let workers = self.solver.stop();
+        let _ = blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+        })
+        .await;
+        self.core.journal.close().await;
+        self.store.close().await;
+    }
+}
+
+fn writable(ledger: &Ledger) -> Result<(), Error> {
+    match &ledger.poisoned {
+        Some(message) => Err(Error::StoreUnavailable {
+            message: message.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// After a failed commit: refuse changes, reload the ledger from the store, resume.
+async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
+    let mut progress = core.journal.progress();
+    loop {
+        if progress.wait_for(|p| p.broken).await.is_err() {
+            return; // journal closed
+        }
+        let mut ledger = core.ledger.write().await;
+        ledger.poisoned = Some(progress.borrow().last_error.clone());
+        let reloaded = match store.load().await {
+            Ok(snapshot) => {
+                let mut moves: HashMap<String, MoveRecord> = snapshot
+                    .last_moves
+                    .into_iter()
+                    .map(|m| (m.cell_id.clone(), m))
+                    .collect();
+                let records = snapshot.cells.into_iter().map(|c| {
+                    let m = moves.remove(&c.cell_id);
+                    (c, m)
+                });
+                Ledger::rebuild(ledger.zone.clone(), records, 0).ok()
+            }
+            Err(e) => {
+                tracing::error!("reloading the ledger after a failed commit: {e}");
+                None
+            }
+        };
+        match reloaded {
+            Some(fresh) => {
+                *ledger = fresh;
+                core.journal.resume();
+                tracing::warn!("ledger reloaded from the store after a failed commit");
+                drop(ledger);
+                // Let the committer see the resume before looking at `broken` again.
+                let _ = progress.wait_for(|p| !p.broken).await;
+            }
+            None => {
+                drop(ledger);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Read-only views: one server's cells and load, the fleet report.
+
+use optimizer::{fleet_report, ReportOptions};
+
+use crate::dto::ServerView;
+use crate::view::FleetReportView;
+use crate::Error;
+
+use super::Service;
+
+use super::*;
+
+impl Service {
+    pub async fn server(&self, server_id: &str) -> Result<ServerView, Error> {
+        let (view, seq) = {
+            let ledger = self.core.ledger.read().await;
+            let s = ledger
+                .zone
+                .inventory
+                .server_index(server_id)
+                .ok_or_else(|| Error::ServerNotFound {
+                    server: server_id.to_owned(),
+                })?;
+            (ServerView::new(&ledger, s), ledger.seq)
+        };
+        self.core.journal.wait(seq).await?;
+        Ok(view)
+    }
+
+    /// The fleet report of `cellplacer evaluate` over the ledger's cells.
+    pub async fn report(&self, risk: bool, top: usize) -> Result<FleetReportView, Error> {
+        let _permit = self
+            .reports
+            .acquire()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let (zone, placements, seq) = {
+            let ledger = self.core.ledger.read().await;
+            (ledger.zone.clone(), ledger.placements(), ledger.seq)
+        };
+        self.core.journal.wait(seq).await?;
+        blocking(move || {
+            let options = ReportOptions {
+                risk,
+                top,
+                threads: 0,
+            };
+            let report = fleet_report(&zone.inventory, &zone.model, &placements, &options);
+            FleetReportView::new(&zone.inventory, &placements, &report)
+        })
+        .await
+    }
+}
