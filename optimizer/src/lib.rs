@@ -6,6 +6,7 @@
 
 pub mod mip;
 pub mod place;
+pub mod rebalance;
 pub mod report;
 pub mod risk;
 

@@ -9,6 +9,7 @@ pub mod failure;
 pub mod ingest;
 pub mod model;
 pub mod raw;
+mod select;
 pub mod workload;
 
 pub use error::{Error, Problem, Report};

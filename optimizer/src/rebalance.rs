@@ -1,0 +1,605 @@
+//! Rebalancing plans: ordered single-node moves that take every node off failed and
+//! draining servers and make unsafe cells single-failure safe, each move checked against
+//! the hard rules on the occupancy that the moves before it leave, with what every
+//! prefix of the plan achieves.
+//!
+//! A plan is built move by move on one [`Occupancy`]: a move is a repair of one node
+//! ([`Placer::replace`]) or a step of a cell's path to a safe placement
+//! ([`Placer::plan_moves`]), so after every prefix no server is over capacity, every cell
+//! keeps one colour and no two cells share a quorum, and no cell has more than one node
+//! in flight. Mandatory moves come first (failed servers, then draining ones); a drain
+//! never makes a single-failure-safe cell unsafe (the node stays, and the plan says why).
+
+use topology::model::ServerStatus;
+use topology::{FailureModel, Inventory, Placement};
+
+use crate::place::{CellSlot, Occupancy, PlaceOptions, Placer};
+use crate::risk::RiskEvaluator;
+
+/// What a plan must achieve.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Goals {
+    /// Every node off `draining` servers (a drain marks the servers it empties so).
+    pub drain: bool,
+    /// Every node off `failed` servers, and every cell that is not single-failure safe
+    /// made safe where the rules allow.
+    pub repair: bool,
+    /// Most moves in the plan; mandatory moves (failed, then draining) come first.
+    pub max_moves: Option<usize>,
+}
+
+/// Why a move is in the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// The node is on a failed server.
+    Failed,
+    /// The node is on a draining server.
+    Drain,
+    /// The cell is not single-failure safe.
+    Unsafe,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Failed => "failed",
+            Reason::Drain => "drain",
+            Reason::Unsafe => "unsafe",
+        }
+    }
+}
+
+/// One node of one cell: off `remove`, onto `add`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedMove {
+    /// Index into the placements.
+    pub cell: usize,
+    pub remove: u32,
+    pub add: u32,
+    pub reason: Reason,
+    /// The cell's risk (outages per year) before and after the move.
+    pub risk_before: f64,
+    pub risk_after: f64,
+    pub safe_after: bool,
+    /// Earlier moves (indices into the plan) this one must wait for: the cell's own, and
+    /// the last one that took a node off `add` (it may have freed the room).
+    pub after: Vec<usize>,
+}
+
+/// A goal the plan does not meet for a cell, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmet {
+    pub cell: usize,
+    /// The node that stays where it is (none for a cell left unsafe).
+    pub server: Option<u32>,
+    pub reason: Reason,
+    pub why: String,
+}
+
+/// The fleet after the first `moves` moves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    pub moves: usize,
+    /// Sum of the cells' risks (outages per year).
+    pub total_risk: f64,
+    pub unsafe_cells: usize,
+    /// Most nodes on one server over the mean of the servers that hold any.
+    pub load_max_over_mean: f64,
+    /// Nodes still on failed or draining servers.
+    pub nodes_to_move: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub moves: Vec<PlannedMove>,
+    /// The placements after every move, in the input's order.
+    pub after: Vec<Placement>,
+    pub unmet: Vec<Unmet>,
+    /// Before any move, then after each one.
+    pub curve: Vec<CurvePoint>,
+}
+
+/// Where the fleet stands while a plan is built: each cell's risk and safety, the loads.
+struct Fleet {
+    risk: Vec<f64>,
+    safe: Vec<bool>,
+    total_risk: f64,
+    unsafe_cells: usize,
+    /// Servers per load, the highest load, servers holding any node, nodes placed.
+    at_load: Vec<u64>,
+    max_load: usize,
+    used: u64,
+    nodes: u64,
+    nodes_to_move: u64,
+}
+
+impl Fleet {
+    fn point(&self, moves: usize) -> CurvePoint {
+        CurvePoint {
+            moves,
+            total_risk: self.total_risk,
+            unsafe_cells: self.unsafe_cells,
+            load_max_over_mean: if self.used == 0 {
+                0.0
+            } else {
+                self.max_load as f64 * self.used as f64 / self.nodes as f64
+            },
+            nodes_to_move: self.nodes_to_move,
+        }
+    }
+
+    fn load_changes(&mut self, load: u32, by: i32) {
+        let (from, to) = (load as usize, (i64::from(load) + i64::from(by)) as usize);
+        if to >= self.at_load.len() {
+            self.at_load.resize(to + 1, 0);
+        }
+        self.at_load[from] -= 1;
+        self.at_load[to] += 1;
+        self.used = self.used + u64::from(from == 0) - u64::from(to == 0);
+        self.max_load = self.max_load.max(to);
+        while self.max_load > 0 && self.at_load[self.max_load] == 0 {
+            self.max_load -= 1;
+        }
+    }
+
+    fn standing(&mut self, cell: usize, risk: f64, safe: bool) {
+        self.total_risk += risk - self.risk[cell];
+        self.unsafe_cells = self.unsafe_cells + usize::from(!safe) - usize::from(!self.safe[cell]);
+        self.risk[cell] = risk;
+        self.safe[cell] = safe;
+    }
+}
+
+/// Whether a node on `server` must move, and why, under `goals`.
+fn must_move(inv: &Inventory, server: u32, goals: &Goals) -> Option<Reason> {
+    match inv.servers[server as usize].status {
+        ServerStatus::Failed if goals.repair => Some(Reason::Failed),
+        ServerStatus::Draining if goals.drain => Some(Reason::Drain),
+        _ => None,
+    }
+}
+
+/// A plan for `placements` (on `inv`) that meets `goals`, solved with `options`.
+pub fn plan(
+    inv: &Inventory,
+    model: &FailureModel,
+    placements: &[Placement],
+    goals: &Goals,
+    options: &PlaceOptions,
+) -> Plan {
+    let mut occ = Occupancy::new(inv);
+    let slots: Vec<CellSlot> = placements.iter().map(|p| occ.insert(&p.nodes)).collect();
+    let mut nodes: Vec<Vec<u32>> = placements.iter().map(|p| p.nodes.clone()).collect();
+    let mut evaluator = RiskEvaluator::new(model);
+    let start: Vec<(f64, bool)> = placements
+        .iter()
+        .map(|p| {
+            let r = evaluator.evaluate(&p.clients, &p.nodes);
+            (r.risk, r.single_failure_safe())
+        })
+        .collect();
+    let mut fleet = Fleet {
+        risk: start.iter().map(|s| s.0).collect(),
+        safe: start.iter().map(|s| s.1).collect(),
+        total_risk: start.iter().map(|s| s.0).sum(),
+        unsafe_cells: start.iter().filter(|s| !s.1).count(),
+        at_load: Vec::new(),
+        max_load: 0,
+        used: 0,
+        nodes: occ.total_nodes(),
+        nodes_to_move: 0,
+    };
+    for &load in occ.loads() {
+        let l = load as usize;
+        if l >= fleet.at_load.len() {
+            fleet.at_load.resize(l + 1, 0);
+        }
+        fleet.at_load[l] += 1;
+        fleet.used += u64::from(l > 0);
+        fleet.max_load = fleet.max_load.max(l);
+    }
+    fleet.nodes_to_move = nodes
+        .iter()
+        .flatten()
+        .filter(|&&s| must_move_any(inv, s))
+        .count() as u64;
+
+    let mut placer = Placer::new(inv, model, options.clone());
+    let mut moves: Vec<PlannedMove> = Vec::new();
+    let mut unmet: Vec<Unmet> = Vec::new();
+    let mut curve = vec![fleet.point(0)];
+    // The last move of each cell, and the last move off each server.
+    let mut last_of_cell: Vec<Option<usize>> = vec![None; placements.len()];
+    let mut last_off: rustc_hash::FxHashMap<u32, usize> = rustc_hash::FxHashMap::default();
+    let budget = goals.max_moves.unwrap_or(usize::MAX);
+
+    let mut record = |cell: usize,
+                      remove: u32,
+                      add: u32,
+                      reason: Reason,
+                      (risk, safe): (f64, bool),
+                      occ: &Occupancy,
+                      fleet: &mut Fleet,
+                      moves: &mut Vec<PlannedMove>| {
+        let mut after: Vec<usize> = last_of_cell[cell].into_iter().collect();
+        if let Some(&m) = last_off.get(&add) {
+            after.push(m);
+        }
+        after.sort_unstable();
+        after.dedup();
+        let index = moves.len();
+        moves.push(PlannedMove {
+            cell,
+            remove,
+            add,
+            reason,
+            risk_before: fleet.risk[cell],
+            risk_after: risk,
+            safe_after: safe,
+            after,
+        });
+        last_of_cell[cell] = Some(index);
+        last_off.insert(remove, index);
+        fleet.load_changes(occ.load(remove) + 1, -1);
+        fleet.load_changes(occ.load(add) - 1, 1);
+        let moved_off = u64::from(must_move_any(inv, remove));
+        fleet.nodes_to_move -= moved_off;
+        fleet.standing(cell, risk, safe);
+        fleet.point(moves.len())
+    };
+
+    // Mandatory moves: failed servers first, then draining ones, cell by cell.
+    for reason in [Reason::Failed, Reason::Drain] {
+        for cell in 0..placements.len() {
+            let on: Vec<u32> = nodes[cell]
+                .iter()
+                .copied()
+                .filter(|&s| must_move(inv, s, goals) == Some(reason))
+                .collect();
+            for server in on {
+                if moves.len() >= budget {
+                    unmet.push(Unmet {
+                        cell,
+                        server: Some(server),
+                        reason,
+                        why: format!("over the budget of {budget} moves"),
+                    });
+                    continue;
+                }
+                let clients = &placements[cell].clients;
+                let decision =
+                    match placer.replace(&occ, clients, &nodes[cell], server, Some(slots[cell])) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            unmet.push(Unmet {
+                                cell,
+                                server: Some(server),
+                                reason,
+                                why: e.to_string(),
+                            });
+                            continue;
+                        }
+                    };
+                let safe = decision.explanation.single_failure_safe;
+                if reason == Reason::Drain && fleet.safe[cell] && !safe {
+                    unmet.push(Unmet {
+                        cell,
+                        server: Some(server),
+                        reason,
+                        why: "every replacement in reach leaves the cell not single-failure safe"
+                            .into(),
+                    });
+                    continue;
+                }
+                let add = *decision
+                    .nodes
+                    .iter()
+                    .find(|s| !nodes[cell].contains(s))
+                    .expect("a replacement adds one server");
+                // The new server takes the moved node's place in the list.
+                for n in nodes[cell].iter_mut().filter(|n| **n == server) {
+                    *n = add;
+                }
+                occ.update(slots[cell], &nodes[cell]);
+                let point = record(
+                    cell,
+                    server,
+                    add,
+                    reason,
+                    (decision.explanation.risk, safe),
+                    &occ,
+                    &mut fleet,
+                    &mut moves,
+                );
+                curve.push(point);
+            }
+        }
+    }
+
+    // Then every cell that is still not single-failure safe, along its path of moves.
+    if goals.repair {
+        for cell in 0..placements.len() {
+            if fleet.safe[cell] {
+                continue;
+            }
+            let clients = &placements[cell].clients;
+            let path = match placer.plan_moves(&occ, clients, &nodes[cell], Some(slots[cell])) {
+                Ok(p) => p,
+                Err(e) => {
+                    unmet.push(Unmet {
+                        cell,
+                        server: None,
+                        reason: Reason::Unsafe,
+                        why: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if !path.target().single_failure_safe {
+                unmet.push(Unmet {
+                    cell,
+                    server: None,
+                    reason: Reason::Unsafe,
+                    why: "no single-failure-safe placement in reach of its clients".into(),
+                });
+                continue;
+            }
+            if moves.len() + path.steps.len() > budget {
+                unmet.push(Unmet {
+                    cell,
+                    server: None,
+                    reason: Reason::Unsafe,
+                    why: format!(
+                        "{} moves would pass the budget of {budget}",
+                        path.steps.len()
+                    ),
+                });
+                continue;
+            }
+            for step in &path.steps {
+                let next: Vec<u32> = nodes[cell]
+                    .iter()
+                    .map(|&n| if n == step.out { step.into } else { n })
+                    .collect();
+                occ.update(slots[cell], &next);
+                nodes[cell] = next;
+                let point = record(
+                    cell,
+                    step.out,
+                    step.into,
+                    Reason::Unsafe,
+                    (step.after.risk, step.after.single_failure_safe),
+                    &occ,
+                    &mut fleet,
+                    &mut moves,
+                );
+                curve.push(point);
+            }
+        }
+    }
+
+    let after = placements
+        .iter()
+        .zip(nodes)
+        .map(|(p, nodes)| Placement {
+            cell_id: p.cell_id.clone(),
+            clients: p.clients.clone(),
+            nodes,
+        })
+        .collect();
+    Plan {
+        moves,
+        after,
+        unmet,
+        curve,
+    }
+}
+
+/// Whether a node on `server` is on a failed or draining server (counted as to move).
+fn must_move_any(inv: &Inventory, server: u32) -> bool {
+    matches!(
+        inv.servers[server as usize].status,
+        ServerStatus::Failed | ServerStatus::Draining
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::place::place_batch;
+
+    /// A generated zone with `cells` placed, then `rack` drained and `failed` failed.
+    fn zone_in_use(cells: usize) -> (Inventory, Vec<Placement>) {
+        let raw = fixtures::generate(&fixtures::ZoneParams {
+            cells,
+            ..fixtures::ZoneParams::small(5)
+        });
+        let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+        let model = FailureModel::new(&inv);
+        let specs = topology::workload::parse_cells(&raw.tables["cells"], &inv).expect("cells");
+        let mut occ = Occupancy::new(&inv);
+        let batch = place_batch(&inv, &model, &specs, &mut occ, &PlaceOptions::default());
+        assert!(batch.failed.is_empty());
+        (inv, batch.placements)
+    }
+
+    /// The rack holding the most nodes, and the server of another rack holding the most.
+    fn busiest(inv: &Inventory, placements: &[Placement]) -> (u32, u32) {
+        let mut per_server = vec![0u32; inv.servers.len()];
+        for p in placements {
+            for &n in &p.nodes {
+                per_server[n as usize] += 1;
+            }
+        }
+        let mut per_rack = vec![0u32; inv.racks.len()];
+        for (s, &count) in per_server.iter().enumerate() {
+            per_rack[inv.servers[s].rack as usize] += count;
+        }
+        let rack = (0..inv.racks.len()).max_by_key(|&r| per_rack[r]).unwrap() as u32;
+        let server = (0..inv.servers.len())
+            .filter(|&s| inv.servers[s].rack != rack)
+            .max_by_key(|&s| per_server[s])
+            .unwrap() as u32;
+        (rack, server)
+    }
+
+    /// Replays `plan` move by move from `placements`: every move is one node of one cell,
+    /// keeps the hard rules on the occupancy the moves before it leave, has the risk and
+    /// safety it states, and never makes a cell that was safe at the start unsafe.
+    fn replay(inv: &Inventory, model: &FailureModel, placements: &[Placement], plan: &Plan) {
+        let mut occ = Occupancy::new(inv);
+        let slots: Vec<CellSlot> = placements.iter().map(|p| occ.insert(&p.nodes)).collect();
+        let mut nodes: Vec<Vec<u32>> = placements.iter().map(|p| p.nodes.clone()).collect();
+        let mut evaluator = RiskEvaluator::new(model);
+        let safe_at_start: Vec<bool> = placements
+            .iter()
+            .map(|p| {
+                evaluator
+                    .evaluate(&p.clients, &p.nodes)
+                    .single_failure_safe()
+            })
+            .collect();
+        let mut last: Vec<Option<usize>> = vec![None; placements.len()];
+        for (i, m) in plan.moves.iter().enumerate() {
+            let cell = &mut nodes[m.cell];
+            assert!(
+                cell.contains(&m.remove) && !cell.contains(&m.add),
+                "move {i}"
+            );
+            let next: Vec<u32> = cell
+                .iter()
+                .map(|&n| if n == m.remove { m.add } else { n })
+                .collect();
+            let broken = occ.violations(inv, &next, Some(slots[m.cell]));
+            assert!(broken.is_empty(), "move {i}: {broken:?}");
+            occ.update(slots[m.cell], &next);
+            *cell = next;
+            let risk = evaluator.evaluate(&placements[m.cell].clients, cell);
+            assert!(
+                (risk.risk - m.risk_after).abs() <= 1e-9 * risk.risk.max(1e-12),
+                "move {i}: {} vs {}",
+                risk.risk,
+                m.risk_after
+            );
+            assert_eq!(risk.single_failure_safe(), m.safe_after, "move {i}");
+            if safe_at_start[m.cell] && m.reason != Reason::Failed {
+                assert!(m.safe_after, "move {i} makes a safe cell unsafe");
+            }
+            if let Some(previous) = last[m.cell] {
+                assert!(m.after.contains(&previous), "move {i} waits for {previous}");
+            }
+            last[m.cell] = Some(i);
+        }
+        let after: Vec<&Vec<u32>> = plan.after.iter().map(|p| &p.nodes).collect();
+        assert_eq!(after, nodes.iter().collect::<Vec<_>>());
+    }
+
+    /// Draining a rack moves exactly the nodes on it, each once, and nothing else; every
+    /// prefix of the plan keeps the rules; the curve ends with nothing left to move.
+    #[test]
+    fn a_drain_moves_the_drained_nodes_and_nothing_else() {
+        let (mut inv, placements) = zone_in_use(600);
+        let (rack, _) = busiest(&inv, &placements);
+        for &s in &inv.racks[rack as usize].servers.clone() {
+            inv.servers[s as usize].status = ServerStatus::Draining;
+        }
+        let model = FailureModel::new(&inv);
+        let on_rack: usize = placements
+            .iter()
+            .flat_map(|p| &p.nodes)
+            .filter(|&&n| inv.servers[n as usize].rack == rack)
+            .count();
+        assert!(on_rack > 20, "{on_rack}");
+        let goals = Goals {
+            drain: true,
+            ..Goals::default()
+        };
+        let plan = plan(&inv, &model, &placements, &goals, &PlaceOptions::default());
+        assert!(plan.unmet.is_empty(), "{:?}", plan.unmet);
+        assert_eq!(plan.moves.len(), on_rack);
+        assert!(plan.moves.iter().all(|m| m.reason == Reason::Drain));
+        replay(&inv, &model, &placements, &plan);
+        assert!(plan
+            .after
+            .iter()
+            .flat_map(|p| &p.nodes)
+            .all(|&n| inv.servers[n as usize].rack != rack));
+        assert_eq!(plan.curve.len(), on_rack + 1);
+        assert_eq!(plan.curve[0].nodes_to_move, on_rack as u64);
+        assert_eq!(plan.curve.last().unwrap().nodes_to_move, 0);
+        let mut evaluator = RiskEvaluator::new(&model);
+        let total: f64 = plan
+            .after
+            .iter()
+            .map(|p| evaluator.evaluate(&p.clients, &p.nodes).risk)
+            .sum();
+        let last = plan.curve.last().unwrap().total_risk;
+        assert!(
+            (total - last).abs() <= 1e-9 * total.max(1e-12),
+            "{total} vs {last}"
+        );
+    }
+
+    /// A repair moves the nodes off a failed server first, then makes safe the cells it
+    /// can; a budget keeps the mandatory moves first and says what it left.
+    #[test]
+    fn a_repair_moves_off_failed_servers_first_and_keeps_to_the_budget() {
+        let (mut inv, placements) = zone_in_use(600);
+        let (rack, server) = busiest(&inv, &placements);
+        inv.servers[server as usize].status = ServerStatus::Failed;
+        for &s in &inv.racks[rack as usize].servers.clone() {
+            inv.servers[s as usize].status = ServerStatus::Draining;
+        }
+        let model = FailureModel::new(&inv);
+        let on_failed = placements
+            .iter()
+            .filter(|p| p.nodes.contains(&server))
+            .count();
+        assert!(on_failed > 2, "{on_failed}");
+        let goals = Goals {
+            drain: true,
+            repair: true,
+            max_moves: None,
+        };
+        let full = plan(&inv, &model, &placements, &goals, &PlaceOptions::default());
+        replay(&inv, &model, &placements, &full);
+        let reasons: Vec<Reason> = full.moves.iter().map(|m| m.reason).collect();
+        let mut sorted = reasons.clone();
+        sorted.sort();
+        assert_eq!(reasons, sorted, "failed, then drain, then unsafe");
+        assert_eq!(
+            reasons.iter().filter(|&&r| r == Reason::Failed).count(),
+            on_failed
+        );
+        // Every cell is safe at the end, or the plan says why not.
+        let mut evaluator = RiskEvaluator::new(&model);
+        for (i, p) in full.after.iter().enumerate() {
+            let safe = evaluator
+                .evaluate(&p.clients, &p.nodes)
+                .single_failure_safe();
+            assert!(
+                safe || full.unmet.iter().any(|u| u.cell == i),
+                "cell {i} left unsafe without a reason"
+            );
+        }
+
+        let budget = on_failed + 3;
+        let capped = plan(
+            &inv,
+            &model,
+            &placements,
+            &Goals {
+                max_moves: Some(budget),
+                ..goals
+            },
+            &PlaceOptions::default(),
+        );
+        replay(&inv, &model, &placements, &capped);
+        assert_eq!(capped.moves.len(), budget);
+        assert_eq!(capped.moves[..budget], full.moves[..budget]);
+        assert!(capped
+            .unmet
+            .iter()
+            .any(|u| u.why.contains("budget") && u.reason == Reason::Drain));
+    }
+}
