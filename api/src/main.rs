@@ -11,8 +11,10 @@ use anyhow::Context;
 use api::view::{counts_text, CountsView, FleetReportView, ProblemView};
 use clap::{Parser, Subcommand, ValueEnum};
 use optimizer::place::{place_batch_with_progress, Occupancy, PlaceOptions, Solver};
+use optimizer::rebalance::{self, Goals, Reason};
 use optimizer::{fleet_report, ReportOptions};
 use topology::ingest::{write_dir, write_table, Format};
+use topology::model::ServerStatus;
 use topology::raw::RawTable;
 
 #[derive(Parser, Debug)]
@@ -29,7 +31,8 @@ Start with: cellplacer generate --preset tiny --out zone (writes an inventory an
 cells.csv workload into zone/), then validate, place and evaluate it.",
     after_help = "Exit codes: 0 success; 1 invalid input or any error (every problem is \
 listed); 2 a malformed command line; 3 `place` left some cells unplaced (the placed ones \
-are written, the others listed with why)."
+are written, the others listed with why), or `rebalance` left some goals unmet (the plan \
+is written, what it could not do listed with why)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -102,6 +105,37 @@ enum Command {
         /// Candidate servers per cell.
         #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
         pool: usize,
+    },
+    /// Plan ordered single-node moves that drain servers and repair cells, safe after
+    /// every move; writes the plan and the placements after it.
+    Rebalance {
+        /// Inventory export directory (NAME.csv or NAME.parquet per table).
+        dir: PathBuf,
+        /// The current placements (cell_id, clients, nodes): .csv or .parquet.
+        #[arg(long)]
+        placements: PathBuf,
+        /// Empty these servers: a server, rack, row, room or datacenter, a network device
+        /// (its servers) or a power device (every server it feeds). Repeatable; with any
+        /// `--drain`, servers already `draining` in the inventory are emptied too.
+        #[arg(long)]
+        drain: Vec<String>,
+        /// Move every node off failed servers, then make every cell that is not
+        /// single-failure safe safe where the rules allow.
+        #[arg(long)]
+        repair: bool,
+        /// Most moves; mandatory ones (failed, then drain) first.
+        #[arg(long)]
+        max_moves: Option<usize>,
+        /// Where to write the plan (step, cell_id, remove, add, reason, risk_before,
+        /// risk_after, safe_after, after_steps): .csv or .parquet.
+        #[arg(long)]
+        plan_out: PathBuf,
+        /// Where to write the placements after the plan (for `evaluate`).
+        #[arg(long)]
+        placements_out: Option<PathBuf>,
+        /// Seed of the search's random restarts and tie-breaks.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Place a cell workload (`cells.csv`) in batch; writes a placement export.
     Place {
@@ -188,7 +222,8 @@ enum FormatArg {
     Parquet,
 }
 
-/// Exit code of a `place` run that left some cells unplaced (1 is for invalid input).
+/// Exit code of a `place` run that left some cells unplaced, or of a `rebalance` run that
+/// left some goals unmet (1 is for invalid input).
 const PARTLY_PLACED: u8 = 3;
 
 /// Standard output closed by the reader (`cellplacer evaluate ... | head -1`): a normal end.
@@ -468,6 +503,130 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outcome.failed.len(),
                 unplaced.display()
             ))?;
+            Ok(ExitCode::from(PARTLY_PLACED))
+        }
+        Command::Rebalance {
+            dir,
+            placements,
+            drain,
+            repair,
+            max_moves,
+            plan_out,
+            placements_out,
+            seed,
+        } => {
+            let loaded = api::load::inventory(&dir).context("loading the inventory")?;
+            let mut inv = loaded.inventory;
+            let mut drained = 0usize;
+            for id in &drain {
+                let servers = inv.servers_named(id).with_context(|| {
+                    format!(
+                        "--drain '{id}' names no server, rack, row, room, datacenter, \
+                         network device or power device of the inventory"
+                    )
+                })?;
+                for s in servers {
+                    let server = &mut inv.servers[s as usize];
+                    if server.status == ServerStatus::Active {
+                        server.status = ServerStatus::Draining;
+                        drained += 1;
+                    }
+                }
+            }
+            // Draining servers stay up: the failure model is the loaded one.
+            let model = loaded.model;
+            let current =
+                api::load::placements(&placements, &inv).context("loading the placements")?;
+            let goals = Goals {
+                drain: !drain.is_empty(),
+                repair,
+                max_moves,
+            };
+            let options = PlaceOptions {
+                seed,
+                ..PlaceOptions::default()
+            };
+            let start = std::time::Instant::now();
+            let plan = rebalance::plan(&inv, &model, &current, &goals, &options);
+            let elapsed = start.elapsed();
+            let ids = |servers: &[u32]| {
+                servers
+                    .iter()
+                    .map(|&s| inv.servers[s as usize].id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(";")
+            };
+            let mut table = RawTable::new(&[
+                "step",
+                "cell_id",
+                "remove",
+                "add",
+                "reason",
+                "risk_before",
+                "risk_after",
+                "safe_after",
+                "after_steps",
+            ]);
+            for (i, m) in plan.moves.iter().enumerate() {
+                let after: Vec<String> = m.after.iter().map(|a| (a + 1).to_string()).collect();
+                table.push(&[
+                    (i + 1).to_string(),
+                    current[m.cell].cell_id.clone(),
+                    inv.servers[m.remove as usize].id.clone(),
+                    inv.servers[m.add as usize].id.clone(),
+                    m.reason.name().to_string(),
+                    format!("{:e}", m.risk_before),
+                    format!("{:e}", m.risk_after),
+                    m.safe_after.to_string(),
+                    after.join(";"),
+                ]);
+            }
+            write_table(&plan_out, &table).context("writing the plan")?;
+            if let Some(out) = &placements_out {
+                let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
+                for p in &plan.after {
+                    table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
+                }
+                write_table(out, &table).context("writing the placements after the plan")?;
+            }
+            let count = |r: Reason| plan.moves.iter().filter(|m| m.reason == r).count();
+            let (first, last) = (
+                plan.curve[0],
+                *plan.curve.last().expect("the curve starts before any move"),
+            );
+            emitln(format_args!(
+                "planned {} moves in {elapsed:.2?} ({} off failed servers, {} drain, {} to \
+                 make cells safe; {drained} servers marked draining); total risk {:.3e} -> \
+                 {:.3e}, unsafe cells {} -> {}, nodes to move {} -> {}, load max/mean \
+                 {:.3} -> {:.3}; wrote {}",
+                plan.moves.len(),
+                count(Reason::Failed),
+                count(Reason::Drain),
+                count(Reason::Unsafe),
+                first.total_risk,
+                last.total_risk,
+                first.unsafe_cells,
+                last.unsafe_cells,
+                first.nodes_to_move,
+                last.nodes_to_move,
+                first.load_max_over_mean,
+                last.load_max_over_mean,
+                plan_out.display()
+            ))?;
+            if plan.unmet.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            for u in &plan.unmet {
+                let node = u.server.map_or(String::new(), |s| {
+                    format!(" node on '{}'", inv.servers[s as usize].id)
+                });
+                emitln(format_args!(
+                    "not done ({}): cell '{}'{node}: {}",
+                    u.reason.name(),
+                    current[u.cell].cell_id,
+                    u.why
+                ))?;
+            }
             Ok(ExitCode::from(PARTLY_PLACED))
         }
         Command::Generate {

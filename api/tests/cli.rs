@@ -687,3 +687,94 @@ fn tutorial_runs() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+/// `rebalance --drain RACK` on a placed zone: one move per node on the rack and nothing
+/// else, every move a drain, the placements after it keep every cell safe and off the
+/// rack (as `evaluate` reads them); an id that names nothing is refused, naming it.
+#[test]
+fn rebalance_drains_a_rack_move_by_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let zone = path("zone");
+    let (code, out) = cellplacer(&[
+        "generate", "--preset", "small", "--seed", "3", "--cells", "400", "--out", &zone,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let placed = path("placed.csv");
+    let cells = path("zone/cells.csv");
+    let (code, out) = cellplacer(&["place", &zone, "--cells", &cells, "--out", &placed]);
+    assert_eq!(code, 0, "{out}");
+    let rack = "dc1-h1-row01-rk01";
+    let on_rack = fs::read_to_string(&placed)
+        .unwrap()
+        .matches(&format!("{rack}-s"))
+        .count();
+    let (plan, after) = (path("plan.csv"), path("after.csv"));
+    let (code, out) = cellplacer(&[
+        "rebalance",
+        &zone,
+        "--placements",
+        &placed,
+        "--drain",
+        rack,
+        "--plan-out",
+        &plan,
+        "--placements-out",
+        &after,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let plan_text = fs::read_to_string(&plan).unwrap();
+    let rows: Vec<&str> = plan_text.lines().skip(1).collect();
+    // Nodes on the rack: those in the node columns (clients may sit there too).
+    let nodes_on_rack: usize = fs::read_to_string(&placed)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.rsplit(',')
+                .next()
+                .unwrap()
+                .matches(&format!("{rack}-s"))
+                .count()
+        })
+        .sum();
+    assert!(
+        nodes_on_rack > 5 && nodes_on_rack <= on_rack,
+        "{nodes_on_rack}"
+    );
+    assert_eq!(rows.len(), nodes_on_rack, "{plan_text}");
+    assert!(rows.iter().all(|r| r.contains(",drain,")), "{plan_text}");
+    assert!(
+        out.contains(&format!("nodes to move {nodes_on_rack} -> 0")),
+        "{out}"
+    );
+    let nodes_after: usize = fs::read_to_string(&after)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.rsplit(',')
+                .next()
+                .unwrap()
+                .matches(&format!("{rack}-s"))
+                .count()
+        })
+        .sum();
+    assert_eq!(nodes_after, 0);
+    let (code, out) = cellplacer(&["evaluate", &zone, &after]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("single-failure unsafe cells: 0"), "{out}");
+
+    let (code, out) = cellplacer(&[
+        "rebalance",
+        &zone,
+        "--placements",
+        &placed,
+        "--drain",
+        "no-such-rack",
+        "--plan-out",
+        &plan,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("'no-such-rack' names no server"), "{out}");
+}

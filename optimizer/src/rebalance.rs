@@ -14,7 +14,6 @@ use topology::model::ServerStatus;
 use topology::{FailureModel, Inventory, Placement};
 
 use crate::place::{CellSlot, Occupancy, PlaceOptions, Placer};
-use crate::risk::RiskEvaluator;
 
 /// What a plan must achieve.
 #[derive(Debug, Clone, Copy, Default)]
@@ -170,14 +169,7 @@ pub fn plan(
     let mut occ = Occupancy::new(inv);
     let slots: Vec<CellSlot> = placements.iter().map(|p| occ.insert(&p.nodes)).collect();
     let mut nodes: Vec<Vec<u32>> = placements.iter().map(|p| p.nodes.clone()).collect();
-    let mut evaluator = RiskEvaluator::new(model);
-    let start: Vec<(f64, bool)> = placements
-        .iter()
-        .map(|p| {
-            let r = evaluator.evaluate(&p.clients, &p.nodes);
-            (r.risk, r.single_failure_safe())
-        })
-        .collect();
+    let start = crate::report::cell_risks(model, placements, 0);
     let mut fleet = Fleet {
         risk: start.iter().map(|s| s.0).collect(),
         safe: start.iter().map(|s| s.1).collect(),
@@ -407,6 +399,7 @@ fn must_move_any(inv: &Inventory, server: u32) -> bool {
 mod tests {
     use super::*;
     use crate::place::place_batch;
+    use crate::risk::RiskEvaluator;
 
     /// A generated zone with `cells` placed, then `rack` drained and `failed` failed.
     fn zone_in_use(cells: usize) -> (Inventory, Vec<Placement>) {

@@ -101,6 +101,24 @@ impl CellOutcome {
     }
 }
 
+/// Every cell's exact risk and single-failure safety (risk 1 for a down cell), on
+/// `threads` workers (0: available parallelism).
+pub fn cell_risks(
+    model: &FailureModel,
+    placements: &[Placement],
+    threads: usize,
+) -> Vec<(f64, bool)> {
+    let options = ReportOptions {
+        risk: true,
+        top: 0,
+        threads,
+    };
+    evaluate_cells(model, placements, &options)
+        .iter()
+        .map(|r| (r.risk, !r.unsafe_))
+        .collect()
+}
+
 /// Per-cell results gathered by the workers.
 struct CellResult {
     down: bool,
