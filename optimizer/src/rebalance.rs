@@ -533,6 +533,66 @@ mod tests {
         );
     }
 
+    /// Random placements on a zone with room partitions leave many cells unsafe (two
+    /// clients in a room that holds fewer than a quorum): a repair moves each of them,
+    /// along its path, to a safe placement, or says why it cannot.
+    #[test]
+    fn a_repair_makes_unsafe_cells_safe_along_their_paths() {
+        use rand::{Rng, SeedableRng};
+        let params = fixtures::ZoneParams {
+            cells: 150,
+            ..fixtures::ZoneParams::small(6)
+        }
+        .with_partitions();
+        let raw = fixtures::generate(&params);
+        let (inv, _) = Inventory::from_raw(&raw).expect("generated zone is valid");
+        let model = FailureModel::new(&inv);
+        let specs = topology::workload::parse_cells(&raw.tables["cells"], &inv).expect("cells");
+        let hosts: Vec<u32> = (0..inv.servers.len() as u32)
+            .filter(|&s| {
+                let server = &inv.servers[s as usize];
+                server.status == ServerStatus::Active
+                    && server.capacity > 0
+                    && server.color.as_deref() == Some("c1")
+            })
+            .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut occ = Occupancy::new(&inv);
+        let mut placements = Vec::new();
+        for spec in &specs {
+            let nodes = loop {
+                let mut nodes: Vec<u32> = Vec::new();
+                while nodes.len() < 7 {
+                    let s = hosts[rng.random_range(0..hosts.len())];
+                    if !nodes.contains(&s) {
+                        nodes.push(s);
+                    }
+                }
+                if occ.violations(&inv, &nodes, None).is_empty() {
+                    break nodes;
+                }
+            };
+            occ.insert(&nodes);
+            placements.push(Placement {
+                cell_id: spec.cell_id.clone(),
+                clients: spec.clients.clone(),
+                nodes,
+            });
+        }
+        let goals = Goals {
+            repair: true,
+            ..Goals::default()
+        };
+        let plan = plan(&inv, &model, &placements, &goals, &PlaceOptions::default());
+        replay(&inv, &model, &placements, &plan);
+        let unsafe_before = plan.curve[0].unsafe_cells;
+        assert!(unsafe_before > 20, "{unsafe_before}");
+        assert!(plan.moves.iter().all(|m| m.reason == Reason::Unsafe));
+        let last = plan.curve.last().unwrap();
+        assert_eq!(last.unsafe_cells, plan.unmet.len(), "{:?}", plan.unmet);
+        assert!(last.unsafe_cells < unsafe_before / 4, "{last:?}");
+    }
+
     /// A repair moves the nodes off a failed server first, then makes safe the cells it
     /// can; a budget keeps the mandatory moves first and says what it left.
     #[test]
