@@ -380,20 +380,40 @@ pub fn plan(
     // Then lower risk: cells by gain per move, each path planned again on the occupancy
     // the moves before it leave.
     if goals.improve {
-        let mut candidates: Vec<(f64, usize)> = Vec::new();
-        for cell in 0..placements.len() {
-            if !fleet.safe[cell] {
-                continue;
-            }
-            let clients = &placements[cell].clients;
-            let Ok(path) = placer.plan_moves(&occ, clients, &nodes[cell], Some(slots[cell])) else {
-                continue;
-            };
-            let gain = fleet.risk[cell] - path.target().risk;
-            if path.monotone && !path.steps.is_empty() && gain > 0.0 {
-                candidates.push((gain / path.steps.len() as f64, cell));
-            }
-        }
+        // Every safe cell's path, on all cores (read-only: the occupancy as it is now).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cells: Vec<usize> = (0..placements.len()).filter(|&c| fleet.safe[c]).collect();
+        let chunk = cells.len().div_ceil(threads).max(1);
+        let (occ_now, nodes_now, risk_now, slots) = (&occ, &nodes, &fleet.risk, &slots);
+        let mut candidates: Vec<(f64, usize)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cells
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut placer = Placer::new(inv, model, options.clone()).lean();
+                        part.iter()
+                            .filter_map(|&cell| {
+                                let path = placer
+                                    .plan_moves(
+                                        occ_now,
+                                        &placements[cell].clients,
+                                        &nodes_now[cell],
+                                        Some(slots[cell]),
+                                    )
+                                    .ok()?;
+                                let gain = risk_now[cell] - path.target().risk;
+                                (path.monotone && !path.steps.is_empty() && gain > 0.0)
+                                    .then(|| (gain / path.steps.len() as f64, cell))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a planning worker panicked"))
+                .collect()
+        });
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         for (_, cell) in candidates {
             let clients = &placements[cell].clients;
