@@ -16,6 +16,7 @@ use optimizer::{fleet_report, ReportOptions};
 use topology::ingest::{write_dir, write_table, Format};
 use topology::model::ServerStatus;
 use topology::raw::RawTable;
+use topology::Placement;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -464,18 +465,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
-            let ids = |servers: &[u32]| {
-                servers
-                    .iter()
-                    .map(|&s| inv.servers[s as usize].id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(";")
-            };
-            for p in kept.iter().chain(&outcome.placements) {
-                table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
-            }
-            write_table(&out, &table).context("writing the placements")?;
+            let all: Vec<&Placement> = kept.iter().chain(&outcome.placements).collect();
+            write_table(&out, &placement_table(inv, &all)).context("writing the placements")?;
             if skipped > 0 {
                 emitln(format_args!(
                     "skipped {skipped} cells already placed in the existing placements"
@@ -556,13 +547,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let start = std::time::Instant::now();
             let plan = rebalance::plan(&inv, &model, &current, &goals, &options);
             let elapsed = start.elapsed();
-            let ids = |servers: &[u32]| {
-                servers
-                    .iter()
-                    .map(|&s| inv.servers[s as usize].id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(";")
-            };
             let mut table = RawTable::new(&[
                 "step",
                 "cell_id",
@@ -590,11 +574,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             write_table(&plan_out, &table).context("writing the plan")?;
             if let Some(out) = &placements_out {
-                let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
-                for p in &plan.after {
-                    table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
-                }
-                write_table(out, &table).context("writing the placements after the plan")?;
+                let after: Vec<&Placement> = plan.after.iter().collect();
+                write_table(out, &placement_table(&inv, &after))
+                    .context("writing the placements after the plan")?;
             }
             let count = |r: Reason| plan.moves.iter().filter(|m| m.reason == r).count();
             let (first, last) = (
@@ -671,6 +653,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A placement export: cell_id, clients and nodes (server ids joined by ';').
+fn placement_table(inv: &topology::Inventory, placements: &[&Placement]) -> RawTable {
+    let ids = |servers: &[u32]| {
+        servers
+            .iter()
+            .map(|&s| inv.servers[s as usize].id.as_str())
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
+    for p in placements {
+        table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
+    }
+    table
 }
 
 /// Prints an error for a person: the context chain once (a cause already quoted by the

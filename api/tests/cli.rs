@@ -688,6 +688,22 @@ fn tutorial_runs() {
     }
 }
 
+/// Nodes (the last column of a placement export) on servers of `rack`.
+fn nodes_in(placements: &str, rack: &str) -> usize {
+    fs::read_to_string(placements)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.rsplit(',')
+                .next()
+                .unwrap()
+                .matches(&format!("{rack}-s"))
+                .count()
+        })
+        .sum()
+}
+
 /// `rebalance --drain RACK` on a placed zone: one move per node on the rack and nothing
 /// else, every move a drain, the placements after it keep every cell safe and off the
 /// rack (as `evaluate` reads them); an id that names nothing is refused, naming it.
@@ -726,18 +742,7 @@ fn rebalance_drains_a_rack_move_by_move() {
     let plan_text = fs::read_to_string(&plan).unwrap();
     let rows: Vec<&str> = plan_text.lines().skip(1).collect();
     // Nodes on the rack: those in the node columns (clients may sit there too).
-    let nodes_on_rack: usize = fs::read_to_string(&placed)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            l.rsplit(',')
-                .next()
-                .unwrap()
-                .matches(&format!("{rack}-s"))
-                .count()
-        })
-        .sum();
+    let nodes_on_rack = nodes_in(&placed, rack);
     assert!(
         nodes_on_rack > 5 && nodes_on_rack <= on_rack,
         "{nodes_on_rack}"
@@ -748,19 +753,7 @@ fn rebalance_drains_a_rack_move_by_move() {
         out.contains(&format!("nodes to move {nodes_on_rack} -> 0")),
         "{out}"
     );
-    let nodes_after: usize = fs::read_to_string(&after)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            l.rsplit(',')
-                .next()
-                .unwrap()
-                .matches(&format!("{rack}-s"))
-                .count()
-        })
-        .sum();
-    assert_eq!(nodes_after, 0);
+    assert_eq!(nodes_in(&after, rack), 0);
     let (code, out) = cellplacer(&["evaluate", &zone, &after]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("single-failure unsafe cells: 0"), "{out}");

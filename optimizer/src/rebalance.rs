@@ -212,14 +212,20 @@ pub fn plan(
     let mut last_off: rustc_hash::FxHashMap<u32, usize> = rustc_hash::FxHashMap::default();
     let budget = goals.max_moves.unwrap_or(usize::MAX);
 
-    let mut record = |cell: usize,
-                      remove: u32,
-                      add: u32,
-                      reason: Reason,
-                      (risk, safe): (f64, bool),
-                      occ: &Occupancy,
-                      fleet: &mut Fleet,
-                      moves: &mut Vec<PlannedMove>| {
+    // Moves node `remove` of `cell` to `add` (in place in its node list), on the
+    // occupancy and the fleet, and records it with its dependencies and the curve.
+    let mut apply = |cell: usize,
+                     (remove, add): (u32, u32),
+                     reason: Reason,
+                     (risk, safe): (f64, bool),
+                     occ: &mut Occupancy,
+                     nodes: &mut [Vec<u32>],
+                     fleet: &mut Fleet,
+                     moves: &mut Vec<PlannedMove>| {
+        for n in nodes[cell].iter_mut().filter(|n| **n == remove) {
+            *n = add;
+        }
+        occ.update(slots[cell], &nodes[cell]);
         let mut after: Vec<usize> = last_of_cell[cell].into_iter().collect();
         if let Some(&m) = last_off.get(&add) {
             after.push(m);
@@ -241,10 +247,9 @@ pub fn plan(
         last_off.insert(remove, index);
         fleet.load_changes(occ.load(remove) + 1, -1);
         fleet.load_changes(occ.load(add) - 1, 1);
-        let moved_off = u64::from(must_move_any(inv, remove));
-        fleet.nodes_to_move -= moved_off;
+        fleet.nodes_to_move -= u64::from(must_move_any(inv, remove));
         fleet.standing(cell, risk, safe);
-        fleet.point(moves.len())
+        curve.push(fleet.point(moves.len()));
     };
 
     // Mandatory moves: failed servers first, then draining ones, cell by cell.
@@ -295,22 +300,16 @@ pub fn plan(
                     .iter()
                     .find(|s| !nodes[cell].contains(s))
                     .expect("a replacement adds one server");
-                // The new server takes the moved node's place in the list.
-                for n in nodes[cell].iter_mut().filter(|n| **n == server) {
-                    *n = add;
-                }
-                occ.update(slots[cell], &nodes[cell]);
-                let point = record(
+                apply(
                     cell,
-                    server,
-                    add,
+                    (server, add),
                     reason,
                     (decision.explanation.risk, safe),
-                    &occ,
+                    &mut occ,
+                    &mut nodes,
                     &mut fleet,
                     &mut moves,
                 );
-                curve.push(point);
             }
         }
     }
@@ -356,23 +355,16 @@ pub fn plan(
                 continue;
             }
             for step in &path.steps {
-                let next: Vec<u32> = nodes[cell]
-                    .iter()
-                    .map(|&n| if n == step.out { step.into } else { n })
-                    .collect();
-                occ.update(slots[cell], &next);
-                nodes[cell] = next;
-                let point = record(
+                apply(
                     cell,
-                    step.out,
-                    step.into,
+                    (step.out, step.into),
                     Reason::Unsafe,
                     (step.after.risk, step.after.single_failure_safe),
-                    &occ,
+                    &mut occ,
+                    &mut nodes,
                     &mut fleet,
                     &mut moves,
                 );
-                curve.push(point);
             }
         }
     }
@@ -430,23 +422,16 @@ pub fn plan(
                 continue;
             }
             for step in &path.steps {
-                let next: Vec<u32> = nodes[cell]
-                    .iter()
-                    .map(|&n| if n == step.out { step.into } else { n })
-                    .collect();
-                occ.update(slots[cell], &next);
-                nodes[cell] = next;
-                let point = record(
+                apply(
                     cell,
-                    step.out,
-                    step.into,
+                    (step.out, step.into),
                     Reason::Improve,
                     (step.after.risk, step.after.single_failure_safe),
-                    &occ,
+                    &mut occ,
+                    &mut nodes,
                     &mut fleet,
                     &mut moves,
                 );
-                curve.push(point);
             }
         }
     }
