@@ -129,6 +129,11 @@ enum Command {
         /// first.
         #[arg(long)]
         improve: bool,
+        /// Bring the most nodes on one server down to at most F times the mean (over the
+        /// servers holding any), by moves that never raise a cell's risk nor break its
+        /// safety.
+        #[arg(long)]
+        balance: Option<f64>,
         /// Most moves; mandatory ones (failed, then drain) first.
         #[arg(long)]
         max_moves: Option<usize>,
@@ -507,6 +512,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             drain,
             repair,
             improve,
+            balance,
             max_moves,
             plan_out,
             placements_out,
@@ -538,6 +544,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 drain: !drain.is_empty(),
                 repair,
                 improve,
+                balance,
                 max_moves,
             };
             let options = PlaceOptions {
@@ -585,13 +592,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             emitln(format_args!(
                 "planned {} moves in {elapsed:.2?} ({} off failed servers, {} drain, {} to \
-                 make cells safe, {} to lower risk; {drained} servers marked draining); total risk {:.3e} -> \
+                 make cells safe, {} to balance, {} to lower risk; {drained} servers marked draining); total risk {:.3e} -> \
                  {:.3e}, unsafe cells {} -> {}, nodes to move {} -> {}, load max/mean \
                  {:.3} -> {:.3}; wrote {}",
                 plan.moves.len(),
                 count(Reason::Failed),
                 count(Reason::Drain),
                 count(Reason::Unsafe),
+                count(Reason::Balance),
                 count(Reason::Improve),
                 first.total_risk,
                 last.total_risk,
@@ -610,10 +618,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let node = u.server.map_or(String::new(), |s| {
                     format!(" node on '{}'", inv.servers[s as usize].id)
                 });
+                let cell = u
+                    .cell
+                    .map_or(String::new(), |c| format!(" cell '{}'", current[c].cell_id));
                 emitln(format_args!(
-                    "not done ({}): cell '{}'{node}: {}",
+                    "not done ({}):{cell}{node}: {}",
                     u.reason.name(),
-                    current[u.cell].cell_id,
                     u.why
                 ))?;
             }

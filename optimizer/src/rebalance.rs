@@ -23,6 +23,10 @@ pub struct Goals {
     /// Every node off `failed` servers, and every cell that is not single-failure safe
     /// made safe where the rules allow.
     pub repair: bool,
+    /// Bring the most nodes on one server down to at most this many times the mean over
+    /// the servers holding any, by moving nodes off the most loaded server that never
+    /// raise a cell's risk above its start nor make a safe cell unsafe.
+    pub balance: Option<f64>,
     /// Lower the total risk by moves that each cell's path makes no worse at any step
     /// and that gain at least `PlaceOptions::move_gain` of the cell's risk (so a second
     /// plan on the result has little or nothing left to do); best gain per move first.
@@ -40,6 +44,8 @@ pub enum Reason {
     Drain,
     /// The cell is not single-failure safe.
     Unsafe,
+    /// The server is over the balance target.
+    Balance,
     /// The cell's risk drops.
     Improve,
 }
@@ -50,6 +56,7 @@ impl Reason {
             Reason::Failed => "failed",
             Reason::Drain => "drain",
             Reason::Unsafe => "unsafe",
+            Reason::Balance => "balance",
             Reason::Improve => "improve",
         }
     }
@@ -75,7 +82,8 @@ pub struct PlannedMove {
 /// A goal the plan does not meet for a cell, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unmet {
-    pub cell: usize,
+    /// The cell (index into the placements); none for a goal of the whole fleet.
+    pub cell: Option<usize>,
     /// The node that stays where it is (none for a cell left unsafe).
     pub server: Option<u32>,
     pub reason: Reason,
@@ -263,7 +271,7 @@ pub fn plan(
             for server in on {
                 if moves.len() >= budget {
                     unmet.push(Unmet {
-                        cell,
+                        cell: Some(cell),
                         server: Some(server),
                         reason,
                         why: format!("over the budget of {budget} moves"),
@@ -276,7 +284,7 @@ pub fn plan(
                         Ok(d) => d,
                         Err(e) => {
                             unmet.push(Unmet {
-                                cell,
+                                cell: Some(cell),
                                 server: Some(server),
                                 reason,
                                 why: e.to_string(),
@@ -287,7 +295,7 @@ pub fn plan(
                 let safe = decision.explanation.single_failure_safe;
                 if reason == Reason::Drain && fleet.safe[cell] && !safe {
                     unmet.push(Unmet {
-                        cell,
+                        cell: Some(cell),
                         server: Some(server),
                         reason,
                         why: "every replacement in reach leaves the cell not single-failure safe"
@@ -325,7 +333,7 @@ pub fn plan(
                 Ok(p) => p,
                 Err(e) => {
                     unmet.push(Unmet {
-                        cell,
+                        cell: Some(cell),
                         server: None,
                         reason: Reason::Unsafe,
                         why: e.to_string(),
@@ -335,7 +343,7 @@ pub fn plan(
             };
             if !path.target().single_failure_safe {
                 unmet.push(Unmet {
-                    cell,
+                    cell: Some(cell),
                     server: None,
                     reason: Reason::Unsafe,
                     why: "no single-failure-safe placement in reach of its clients".into(),
@@ -344,7 +352,7 @@ pub fn plan(
             }
             if moves.len() + path.steps.len() > budget {
                 unmet.push(Unmet {
-                    cell,
+                    cell: Some(cell),
                     server: None,
                     reason: Reason::Unsafe,
                     why: format!(
@@ -365,6 +373,69 @@ pub fn plan(
                     &mut fleet,
                     &mut moves,
                 );
+            }
+        }
+    }
+
+    // Then balance: a node off the most loaded server, as long as one can move without
+    // raising its cell's risk above the start or its safety.
+    if let Some(target) = goals.balance {
+        let start_risk: Vec<f64> = start.iter().map(|s| s.0).collect();
+        let cell_of: rustc_hash::FxHashMap<CellSlot, usize> = slots
+            .iter()
+            .enumerate()
+            .map(|(c, &slot)| (slot, c))
+            .collect();
+        // Servers that could not give a node up: not tried again.
+        let mut stuck: Vec<bool> = vec![false; inv.servers.len()];
+        while fleet.point(moves.len()).load_max_over_mean > target && moves.len() < budget {
+            let most = (0..inv.servers.len() as u32)
+                .filter(|&s| !stuck[s as usize])
+                .max_by_key(|&s| (occ.load(s), std::cmp::Reverse(s)));
+            let Some(server) = most.filter(|&s| occ.load(s) as usize == fleet.max_load) else {
+                unmet.push(Unmet {
+                    cell: None,
+                    server: None,
+                    reason: Reason::Balance,
+                    why: format!(
+                        "load max/mean {:.3}: no node of the most loaded servers can move \
+                         without raising its cell's risk or breaking its safety",
+                        fleet.point(moves.len()).load_max_over_mean
+                    ),
+                });
+                break;
+            };
+            let mut cells: Vec<usize> = occ.cells_on(server).iter().map(|s| cell_of[s]).collect();
+            cells.sort_unstable();
+            let moved = cells.into_iter().find_map(|cell| {
+                let d = placer
+                    .replace(
+                        &occ,
+                        &placements[cell].clients,
+                        &nodes[cell],
+                        server,
+                        Some(slots[cell]),
+                    )
+                    .ok()?;
+                let e = &d.explanation;
+                let add = *d.nodes.iter().find(|s| !nodes[cell].contains(s))?;
+                let keeps = (e.single_failure_safe || !fleet.safe[cell])
+                    && e.risk <= start_risk[cell].max(fleet.risk[cell]) * (1.0 + 1e-9)
+                    && occ.load(add) + 1 < occ.load(server);
+                keeps.then_some((cell, add, (e.risk, e.single_failure_safe)))
+            });
+            match moved {
+                Some((cell, add, standing)) => apply(
+                    cell,
+                    (server, add),
+                    Reason::Balance,
+                    standing,
+                    &mut occ,
+                    &mut nodes,
+                    &mut fleet,
+                    &mut moves,
+                ),
+                None => stuck[server as usize] = true,
             }
         }
     }
@@ -703,7 +774,7 @@ mod tests {
                 .evaluate(&p.clients, &p.nodes)
                 .single_failure_safe();
             assert!(
-                safe || full.unmet.iter().any(|u| u.cell == i),
+                safe || full.unmet.iter().any(|u| u.cell == Some(i)),
                 "cell {i} left unsafe without a reason"
             );
         }
@@ -786,6 +857,41 @@ mod tests {
             second.moves.len() * 10 <= first.moves.len(),
             "{}",
             second.moves.len()
+        );
+    }
+
+    /// Balancing random placements brings load max/mean down to the target, or says it
+    /// cannot, by moves off the most loaded servers that never raise a cell's risk above
+    /// its start nor make a safe cell unsafe.
+    #[test]
+    fn balancing_lowers_the_most_loaded_servers_without_raising_risk() {
+        let params = fixtures::ZoneParams {
+            cells: 150,
+            ..fixtures::ZoneParams::small(8)
+        };
+        let (inv, placements) = random_placements(&params);
+        let model = FailureModel::new(&inv);
+        let goals = Goals {
+            balance: Some(1.6),
+            ..Goals::default()
+        };
+        let plan = plan(&inv, &model, &placements, &goals, &PlaceOptions::default());
+        replay(&inv, &model, &placements, &plan);
+        let (first, last) = (plan.curve[0], *plan.curve.last().unwrap());
+        assert!(first.load_max_over_mean > 2.0, "{first:?}");
+        assert!(plan.moves.iter().all(|m| m.reason == Reason::Balance));
+        let start = crate::report::cell_risks(&model, &placements, 1);
+        for m in &plan.moves {
+            assert!(m.risk_after <= start[m.cell].0.max(m.risk_before) * (1.0 + 1e-9));
+        }
+        assert!(
+            last.load_max_over_mean <= 1.6
+                || plan.unmet.iter().any(|u| u.reason == Reason::Balance),
+            "{last:?}"
+        );
+        assert!(
+            last.load_max_over_mean < first.load_max_over_mean,
+            "{last:?}"
         );
     }
 }
