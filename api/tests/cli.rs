@@ -758,6 +758,23 @@ fn rebalance_drains_a_rack_move_by_move() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("single-failure unsafe cells: 0"), "{out}");
 
+    // The same plan as Parquet, by the file's extension.
+    let parquet = path("plan.parquet");
+    let (code, out) = cellplacer(&[
+        "rebalance",
+        &zone,
+        "--placements",
+        &placed,
+        "--drain",
+        rack,
+        "--plan-out",
+        &parquet,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let table = topology::ingest::read_table(Path::new(&parquet)).unwrap();
+    assert_eq!(table.len(), rows.len());
+    assert_eq!(table.columns[..3], ["step", "cell_id", "remove"]);
+
     let (code, out) = cellplacer(&[
         "rebalance",
         &zone,
