@@ -1,0 +1,110 @@
+//! The fast evaluator against brute force: random irregular inventories and a structured zone.
+
+use super::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_risk_equals_brute_force(seed in any::<u64>(), cell_seed in any::<u64>()) {
+        let inv = random_inventory(seed);
+        let model = FailureModel::new(&inv);
+        let mut eval = RiskEvaluator::new(&model);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell_seed);
+        for _ in 0..3 {
+            let (clients, nodes) = random_cell(&inv, &mut rng);
+            let fast = eval.evaluate(&clients, &nodes);
+            let want = reference::risk(&inv, &clients, &nodes);
+            prop_assert_eq!(fast.down, want.down, "down for {:?} {:?}", clients, nodes);
+            prop_assert!(close(fast.single_risk, want.single), "single part {} != brute force {} for clients {:?} nodes {:?}", fast.single_risk, want.single, clients, nodes);
+            prop_assert!(close(fast.pair_risk, want.pair), "pair part {} != brute force {} for clients {:?} nodes {:?}", fast.pair_risk, want.pair, clients, nodes);
+            prop_assert!(close(fast.risk, want.risk), "risk {} != brute force {} for clients {:?} nodes {:?}", fast.risk, want.risk, clients, nodes);
+            if !want.down {
+                prop_assert_eq!(&fast.breaking_singles, &want.breaking);
+            }
+            let singles = eval.single_failures(&clients, &nodes);
+            prop_assert_eq!(&fast.singles, &singles);
+            prop_assert_eq!(singles.down, want.down);
+            if !want.down {
+                prop_assert_eq!(&singles.elements, &want.breaking);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fleet_report_equals_brute_force(seed in any::<u64>(), cell_seed in any::<u64>()) {
+        let inv = random_inventory(seed);
+        let model = FailureModel::new(&inv);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell_seed);
+        let cells: Vec<(Vec<u32>, Vec<u32>)> = (0..6).map(|_| random_cell(&inv, &mut rng)).collect();
+        let placements: Vec<Placement> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, (c, n))| Placement { cell_id: format!("c{i}"), clients: c.clone(), nodes: n.clone() })
+            .collect();
+        let report = fleet_report(&inv, &model, &placements, &ReportOptions { threads: 2, ..ReportOptions::default() });
+        prop_assert_eq!(&report.blast_radius, &reference::blast_radius(&inv, &cells));
+        for (i, (c, n)) in cells.iter().enumerate() {
+            let want = reference::risk(&inv, c, n);
+            prop_assert!(close(report.per_cell[i].risk, want.risk));
+            prop_assert_eq!(report.unsafe_cells.contains(&i), want.down || !want.breaking.is_empty());
+            prop_assert_eq!(report.down_cells.contains(&i), want.down);
+        }
+        // Quorum sharing against the pairwise definition.
+        let mut naive = Vec::new();
+        for a in 0..placements.len() {
+            for b in a + 1..placements.len() {
+                let shared = placements[a].nodes.iter().filter(|x| placements[b].nodes.contains(x)).count();
+                if shared >= placements[a].quorum().min(placements[b].quorum()) {
+                    naive.push((a, b));
+                }
+            }
+        }
+        prop_assert_eq!(quorum_sharing_pairs(&placements), naive);
+    }
+}
+
+/// The zone-wide effects (special pairs of aggregation switches, uplinks, conduits and
+/// A/B power) against brute force on a structured zone.
+#[test]
+fn fast_risk_equals_brute_force_on_a_structured_zone() {
+    for seed in 0..2 {
+        let (inv, cells) = structured_zone(seed);
+        let model = FailureModel::new(&inv);
+        assert!(
+            model.effects().special_count() > 0,
+            "the zone has special pairs"
+        );
+        let mut eval = RiskEvaluator::new(&model);
+        let hosts: Vec<u32> = (0..inv.servers.len() as u32)
+            .filter(|&s| inv.servers[s as usize].capacity > 0)
+            .collect();
+        for (k, cell) in cells.iter().take(3).enumerate() {
+            // Seven hosts, rotated so that the cells differ.
+            let nodes: Vec<u32> = (0..7.min(hosts.len()))
+                .map(|i| hosts[(i * 2 + k) % hosts.len()])
+                .collect();
+            let mut nodes = nodes;
+            nodes.sort_unstable();
+            nodes.dedup();
+            let fast = eval.evaluate(&cell.clients, &nodes);
+            let want = reference::risk(&inv, &cell.clients, &nodes);
+            assert_eq!(fast.down, want.down);
+            assert!(
+                close(fast.risk, want.risk),
+                "zone {seed} cell {k}: risk {} != brute force {}",
+                fast.risk,
+                want.risk
+            );
+            assert!(close(fast.single_risk, want.single));
+            assert!(close(fast.pair_risk, want.pair));
+            if !want.down {
+                assert_eq!(fast.breaking_singles, want.breaking);
+            }
+        }
+    }
+}
