@@ -71,11 +71,6 @@ pub struct Group {
 }
 
 impl Group {
-    /// Whether the choice `x` has an outage in this group's scenarios.
-    pub fn outage(&self, x: u64, quorum: u32) -> bool {
-        self.reach.iter().any(|&r| (x & r).count_ones() < quorum)
-    }
-
     /// A group the single-failure rule cares about.
     pub fn has_single(&self) -> bool {
         self.base || !self.singles.is_empty()
@@ -411,21 +406,10 @@ impl Table {
         lost
     }
 
-    /// The groups for which `is_lost` holds.
-    pub fn lost_where(&self, is_lost: impl Fn(&Group) -> bool) -> Lost {
-        let mut lost = Lost(smallvec![0u64; self.groups.len().div_ceil(64)]);
-        for (g, group) in self.groups.iter().enumerate() {
-            if is_lost(group) {
-                lost.0[g / 64] |= 1 << (g % 64);
-            }
-        }
-        lost
-    }
-
     /// What scoring the one-swap neighbours of the choice `x` needs ([`Table::lost_after_swap`]).
     pub(crate) fn neighbourhood(&self, x: u64) -> Neighbourhood {
         let mut hood = Neighbourhood {
-            lost: self.lost_groups(x),
+            lost: Lost(smallvec![0u64; self.groups.len().div_ceil(64)]),
             short: vec![0; self.groups.len()],
             at_quorum: Vec::new(),
             below: Vec::new(),
@@ -433,8 +417,12 @@ impl Table {
             touched: Vec::new(),
         };
         for (k, &(r, g)) in self.reaches.iter().enumerate() {
+            // The lost groups come from the same counts (one pass over the reach sets).
             let count = (x & r).count_ones();
-            hood.short[g as usize] += u32::from(count < self.quorum);
+            if count < self.quorum {
+                hood.short[g as usize] += 1;
+                hood.lost.0[g as usize / 64] |= 1 << (g % 64);
+            }
             if count == self.quorum {
                 hood.at_quorum.push(k as u32);
             } else if count + 1 == self.quorum {
@@ -521,7 +509,7 @@ impl Table {
             let pairs =
                 &self.covered[self.covered_from[g] as usize..self.covered_from[g + 1] as usize];
             for pair in pairs {
-                if !pair.halves.iter().any(|&h| lost.contains(h as usize)) {
+                if Table::counts(pair, lost) {
                     risk += pair.weight;
                 }
             }
