@@ -25,6 +25,36 @@ pub fn inventory(dir: &Path) -> Result<Loaded, topology::Error> {
     })
 }
 
+/// Reads an export directory for rebalancing `placements`: servers the placements name and
+/// the inventory no longer has come back as `failed` servers in the rack
+/// [`topology::raw::GONE`], so that a repair moves their nodes off (returned by id).
+pub fn inventory_with_gone(
+    dir: &Path,
+    placements: &Path,
+) -> Result<(Loaded, Vec<String>), topology::Error> {
+    let mut raw = topology::ingest::read_dir(dir)?;
+    let gone = raw.gone_servers(&read_table(placements)?);
+    let rows = |raw: &topology::raw::RawInventory, table| raw.table(table).map_or(0, |t| t.len());
+    let (servers, racks) = (rows(&raw, "servers"), rows(&raw, "racks"));
+    raw.add_gone_servers(&gone);
+    let (inventory, mut warnings) = Inventory::from_raw(&raw)?;
+    // Nothing links or powers the rows added for gone servers: no warning about them.
+    warnings.retain(|w| match (w.table.as_str(), w.row) {
+        ("servers", Some(row)) => row <= servers,
+        ("racks", Some(row)) => row <= racks,
+        _ => true,
+    });
+    let model = FailureModel::new(&inventory);
+    Ok((
+        Loaded {
+            inventory,
+            model,
+            warnings,
+        },
+        gone.into_iter().map(|(id, _)| id).collect(),
+    ))
+}
+
 /// The error of a table read from `path`, its problems naming that file.
 fn invalid(path: &Path) -> impl Fn(topology::Report) -> topology::Error + '_ {
     move |mut report| {

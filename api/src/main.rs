@@ -333,7 +333,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             top,
             threads,
         } => {
-            let loaded = api::load::inventory(&dir).context("loading the inventory")?;
+            let (loaded, gone) = api::load::inventory_with_gone(&dir, &placements)
+                .context("loading the inventory")?;
+            if !gone.is_empty() {
+                eprintln!(
+                    "note: {} servers named by the placements are not in the inventory \
+                     (first: '{}'): they count as failed servers",
+                    gone.len(),
+                    gone[0]
+                );
+            }
             let placements = api::load::placements(&placements, &loaded.inventory)
                 .context("loading the placements")?;
             let options = ReportOptions {
@@ -518,7 +527,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             placements_out,
             seed,
         } => {
-            let loaded = api::load::inventory(&dir).context("loading the inventory")?;
+            let (loaded, gone) = api::load::inventory_with_gone(&dir, &placements)
+                .context("loading the inventory")?;
+            if !gone.is_empty() {
+                emitln(format_args!(
+                    "{} servers named by the placements are not in the inventory (first: \
+                     '{}'): their nodes count as on failed servers{}",
+                    gone.len(),
+                    gone[0],
+                    if repair {
+                        ""
+                    } else {
+                        " (add --repair to move them)"
+                    }
+                ))?;
+            }
             let mut inv = loaded.inventory;
             let mut drained = 0usize;
             for id in &drain {

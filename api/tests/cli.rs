@@ -788,3 +788,77 @@ fn rebalance_drains_a_rack_move_by_move() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("'no-such-rack' names no server"), "{out}");
 }
+
+/// A rack removed from the inventory files (its servers and links gone) while placements
+/// still name its servers: `rebalance --repair` moves every node off the gone servers
+/// (reason `failed`) and nothing else; `evaluate` reads the plan's result on the edited
+/// inventory, the gone clients counted as failed servers; without `--repair` the nodes stay
+/// and the run says how to move them.
+#[test]
+fn rebalance_repairs_nodes_on_servers_removed_from_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let zone = path("zone");
+    let (code, out) = cellplacer(&[
+        "generate", "--preset", "small", "--seed", "5", "--cells", "300", "--out", &zone,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let placed = path("placed.csv");
+    let cells = path("zone/cells.csv");
+    let (code, out) = cellplacer(&["place", &zone, "--cells", &cells, "--out", &placed]);
+    assert_eq!(code, 0, "{out}");
+    let rack = "dc1-h1-row01-rk02";
+    let nodes_on_rack = nodes_in(&placed, rack);
+    assert!(nodes_on_rack > 5, "{nodes_on_rack}");
+    // Remove the rack: its row in racks.csv, its servers, every link and feed naming it.
+    let edited = path("edited");
+    fs::create_dir(&edited).unwrap();
+    for entry in fs::read_dir(&zone).unwrap() {
+        let entry = entry.unwrap();
+        let text = fs::read_to_string(entry.path()).unwrap();
+        let kept: Vec<&str> = text.lines().filter(|l| !l.contains(rack)).collect();
+        fs::write(
+            Path::new(&edited).join(entry.file_name()),
+            kept.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    let (plan, after) = (path("plan.csv"), path("after.csv"));
+    let (code, out) = cellplacer(&[
+        "rebalance",
+        &edited,
+        "--placements",
+        &placed,
+        "--repair",
+        "--plan-out",
+        &plan,
+        "--placements-out",
+        &after,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("are not in the inventory"), "{out}");
+    let plan_text = fs::read_to_string(&plan).unwrap();
+    let rows: Vec<&str> = plan_text.lines().skip(1).collect();
+    assert_eq!(rows.len(), nodes_on_rack, "{plan_text}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains(",failed,") && r.split(',').nth(2).unwrap().starts_with(rack)),
+        "{plan_text}"
+    );
+    assert_eq!(nodes_in(&after, rack), 0);
+    let (code, out) = cellplacer(&["evaluate", &edited, &after]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("single-failure unsafe cells: 0"), "{out}");
+
+    let (code, out) = cellplacer(&[
+        "rebalance",
+        &edited,
+        "--placements",
+        &placed,
+        "--plan-out",
+        &plan,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("add --repair to move them"), "{out}");
+    assert_eq!(fs::read_to_string(&plan).unwrap().lines().count(), 1);
+}
