@@ -90,6 +90,127 @@ pub struct InventoryRecord {
     pub loaded_at: i64,
 }
 
+/// Where a rebalancing plan stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanState {
+    /// Computed and stored (a dry run); nothing moved.
+    Planned,
+    Executing,
+    Paused,
+    Cancelled,
+    /// Every step committed, re-planned or skipped.
+    Completed,
+    /// The inventory changed since it was planned: plan again.
+    Invalidated,
+}
+
+impl PlanState {
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanState::Planned => "planned",
+            PlanState::Executing => "executing",
+            PlanState::Paused => "paused",
+            PlanState::Cancelled => "cancelled",
+            PlanState::Completed => "completed",
+            PlanState::Invalidated => "invalidated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PlanState> {
+        [
+            PlanState::Planned,
+            PlanState::Executing,
+            PlanState::Paused,
+            PlanState::Cancelled,
+            PlanState::Completed,
+            PlanState::Invalidated,
+        ]
+        .into_iter()
+        .find(|p| p.name() == s)
+    }
+
+    /// No step will run again.
+    pub fn finished(self) -> bool {
+        matches!(
+            self,
+            PlanState::Cancelled | PlanState::Completed | PlanState::Invalidated
+        )
+    }
+}
+
+/// A rebalancing plan, without its steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRecord {
+    pub plan_id: String,
+    pub state: PlanState,
+    /// The inventory version it was planned on.
+    pub inventory_version: i64,
+    /// The request (goals, budget, seed) as JSON.
+    pub request: String,
+    /// The curve and the unmet goals as JSON.
+    pub summary: String,
+    /// Moves per second and steps in flight, once executed.
+    pub rate: Option<f64>,
+    pub concurrency: Option<i64>,
+    /// Why it stopped or ended.
+    pub note: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Pending,
+    /// Committed as planned.
+    Committed,
+    /// Committed to another server than planned (a concurrent change took the planned one).
+    Replanned,
+    /// Not committed, with why (`note`).
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Committed => "committed",
+            StepStatus::Replanned => "replanned",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepStatus> {
+        [
+            StepStatus::Pending,
+            StepStatus::Committed,
+            StepStatus::Replanned,
+            StepStatus::Skipped,
+        ]
+        .into_iter()
+        .find(|p| p.name() == s)
+    }
+}
+
+/// One step of a plan: one node of one cell, from `remove` to `add`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanStepRecord {
+    /// From 1, in plan order.
+    pub step: i64,
+    pub cell_id: String,
+    pub remove: String,
+    /// Where the node goes (after a re-plan: where it went).
+    pub add: String,
+    pub reason: String,
+    pub risk_before: f64,
+    pub risk_after: f64,
+    pub safe_after: bool,
+    /// Earlier steps it waits for.
+    pub after: Vec<i64>,
+    pub status: StepStatus,
+    pub note: Option<String>,
+    pub updated_at: i64,
+}
+
 /// One accepted change. A batch of them is applied in one transaction, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -101,6 +222,18 @@ pub enum Change {
     PutMove(MoveRecord),
     /// Record an inventory version and make it the only active one.
     ActivateInventory(InventoryRecord),
+    /// Insert or update a plan's header.
+    PutPlan(PlanRecord),
+    /// Insert the steps of a new plan (after its header).
+    AddPlanSteps {
+        plan_id: String,
+        steps: Vec<PlanStepRecord>,
+    },
+    /// Update one step's outcome.
+    PutPlanStep {
+        plan_id: String,
+        step: PlanStepRecord,
+    },
 }
 
 /// Everything the service needs to rebuild its state on start.
@@ -113,6 +246,8 @@ pub struct Snapshot {
     pub active_inventory: Option<InventoryRecord>,
     /// Highest inventory version ever recorded (0 when none).
     pub max_inventory_version: i64,
+    /// Every plan with its steps in order, by plan id.
+    pub plans: Vec<(PlanRecord, Vec<PlanStepRecord>)>,
 }
 
 /// The durable ledger.

@@ -18,7 +18,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
     join_ids, split_ids, BoxFuture, CellRecord, Change, InventoryRecord, MoveRecord, MoveStatus,
-    Snapshot, Store,
+    PlanRecord, PlanState, PlanStepRecord, Snapshot, StepStatus, Store,
 };
 use crate::Error;
 
@@ -49,6 +49,7 @@ impl MigrationSource<'static> for Embedded {
                     "risk_per_year",
                     include_str!("../../migrations/0002_risk_per_year.sql"),
                 ),
+                migration(3, "plans", include_str!("../../migrations/0003_plans.sql")),
             ])
         })
     }
@@ -197,6 +198,173 @@ async fn put_move(tx: &mut Transaction<'_, Sqlite>, m: &MoveRecord) -> Result<()
     Ok(())
 }
 
+fn decode_error(column: &str, message: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.into(),
+        source: message.into(),
+    }
+}
+
+fn plan_from_row(row: &SqliteRow) -> Result<PlanRecord, sqlx::Error> {
+    let state: &str = row.try_get("state")?;
+    Ok(PlanRecord {
+        plan_id: row.try_get("plan_id")?,
+        state: PlanState::parse(state)
+            .ok_or_else(|| decode_error("state", format!("unknown plan state '{state}'")))?,
+        inventory_version: row.try_get("inventory_version")?,
+        request: row.try_get("request")?,
+        summary: row.try_get("summary")?,
+        rate: row.try_get("rate")?,
+        concurrency: row.try_get("concurrency")?,
+        note: row.try_get("note")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn step_from_row(row: &SqliteRow) -> Result<(String, PlanStepRecord), sqlx::Error> {
+    let status: &str = row.try_get("status")?;
+    let after = split_ids(row.try_get::<&str, _>("after_steps")?)
+        .iter()
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| decode_error("after_steps", format!("not a step number: '{s}'")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((
+        row.try_get("plan_id")?,
+        PlanStepRecord {
+            step: row.try_get("step")?,
+            cell_id: row.try_get("cell_id")?,
+            remove: row.try_get("remove")?,
+            add: row.try_get("add_server")?,
+            reason: row.try_get("reason")?,
+            risk_before: row.try_get("risk_before")?,
+            risk_after: row.try_get("risk_after")?,
+            safe_after: row.try_get("safe_after")?,
+            after,
+            status: StepStatus::parse(status)
+                .ok_or_else(|| decode_error("status", format!("unknown step status '{status}'")))?,
+            note: row.try_get("note")?,
+            updated_at: row.try_get("updated_at")?,
+        },
+    ))
+}
+
+async fn put_plan(tx: &mut Transaction<'_, Sqlite>, p: &PlanRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO plans (plan_id, state, inventory_version, request, summary, rate,
+                            concurrency, note, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (plan_id) DO UPDATE SET
+            state = excluded.state, rate = excluded.rate, concurrency = excluded.concurrency,
+            note = excluded.note, updated_at = excluded.updated_at",
+    )
+    .bind(&p.plan_id)
+    .bind(p.state.name())
+    .bind(p.inventory_version)
+    .bind(&p.request)
+    .bind(&p.summary)
+    .bind(p.rate)
+    .bind(p.concurrency)
+    .bind(&p.note)
+    .bind(p.created_at)
+    .bind(p.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Rows per INSERT of plan steps (13 parameters each, under SQLite's 32,766).
+const STEPS_PER_INSERT: usize = 500;
+
+async fn add_plan_steps(
+    tx: &mut Transaction<'_, Sqlite>,
+    plan_id: &str,
+    steps: &[PlanStepRecord],
+) -> Result<(), sqlx::Error> {
+    for chunk in steps.chunks(STEPS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO plan_steps (plan_id, step, cell_id, remove, add_server, reason,
+             risk_before, risk_after, safe_after, after_steps, status, note, updated_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let b = 12 * i + 2;
+            let _ = write!(
+                sql,
+                "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 11
+            );
+        }
+        let mut q = sqlx::query(&sql).bind(plan_id);
+        for st in chunk {
+            q = q
+                .bind(st.step)
+                .bind(&st.cell_id)
+                .bind(&st.remove)
+                .bind(&st.add)
+                .bind(&st.reason)
+                .bind(st.risk_before)
+                .bind(st.risk_after)
+                .bind(st.safe_after)
+                .bind(join_steps(&st.after))
+                .bind(st.status.name())
+                .bind(&st.note)
+                .bind(st.updated_at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn join_steps(steps: &[i64]) -> String {
+    steps
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+async fn put_plan_step(
+    tx: &mut Transaction<'_, Sqlite>,
+    plan_id: &str,
+    st: &PlanStepRecord,
+) -> Result<(), sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE plan_steps SET add_server = ?3, risk_after = ?4, safe_after = ?5, status = ?6,
+                note = ?7, updated_at = ?8
+         WHERE plan_id = ?1 AND step = ?2",
+    )
+    .bind(plan_id)
+    .bind(st.step)
+    .bind(&st.add)
+    .bind(st.risk_after)
+    .bind(st.safe_after)
+    .bind(st.status.name())
+    .bind(&st.note)
+    .bind(st.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(sqlx::Error::RowNotFound);
+    }
+    Ok(())
+}
+
 async fn apply(pool: &SqlitePool, changes: &[Change]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for change in changes {
@@ -226,6 +394,11 @@ async fn apply(pool: &SqlitePool, changes: &[Change]) -> Result<(), sqlx::Error>
                 .execute(&mut *tx)
                 .await?;
             }
+            Change::PutPlan(p) => put_plan(&mut tx, p).await?,
+            Change::AddPlanSteps { plan_id, steps } => {
+                add_plan_steps(&mut tx, plan_id, steps).await?
+            }
+            Change::PutPlanStep { plan_id, step } => put_plan_step(&mut tx, plan_id, step).await?,
         }
     }
     tx.commit().await
@@ -284,12 +457,35 @@ async fn load(pool: &SqlitePool) -> Result<Snapshot, sqlx::Error> {
         sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM inventory_versions")
             .fetch_one(&mut *tx)
             .await?;
+    let mut plans: Vec<(PlanRecord, Vec<PlanStepRecord>)> =
+        sqlx::query("SELECT * FROM plans ORDER BY plan_id")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| Ok((plan_from_row(row)?, Vec::new())))
+            .collect::<Result<_, sqlx::Error>>()?;
+    let at: HashMap<String, usize> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.0.plan_id.clone(), i))
+        .collect();
+    for row in sqlx::query("SELECT * FROM plan_steps ORDER BY plan_id, step")
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        let (plan_id, step) = step_from_row(&row)?;
+        // The foreign key guarantees the plan exists.
+        if let Some(&i) = at.get(&plan_id) {
+            plans[i].1.push(step);
+        }
+    }
     tx.commit().await?;
     Ok(Snapshot {
         cells,
         last_moves,
         active_inventory,
         max_inventory_version,
+        plans,
     })
 }
 
@@ -423,6 +619,87 @@ mod tests {
         assert_eq!(snap.active_inventory, Some(inv2));
         assert_eq!(snap.max_inventory_version, 2);
         store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn plans_round_trip_and_a_step_commits_with_its_cell() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let plan = PlanRecord {
+            plan_id: "plan-1".into(),
+            state: PlanState::Planned,
+            inventory_version: 3,
+            request: r#"{"repair":true}"#.into(),
+            summary: "{}".into(),
+            rate: None,
+            concurrency: None,
+            note: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        let steps: Vec<PlanStepRecord> = (1..=1201)
+            .map(|i| PlanStepRecord {
+                step: i,
+                cell_id: format!("c{i}"),
+                remove: "s1".into(),
+                add: "s2".into(),
+                reason: "drain".into(),
+                risk_before: 1e-6,
+                risk_after: 1e-7,
+                safe_after: true,
+                after: if i > 2 { vec![i - 2, i - 1] } else { vec![] },
+                status: StepStatus::Pending,
+                note: None,
+                updated_at: 1,
+            })
+            .collect();
+        store
+            .apply(&[
+                Change::PutPlan(plan.clone()),
+                Change::AddPlanSteps {
+                    plan_id: "plan-1".into(),
+                    steps: steps.clone(),
+                },
+            ])
+            .await
+            .unwrap();
+        let mut done = steps[0].clone();
+        done.status = StepStatus::Replanned;
+        done.add = "s7".into();
+        done.note = Some("s2 was full".into());
+        let mut executing = plan.clone();
+        executing.state = PlanState::Executing;
+        executing.rate = Some(1000.0);
+        executing.concurrency = Some(8);
+        store
+            .apply(&[
+                Change::PutPlan(executing.clone()),
+                Change::PutCell(cell("c1", &["s7", "s3"], 2)),
+                Change::PutPlanStep {
+                    plan_id: "plan-1".into(),
+                    step: done.clone(),
+                },
+            ])
+            .await
+            .unwrap();
+        // A step of a plan that does not exist fails the whole batch.
+        let err = store
+            .apply(&[
+                Change::DeleteCell("c1".into()),
+                Change::PutPlanStep {
+                    plan_id: "plan-9".into(),
+                    step: done.clone(),
+                },
+            ])
+            .await;
+        assert!(err.is_err());
+        store.close().await;
+        let snap = SqliteStore::open(&path).await.unwrap().load().await.unwrap();
+        assert_eq!(snap.cells.len(), 1);
+        let mut want = steps;
+        want[0] = done;
+        assert_eq!(snap.plans, vec![(executing, want)]);
     }
 
     #[tokio::test]
