@@ -17,6 +17,10 @@ pub enum Error {
     UnsupportedMediaType,
     #[error("request body over the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    #[error("plan '{plan}' not found")]
+    PlanNotFound { plan: String },
+    #[error("plan '{plan}': {message}")]
+    PlanConflict { plan: String, message: String },
     #[error("{field}: {message}")]
     InvalidField { field: String, message: String },
     #[error("{field}: unknown server '{server}'")]
@@ -123,6 +127,8 @@ impl Error {
             Error::CellNotFound { .. } => "cell_not_found",
             Error::ServerNotFound { .. } => "server_not_found",
             Error::MoveNotFound { .. } => "move_not_found",
+            Error::PlanNotFound { .. } => "plan_not_found",
+            Error::PlanConflict { .. } => "plan_conflict",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::CellExists { .. } => "cell_exists",
@@ -160,11 +166,13 @@ impl Error {
             Error::CellNotFound { .. }
             | Error::ServerNotFound { .. }
             | Error::MoveNotFound { .. }
+            | Error::PlanNotFound { .. }
             | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::CellExists { .. }
             | Error::MoveStale { .. }
             | Error::MoveConflict { .. }
+            | Error::PlanConflict { .. }
             | Error::NoCapacity { .. }
             | Error::InventoryConflict { .. } => StatusCode::CONFLICT,
             Error::Overloaded

@@ -19,11 +19,12 @@ use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
 use crate::dto::{
-    CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse, Health, InventoryRequest,
-    InventoryView, PlaceRequest, ReplaceRequest, ServerView, SwitchResponse, ValidationView,
+    CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse, ExecuteRequest, Health,
+    InventoryRequest, InventoryView, PlaceRequest, PlanList, PlanRequest, PlanView, ReplaceRequest,
+    ServerView, SwitchResponse, ValidationView,
 };
 use crate::error::ErrorBody;
-use crate::service::{CellQuery, Service};
+use crate::service::{CellQuery, Service, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 use crate::view::FleetReportView;
 use crate::Error;
 
@@ -420,6 +421,143 @@ async fn validate_inventory(
     Ok(axum::Json(state.service.validate_inventory(req).await?))
 }
 
+/// Compute a rebalancing plan on the ledger's current cells and store it: a dry run that
+/// moves nothing, unless `execute` is given. Every step is one node of one cell; after
+/// every prefix of the plan no server is over capacity, no two cells share a quorum, and
+/// every single-failure-safe cell still is.
+#[utoipa::path(post, path = "/v1/plans", tag = "plans",
+    request_body = PlanRequest,
+    responses(
+        (status = 201, description = "Planned (and executing, with `execute`)", body = PlanView),
+        (status = 400, description = "malformed_json", body = ErrorBody),
+        (status = 409, description = "plan_conflict: the inventory switched while planning, or another plan executes", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "invalid_field (no goal, a drain id the inventory lacks, bad settings)", body = ErrorBody),
+        (status = 503, description = "store_unavailable, shutting_down", body = ErrorBody),
+    ))]
+async fn create_plan(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<PlanRequest>,
+) -> Result<Response, Error> {
+    let view = state.service.create_plan(req).await?;
+    let location = format!("/v1/plans/{}", view.plan_id);
+    let mut r = (StatusCode::CREATED, axum::Json(view)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+/// Every plan, newest first, without steps.
+#[utoipa::path(get, path = "/v1/plans", tag = "plans",
+    responses((status = 200, body = PlanList)))]
+async fn list_plans(State(state): State<AppState>) -> axum::Json<PlanList> {
+    axum::Json(state.service.plan_list())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct StepsQuery {
+    /// The first step to list, from 0 (default 0).
+    #[param(value_type = Option<u64>)]
+    offset: Option<String>,
+    /// Steps per page, 0 to 10000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 10000)]
+    limit: Option<String>,
+}
+
+/// A plan: state, progress by step outcome, the curve and unmet goals, a page of steps.
+#[utoipa::path(get, path = "/v1/plans/{id}", tag = "plans",
+    params(("id" = String, Path, description = "Plan id"), StepsQuery),
+    responses(
+        (status = 200, body = PlanView),
+        (status = 404, description = "plan_not_found", body = ErrorBody),
+        (status = 422, description = "invalid_field", body = ErrorBody),
+    ))]
+async fn get_plan(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<StepsQuery>,
+) -> Result<axum::Json<PlanView>, Error> {
+    let offset: usize = parse_param(q.offset, "offset", "a step offset")?.unwrap_or(0);
+    let limit: usize = parse_param(q.limit, "limit", "a page size")?.unwrap_or(DEFAULT_STEPS_PAGE);
+    if limit > MAX_STEPS_PAGE {
+        return Err(Error::InvalidField {
+            field: "limit".into(),
+            message: format!("{limit}: at most {MAX_STEPS_PAGE} steps per page"),
+        });
+    }
+    Ok(axum::Json(state.service.plan(&id, offset, limit)?))
+}
+
+/// Start executing a planned or paused plan: steps commit in order at `rate` moves per
+/// second, each through the same checks as every other change (a step a concurrent change
+/// invalidated is re-planned for its cell, or skipped with why). One plan executes at a
+/// time.
+#[utoipa::path(post, path = "/v1/plans/{id}/execute", tag = "plans",
+    params(("id" = String, Path, description = "Plan id")),
+    request_body = ExecuteRequest,
+    responses(
+        (status = 200, body = PlanView),
+        (status = 404, description = "plan_not_found", body = ErrorBody),
+        (status = 409, description = "plan_conflict: not planned or paused, made on another inventory, or another plan executes", body = ErrorBody),
+        (status = 422, description = "invalid_field", body = ErrorBody),
+    ))]
+async fn execute_plan(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(req): JsonBody<ExecuteRequest>,
+) -> Result<axum::Json<PlanView>, Error> {
+    Ok(axum::Json(state.service.execute_plan(&id, req).await?))
+}
+
+/// Pause an executing plan before its next step (committed steps stay).
+#[utoipa::path(post, path = "/v1/plans/{id}/pause", tag = "plans",
+    params(("id" = String, Path, description = "Plan id")),
+    responses(
+        (status = 200, body = PlanView),
+        (status = 404, description = "plan_not_found", body = ErrorBody),
+        (status = 409, description = "plan_conflict: not executing", body = ErrorBody),
+    ))]
+async fn pause_plan(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<PlanView>, Error> {
+    Ok(axum::Json(state.service.pause_plan(&id).await?))
+}
+
+/// Resume a paused plan with its rate and concurrency.
+#[utoipa::path(post, path = "/v1/plans/{id}/resume", tag = "plans",
+    params(("id" = String, Path, description = "Plan id")),
+    responses(
+        (status = 200, body = PlanView),
+        (status = 404, description = "plan_not_found", body = ErrorBody),
+        (status = 409, description = "plan_conflict: not paused, made on another inventory, or another plan executes", body = ErrorBody),
+    ))]
+async fn resume_plan(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<PlanView>, Error> {
+    Ok(axum::Json(state.service.resume_plan(&id).await?))
+}
+
+/// Cancel a plan: no further step runs (committed steps stay).
+#[utoipa::path(post, path = "/v1/plans/{id}/cancel", tag = "plans",
+    params(("id" = String, Path, description = "Plan id")),
+    responses(
+        (status = 200, body = PlanView),
+        (status = 404, description = "plan_not_found", body = ErrorBody),
+        (status = 409, description = "plan_conflict: already completed or invalidated", body = ErrorBody),
+    ))]
+async fn cancel_plan(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<PlanView>, Error> {
+    Ok(axum::Json(state.service.cancel_plan(&id).await?))
+}
+
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
 async fn healthz() -> axum::Json<Health> {
@@ -475,6 +613,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
         get_inventory,
         switch_inventory,
         validate_inventory,
+        create_plan,
+        list_plans,
+        get_plan,
+        execute_plan,
+        pause_plan,
+        resume_plan,
+        cancel_plan,
         healthz,
         readyz,
         metrics
@@ -564,6 +709,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/report", get(report))
         .route("/v1/inventory", get(get_inventory).post(switch_inventory))
         .route("/v1/inventory/validate", post(validate_inventory))
+        .route("/v1/plans", get(list_plans).post(create_plan))
+        .route("/v1/plans/{id}", get(get_plan))
+        .route("/v1/plans/{id}/execute", post(execute_plan))
+        .route("/v1/plans/{id}/pause", post(pause_plan))
+        .route("/v1/plans/{id}/resume", post(resume_plan))
+        .route("/v1/plans/{id}/cancel", post(cancel_plan))
         .layer(middleware::from_fn_with_state(limits.upload, body_limit))
         .layer(DefaultBodyLimit::max(limits.upload))
         .layer(middleware::from_fn_with_state(

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use topology::ingest::read_table;
+pub use topology::ingest::read_table;
+use topology::raw::RawTable;
 use topology::{CellSpec, FailureModel, Inventory, Placement, Problem};
 
 /// A loaded inventory with its precomputed failure model.
@@ -30,10 +31,10 @@ pub fn inventory(dir: &Path) -> Result<Loaded, topology::Error> {
 /// [`topology::raw::GONE`], so that a repair moves their nodes off (returned by id).
 pub fn inventory_with_gone(
     dir: &Path,
-    placements: &Path,
+    placements: &RawTable,
 ) -> Result<(Loaded, Vec<String>), topology::Error> {
     let mut raw = topology::ingest::read_dir(dir)?;
-    let gone = raw.gone_servers(&read_table(placements)?);
+    let gone = raw.gone_servers(placements);
     let rows = |raw: &topology::raw::RawInventory, table| raw.table(table).map_or(0, |t| t.len());
     let (servers, racks) = (rows(&raw, "servers"), rows(&raw, "racks"));
     raw.add_gone_servers(&gone);
@@ -66,8 +67,16 @@ fn invalid(path: &Path) -> impl Fn(topology::Report) -> topology::Error + '_ {
 
 /// Reads a placement export (`placements.csv` or `.parquet`).
 pub fn placements(path: &Path, inventory: &Inventory) -> Result<Vec<Placement>, topology::Error> {
-    let table = read_table(path)?;
-    topology::workload::parse_placements(&table, inventory).map_err(invalid(path))
+    placements_from(&read_table(path)?, path, inventory)
+}
+
+/// The placements of a table read from `path`.
+pub fn placements_from(
+    table: &RawTable,
+    path: &Path,
+    inventory: &Inventory,
+) -> Result<Vec<Placement>, topology::Error> {
+    topology::workload::parse_placements(table, inventory).map_err(invalid(path))
 }
 
 /// Reads a cell workload (`cells.csv` or `.parquet`).

@@ -333,8 +333,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             top,
             threads,
         } => {
-            let (loaded, gone) = api::load::inventory_with_gone(&dir, &placements)
-                .context("loading the inventory")?;
+            let table = api::load::read_table(&placements).context("loading the placements")?;
+            let (loaded, gone) =
+                api::load::inventory_with_gone(&dir, &table).context("loading the inventory")?;
             if !gone.is_empty() {
                 eprintln!(
                     "note: {} servers named by the placements are not in the inventory \
@@ -343,7 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     gone[0]
                 );
             }
-            let placements = api::load::placements(&placements, &loaded.inventory)
+            let placements = api::load::placements_from(&table, &placements, &loaded.inventory)
                 .context("loading the placements")?;
             let options = ReportOptions {
                 risk: !no_risk,
@@ -527,8 +528,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             placements_out,
             seed,
         } => {
-            let (loaded, gone) = api::load::inventory_with_gone(&dir, &placements)
-                .context("loading the inventory")?;
+            let table = api::load::read_table(&placements).context("loading the placements")?;
+            let (loaded, gone) =
+                api::load::inventory_with_gone(&dir, &table).context("loading the inventory")?;
             if !gone.is_empty() {
                 emitln(format_args!(
                     "{} servers named by the placements are not in the inventory (first: \
@@ -561,8 +563,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             // Draining servers stay up: the failure model is the loaded one.
             let model = loaded.model;
-            let current =
-                api::load::placements(&placements, &inv).context("loading the placements")?;
+            let current = api::load::placements_from(&table, &placements, &inv)
+                .context("loading the placements")?;
             let goals = Goals {
                 drain: !drain.is_empty(),
                 repair,

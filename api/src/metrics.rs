@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::store::{PlanState, StepStatus};
+
 /// Upper bounds in seconds; the 25 ms target sits on a bucket edge.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -81,6 +83,16 @@ impl Histogram {
     }
 }
 
+/// Plan states in the order of `Gauges::plans_by_state`.
+const PLAN_STATES: [PlanState; 6] = [
+    PlanState::Planned,
+    PlanState::Executing,
+    PlanState::Paused,
+    PlanState::Cancelled,
+    PlanState::Completed,
+    PlanState::Invalidated,
+];
+
 #[derive(Debug, Default)]
 struct Http {
     /// (route, method, status) -> requests.
@@ -103,6 +115,8 @@ struct Solver {
     latency: BTreeMap<&'static str, Histogram>,
     /// Solves thrown away because a concurrent commit made them invalid.
     conflicts: u64,
+    /// Plan steps by outcome: committed, replanned, skipped.
+    plan_steps: [u64; 3],
 }
 
 /// Values read from the service state at scrape time.
@@ -121,6 +135,8 @@ pub struct Gauges {
     pub inventory_version: i64,
     pub solver_queue: u64,
     pub solver_workers: u64,
+    /// Plans by state, in `store::PlanState` order.
+    pub plans_by_state: [u64; 6],
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +192,17 @@ impl Metrics {
         self.solver.lock().conflicts += 1;
     }
 
+    /// A plan step settled (a pending one is not counted).
+    pub fn plan_step(&self, status: StepStatus) {
+        let i = match status {
+            StepStatus::Pending => return,
+            StepStatus::Committed => 0,
+            StepStatus::Replanned => 1,
+            StepStatus::Skipped => 2,
+        };
+        self.solver.lock().plan_steps[i] += 1;
+    }
+
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::new();
@@ -214,6 +241,17 @@ impl Metrics {
             out.push_str("# HELP cellplacer_solve_conflicts_total Solves redone because a concurrent commit took their servers.\n");
             out.push_str("# TYPE cellplacer_solve_conflicts_total counter\n");
             let _ = writeln!(out, "cellplacer_solve_conflicts_total {}", solver.conflicts);
+            out.push_str("# HELP cellplacer_plan_steps_total Plan steps executed, by outcome (committed as planned, re-planned to another server, skipped).\n");
+            out.push_str("# TYPE cellplacer_plan_steps_total counter\n");
+            for (outcome, n) in ["committed", "replanned", "skipped"]
+                .iter()
+                .zip(solver.plan_steps)
+            {
+                let _ = writeln!(
+                    out,
+                    "cellplacer_plan_steps_total{{outcome=\"{outcome}\"}} {n}"
+                );
+            }
         }
         {
             let s = self.store.lock();
@@ -317,6 +355,11 @@ impl Metrics {
             "Solver worker threads.",
             g.solver_workers.to_string(),
         );
+        out.push_str("# HELP cellplacer_plans Rebalancing plans by state.\n");
+        out.push_str("# TYPE cellplacer_plans gauge\n");
+        for (state, n) in PLAN_STATES.iter().zip(g.plans_by_state) {
+            let _ = writeln!(out, "cellplacer_plans{{state=\"{}\"}} {n}", state.name());
+        }
         out.push_str("# HELP cellplacer_build_info The running build (always 1).\n");
         out.push_str("# TYPE cellplacer_build_info gauge\n");
         let _ = writeln!(

@@ -97,6 +97,8 @@ impl Service {
             for (_, m) in &mut records {
                 changes.extend(supersede(m.as_mut(), zone.loaded_at));
             }
+            // Plans were made on the old inventory.
+            changes.extend(self.plans.invalidate_all(zone.version));
             // The journal hands out this number next: we hold the write lock.
             let seq = self.core.journal.last_seq() + 1;
             let mut rebuilt =

@@ -28,12 +28,15 @@ use crate::zone::{Candidate, Source};
 use crate::Error;
 
 mod cells;
+mod executor;
 mod inventory;
 mod moves;
 pub mod ops;
+mod plans;
 mod report;
 
 pub use cells::CellQuery;
+pub use plans::{Plans, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 
 use ops::{missing_error, now_ms, supersede, Core};
 
@@ -60,6 +63,8 @@ pub struct Service {
     switching: Mutex<i64>,
     /// One fleet report at a time: each uses every core.
     reports: Semaphore,
+    /// Rebalancing plans and their executor.
+    plans: Arc<Plans>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
@@ -147,6 +152,8 @@ impl Service {
                     .into(),
             ));
         }
+        let plans = Arc::new(Plans::new());
+        changes.extend(plans.restore(snapshot.plans, zone.version)?);
         if !changes.is_empty() {
             store.apply(&changes).await?;
         }
@@ -172,6 +179,7 @@ impl Service {
             config,
             switching: Mutex::new(version.max(snapshot.max_inventory_version)),
             reports: Semaphore::new(1),
+            plans,
         });
         tokio::spawn(resync(service.core.clone(), service.store.clone()));
         if stale && !before.is_empty() {
@@ -223,6 +231,7 @@ impl Service {
             inventory_version: ledger.zone.version,
             solver_queue: self.solver.queued() as u64,
             solver_workers: self.solver.workers() as u64,
+            plans_by_state: self.plans.counts(),
         }
     }
 
@@ -230,8 +239,9 @@ impl Service {
     /// closes the store.
     pub async fn shutdown(&self) {
         let workers = self.solver.stop();
+        let executors = self.plans.stop();
         let _ = blocking(move || {
-            for w in workers {
+            for w in workers.into_iter().chain(executors) {
                 let _ = w.join();
             }
         })

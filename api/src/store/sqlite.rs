@@ -695,7 +695,12 @@ mod tests {
             .await;
         assert!(err.is_err());
         store.close().await;
-        let snap = SqliteStore::open(&path).await.unwrap().load().await.unwrap();
+        let snap = SqliteStore::open(&path)
+            .await
+            .unwrap()
+            .load()
+            .await
+            .unwrap();
         assert_eq!(snap.cells.len(), 1);
         let mut want = steps;
         want[0] = done;

@@ -28,6 +28,7 @@ mod inventory;
 mod listing;
 mod metrics;
 mod moves;
+mod plans;
 mod risk;
 
 /// 1 DC x 2 rooms x 2 rows x 4 racks x 6 servers = 96 servers, 48 hosts (one colour),

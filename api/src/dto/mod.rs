@@ -14,6 +14,13 @@ use crate::store::{CellRecord, MoveRecord};
 use crate::view::{CountsView, OverCapacityView, ProblemView};
 use crate::zone::Zone;
 
+mod plans;
+
+pub use plans::{
+    CurvePointView, ExecuteRequest, PlanList, PlanProgress, PlanRequest, PlanStepView,
+    PlanSummaryView, PlanView, UnmetView,
+};
+
 /// Place a new cell.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -241,10 +248,15 @@ pub struct CellView {
     pub updated_at: String,
     /// The proposed move waiting for its commit, if any.
     pub pending_move: Option<MoveView>,
+    /// The cell's latest move whatever its status (a plan's steps show here as they
+    /// commit), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_move: Option<MoveView>,
 }
 
 impl CellView {
-    pub fn new(record: &CellRecord, pending: Option<&MoveRecord>) -> CellView {
+    pub fn new(record: &CellRecord, last: Option<&MoveRecord>) -> CellView {
+        let pending = last.filter(|m| m.status == crate::store::MoveStatus::Proposed);
         CellView {
             cell_id: record.cell_id.clone(),
             clients: record.clients.clone(),
@@ -258,11 +270,12 @@ impl CellView {
             created_at: timestamp(record.created_at),
             updated_at: timestamp(record.updated_at),
             pending_move: pending.map(MoveView::from),
+            last_move: last.map(MoveView::from),
         }
     }
 
     pub fn of(cell: &Cell) -> CellView {
-        CellView::new(&cell.record, cell.pending_move())
+        CellView::new(&cell.record, cell.last_move.as_ref())
     }
 }
 
