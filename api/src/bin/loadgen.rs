@@ -50,6 +50,19 @@ struct Args {
     /// Solver of a started service: heuristic, ilp or microlp.
     #[arg(long)]
     solver: Option<String>,
+    /// After the replacements: plan a drain of these ids (servers, racks, rows, rooms,
+    /// devices) and execute it, with a pause, a resume and a cancel on the way.
+    #[arg(long)]
+    plan_drain: Vec<String>,
+    /// Most moves of that plan.
+    #[arg(long)]
+    plan_max_moves: Option<u64>,
+    /// Moves per second of the execution.
+    #[arg(long, default_value_t = 1000.0)]
+    plan_rate: f64,
+    /// Steps committed but not yet durable at once.
+    #[arg(long, default_value_t = 64)]
+    plan_concurrency: u32,
 }
 
 /// Client sets, one per cell of the workload.
@@ -339,6 +352,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     replace.print("replace", 200);
 
+    if !args.plan_drain.is_empty() {
+        plan_phase(&client, &args).await?;
+    }
+
     // Deletes: the durable write path (lock, journal, group commit) without a solve.
     let delete = {
         let client = client.clone();
@@ -394,6 +411,163 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(server) = server {
         server.stop()?;
     }
+    Ok(())
+}
+
+/// Steps settled (committed, re-planned or skipped) so far, and the plan's state.
+async fn settled(client: &Client, id: &str) -> anyhow::Result<(u64, String)> {
+    let p = client.get(&format!("/v1/plans/{id}?limit=0")).await?;
+    if p.status != 200 {
+        bail!("GET plan: {}", p.text);
+    }
+    let progress = &p.json["progress"];
+    let pending = progress["pending"].as_u64().context("pending")?;
+    let steps = progress["steps"].as_u64().context("steps")?;
+    Ok((
+        steps - pending,
+        p.json["state"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
+/// Polls until `settled` reaches `target` (or the plan stops).
+async fn run_until(client: &Client, id: &str, target: u64) -> anyhow::Result<u64> {
+    loop {
+        let (n, state) = settled(client, id).await?;
+        if n >= target || state != "executing" {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// After a pause or cancel reply: polls for 1.5 s; the steps settled after the reply and
+/// the time from the request to the last of them (at the poll's 5 ms resolution).
+async fn wind_down(
+    client: &Client,
+    id: &str,
+    asked: Instant,
+    at_reply: u64,
+) -> anyhow::Result<(u64, Duration)> {
+    let (mut last, mut last_at) = (at_reply, asked.elapsed());
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        let (n, _) = settled(client, id).await?;
+        if n != last {
+            (last, last_at) = (n, asked.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok((last - at_reply, last_at))
+}
+
+/// The pace of the steps settled in a window, from their own commit times (ms): steps over
+/// the time from the first to the last.
+async fn pace(client: &Client, id: &str, from: u64, to: u64) -> anyhow::Result<f64> {
+    let mut times = Vec::new();
+    let mut offset = from;
+    while offset < to {
+        let limit = (to - offset).min(10_000);
+        let page = client
+            .get(&format!("/v1/plans/{id}?offset={offset}&limit={limit}"))
+            .await?;
+        let steps = page.json["steps"].as_array().context("steps")?;
+        if steps.is_empty() {
+            break;
+        }
+        offset += steps.len() as u64;
+        times.extend(steps.iter().filter_map(|s| s["settled_at"].as_i64()));
+    }
+    let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+        return Ok(0.0);
+    };
+    Ok((times.len() - 1) as f64 / ((last - first) as f64 / 1e3).max(1e-3))
+}
+
+/// Plans a drain and executes it at a set rate: the planning time, the pace held, how fast
+/// pause, resume and cancel take effect.
+async fn plan_phase(client: &Client, args: &Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let created = client
+        .post(
+            "/v1/plans",
+            &json!({"drain": args.plan_drain, "max_moves": args.plan_max_moves}),
+        )
+        .await?;
+    if created.status != 201 {
+        bail!("POST /v1/plans: {}", created.text);
+    }
+    let id = created.json["plan_id"]
+        .as_str()
+        .context("plan_id")?
+        .to_owned();
+    let steps = created.json["progress"]["steps"]
+        .as_u64()
+        .context("steps")?;
+    println!(
+        "plan     {steps} moves planned in {:.2?} (drain {:?})",
+        started.elapsed(),
+        args.plan_drain
+    );
+    if steps < 10 {
+        bail!("too few moves to time an execution");
+    }
+    let execute = json!({"rate": args.plan_rate, "concurrency": args.plan_concurrency});
+    let t0 = Instant::now();
+    let reply = client
+        .post(&format!("/v1/plans/{id}/execute"), &execute)
+        .await?;
+    if reply.status != 200 {
+        bail!("execute: {}", reply.text);
+    }
+    let first = run_until(client, &id, steps * 2 / 5).await?;
+    let asked = Instant::now();
+    let window = asked - t0;
+    let reply = client
+        .post(&format!("/v1/plans/{id}/pause"), &json!({}))
+        .await?;
+    let answered = asked.elapsed();
+    let (at_pause, _) = settled(client, &id).await?;
+    let (extra, stopped) = wind_down(client, &id, asked, at_pause).await?;
+    println!(
+        "execute  {first} steps in {window:.2?} ({:.0}/s wall from the execute request); pause answered {} in {answered:.1?}, {extra} steps after the reply, the last {stopped:.1?} after the request",
+        first as f64 / window.as_secs_f64(),
+        reply.status,
+    );
+    let (paused_at, _) = settled(client, &id).await?;
+    let asked = Instant::now();
+    client
+        .post(&format!("/v1/plans/{id}/resume"), &json!({}))
+        .await?;
+    let resumed = run_until(client, &id, paused_at + 1).await?;
+    println!(
+        "resume   first step {:.1?} after the request ({resumed} settled)",
+        asked.elapsed()
+    );
+    let t1 = Instant::now();
+    let second = run_until(client, &id, steps * 4 / 5).await?;
+    let asked = Instant::now();
+    let window2 = asked - t1;
+    let reply = client
+        .post(&format!("/v1/plans/{id}/cancel"), &json!({}))
+        .await?;
+    let answered = asked.elapsed();
+    let (at_cancel, state) = settled(client, &id).await?;
+    let (extra, stopped) = wind_down(client, &id, asked, at_cancel).await?;
+    println!(
+        "execute  {} more steps in {window2:.2?}; cancel answered {} in {answered:.1?} (state {state}), {extra} steps after the reply, the last {stopped:.1?} after the request",
+        second - resumed,
+        reply.status,
+    );
+    let pace1 = pace(client, &id, 0, first).await?;
+    let pace2 = pace(client, &id, resumed, second).await?;
+    println!(
+        "pace     from the steps' commit times: {pace1:.0}/s before the pause, {pace2:.0}/s after the resume (target {}/s: {:+.1} %, {:+.1} %)",
+        args.plan_rate,
+        (pace1 / args.plan_rate - 1.0) * 100.0,
+        (pace2 / args.plan_rate - 1.0) * 100.0
+    );
+    let done = client.get(&format!("/v1/plans/{id}?limit=0")).await?;
+    println!("progress {}", done.json["progress"]);
     Ok(())
 }
 

@@ -121,6 +121,9 @@ pub struct PlanStepView {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// When it settled (unix milliseconds); absent while pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<i64>,
 }
 
 impl From<&PlanStepRecord> for PlanStepView {
@@ -137,6 +140,7 @@ impl From<&PlanStepRecord> for PlanStepView {
             after_steps: s.after.clone(),
             status: s.status.name().to_owned(),
             note: s.note.clone(),
+            settled_at: (s.status != StepStatus::Pending).then_some(s.updated_at),
         }
     }
 }

@@ -362,3 +362,114 @@ fn commit_step(
     ledger.seq = seq;
     Ok((out, seq))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::dto::{ExecuteRequest, PlaceRequest, PlanRequest};
+    use crate::service::{Config, Service};
+    use crate::store::{SqliteStore, StepStatus};
+    use crate::zone::Source;
+
+    /// A step whose planned server filled up after planning is re-planned to another
+    /// server (a drain is mandatory), and says which server was planned and why not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_whose_server_filled_up_is_replanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = fixtures::ZoneParams {
+            cells: 40,
+            failed_fraction: 0.0,
+            draining_fraction: 0.0,
+            ..fixtures::ZoneParams::small(4)
+        };
+        let mut raw = fixtures::generate(&params);
+        let cells = raw.tables.remove("cells").unwrap();
+        let zone = dir.path().join("zone");
+        topology::ingest::write_dir(&zone, &raw, topology::ingest::Format::Csv).unwrap();
+        let db = dir.path().join("ledger.db");
+        let store = Arc::new(SqliteStore::open(&db).await.unwrap());
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            workers: 1,
+            queue: 64,
+            placer: crate::engine::PlaceOptions::default(),
+        };
+        let service = Service::open(store, Some(Source::Dir(zone)), config)
+            .await
+            .unwrap();
+        let clients = cells.column_index("clients").unwrap();
+        for (i, row) in cells.rows.iter().enumerate() {
+            let req = PlaceRequest {
+                cell_id: format!("c{i:02}"),
+                clients: row[clients]
+                    .as_deref()
+                    .unwrap()
+                    .split(';')
+                    .map(str::to_owned)
+                    .collect(),
+                size: None,
+            };
+            service.place(req).await.unwrap();
+        }
+        let rack = {
+            let ledger = service.core.ledger.read().await;
+            let inv = &ledger.zone.inventory;
+            let node = ledger.cell("c00").unwrap().nodes[0];
+            inv.racks[inv.servers[node as usize].rack as usize]
+                .id
+                .clone()
+        };
+        let plan = service
+            .create_plan(PlanRequest {
+                drain: Some(vec![rack]),
+                ..PlanRequest::default()
+            })
+            .await
+            .unwrap();
+        let first = plan.steps[0].clone();
+        // Fill the first step's server to capacity behind the plan's back.
+        {
+            let mut ledger = service.core.ledger.write().await;
+            let inv = ledger.zone.inventory.clone();
+            let target = inv.server_index(&first.add).unwrap();
+            let free = inv.servers[target as usize].capacity - ledger.occ.load(target);
+            for _ in 0..free {
+                ledger.occ.insert(&[target]);
+            }
+        }
+        service
+            .execute_plan(
+                &plan.plan_id,
+                ExecuteRequest {
+                    rate: Some(10_000.0),
+                    concurrency: None,
+                },
+            )
+            .await
+            .unwrap();
+        let mut done = None;
+        for _ in 0..500 {
+            let p = service.plan(&plan.plan_id, 0, 1).unwrap();
+            if p.state != "executing" {
+                done = Some(p);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let done = done.expect("the plan ends");
+        assert_eq!(done.state, "completed");
+        let step = &done.steps[0];
+        assert_eq!(step.status, StepStatus::Replanned.name(), "{step:?}");
+        assert_ne!(step.add, first.add);
+        let note = step.note.as_deref().unwrap();
+        assert!(
+            note.starts_with(&format!("planned {}:", first.add)),
+            "{note}"
+        );
+        let ledger = service.core.ledger.read().await;
+        let cell = ledger.cell(&first.cell_id).unwrap();
+        assert!(cell.record.nodes.contains(&step.add));
+        assert!(!cell.record.nodes.contains(&first.remove));
+    }
+}

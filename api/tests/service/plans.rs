@@ -554,3 +554,150 @@ async fn a_restart_brings_an_executing_plan_back_paused() {
     replay(&mut all, &all_steps(&app2, &id).await, CAPACITY as usize);
     assert_eq!(nodes_by_cell(&app2).await, all);
 }
+
+/// The real binary, killed with -9 while a plan executes: on restart the plan is paused,
+/// every step it says committed is on the cells (and nothing else moved), and resumed, it
+/// completes.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_plan_loses_no_committed_step() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let raw = fixtures::generate(&zone_params(CAPACITY));
+    let zone = write_zone(&dir.path().join("zone"), &raw);
+    let db = dir.path().join("data").join("c.db");
+    let start = || -> (Child, api::client::Client) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--inventory"])
+            .arg(&zone)
+            .arg("--db")
+            .arg(&db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_owned();
+        (child, api::client::Client::new(&url))
+    };
+    let nodes = |client: api::client::Client| async move {
+        let page = client.get("/v1/cells?limit=1000").await.unwrap();
+        page.json["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["cell_id"].as_str().unwrap().to_owned(),
+                    strings(&c["nodes"]),
+                )
+            })
+            .collect::<BTreeMap<String, Vec<String>>>()
+    };
+    let (_, clients) = servers(&raw);
+    let (mut child, client) = start();
+    for i in 0..30 {
+        let r = client
+            .post(
+                "/v1/cells",
+                &json!({"cell_id": format!("k{i:02}"), "clients": [clients[i % clients.len()]]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let before = nodes(client.clone()).await;
+    let racks_of = racks(&raw);
+    let mut per_row: BTreeMap<String, usize> = BTreeMap::new();
+    for n in before.values().flatten() {
+        // Rack ids are ROW-rkNN: drain the row that holds the most nodes.
+        let rack = &racks_of[n];
+        *per_row
+            .entry(rack[..rack.len() - 5].to_owned())
+            .or_default() += 1;
+    }
+    let row = per_row.iter().max_by_key(|(_, n)| **n).unwrap().0.clone();
+    let plan = client
+        .post(
+            "/v1/plans",
+            &json!({"drain": [row], "execute": {"rate": 40, "concurrency": 2}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(plan.status, 201, "{}", plan.text);
+    let id = plan.json["plan_id"].as_str().unwrap().to_owned();
+    let total = plan.json["progress"]["steps"].as_u64().unwrap();
+    assert!(total >= 10, "{total} steps");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    child.kill().unwrap(); // SIGKILL mid-plan
+    child.wait().unwrap();
+
+    let (mut child, client) = start();
+    let got = client
+        .get(&format!("/v1/plans/{id}?limit=1000"))
+        .await
+        .unwrap();
+    assert_eq!(got.json["state"], "paused", "{}", got.text);
+    let steps = got.json["steps"].as_array().unwrap().clone();
+    let done: Vec<Value> = steps
+        .iter()
+        .filter(|s| s["status"] != "pending")
+        .cloned()
+        .collect();
+    assert!(
+        !done.is_empty() && (done.len() as u64) < total,
+        "{}",
+        done.len()
+    );
+    assert!(done.iter().all(|s| s["status"] == "committed"));
+    // Settled steps are a prefix: steps commit in order.
+    assert!(steps[..done.len()].iter().all(|s| s["status"] != "pending"));
+    let mut expected = before.clone();
+    replay(&mut expected, &done, CAPACITY as usize);
+    assert_eq!(
+        nodes(client.clone()).await,
+        expected,
+        "the cells are the committed steps"
+    );
+
+    let r = client
+        .post(&format!("/v1/plans/{id}/execute"), &json!({"rate": 10000}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut state = String::new();
+    for _ in 0..500 {
+        let p = client
+            .get(&format!("/v1/plans/{id}?limit=0"))
+            .await
+            .unwrap();
+        state = p.json["state"].as_str().unwrap().to_owned();
+        if state != "executing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "completed");
+    let all = client
+        .get(&format!("/v1/plans/{id}?limit=1000"))
+        .await
+        .unwrap();
+    let mut expected = before;
+    replay(
+        &mut expected,
+        all.json["steps"].as_array().unwrap(),
+        CAPACITY as usize,
+    );
+    assert_eq!(nodes(client).await, expected);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
