@@ -577,7 +577,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..PlaceOptions::default()
             };
             let start = std::time::Instant::now();
-            let plan = rebalance::plan(&inv, &model, &current, &goals, &options);
+            // A spinner on stderr only when a person watches it; the summary always.
+            let spinner = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "planning {spinner} {pos} moves, {per_sec}, {elapsed}",
+                    )
+                    .expect("a valid template"),
+                );
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                bar
+            });
+            let plan = rebalance::plan_with_progress(
+                &inv,
+                &model,
+                &current,
+                &goals,
+                &options,
+                &mut |moves| {
+                    if let Some(bar) = &spinner {
+                        bar.set_position(moves as u64);
+                    }
+                },
+            );
+            if let Some(bar) = spinner {
+                bar.finish_and_clear();
+            }
             let elapsed = start.elapsed();
             let mut table = RawTable::new(&[
                 "step",
@@ -616,26 +642,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 *plan.curve.last().expect("the curve starts before any move"),
             );
             emitln(format_args!(
-                "planned {} moves in {elapsed:.2?} ({} off failed servers, {} drain, {} to \
-                 make cells safe, {} to balance, {} to lower risk; {drained} servers marked draining); total risk {:.3e} -> \
-                 {:.3e}, unsafe cells {} -> {}, nodes to move {} -> {}, load max/mean \
-                 {:.3} -> {:.3}; wrote {}",
+                "planned {} moves in {elapsed:.2?}: {} off failed servers, {} drain, {} to \
+                 make cells safe, {} to balance, {} to lower risk ({drained} servers marked \
+                 draining); wrote {}",
                 plan.moves.len(),
                 count(Reason::Failed),
                 count(Reason::Drain),
                 count(Reason::Unsafe),
                 count(Reason::Balance),
                 count(Reason::Improve),
-                first.total_risk,
-                last.total_risk,
-                first.unsafe_cells,
-                last.unsafe_cells,
-                first.nodes_to_move,
-                last.nodes_to_move,
-                first.load_max_over_mean,
-                last.load_max_over_mean,
                 plan_out.display()
             ))?;
+            emitln(format_args!("{:<16} {:>12} {:>12}", "", "before", "after"))?;
+            for (name, a, b) in [
+                (
+                    "total risk",
+                    format!("{:.3e}", first.total_risk),
+                    format!("{:.3e}", last.total_risk),
+                ),
+                (
+                    "unsafe cells",
+                    first.unsafe_cells.to_string(),
+                    last.unsafe_cells.to_string(),
+                ),
+                (
+                    "nodes to move",
+                    first.nodes_to_move.to_string(),
+                    last.nodes_to_move.to_string(),
+                ),
+                (
+                    "load max/mean",
+                    format!("{:.3}", first.load_max_over_mean),
+                    format!("{:.3}", last.load_max_over_mean),
+                ),
+            ] {
+                emitln(format_args!("{name:<16} {a:>12} {b:>12}"))?;
+            }
             if plan.unmet.is_empty() {
                 return Ok(ExitCode::SUCCESS);
             }

@@ -181,6 +181,18 @@ pub fn plan(
     goals: &Goals,
     options: &PlaceOptions,
 ) -> Plan {
+    plan_with_progress(inv, model, placements, goals, options, &mut |_| {})
+}
+
+/// [`plan`], calling `progress` with the number of moves planned after each move.
+pub fn plan_with_progress(
+    inv: &Inventory,
+    model: &FailureModel,
+    placements: &[Placement],
+    goals: &Goals,
+    options: &PlaceOptions,
+    progress: &mut dyn FnMut(usize),
+) -> Plan {
     let mut occ = Occupancy::new(inv);
     let slots: Vec<CellSlot> = placements.iter().map(|p| occ.insert(&p.nodes)).collect();
     let mut nodes: Vec<Vec<u32>> = placements.iter().map(|p| p.nodes.clone()).collect();
@@ -258,6 +270,7 @@ pub fn plan(
         fleet.nodes_to_move -= u64::from(must_move_any(inv, remove));
         fleet.standing(cell, risk, safe);
         curve.push(fleet.point(moves.len()));
+        progress(moves.len());
     };
 
     // Mandatory moves: failed servers first, then draining ones, cell by cell.
