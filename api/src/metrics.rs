@@ -83,16 +83,6 @@ impl Histogram {
     }
 }
 
-/// Plan states in the order of `Gauges::plans_by_state`.
-const PLAN_STATES: [PlanState; 6] = [
-    PlanState::Planned,
-    PlanState::Executing,
-    PlanState::Paused,
-    PlanState::Cancelled,
-    PlanState::Completed,
-    PlanState::Invalidated,
-];
-
 #[derive(Debug, Default)]
 struct Http {
     /// (route, method, status) -> requests.
@@ -135,8 +125,8 @@ pub struct Gauges {
     pub inventory_version: i64,
     pub solver_queue: u64,
     pub solver_workers: u64,
-    /// Plans by state, in `store::PlanState` order.
-    pub plans_by_state: [u64; 6],
+    /// Plans by state, in [`PlanState::ALL`] order.
+    pub plans_by_state: [u64; PlanState::ALL.len()],
 }
 
 #[derive(Debug, Default)]
@@ -357,7 +347,7 @@ impl Metrics {
         );
         out.push_str("# HELP cellplacer_plans Rebalancing plans by state.\n");
         out.push_str("# TYPE cellplacer_plans gauge\n");
-        for (state, n) in PLAN_STATES.iter().zip(g.plans_by_state) {
+        for (state, n) in PlanState::ALL.iter().zip(g.plans_by_state) {
             let _ = writeln!(out, "cellplacer_plans{{state=\"{}\"}} {n}", state.name());
         }
         out.push_str("# HELP cellplacer_build_info The running build (always 1).\n");

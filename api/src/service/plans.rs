@@ -159,9 +159,9 @@ impl Plans {
         changes
     }
 
-    /// Plans by state, for the gauges (in [`PlanState`] order).
-    pub(super) fn counts(&self) -> [u64; 6] {
-        let mut out = [0; 6];
+    /// Plans by state, for the gauges (in [`PlanState::ALL`] order).
+    pub(super) fn counts(&self) -> [u64; PlanState::ALL.len()] {
+        let mut out = [0; PlanState::ALL.len()];
         for e in self.lock().entries.values() {
             out[e.record.state as usize] += 1;
         }

@@ -105,6 +105,16 @@ pub enum PlanState {
 }
 
 impl PlanState {
+    /// Every state, in declaration order (the order of the `cellplacer_plans` gauge).
+    pub const ALL: [PlanState; 6] = [
+        PlanState::Planned,
+        PlanState::Executing,
+        PlanState::Paused,
+        PlanState::Cancelled,
+        PlanState::Completed,
+        PlanState::Invalidated,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             PlanState::Planned => "planned",
@@ -117,16 +127,7 @@ impl PlanState {
     }
 
     pub fn parse(s: &str) -> Option<PlanState> {
-        [
-            PlanState::Planned,
-            PlanState::Executing,
-            PlanState::Paused,
-            PlanState::Cancelled,
-            PlanState::Completed,
-            PlanState::Invalidated,
-        ]
-        .into_iter()
-        .find(|p| p.name() == s)
+        PlanState::ALL.into_iter().find(|p| p.name() == s)
     }
 
     /// No step will run again.

@@ -209,34 +209,13 @@ async fn concurrent_places_and_deletes_keep_capacity_and_overlap() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_survives_kill_9_and_drains_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Stdio};
+    use std::process::Command;
 
     let dir = tempfile::tempdir().unwrap();
     let raw = fixtures::generate(&zone_params(8));
     let zone = write_zone(&dir.path().join("zone"), &raw);
     let db = dir.path().join("data").join("c.db");
-    let start = || -> (Child, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--inventory"])
-            .arg(&zone)
-            .arg("--db")
-            .arg(&db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        (child, url)
-    };
+    let start = || start_binary(&zone, &db);
     let (_, client_ids) = servers(&raw);
 
     let (mut child, url) = start();

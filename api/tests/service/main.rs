@@ -228,6 +228,33 @@ impl Harness {
     }
 }
 
+/// Starts the real `cellplacer serve` on `zone` and the ledger `db`, on a free loopback
+/// port; the child and the URL it listens on.
+#[cfg(unix)]
+fn start_binary(zone: &Path, db: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--inventory"])
+        .arg(zone)
+        .arg("--db")
+        .arg(db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
 fn config(db: &Path) -> Config {
     Config {
         data_dir: db.parent().unwrap().to_path_buf(),

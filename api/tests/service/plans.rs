@@ -561,32 +561,12 @@ async fn a_restart_brings_an_executing_plan_back_paused() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_plan_loses_no_committed_step() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Stdio};
-
     let dir = tempfile::tempdir().unwrap();
     let raw = fixtures::generate(&zone_params(CAPACITY));
     let zone = write_zone(&dir.path().join("zone"), &raw);
     let db = dir.path().join("data").join("c.db");
-    let start = || -> (Child, api::client::Client) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--inventory"])
-            .arg(&zone)
-            .arg("--db")
-            .arg(&db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
+    let start = || {
+        let (child, url) = start_binary(&zone, &db);
         (child, api::client::Client::new(&url))
     };
     let nodes = |client: api::client::Client| async move {
