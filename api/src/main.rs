@@ -72,6 +72,10 @@ enum Command {
         /// How many elements and cells to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Also list the K element pairs that put out the most cells while neither
+        /// element does alone (text output; one more pass over the cells).
+        #[arg(long, default_value_t = 0)]
+        pairs_top: usize,
         /// Worker threads (0 = all cores).
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -331,6 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cells_out,
             no_risk,
             top,
+            pairs_top,
             threads,
         } => {
             let table = api::load::read_table(&placements).context("loading the placements")?;
@@ -361,6 +366,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 emitln(serde_json::to_string_pretty(&view)?)?;
             } else {
                 emit(view.text())?;
+            }
+            if pairs_top > 0 && !json {
+                let started = std::time::Instant::now();
+                let pairs = optimizer::report::pair_blast_radius(
+                    &loaded.model,
+                    &placements,
+                    pairs_top,
+                    threads,
+                );
+                emitln(format_args!(
+                    "element pairs that put out cells neither element does alone (top {pairs_top}, {:.2?}):",
+                    started.elapsed()
+                ))?;
+                let inv = &loaded.inventory;
+                for p in &pairs {
+                    let (a, b) = (
+                        &inv.elements[p.pair.0.index()],
+                        &inv.elements[p.pair.1.index()],
+                    );
+                    let first: Vec<&str> = p
+                        .cells
+                        .iter()
+                        .take(5)
+                        .map(|&c| placements[c].cell_id.as_str())
+                        .collect();
+                    emitln(format_args!(
+                        "  {} ({}) + {} ({}): {} cells, e.g. {}",
+                        a.id,
+                        a.label,
+                        b.id,
+                        b.label,
+                        p.cells.len(),
+                        first.join(", ")
+                    ))?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -232,6 +232,72 @@ fn tally(model: &FailureModel, results: &[CellResult]) -> BlastRadius {
     }
 }
 
+/// A pair of elements and the cells that lose quorum only when both fail (neither alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairBlast {
+    /// Lower element id first.
+    pub pair: (ElementId, ElementId),
+    /// Cell indices, ascending.
+    pub cells: Vec<usize>,
+}
+
+/// The `top` element pairs by the number of cells they put out while neither element does
+/// alone (most cells first, then by pair), each with its cells; on `threads` workers
+/// (0: available parallelism). Cells down with nothing failed are not counted.
+pub fn pair_blast_radius(
+    model: &FailureModel,
+    placements: &[Placement],
+    top: usize,
+    threads: usize,
+) -> Vec<PairBlast> {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    let chunk = placements.len().div_ceil(threads.max(1)).max(1);
+    let mut by_pair: FxHashMap<(ElementId, ElementId), Vec<usize>> = FxHashMap::default();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = placements
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| {
+                scope.spawn(move || {
+                    let mut eval = RiskEvaluator::new(model);
+                    let mut found: Vec<((ElementId, ElementId), usize)> = Vec::new();
+                    for (i, p) in part.iter().enumerate() {
+                        let r = eval.evaluate(&p.clients, &p.nodes);
+                        found.extend(r.pairs.into_iter().map(|pair| (pair, k * chunk + i)));
+                    }
+                    found
+                })
+            })
+            .collect();
+        // Chunks in order, cells in order within each: every list comes out ascending.
+        for h in handles {
+            for (pair, cell) in h.join().expect("pair blast worker panicked") {
+                by_pair.entry(pair).or_default().push(cell);
+            }
+        }
+    });
+    let mut ranked: Vec<PairBlast> = by_pair
+        .into_iter()
+        .map(|(pair, mut cells)| {
+            // A cell may reach one pair twice (as a special pair and through its halves).
+            cells.dedup();
+            PairBlast { pair, cells }
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.cells
+            .len()
+            .cmp(&a.cells.len())
+            .then_with(|| a.pair.cmp(&b.pair))
+    });
+    ranked.truncate(top);
+    ranked
+}
+
 /// Nearest-rank percentile of sorted values.
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

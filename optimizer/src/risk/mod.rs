@@ -125,6 +125,9 @@ pub struct CellRisk {
     pub breaking_singles: Vec<ElementId>,
     /// Heaviest explicit outage scenarios, heaviest first.
     pub top_scenarios: Vec<Scenario>,
+    /// The minimal two-element cuts: pairs (lower id first) that give an outage while
+    /// neither element does alone (empty for a down cell).
+    pub pairs: Vec<(ElementId, ElementId)>,
     /// The single-failure view, as [`RiskEvaluator::single_failures`] gives it.
     pub singles: SingleFailures,
 }
@@ -282,6 +285,7 @@ impl<'m> RiskEvaluator<'m> {
         let mut single_out: Vec<bool> = Vec::new();
         let mut single = 0.0;
         let mut pair = 0.0;
+        let mut pairs = Vec::new();
         let mut down = false;
         self.enumerate_states(
             &shape.terminals,
@@ -327,6 +331,7 @@ impl<'m> RiskEvaluator<'m> {
                     if !down && !covered && shape.outage(state) {
                         let w = model.pair_weight(e, f);
                         pair += w;
+                        pairs.push((e.min(f), e.max(f)));
                         top.push(Scenario {
                             elements: vec![e, f],
                             weight: w,
@@ -349,6 +354,7 @@ impl<'m> RiskEvaluator<'m> {
             down,
             breaking_singles: breaking,
             top_scenarios: top,
+            pairs,
             singles: SingleFailures {
                 down,
                 elements: changed,

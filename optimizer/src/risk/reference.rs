@@ -75,6 +75,34 @@ pub fn risk(inv: &Inventory, clients: &[u32], nodes: &[u32]) -> ReferenceRisk {
     }
 }
 
+/// Every pair of elements (lower id first) with the cells it puts out while neither of its
+/// elements does alone (cells that are down with nothing failed are left out).
+pub fn pair_blast_radius(
+    inv: &Inventory,
+    cells: &[(Vec<u32>, Vec<u32>)],
+) -> std::collections::BTreeMap<(ElementId, ElementId), Vec<usize>> {
+    let m = inv.elements.len();
+    let id = |i: usize| ElementId(i as u32);
+    let mut out: std::collections::BTreeMap<(ElementId, ElementId), Vec<usize>> =
+        Default::default();
+    for (c, (clients, nodes)) in cells.iter().enumerate() {
+        if outage(inv, clients, nodes, &[]) {
+            continue;
+        }
+        let alone: Vec<bool> = (0..m)
+            .map(|i| outage(inv, clients, nodes, &[id(i)]))
+            .collect();
+        for i in (0..m).filter(|&i| !alone[i]) {
+            for j in (i + 1..m).filter(|&j| !alone[j]) {
+                if outage(inv, clients, nodes, &[id(i), id(j)]) {
+                    out.entry((id(i), id(j))).or_default().push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Blast radius of every element over a set of (clients, nodes) cells.
 pub fn blast_radius(inv: &Inventory, cells: &[(Vec<u32>, Vec<u32>)]) -> Vec<u32> {
     (0..inv.elements.len())
