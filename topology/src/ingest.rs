@@ -177,6 +177,81 @@ pub fn write_table(path: &Path, table: &RawTable) -> Result<()> {
     }
 }
 
+/// One typed column of a report table (nulls where a value does not apply).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    Text(Vec<Option<String>>),
+    Float(Vec<Option<f64>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Text(v) => v.len(),
+            Values::Float(v) => v.len(),
+            Values::Int(v) => v.len(),
+            Values::Bool(v) => v.len(),
+        }
+    }
+}
+
+/// A report table with typed columns (reports for notebooks, unlike the export tables,
+/// which are text until validated).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TypedTable {
+    pub columns: Vec<(String, Values)>,
+}
+
+impl TypedTable {
+    pub fn column(mut self, name: &str, values: Values) -> TypedTable {
+        self.columns.push((name.to_owned(), values));
+        self
+    }
+}
+
+/// Writes a typed table as CSV or Parquet (by the path's extension).
+///
+/// # Panics
+/// When the columns differ in length (a bug of the caller).
+pub fn write_typed(path: &Path, table: &TypedTable) -> Result<()> {
+    let format = Format::from_path(path)
+        .ok_or_else(|| read_error(path, "unknown table format (expected .csv or .parquet)"))?;
+    let rows = table.columns.first().map_or(0, |c| c.1.len());
+    assert!(
+        table.columns.iter().all(|c| c.1.len() == rows),
+        "ragged table"
+    );
+    let columns: Vec<Column> = table
+        .columns
+        .iter()
+        .map(|(name, values)| {
+            let name = name.as_str().into();
+            match values {
+                Values::Text(v) => Column::new(name, v),
+                Values::Float(v) => Column::new(name, v),
+                Values::Int(v) => Column::new(name, v),
+                Values::Bool(v) => Column::new(name, v),
+            }
+        })
+        .collect();
+    let mut df = DataFrame::new(rows, columns).map_err(|e| read_error(path, e))?;
+    let file = File::create(path).map_err(|cause| Error::Io {
+        path: path.display().to_string(),
+        cause,
+    })?;
+    match format {
+        Format::Csv => CsvWriter::new(file)
+            .finish(&mut df)
+            .map_err(|e| read_error(path, e)),
+        Format::Parquet => ParquetWriter::new(file)
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(|e| read_error(path, e)),
+    }
+}
+
 /// Writes every table of an inventory into `dir` in one format.
 pub fn write_dir(dir: &Path, raw: &RawInventory, format: Format) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|cause| Error::Io {

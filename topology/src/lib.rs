@@ -4,6 +4,7 @@
 //! this crate), then [`model::Inventory::from_raw`] validates them into the model.
 //! [`failure`] answers who is up and who is connected under a scenario.
 
+pub mod edit;
 pub mod error;
 pub mod failure;
 pub mod ingest;

@@ -163,16 +163,24 @@ impl RawInventory {
             .tables
             .entry("racks".into())
             .or_insert_with(|| RawTable::for_table("racks"));
-        let row: Vec<&str> = racks
-            .columns
+        let id = racks.column_index("rack_id");
+        // Servers gone in an earlier round already have their rack.
+        if !racks
+            .rows
             .iter()
-            .map(|c| match c.as_str() {
-                "rack_id" | "datacenter" | "room" | "row" => GONE,
-                "afr" => "0",
-                _ => "",
-            })
-            .collect();
-        racks.push(&row);
+            .any(|r| id.is_some_and(|c| r[c].as_deref() == Some(GONE)))
+        {
+            let row: Vec<&str> = racks
+                .columns
+                .iter()
+                .map(|c| match c.as_str() {
+                    "rack_id" | "datacenter" | "room" | "row" => GONE,
+                    "afr" => "0",
+                    _ => "",
+                })
+                .collect();
+            racks.push(&row);
+        }
         let servers = self
             .tables
             .entry("servers".into())

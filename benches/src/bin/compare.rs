@@ -1,6 +1,7 @@
 //! `compare`: generates a zone and its cell workload, places the cells with each baseline
 //! and with cellplacer's batch placer, and prints the comparison table.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use benches::baselines::{crush_like, rack_spread_random};
@@ -47,6 +48,10 @@ struct Args {
     /// (`ZoneParams::with_partitions`).
     #[arg(long)]
     partitions: bool,
+    /// Also write each placer's placements to DIR/<placer>.csv (cell_id, clients, nodes;
+    /// server ids `;`-joined), as `cellplacer place` writes them.
+    #[arg(long, value_name = "DIR")]
+    placements_out: Option<PathBuf>,
 }
 
 fn main() {
@@ -103,11 +108,40 @@ fn main() {
         options.balance = (b > 0.0).then_some(b);
     }
     methods.extend(cellplacer_method(&zone, &options));
+    if let Some(dir) = &args.placements_out {
+        if let Err(e) = write_placements(&zone, &methods, dir) {
+            eprintln!("compare: {e:#}");
+            std::process::exit(1);
+        }
+    }
     println!();
     print!(
         "{}",
         compare_with_model(&zone.inventory, &zone.model, methods)
     );
+}
+
+/// Writes every method's placements to `dir/<name>.csv` in `cellplacer place`'s format.
+fn write_placements(zone: &Zone, methods: &[Method], dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ids = |servers: &[u32]| {
+        servers
+            .iter()
+            .map(|&s| zone.inventory.servers[s as usize].id.as_str())
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    for method in methods {
+        let mut table = topology::raw::RawTable::new(&["cell_id", "clients", "nodes"]);
+        for p in &method.placements {
+            table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
+        }
+        let path = dir.join(format!("{}.csv", method.name));
+        topology::ingest::write_table(&path, &table)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Runs one placer, timing it and counting the cells it skipped.

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use crate::model::{ElementId, Inventory, NetNode, ServerStatus};
 
 mod effects;
+mod scenario;
 pub use effects::Effects;
+pub use scenario::ScenarioState;
 
 /// A vertex of the network search graph: servers first, then network devices.
 pub type Vertex = u32;
