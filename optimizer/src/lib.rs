@@ -9,6 +9,7 @@ pub mod place;
 pub mod rebalance;
 pub mod report;
 pub mod risk;
+pub mod whatif;
 
 pub use report::{fleet_report, FleetReport, ReportOptions};
 pub use risk::{CellRisk, CellShape, RiskEvaluator, StateEvent};

@@ -7,7 +7,8 @@ use topology::Inventory;
 
 use super::*;
 
-fn outage(inv: &Inventory, clients: &[u32], nodes: &[u32], failed: &[ElementId]) -> bool {
+/// The contract's outage of one cell when `failed` have failed, from scratch.
+pub fn outage(inv: &Inventory, clients: &[u32], nodes: &[u32], failed: &[ElementId]) -> bool {
     let st = state(inv, failed);
     let mut cl: Vec<u32> = clients.to_vec();
     cl.sort_unstable();

@@ -6,11 +6,13 @@ use optimizer::mip::SolverKind;
 use optimizer::place::{Occupancy, PlaceOptions, Placer, Solver, Violation};
 use optimizer::report::{fleet_report, pair_blast_radius, quorum_sharing_pairs, ReportOptions};
 use optimizer::risk::{reference, RiskEvaluator};
+use optimizer::whatif;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use topology::model::ServerStatus;
 use topology::raw::{RawInventory, RawTable};
+use topology::ElementId;
 use topology::Placement;
 use topology::{FailureModel, Inventory};
 

@@ -118,3 +118,30 @@ fn fast_risk_equals_brute_force_on_a_structured_zone() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// A failure scenario of any size: a cell is out under it exactly when the contract's
+    /// definition says so, computed from scratch.
+    #[test]
+    fn scenario_outages_equal_the_definition(seed in any::<u64>(), cell_seed in any::<u64>()) {
+        let inv = random_inventory(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell_seed);
+        let cells: Vec<Placement> = (0..6)
+            .map(|i| {
+                let (c, n) = random_cell(&inv, &mut rng);
+                Placement { cell_id: format!("c{i}"), clients: c, nodes: n }
+            })
+            .collect();
+        let m = inv.elements.len() as u32;
+        for size in 0..5 {
+            let failed: Vec<ElementId> = (0..size).map(|_| ElementId(rng.random_range(0..m))).collect();
+            let got = whatif::scenario(&inv, &failed, &cells);
+            for (p, s) in cells.iter().zip(&got) {
+                let want = reference::outage(&inv, &p.clients, &p.nodes, &failed);
+                prop_assert_eq!(*s == whatif::Standing::Out, want, "{:?} {:?}", failed, p);
+            }
+        }
+    }
+}
