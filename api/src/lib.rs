@@ -19,11 +19,13 @@ pub mod journal;
 pub mod ledger;
 pub mod load;
 pub mod metrics;
+pub mod reports;
 pub mod serve;
 pub mod service;
 pub mod solver;
 pub mod store;
 pub mod view;
+pub mod whatif;
 pub mod zone;
 
 pub use error::Error;

@@ -76,6 +76,11 @@ enum Command {
         /// element does alone (text output; one more pass over the cells).
         #[arg(long, default_value_t = 0)]
         pairs_top: usize,
+        /// Write typed Parquet tables for notebooks into this directory: cells, elements
+        /// (every one, with its blast radius), pairs (the top 100) and domains (load and
+        /// free capacity per datacenter, room, row and power device).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
         /// Worker threads (0 = all cores).
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -110,6 +115,33 @@ enum Command {
         /// Candidate servers per cell.
         #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
         pool: usize,
+    },
+    /// What a change of the inventory or a failure scenario does to the placed cells:
+    /// before and after side by side (nothing is written but OUT).
+    Whatif {
+        /// Inventory export directory.
+        dir: PathBuf,
+        /// The cells as placed (cell_id, clients, nodes; .csv or .parquet).
+        #[arg(long)]
+        placements: PathBuf,
+        /// An element failing in the scenario (repeat for more).
+        #[arg(long)]
+        fail: Vec<String>,
+        /// A change file (TOML): remove, refeed, server, rates, add, fail.
+        #[arg(long)]
+        change: Option<PathBuf>,
+        /// Element pairs to rank after the change.
+        #[arg(long, default_value_t = 10)]
+        pairs_top: usize,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write typed Parquet tables: cells (before and after), elements, pairs, domains.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Worker threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Plan ordered single-node moves that drain servers and repair cells, safe after
     /// every move; writes the plan and the placements after it.
@@ -237,6 +269,9 @@ enum FormatArg {
     Parquet,
 }
 
+/// Element pairs in `evaluate --out-dir`'s pairs table.
+const OUT_DIR_PAIRS: usize = 100;
+
 /// Exit code of a `place` run that left some cells unplaced, or of a `rebalance` run that
 /// left some goals unmet (1 is for invalid input).
 const PARTLY_PLACED: u8 = 3;
@@ -336,6 +371,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_risk,
             top,
             pairs_top,
+            out_dir,
             threads,
         } => {
             let table = api::load::read_table(&placements).context("loading the placements")?;
@@ -360,6 +396,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(path) = &cells_out {
                 let table = api::view::cells_table(&loaded.inventory, &placements, &report);
                 write_table(path, &table).context("writing the per-cell table")?;
+            }
+            if let Some(dir) = &out_dir {
+                let pairs = optimizer::report::pair_blast_radius(
+                    &loaded.model,
+                    &placements,
+                    OUT_DIR_PAIRS,
+                    threads,
+                );
+                let domains = optimizer::whatif::domain_loads(&loaded.inventory, &placements);
+                let inv = &loaded.inventory;
+                api::reports::write(
+                    dir,
+                    &[
+                        ("cells", api::reports::cells(inv, &placements, &report)),
+                        ("elements", api::reports::elements(inv, &report)),
+                        (
+                            "pairs",
+                            api::reports::pairs(inv, &loaded.model, &placements, &pairs),
+                        ),
+                        ("domains", api::reports::domains(&domains)),
+                    ],
+                )
+                .context("writing the report tables")?;
             }
             let view = FleetReportView::new(&loaded.inventory, &placements, &report);
             if json {
@@ -555,6 +614,80 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 unplaced.display()
             ))?;
             Ok(ExitCode::from(PARTLY_PLACED))
+        }
+        Command::Whatif {
+            dir,
+            placements,
+            fail,
+            change,
+            pairs_top,
+            json,
+            out_dir,
+            threads,
+        } => {
+            let raw = topology::ingest::read_dir(&dir).context("reading the inventory")?;
+            let table = api::load::read_table(&placements).context("loading the placements")?;
+            let mut change: api::dto::Change = match &change {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+                }
+                None => api::dto::Change::default(),
+            };
+            change.fail.extend(fail);
+            let sides = api::whatif::prepare(&raw, &table, &change).context("the change")?;
+            // A scenario alone changes no risk: only the cells' standing under it.
+            let scenario_only = change.is_scenario_only();
+            let options = optimizer::whatif::Options {
+                report: (!scenario_only).then_some(ReportOptions {
+                    threads,
+                    ..ReportOptions::default()
+                }),
+                fail_before: sides.fail_before.clone(),
+                fail_after: sides.fail_after.clone(),
+                pairs_top: if scenario_only { 0 } else { pairs_top },
+                plan: (!scenario_only).then(PlaceOptions::default),
+            };
+            let started = std::time::Instant::now();
+            let w = optimizer::whatif::compare(
+                (&sides.before, &sides.before_model, &sides.placements_before),
+                (&sides.after, &sides.after_model, &sides.placements_after),
+                &options,
+            );
+            let elapsed = started.elapsed().as_secs_f64() * 1e3;
+            let summary = api::whatif::summary(&sides, &w, elapsed);
+            if let Some(out) = &out_dir {
+                let mut tables = vec![
+                    (
+                        "cells",
+                        api::reports::whatif_cells(&sides.placements_after, &w),
+                    ),
+                    ("domains", api::reports::whatif_domains(&w)),
+                    (
+                        "pairs",
+                        api::reports::pairs(
+                            &sides.after,
+                            &sides.after_model,
+                            &sides.placements_after,
+                            &w.pairs,
+                        ),
+                    ),
+                ];
+                if !scenario_only {
+                    tables.push((
+                        "elements",
+                        api::reports::whatif_elements(&sides.before, &sides.after, &w),
+                    ));
+                }
+                api::reports::write(out, &tables).context("writing the what-if tables")?;
+            }
+            if json {
+                emitln(serde_json::to_string_pretty(&summary)?)?;
+            } else {
+                emit(api::whatif::summary_text(&summary))?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Rebalance {
             dir,

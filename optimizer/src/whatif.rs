@@ -174,7 +174,8 @@ pub fn nodes_to_move(inv: &Inventory, placements: &[Placement]) -> Vec<u64> {
 /// One side of a what-if.
 #[derive(Debug, Clone)]
 pub struct Side {
-    pub report: FleetReport,
+    /// The fleet report (`None` when not asked for: a scenario alone changes no risk).
+    pub report: Option<FleetReport>,
     /// Under the scenario, when one was given and its elements exist on this side.
     pub scenario: Option<Vec<Standing>>,
     pub domains: Vec<DomainLoad>,
@@ -185,7 +186,8 @@ pub struct Side {
 /// What to compute.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    pub report: ReportOptions,
+    /// Fleet reports of both sides (`None`: skip them, e.g. for a scenario alone).
+    pub report: Option<ReportOptions>,
     /// Element ids failing in the scenario, per side (`None`: no scenario on that side).
     pub fail_before: Option<Vec<ElementId>>,
     pub fail_after: Option<Vec<ElementId>>,
@@ -212,10 +214,10 @@ fn side(
     model: &FailureModel,
     placements: &[Placement],
     fail: Option<&[ElementId]>,
-    report: &ReportOptions,
+    report: Option<&ReportOptions>,
 ) -> Side {
     Side {
-        report: fleet_report(inv, model, placements, report),
+        report: report.map(|r| fleet_report(inv, model, placements, r)),
         scenario: fail.map(|f| scenario(inv, f, placements)),
         domains: domain_loads(inv, placements),
         must_move: nodes_to_move(inv, placements),
@@ -239,26 +241,30 @@ pub fn compare(
         before.1,
         before.2,
         options.fail_before.as_deref(),
-        &options.report,
+        options.report.as_ref(),
     );
     let a = side(
         after.0,
         after.1,
         after.2,
         options.fail_after.as_deref(),
-        &options.report,
+        options.report.as_ref(),
     );
-    let unsafe_before: std::collections::HashSet<usize> =
-        b.report.unsafe_cells.iter().copied().collect();
-    let newly_unsafe = a
-        .report
-        .unsafe_cells
-        .iter()
-        .copied()
-        .filter(|c| !unsafe_before.contains(c))
-        .collect();
+    let newly_unsafe = match (&b.report, &a.report) {
+        (Some(rb), Some(ra)) => {
+            let before: std::collections::HashSet<usize> =
+                rb.unsafe_cells.iter().copied().collect();
+            ra.unsafe_cells
+                .iter()
+                .copied()
+                .filter(|c| !before.contains(c))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let threads = options.report.as_ref().map_or(0, |r| r.threads);
     let pairs = if options.pairs_top > 0 {
-        pair_blast_radius(after.1, after.2, options.pairs_top, options.report.threads)
+        pair_blast_radius(after.1, after.2, options.pairs_top, threads)
     } else {
         Vec::new()
     };

@@ -75,6 +75,23 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
     dataframe_to_raw(&df).map_err(|e| read_error(path, e))
 }
 
+/// Parses CSV text (a header row first, every column as text), e.g. a table fragment of a
+/// what-if change; `name` names it in errors.
+pub fn parse_csv(name: &str, text: &str) -> Result<RawTable> {
+    let err = |e: PolarsError| Error::Read {
+        path: name.to_owned(),
+        message: e.to_string(),
+    };
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_parse_options(CsvParseOptions::default().with_missing_is_null(true))
+        .into_reader_with_file_handle(std::io::Cursor::new(text.as_bytes().to_vec()))
+        .finish()
+        .map_err(err)?;
+    dataframe_to_raw(&df).map_err(err)
+}
+
 fn dataframe_to_raw(df: &DataFrame) -> PolarsResult<RawTable> {
     let columns: Vec<String> = df
         .get_column_names()

@@ -15,11 +15,13 @@ use crate::view::{CountsView, OverCapacityView, ProblemView};
 use crate::zone::Zone;
 
 mod plans;
+mod whatif;
 
 pub use plans::{
     CurvePointView, ExecuteRequest, PlanList, PlanProgress, PlanRequest, PlanStepView,
     PlanSummaryView, PlanView, UnmetView,
 };
+pub use whatif::{Change, RatesChange, Refeed, ServerChange};
 
 /// Place a new cell.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]

@@ -1,0 +1,98 @@
+//! The body of a what-if change (a TOML change file for the CLI, JSON for the API) and its
+//! conversion into topology edits.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use topology::edit::Edit;
+use utoipa::ToSchema;
+
+/// A change to an inventory: every list optional; applied in the order removals, re-feeds,
+/// server settings, rates, additions.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// Elements failing in the scenario (any number; after the change's other edits).
+    #[serde(default)]
+    pub fail: Vec<String>,
+    /// Servers, racks, rows, rooms, datacenters, network or power devices to remove, with
+    /// what only they contain, connect or feed.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    #[serde(default)]
+    pub refeed: Vec<Refeed>,
+    #[serde(default)]
+    pub server: Vec<ServerChange>,
+    #[serde(default)]
+    pub rates: Vec<RatesChange>,
+    /// Table name (`racks`, `servers`, ...) to CSV rows to add, header first, with the
+    /// contract's columns.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+}
+
+/// New upstream power devices of a PDU, rack, server or network device.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Refeed {
+    pub target: String,
+    pub upstream: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerChange {
+    pub id: String,
+    /// `active`, `draining` or `failed`.
+    pub status: Option<String>,
+    pub node_capacity: Option<u32>,
+    pub color: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RatesChange {
+    pub element: String,
+    pub afr: Option<f64>,
+    pub repair_hours: Option<f64>,
+}
+
+impl Change {
+    /// The topology edits (the scenario's failures apart); a table fragment that is not
+    /// CSV is an error naming it.
+    pub fn edits(&self) -> Result<Vec<Edit>, topology::Error> {
+        let mut out: Vec<Edit> = self.remove.iter().cloned().map(Edit::Remove).collect();
+        out.extend(self.refeed.iter().map(|r| Edit::Refeed {
+            target: r.target.clone(),
+            upstream: r.upstream.clone(),
+        }));
+        out.extend(self.server.iter().map(|s| Edit::Server {
+            id: s.id.clone(),
+            status: s.status.clone(),
+            node_capacity: s.node_capacity,
+            color: s.color.clone(),
+        }));
+        out.extend(self.rates.iter().map(|r| Edit::Rates {
+            element: r.element.clone(),
+            afr: r.afr,
+            repair_hours: r.repair_hours,
+        }));
+        for (table, csv) in &self.add {
+            let rows = topology::ingest::parse_csv(&format!("add.{table}"), csv)?;
+            out.push(Edit::Add {
+                table: table.clone(),
+                rows,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Nothing to change in the inventory (at most a scenario).
+    pub fn is_scenario_only(&self) -> bool {
+        self.remove.is_empty()
+            && self.refeed.is_empty()
+            && self.server.is_empty()
+            && self.rates.is_empty()
+            && self.add.is_empty()
+    }
+}

@@ -1,0 +1,260 @@
+//! What-if at the edge: an export's tables, placements and a change become the two
+//! inventories (servers the placements name and a side lacks count as failed there), the
+//! same cells on both, and the scenario's elements on each side.
+
+use topology::edit;
+use topology::raw::{RawInventory, RawTable};
+use topology::{ElementId, FailureModel, Inventory, Placement, Problem, Report};
+
+use crate::dto::Change;
+
+/// Both sides of a what-if, ready for [`optimizer::whatif::compare`].
+#[derive(Debug)]
+pub struct Sides {
+    pub before: Inventory,
+    pub before_model: FailureModel,
+    pub after: Inventory,
+    pub after_model: FailureModel,
+    pub placements_before: Vec<Placement>,
+    pub placements_after: Vec<Placement>,
+    /// The scenario's elements on each side (`None`: no scenario, or an element the side
+    /// lacks).
+    pub fail_before: Option<Vec<ElementId>>,
+    pub fail_after: Option<Vec<ElementId>>,
+}
+
+fn with_gone(mut raw: RawInventory, placements: &RawTable) -> Result<Inventory, topology::Error> {
+    let gone = raw.gone_servers(placements);
+    raw.add_gone_servers(&gone);
+    Ok(Inventory::from_raw(&raw)?.0)
+}
+
+/// Applies `change` to `raw` and reads `placements` on both sides; every problem (of the
+/// change, of the edited tables, of the placements, of the scenario) named.
+pub fn prepare(
+    raw: &RawInventory,
+    placements: &RawTable,
+    change: &Change,
+) -> Result<Sides, topology::Error> {
+    let mut raw_before = raw.clone();
+    let gone = raw_before.gone_servers(placements);
+    raw_before.add_gone_servers(&gone);
+    let before = Inventory::from_raw(&raw_before)?.0;
+    let edits = change.edits()?;
+    let after = if edits.is_empty() {
+        before.clone()
+    } else {
+        let edited = edit::apply(&raw_before, &before, &edits).map_err(topology::Error::Invalid)?;
+        with_gone(edited, placements)?
+    };
+    let invalid = topology::Error::Invalid;
+    let placements_before =
+        topology::workload::parse_placements(placements, &before).map_err(invalid)?;
+    let placements_after =
+        topology::workload::parse_placements(placements, &after).map_err(invalid)?;
+    let resolve = |inv: &Inventory| -> Option<Vec<ElementId>> {
+        change.fail.iter().map(|id| inv.element(id)).collect()
+    };
+    let mut report = Report::default();
+    for (i, id) in change.fail.iter().enumerate() {
+        if before.element(id).is_none() && after.element(id).is_none() {
+            report.errors.push(Problem::cell(
+                "change",
+                i + 1,
+                "fail",
+                format!("'{id}' names no element before or after the change"),
+            ));
+        }
+    }
+    if !report.errors.is_empty() {
+        return Err(topology::Error::Invalid(report));
+    }
+    let scenario = !change.fail.is_empty();
+    let before_model = FailureModel::new(&before);
+    let after_model = if edits.is_empty() {
+        before_model.clone()
+    } else {
+        FailureModel::new(&after)
+    };
+    Ok(Sides {
+        fail_before: resolve(&before).filter(|_| scenario),
+        fail_after: resolve(&after).filter(|_| scenario),
+        before,
+        before_model,
+        after,
+        after_model,
+        placements_before,
+        placements_after,
+    })
+}
+
+/// The answer as JSON: counts and ids side by side (the per-cell tables are the Parquet
+/// output).
+pub fn summary(sides: &Sides, w: &optimizer::whatif::WhatIf, elapsed_ms: f64) -> serde_json::Value {
+    use optimizer::whatif::Standing;
+    use serde_json::json;
+    let ids = |cells: &[usize]| -> Vec<&str> {
+        cells
+            .iter()
+            .take(crate::service::ops::LIST_LIMIT)
+            .map(|&c| sides.placements_after[c].cell_id.as_str())
+            .collect()
+    };
+    let scenario = |s: &Option<Vec<Standing>>| {
+        s.as_ref().map(|v| {
+            let of =
+                |want: Standing| -> Vec<usize> { (0..v.len()).filter(|&i| v[i] == want).collect() };
+            let (out, degraded) = (of(Standing::Out), of(Standing::Degraded));
+            json!({
+                "out": out.len(), "degraded": degraded.len(),
+                "out_cells": ids(&out), "degraded_cells": ids(&degraded),
+            })
+        })
+    };
+    let side = |inv: &Inventory, s: &optimizer::whatif::Side| {
+        let report = s.report.as_ref().map(|r| {
+            let top: Vec<_> = r
+                .top_blast_radius
+                .iter()
+                .take(10)
+                .map(|(e, n)| json!({"element": inv.elements[e.index()].id, "cells": n}))
+                .collect();
+            json!({
+                "unsafe": r.unsafe_cells.len(),
+                "down": r.down_cells.len(),
+                "risk": r.risk.as_ref().map(|k| json!({
+                    "mean": k.mean, "p50": k.p50, "p99": k.p99, "max": k.max, "total": k.total,
+                })),
+                "top_blast_radius": top,
+                "nodes_placed": r.load.nodes_placed,
+                "capacity": r.load.capacity,
+            })
+        });
+        json!({
+            "report": report,
+            "scenario": scenario(&s.scenario),
+            "nodes_to_move": s.must_move.iter().sum::<u64>(),
+        })
+    };
+    let pairs: Vec<_> = w
+        .pairs
+        .iter()
+        .map(|p| {
+            json!({
+                "a": sides.after.elements[p.pair.0.index()].id,
+                "b": sides.after.elements[p.pair.1.index()].id,
+                "cells": p.cells.len(),
+                "example_cells": ids(&p.cells[..p.cells.len().min(10)]),
+            })
+        })
+        .collect();
+    let plan = w.plan.as_ref().map(|p| {
+        let last = p.curve.last().copied();
+        json!({
+            "moves": p.moves.len(),
+            "unmet": p.unmet.len(),
+            "nodes_to_move_after": last.map(|c| c.nodes_to_move),
+            "total_risk_after": last.map(|c| c.total_risk),
+        })
+    });
+    json!({
+        "cells": sides.placements_after.len(),
+        "elapsed_ms": elapsed_ms,
+        "before": side(&sides.before, &w.before),
+        "after": side(&sides.after, &w.after),
+        "newly_unsafe": w.newly_unsafe.len(),
+        "newly_unsafe_cells": ids(&w.newly_unsafe),
+        "pairs": pairs,
+        "repair_plan": plan,
+    })
+}
+
+/// The answer as text, for a terminal.
+pub fn summary_text(v: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let num = |x: &serde_json::Value| x.as_f64().map_or("-".into(), |f| format!("{f:.3e}"));
+    let _ = writeln!(
+        s,
+        "what-if over {} cells ({:.0} ms)",
+        v["cells"],
+        v["elapsed_ms"].as_f64().unwrap_or(0.0)
+    );
+    let _ = writeln!(s, "{:<34} {:>14} {:>14}", "", "before", "after");
+    let row = |s: &mut String, name: &str, b: String, a: String| {
+        let _ = writeln!(s, "{name:<34} {b:>14} {a:>14}");
+    };
+    let (b, a) = (&v["before"], &v["after"]);
+    if !b["scenario"].is_null() || !a["scenario"].is_null() {
+        row(
+            &mut s,
+            "cells out under the scenario",
+            b["scenario"]["out"].to_string(),
+            a["scenario"]["out"].to_string(),
+        );
+        row(
+            &mut s,
+            "cells degraded under the scenario",
+            b["scenario"]["degraded"].to_string(),
+            a["scenario"]["degraded"].to_string(),
+        );
+    }
+    if !b["report"].is_null() {
+        row(
+            &mut s,
+            "single-failure unsafe cells",
+            b["report"]["unsafe"].to_string(),
+            a["report"]["unsafe"].to_string(),
+        );
+        row(
+            &mut s,
+            "down cells",
+            b["report"]["down"].to_string(),
+            a["report"]["down"].to_string(),
+        );
+        for k in ["mean", "p50", "p99", "max", "total"] {
+            row(
+                &mut s,
+                &format!("risk {k} (outages/year)"),
+                num(&b["report"]["risk"][k]),
+                num(&a["report"]["risk"][k]),
+            );
+        }
+        row(
+            &mut s,
+            "node capacity of active hosts",
+            b["report"]["capacity"].to_string(),
+            a["report"]["capacity"].to_string(),
+        );
+    }
+    row(
+        &mut s,
+        "nodes on failed/draining/removed servers",
+        b["nodes_to_move"].to_string(),
+        a["nodes_to_move"].to_string(),
+    );
+    let _ = writeln!(s, "newly unsafe cells: {}", v["newly_unsafe"]);
+    if let Some(p) = v["repair_plan"].as_object() {
+        let _ = writeln!(
+            s,
+            "repair plan after the change: {} moves, {} goals unmet (nodes left to move {})",
+            p["moves"], p["unmet"], p["nodes_to_move_after"]
+        );
+    }
+    if let Some(pairs) = v["pairs"].as_array().filter(|p| !p.is_empty()) {
+        let _ = writeln!(
+            s,
+            "element pairs that put out cells neither does alone, after:"
+        );
+        for p in pairs {
+            let _ = writeln!(
+                s,
+                "  {} + {}: {} cells",
+                p["a"].as_str().unwrap_or(""),
+                p["b"].as_str().unwrap_or(""),
+                p["cells"]
+            );
+        }
+    }
+    s
+}
