@@ -261,8 +261,8 @@ impl FleetReportView {
             s,
             "top elements by blast radius (cells out when it alone fails):"
         );
-        if self.top_blast_radius.is_empty() {
-            let _ = writeln!(s, "  none: no single failure puts any cell out");
+        if self.top_blast_radius.iter().all(|e| e.cells == 0) {
+            let _ = writeln!(s, "  (no single failure puts any cell out)");
         }
         for e in &self.top_blast_radius {
             let _ = writeln!(s, "  {:<32} {:<12} {}", e.element, e.kind, e.cells);

@@ -67,7 +67,8 @@ pub struct FleetReport {
     pub down_cells: Vec<usize>,
     /// Cells that some single element failure puts out (including down cells).
     pub unsafe_cells: Vec<usize>,
-    /// Elements by blast radius, largest first: (element, cells out when it alone fails).
+    /// Elements by blast radius, largest first, then likeliest first (zeros included):
+    /// (element, cells out when it alone fails).
     pub top_blast_radius: Vec<(ElementId, u32)>,
     /// Blast radius of every element (index = element id).
     pub blast_radius: Vec<u32>,
@@ -319,13 +320,18 @@ pub fn fleet_report(
         down_cells,
         unsafe_cells,
     } = tally(model, &results);
+    // Zeros included, so that a safe fleet still shows a full table; among equal radii the
+    // likelier failure first.
     let mut ranked: Vec<(ElementId, u32)> = blast
         .iter()
         .enumerate()
-        .filter(|(_, &b)| b > 0)
         .map(|(e, &b)| (ElementId(e as u32), b))
         .collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then(model.afr(b.0).total_cmp(&model.afr(a.0)))
+            .then(a.0.cmp(&b.0))
+    });
     ranked.truncate(options.top);
 
     let risk = if options.risk {
