@@ -21,7 +21,7 @@ use utoipa::{IntoParams, OpenApi};
 use crate::dto::{
     CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse, ExecuteRequest, Health,
     InventoryRequest, InventoryView, PlaceRequest, PlanList, PlanRequest, PlanView, ReplaceRequest,
-    ServerView, SwitchResponse, ValidationView,
+    ServerView, SwitchResponse, ValidationView, WhatIfRequest,
 };
 use crate::error::ErrorBody;
 use crate::service::{CellQuery, Service, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
@@ -558,6 +558,27 @@ async fn cancel_plan(
     Ok(axum::Json(state.service.cancel_plan(&id).await?))
 }
 
+/// What a change of the active inventory (remove, refeed, server, rates, add) and/or a
+/// failure scenario (`fail`, any set of elements) does to the ledger's cells: before and
+/// after side by side (scenario standing, unsafe and newly unsafe cells, risk
+/// distribution, nodes that must move and the repair plan, element pairs). Commits
+/// nothing.
+#[utoipa::path(post, path = "/v1/whatif", tag = "inventory",
+    request_body = WhatIfRequest,
+    responses(
+        (status = 200, description = "before and after", content_type = "application/json"),
+        (status = 400, description = "malformed_json", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "invalid_inventory: the change's problems (table change, row = the edit) or the edited tables', in details; invalid_field", body = ErrorBody),
+    ))]
+async fn whatif(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<WhatIfRequest>,
+) -> Result<axum::Json<serde_json::Value>, Error> {
+    Ok(axum::Json(state.service.whatif(req).await?))
+}
+
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
 async fn healthz() -> axum::Json<Health> {
@@ -620,6 +641,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         pause_plan,
         resume_plan,
         cancel_plan,
+        whatif,
         healthz,
         readyz,
         metrics
@@ -709,6 +731,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/report", get(report))
         .route("/v1/inventory", get(get_inventory).post(switch_inventory))
         .route("/v1/inventory/validate", post(validate_inventory))
+        .route("/v1/whatif", post(whatif))
         .route("/v1/plans", get(list_plans).post(create_plan))
         .route("/v1/plans/{id}", get(get_plan))
         .route("/v1/plans/{id}/execute", post(execute_plan))

@@ -56,6 +56,22 @@ pub fn inventory_with_gone(
     ))
 }
 
+/// A placement export (cell_id, clients, nodes; server ids `;`-joined).
+pub fn placement_table(inv: &Inventory, placements: &[&Placement]) -> RawTable {
+    let ids = |servers: &[u32]| {
+        servers
+            .iter()
+            .map(|&s| inv.servers[s as usize].id.as_str())
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
+    for p in placements {
+        table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
+    }
+    table
+}
+
 /// The error of a table read from `path`, its problems naming that file.
 fn invalid(path: &Path) -> impl Fn(topology::Report) -> topology::Error + '_ {
     move |mut report| {

@@ -580,7 +580,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bar.finish_and_clear();
             }
             let all: Vec<&Placement> = kept.iter().chain(&outcome.placements).collect();
-            write_table(&out, &placement_table(inv, &all)).context("writing the placements")?;
+            write_table(&out, &api::load::placement_table(inv, &all))
+                .context("writing the placements")?;
             if skipped > 0 {
                 emitln(format_args!(
                     "skipped {skipped} cells already placed in the existing placements"
@@ -806,7 +807,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_table(&plan_out, &table).context("writing the plan")?;
             if let Some(out) = &placements_out {
                 let after: Vec<&Placement> = plan.after.iter().collect();
-                write_table(out, &placement_table(&inv, &after))
+                write_table(out, &api::load::placement_table(&inv, &after))
                     .context("writing the placements after the plan")?;
             }
             let count = |r: Reason| plan.moves.iter().filter(|m| m.reason == r).count();
@@ -906,21 +907,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// A placement export: cell_id, clients and nodes (server ids joined by ';').
-fn placement_table(inv: &topology::Inventory, placements: &[&Placement]) -> RawTable {
-    let ids = |servers: &[u32]| {
-        servers
-            .iter()
-            .map(|&s| inv.servers[s as usize].id.as_str())
-            .collect::<Vec<_>>()
-            .join(";")
-    };
-    let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
-    for p in placements {
-        table.push(&[p.cell_id.clone(), ids(&p.clients), ids(&p.nodes)]);
-    }
-    table
-}
-
 /// Prints an error for a person: the context chain once (a cause already quoted by the
 /// message before it is not repeated), and an invalid input's problems one per line, as
 /// `validate` prints them.

@@ -88,6 +88,31 @@ pub fn prepare(
     })
 }
 
+/// The cells of the active inventory `before` against a whole new inventory `raw_after`
+/// (servers the cells use and it lacks count as failed).
+pub fn between(
+    before: &Inventory,
+    before_model: &FailureModel,
+    raw_after: RawInventory,
+    placements: &[Placement],
+) -> Result<Sides, topology::Error> {
+    let all: Vec<&Placement> = placements.iter().collect();
+    let table = crate::load::placement_table(before, &all);
+    let after = with_gone(raw_after, &table)?;
+    let placements_after =
+        topology::workload::parse_placements(&table, &after).map_err(topology::Error::Invalid)?;
+    Ok(Sides {
+        before: before.clone(),
+        before_model: before_model.clone(),
+        after_model: FailureModel::new(&after),
+        after,
+        placements_before: placements.to_vec(),
+        placements_after,
+        fail_before: None,
+        fail_after: None,
+    })
+}
+
 /// The answer as JSON: counts and ids side by side (the per-cell tables are the Parquet
 /// output).
 pub fn summary(sides: &Sides, w: &optimizer::whatif::WhatIf, elapsed_ms: f64) -> serde_json::Value {

@@ -39,6 +39,18 @@ impl Source {
         }
     }
 
+    /// The export's tables as read (for what-if edits, which work on tables).
+    pub fn raw(&self) -> Result<topology::raw::RawInventory, Error> {
+        Ok(match self {
+            Source::Bundled => {
+                let mut raw = fixtures::generate(&fixtures::ZoneParams::small(0));
+                raw.tables.remove("cells");
+                raw
+            }
+            Source::Dir(p) | Source::Upload(p) => topology::ingest::read_dir(p)?,
+        })
+    }
+
     /// Back from the ledger's label; `None` for a label this build does not know.
     pub fn parse(label: &str) -> Option<Source> {
         if label == Source::BUNDLED {

@@ -21,7 +21,7 @@ pub use plans::{
     CurvePointView, ExecuteRequest, PlanList, PlanProgress, PlanRequest, PlanStepView,
     PlanSummaryView, PlanView, UnmetView,
 };
-pub use whatif::{Change, RatesChange, Refeed, ServerChange};
+pub use whatif::{Change, RatesChange, Refeed, ServerChange, WhatIfRequest};
 
 /// Place a new cell.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -512,6 +512,11 @@ pub struct ValidationView {
     pub counts: Option<CountsView>,
     pub errors: Vec<ProblemView>,
     pub warnings: Vec<ProblemView>,
+    /// When valid: what it would do to the ledger's cells, the active inventory before and
+    /// this one after, as `POST /v1/whatif` answers (servers it lacks count as failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub impact: Option<serde_json::Value>,
 }
 
 /// Existing cells judged against a new inventory. Lists hold at most 1,000 ids each; the

@@ -31,6 +31,16 @@ pub struct Change {
     pub add: BTreeMap<String, String>,
 }
 
+/// `POST /v1/whatif`: a change of the active inventory and/or a failure scenario, on the
+/// ledger's current cells.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WhatIfRequest {
+    pub change: Change,
+    /// Element pairs to rank after the change (default 10, at most 1000).
+    pub pairs_top: Option<usize>,
+}
+
 /// New upstream power devices of a PDU, rack, server or network device.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]

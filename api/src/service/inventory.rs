@@ -45,17 +45,42 @@ impl Service {
     pub async fn validate_inventory(&self, req: InventoryRequest) -> Result<ValidationView, Error> {
         let source = self.source(&req)?;
         let upload = matches!(source, Source::Upload(_)).then(|| source.path().map(PathBuf::from));
-        let result = blocking(move || Candidate::load(source)).await?;
+        let (zone, placements) = {
+            let ledger = self.core.ledger.read().await;
+            (ledger.zone.clone(), ledger.placements())
+        };
+        let placer = self.core.placer.clone();
+        let result = blocking(move || {
+            let candidate = Candidate::load(source.clone())?;
+            // What it would do to the cells, on the tables just validated.
+            let sides =
+                crate::whatif::between(&zone.inventory, &zone.model, source.raw()?, &placements)?;
+            let options = optimizer::whatif::Options {
+                report: Some(optimizer::ReportOptions::default()),
+                plan: Some(placer),
+                ..optimizer::whatif::Options::default()
+            };
+            let started = std::time::Instant::now();
+            let w = optimizer::whatif::compare(
+                (&sides.before, &sides.before_model, &sides.placements_before),
+                (&sides.after, &sides.after_model, &sides.placements_after),
+                &options,
+            );
+            let impact = crate::whatif::summary(&sides, &w, started.elapsed().as_secs_f64() * 1e3);
+            Ok::<_, Error>((candidate, impact))
+        })
+        .await?;
         if let Some(Some(dir)) = upload {
             // A validation keeps nothing.
             let _ = std::fs::remove_dir_all(dir);
         }
         Ok(match result {
-            Ok(c) => ValidationView {
+            Ok((c, impact)) => ValidationView {
                 valid: true,
                 counts: Some(CountsView::from(c.inventory.counts())),
                 errors: Vec::new(),
                 warnings: c.warnings.iter().map(ProblemView::from).collect(),
+                impact: Some(impact),
             },
             Err(Error::Inventory(e)) => {
                 let (errors, warnings) = problems(&e);
@@ -64,6 +89,7 @@ impl Service {
                     counts: None,
                     errors,
                     warnings,
+                    impact: None,
                 }
             }
             Err(e) => return Err(e),

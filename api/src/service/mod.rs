@@ -34,6 +34,7 @@ mod moves;
 pub mod ops;
 mod plans;
 mod report;
+mod whatif;
 
 pub use cells::CellQuery;
 pub use plans::{Plans, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};

@@ -30,6 +30,7 @@ mod metrics;
 mod moves;
 mod plans;
 mod risk;
+mod whatif;
 
 /// 1 DC x 2 rooms x 2 rows x 4 racks x 6 servers = 96 servers, 48 hosts (one colour),
 /// nobody failed or draining: every host usable.

@@ -1,0 +1,65 @@
+//! What-if over the ledger: a change of the active inventory and/or a failure scenario,
+//! on the ledger's current cells, before and after side by side. Commits nothing.
+
+use optimizer::ReportOptions;
+use serde_json::Value;
+
+use crate::dto::WhatIfRequest;
+use crate::Error;
+
+use super::inventory::inventory_error;
+use super::{blocking, Service};
+
+/// Most element pairs a what-if ranks.
+const MAX_PAIRS: usize = 1000;
+
+impl Service {
+    pub async fn whatif(&self, req: WhatIfRequest) -> Result<Value, Error> {
+        let pairs_top = req.pairs_top.unwrap_or(10);
+        if pairs_top > MAX_PAIRS {
+            return Err(Error::InvalidField {
+                field: "pairs_top".into(),
+                message: format!("{pairs_top}: at most {MAX_PAIRS}"),
+            });
+        }
+        // Every cell evaluated twice: one at a time, like reports.
+        let _permit = self
+            .reports
+            .acquire()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let (zone, placements, seq) = {
+            let ledger = self.core.ledger.read().await;
+            (ledger.zone.clone(), ledger.placements(), ledger.seq)
+        };
+        self.core.journal.wait(seq).await?;
+        let placer = self.core.placer.clone();
+        blocking(move || {
+            let raw = zone.source.raw()?;
+            let all: Vec<&topology::Placement> = placements.iter().collect();
+            let table = crate::load::placement_table(&zone.inventory, &all);
+            let sides = crate::whatif::prepare(&raw, &table, &req.change)
+                .map_err(|e| inventory_error(Error::Inventory(e)))?;
+            let scenario_only = req.change.is_scenario_only();
+            let options = optimizer::whatif::Options {
+                report: (!scenario_only).then_some(ReportOptions::default()),
+                fail_before: sides.fail_before.clone(),
+                fail_after: sides.fail_after.clone(),
+                pairs_top: if scenario_only { 0 } else { pairs_top },
+                plan: (!scenario_only).then_some(placer),
+            };
+            let started = std::time::Instant::now();
+            let w = optimizer::whatif::compare(
+                (&sides.before, &sides.before_model, &sides.placements_before),
+                (&sides.after, &sides.after_model, &sides.placements_after),
+                &options,
+            );
+            Ok(crate::whatif::summary(
+                &sides,
+                &w,
+                started.elapsed().as_secs_f64() * 1e3,
+            ))
+        })
+        .await?
+    }
+}
