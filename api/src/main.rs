@@ -139,6 +139,17 @@ enum Command {
         /// Write typed Parquet tables: cells (before and after), elements, pairs, domains.
         #[arg(long)]
         out_dir: Option<PathBuf>,
+        /// Also count how many more cells fit after the change (placed by the engine under
+        /// the rules, batch by batch, until the first it cannot place).
+        #[arg(long)]
+        headroom: bool,
+        /// The client mix of the headroom count: a cells table (default: the placed cells'
+        /// client sets), cycled.
+        #[arg(long)]
+        mix: Option<PathBuf>,
+        /// Nodes per cell of the headroom count.
+        #[arg(long, default_value_t = 7)]
+        size: usize,
         /// Worker threads (0 = all cores).
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -624,6 +635,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pairs_top,
             json,
             out_dir,
+            headroom,
+            mix,
+            size,
             threads,
         } => {
             let raw = topology::ingest::read_dir(&dir).context("reading the inventory")?;
@@ -657,7 +671,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &options,
             );
             let elapsed = started.elapsed().as_secs_f64() * 1e3;
-            let summary = api::whatif::summary(&sides, &w, elapsed);
+            let mut summary = api::whatif::summary(&sides, &w, elapsed);
+            if headroom {
+                let mix = mix
+                    .as_ref()
+                    .map(|p| api::load::read_table(p).context("reading the mix"))
+                    .transpose()?;
+                summary["headroom"] =
+                    api::whatif::headroom(&sides, mix.as_ref(), size, &PlaceOptions::default())
+                        .context("the headroom's mix")?;
+            }
             if let Some(out) = &out_dir {
                 let mut tables = vec![
                     (

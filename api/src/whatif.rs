@@ -113,6 +113,46 @@ pub fn between(
     })
 }
 
+/// How many more cells of a client mix fit after the change: `mix` a cells table (its
+/// client sets, cycled) or, when `None`, the placed cells' own client sets; `size` nodes
+/// each.
+pub fn headroom(
+    sides: &Sides,
+    mix: Option<&RawTable>,
+    size: usize,
+    options: &optimizer::place::PlaceOptions,
+) -> Result<serde_json::Value, topology::Error> {
+    let sets: Vec<Vec<u32>> = match mix {
+        Some(table) => topology::workload::parse_cells(table, &sides.after)
+            .map_err(topology::Error::Invalid)?
+            .into_iter()
+            .map(|c| c.clients)
+            .collect(),
+        None => sides
+            .placements_after
+            .iter()
+            .map(|p| p.clients.clone())
+            .collect(),
+    };
+    let started = std::time::Instant::now();
+    let h = optimizer::whatif::headroom(
+        &sides.after,
+        &sides.after_model,
+        &sides.placements_after,
+        &sets,
+        size,
+        options,
+    );
+    Ok(serde_json::json!({
+        "cells": h.cells,
+        "size": size,
+        "client_sets": sets.len(),
+        "stopped_by": h.stopped_by,
+        "limit": optimizer::whatif::HEADROOM_LIMIT,
+        "elapsed_ms": started.elapsed().as_secs_f64() * 1e3,
+    }))
+}
+
 /// The answer as JSON: counts and ids side by side (the per-cell tables are the Parquet
 /// output).
 pub fn summary(sides: &Sides, w: &optimizer::whatif::WhatIf, elapsed_ms: f64) -> serde_json::Value {
@@ -264,6 +304,19 @@ pub fn summary_text(v: &serde_json::Value) -> String {
             s,
             "repair plan after the change: {} moves, {} goals unmet (nodes left to move {})",
             p["moves"], p["unmet"], p["nodes_to_move_after"]
+        );
+    }
+    if let Some(h) = v["headroom"].as_object() {
+        let _ = writeln!(
+            s,
+            "headroom after the change: {} more cells of {} nodes fit ({})",
+            h["cells"],
+            h["size"],
+            h["stopped_by"]
+                .as_str()
+                .map_or("the search's limit reached".to_owned(), |w| format!(
+                    "then: {w}"
+                ))
         );
     }
     if let Some(pairs) = v["pairs"].as_array().filter(|p| !p.is_empty()) {

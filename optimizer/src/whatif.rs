@@ -171,6 +171,71 @@ pub fn nodes_to_move(inv: &Inventory, placements: &[Placement]) -> Vec<u64> {
         .collect()
 }
 
+/// Cells per batch of a headroom search.
+const HEADROOM_BATCH: usize = 10_000;
+/// Most cells a headroom search places (a limit, not a result: it is said when reached).
+pub const HEADROOM_LIMIT: usize = 2_000_000;
+
+/// How many more cells fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Headroom {
+    /// Cells of the mix the engine placed on top of the current ones, in order, before the
+    /// first it could not place.
+    pub cells: usize,
+    /// Why the first cell it could not place failed (`None` when the limit was reached).
+    pub stopped_by: Option<String>,
+}
+
+/// How many more cells of `mix` (client sets, cycled, `size` nodes each) the engine places
+/// under the rules on top of `placements`, in batches, stopping at the first cell it
+/// cannot place or at [`HEADROOM_LIMIT`]. A heuristic's count: a lower bound of what fits,
+/// not a proof that no more does.
+pub fn headroom(
+    inv: &Inventory,
+    model: &FailureModel,
+    placements: &[Placement],
+    mix: &[Vec<u32>],
+    size: usize,
+    options: &PlaceOptions,
+) -> Headroom {
+    let mut occ = crate::place::Occupancy::new(inv);
+    for p in placements {
+        occ.insert(&p.nodes);
+    }
+    let mut out = Headroom {
+        cells: 0,
+        stopped_by: None,
+    };
+    if mix.is_empty() {
+        out.stopped_by = Some("no client sets in the mix".into());
+        return out;
+    }
+    while out.cells < HEADROOM_LIMIT {
+        let n = HEADROOM_BATCH.min(HEADROOM_LIMIT - out.cells);
+        let specs: Vec<topology::CellSpec> = (out.cells..out.cells + n)
+            .map(|i| topology::CellSpec {
+                cell_id: format!("headroom-{i}"),
+                clients: mix[i % mix.len()].clone(),
+                size,
+            })
+            .collect();
+        let batch = crate::place::place_batch(inv, model, &specs, &mut occ, options);
+        // Cells after the first failure may still have been placed (a smaller need fits
+        // elsewhere); count only the prefix before it, so the answer is "this many in a row".
+        let first_failed = batch
+            .failed
+            .first()
+            .and_then(|(id, _)| specs.iter().position(|s| &s.cell_id == id));
+        let placed_prefix = first_failed.unwrap_or(n);
+        out.cells += placed_prefix;
+        if let Some((_, why)) = batch.failed.first() {
+            out.stopped_by = Some(why.to_string());
+            return out;
+        }
+    }
+    out
+}
+
 /// One side of a what-if.
 #[derive(Debug, Clone)]
 pub struct Side {
@@ -309,5 +374,45 @@ mod tests {
             at(&[element(clients[0]), element(nodes[0]), element(nodes[1])]),
             Standing::Degraded
         );
+    }
+
+    /// Headroom on a zone of single-node hosts: the engine fills it to the last host it
+    /// can (never beyond capacity), and what it placed keeps every rule.
+    #[test]
+    fn headroom_fills_capacity_and_keeps_the_rules() {
+        let params = fixtures::ZoneParams {
+            node_capacity: 1,
+            colors: 1,
+            failed_fraction: 0.0,
+            draining_fraction: 0.0,
+            cells: 10,
+            ..fixtures::ZoneParams::tiny(3)
+        };
+        let raw = fixtures::generate(&params);
+        let (inv, _) = Inventory::from_raw(&raw).unwrap();
+        let model = FailureModel::new(&inv);
+        let cells = topology::workload::parse_cells(raw.table("cells").unwrap(), &inv).unwrap();
+        let mix: Vec<Vec<u32>> = cells.iter().map(|c| c.clients.clone()).collect();
+        let hosts = inv.servers.iter().filter(|s| s.capacity > 0).count();
+        let h = headroom(&inv, &model, &[], &mix, 3, &PlaceOptions::default());
+        assert!(h.cells <= hosts / 3, "{h:?} with {hosts} hosts");
+        assert!(h.cells >= hosts / 3 - 1, "{h:?} with {hosts} hosts");
+        assert!(h.stopped_by.is_some());
+        // On top of what it found room for, one cell less fits.
+        let placed: Vec<Placement> = {
+            let mut occ = crate::place::Occupancy::new(&inv);
+            let specs: Vec<topology::CellSpec> = (0..h.cells)
+                .map(|i| topology::CellSpec {
+                    cell_id: format!("headroom-{i}"),
+                    clients: mix[i % mix.len()].clone(),
+                    size: 3,
+                })
+                .collect();
+            crate::place::place_batch(&inv, &model, &specs, &mut occ, &PlaceOptions::default())
+                .placements
+        };
+        assert_eq!(placed.len(), h.cells);
+        let again = headroom(&inv, &model, &placed, &mix, 3, &PlaceOptions::default());
+        assert_eq!(again.cells, 0, "{again:?}");
     }
 }

@@ -39,6 +39,10 @@ pub struct WhatIfRequest {
     pub change: Change,
     /// Element pairs to rank after the change (default 10, at most 1000).
     pub pairs_top: Option<usize>,
+    /// Also count how many more cells of the ledger's client mix (7 nodes each) fit after
+    /// the change.
+    #[serde(default)]
+    pub headroom: bool,
 }
 
 /// New upstream power devices of a PDU, rack, server or network device.

@@ -10,6 +10,8 @@ use crate::Error;
 use super::inventory::inventory_error;
 use super::{blocking, Service};
 
+/// Nodes per cell of a headroom count.
+const HEADROOM_SIZE: usize = 7;
 /// Most element pairs a what-if ranks.
 const MAX_PAIRS: usize = 1000;
 
@@ -46,7 +48,7 @@ impl Service {
                 fail_before: sides.fail_before.clone(),
                 fail_after: sides.fail_after.clone(),
                 pairs_top: if scenario_only { 0 } else { pairs_top },
-                plan: (!scenario_only).then_some(placer),
+                plan: (!scenario_only).then(|| placer.clone()),
             };
             let started = std::time::Instant::now();
             let w = optimizer::whatif::compare(
@@ -54,11 +56,13 @@ impl Service {
                 (&sides.after, &sides.after_model, &sides.placements_after),
                 &options,
             );
-            Ok(crate::whatif::summary(
-                &sides,
-                &w,
-                started.elapsed().as_secs_f64() * 1e3,
-            ))
+            let mut summary =
+                crate::whatif::summary(&sides, &w, started.elapsed().as_secs_f64() * 1e3);
+            if req.headroom {
+                summary["headroom"] = crate::whatif::headroom(&sides, None, HEADROOM_SIZE, &placer)
+                    .map_err(|e| inventory_error(Error::Inventory(e)))?;
+            }
+            Ok(summary)
         })
         .await?
     }

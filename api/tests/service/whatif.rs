@@ -59,7 +59,7 @@ async fn whatif_scenarios_and_changes_commit_nothing() {
         .call(
             Method::POST,
             "/v1/whatif",
-            Some(json!({"change": {"remove": [rack]}, "pairs_top": 3})),
+            Some(json!({"change": {"remove": [rack]}, "pairs_top": 3, "headroom": true})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -68,6 +68,12 @@ async fn whatif_scenarios_and_changes_commit_nothing() {
     assert_eq!(v["repair_plan"]["moves"], on_rack, "{v}");
     assert_eq!(v["repair_plan"]["nodes_to_move_after"], 0);
     assert!(v["after"]["report"]["risk"]["total"].as_f64().is_some());
+    // 48 hosts of capacity 8 minus one rack: the count stays within what capacity allows.
+    let free = v["after"]["report"]["capacity"].as_u64().unwrap()
+        - v["after"]["report"]["nodes_placed"].as_u64().unwrap();
+    let more = v["headroom"]["cells"].as_u64().unwrap();
+    assert!(more > 0 && more * 7 <= free, "{v}");
+    assert!(v["headroom"]["stopped_by"].is_string(), "{v}");
 
     // A bad change: every edit's problem named, 422.
     let (s, e) = h
