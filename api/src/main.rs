@@ -663,6 +663,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fail_after: sides.fail_after.clone(),
                 pairs_top: if scenario_only { 0 } else { pairs_top },
                 plan: (!scenario_only).then(PlaceOptions::default),
+                domains: out_dir.is_some(),
             };
             let started = std::time::Instant::now();
             let w = optimizer::whatif::compare(
@@ -671,7 +672,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &options,
             );
             let elapsed = started.elapsed().as_secs_f64() * 1e3;
-            let mut summary = api::whatif::summary(&sides, &w, elapsed);
+            let mut summary = api::whatif::summary(
+                &sides.before,
+                &sides.after,
+                &sides.placements_after,
+                &w,
+                elapsed,
+            );
             if headroom {
                 let mix = mix
                     .as_ref()

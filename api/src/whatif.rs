@@ -29,6 +29,28 @@ fn with_gone(mut raw: RawInventory, placements: &RawTable) -> Result<Inventory, 
     Ok(Inventory::from_raw(&raw)?.0)
 }
 
+/// The scenario's elements on `inv`; an id it does not have is a problem naming it.
+pub fn resolve_fail(fail: &[String], inv: &Inventory) -> Result<Vec<ElementId>, topology::Error> {
+    let mut report = Report::default();
+    let mut out = Vec::with_capacity(fail.len());
+    for (i, id) in fail.iter().enumerate() {
+        match inv.element(id) {
+            Some(e) => out.push(e),
+            None => report.errors.push(Problem::cell(
+                "change",
+                i + 1,
+                "fail",
+                format!("'{id}' names no element"),
+            )),
+        }
+    }
+    if report.errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(topology::Error::Invalid(report))
+    }
+}
+
 /// Applies `change` to `raw` and reads `placements` on both sides; every problem (of the
 /// change, of the edited tables, of the placements, of the scenario) named.
 pub fn prepare(
@@ -155,14 +177,20 @@ pub fn headroom(
 
 /// The answer as JSON: counts and ids side by side (the per-cell tables are the Parquet
 /// output).
-pub fn summary(sides: &Sides, w: &optimizer::whatif::WhatIf, elapsed_ms: f64) -> serde_json::Value {
+pub fn summary(
+    before: &Inventory,
+    after: &Inventory,
+    placements: &[Placement],
+    w: &optimizer::whatif::WhatIf,
+    elapsed_ms: f64,
+) -> serde_json::Value {
     use optimizer::whatif::Standing;
     use serde_json::json;
     let ids = |cells: &[usize]| -> Vec<&str> {
         cells
             .iter()
             .take(crate::service::ops::LIST_LIMIT)
-            .map(|&c| sides.placements_after[c].cell_id.as_str())
+            .map(|&c| placements[c].cell_id.as_str())
             .collect()
     };
     let scenario = |s: &Option<Vec<Standing>>| {
@@ -206,8 +234,8 @@ pub fn summary(sides: &Sides, w: &optimizer::whatif::WhatIf, elapsed_ms: f64) ->
         .iter()
         .map(|p| {
             json!({
-                "a": sides.after.elements[p.pair.0.index()].id,
-                "b": sides.after.elements[p.pair.1.index()].id,
+                "a": after.elements[p.pair.0.index()].id,
+                "b": after.elements[p.pair.1.index()].id,
                 "cells": p.cells.len(),
                 "example_cells": ids(&p.cells[..p.cells.len().min(10)]),
             })
@@ -223,10 +251,10 @@ pub fn summary(sides: &Sides, w: &optimizer::whatif::WhatIf, elapsed_ms: f64) ->
         })
     });
     json!({
-        "cells": sides.placements_after.len(),
+        "cells": placements.len(),
         "elapsed_ms": elapsed_ms,
-        "before": side(&sides.before, &w.before),
-        "after": side(&sides.after, &w.after),
+        "before": side(before, &w.before),
+        "after": side(after, &w.after),
         "newly_unsafe": w.newly_unsafe.len(),
         "newly_unsafe_cells": ids(&w.newly_unsafe),
         "pairs": pairs,

@@ -243,6 +243,7 @@ pub struct Side {
     pub report: Option<FleetReport>,
     /// Under the scenario, when one was given and its elements exist on this side.
     pub scenario: Option<Vec<Standing>>,
+    /// Load per domain (empty when not asked for).
     pub domains: Vec<DomainLoad>,
     /// Per cell: nodes on failed or draining servers.
     pub must_move: Vec<u64>,
@@ -260,6 +261,8 @@ pub struct Options {
     pub pairs_top: usize,
     /// Plan the repair (moves off failed and draining servers) after the change.
     pub plan: Option<PlaceOptions>,
+    /// Load and free capacity per domain on both sides.
+    pub domains: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -279,12 +282,19 @@ fn side(
     model: &FailureModel,
     placements: &[Placement],
     fail: Option<&[ElementId]>,
-    report: Option<&ReportOptions>,
+    options: &Options,
 ) -> Side {
     Side {
-        report: report.map(|r| fleet_report(inv, model, placements, r)),
+        report: options
+            .report
+            .as_ref()
+            .map(|r| fleet_report(inv, model, placements, r)),
         scenario: fail.map(|f| scenario(inv, f, placements)),
-        domains: domain_loads(inv, placements),
+        domains: if options.domains {
+            domain_loads(inv, placements)
+        } else {
+            Vec::new()
+        },
         must_move: nodes_to_move(inv, placements),
     }
 }
@@ -306,14 +316,14 @@ pub fn compare(
         before.1,
         before.2,
         options.fail_before.as_deref(),
-        options.report.as_ref(),
+        options,
     );
     let a = side(
         after.0,
         after.1,
         after.2,
         options.fail_after.as_deref(),
-        options.report.as_ref(),
+        options,
     );
     let newly_unsafe = match (&b.report, &a.report) {
         (Some(rb), Some(ra)) => {

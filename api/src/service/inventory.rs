@@ -66,7 +66,13 @@ impl Service {
                 (&sides.after, &sides.after_model, &sides.placements_after),
                 &options,
             );
-            let impact = crate::whatif::summary(&sides, &w, started.elapsed().as_secs_f64() * 1e3);
+            let impact = crate::whatif::summary(
+                &sides.before,
+                &sides.after,
+                &sides.placements_after,
+                &w,
+                started.elapsed().as_secs_f64() * 1e3,
+            );
             Ok::<_, Error>((candidate, impact))
         })
         .await?;

@@ -37,6 +37,22 @@ impl Service {
         self.core.journal.wait(seq).await?;
         let placer = self.core.placer.clone();
         blocking(move || {
+            if req.change.is_scenario_only() && !req.headroom {
+                // A scenario alone: on the zone as loaded, nothing rebuilt.
+                let inv = &zone.inventory;
+                let failed = crate::whatif::resolve_fail(&req.change.fail, inv)
+                    .map_err(|e| inventory_error(Error::Inventory(e)))?;
+                let options = optimizer::whatif::Options {
+                    fail_before: Some(failed.clone()),
+                    fail_after: Some(failed),
+                    ..optimizer::whatif::Options::default()
+                };
+                let started = std::time::Instant::now();
+                let side = (inv, &zone.model, placements.as_slice());
+                let w = optimizer::whatif::compare(side, side, &options);
+                let elapsed = started.elapsed().as_secs_f64() * 1e3;
+                return Ok(crate::whatif::summary(inv, inv, &placements, &w, elapsed));
+            }
             let raw = zone.source.raw()?;
             let all: Vec<&topology::Placement> = placements.iter().collect();
             let table = crate::load::placement_table(&zone.inventory, &all);
@@ -49,6 +65,7 @@ impl Service {
                 fail_after: sides.fail_after.clone(),
                 pairs_top: if scenario_only { 0 } else { pairs_top },
                 plan: (!scenario_only).then(|| placer.clone()),
+                domains: false,
             };
             let started = std::time::Instant::now();
             let w = optimizer::whatif::compare(
@@ -56,8 +73,13 @@ impl Service {
                 (&sides.after, &sides.after_model, &sides.placements_after),
                 &options,
             );
-            let mut summary =
-                crate::whatif::summary(&sides, &w, started.elapsed().as_secs_f64() * 1e3);
+            let mut summary = crate::whatif::summary(
+                &sides.before,
+                &sides.after,
+                &sides.placements_after,
+                &w,
+                started.elapsed().as_secs_f64() * 1e3,
+            );
             if req.headroom {
                 summary["headroom"] = crate::whatif::headroom(&sides, None, HEADROOM_SIZE, &placer)
                     .map_err(|e| inventory_error(Error::Inventory(e)))?;
