@@ -663,7 +663,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fail_after: sides.fail_after.clone(),
                 pairs_top: if scenario_only { 0 } else { pairs_top },
                 plan: (!scenario_only).then(PlaceOptions::default),
-                domains: out_dir.is_some(),
+                domains: !scenario_only || out_dir.is_some(),
             };
             let started = std::time::Instant::now();
             let w = optimizer::whatif::compare(

@@ -250,8 +250,32 @@ pub fn summary(
             "total_risk_after": last.map(|c| c.total_risk),
         })
     });
+    // Domains whose capacity, load or free capacity differ (or exist on one side only).
+    let mut domains: std::collections::BTreeMap<(&str, &str), [Option<[u64; 3]>; 2]> =
+        Default::default();
+    for (k, side) in [&w.before.domains, &w.after.domains]
+        .into_iter()
+        .enumerate()
+    {
+        for d in side {
+            domains
+                .entry((d.level.name(), d.domain.as_str()))
+                .or_default()[k] = Some([d.capacity, d.load, d.free]);
+        }
+    }
+    let view =
+        |s: Option<[u64; 3]>| s.map(|[c, l, f]| json!({"capacity": c, "load": l, "free": f}));
+    let changed: Vec<_> = domains
+        .iter()
+        .filter(|(_, [b, a])| b != a)
+        .take(crate::service::ops::LIST_LIMIT)
+        .map(|((level, domain), [b, a])| {
+            json!({"level": level, "domain": domain, "before": view(*b), "after": view(*a)})
+        })
+        .collect();
     json!({
         "cells": placements.len(),
+        "domains_changed": changed,
         "elapsed_ms": elapsed_ms,
         "before": side(before, &w.before),
         "after": side(after, &w.after),
@@ -327,6 +351,31 @@ pub fn summary_text(v: &serde_json::Value) -> String {
         a["nodes_to_move"].to_string(),
     );
     let _ = writeln!(s, "newly unsafe cells: {}", v["newly_unsafe"]);
+    if let Some(changed) = v["domains_changed"].as_array().filter(|d| !d.is_empty()) {
+        let _ = writeln!(
+            s,
+            "domains whose capacity or load changed (free before -> after):"
+        );
+        for d in changed.iter().take(20) {
+            let free =
+                |x: &serde_json::Value| x["free"].as_u64().map_or("-".into(), |f| f.to_string());
+            let _ = writeln!(
+                s,
+                "  {:<10} {:<24} {} -> {}",
+                d["level"].as_str().unwrap_or(""),
+                d["domain"].as_str().unwrap_or(""),
+                free(&d["before"]),
+                free(&d["after"])
+            );
+        }
+        if changed.len() > 20 {
+            let _ = writeln!(
+                s,
+                "  ... {} in all (--json or --out-dir for every one)",
+                changed.len()
+            );
+        }
+    }
     if let Some(p) = v["repair_plan"].as_object() {
         let _ = writeln!(
             s,

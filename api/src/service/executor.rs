@@ -52,13 +52,27 @@ struct Stop {
 }
 
 fn run(core: &Core, plans: &Plans, plan_id: &str, rt: &Handle) {
-    let mut in_flight: VecDeque<u64> = VecDeque::new();
-    let stop = execute(core, plans, plan_id, rt, &mut in_flight);
-    // Whatever happens, the committed steps become durable before the plan's end is said.
-    let durable = in_flight
-        .back()
-        .map_or(Ok(()), |&seq| rt.block_on(core.journal.wait(seq)));
-    let mut book = plans.lock();
+    let (stop, durable, mut book) = loop {
+        let mut in_flight: VecDeque<u64> = VecDeque::new();
+        let stop = execute(core, plans, plan_id, rt, &mut in_flight);
+        // Whatever happens, the committed steps become durable before the plan's end is
+        // said.
+        let durable = in_flight
+            .back()
+            .map_or(Ok(()), |&seq| rt.block_on(core.journal.wait(seq)));
+        let book = plans.lock();
+        // Resumed while this thread wound down from a pause: `start` saw it alive and left
+        // the plan to it. Deciding here, under the book's lock, that no resume is missed.
+        let resumed = stop.is_none()
+            && !book.stopping
+            && book
+                .entries
+                .get(plan_id)
+                .is_some_and(|e| e.record.state == PlanState::Executing);
+        if !resumed {
+            break (stop, durable, book);
+        }
+    };
     book.executor = None;
     let Some(stop) = stop else {
         // Paused, cancelled or invalidated by a request, or shutting down: already said.

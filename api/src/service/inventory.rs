@@ -58,6 +58,7 @@ impl Service {
             let options = optimizer::whatif::Options {
                 report: Some(optimizer::ReportOptions::default()),
                 plan: Some(placer),
+                domains: true,
                 ..optimizer::whatif::Options::default()
             };
             let started = std::time::Instant::now();

@@ -65,7 +65,7 @@ impl Service {
                 fail_after: sides.fail_after.clone(),
                 pairs_top: if scenario_only { 0 } else { pairs_top },
                 plan: (!scenario_only).then(|| placer.clone()),
-                domains: false,
+                domains: !scenario_only,
             };
             let started = std::time::Instant::now();
             let w = optimizer::whatif::compare(

@@ -681,3 +681,53 @@ async fn kill_9_mid_plan_loses_no_committed_step() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Pause and resume back to back, many times: no resume is lost while the executor winds
+/// down from the pause before it (the plan completes), and no step runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_pause_and_resume_lose_nothing() {
+    let h = Harness::new(CAPACITY).await;
+    let rack = fill(&h, 30).await;
+    let before = nodes_by_cell(&h.app).await;
+    let (_, plan) = h
+        .call(
+            Method::POST,
+            "/v1/plans",
+            Some(json!({"drain": [rack], "execute": {"rate": 60, "concurrency": 1}})),
+        )
+        .await;
+    let id = plan["plan_id"].as_str().unwrap().to_owned();
+    let mut cycles = 0;
+    for _ in 0..40 {
+        let (s, p) = h
+            .call(Method::POST, &format!("/v1/plans/{id}/pause"), None)
+            .await;
+        if s == StatusCode::CONFLICT {
+            // Finished between two cycles.
+            assert!(
+                p["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("completed"),
+                "{p}"
+            );
+            break;
+        }
+        assert_eq!(s, StatusCode::OK, "{p}");
+        let (s, p) = h
+            .call(Method::POST, &format!("/v1/plans/{id}/resume"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        cycles += 1;
+    }
+    assert!(cycles >= 5, "{cycles} cycles");
+    let done = wait_for(&h.app, &id, &["completed"]).await;
+    assert_eq!(done["progress"]["pending"], 0, "{done}");
+    let mut expected = before;
+    replay(
+        &mut expected,
+        &all_steps(&h.app, &id).await,
+        CAPACITY as usize,
+    );
+    assert_eq!(nodes_by_cell(&h.app).await, expected);
+}

@@ -67,6 +67,12 @@ async fn whatif_scenarios_and_changes_commit_nothing() {
     assert_eq!(v["before"]["nodes_to_move"], 0);
     assert_eq!(v["repair_plan"]["moves"], on_rack, "{v}");
     assert_eq!(v["repair_plan"]["nodes_to_move_after"], 0);
+    let changed = v["domains_changed"].as_array().unwrap();
+    assert!(
+        changed.iter().any(|d| d["level"] == "row"
+            && d["after"]["capacity"].as_u64() < d["before"]["capacity"].as_u64()),
+        "the rack's row lost capacity: {v}"
+    );
     assert!(v["after"]["report"]["risk"]["total"].as_f64().is_some());
     // 48 hosts of capacity 8 minus one rack: the count stays within what capacity allows.
     let free = v["after"]["report"]["capacity"].as_u64().unwrap()
