@@ -15,6 +15,7 @@ pub mod dto;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod journal;
 pub mod ledger;
 pub mod load;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use api::store::Store as _;
 use api::view::{counts_text, CountsView, FleetReportView, ProblemView};
 use clap::{Parser, Subcommand, ValueEnum};
 use optimizer::place::{place_batch_with_progress, Occupancy, PlaceOptions, Solver};
@@ -115,6 +116,11 @@ enum Command {
         /// Candidate servers per cell.
         #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
         pool: usize,
+    },
+    /// Bulk load or export a service's ledger (run while no service uses it).
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
     },
     /// What a change of the inventory or a failure scenario does to the placed cells:
     /// before and after side by side (nothing is written but OUT).
@@ -278,6 +284,35 @@ enum FormatArg {
     Csv,
     /// NAME.parquet with the same columns.
     Parquet,
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerAction {
+    /// Load placed cells into a ledger: every cell checked as the service would take it
+    /// (known, active servers; capacity; one colour; no quorum shared; a new id), then
+    /// written in transactions of 10,000 cells. A file with problems changes nothing
+    /// (every problem listed, exit 1) unless --skip-invalid.
+    Import {
+        /// The inventory export the ledger serves (or will serve, for a new ledger).
+        dir: PathBuf,
+        /// Cells to load (cell_id, clients, nodes; .csv or .parquet).
+        #[arg(long)]
+        placements: PathBuf,
+        /// The SQLite ledger (created if missing).
+        #[arg(long, default_value = "data/cellplacer.db")]
+        db: PathBuf,
+        /// Import the valid cells, list the others with why.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Write the ledger's cells as a placement export (.csv or .parquet), for `evaluate`,
+    /// `rebalance`, `whatif` and notebooks.
+    Export {
+        #[arg(long, default_value = "data/cellplacer.db")]
+        db: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Element pairs in `evaluate --out-dir`'s pairs table.
@@ -626,6 +661,85 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 unplaced.display()
             ))?;
             Ok(ExitCode::from(PARTLY_PLACED))
+        }
+        Command::Ledger { action } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async {
+                match action {
+                    LedgerAction::Import {
+                        dir,
+                        placements,
+                        db,
+                        skip_invalid,
+                    } => {
+                        let table =
+                            api::load::read_table(&placements).context("loading the placements")?;
+                        let rows = table.len();
+                        let store = api::store::SqliteStore::open(&db)
+                            .await
+                            .with_context(|| format!("opening the ledger {}", db.display()))?;
+                        let dir = std::fs::canonicalize(&dir)
+                            .with_context(|| format!("{}", dir.display()))?;
+                        let started = std::time::Instant::now();
+                        let outcome = api::import::import(
+                            &store,
+                            api::zone::Source::Dir(dir),
+                            table,
+                            skip_invalid,
+                        )
+                        .await;
+                        store.close().await;
+                        let outcome = outcome.context("importing")?;
+                        for r in &outcome.refused {
+                            emitln(format_args!(
+                                "{} row {} cell '{}': {}",
+                                placements.display(),
+                                r.row,
+                                r.cell_id,
+                                r.why
+                            ))?;
+                        }
+                        emitln(format_args!(
+                            "imported {} of {rows} cells into {} in {:.2?} ({} transactions, \
+                             inventory version {}); {} refused{}",
+                            outcome.imported,
+                            db.display(),
+                            started.elapsed(),
+                            outcome.transactions,
+                            outcome.inventory_version,
+                            outcome.refused.len(),
+                            if outcome.imported == 0 && !outcome.refused.is_empty() {
+                                ": nothing written (--skip-invalid imports the others)"
+                            } else {
+                                ""
+                            }
+                        ))?;
+                        Ok(if outcome.refused.is_empty() || skip_invalid {
+                            ExitCode::SUCCESS
+                        } else {
+                            ExitCode::from(1)
+                        })
+                    }
+                    LedgerAction::Export { db, out } => {
+                        let store = api::store::SqliteStore::open(&db)
+                            .await
+                            .with_context(|| format!("opening the ledger {}", db.display()))?;
+                        let table = api::import::export(&store).await;
+                        store.close().await;
+                        let table = table.context("reading the ledger")?;
+                        write_table(&out, &table).context("writing the placements")?;
+                        emitln(format_args!(
+                            "wrote {} cells to {}",
+                            table.len(),
+                            out.display()
+                        ))?;
+                        Ok(ExitCode::SUCCESS)
+                    }
+                }
+            })
         }
         Command::Whatif {
             dir,

@@ -235,6 +235,8 @@ pub enum Change {
         plan_id: String,
         step: PlanStepRecord,
     },
+    /// Insert new cells in bulk (none may exist yet): a ledger import.
+    InsertCells(Vec<CellRecord>),
 }
 
 /// Everything the service needs to rebuild its state on start.

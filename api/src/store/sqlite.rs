@@ -275,8 +275,80 @@ async fn put_plan(tx: &mut Transaction<'_, Sqlite>, p: &PlanRecord) -> Result<()
     Ok(())
 }
 
+/// Cells per INSERT of a bulk import (10 parameters each, and 7 or so nodes of 3). Small:
+/// binding looks parameters up by a linear scan, so a statement costs the square of them.
+const CELLS_PER_INSERT: usize = 16;
+
+async fn insert_cells(
+    tx: &mut Transaction<'_, Sqlite>,
+    cells: &[CellRecord],
+) -> Result<(), sqlx::Error> {
+    for chunk in cells.chunks(CELLS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
+             inventory_version, version, created_at, updated_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = 10 * i + 1;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(
+                sql,
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9
+            );
+        }
+        let mut q = sqlx::query(&sql);
+        for c in chunk {
+            q = q
+                .bind(&c.cell_id)
+                .bind(join_ids(&c.clients))
+                .bind(c.nodes.len() as i64)
+                .bind(&c.colour)
+                .bind(c.risk)
+                .bind(c.single_failure_safe)
+                .bind(c.inventory_version)
+                .bind(c.version)
+                .bind(c.created_at)
+                .bind(c.updated_at);
+        }
+        q.execute(&mut **tx).await?;
+        let mut sql = String::from("INSERT INTO cell_nodes (cell_id, position, server_id) VALUES ");
+        let mut n = 0;
+        for c in chunk {
+            for _ in &c.nodes {
+                if n > 0 {
+                    sql.push_str(", ");
+                }
+                let _ = write!(sql, "(?{}, ?{}, ?{})", 3 * n + 1, 3 * n + 2, 3 * n + 3);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                for (i, node) in c.nodes.iter().enumerate() {
+                    q = q.bind(&c.cell_id).bind(i as i64).bind(node);
+                }
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Rows per INSERT of plan steps (13 parameters each, under SQLite's 32,766).
-const STEPS_PER_INSERT: usize = 500;
+const STEPS_PER_INSERT: usize = 50;
 
 async fn add_plan_steps(
     tx: &mut Transaction<'_, Sqlite>,
@@ -399,6 +471,7 @@ async fn apply(pool: &SqlitePool, changes: &[Change]) -> Result<(), sqlx::Error>
                 add_plan_steps(&mut tx, plan_id, steps).await?
             }
             Change::PutPlanStep { plan_id, step } => put_plan_step(&mut tx, plan_id, step).await?,
+            Change::InsertCells(cells) => insert_cells(&mut tx, cells).await?,
         }
     }
     tx.commit().await

@@ -1,0 +1,254 @@
+//! Bulk load of an existing fleet into a ledger (`cellplacer ledger import`) and its
+//! export: every cell checked as the service would take it (servers known and active,
+//! capacity, one colour, no quorum shared with any cell in the ledger or before it in the
+//! file, a new id), then written in chunks of one transaction each. A file with problems
+//! changes nothing, unless told to skip the bad cells (and say which and why).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use topology::raw::RawTable;
+use topology::Placement;
+
+use crate::engine::Violation;
+use crate::ledger::Ledger;
+use crate::service::ops::{ids, missing_error, now_ms};
+use crate::store::{CellRecord, Change, InventoryRecord, Store};
+use crate::zone::{Candidate, Source};
+use crate::Error;
+
+/// Cells per transaction.
+pub const CHUNK: usize = 10_000;
+
+/// A cell of the file that is not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// 1-based data row of the file.
+    pub row: usize,
+    pub cell_id: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Cells written.
+    pub imported: usize,
+    /// Cells not written, with why (all of them when nothing was written).
+    pub refused: Vec<Refused>,
+    /// The inventory version the cells' risks were computed on.
+    pub inventory_version: i64,
+    /// Transactions used.
+    pub transactions: usize,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("background task: {e}")))
+}
+
+/// The placements the table gives on `inv`, row by row: a row with problems (unknown
+/// servers, repeats, missing values) is refused with them.
+fn parse_rows(
+    table: &RawTable,
+    inv: &topology::Inventory,
+) -> (Vec<(usize, Placement)>, Vec<Refused>) {
+    let id_col = table.column_index("cell_id");
+    let mut good = Vec::new();
+    let mut refused = Vec::new();
+    for (i, row) in table.rows.iter().enumerate() {
+        let one = RawTable {
+            columns: table.columns.clone(),
+            rows: vec![row.clone()],
+        };
+        match topology::workload::parse_placements(&one, inv) {
+            Ok(mut p) => good.push((i + 1, p.remove(0))),
+            Err(report) => refused.push(Refused {
+                row: i + 1,
+                cell_id: id_col.and_then(|c| row[c].clone()).unwrap_or_default(),
+                why: report
+                    .errors
+                    .iter()
+                    .map(|p| format!("{}: {}", p.column.as_deref().unwrap_or(""), p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        }
+    }
+    (good, refused)
+}
+
+fn violation_text(ledger: &Ledger, v: &Violation) -> String {
+    let inv = &ledger.zone.inventory;
+    let server = |s: &u32| inv.servers[*s as usize].id.as_str();
+    match v {
+        Violation::Duplicate { server: s } => format!("server {} twice", server(s)),
+        Violation::NotActive { server: s } => format!(
+            "server {} is {}",
+            server(s),
+            inv.servers[*s as usize].status.name()
+        ),
+        Violation::OverCapacity { server: s } => format!(
+            "server {} over its capacity of {}",
+            server(s),
+            inv.servers[*s as usize].capacity
+        ),
+        Violation::MixedColour => "nodes of more than one colour".into(),
+        Violation::SharedQuorum { other, shared } => format!(
+            "shares {shared} servers (a quorum) with cell {}",
+            ledger.cell_of(*other).unwrap_or("?")
+        ),
+    }
+}
+
+/// Imports `table` (a placement export) into the ledger `store` on the inventory `source`.
+/// The ledger must serve that inventory already, or none yet.
+pub async fn import(
+    store: &dyn Store,
+    source: Source,
+    table: RawTable,
+    skip_invalid: bool,
+) -> Result<Outcome, Error> {
+    let snapshot = store.load().await?;
+    let label = source.label();
+    if let Some(active) = &snapshot.active_inventory {
+        if active.source != label {
+            return Err(Error::InventoryConflict {
+                message: format!(
+                    "the ledger serves the inventory {}, not {label}: import with that one",
+                    active.source
+                ),
+                details: serde_json::json!({ "active": active.source }),
+            });
+        }
+    }
+    let (version, activate) = match &snapshot.active_inventory {
+        Some(rec) => (rec.version, None),
+        None => {
+            let version = snapshot.max_inventory_version + 1;
+            let rec = InventoryRecord {
+                version,
+                source: label,
+                path: source.path().map(|p| p.display().to_string()),
+                loaded_at: now_ms(),
+            };
+            (version, Some(rec))
+        }
+    };
+    let existing = snapshot.cells;
+    let checked = blocking(move || -> Result<_, Error> {
+        let zone = Arc::new(Candidate::load(source)?.into_zone(version, now_ms()));
+        let records = existing.into_iter().map(|c| (c, None));
+        let mut ledger =
+            Ledger::rebuild(zone.clone(), records, 0).map_err(|m| missing_error(&m))?;
+        let (rows, mut refused) = parse_rows(&table, &zone.inventory);
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut accepted: Vec<Placement> = Vec::with_capacity(rows.len());
+        for (row, p) in rows {
+            let refuse = |why: String| Refused {
+                row,
+                cell_id: p.cell_id.clone(),
+                why,
+            };
+            if !seen.insert(p.cell_id.clone()) {
+                refused.push(refuse("the id comes twice in the file".into()));
+                continue;
+            }
+            if ledger.cell(&p.cell_id).is_some() {
+                refused.push(refuse("a cell with this id is in the ledger".into()));
+                continue;
+            }
+            let violations = ledger.occ.violations(&zone.inventory, &p.nodes, None);
+            if !violations.is_empty() {
+                let why: Vec<String> = violations
+                    .iter()
+                    .map(|v| violation_text(&ledger, v))
+                    .collect();
+                refused.push(refuse(why.join("; ")));
+                continue;
+            }
+            // In the ledger for the checks of the cells after it; risks come later.
+            let record = CellRecord {
+                cell_id: p.cell_id.clone(),
+                clients: ids(&zone.inventory, &p.clients),
+                nodes: ids(&zone.inventory, &p.nodes),
+                colour: None,
+                risk: f64::NAN,
+                single_failure_safe: false,
+                inventory_version: version,
+                version: 1,
+                created_at: 0,
+                updated_at: 0,
+            };
+            ledger.insert(record, p.clients.clone(), p.nodes.clone(), None, 0);
+            accepted.push(p);
+        }
+        refused.sort_by_key(|r| r.row);
+        Ok((zone, accepted, refused))
+    })
+    .await??;
+    let (zone, accepted, refused) = checked;
+    if !refused.is_empty() && !skip_invalid {
+        return Ok(Outcome {
+            imported: 0,
+            refused,
+            inventory_version: version,
+            transactions: 0,
+        });
+    }
+    let (records, zone) = blocking(move || {
+        let risks = optimizer::report::cell_risks(&zone.model, &accepted, 0);
+        let inv = &zone.inventory;
+        let now = now_ms();
+        let records: Vec<CellRecord> = accepted
+            .iter()
+            .zip(risks)
+            .map(|(p, (risk, safe))| CellRecord {
+                cell_id: p.cell_id.clone(),
+                clients: ids(inv, &p.clients),
+                nodes: ids(inv, &p.nodes),
+                colour: p
+                    .nodes
+                    .first()
+                    .and_then(|&n| inv.servers[n as usize].color.clone()),
+                risk,
+                single_failure_safe: safe,
+                inventory_version: version,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        (records, zone)
+    })
+    .await?;
+    drop(zone);
+    let mut transactions = 0;
+    let mut first = activate.map(Change::ActivateInventory);
+    for chunk in records.chunks(CHUNK) {
+        let mut changes: Vec<Change> = first.take().into_iter().collect();
+        changes.push(Change::InsertCells(chunk.to_vec()));
+        store.apply(&changes).await?;
+        transactions += 1;
+    }
+    if let Some(change) = first {
+        store.apply(&[change]).await?;
+        transactions += 1;
+    }
+    Ok(Outcome {
+        imported: records.len(),
+        refused,
+        inventory_version: version,
+        transactions,
+    })
+}
+
+/// The ledger's cells as a placement export (cell_id, clients, nodes), by cell id.
+pub async fn export(store: &dyn Store) -> Result<RawTable, Error> {
+    let snapshot = store.load().await?;
+    let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
+    for c in snapshot.cells {
+        table.push(&[c.cell_id, c.clients.join(";"), c.nodes.join(";")]);
+    }
+    Ok(table)
+}
