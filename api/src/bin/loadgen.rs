@@ -50,6 +50,14 @@ struct Args {
     /// Solver of a started service: heuristic, ilp or microlp.
     #[arg(long)]
     solver: Option<String>,
+    /// Bulk-load this many cells into the started service's ledger first (the first N
+    /// cells of the inventory's workload, placed by `cellplacer place`, then `cellplacer
+    /// ledger import`), so that the timings are at that scale. Needs --inventory.
+    #[arg(long, default_value_t = 0)]
+    prefill: usize,
+    /// Bulk-load this placement export instead of placing --prefill cells.
+    #[arg(long)]
+    prefill_from: Option<PathBuf>,
     /// After the replacements: plan a drain of these ids (servers, racks, rows, rooms,
     /// devices) and execute it, with a pause, a resume and a cancel on the way.
     #[arg(long)]
@@ -97,6 +105,62 @@ fn workload(args: &Args) -> anyhow::Result<Vec<Vec<String>>> {
     Ok(sets)
 }
 
+/// Fills the ledger `dir/ledger.db` in bulk before the service starts (see `--prefill`).
+fn prefill(args: &Args, exe: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<()> {
+    let inventory = args
+        .inventory
+        .as_ref()
+        .context("--prefill needs --inventory (the bulk load names the export)")?;
+    let inventory = std::fs::canonicalize(inventory)?;
+    std::fs::create_dir_all(dir)?;
+    let run = |cmd: &mut Command, what: &str| -> anyhow::Result<()> {
+        let started = Instant::now();
+        let out = cmd.output().with_context(|| format!("running {what}"))?;
+        if !out.status.success() {
+            bail!(
+                "{what} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        println!("prefill  {what} in {:.1?}", started.elapsed());
+        Ok(())
+    };
+    let placements = match &args.prefill_from {
+        Some(p) => p.clone(),
+        None => {
+            let cells = topology::ingest::table_path(&inventory, "cells")?
+                .context("the inventory has no cells table to prefill from")?;
+            let mut table = topology::ingest::read_table(&cells)?;
+            table.rows.truncate(args.prefill);
+            let first = dir.join("prefill-cells.csv");
+            topology::ingest::write_table(&first, &table)?;
+            let placed = dir.join("prefill.csv");
+            run(
+                Command::new(exe)
+                    .arg("place")
+                    .arg(&inventory)
+                    .arg("--cells")
+                    .arg(&first)
+                    .arg("--out")
+                    .arg(&placed),
+                &format!("placing {} cells", table.len()),
+            )?;
+            placed
+        }
+    };
+    run(
+        Command::new(exe)
+            .args(["ledger", "import"])
+            .arg(&inventory)
+            .arg("--placements")
+            .arg(&placements)
+            .arg("--db")
+            .arg(dir.join("ledger.db")),
+        &format!("importing {}", placements.display()),
+    )
+}
+
 /// A `cellplacer serve` started for the run.
 struct Server {
     child: Child,
@@ -116,6 +180,9 @@ impl Server {
             );
         }
         let dir = std::env::temp_dir().join(format!("cellplacer-loadgen-{}", std::process::id()));
+        if args.prefill > 0 || args.prefill_from.is_some() {
+            prefill(args, &exe, &dir)?;
+        }
         let mut cmd = Command::new(exe);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(dir.join("ledger.db"))
@@ -123,7 +190,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(inv) = &args.inventory {
-            cmd.arg("--inventory").arg(inv);
+            cmd.arg("--inventory").arg(std::fs::canonicalize(inv)?);
         }
         if let Some(pool) = args.pool {
             cmd.args(["--pool", &pool.to_string()]);

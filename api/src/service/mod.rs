@@ -83,7 +83,10 @@ impl Service {
         source: Option<Source>,
         config: Config,
     ) -> Result<Arc<Service>, Error> {
+        // Start-up phases, timed for the log (a restart at scale is mostly these).
+        let started = std::time::Instant::now();
         let snapshot = store.load().await?;
+        let loaded_ledger = started.elapsed();
         let active = snapshot.active_inventory.clone();
         let source = match (source, &active) {
             (Some(s), _) => s,
@@ -93,7 +96,9 @@ impl Service {
             (None, None) => Source::Bundled,
         };
         let label = source.label();
+        let at = std::time::Instant::now();
         let candidate = blocking(move || Candidate::load(source)).await??;
+        let loaded_inventory = at.elapsed();
         let (zone, fresh) = match active.filter(|a| a.source == label) {
             Some(rec) => (candidate.into_zone(rec.version, rec.loaded_at), false),
             None => (
@@ -140,7 +145,10 @@ impl Service {
                 (c, m)
             })
             .collect();
+        let at = std::time::Instant::now();
         let ledger = Ledger::rebuild(zone.clone(), records, 0).map_err(|m| missing_error(&m))?;
+        let rebuilt_in = at.elapsed();
+        let at = std::time::Instant::now();
         let stored = store.server_loads().await?;
         let rebuilt = ledger.server_loads();
         if stored.len() != rebuilt.len()
@@ -155,9 +163,19 @@ impl Service {
         }
         let plans = Arc::new(Plans::new());
         changes.extend(plans.restore(snapshot.plans, zone.version)?);
+        let checked_in = at.elapsed();
         if !changes.is_empty() {
             store.apply(&changes).await?;
         }
+        tracing::info!(
+            cells = ledger.len(),
+            ledger_ms = loaded_ledger.as_millis() as u64,
+            inventory_ms = loaded_inventory.as_millis() as u64,
+            rebuild_ms = rebuilt_in.as_millis() as u64,
+            cross_check_ms = checked_in.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "ledger loaded"
+        );
         let metrics = Arc::new(Metrics::default());
         let journal = Journal::start(store.clone(), metrics.clone());
         let core = Arc::new(Core {
