@@ -2,10 +2,11 @@
 //! cell with its server indices. Pure data, no IO: the service changes it under a write
 //! lock and queues the same change to the journal in the same critical section.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, Deref, DerefMut};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use topology::{Inventory, Placement};
 
 use crate::engine::{CellSlot, Occupancy};
@@ -161,9 +162,9 @@ pub struct Page<'l> {
 pub struct Ledger {
     pub zone: Arc<Zone>,
     pub occ: Occupancy,
-    cells: HashMap<String, Cell>,
+    cells: FxHashMap<String, Cell>,
     indices: Indices,
-    slot_cell: HashMap<CellSlot, String>,
+    slot_cell: FxHashMap<CellSlot, String>,
     /// Journal sequence number of the last change applied here.
     pub seq: u64,
     pub nodes_placed: u64,
@@ -198,9 +199,9 @@ impl Ledger {
         let mut ledger = Ledger {
             occ: Occupancy::new(&zone.inventory),
             zone,
-            cells: HashMap::new(),
+            cells: FxHashMap::default(),
             indices: Indices::default(),
-            slot_cell: HashMap::new(),
+            slot_cell: FxHashMap::default(),
             seq,
             nodes_placed: 0,
             poisoned: None,
@@ -282,7 +283,7 @@ impl Ledger {
     }
 
     /// Every cell, by id (in no order).
-    pub fn cells(&self) -> &HashMap<String, Cell> {
+    pub fn cells(&self) -> &FxHashMap<String, Cell> {
         &self.cells
     }
 
