@@ -446,14 +446,19 @@ pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
     let Some(q) = placements.iter().map(Placement::quorum).min() else {
         return Vec::new();
     };
-    let mut keys: Vec<(u64, u32)> = Vec::new();
+    // One u64 per (subset, cell): the subset's hash in the high bits, the cell in the low
+    // ones. Half the memory and a faster sort than pairs at a million cells; a hash
+    // shortened this way only adds candidates, which are checked exactly below.
+    let bits = usize::BITS - placements.len().max(2).saturating_sub(1).leading_zeros();
+    let cell_mask = (1u64 << bits) - 1;
+    let mut keys: Vec<u64> = Vec::new();
     let mut sorted_nodes: Vec<Vec<u32>> = Vec::with_capacity(placements.len());
     for (c, p) in placements.iter().enumerate() {
         let mut nodes = p.nodes.clone();
         nodes.sort_unstable();
         nodes.dedup();
         for_each_subset(&nodes, q, &mut |subset| {
-            keys.push((hash_subset(subset), c as u32))
+            keys.push((hash_subset(subset) & !cell_mask) | c as u64)
         });
         sorted_nodes.push(nodes);
     }
@@ -463,12 +468,12 @@ pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
     let mut i = 0;
     while i < keys.len() {
         let mut j = i + 1;
-        while j < keys.len() && keys[j].0 == keys[i].0 {
+        while j < keys.len() && keys[j] & !cell_mask == keys[i] & !cell_mask {
             j += 1;
         }
         for a in i..j {
             for b in a + 1..j {
-                let (x, y) = (keys[a].1, keys[b].1);
+                let (x, y) = ((keys[a] & cell_mask) as u32, (keys[b] & cell_mask) as u32);
                 if x != y {
                     candidates.push((x.min(y), x.max(y)));
                 }
