@@ -23,7 +23,8 @@ pub struct Cell {
     pub nodes: Vec<u32>,
     pub slot: CellSlot,
     /// The cell's latest move, if it ever had one.
-    pub last_move: Option<MoveRecord>,
+    /// Boxed: most cells have none, and an inline record would cost every cell its size.
+    pub last_move: Option<Box<MoveRecord>>,
     /// Journal sequence number of the cell's last change: a reader waits for it to be
     /// durable before replying, so no reply shows a change that could still be lost.
     pub seq: u64,
@@ -32,7 +33,7 @@ pub struct Cell {
 impl Cell {
     pub fn pending_move(&self) -> Option<&MoveRecord> {
         self.last_move
-            .as_ref()
+            .as_deref()
             .filter(|m| m.status == MoveStatus::Proposed)
     }
 }
@@ -227,7 +228,7 @@ impl Ledger {
         let mut out: Vec<_> = self
             .cells
             .values()
-            .map(|c| (c.record.clone(), c.last_move.clone()))
+            .map(|c| (c.record.clone(), c.last_move.as_deref().cloned()))
             .collect();
         out.sort_by(|a, b| a.0.cell_id.cmp(&b.0.cell_id));
         out
@@ -256,7 +257,7 @@ impl Ledger {
                 clients,
                 nodes,
                 slot,
-                last_move,
+                last_move: last_move.map(Box::new),
                 seq,
             },
         );

@@ -277,7 +277,7 @@ impl CellView {
     }
 
     pub fn of(cell: &Cell) -> CellView {
-        CellView::new(&cell.record, cell.last_move.as_ref())
+        CellView::new(&cell.record, cell.last_move.as_deref())
     }
 }
 

@@ -349,7 +349,7 @@ fn commit_step(
     r.version += 1;
     r.updated_at = now;
     let mut changes = vec![Change::PutCell(r.clone())];
-    changes.extend(supersede(cell.last_move.as_mut(), now));
+    changes.extend(supersede(cell.last_move.as_deref_mut(), now));
     let moved = MoveRecord {
         cell_id: step.cell_id.clone(),
         n: cell.last_move.as_ref().map_or(1, |m| m.n + 1),
@@ -368,7 +368,7 @@ fn commit_step(
         plan_id: plan_id.to_owned(),
         step: out.clone(),
     });
-    cell.last_move = Some(moved);
+    cell.last_move = Some(Box::new(moved));
     let seq = core.journal.submit(changes);
     cell.seq = seq;
     drop(guard);

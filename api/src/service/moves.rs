@@ -23,7 +23,7 @@ impl Service {
                 n,
                 state: state.to_owned(),
             };
-            let m = match &cell.last_move {
+            let m = match cell.last_move.as_deref() {
                 Some(m) if m.n == n => m.clone(),
                 Some(m) if m.n > n => return Err(stale("superseded by a later move")),
                 _ => {
@@ -89,7 +89,7 @@ impl Service {
                         Change::PutCell(r.clone()),
                         Change::PutMove(committed.clone()),
                     ]);
-                    cell.last_move = Some(committed);
+                    cell.last_move = Some(Box::new(committed));
                     cell.seq = seq;
                     let view = CellView::of(&cell);
                     drop(cell);

@@ -377,7 +377,7 @@ fn replace(
         r.version += 1;
         r.updated_at = now;
         changes.push(Change::PutCell(r.clone()));
-        changes.extend(supersede(cell.last_move.as_mut(), now));
+        changes.extend(supersede(cell.last_move.as_deref_mut(), now));
         let seq = core.journal.submit(changes);
         cell.seq = seq;
         let view = CellView::of(&cell);
@@ -456,7 +456,7 @@ fn set_clients(
             cell.clients = client_idx;
             changes.push(Change::PutCell(r.clone()));
         }
-        changes.extend(supersede(cell.last_move.as_mut(), now));
+        changes.extend(supersede(cell.last_move.as_deref_mut(), now));
         let after = plan.steps.first().map(|m| {
             let record = MoveRecord {
                 cell_id: cell_id.to_owned(),
@@ -472,7 +472,7 @@ fn set_clients(
                 updated_at: now,
             };
             changes.push(Change::PutMove(record.clone()));
-            cell.last_move = Some(record);
+            cell.last_move = Some(Box::new(record));
             ExplanationView::new(inv, &m.after)
         });
         let seq = if changes.is_empty() {
