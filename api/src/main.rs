@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::store::Store as _;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use api::view::{counts_text, CountsView, FleetReportView, ProblemView};
 use clap::{Parser, Subcommand, ValueEnum};
 use optimizer::place::{place_batch_with_progress, Occupancy, PlaceOptions, Solver};
