@@ -50,6 +50,11 @@ impl MigrationSource<'static> for Embedded {
                     include_str!("../../migrations/0002_risk_per_year.sql"),
                 ),
                 migration(3, "plans", include_str!("../../migrations/0003_plans.sql")),
+                migration(
+                    4,
+                    "cell_nodes_inline",
+                    include_str!("../../migrations/0004_cell_nodes_inline.sql"),
+                ),
             ])
         })
     }
@@ -95,7 +100,7 @@ fn cell_from_row(row: &SqliteRow) -> Result<CellRecord, sqlx::Error> {
     Ok(CellRecord {
         cell_id: row.try_get("cell_id")?,
         clients: split_ids(row.try_get::<&str, _>("clients")?),
-        nodes: Vec::new(),
+        nodes: split_ids(row.try_get::<&str, _>("nodes")?),
         colour: row.try_get("colour")?,
         risk: row.try_get("risk")?,
         single_failure_safe: row.try_get("single_failure_safe")?,
@@ -129,10 +134,11 @@ fn move_from_row(row: &SqliteRow) -> Result<MoveRecord, sqlx::Error> {
 async fn put_cell(tx: &mut Transaction<'_, Sqlite>, c: &CellRecord) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
-                            inventory_version, version, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                            inventory_version, version, created_at, updated_at, nodes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (cell_id) DO UPDATE SET
             clients = excluded.clients, size = excluded.size, colour = excluded.colour,
+            nodes = excluded.nodes,
             risk = excluded.risk, single_failure_safe = excluded.single_failure_safe,
             inventory_version = excluded.inventory_version, version = excluded.version,
             updated_at = excluded.updated_at",
@@ -147,6 +153,7 @@ async fn put_cell(tx: &mut Transaction<'_, Sqlite>, c: &CellRecord) -> Result<()
     .bind(c.version)
     .bind(c.created_at)
     .bind(c.updated_at)
+    .bind(join_ids(&c.nodes))
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM cell_nodes WHERE cell_id = ?1")
@@ -286,16 +293,16 @@ async fn insert_cells(
     for chunk in cells.chunks(CELLS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
-             inventory_version, version, created_at, updated_at) VALUES ",
+             inventory_version, version, created_at, updated_at, nodes) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = 10 * i + 1;
+            let b = 11 * i + 1;
             if i > 0 {
                 sql.push_str(", ");
             }
             let _ = write!(
                 sql,
-                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
                 b,
                 b + 1,
                 b + 2,
@@ -305,7 +312,8 @@ async fn insert_cells(
                 b + 6,
                 b + 7,
                 b + 8,
-                b + 9
+                b + 9,
+                b + 10
             );
         }
         let mut q = sqlx::query(&sql);
@@ -320,7 +328,8 @@ async fn insert_cells(
                 .bind(c.inventory_version)
                 .bind(c.version)
                 .bind(c.created_at)
-                .bind(c.updated_at);
+                .bind(c.updated_at)
+                .bind(join_ids(&c.nodes));
         }
         q.execute(&mut **tx).await?;
         let mut sql = String::from("INSERT INTO cell_nodes (cell_id, position, server_id) VALUES ");
@@ -477,33 +486,35 @@ async fn apply(pool: &SqlitePool, changes: &[Change]) -> Result<(), sqlx::Error>
     tx.commit().await
 }
 
+/// Cells per page when the ledger is read on start.
+const LOAD_PAGE: i64 = 50_000;
+
 async fn load(pool: &SqlitePool) -> Result<Snapshot, sqlx::Error> {
+    load_paged(pool, LOAD_PAGE).await
+}
+
+async fn load_paged(pool: &SqlitePool, page_size: i64) -> Result<Snapshot, sqlx::Error> {
     // One read transaction: a consistent view even if a writer were running.
     let mut tx = pool.begin().await?;
-    let mut cells: Vec<CellRecord> = sqlx::query("SELECT * FROM cells ORDER BY cell_id")
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(cell_from_row)
-        .collect::<Result<_, _>>()?;
-    let index: HashMap<String, usize> = cells
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.cell_id.clone(), i))
-        .collect();
-    // One row per cell, its nodes in order: a tenth of the rows to decode of one per node.
-    let nodes = sqlx::query(
-        "SELECT cell_id, group_concat(server_id, ';' ORDER BY position) AS nodes
-         FROM cell_nodes GROUP BY cell_id",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    for row in &nodes {
-        let cell: &str = row.try_get("cell_id")?;
-        let servers: &str = row.try_get("nodes")?;
-        // The foreign key guarantees the cell exists.
-        if let Some(&i) = index.get(cell) {
-            cells[i].nodes = split_ids(servers);
+    // One row per cell, its nodes inline, a page at a time: a million rows are never held
+    // at once, and each page comes back in one batch (row by row is slower through sqlx).
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cells")
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut cells: Vec<CellRecord> = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    loop {
+        let after = cells.last().map_or("", |c| c.cell_id.as_str()).to_owned();
+        let page = sqlx::query("SELECT * FROM cells WHERE cell_id > ?1 ORDER BY cell_id LIMIT ?2")
+            .bind(&after)
+            .bind(page_size)
+            .fetch_all(&mut *tx)
+            .await?;
+        let full = page.len() as i64 == page_size;
+        for row in &page {
+            cells.push(cell_from_row(row)?);
+        }
+        if !full {
+            break;
         }
     }
     let last_moves = sqlx::query(
@@ -782,6 +793,28 @@ mod tests {
         let mut want = steps;
         want[0] = done;
         assert_eq!(snap.plans, vec![(executing, want)]);
+    }
+
+    /// The ledger is read a page at a time: every cell, in order, whatever the page size,
+    /// with its nodes in position order.
+    #[tokio::test]
+    async fn a_paged_load_reads_every_cell() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("l.db")).await.unwrap();
+        let cells: Vec<CellRecord> = (0..10)
+            .map(|i| cell(&format!("c{i:02}"), &[&format!("s{i}"), "z9", "a1"], 1))
+            .collect();
+        store
+            .apply(&[Change::InsertCells(cells[..6].to_vec())])
+            .await
+            .unwrap();
+        for c in &cells[6..] {
+            store.apply(&[Change::PutCell(c.clone())]).await.unwrap();
+        }
+        for page in [1, 3, 5, 10, 11] {
+            let snap = load_paged(&store.pool, page).await.unwrap();
+            assert_eq!(snap.cells, cells, "page {page}");
+        }
     }
 
     #[tokio::test]
