@@ -125,11 +125,6 @@ impl Service {
                 changes.extend(supersede(Some(m), zone.loaded_at));
             }
         }
-        let before: HashMap<String, bool> = snapshot
-            .cells
-            .iter()
-            .map(|c| (c.cell_id.clone(), c.single_failure_safe))
-            .collect();
         // Risks recorded on another inventory (or under an older risk definition, which
         // a migration marks with version 0) are judged again.
         let stale = fresh
@@ -137,6 +132,16 @@ impl Service {
                 .cells
                 .iter()
                 .any(|c| c.inventory_version != zone.version);
+        // Each cell's safety before, only for a re-evaluation (a million ids otherwise).
+        let before: HashMap<String, bool> = if stale {
+            snapshot
+                .cells
+                .iter()
+                .map(|c| (c.cell_id.clone(), c.single_failure_safe))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let records: Vec<_> = snapshot
             .cells
             .into_iter()
