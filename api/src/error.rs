@@ -17,6 +17,8 @@ pub enum Error {
     UnsupportedMediaType,
     #[error("request body over the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    #[error("{refused} cell(s) of the import break a rule; nothing was imported")]
+    InvalidImport { refused: usize, details: Value },
     #[error("plan '{plan}' not found")]
     PlanNotFound { plan: String },
     #[error("plan '{plan}': {message}")]
@@ -128,6 +130,7 @@ impl Error {
             Error::ServerNotFound { .. } => "server_not_found",
             Error::MoveNotFound { .. } => "move_not_found",
             Error::PlanNotFound { .. } => "plan_not_found",
+            Error::InvalidImport { .. } => "invalid_import",
             Error::PlanConflict { .. } => "plan_conflict",
             Error::RouteNotFound { .. } => "route_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -162,6 +165,7 @@ impl Error {
             | Error::InvalidSize { .. }
             | Error::NotANode { .. }
             | Error::NoSafePlacement { .. }
+            | Error::InvalidImport { .. }
             | Error::InvalidInventory { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::CellNotFound { .. }
             | Error::ServerNotFound { .. }
@@ -207,6 +211,7 @@ impl Error {
             | Error::NoCapacity { details, .. }
             | Error::NoSafePlacement { details, .. }
             | Error::InvalidInventory { details, .. }
+            | Error::InvalidImport { details, .. }
             | Error::InventoryConflict { details, .. } => Some(details),
             _ => None,
         }

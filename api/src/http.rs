@@ -23,6 +23,7 @@ use crate::dto::{
     InventoryRequest, InventoryView, PlaceRequest, PlanList, PlanRequest, PlanView, ReplaceRequest,
     ServerView, SwitchResponse, ValidationView, WhatIfRequest,
 };
+use crate::dto::{ImportRequest, ImportResponse};
 use crate::error::ErrorBody;
 use crate::service::{CellQuery, Service, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 use crate::view::FleetReportView;
@@ -579,6 +580,25 @@ async fn whatif(
     Ok(axum::Json(state.service.whatif(req).await?))
 }
 
+/// Load cells in bulk from a placement export on the service's host: every cell checked as
+/// a placement would be; all or nothing unless `skip_invalid`.
+#[utoipa::path(post, path = "/v1/ledger/import", tag = "cells",
+    request_body = ImportRequest,
+    responses(
+        (status = 200, body = ImportResponse),
+        (status = 400, description = "malformed_json", body = ErrorBody),
+        (status = 409, description = "inventory_conflict: the inventory switched meanwhile", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "invalid_import (each refused cell with why in details), invalid_inventory (the file cannot be read)", body = ErrorBody),
+    ))]
+async fn import_cells(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<ImportRequest>,
+) -> Result<axum::Json<ImportResponse>, Error> {
+    Ok(axum::Json(state.service.import_cells(req).await?))
+}
+
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
 async fn healthz() -> axum::Json<Health> {
@@ -642,6 +662,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         resume_plan,
         cancel_plan,
         whatif,
+        import_cells,
         healthz,
         readyz,
         metrics
@@ -732,6 +753,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/inventory", get(get_inventory).post(switch_inventory))
         .route("/v1/inventory/validate", post(validate_inventory))
         .route("/v1/whatif", post(whatif))
+        .route("/v1/ledger/import", post(import_cells))
         .route("/v1/plans", get(list_plans).post(create_plan))
         .route("/v1/plans/{id}", get(get_plan))
         .route("/v1/plans/{id}/execute", post(execute_plan))

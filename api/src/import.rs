@@ -49,7 +49,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// The placements the table gives on `inv`, row by row: a row with problems (unknown
 /// servers, repeats, missing values) is refused with them.
-fn parse_rows(
+pub(crate) fn parse_rows(
     table: &RawTable,
     inv: &topology::Inventory,
 ) -> (Vec<(usize, Placement)>, Vec<Refused>) {
@@ -101,6 +101,89 @@ fn violation_text(ledger: &Ledger, v: &Violation) -> String {
     }
 }
 
+/// Checks `rows` in order against `ledger` as the service would take each cell, and puts
+/// the ones that keep every rule into it (risk not yet known: NaN), so that later rows
+/// are checked against them; the others go to `refused` with why.
+pub(crate) fn check_rows(
+    ledger: &mut Ledger,
+    rows: Vec<(usize, Placement)>,
+    version: i64,
+    refused: &mut Vec<Refused>,
+) -> Vec<(usize, Placement)> {
+    let zone = ledger.zone.clone();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut accepted = Vec::with_capacity(rows.len());
+    for (row, p) in rows {
+        let refuse = |why: String| Refused {
+            row,
+            cell_id: p.cell_id.clone(),
+            why,
+        };
+        if !seen.insert(p.cell_id.clone()) {
+            refused.push(refuse("the id comes twice in the file".into()));
+            continue;
+        }
+        if ledger.cell(&p.cell_id).is_some() {
+            refused.push(refuse("a cell with this id is in the ledger".into()));
+            continue;
+        }
+        let violations = ledger.occ.violations(&zone.inventory, &p.nodes, None);
+        if !violations.is_empty() {
+            let why: Vec<String> = violations
+                .iter()
+                .map(|v| violation_text(ledger, v))
+                .collect();
+            refused.push(refuse(why.join("; ")));
+            continue;
+        }
+        let record = CellRecord {
+            cell_id: p.cell_id.clone(),
+            clients: ids(&zone.inventory, &p.clients),
+            nodes: ids(&zone.inventory, &p.nodes),
+            colour: None,
+            risk: f64::NAN,
+            single_failure_safe: false,
+            inventory_version: version,
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+        };
+        ledger.insert(record, p.clients.clone(), p.nodes.clone(), None, 0);
+        accepted.push((row, p));
+    }
+    accepted
+}
+
+/// The records of checked cells, with their exact risk and safety.
+pub(crate) fn records(
+    zone: &crate::zone::Zone,
+    accepted: &[Placement],
+    version: i64,
+) -> Vec<CellRecord> {
+    let risks = optimizer::report::cell_risks(&zone.model, accepted, 0);
+    let inv = &zone.inventory;
+    let now = now_ms();
+    accepted
+        .iter()
+        .zip(risks)
+        .map(|(p, (risk, safe))| CellRecord {
+            cell_id: p.cell_id.clone(),
+            clients: ids(inv, &p.clients),
+            nodes: ids(inv, &p.nodes),
+            colour: p
+                .nodes
+                .first()
+                .and_then(|&n| inv.servers[n as usize].color.clone()),
+            risk,
+            single_failure_safe: safe,
+            inventory_version: version,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect()
+}
+
 /// Imports `table` (a placement export) into the ledger `store` on the inventory `source`.
 /// The ledger must serve that inventory already, or none yet.
 pub async fn import(
@@ -142,48 +225,9 @@ pub async fn import(
         let mut ledger =
             Ledger::rebuild(zone.clone(), records, 0).map_err(|m| missing_error(&m))?;
         let (rows, mut refused) = parse_rows(&table, &zone.inventory);
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut accepted: Vec<Placement> = Vec::with_capacity(rows.len());
-        for (row, p) in rows {
-            let refuse = |why: String| Refused {
-                row,
-                cell_id: p.cell_id.clone(),
-                why,
-            };
-            if !seen.insert(p.cell_id.clone()) {
-                refused.push(refuse("the id comes twice in the file".into()));
-                continue;
-            }
-            if ledger.cell(&p.cell_id).is_some() {
-                refused.push(refuse("a cell with this id is in the ledger".into()));
-                continue;
-            }
-            let violations = ledger.occ.violations(&zone.inventory, &p.nodes, None);
-            if !violations.is_empty() {
-                let why: Vec<String> = violations
-                    .iter()
-                    .map(|v| violation_text(&ledger, v))
-                    .collect();
-                refused.push(refuse(why.join("; ")));
-                continue;
-            }
-            // In the ledger for the checks of the cells after it; risks come later.
-            let record = CellRecord {
-                cell_id: p.cell_id.clone(),
-                clients: ids(&zone.inventory, &p.clients),
-                nodes: ids(&zone.inventory, &p.nodes),
-                colour: None,
-                risk: f64::NAN,
-                single_failure_safe: false,
-                inventory_version: version,
-                version: 1,
-                created_at: 0,
-                updated_at: 0,
-            };
-            ledger.insert(record, p.clients.clone(), p.nodes.clone(), None, 0);
-            accepted.push(p);
-        }
+        let accepted = check_rows(&mut ledger, rows, version, &mut refused);
         refused.sort_by_key(|r| r.row);
+        let accepted: Vec<Placement> = accepted.into_iter().map(|(_, p)| p).collect();
         Ok((zone, accepted, refused))
     })
     .await??;
@@ -196,33 +240,7 @@ pub async fn import(
             transactions: 0,
         });
     }
-    let (records, zone) = blocking(move || {
-        let risks = optimizer::report::cell_risks(&zone.model, &accepted, 0);
-        let inv = &zone.inventory;
-        let now = now_ms();
-        let records: Vec<CellRecord> = accepted
-            .iter()
-            .zip(risks)
-            .map(|(p, (risk, safe))| CellRecord {
-                cell_id: p.cell_id.clone(),
-                clients: ids(inv, &p.clients),
-                nodes: ids(inv, &p.nodes),
-                colour: p
-                    .nodes
-                    .first()
-                    .and_then(|&n| inv.servers[n as usize].color.clone()),
-                risk,
-                single_failure_safe: safe,
-                inventory_version: version,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            })
-            .collect();
-        (records, zone)
-    })
-    .await?;
-    drop(zone);
+    let records = blocking(move || records(&zone, &accepted, version)).await?;
     let mut transactions = 0;
     let mut first = activate.map(Change::ActivateInventory);
     for chunk in records.chunks(CHUNK) {

@@ -21,7 +21,10 @@ pub use plans::{
     CurvePointView, ExecuteRequest, PlanList, PlanProgress, PlanRequest, PlanStepView,
     PlanSummaryView, PlanView, UnmetView,
 };
-pub use whatif::{Change, RatesChange, Refeed, ServerChange, WhatIfRequest};
+pub use whatif::{
+    Change, ImportRequest, ImportResponse, RatesChange, Refeed, RefusedView, ServerChange,
+    WhatIfRequest,
+};
 
 /// Place a new cell.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]

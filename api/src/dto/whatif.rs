@@ -31,6 +31,44 @@ pub struct Change {
     pub add: BTreeMap<String, String>,
 }
 
+/// `POST /v1/ledger/import`: a placement export on the service's host.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// Path of a placement export (cell_id, clients, nodes; .csv or .parquet).
+    pub path: String,
+    /// Import the valid cells and list the others (default: all or nothing).
+    #[serde(default)]
+    pub skip_invalid: bool,
+}
+
+/// A cell of an import that was not taken, and why.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct RefusedView {
+    /// 1-based data row of the file.
+    pub row: usize,
+    pub cell_id: String,
+    pub why: String,
+}
+
+impl From<&crate::import::Refused> for RefusedView {
+    fn from(r: &crate::import::Refused) -> RefusedView {
+        RefusedView {
+            row: r.row,
+            cell_id: r.cell_id.clone(),
+            why: r.why.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ImportResponse {
+    pub imported: usize,
+    pub refused_count: usize,
+    /// The first 1,000 refused cells.
+    pub refused: Vec<RefusedView>,
+}
+
 /// `POST /v1/whatif`: a change of the active inventory and/or a failure scenario, on the
 /// ledger's current cells.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema, PartialEq)]

@@ -27,6 +27,7 @@ use crate::store::{Change, InventoryRecord, MoveRecord, Store};
 use crate::zone::{Candidate, Source};
 use crate::Error;
 
+mod bulk;
 mod cells;
 mod executor;
 mod inventory;

@@ -180,3 +180,93 @@ async fn a_bulk_import_is_what_the_service_serves() {
     );
     assert!(out.contains("3 refused"), "{out}");
 }
+
+/// `POST /v1/ledger/import` on a live service: a fleet placed on one service, exported,
+/// loads into another as the same cells; a second load of it is refused whole (every cell
+/// named) and changes nothing; `skip_invalid` imports nothing new and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_endpoint_loads_a_fleet_all_or_nothing() {
+    let a = Harness::new(8).await;
+    let c = a.clients();
+    for i in 0..20 {
+        let (s, body) = a.place(&format!("m{i:02}"), &[&c[i % c.len()]]).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let (_, page) = a.call(Method::GET, "/v1/cells?limit=1000", None).await;
+    let mut csv = String::from("cell_id,clients,nodes\n");
+    for cell in page["cells"].as_array().unwrap() {
+        csv.push_str(&format!(
+            "{},{},{}\n",
+            cell["cell_id"].as_str().unwrap(),
+            strings(&cell["clients"]).join(";"),
+            strings(&cell["nodes"]).join(";")
+        ));
+    }
+    let file = a.dir.path().join("fleet.csv");
+    fs::write(&file, csv).unwrap();
+
+    let b = Harness::new(8).await;
+    let body = json!({"path": file});
+    let (s, v) = b
+        .call(Method::POST, "/v1/ledger/import", Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"], 20);
+    let (_, got) = b.call(Method::GET, "/v1/cells?limit=1000", None).await;
+    // Ids, nodes and safety exactly; risks to twelve decimals (the placement sums the
+    // same terms in another order).
+    let view = |p: &Value| -> Vec<(Value, Value, Value, i64)> {
+        p["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["cell_id"].clone(),
+                    c["nodes"].clone(),
+                    c["single_failure_safe"].clone(),
+                    (c["risk"].as_f64().unwrap() * 1e12).round() as i64,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(view(&got), view(&page), "the same cells and risks");
+
+    let (s, e) = b.call(Method::POST, "/v1/ledger/import", Some(body)).await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_import"),
+        "{e}"
+    );
+    let refused = e["error"]["details"]["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 20);
+    assert!(refused
+        .iter()
+        .all(|r| r["why"] == "a cell with this id is in the ledger"));
+    let (s, v) = b
+        .call(
+            Method::POST,
+            "/v1/ledger/import",
+            Some(json!({"path": file, "skip_invalid": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["imported"].as_u64(), v["refused_count"].as_u64()),
+        (Some(0), Some(20))
+    );
+    let (_, again) = b.call(Method::GET, "/v1/cells?limit=1000", None).await;
+    assert_eq!(view(&again), view(&page));
+    let (s, e) = b
+        .call(
+            Method::POST,
+            "/v1/ledger/import",
+            Some(json!({"path": "/no/such/file.csv"})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_inventory"),
+        "{e}"
+    );
+}
