@@ -179,16 +179,21 @@ pub fn write_table(path: &Path, table: &RawTable) -> Result<()> {
     let format = Format::from_path(path)
         .ok_or_else(|| read_error(path, "unknown table format (expected .csv or .parquet)"))?;
     let mut df = raw_to_dataframe(table).map_err(|e| read_error(path, e))?;
+    write_frame(path, format, &mut df)
+}
+
+/// Writes a frame to `path` in `format`.
+fn write_frame(path: &Path, format: Format, df: &mut DataFrame) -> Result<()> {
     let file = File::create(path).map_err(|cause| Error::Io {
         path: path.display().to_string(),
         cause,
     })?;
     match format {
         Format::Csv => CsvWriter::new(file)
-            .finish(&mut df)
+            .finish(df)
             .map_err(|e| read_error(path, e)),
         Format::Parquet => ParquetWriter::new(file)
-            .finish(&mut df)
+            .finish(df)
             .map(|_| ())
             .map_err(|e| read_error(path, e)),
     }
@@ -254,19 +259,7 @@ pub fn write_typed(path: &Path, table: &TypedTable) -> Result<()> {
         })
         .collect();
     let mut df = DataFrame::new(rows, columns).map_err(|e| read_error(path, e))?;
-    let file = File::create(path).map_err(|cause| Error::Io {
-        path: path.display().to_string(),
-        cause,
-    })?;
-    match format {
-        Format::Csv => CsvWriter::new(file)
-            .finish(&mut df)
-            .map_err(|e| read_error(path, e)),
-        Format::Parquet => ParquetWriter::new(file)
-            .finish(&mut df)
-            .map(|_| ())
-            .map_err(|e| read_error(path, e)),
-    }
+    write_frame(path, format, &mut df)
 }
 
 /// Writes every table of an inventory into `dir` in one format.

@@ -229,6 +229,32 @@ impl Service {
         Ok(service)
     }
 
+    /// For a fleet-wide evaluation (a report, a what-if): the permit that keeps them one at
+    /// a time (each uses every core), and the zone and the cells as of the last change
+    /// acknowledged.
+    pub(super) async fn fleet(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::SemaphorePermit<'_>,
+            Arc<crate::zone::Zone>,
+            Vec<topology::Placement>,
+        ),
+        Error,
+    > {
+        let permit = self
+            .reports
+            .acquire()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let (zone, placements, seq) = {
+            let ledger = self.core.ledger.read().await;
+            (ledger.zone.clone(), ledger.placements(), ledger.seq)
+        };
+        self.core.journal.wait(seq).await?;
+        Ok((permit, zone, placements))
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.core.metrics
     }

@@ -29,16 +29,7 @@ impl Service {
 
     /// The fleet report of `cellplacer evaluate` over the ledger's cells.
     pub async fn report(&self, risk: bool, top: usize) -> Result<FleetReportView, Error> {
-        let _permit = self
-            .reports
-            .acquire()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
-        let (zone, placements, seq) = {
-            let ledger = self.core.ledger.read().await;
-            (ledger.zone.clone(), ledger.placements(), ledger.seq)
-        };
-        self.core.journal.wait(seq).await?;
+        let (_permit, zone, placements) = self.fleet().await?;
         blocking(move || {
             let options = ReportOptions {
                 risk,

@@ -25,16 +25,7 @@ impl Service {
             });
         }
         // Every cell evaluated twice: one at a time, like reports.
-        let _permit = self
-            .reports
-            .acquire()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
-        let (zone, placements, seq) = {
-            let ledger = self.core.ledger.read().await;
-            (ledger.zone.clone(), ledger.placements(), ledger.seq)
-        };
-        self.core.journal.wait(seq).await?;
+        let (_permit, zone, placements) = self.fleet().await?;
         let placer = self.core.placer.clone();
         blocking(move || {
             if req.change.is_scenario_only() && !req.headroom {
