@@ -12,7 +12,7 @@ use topology::Placement;
 
 use crate::engine::Violation;
 use crate::ledger::Ledger;
-use crate::service::ops::{ids, missing_error, now_ms};
+use crate::service::ops::{colour, ids, missing_error, now_ms};
 use crate::store::{CellRecord, Change, InventoryRecord, Store};
 use crate::zone::{Candidate, Source};
 use crate::Error;
@@ -170,10 +170,7 @@ pub(crate) fn records(
             cell_id: p.cell_id.clone(),
             clients: ids(inv, &p.clients),
             nodes: ids(inv, &p.nodes),
-            colour: p
-                .nodes
-                .first()
-                .and_then(|&n| inv.servers[n as usize].color.clone()),
+            colour: colour(inv, &p.nodes),
             risk,
             single_failure_safe: safe,
             inventory_version: version,

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 pub use topology::ingest::read_table;
-use topology::raw::RawTable;
+use topology::raw::{RawInventory, RawTable};
 use topology::{CellSpec, FailureModel, Inventory, Placement, Problem};
 
 /// A loaded inventory with its precomputed failure model.
@@ -34,17 +34,7 @@ pub fn inventory_with_gone(
     placements: &RawTable,
 ) -> Result<(Loaded, Vec<String>), topology::Error> {
     let mut raw = topology::ingest::read_dir(dir)?;
-    let gone = raw.gone_servers(placements);
-    let rows = |raw: &topology::raw::RawInventory, table| raw.table(table).map_or(0, |t| t.len());
-    let (servers, racks) = (rows(&raw, "servers"), rows(&raw, "racks"));
-    raw.add_gone_servers(&gone);
-    let (inventory, mut warnings) = Inventory::from_raw(&raw)?;
-    // Nothing links or powers the rows added for gone servers: no warning about them.
-    warnings.retain(|w| match (w.table.as_str(), w.row) {
-        ("servers", Some(row)) => row <= servers,
-        ("racks", Some(row)) => row <= racks,
-        _ => true,
-    });
+    let (inventory, warnings, gone) = validate_with_gone(&mut raw, placements)?;
     let model = FailureModel::new(&inventory);
     Ok((
         Loaded {
@@ -52,6 +42,31 @@ pub fn inventory_with_gone(
             model,
             warnings,
         },
+        gone,
+    ))
+}
+
+/// Adds to `raw` the servers `placements` name and it lacks (failed, in the rack
+/// [`topology::raw::GONE`]) and validates it: the inventory, its warnings (none about the
+/// rows added) and the gone servers' ids.
+pub fn validate_with_gone(
+    raw: &mut RawInventory,
+    placements: &RawTable,
+) -> Result<(Inventory, Vec<Problem>, Vec<String>), topology::Error> {
+    let gone = raw.gone_servers(placements);
+    let rows = |raw: &RawInventory, table| raw.table(table).map_or(0, |t| t.len());
+    let (servers, racks) = (rows(raw, "servers"), rows(raw, "racks"));
+    raw.add_gone_servers(&gone);
+    let (inventory, mut warnings) = Inventory::from_raw(raw)?;
+    // Nothing links or powers the rows added for gone servers: no warning about them.
+    warnings.retain(|w| match (w.table.as_str(), w.row) {
+        ("servers", Some(row)) => row <= servers,
+        ("racks", Some(row)) => row <= racks,
+        _ => true,
+    });
+    Ok((
+        inventory,
+        warnings,
         gone.into_iter().map(|(id, _)| id).collect(),
     ))
 }

@@ -24,9 +24,7 @@ pub struct Sides {
 }
 
 fn with_gone(mut raw: RawInventory, placements: &RawTable) -> Result<Inventory, topology::Error> {
-    let gone = raw.gone_servers(placements);
-    raw.add_gone_servers(&gone);
-    Ok(Inventory::from_raw(&raw)?.0)
+    Ok(crate::load::validate_with_gone(&mut raw, placements)?.0)
 }
 
 /// The scenario's elements on `inv`; an id it does not have is a problem naming it.
@@ -59,9 +57,7 @@ pub fn prepare(
     change: &Change,
 ) -> Result<Sides, topology::Error> {
     let mut raw_before = raw.clone();
-    let gone = raw_before.gone_servers(placements);
-    raw_before.add_gone_servers(&gone);
-    let before = Inventory::from_raw(&raw_before)?.0;
+    let before = crate::load::validate_with_gone(&mut raw_before, placements)?.0;
     let edits = change.edits()?;
     let after = if edits.is_empty() {
         before.clone()

@@ -164,7 +164,7 @@ pub(crate) fn ids(inv: &Inventory, servers: &[u32]) -> Vec<String> {
         .collect()
 }
 
-fn colour(inv: &Inventory, nodes: &[u32]) -> Option<String> {
+pub(crate) fn colour(inv: &Inventory, nodes: &[u32]) -> Option<String> {
     nodes
         .first()
         .and_then(|&n| inv.servers[n as usize].color.clone())

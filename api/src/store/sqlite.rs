@@ -131,8 +131,26 @@ fn move_from_row(row: &SqliteRow) -> Result<MoveRecord, sqlx::Error> {
     })
 }
 
+type CellQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds a cell's columns in the order of `cells` (cell_id, clients, size, colour, risk,
+/// single_failure_safe, inventory_version, version, created_at, updated_at, nodes).
+fn bind_cell<'q>(q: CellQuery<'q>, c: &'q CellRecord) -> CellQuery<'q> {
+    q.bind(&c.cell_id)
+        .bind(join_ids(&c.clients))
+        .bind(c.nodes.len() as i64)
+        .bind(&c.colour)
+        .bind(c.risk)
+        .bind(c.single_failure_safe)
+        .bind(c.inventory_version)
+        .bind(c.version)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .bind(join_ids(&c.nodes))
+}
+
 async fn put_cell(tx: &mut Transaction<'_, Sqlite>, c: &CellRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let q = sqlx::query(
         "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
                             inventory_version, version, created_at, updated_at, nodes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -142,20 +160,8 @@ async fn put_cell(tx: &mut Transaction<'_, Sqlite>, c: &CellRecord) -> Result<()
             risk = excluded.risk, single_failure_safe = excluded.single_failure_safe,
             inventory_version = excluded.inventory_version, version = excluded.version,
             updated_at = excluded.updated_at",
-    )
-    .bind(&c.cell_id)
-    .bind(join_ids(&c.clients))
-    .bind(c.nodes.len() as i64)
-    .bind(&c.colour)
-    .bind(c.risk)
-    .bind(c.single_failure_safe)
-    .bind(c.inventory_version)
-    .bind(c.version)
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .bind(join_ids(&c.nodes))
-    .execute(&mut **tx)
-    .await?;
+    );
+    bind_cell(q, c).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM cell_nodes WHERE cell_id = ?1")
         .bind(&c.cell_id)
         .execute(&mut **tx)
@@ -318,18 +324,7 @@ async fn insert_cells(
         }
         let mut q = sqlx::query(&sql);
         for c in chunk {
-            q = q
-                .bind(&c.cell_id)
-                .bind(join_ids(&c.clients))
-                .bind(c.nodes.len() as i64)
-                .bind(&c.colour)
-                .bind(c.risk)
-                .bind(c.single_failure_safe)
-                .bind(c.inventory_version)
-                .bind(c.version)
-                .bind(c.created_at)
-                .bind(c.updated_at)
-                .bind(join_ids(&c.nodes));
+            q = bind_cell(q, c);
         }
         q.execute(&mut **tx).await?;
         let mut sql = String::from("INSERT INTO cell_nodes (cell_id, position, server_id) VALUES ");
