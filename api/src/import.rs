@@ -11,7 +11,7 @@ use topology::raw::RawTable;
 use topology::Placement;
 
 use crate::engine::Violation;
-use crate::ledger::Ledger;
+use crate::ledger::{Builder, CellState, Ledger};
 use crate::service::ops::{colour, ids, missing_error, now_ms};
 use crate::store::{CellRecord, Change, InventoryRecord, Store};
 use crate::zone::{Candidate, Source};
@@ -136,19 +136,13 @@ pub(crate) fn check_rows(
             refused.push(refuse(why.join("; ")));
             continue;
         }
-        let record = CellRecord {
-            cell_id: p.cell_id.clone(),
-            clients: ids(&zone.inventory, &p.clients),
-            nodes: ids(&zone.inventory, &p.nodes),
-            colour: None,
+        let state = CellState {
             risk: f64::NAN,
-            single_failure_safe: false,
             inventory_version: version,
             version: 1,
-            created_at: 0,
-            updated_at: 0,
+            ..CellState::default()
         };
-        ledger.insert(record, p.clients.clone(), p.nodes.clone(), None, 0);
+        ledger.insert(&p.cell_id, p.clients.clone(), &p.nodes, state, None, 0);
         accepted.push((row, p));
     }
     accepted
@@ -215,12 +209,13 @@ pub async fn import(
             (version, Some(rec))
         }
     };
-    let existing = snapshot.cells;
+    let zone = blocking(move || Candidate::load(source)).await??;
+    let zone = Arc::new(zone.into_zone(version, now_ms()));
+    // The cells already in the ledger, which the new ones must keep every rule with.
+    let mut builder = Builder::new(zone.clone(), 0);
+    store.load_cells(&mut |c, m| builder.add(c, m)).await?;
+    let mut ledger = builder.finish().map_err(|m| missing_error(&m))?;
     let checked = blocking(move || -> Result<_, Error> {
-        let zone = Arc::new(Candidate::load(source)?.into_zone(version, now_ms()));
-        let records = existing.into_iter().map(|c| (c, None));
-        let mut ledger =
-            Ledger::rebuild(zone.clone(), records, 0).map_err(|m| missing_error(&m))?;
         let (rows, mut refused) = parse_rows(&table, &zone.inventory);
         let accepted = check_rows(&mut ledger, rows, version, &mut refused);
         refused.sort_by_key(|r| r.row);
@@ -260,10 +255,11 @@ pub async fn import(
 
 /// The ledger's cells as a placement export (cell_id, clients, nodes), by cell id.
 pub async fn export(store: &dyn Store) -> Result<RawTable, Error> {
-    let snapshot = store.load().await?;
     let mut table = RawTable::new(&["cell_id", "clients", "nodes"]);
-    for c in snapshot.cells {
-        table.push(&[c.cell_id, c.clients.join(";"), c.nodes.join(";")]);
-    }
+    store
+        .load_cells(&mut |c, _| {
+            table.push(&[c.cell_id, c.clients.join(";"), c.nodes.join(";")]);
+        })
+        .await?;
     Ok(table)
 }

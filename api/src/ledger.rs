@@ -1,12 +1,13 @@
 //! The in-memory mirror of the ledger: the zone, the occupancy of its servers and every
-//! cell with its server indices. Pure data, no IO: the service changes it under a write
-//! lock and queues the same change to the journal in the same critical section.
+//! cell, compact (server indices, one shared id). Pure data, no IO: the service changes it
+//! under a write lock and queues the same change to the journal in the same critical
+//! section. Store records (servers by id) are built from it only for a write or a view.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, Deref, DerefMut};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use topology::{Inventory, Placement};
 
 use crate::engine::{CellSlot, Occupancy};
@@ -14,14 +15,26 @@ use crate::metrics::RISK_BOUNDS;
 use crate::store::{CellRecord, MoveRecord, MoveStatus};
 use crate::zone::Zone;
 
-/// One cell as the service works with it.
+/// One cell as the service holds it: about 100 bytes besides its nodes (which live in the
+/// occupancy, see [`Ledger::nodes`]), the same after a restart as after live traffic.
 #[derive(Debug, Clone)]
 pub struct Cell {
-    pub record: CellRecord,
+    /// Shared with the ledger's index by id.
+    pub id: Arc<str>,
     /// Server indices in the current zone.
-    pub clients: Vec<u32>,
-    pub nodes: Vec<u32>,
+    pub clients: Box<[u32]>,
     pub slot: CellSlot,
+    /// Interned: a zone has few colours.
+    pub colour: Option<Arc<str>>,
+    pub risk: f64,
+    pub single_failure_safe: bool,
+    /// Inventory version that `risk` was computed on.
+    pub inventory_version: i64,
+    /// Starts at 1, +1 on every change.
+    pub version: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
     /// The cell's latest move, if it ever had one.
     /// Boxed: most cells have none, and an inline record would cost every cell its size.
     pub last_move: Option<Box<MoveRecord>>,
@@ -49,7 +62,7 @@ fn risk_bucket(risk: f64) -> usize {
         .unwrap_or(RISK_BOUNDS.len())
 }
 
-/// What the ledger keeps indexed about a cell's record: its safety and risk bucket.
+/// What the ledger keeps indexed about a cell: its safety and risk bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     safe: bool,
@@ -57,10 +70,10 @@ struct Key {
 }
 
 impl Key {
-    fn of(record: &CellRecord) -> Key {
+    fn of(cell: &Cell) -> Key {
         Key {
-            safe: record.single_failure_safe,
-            bucket: risk_bucket(record.risk),
+            safe: cell.single_failure_safe,
+            bucket: risk_bucket(cell.risk),
         }
     }
 }
@@ -69,17 +82,15 @@ impl Key {
 /// listing a page and scraping the metrics never scan or sort every cell.
 #[derive(Debug, Default)]
 struct Indices {
-    /// Every cell id, in order: pages by cursor.
-    order: BTreeSet<String>,
     /// Ids of the cells that are not single-failure safe.
-    unsafe_ids: BTreeSet<String>,
+    unsafe_ids: BTreeSet<Arc<str>>,
     by_risk: RiskCounts,
 }
 
 impl Indices {
-    fn add(&mut self, id: &str, key: Key) {
+    fn add(&mut self, id: &Arc<str>, key: Key) {
         if !key.safe {
-            self.unsafe_ids.insert(id.to_owned());
+            self.unsafe_ids.insert(id.clone());
         }
         self.by_risk[key.bucket] += 1;
     }
@@ -92,13 +103,21 @@ impl Indices {
     }
 }
 
-/// A cell borrowed for a change; the ledger's indices follow its record when it is
-/// dropped (so drop it before the next call on the ledger).
+/// A cell borrowed for a change; the ledger's indices follow it when it is dropped (so
+/// drop it before the next call on the ledger). Nodes change through
+/// [`Ledger::set_nodes`].
 #[derive(Debug)]
 pub struct CellMut<'l> {
     cell: &'l mut Cell,
     indices: &'l mut Indices,
+    colours: &'l mut FxHashSet<Arc<str>>,
     before: Key,
+}
+
+impl CellMut<'_> {
+    pub fn set_colour(&mut self, colour: Option<&str>) {
+        self.cell.colour = colour.map(|c| intern(self.colours, c));
+    }
 }
 
 impl Deref for CellMut<'_> {
@@ -116,12 +135,21 @@ impl DerefMut for CellMut<'_> {
 
 impl Drop for CellMut<'_> {
     fn drop(&mut self) {
-        let after = Key::of(&self.cell.record);
+        let after = Key::of(self.cell);
         if after != self.before {
-            self.indices.remove(&self.cell.record.cell_id, self.before);
-            self.indices.add(&self.cell.record.cell_id, after);
+            self.indices.remove(&self.cell.id, self.before);
+            self.indices.add(&self.cell.id, after);
         }
     }
+}
+
+fn intern(colours: &mut FxHashSet<Arc<str>>, colour: &str) -> Arc<str> {
+    if let Some(c) = colours.get(colour) {
+        return c.clone();
+    }
+    let c: Arc<str> = Arc::from(colour);
+    colours.insert(c.clone());
+    c
 }
 
 /// Which cells a page lists (every given condition holds).
@@ -136,13 +164,13 @@ pub struct CellFilter {
 }
 
 impl CellFilter {
-    fn matches(&self, cell: &Cell) -> bool {
+    fn matches(&self, cell: &Cell, nodes: &[u32]) -> bool {
         self.unsafe_only
-            .is_none_or(|u| u != cell.record.single_failure_safe)
+            .is_none_or(|u| u != cell.single_failure_safe)
             && self
                 .inventory_version
-                .is_none_or(|v| v == cell.record.inventory_version)
-            && self.server.is_none_or(|s| cell.nodes.contains(&s))
+                .is_none_or(|v| v == cell.inventory_version)
+            && self.server.is_none_or(|s| nodes.contains(&s))
     }
 }
 
@@ -163,9 +191,12 @@ pub struct Page<'l> {
 pub struct Ledger {
     pub zone: Arc<Zone>,
     pub occ: Occupancy,
-    cells: FxHashMap<String, Cell>,
+    /// Every cell by its occupancy slot (`None` for a free slot).
+    cells: Vec<Option<Cell>>,
+    /// Every cell id, in order, with its slot: lookups, and pages by cursor.
+    by_id: BTreeMap<Arc<str>, CellSlot>,
     indices: Indices,
-    slot_cell: FxHashMap<CellSlot, String>,
+    colours: FxHashSet<Arc<str>>,
     /// Journal sequence number of the last change applied here.
     pub seq: u64,
     pub nodes_placed: u64,
@@ -177,19 +208,34 @@ pub struct Ledger {
 /// Server ids of a record that the inventory does not know: (cell, server).
 pub type Missing = Vec<(String, String)>;
 
-fn resolve(inv: &Inventory, cell: &str, ids: &[String], missing: &mut Missing) -> Vec<u32> {
-    ids.iter()
-        .filter_map(|id| {
-            let i = inv.server_index(id);
-            if i.is_none() {
-                missing.push((cell.to_owned(), id.clone()));
-            }
-            i
-        })
-        .collect()
+/// The fields of a new cell besides its id, clients and nodes.
+#[derive(Debug, Clone, Default)]
+pub struct CellState {
+    pub colour: Option<String>,
+    pub risk: f64,
+    pub single_failure_safe: bool,
+    pub inventory_version: i64,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 impl Ledger {
+    /// A ledger with no cells on `zone`.
+    pub fn new(zone: Arc<Zone>, seq: u64) -> Ledger {
+        Ledger {
+            occ: Occupancy::new(&zone.inventory),
+            zone,
+            cells: Vec::new(),
+            by_id: BTreeMap::new(),
+            indices: Indices::default(),
+            colours: FxHashSet::default(),
+            seq,
+            nodes_placed: 0,
+            poisoned: None,
+        }
+    }
+
     /// Rebuilds the state from records: the occupancy is exactly the sum of the cells.
     /// Fails with every (cell, server) the zone does not know.
     pub fn rebuild(
@@ -197,23 +243,49 @@ impl Ledger {
         records: impl IntoIterator<Item = (CellRecord, Option<MoveRecord>)>,
         seq: u64,
     ) -> Result<Ledger, Missing> {
-        let mut ledger = Ledger {
-            occ: Occupancy::new(&zone.inventory),
-            zone,
-            cells: FxHashMap::default(),
-            indices: Indices::default(),
-            slot_cell: FxHashMap::default(),
-            seq,
-            nodes_placed: 0,
-            poisoned: None,
-        };
-        let mut missing = Missing::new();
+        let mut builder = Builder::new(zone, seq);
         for (record, last_move) in records {
-            let inv = &ledger.zone.inventory;
-            let clients = resolve(inv, &record.cell_id, &record.clients, &mut missing);
-            let nodes = resolve(inv, &record.cell_id, &record.nodes, &mut missing);
+            builder.add(record, last_move);
+        }
+        builder.finish()
+    }
+
+    /// The same cells on another zone (an inventory switch): servers are matched by id.
+    /// Fails with every (cell, server) the new zone does not know.
+    pub fn rezone(&self, zone: Arc<Zone>, seq: u64) -> Result<Ledger, Missing> {
+        let old = &self.zone.inventory;
+        let new = &zone.inventory;
+        let map: Vec<Option<u32>> = old
+            .servers
+            .iter()
+            .map(|s| new.server_index(&s.id))
+            .collect();
+        let mut missing = Missing::new();
+        let mut ledger = Ledger::new(zone.clone(), seq);
+        ledger.cells.reserve_exact(self.by_id.len());
+        for slot in self.by_id.values() {
+            let cell = self.cells[slot.0 as usize]
+                .as_ref()
+                .expect("indexed cells exist");
+            let mut remap = |servers: &[u32]| -> Vec<u32> {
+                servers
+                    .iter()
+                    .filter_map(|&s| {
+                        let n = map[s as usize];
+                        if n.is_none() {
+                            missing.push((cell.id.to_string(), old.servers[s as usize].id.clone()));
+                        }
+                        n
+                    })
+                    .collect()
+            };
+            let clients = remap(&cell.clients);
+            let nodes = remap(self.occ.nodes(cell.slot));
             if missing.is_empty() {
-                ledger.insert(record, clients, nodes, last_move, seq);
+                let mut moved = cell.clone();
+                moved.clients = clients.into_boxed_slice();
+                moved.seq = seq;
+                ledger.put(moved, &nodes);
             }
         }
         if missing.is_empty() {
@@ -223,92 +295,152 @@ impl Ledger {
         }
     }
 
-    /// Every cell's record and last move, for a rebuild on another zone.
-    pub fn records(&self) -> Vec<(CellRecord, Option<MoveRecord>)> {
-        let mut out: Vec<_> = self
-            .cells
-            .values()
-            .map(|c| (c.record.clone(), c.last_move.as_deref().cloned()))
-            .collect();
-        out.sort_by(|a, b| a.0.cell_id.cmp(&b.0.cell_id));
-        out
-    }
-
+    /// A new cell.
     pub fn insert(
         &mut self,
-        record: CellRecord,
+        id: &str,
         clients: Vec<u32>,
-        nodes: Vec<u32>,
+        nodes: &[u32],
+        state: CellState,
         last_move: Option<MoveRecord>,
         seq: u64,
     ) {
         // An id is placed once; should it come again, the old cell's nodes go first.
-        let old = self.remove(&record.cell_id);
-        debug_assert!(old.is_none(), "cell {} inserted twice", record.cell_id);
-        let slot = self.occ.insert(&nodes);
+        let old = self.remove(id);
+        debug_assert!(old.is_none(), "cell {id} inserted twice");
+        let cell = Cell {
+            id: Arc::from(id),
+            clients: clients.into_boxed_slice(),
+            slot: CellSlot(0),
+            colour: state
+                .colour
+                .as_deref()
+                .map(|c| intern(&mut self.colours, c)),
+            risk: state.risk,
+            single_failure_safe: state.single_failure_safe,
+            inventory_version: state.inventory_version,
+            version: state.version,
+            created_at: state.created_at,
+            updated_at: state.updated_at,
+            last_move: last_move.map(Box::new),
+            seq,
+        };
+        self.put(cell, nodes);
+    }
+
+    /// Records `cell` on `nodes`, in the slot the occupancy gives it.
+    fn put(&mut self, mut cell: Cell, nodes: &[u32]) {
+        cell.slot = self.occ.insert(nodes);
+        if let Some(c) = &cell.colour {
+            cell.colour = Some(intern(&mut self.colours, c));
+        }
         self.nodes_placed += nodes.len() as u64;
-        self.slot_cell.insert(slot, record.cell_id.clone());
-        self.indices.order.insert(record.cell_id.clone());
-        self.indices.add(&record.cell_id, Key::of(&record));
-        self.cells.insert(
-            record.cell_id.clone(),
-            Cell {
-                record,
-                clients,
-                nodes,
-                slot,
-                last_move: last_move.map(Box::new),
-                seq,
-            },
-        );
+        self.by_id.insert(cell.id.clone(), cell.slot);
+        self.indices.add(&cell.id, Key::of(&cell));
+        let i = cell.slot.0 as usize;
+        if i >= self.cells.len() {
+            self.cells.resize_with(i + 1, || None);
+        }
+        self.cells[i] = Some(cell);
     }
 
     pub fn remove(&mut self, id: &str) -> Option<Cell> {
-        let cell = self.cells.remove(id)?;
-        self.occ.remove(cell.slot);
-        self.slot_cell.remove(&cell.slot);
-        self.indices.order.remove(id);
-        self.indices.remove(id, Key::of(&cell.record));
-        self.nodes_placed -= cell.nodes.len() as u64;
+        let slot = self.by_id.remove(id)?;
+        let cell = self.cells[slot.0 as usize]
+            .take()
+            .expect("indexed cells exist");
+        self.nodes_placed -= self.occ.size(slot) as u64;
+        self.occ.remove(slot);
+        self.indices.remove(id, Key::of(&cell));
         Some(cell)
     }
 
     /// Replaces a cell's nodes (a replacement or a committed move); the slot stays.
-    pub fn set_nodes(&mut self, id: &str, nodes: Vec<u32>) {
-        let Some(cell) = self.cells.get_mut(id) else {
+    pub fn set_nodes(&mut self, id: &str, nodes: &[u32]) {
+        let Some(&slot) = self.by_id.get(id) else {
             return;
         };
-        self.occ.update(cell.slot, &nodes);
-        self.nodes_placed = self.nodes_placed + nodes.len() as u64 - cell.nodes.len() as u64;
-        cell.nodes = nodes;
+        self.nodes_placed = self.nodes_placed + nodes.len() as u64 - self.occ.size(slot) as u64;
+        self.occ.update(slot, nodes);
     }
 
-    /// Every cell, by id (in no order).
-    pub fn cells(&self) -> &FxHashMap<String, Cell> {
-        &self.cells
+    /// A cell's nodes, in position order.
+    pub fn nodes(&self, cell: &Cell) -> &[u32] {
+        self.occ.nodes(cell.slot)
+    }
+
+    /// Every cell, by id.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Cell> + '_ {
+        self.by_id.values().map(|slot| {
+            self.cells[slot.0 as usize]
+                .as_ref()
+                .expect("indexed cells exist")
+        })
     }
 
     pub fn cell(&self, id: &str) -> Option<&Cell> {
-        self.cells.get(id)
+        let slot = self.by_id.get(id)?;
+        self.cells[slot.0 as usize].as_ref()
     }
 
-    /// A cell to change; see [`CellMut`]. Nodes change through [`Ledger::set_nodes`].
+    /// A cell to change; see [`CellMut`].
     pub fn cell_mut(&mut self, id: &str) -> Option<CellMut<'_>> {
-        let cell = self.cells.get_mut(id)?;
-        let before = Key::of(&cell.record);
+        let slot = self.by_id.get(id)?;
+        let cell = self.cells[slot.0 as usize].as_mut()?;
+        let before = Key::of(cell);
         Some(CellMut {
             cell,
             indices: &mut self.indices,
+            colours: &mut self.colours,
             before,
         })
     }
 
+    /// The cell in an occupancy slot.
+    pub fn cell_at(&self, slot: CellSlot) -> Option<&Cell> {
+        self.cells.get(slot.0 as usize)?.as_ref()
+    }
+
+    pub fn cell_of(&self, slot: CellSlot) -> Option<&str> {
+        self.cell_at(slot).map(|c| &*c.id)
+    }
+
+    /// The store's record of a cell (servers by id).
+    pub fn record(&self, cell: &Cell) -> CellRecord {
+        let inv = &self.zone.inventory;
+        CellRecord {
+            cell_id: cell.id.to_string(),
+            clients: ids(inv, &cell.clients),
+            nodes: ids(inv, self.nodes(cell)),
+            colour: cell.colour.as_deref().map(str::to_owned),
+            risk: cell.risk,
+            single_failure_safe: cell.single_failure_safe,
+            inventory_version: cell.inventory_version,
+            version: cell.version,
+            created_at: cell.created_at,
+            updated_at: cell.updated_at,
+        }
+    }
+
+    /// The store's record of the cell `id`, if there is one.
+    pub fn record_of(&self, id: &str) -> Option<CellRecord> {
+        self.cell(id).map(|c| self.record(c))
+    }
+
+    /// Marks the cell `id` (and the ledger) as changed by the journal entry `seq`.
+    pub fn stamp(&mut self, id: &str, seq: u64) {
+        if let Some(mut c) = self.cell_mut(id) {
+            c.seq = seq;
+        }
+        self.seq = seq;
+    }
+
     pub fn len(&self) -> usize {
-        self.cells.len()
+        self.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cells.is_empty()
+        self.by_id.is_empty()
     }
 
     /// Cells that are not single-failure safe.
@@ -358,14 +490,13 @@ impl Ledger {
                 self.indices
                     .unsafe_ids
                     .range::<str, _>((from, Bound::Unbounded))
-                    .map(String::as_str),
+                    .map(|id| &**id),
             )
         } else {
             Box::new(
-                self.indices
-                    .order
+                self.by_id
                     .range::<str, _>((from, Bound::Unbounded))
-                    .map(String::as_str),
+                    .map(|(id, _)| &**id),
             )
         };
         for (scanned, id) in ids.enumerate() {
@@ -374,10 +505,10 @@ impl Ledger {
                 break;
             }
             last = Some(id);
-            let Some(cell) = self.cells.get(id) else {
+            let Some(cell) = self.cell(id) else {
                 continue;
             };
-            if filter.matches(cell) {
+            if filter.matches(cell, self.nodes(cell)) {
                 cells.push(cell);
             }
         }
@@ -387,23 +518,15 @@ impl Ledger {
         }
     }
 
-    pub fn cell_of(&self, slot: CellSlot) -> Option<&str> {
-        self.slot_cell.get(&slot).map(String::as_str)
-    }
-
     /// The cells as the fleet report takes them, by cell id.
     pub fn placements(&self) -> Vec<Placement> {
-        let mut out: Vec<Placement> = self
-            .cells
-            .values()
+        self.iter()
             .map(|c| Placement {
-                cell_id: c.record.cell_id.clone(),
-                clients: c.clients.clone(),
-                nodes: c.nodes.clone(),
+                cell_id: c.id.to_string(),
+                clients: c.clients.to_vec(),
+                nodes: self.nodes(c).to_vec(),
             })
-            .collect();
-        out.sort_by(|a, b| a.cell_id.cmp(&b.cell_id));
-        out
+            .collect()
     }
 
     /// Node count per server id, from the occupancy (for the start-up cross-check).
@@ -413,6 +536,95 @@ impl Ledger {
             .filter(|&s| self.occ.load(s) > 0)
             .map(|s| (inv.servers[s as usize].id.clone(), self.occ.load(s)))
             .collect()
+    }
+}
+
+fn ids(inv: &Inventory, servers: &[u32]) -> Vec<String> {
+    servers
+        .iter()
+        .map(|&s| inv.servers[s as usize].id.clone())
+        .collect()
+}
+
+/// Builds a ledger from store records streamed one at a time (a restart reads a million
+/// without holding them): each is resolved on the zone and recorded at once.
+#[derive(Debug)]
+pub struct Builder {
+    ledger: Ledger,
+    /// Server id to index, for resolving records.
+    index: FxHashMap<String, u32>,
+    missing: Missing,
+    /// Cells whose risk was computed on another inventory version.
+    stale: usize,
+}
+
+impl Builder {
+    pub fn new(zone: Arc<Zone>, seq: u64) -> Builder {
+        let index = zone
+            .inventory
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i as u32))
+            .collect();
+        Builder {
+            ledger: Ledger::new(zone, seq),
+            index,
+            missing: Missing::new(),
+            stale: 0,
+        }
+    }
+
+    /// Room for `cells` more cells.
+    pub fn reserve(&mut self, cells: usize) {
+        self.ledger.cells.reserve_exact(cells);
+    }
+
+    pub fn add(&mut self, record: CellRecord, last_move: Option<MoveRecord>) {
+        let mut resolve = |ids: &[String]| -> Vec<u32> {
+            ids.iter()
+                .filter_map(|id| {
+                    let i = self.index.get(id.as_str()).copied();
+                    if i.is_none() {
+                        self.missing.push((record.cell_id.clone(), id.clone()));
+                    }
+                    i
+                })
+                .collect()
+        };
+        let clients = resolve(&record.clients);
+        let nodes = resolve(&record.nodes);
+        if !self.missing.is_empty() {
+            return;
+        }
+        if record.inventory_version != self.ledger.zone.version {
+            self.stale += 1;
+        }
+        let seq = self.ledger.seq;
+        let state = CellState {
+            colour: record.colour,
+            risk: record.risk,
+            single_failure_safe: record.single_failure_safe,
+            inventory_version: record.inventory_version,
+            version: record.version,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        };
+        self.ledger
+            .insert(&record.cell_id, clients, &nodes, state, last_move, seq);
+    }
+
+    /// Cells added so far whose risk was computed on another inventory version.
+    pub fn stale(&self) -> usize {
+        self.stale
+    }
+
+    pub fn finish(self) -> Result<Ledger, Missing> {
+        if self.missing.is_empty() {
+            Ok(self.ledger)
+        } else {
+            Err(self.missing)
+        }
     }
 }
 
@@ -440,23 +652,8 @@ mod tests {
         }
     }
 
-    fn record(zone: &Zone, id: &str, rng: &mut Lcg) -> (CellRecord, Vec<u32>) {
-        let inv = &zone.inventory;
-        let n = inv.servers.len() as u64;
-        let mut nodes: Vec<u32> = Vec::new();
-        while nodes.len() < 3 {
-            let s = rng.next(n) as u32;
-            if !nodes.contains(&s) {
-                nodes.push(s);
-            }
-        }
-        let record = CellRecord {
-            cell_id: id.to_owned(),
-            clients: vec![inv.servers[0].id.clone()],
-            nodes: nodes
-                .iter()
-                .map(|&s| inv.servers[s as usize].id.clone())
-                .collect(),
+    fn state(rng: &mut Lcg) -> CellState {
+        CellState {
             colour: None,
             risk: [1e-9, 3e-6, 1e-4, 0.5, 1.0, 2.0][rng.next(6) as usize],
             single_failure_safe: rng.next(3) != 0,
@@ -464,33 +661,44 @@ mod tests {
             version: 1,
             created_at: 0,
             updated_at: 0,
-        };
-        (record, nodes)
+        }
     }
 
     fn add(ledger: &mut Ledger, id: &str, rng: &mut Lcg) {
-        let (record, nodes) = record(&ledger.zone.clone(), id, rng);
-        ledger.insert(record, vec![0], nodes, None, 0);
+        let n = ledger.zone.inventory.servers.len() as u64;
+        let mut nodes: Vec<u32> = Vec::new();
+        while nodes.len() < 3 {
+            let s = rng.next(n) as u32;
+            if !nodes.contains(&s) {
+                nodes.push(s);
+            }
+        }
+        let state = state(rng);
+        ledger.insert(id, vec![0], &nodes, state, None, 0);
     }
 
     /// The indices against a scan of every cell.
     fn check_indices(ledger: &Ledger) {
         let unsafe_ids: BTreeSet<&str> = ledger
-            .cells()
-            .values()
-            .filter(|c| !c.record.single_failure_safe)
-            .map(|c| c.record.cell_id.as_str())
+            .iter()
+            .filter(|c| !c.single_failure_safe)
+            .map(|c| &*c.id)
             .collect();
         assert_eq!(ledger.unsafe_count(), unsafe_ids.len() as u64);
         let mut by_risk = [0; RISK_BOUNDS.len() + 1];
-        for c in ledger.cells().values() {
-            by_risk[risk_bucket(c.record.risk)] += 1;
+        for c in ledger.iter() {
+            by_risk[risk_bucket(c.risk)] += 1;
         }
         assert_eq!(ledger.risk_counts(), by_risk);
-        let order: Vec<&str> = ledger.indices.order.iter().map(String::as_str).collect();
-        let mut ids: Vec<&str> = ledger.cells().keys().map(String::as_str).collect();
+        let order: Vec<&str> = ledger.iter().map(|c| &*c.id).collect();
+        let mut ids: Vec<&str> = ledger.cells.iter().flatten().map(|c| &*c.id).collect();
         ids.sort_unstable();
         assert_eq!(order, ids);
+        for c in ledger.iter() {
+            assert_eq!(ledger.cell_of(c.slot), Some(&*c.id));
+        }
+        let nodes: u64 = ledger.iter().map(|c| ledger.nodes(c).len() as u64).sum();
+        assert_eq!(ledger.nodes_placed, nodes);
     }
 
     fn filters(ledger: &Ledger) -> Vec<CellFilter> {
@@ -526,10 +734,9 @@ mod tests {
         check_indices(&ledger);
         for filter in filters(&ledger) {
             let mut want: Vec<&str> = ledger
-                .cells()
-                .values()
-                .filter(|c| filter.matches(c))
-                .map(|c| c.record.cell_id.as_str())
+                .iter()
+                .filter(|c| filter.matches(c, ledger.nodes(c)))
+                .map(|c| &*c.id)
                 .collect();
             want.sort_unstable();
             for (limit, scan) in [(1000, usize::MAX), (7, usize::MAX), (5, 11), (1, 1)] {
@@ -539,7 +746,7 @@ mod tests {
                 loop {
                     let page = ledger.page_scanning(&filter, after.as_deref(), limit, scan);
                     assert!(page.cells.len() <= limit);
-                    got.extend(page.cells.iter().map(|c| c.record.cell_id.clone()));
+                    got.extend(page.cells.iter().map(|c| c.id.to_string()));
                     pages += 1;
                     assert!(pages <= 1000, "no end");
                     match page.next {
@@ -571,7 +778,7 @@ mod tests {
         let mut i = 0;
         loop {
             let page = ledger.page(&filter, after.as_deref(), 13);
-            seen.extend(page.cells.iter().map(|c| c.record.cell_id.clone()));
+            seen.extend(page.cells.iter().map(|c| c.id.to_string()));
             let Some(next) = page.next else { break };
             // Between pages: a cell before the cursor, one after it, and a removal.
             let before = format!("s{:05}", rng.next(3000) * 10 + 1);
@@ -620,8 +827,8 @@ mod tests {
         for i in 0..200 {
             let id = format!("m{:02}", rng.next(50));
             if let Some(mut cell) = ledger.cell_mut(&id) {
-                cell.record.single_failure_safe = rng.next(2) == 0;
-                cell.record.risk = [1e-8, 1e-3, 1.0, f64::NAN][rng.next(4) as usize];
+                cell.single_failure_safe = rng.next(2) == 0;
+                cell.risk = [1e-8, 1e-3, 1.0, f64::NAN][rng.next(4) as usize];
             }
             if i % 17 == 0 {
                 ledger.remove(&id);
@@ -631,5 +838,74 @@ mod tests {
         }
         let total: u64 = ledger.risk_counts().iter().sum();
         assert_eq!(total, ledger.len() as u64);
+    }
+
+    /// The tiny zone with its servers in reverse order (every index differs), less the
+    /// first `drop` of them.
+    fn reversed_zone(drop: usize) -> Arc<Zone> {
+        let mut raw = topology::ingest::read_dir(&fixtures::tiny_dir()).unwrap();
+        let servers = raw.tables.get_mut("servers").unwrap();
+        let gone: Vec<Option<String>> = servers.rows.drain(..drop).map(|r| r[0].clone()).collect();
+        servers.rows.reverse();
+        // Links name servers too.
+        let links = raw.tables.get_mut("network_links").unwrap();
+        links.rows.retain(|r| !r.iter().any(|v| gone.contains(v)));
+        let (inventory, warnings) = Inventory::from_raw(&raw).unwrap();
+        let model = topology::FailureModel::new(&inventory);
+        let candidate = crate::zone::Candidate {
+            source: Source::Bundled,
+            inventory,
+            model,
+            warnings,
+        };
+        Arc::new(candidate.into_zone(2, 0))
+    }
+
+    fn records(ledger: &Ledger) -> Vec<(CellRecord, Option<MoveRecord>)> {
+        ledger.iter().map(|c| (ledger.record(c), None)).collect()
+    }
+
+    #[test]
+    fn records_round_trip_and_a_new_zone_keeps_servers_by_id() {
+        let zone = zone();
+        let mut rng = Lcg(4);
+        let mut ledger = Ledger::new(zone.clone(), 0);
+        for i in 0..60 {
+            add(&mut ledger, &format!("r{i:02}"), &mut rng);
+        }
+        ledger.cell_mut("r01").unwrap().set_colour(Some("blue"));
+        let records = records(&ledger);
+        let again = Ledger::rebuild(zone.clone(), records.clone(), 5).unwrap();
+        assert_eq!(records, self::records(&again));
+        check_indices(&again);
+
+        let reversed = Ledger::rezone(&ledger, reversed_zone(0), 6).unwrap();
+        assert_eq!(records, self::records(&reversed));
+        check_indices(&reversed);
+        assert!(reversed.iter().all(|c| c.seq == 6));
+        let first = ledger.cell("r00").unwrap();
+        assert_ne!(
+            ledger.nodes(first),
+            reversed.nodes(reversed.cell("r00").unwrap())
+        );
+        assert_eq!(ledger.server_loads(), reversed.server_loads());
+
+        // A zone without a server that cells use: every such (cell, server), nothing built.
+        let gone = &zone.inventory.servers[0].id;
+        let missing = Ledger::rezone(&ledger, reversed_zone(1), 7).unwrap_err();
+        let want: Vec<(String, String)> = records
+            .iter()
+            .flat_map(|(r, _)| {
+                r.clients
+                    .iter()
+                    .chain(&r.nodes)
+                    .filter(|s| *s == gone)
+                    .map(|s| (r.cell_id.clone(), s.clone()))
+            })
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(missing, want);
+        let rebuilt = Ledger::rebuild(reversed_zone(1), records, 0).unwrap_err();
+        assert_eq!(rebuilt, want);
     }
 }

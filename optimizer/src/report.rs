@@ -114,7 +114,7 @@ pub fn cell_risks(
         top: 0,
         threads,
     };
-    evaluate_cells(model, placements, &options)
+    evaluate_cells(model, placements, &options, &[])
         .iter()
         .map(|r| (r.risk, !r.unsafe_))
         .collect()
@@ -135,6 +135,7 @@ fn evaluate_cells(
     model: &FailureModel,
     placements: &[Placement],
     options: &ReportOptions,
+    known_safe: &[bool],
 ) -> Vec<CellResult> {
     let threads = if options.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -145,11 +146,25 @@ fn evaluate_cells(
     std::thread::scope(|scope| {
         let handles: Vec<_> = placements
             .chunks(chunk)
-            .map(|part| {
+            .enumerate()
+            .map(|(n, part)| {
+                let known = known_safe.get(n * chunk..).unwrap_or(&[]);
                 scope.spawn(move || {
                     let mut eval = RiskEvaluator::new(model);
                     part.iter()
-                        .map(|p| {
+                        .enumerate()
+                        .map(|(i, p)| {
+                            if !options.risk && known.get(i) == Some(&true) {
+                                // Safe: no element alone breaks it, and it is not down.
+                                return CellResult {
+                                    down: false,
+                                    unsafe_: false,
+                                    elements: Vec::new(),
+                                    risk: f64::NAN,
+                                    single_risk: f64::NAN,
+                                    pair_risk: f64::NAN,
+                                };
+                            }
                             // The exact risk carries the single-failure view too.
                             let (singles, risk) = if options.risk {
                                 let r = eval.evaluate(&p.clients, &p.nodes);
@@ -198,7 +213,7 @@ pub fn blast_radius(model: &FailureModel, placements: &[Placement], threads: usi
         top: 0,
         threads,
     };
-    tally(model, &evaluate_cells(model, placements, &options))
+    tally(model, &evaluate_cells(model, placements, &options, &[]))
 }
 
 fn tally(model: &FailureModel, results: &[CellResult]) -> BlastRadius {
@@ -314,7 +329,21 @@ pub fn fleet_report(
     placements: &[Placement],
     options: &ReportOptions,
 ) -> FleetReport {
-    let results = evaluate_cells(model, placements, options);
+    fleet_report_known(inv, model, placements, options, &[])
+}
+
+/// [`fleet_report`] when some cells' single-failure safety is already known on this
+/// model (a ledger keeps it current): `known_safe[i]` true says cell `i` is safe, so no
+/// element alone breaks it and it is not down, and a report without risk skips its
+/// evaluation. The report is the same as [`fleet_report`]'s when the knowledge is right.
+pub fn fleet_report_known(
+    inv: &Inventory,
+    model: &FailureModel,
+    placements: &[Placement],
+    options: &ReportOptions,
+    known_safe: &[bool],
+) -> FleetReport {
+    let results = evaluate_cells(model, placements, options, known_safe);
     let BlastRadius {
         blast,
         down_cells,
@@ -374,6 +403,8 @@ pub fn fleet_report(
         })
         .collect();
 
+    let load = load_summary(inv, placements);
+    let quorum_sharing_pairs = quorum_sharing_pairs(placements);
     FleetReport {
         cells: placements.len(),
         down_cells,
@@ -382,8 +413,8 @@ pub fn fleet_report(
         blast_radius: blast,
         per_cell,
         risk,
-        load: load_summary(inv, placements),
-        quorum_sharing_pairs: quorum_sharing_pairs(placements),
+        load,
+        quorum_sharing_pairs,
     }
 }
 
@@ -441,52 +472,172 @@ pub fn load_summary(inv: &Inventory, placements: &[Placement]) -> LoadSummary {
 /// crashes one cell's servers could take the other's quorum with it.
 ///
 /// Two such cells share some subset of `q` servers, `q` the smallest quorum; every cell's
-/// `q`-subsets are hashed and sorted, and candidate pairs are checked exactly.
+/// `q`-subsets are hashed, grouped by hash, and candidate pairs are checked exactly.
 pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    sharing_pairs(placements, BUCKET_KEYS, threads)
+}
+
+/// Subset keys per bucket: a bucket sorts in cache.
+const BUCKET_KEYS: usize = 8192;
+
+fn sharing_pairs(
+    placements: &[Placement],
+    bucket_keys: usize,
+    threads: usize,
+) -> Vec<(usize, usize)> {
     let Some(q) = placements.iter().map(Placement::quorum).min() else {
         return Vec::new();
     };
-    // One u64 per (subset, cell): the subset's hash in the high bits, the cell in the low
-    // ones. Half the memory and a faster sort than pairs at a million cells; a hash
-    // shortened this way only adds candidates, which are checked exactly below.
-    let bits = usize::BITS - placements.len().max(2).saturating_sub(1).leading_zeros();
-    let cell_mask = (1u64 << bits) - 1;
-    let mut keys: Vec<u64> = Vec::new();
-    let mut sorted_nodes: Vec<Vec<u32>> = Vec::with_capacity(placements.len());
-    for (c, p) in placements.iter().enumerate() {
-        let mut nodes = p.nodes.clone();
-        nodes.sort_unstable();
-        nodes.dedup();
-        for_each_subset(&nodes, q, &mut |subset| {
-            keys.push((hash_subset(subset) & !cell_mask) | c as u64)
-        });
-        sorted_nodes.push(nodes);
-    }
-    keys.sort_unstable();
-    // Cells that share a q-subset of servers (each pair once, after sort and dedup).
-    let mut candidates: Vec<(u32, u32)> = Vec::new();
-    let mut i = 0;
-    while i < keys.len() {
-        let mut j = i + 1;
-        while j < keys.len() && keys[j] & !cell_mask == keys[i] & !cell_mask {
-            j += 1;
-        }
-        for a in i..j {
-            for b in a + 1..j {
-                let (x, y) = ((keys[a] & cell_mask) as u32, (keys[b] & cell_mask) as u32);
-                if x != y {
-                    candidates.push((x.min(y), x.max(y)));
-                }
+    let threads = threads.clamp(1, placements.len().max(1));
+    // Each cell's servers, sorted and distinct, in one flat array.
+    let mut starts: Vec<usize> = Vec::with_capacity(placements.len() + 1);
+    let mut servers: Vec<u32> = Vec::with_capacity(placements.iter().map(|p| p.nodes.len()).sum());
+    let mut keys_total = 0usize;
+    for p in placements {
+        starts.push(servers.len());
+        let from = servers.len();
+        servers.extend_from_slice(&p.nodes);
+        servers[from..].sort_unstable();
+        let mut kept = from;
+        for i in from..servers.len() {
+            if i == from || servers[i] != servers[kept - 1] {
+                servers[kept] = servers[i];
+                kept += 1;
             }
         }
-        i = j;
+        servers.truncate(kept);
+        keys_total += binomial(kept - from, q);
     }
+    starts.push(servers.len());
+    let nodes_of = |c: usize| &servers[starts[c]..starts[c + 1]];
+    // One u64 per (subset, cell): the subset's hash in the high bits, the cell in the low
+    // ones (never all ones: the cell bits count one past the last cell). A hash shortened
+    // this way only adds candidates, which are checked exactly below.
+    let bits = usize::BITS - placements.len().leading_zeros();
+    let cell_mask = (1u64 << bits) - 1;
+    let hash_of = |key: u64| key & !cell_mask;
+    // Keys go to buckets by their top bits (uniform: a hash's), so equal hashes share a
+    // bucket and a bucket fits in cache.
+    let bucket_bits = (keys_total / bucket_keys.max(1)).max(1).ilog2().min(20);
+    let buckets = 1usize << bucket_bits;
+    let bucket = |key: u64| {
+        if bucket_bits == 0 {
+            0
+        } else {
+            (key >> (64 - bucket_bits)) as usize
+        }
+    };
+    let (starts, servers) = (&starts, &servers);
+    // The keys of some cells (a generic function, not a closure: it inlines).
+    fn each_key(
+        (starts, servers): (&[usize], &[u32]),
+        cells: std::ops::Range<usize>,
+        q: usize,
+        cell_mask: u64,
+        mut f: impl FnMut(u64),
+    ) {
+        for c in cells {
+            let nodes = &servers[starts[c]..starts[c + 1]];
+            for_each_subset_hash(nodes, q, |h| f((h & !cell_mask) | c as u64));
+        }
+    }
+    // Every core takes a share of the cells and sorts its keys by bucket (counted first,
+    // so that each key is held once).
+    let share = placements.len().div_ceil(threads);
+    let ranges: Vec<std::ops::Range<usize>> = (0..threads)
+        .map(|t| (t * share).min(placements.len())..((t + 1) * share).min(placements.len()))
+        .collect();
+    let scattered: Vec<(Vec<u64>, Vec<usize>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .map(|cells| {
+                let cells = cells.clone();
+                scope.spawn(move || {
+                    let mut ends = vec![0usize; buckets];
+                    let flat = (starts.as_slice(), servers.as_slice());
+                    each_key(flat, cells.clone(), q, cell_mask, |key| {
+                        ends[bucket(key)] += 1
+                    });
+                    let mut at = 0;
+                    for e in &mut ends {
+                        at += *e;
+                        *e = at;
+                    }
+                    let mut next: Vec<usize> =
+                        std::iter::once(0).chain(ends.iter().copied()).collect();
+                    next.pop();
+                    let mut keys = vec![0u64; at];
+                    each_key(flat, cells, q, cell_mask, |key| {
+                        let b = bucket(key);
+                        keys[next[b]] = key;
+                        next[b] += 1;
+                    });
+                    (keys, ends)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("sharing worker panicked"))
+            .collect()
+    });
+    // Every core takes a share of the buckets: the keys of a bucket from every share, then
+    // the cells whose keys hash equal (an open-addressing table, in cache).
+    let bucket_share = buckets.div_ceil(threads);
+    let scattered = &scattered;
+    let mut candidates: Vec<(u32, u32)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut found = Vec::new();
+                    let mut keys: Vec<u64> = Vec::new();
+                    let mut table: Vec<u64> = Vec::new();
+                    for b in (t * bucket_share).min(buckets)..((t + 1) * bucket_share).min(buckets)
+                    {
+                        keys.clear();
+                        for (part, ends) in scattered {
+                            let from = if b == 0 { 0 } else { ends[b - 1] };
+                            keys.extend_from_slice(&part[from..ends[b]]);
+                        }
+                        let size = (keys.len() * 2).next_power_of_two().max(2);
+                        table.clear();
+                        table.resize(size, u64::MAX);
+                        let mask = size - 1;
+                        for &key in &keys {
+                            let mut i = (hash_of(key) >> bits) as usize & mask;
+                            loop {
+                                let slot = table[i];
+                                if slot == u64::MAX {
+                                    table[i] = key;
+                                    break;
+                                }
+                                if hash_of(slot) == hash_of(key) {
+                                    let (x, y) =
+                                        ((slot & cell_mask) as u32, (key & cell_mask) as u32);
+                                    if x != y {
+                                        found.push((x.min(y), x.max(y)));
+                                    }
+                                }
+                                i = (i + 1) & mask;
+                            }
+                        }
+                    }
+                    found
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("sharing worker panicked"))
+            .collect()
+    });
     candidates.sort_unstable();
     candidates.dedup();
-    let mut pairs: Vec<(usize, usize)> = candidates
+    candidates
         .into_iter()
         .filter(|&(a, b)| {
-            let (na, nb) = (&sorted_nodes[a as usize], &sorted_nodes[b as usize]);
+            let (na, nb) = (nodes_of(a as usize), nodes_of(b as usize));
             let shared = na.iter().filter(|n| nb.binary_search(n).is_ok()).count();
             shared
                 >= placements[a as usize]
@@ -494,41 +645,43 @@ pub fn quorum_sharing_pairs(placements: &[Placement]) -> Vec<(usize, usize)> {
                     .min(placements[b as usize].quorum())
         })
         .map(|(a, b)| (a as usize, b as usize))
-        .collect();
-    pairs.sort_unstable();
-    pairs
+        .collect()
 }
 
-fn for_each_subset(items: &[u32], k: usize, f: &mut dyn FnMut(&[u32])) {
-    fn rec(items: &[u32], k: usize, start: usize, buf: &mut Vec<u32>, f: &mut dyn FnMut(&[u32])) {
-        if buf.len() == k {
-            f(buf);
+fn binomial(n: usize, k: usize) -> usize {
+    if k > n {
+        return 0;
+    }
+    (0..k).fold(1, |acc, i| acc * (n - i) / (i + 1))
+}
+
+/// Calls `f` with a hash of every `k`-subset of `items` (sorted, distinct), in
+/// lexicographic order of positions. Deterministic; equal subsets hash equal.
+fn for_each_subset_hash(items: &[u32], k: usize, mut f: impl FnMut(u64)) {
+    let n = items.len();
+    if k > n || k == 0 {
+        return;
+    }
+    let mut idx: Vec<usize> = (0..k).collect();
+    loop {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &i in &idx {
+            h = (h.rotate_left(5) ^ u64::from(items[i])).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        // Mixed down so that the high bits (the bucket and the key) depend on every id.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        f(h);
+        // The next subset: the rightmost position that can move, moves; the rest follow.
+        let Some(i) = (0..k).rev().find(|&i| idx[i] < n - k + i) else {
             return;
-        }
-        for i in start..items.len() {
-            if items.len() - i < k - buf.len() {
-                break;
-            }
-            buf.push(items[i]);
-            rec(items, k, i + 1, buf, f);
-            buf.pop();
+        };
+        idx[i] += 1;
+        for j in i + 1..k {
+            idx[j] = idx[j - 1] + 1;
         }
     }
-    if k <= items.len() {
-        rec(items, k, 0, &mut Vec::with_capacity(k), f);
-    }
-}
-
-fn hash_subset(subset: &[u32]) -> u64 {
-    // FNV-1a over the sorted ids: deterministic, and collisions are re-checked exactly.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &x in subset {
-        for b in x.to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
 }
 
 /// A risk group that partitions a room: when it alone fails, the room's servers still
@@ -639,6 +792,47 @@ pub fn room_partitions(inv: &Inventory) -> Vec<RoomPartition> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many cells on few servers (so that many pairs share a quorum), cut into many small
+    /// buckets over several threads: the pairs the definition gives, each once, in order.
+    #[test]
+    fn sharing_pairs_match_the_pairwise_definition_across_buckets_and_threads() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let placements: Vec<Placement> = (0..1500)
+            .map(|i| {
+                let size = rng.random_range(3..=7);
+                let mut nodes: Vec<u32> = Vec::new();
+                while nodes.len() < size {
+                    let s = rng.random_range(0..24);
+                    if !nodes.contains(&s) {
+                        nodes.push(s);
+                    }
+                }
+                Placement {
+                    cell_id: format!("c{i}"),
+                    clients: Vec::new(),
+                    nodes,
+                }
+            })
+            .collect();
+        let mut naive = Vec::new();
+        for a in 0..placements.len() {
+            for b in a + 1..placements.len() {
+                let (pa, pb) = (&placements[a], &placements[b]);
+                let shared = pa.nodes.iter().filter(|x| pb.nodes.contains(x)).count();
+                if shared >= pa.quorum().min(pb.quorum()) {
+                    naive.push((a, b));
+                }
+            }
+        }
+        assert!(naive.len() > 1000, "too few pairs to test: {}", naive.len());
+        for (bucket_keys, threads) in [(usize::MAX, 1), (64, 1), (64, 3), (1, 2), (1000, 7)] {
+            let got = sharing_pairs(&placements, bucket_keys, threads);
+            assert_eq!(got, naive, "bucket_keys {bucket_keys} threads {threads}");
+        }
+        assert_eq!(quorum_sharing_pairs(&placements), naive);
+    }
 
     fn inventory(params: &fixtures::ZoneParams) -> Inventory {
         let raw = fixtures::generate(params);

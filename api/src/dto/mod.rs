@@ -279,8 +279,8 @@ impl CellView {
         }
     }
 
-    pub fn of(cell: &Cell) -> CellView {
-        CellView::new(&cell.record, cell.last_move.as_deref())
+    pub fn of(ledger: &Ledger, cell: &Cell) -> CellView {
+        CellView::new(&ledger.record(cell), cell.last_move.as_deref())
     }
 }
 

@@ -65,7 +65,13 @@ impl Service {
             for (row, p) in &accepted {
                 let record = risks.remove(row).expect("a risk per parsed row");
                 if let Some(mut cell) = ledger.cell_mut(&p.cell_id) {
-                    cell.record = record.clone();
+                    cell.set_colour(record.colour.as_deref());
+                    cell.risk = record.risk;
+                    cell.single_failure_safe = record.single_failure_safe;
+                    cell.inventory_version = record.inventory_version;
+                    cell.version = record.version;
+                    cell.created_at = record.created_at;
+                    cell.updated_at = record.updated_at;
                 }
                 records.push(record);
             }
@@ -75,6 +81,9 @@ impl Service {
                     .core
                     .journal
                     .submit(vec![Change::InsertCells(chunk.to_vec())]);
+                for r in chunk {
+                    ledger.stamp(&r.cell_id, seq);
+                }
             }
             if seq > 0 {
                 ledger.seq = seq;

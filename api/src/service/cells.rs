@@ -100,7 +100,7 @@ impl Service {
         let (view, seq) = {
             let ledger = self.core.ledger.read().await;
             match ledger.cell(cell_id) {
-                Some(cell) => (Some(CellView::of(cell)), cell.seq),
+                Some(cell) => (Some(CellView::of(&ledger, cell)), cell.seq),
                 // The cell may be gone by a delete still syncing: wait for everything.
                 None => (None, ledger.seq),
             }
@@ -155,7 +155,11 @@ impl Service {
             };
             let page = ledger.page(&filter, after.as_deref(), limit);
             let page = CellPage {
-                cells: page.cells.into_iter().map(CellView::of).collect(),
+                cells: page
+                    .cells
+                    .into_iter()
+                    .map(|c| CellView::of(&ledger, c))
+                    .collect(),
                 next_cursor: page.next.as_deref().map(encode_cursor),
             };
             // Everything shown is durable before the reply (deletes included).

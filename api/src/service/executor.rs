@@ -26,7 +26,7 @@ use crate::store::{Change, MoveRecord, MoveStatus, PlanState, PlanStepRecord, St
 use crate::zone::Zone;
 use crate::Error;
 
-use super::ops::{ids, now_ms, supersede, Core};
+use super::ops::{now_ms, supersede, Core};
 use super::plans::{invalidated_note, plan_inventory, plan_options, reason, start_risks, Plans};
 
 /// A rate clock that fell this far behind restarts instead of bursting to catch up.
@@ -260,14 +260,14 @@ fn commit_step(
     else {
         return skip(out, "the inventory has no such server".into());
     };
-    if !cell.nodes.contains(&remove) {
+    if !ledger.nodes(cell).contains(&remove) {
         return skip(
             out,
             format!("the cell no longer has a node on {}", step.remove),
         );
     }
-    let (clients, nodes, slot) = (cell.clients.clone(), cell.nodes.clone(), cell.slot);
-    let (risk_now, safe_now) = (cell.record.risk, cell.record.single_failure_safe);
+    let (clients, nodes, slot) = (cell.clients.clone(), ledger.nodes(cell).to_vec(), cell.slot);
+    let (risk_now, safe_now) = (cell.risk, cell.single_failure_safe);
     let ceiling = ceiling.unwrap_or(risk_now);
     // Whether the cell may take `after` now, and why not.
     let mut check = |after: &[u32]| -> Result<CellRisk, String> {
@@ -338,18 +338,15 @@ fn commit_step(
     out.status = status;
     out.note = note;
 
-    let mut guard = ledger.cell_mut(&step.cell_id).expect("checked above");
-    let cell = &mut *guard;
-    let old_version = cell.record.version;
-    let r = &mut cell.record;
-    r.nodes = ids(inv, &after);
-    r.risk = risk.risk;
-    r.single_failure_safe = risk.single_failure_safe();
-    r.inventory_version = zone.version;
-    r.version += 1;
-    r.updated_at = now;
-    let mut changes = vec![Change::PutCell(r.clone())];
-    changes.extend(supersede(cell.last_move.as_deref_mut(), now));
+    ledger.set_nodes(&step.cell_id, &after);
+    let mut cell = ledger.cell_mut(&step.cell_id).expect("checked above");
+    let old_version = cell.version;
+    cell.risk = risk.risk;
+    cell.single_failure_safe = risk.single_failure_safe();
+    cell.inventory_version = zone.version;
+    cell.version += 1;
+    cell.updated_at = now;
+    let superseded = supersede(cell.last_move.as_deref_mut(), now);
     let moved = MoveRecord {
         cell_id: step.cell_id.clone(),
         n: cell.last_move.as_ref().map_or(1, |m| m.n + 1),
@@ -363,17 +360,19 @@ fn commit_step(
         created_at: now,
         updated_at: now,
     };
-    changes.push(Change::PutMove(moved.clone()));
+    cell.last_move = Some(Box::new(moved.clone()));
+    drop(cell);
+    let mut changes = vec![Change::PutCell(
+        ledger.record_of(&step.cell_id).expect("checked above"),
+    )];
+    changes.extend(superseded);
+    changes.push(Change::PutMove(moved));
     changes.push(Change::PutPlanStep {
         plan_id: plan_id.to_owned(),
         step: out.clone(),
     });
-    cell.last_move = Some(Box::new(moved));
     let seq = core.journal.submit(changes);
-    cell.seq = seq;
-    drop(guard);
-    ledger.set_nodes(&step.cell_id, after);
-    ledger.seq = seq;
+    ledger.stamp(&step.cell_id, seq);
     Ok((out, seq))
 }
 
@@ -429,7 +428,7 @@ mod tests {
         let rack = {
             let ledger = service.core.ledger.read().await;
             let inv = &ledger.zone.inventory;
-            let node = ledger.cell("c00").unwrap().nodes[0];
+            let node = ledger.nodes(ledger.cell("c00").unwrap())[0];
             inv.racks[inv.servers[node as usize].rack as usize]
                 .id
                 .clone()
@@ -482,8 +481,8 @@ mod tests {
             "{note}"
         );
         let ledger = service.core.ledger.read().await;
-        let cell = ledger.cell(&first.cell_id).unwrap();
-        assert!(cell.record.nodes.contains(&step.add));
-        assert!(!cell.record.nodes.contains(&first.remove));
+        let record = ledger.record_of(&first.cell_id).unwrap();
+        assert!(record.nodes.contains(&step.add));
+        assert!(!record.nodes.contains(&first.remove));
     }
 }

@@ -1,7 +1,7 @@
 //! Inventory versions: the active one, validation of a new one, the switch, and the
 //! re-evaluation of every cell on it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,7 +12,6 @@ use topology::model::ServerStatus;
 use crate::dto::{
     InventoryRequest, InventoryView, ReevaluationView, SwitchResponse, ValidationView,
 };
-use crate::ledger::Ledger;
 use crate::store::{Change, InventoryRecord};
 use crate::view::{CountsView, OverCapacityView, ProblemView};
 use crate::zone::{Candidate, Source, Zone};
@@ -112,36 +111,39 @@ impl Service {
             .await?
             .map_err(inventory_error)?;
         let zone = Arc::new(candidate.into_zone(*last_version + 1, now_ms()));
-        let (previous, before, seq) = {
+        let (previous, seq) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
-            let before: HashMap<String, bool> = ledger
-                .cells()
-                .values()
-                .map(|c| (c.record.cell_id.clone(), c.record.single_failure_safe))
-                .collect();
             let mut changes = vec![Change::ActivateInventory(InventoryRecord {
                 version: zone.version,
                 source: zone.source.label(),
                 path: zone.source.path().map(|p| p.display().to_string()),
                 loaded_at: zone.loaded_at,
             })];
-            let mut records = ledger.records();
-            for (_, m) in &mut records {
-                changes.extend(supersede(m.as_mut(), zone.loaded_at));
+            // The journal hands out this number next: we hold the write lock.
+            let seq = self.core.journal.last_seq() + 1;
+            let mut rebuilt = ledger
+                .rezone(zone.clone(), seq)
+                .map_err(|m| missing_error(&m))?;
+            // Moves were computed on the old inventory.
+            let pending: Vec<Arc<str>> = rebuilt
+                .iter()
+                .filter(|c| c.pending_move().is_some())
+                .map(|c| c.id.clone())
+                .collect();
+            for id in pending {
+                if let Some(mut c) = rebuilt.cell_mut(&id) {
+                    changes.extend(supersede(c.last_move.as_deref_mut(), zone.loaded_at));
+                }
             }
             // Plans were made on the old inventory.
             changes.extend(self.plans.invalidate_all(zone.version));
-            // The journal hands out this number next: we hold the write lock.
-            let seq = self.core.journal.last_seq() + 1;
-            let mut rebuilt =
-                Ledger::rebuild(zone.clone(), records, seq).map_err(|m| missing_error(&m))?;
             let submitted = self.core.journal.submit(changes);
             debug_assert_eq!(seq, submitted);
             rebuilt.seq = seq;
             let previous = ledger.zone.version;
             *ledger = rebuilt;
-            (previous, before, seq)
+            (previous, seq)
         };
         *last_version = zone.version;
         self.core.journal.wait(seq).await?;
@@ -150,7 +152,7 @@ impl Service {
             source = %zone.source.label(),
             "switched inventory"
         );
-        let reevaluation = self.reevaluate(&zone, &before).await?;
+        let reevaluation = self.reevaluate(&zone).await?;
         Ok(SwitchResponse {
             inventory: InventoryView::new(&zone),
             previous_version: previous,
@@ -160,23 +162,20 @@ impl Service {
 
     /// Computes every cell's risk and safety on `zone`, records them, and lists the cells
     /// that became unsafe or sit on draining or failed servers.
-    pub(super) async fn reevaluate(
-        &self,
-        zone: &Arc<Zone>,
-        before: &HashMap<String, bool>,
-    ) -> Result<ReevaluationView, Error> {
-        let (placements, versions) = {
+    pub(super) async fn reevaluate(&self, zone: &Arc<Zone>) -> Result<ReevaluationView, Error> {
+        let (placements, versions, before) = {
             let ledger = self.core.ledger.read().await;
             if ledger.zone.version != zone.version {
                 // Another switch came first; it reports for itself.
                 return Ok(ReevaluationView::default());
             }
             let placements = ledger.placements();
-            let versions: Vec<i64> = placements
+            // Each cell's version and safety as recorded before this evaluation.
+            let (versions, before): (Vec<i64>, Vec<bool>) = ledger
                 .iter()
-                .map(|p| ledger.cells()[&p.cell_id].record.version)
-                .collect();
-            (placements, versions)
+                .map(|c| (c.version, c.single_failure_safe))
+                .unzip();
+            (placements, versions, before)
         };
         let z = zone.clone();
         let (report, placements) = blocking(move || {
@@ -205,7 +204,7 @@ impl Service {
             let id = p.cell_id.as_str();
             if unsafe_set.contains(&i) {
                 push(&mut view.unsafe_cells, &mut view.unsafe_count, id);
-                if before.get(id).copied().unwrap_or(false) {
+                if before[i] {
                     push(&mut view.became_unsafe, &mut view.became_unsafe_count, id);
                 }
             }
@@ -235,16 +234,18 @@ impl Service {
                 let Some(mut cell) = ledger.cell_mut(&p.cell_id) else {
                     continue;
                 };
-                if cell.record.version != versions[i] {
+                if cell.version != versions[i] {
                     continue;
                 }
-                let r = &mut cell.record;
-                r.risk = report.per_cell[i].risk;
-                r.single_failure_safe = !unsafe_set.contains(&i);
-                r.inventory_version = zone.version;
-                r.version += 1;
-                r.updated_at = now;
-                changes.push(Change::PutCell(r.clone()));
+                cell.risk = report.per_cell[i].risk;
+                cell.single_failure_safe = !unsafe_set.contains(&i);
+                cell.inventory_version = zone.version;
+                cell.version += 1;
+                cell.updated_at = now;
+                drop(cell);
+                changes.push(Change::PutCell(
+                    ledger.record_of(&p.cell_id).expect("checked above"),
+                ));
                 touched.push(p.cell_id.clone());
             }
             if changes.is_empty() {

@@ -12,7 +12,6 @@
 //! run), [`cells`], [`moves`], [`inventory`] and [`report`] (the requests); here the
 //! service itself: opening it on a store, readiness, gauges and shutdown.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,10 +19,10 @@ use tokio::sync::{Mutex, RwLock, Semaphore};
 
 use crate::engine::PlaceOptions;
 use crate::journal::Journal;
-use crate::ledger::Ledger;
+use crate::ledger::{Builder, Ledger};
 use crate::metrics::{Gauges, Metrics};
 use crate::solver::SolverPool;
-use crate::store::{Change, InventoryRecord, MoveRecord, Store};
+use crate::store::{Change, InventoryRecord, Store};
 use crate::zone::{Candidate, Source};
 use crate::Error;
 
@@ -87,7 +86,6 @@ impl Service {
         // Start-up phases, timed for the log (a restart at scale is mostly these).
         let started = std::time::Instant::now();
         let snapshot = store.load().await?;
-        let loaded_ledger = started.elapsed();
         let active = snapshot.active_inventory.clone();
         let source = match (source, &active) {
             (Some(s), _) => s,
@@ -108,11 +106,19 @@ impl Service {
             ),
         };
         let zone = Arc::new(zone);
-        let mut moves: HashMap<String, MoveRecord> = snapshot
-            .last_moves
-            .into_iter()
-            .map(|m| (m.cell_id.clone(), m))
-            .collect();
+        let at = std::time::Instant::now();
+        // Each cell is resolved on the zone and recorded as it is read.
+        let mut builder = Builder::new(zone.clone(), 0);
+        // The store's own server loads (the cross-check below) are read meanwhile.
+        let mut add = |c, m| builder.add(c, m);
+        let (read, stored) = tokio::join!(store.load_cells(&mut add), store.server_loads());
+        read?;
+        let stored = stored?;
+        // Risks recorded on another inventory (or under an older risk definition, which
+        // a migration marks with version 0) are judged again.
+        let stale = fresh || builder.stale() > 0;
+        let mut ledger = builder.finish().map_err(|m| missing_error(&m))?;
+        let rebuilt_in = at.elapsed();
         let mut changes = Vec::new();
         if fresh {
             changes.push(Change::ActivateInventory(InventoryRecord {
@@ -122,40 +128,18 @@ impl Service {
                 loaded_at: zone.loaded_at,
             }));
             // Moves were computed on another inventory.
-            for m in moves.values_mut() {
-                changes.extend(supersede(Some(m), zone.loaded_at));
+            let pending: Vec<Arc<str>> = ledger
+                .iter()
+                .filter(|c| c.pending_move().is_some())
+                .map(|c| c.id.clone())
+                .collect();
+            for id in pending {
+                if let Some(mut c) = ledger.cell_mut(&id) {
+                    changes.extend(supersede(c.last_move.as_deref_mut(), zone.loaded_at));
+                }
             }
         }
-        // Risks recorded on another inventory (or under an older risk definition, which
-        // a migration marks with version 0) are judged again.
-        let stale = fresh
-            || snapshot
-                .cells
-                .iter()
-                .any(|c| c.inventory_version != zone.version);
-        // Each cell's safety before, only for a re-evaluation (a million ids otherwise).
-        let before: HashMap<String, bool> = if stale {
-            snapshot
-                .cells
-                .iter()
-                .map(|c| (c.cell_id.clone(), c.single_failure_safe))
-                .collect()
-        } else {
-            HashMap::new()
-        };
-        let records: Vec<_> = snapshot
-            .cells
-            .into_iter()
-            .map(|c| {
-                let m = moves.remove(&c.cell_id);
-                (c, m)
-            })
-            .collect();
         let at = std::time::Instant::now();
-        let ledger = Ledger::rebuild(zone.clone(), records, 0).map_err(|m| missing_error(&m))?;
-        let rebuilt_in = at.elapsed();
-        let at = std::time::Instant::now();
-        let stored = store.server_loads().await?;
         let rebuilt = ledger.server_loads();
         if stored.len() != rebuilt.len()
             || stored
@@ -175,9 +159,8 @@ impl Service {
         }
         tracing::info!(
             cells = ledger.len(),
-            ledger_ms = loaded_ledger.as_millis() as u64,
             inventory_ms = loaded_inventory.as_millis() as u64,
-            rebuild_ms = rebuilt_in.as_millis() as u64,
+            ledger_ms = rebuilt_in.as_millis() as u64,
             cross_check_ms = checked_in.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "ledger loaded"
@@ -207,12 +190,12 @@ impl Service {
             plans,
         });
         tokio::spawn(resync(service.core.clone(), service.store.clone()));
-        if stale && !before.is_empty() {
+        if stale && !service.core.ledger.read().await.is_empty() {
             // The cells' risks were computed on another inventory: judge them again on this
             // one, in the background so that the service is up at once.
             let s = service.clone();
             tokio::spawn(async move {
-                match s.reevaluate(&zone, &before).await {
+                match s.reevaluate(&zone).await {
                     Ok(v) => tracing::info!(
                         cells = v.cells,
                         unsafe_cells = v.unsafe_count,
@@ -232,27 +215,33 @@ impl Service {
     /// For a fleet-wide evaluation (a report, a what-if): the permit that keeps them one at
     /// a time (each uses every core), and the zone and the cells as of the last change
     /// acknowledged.
-    pub(super) async fn fleet(
-        &self,
-    ) -> Result<
-        (
-            tokio::sync::SemaphorePermit<'_>,
-            Arc<crate::zone::Zone>,
-            Vec<topology::Placement>,
-        ),
-        Error,
-    > {
+    pub(super) async fn fleet(&self) -> Result<Fleet<'_>, Error> {
         let permit = self
             .reports
             .acquire()
             .await
             .map_err(|_| Error::ShuttingDown)?;
-        let (zone, placements, seq) = {
+        let (zone, placements, known_safe, seq) = {
             let ledger = self.core.ledger.read().await;
-            (ledger.zone.clone(), ledger.placements(), ledger.seq)
+            let version = ledger.zone.version;
+            let known_safe = ledger
+                .iter()
+                .map(|c| c.single_failure_safe && c.inventory_version == version)
+                .collect();
+            (
+                ledger.zone.clone(),
+                ledger.placements(),
+                known_safe,
+                ledger.seq,
+            )
         };
         self.core.journal.wait(seq).await?;
-        Ok((permit, zone, placements))
+        Ok(Fleet {
+            _permit: permit,
+            zone,
+            placements,
+            known_safe,
+        })
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -302,6 +291,17 @@ impl Service {
     }
 }
 
+/// The cells for a fleet-wide evaluation; see [`Service::fleet`].
+pub(super) struct Fleet<'s> {
+    _permit: tokio::sync::SemaphorePermit<'s>,
+    pub zone: Arc<crate::zone::Zone>,
+    /// By cell id.
+    pub placements: Vec<topology::Placement>,
+    /// Whether each cell is single-failure safe as evaluated on this zone (its risk was
+    /// recorded on this inventory version), for [`optimizer::report::fleet_report_known`].
+    pub known_safe: Vec<bool>,
+}
+
 fn writable(ledger: &Ledger) -> Result<(), Error> {
     match &ledger.poisoned {
         Some(message) => Err(Error::StoreUnavailable {
@@ -320,19 +320,10 @@ async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
         }
         let mut ledger = core.ledger.write().await;
         ledger.poisoned = Some(progress.borrow().last_error.clone());
-        let reloaded = match store.load().await {
-            Ok(snapshot) => {
-                let mut moves: HashMap<String, MoveRecord> = snapshot
-                    .last_moves
-                    .into_iter()
-                    .map(|m| (m.cell_id.clone(), m))
-                    .collect();
-                let records = snapshot.cells.into_iter().map(|c| {
-                    let m = moves.remove(&c.cell_id);
-                    (c, m)
-                });
-                Ledger::rebuild(ledger.zone.clone(), records, 0).ok()
-            }
+        let mut builder = Builder::new(ledger.zone.clone(), 0);
+        let read = store.load_cells(&mut |c, m| builder.add(c, m)).await;
+        let reloaded = match read {
+            Ok(_) => builder.finish().ok(),
             Err(e) => {
                 tracing::error!("reloading the ledger after a failed commit: {e}");
                 None

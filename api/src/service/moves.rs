@@ -6,7 +6,7 @@ use crate::dto::{CellResponse, CellView, ViolationView};
 use crate::store::{Change, MoveStatus};
 use crate::Error;
 
-use super::ops::{ids, now_ms};
+use super::ops::now_ms;
 use super::{writable, Service};
 
 impl Service {
@@ -35,7 +35,7 @@ impl Service {
             };
             match m.status {
                 // A commit repeated: the same answer.
-                MoveStatus::Committed => (CellView::of(cell), cell.seq),
+                MoveStatus::Committed => (CellView::of(ledger, cell), cell.seq),
                 MoveStatus::Superseded => return Err(stale("superseded")),
                 MoveStatus::Proposed => {
                     let inv = &ledger.zone.inventory;
@@ -45,14 +45,14 @@ impl Service {
                     ) else {
                         return Err(stale("about servers the inventory no longer has"));
                     };
-                    if cell.record.version != m.cell_version
-                        || !cell.nodes.contains(&out)
-                        || cell.nodes.contains(&into)
+                    let current = ledger.nodes(cell);
+                    if cell.version != m.cell_version
+                        || !current.contains(&out)
+                        || current.contains(&into)
                     {
                         return Err(stale("outdated: the cell changed since"));
                     }
-                    let nodes: Vec<u32> = cell
-                        .nodes
+                    let nodes: Vec<u32> = current
                         .iter()
                         .map(|&s| if s == out { into } else { s })
                         .collect();
@@ -74,27 +74,24 @@ impl Service {
                         });
                     }
                     let now = now_ms();
-                    let node_ids = ids(inv, &nodes);
-                    let mut cell = ledger.cell_mut(cell_id).expect("checked above");
-                    let r = &mut cell.record;
-                    r.nodes = node_ids;
-                    r.risk = m.risk_after;
-                    r.single_failure_safe = m.safe_after;
-                    r.version += 1;
-                    r.updated_at = now;
                     let mut committed = m;
                     committed.status = MoveStatus::Committed;
                     committed.updated_at = now;
-                    let seq = self.core.journal.submit(vec![
-                        Change::PutCell(r.clone()),
-                        Change::PutMove(committed.clone()),
-                    ]);
-                    cell.last_move = Some(Box::new(committed));
-                    cell.seq = seq;
-                    let view = CellView::of(&cell);
+                    ledger.set_nodes(cell_id, &nodes);
+                    let mut cell = ledger.cell_mut(cell_id).expect("checked above");
+                    cell.risk = committed.risk_after;
+                    cell.single_failure_safe = committed.safe_after;
+                    cell.version += 1;
+                    cell.updated_at = now;
+                    cell.last_move = Some(Box::new(committed.clone()));
                     drop(cell);
-                    ledger.set_nodes(cell_id, nodes);
-                    ledger.seq = seq;
+                    let record = ledger.record_of(cell_id).expect("checked above");
+                    let seq = self
+                        .core
+                        .journal
+                        .submit(vec![Change::PutCell(record), Change::PutMove(committed)]);
+                    ledger.stamp(cell_id, seq);
+                    let view = CellView::of(ledger, ledger.cell(cell_id).expect("checked above"));
                     (view, seq)
                 }
             }

@@ -15,9 +15,9 @@ use topology::Inventory;
 use crate::dto::{BindingView, CellResponse, CellView, ClientsResponse, ExplanationView, MoveView};
 use crate::engine::{EngineError, PlaceOptions, Placer, Rule};
 use crate::journal::Journal;
-use crate::ledger::{Cell, Ledger, Missing};
+use crate::ledger::{Cell, CellState, Ledger, Missing};
 use crate::metrics::Metrics;
-use crate::store::{CellRecord, Change, MoveRecord, MoveStatus};
+use crate::store::{Change, MoveRecord, MoveStatus};
 use crate::zone::Zone;
 use crate::Error;
 
@@ -157,6 +157,11 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().collect::<HashSet<_>>() == b.iter().collect::<HashSet<_>>()
 }
 
+/// Whether a cell's clients are the servers `clients` names, in any order.
+fn same_clients(inv: &Inventory, cell: &Cell, clients: &[String]) -> bool {
+    same_set(&ids(inv, &cell.clients), clients)
+}
+
 pub(crate) fn ids(inv: &Inventory, servers: &[u32]) -> Vec<String> {
     servers
         .iter()
@@ -240,13 +245,13 @@ fn place(
             }
             if let Some(cell) = ledger.cell(cell_id) {
                 // Idempotency: the same request gets the same placement back.
-                return if !same_set(&cell.record.clients, clients) {
+                return if !same_clients(inv, cell, clients) {
                     Err(Error::CellExists {
                         cell: cell_id.to_owned(),
                         field: "clients".into(),
                     }
                     .into())
-                } else if cell.nodes.len() != size {
+                } else if ledger.nodes(cell).len() != size {
                     Err(Error::CellExists {
                         cell: cell_id.to_owned(),
                         field: "size".into(),
@@ -254,7 +259,7 @@ fn place(
                     .into())
                 } else {
                     Ok(Outcome::Cell {
-                        response: Box::new(CellResponse::plain(CellView::of(cell))),
+                        response: Box::new(CellResponse::plain(CellView::of(&ledger, cell))),
                         created: false,
                         seq: cell.seq,
                     })
@@ -279,10 +284,7 @@ fn place(
             continue;
         }
         let now = now_ms();
-        let record = CellRecord {
-            cell_id: cell_id.to_owned(),
-            clients: clients.to_vec(),
-            nodes: ids(inv, &decision.nodes),
+        let state = CellState {
             colour: colour(inv, &decision.nodes),
             risk: decision.explanation.risk,
             single_failure_safe: decision.explanation.single_failure_safe,
@@ -291,10 +293,11 @@ fn place(
             created_at: now,
             updated_at: now,
         };
-        let seq = core.journal.submit(vec![Change::PutCell(record.clone())]);
+        ledger.insert(cell_id, client_idx, &decision.nodes, state, None, 0);
+        let record = ledger.record_of(cell_id).expect("just inserted");
         let view = CellView::new(&record, None);
-        ledger.insert(record, client_idx, decision.nodes.clone(), None, seq);
-        ledger.seq = seq;
+        let seq = core.journal.submit(vec![Change::PutCell(record)]);
+        ledger.stamp(cell_id, seq);
         return Ok(Outcome::Cell {
             response: Box::new(CellResponse::decided(view, inv, &decision)),
             created: true,
@@ -333,7 +336,8 @@ fn replace(
                     field: "server".into(),
                     server: server.to_owned(),
                 })?;
-            if !cell.nodes.contains(&s) {
+            let nodes = ledger.nodes(cell);
+            if !nodes.contains(&s) {
                 return Err(Error::NotANode {
                     field: "server".into(),
                     server: server.to_owned(),
@@ -342,10 +346,9 @@ fn replace(
                 .into());
             }
             let started = Instant::now();
-            let decision =
-                placer.replace(&ledger.occ, &cell.clients, &cell.nodes, s, Some(cell.slot));
+            let decision = placer.replace(&ledger.occ, &cell.clients, nodes, s, Some(cell.slot));
             core.metrics.observe_solve("replace", started.elapsed());
-            (decision.map_err(engine_error)?, cell.record.version)
+            (decision.map_err(engine_error)?, cell.version)
         };
         let mut ledger = core.ledger.blocking_write();
         check_writable(&ledger, zone)?;
@@ -355,35 +358,34 @@ fn replace(
             }
             .into());
         };
-        if cell.record.version != version
+        if cell.version != version
             || !ledger
                 .occ
                 .violations(inv, &decision.nodes, Some(cell.slot))
                 .is_empty()
-            || !placer.within_balance(&ledger.occ, &decision, &cell.nodes)
+            || !placer.within_balance(&ledger.occ, &decision, ledger.nodes(cell))
         {
             core.metrics.solve_conflict();
             continue;
         }
         let now = now_ms();
+        ledger.set_nodes(cell_id, &decision.nodes);
         let mut cell = ledger.cell_mut(cell_id).expect("checked above");
-        let mut changes = Vec::with_capacity(2);
-        let r = &mut cell.record;
-        r.nodes = ids(inv, &decision.nodes);
-        r.colour = colour(inv, &decision.nodes);
-        r.risk = decision.explanation.risk;
-        r.single_failure_safe = decision.explanation.single_failure_safe;
-        r.inventory_version = zone.version;
-        r.version += 1;
-        r.updated_at = now;
-        changes.push(Change::PutCell(r.clone()));
-        changes.extend(supersede(cell.last_move.as_deref_mut(), now));
-        let seq = core.journal.submit(changes);
-        cell.seq = seq;
-        let view = CellView::of(&cell);
+        cell.set_colour(colour(inv, &decision.nodes).as_deref());
+        cell.risk = decision.explanation.risk;
+        cell.single_failure_safe = decision.explanation.single_failure_safe;
+        cell.inventory_version = zone.version;
+        cell.version += 1;
+        cell.updated_at = now;
+        let superseded = supersede(cell.last_move.as_deref_mut(), now);
         drop(cell);
-        ledger.set_nodes(cell_id, decision.nodes.clone());
-        ledger.seq = seq;
+        let mut changes = vec![Change::PutCell(
+            ledger.record_of(cell_id).expect("checked above"),
+        )];
+        changes.extend(superseded);
+        let seq = core.journal.submit(changes);
+        ledger.stamp(cell_id, seq);
+        let view = CellView::of(&ledger, ledger.cell(cell_id).expect("checked above"));
         return Ok(Outcome::Cell {
             response: Box::new(CellResponse::decided(view, inv, &decision)),
             created: false,
@@ -409,11 +411,11 @@ fn set_clients(
             let ledger = core.ledger.blocking_read();
             let cell = cell_on_zone(&ledger, zone, cell_id)?;
             let client_idx = resolve_clients(inv, clients, "clients")?;
-            if same_set(&cell.record.clients, clients) && cell.pending_move().is_some() {
+            if same_clients(inv, cell, clients) && cell.pending_move().is_some() {
                 // Nothing new: the waiting proposal stands (a PUT is idempotent).
                 return Ok(Outcome::Clients {
                     response: Box::new(ClientsResponse {
-                        cell: CellView::of(cell),
+                        cell: CellView::of(&ledger, cell),
                         current: None,
                         proposed: cell.pending_move().map(MoveView::from),
                         after: None,
@@ -425,38 +427,36 @@ fn set_clients(
                 });
             }
             let started = Instant::now();
-            let plan = placer.plan_moves(&ledger.occ, &client_idx, &cell.nodes, Some(cell.slot));
+            let nodes = ledger.nodes(cell);
+            let plan = placer.plan_moves(&ledger.occ, &client_idx, nodes, Some(cell.slot));
             core.metrics.observe_solve("move", started.elapsed());
-            (plan.map_err(engine_error)?, client_idx, cell.record.version)
+            (plan.map_err(engine_error)?, client_idx, cell.version)
         };
         let mut ledger = core.ledger.blocking_write();
         check_writable(&ledger, zone)?;
-        let Some(mut guard) = ledger.cell_mut(cell_id) else {
+        let Some(mut cell) = ledger.cell_mut(cell_id) else {
             return Err(Error::CellNotFound {
                 cell: cell_id.to_owned(),
             }
             .into());
         };
-        let cell = &mut *guard;
-        if cell.record.version != version {
+        if cell.version != version {
             core.metrics.solve_conflict();
             continue;
         }
         // A move is only proposed here; its capacity is checked again on commit.
         let now = now_ms();
-        let mut changes = Vec::with_capacity(3);
-        if !same_set(&cell.record.clients, clients) {
-            let r = &mut cell.record;
-            r.clients = clients.to_vec();
-            r.risk = plan.current.risk;
-            r.single_failure_safe = plan.current.single_failure_safe;
-            r.inventory_version = zone.version;
-            r.version += 1;
-            r.updated_at = now;
-            cell.clients = client_idx;
-            changes.push(Change::PutCell(r.clone()));
+        let clients_changed = !same_clients(inv, &cell, clients);
+        if clients_changed {
+            cell.clients = client_idx.into_boxed_slice();
+            cell.risk = plan.current.risk;
+            cell.single_failure_safe = plan.current.single_failure_safe;
+            cell.inventory_version = zone.version;
+            cell.version += 1;
+            cell.updated_at = now;
         }
-        changes.extend(supersede(cell.last_move.as_deref_mut(), now));
+        let mut moves = Vec::with_capacity(2);
+        moves.extend(supersede(cell.last_move.as_deref_mut(), now));
         let after = plan.steps.first().map(|m| {
             let record = MoveRecord {
                 cell_id: cell_id.to_owned(),
@@ -464,26 +464,36 @@ fn set_clients(
                 out_server: inv.servers[m.out as usize].id.clone(),
                 into_server: inv.servers[m.into as usize].id.clone(),
                 status: MoveStatus::Proposed,
-                cell_version: cell.record.version,
+                cell_version: cell.version,
                 risk_before: plan.current.risk,
                 risk_after: m.after.risk,
                 safe_after: m.after.single_failure_safe,
                 created_at: now,
                 updated_at: now,
             };
-            changes.push(Change::PutMove(record.clone()));
+            moves.push(Change::PutMove(record.clone()));
             cell.last_move = Some(Box::new(record));
             ExplanationView::new(inv, &m.after)
         });
+        let unchanged_seq = cell.seq;
+        drop(cell);
+        let mut changes = Vec::with_capacity(3);
+        if clients_changed {
+            changes.push(Change::PutCell(
+                ledger.record_of(cell_id).expect("checked above"),
+            ));
+        }
+        changes.extend(moves);
         let seq = if changes.is_empty() {
-            cell.seq
+            unchanged_seq
         } else {
             let seq = core.journal.submit(changes);
-            cell.seq = seq;
+            ledger.stamp(cell_id, seq);
             seq
         };
+        let cell = ledger.cell(cell_id).expect("checked above");
         let response = ClientsResponse {
-            cell: CellView::of(cell),
+            cell: CellView::of(&ledger, cell),
             current: Some(ExplanationView::new(inv, &plan.current)),
             proposed: cell.pending_move().map(MoveView::from),
             after,
@@ -491,8 +501,6 @@ fn set_clients(
             target: Some(ExplanationView::new(inv, plan.target())),
             monotone: Some(plan.monotone),
         };
-        drop(guard);
-        ledger.seq = ledger.seq.max(seq);
         return Ok(Outcome::Clients {
             response: Box::new(response),
             seq,

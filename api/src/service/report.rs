@@ -1,6 +1,7 @@
 //! Read-only views: one server's cells and load, the fleet report.
 
-use optimizer::{fleet_report, ReportOptions};
+use optimizer::report::fleet_report_known;
+use optimizer::ReportOptions;
 
 use crate::dto::ServerView;
 use crate::view::FleetReportView;
@@ -29,14 +30,23 @@ impl Service {
 
     /// The fleet report of `cellplacer evaluate` over the ledger's cells.
     pub async fn report(&self, risk: bool, top: usize) -> Result<FleetReportView, Error> {
-        let (_permit, zone, placements) = self.fleet().await?;
+        let fleet = self.fleet().await?;
+        let (zone, placements, known_safe) =
+            (fleet.zone.clone(), fleet.placements, fleet.known_safe);
         blocking(move || {
             let options = ReportOptions {
                 risk,
                 top,
                 threads: 0,
             };
-            let report = fleet_report(&zone.inventory, &zone.model, &placements, &options);
+            // Safety the ledger keeps current is not evaluated again.
+            let report = fleet_report_known(
+                &zone.inventory,
+                &zone.model,
+                &placements,
+                &options,
+                &known_safe,
+            );
             FleetReportView::new(&zone.inventory, &placements, &report)
         })
         .await

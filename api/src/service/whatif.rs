@@ -25,7 +25,8 @@ impl Service {
             });
         }
         // Every cell evaluated twice: one at a time, like reports.
-        let (_permit, zone, placements) = self.fleet().await?;
+        let fleet = self.fleet().await?;
+        let (zone, placements) = (fleet.zone.clone(), fleet.placements);
         let placer = self.core.placer.clone();
         blocking(move || {
             if req.change.is_scenario_only() && !req.headroom {

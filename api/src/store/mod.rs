@@ -239,13 +239,10 @@ pub enum Change {
     InsertCells(Vec<CellRecord>),
 }
 
-/// Everything the service needs to rebuild its state on start.
+/// What the service needs to rebuild its state on start, besides the cells (which
+/// [`Store::load_cells`] streams).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// By cell id.
-    pub cells: Vec<CellRecord>,
-    /// The latest move of every cell that has one.
-    pub last_moves: Vec<MoveRecord>,
     pub active_inventory: Option<InventoryRecord>,
     /// Highest inventory version ever recorded (0 when none).
     pub max_inventory_version: i64,
@@ -255,8 +252,13 @@ pub struct Snapshot {
 
 /// The durable ledger.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Reads the whole ledger.
+    /// Reads the ledger's state but its cells.
     fn load(&self) -> BoxFuture<'_, Result<Snapshot, Error>>;
+
+    /// Hands every cell with its latest move to `sink`, by cell id, one at a time (a
+    /// million are never held here), and returns how many. Call it with no writer
+    /// running (on start, or with the journal stopped).
+    fn load_cells<'a>(&'a self, sink: CellSink<'a>) -> BoxFuture<'a, Result<usize, Error>>;
 
     /// Applies the changes in order, atomically, and returns only once they are durable.
     fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<(), Error>>;
@@ -270,6 +272,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Flushes and closes; later calls fail.
     fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Where [`Store::load_cells`] hands the cells.
+pub type CellSink<'a> = &'a mut (dyn FnMut(CellRecord, Option<MoveRecord>) + Send);
+
+/// Every cell with its latest move, by cell id: for small ledgers and tests (a service
+/// streams them into its state instead).
+pub async fn all_cells(store: &dyn Store) -> Result<Vec<(CellRecord, Option<MoveRecord>)>, Error> {
+    let mut out = Vec::new();
+    store.load_cells(&mut |c, m| out.push((c, m))).await?;
+    Ok(out)
 }
 
 pub(crate) fn join_ids(ids: &[String]) -> String {

@@ -17,8 +17,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    join_ids, split_ids, BoxFuture, CellRecord, Change, InventoryRecord, MoveRecord, MoveStatus,
-    PlanRecord, PlanState, PlanStepRecord, Snapshot, StepStatus, Store,
+    join_ids, split_ids, BoxFuture, CellRecord, CellSink, Change, InventoryRecord, MoveRecord,
+    MoveStatus, PlanRecord, PlanState, PlanStepRecord, Snapshot, StepStatus, Store,
 };
 use crate::Error;
 
@@ -63,6 +63,7 @@ impl MigrationSource<'static> for Embedded {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    path: std::path::PathBuf,
 }
 
 impl SqliteStore {
@@ -92,43 +93,11 @@ impl SqliteStore {
             .await?;
         let migrator = Migrator::new(Embedded).await?;
         migrator.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            path: path.to_path_buf(),
+        })
     }
-}
-
-fn cell_from_row(row: &SqliteRow) -> Result<CellRecord, sqlx::Error> {
-    Ok(CellRecord {
-        cell_id: row.try_get("cell_id")?,
-        clients: split_ids(row.try_get::<&str, _>("clients")?),
-        nodes: split_ids(row.try_get::<&str, _>("nodes")?),
-        colour: row.try_get("colour")?,
-        risk: row.try_get("risk")?,
-        single_failure_safe: row.try_get("single_failure_safe")?,
-        inventory_version: row.try_get("inventory_version")?,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn move_from_row(row: &SqliteRow) -> Result<MoveRecord, sqlx::Error> {
-    let status: &str = row.try_get("status")?;
-    Ok(MoveRecord {
-        cell_id: row.try_get("cell_id")?,
-        n: row.try_get("n")?,
-        out_server: row.try_get("out_server")?,
-        into_server: row.try_get("into_server")?,
-        status: MoveStatus::parse(status).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "status".into(),
-            source: format!("unknown move status '{status}'").into(),
-        })?,
-        cell_version: row.try_get("cell_version")?,
-        risk_before: row.try_get("risk_before")?,
-        risk_after: row.try_get("risk_after")?,
-        safe_after: row.try_get("safe_after")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }
 
 type CellQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
@@ -481,47 +450,9 @@ async fn apply(pool: &SqlitePool, changes: &[Change]) -> Result<(), sqlx::Error>
     tx.commit().await
 }
 
-/// Cells per page when the ledger is read on start.
-const LOAD_PAGE: i64 = 50_000;
-
 async fn load(pool: &SqlitePool) -> Result<Snapshot, sqlx::Error> {
-    load_paged(pool, LOAD_PAGE).await
-}
-
-async fn load_paged(pool: &SqlitePool, page_size: i64) -> Result<Snapshot, sqlx::Error> {
     // One read transaction: a consistent view even if a writer were running.
     let mut tx = pool.begin().await?;
-    // One row per cell, its nodes inline, a page at a time: a million rows are never held
-    // at once, and each page comes back in one batch (row by row is slower through sqlx).
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cells")
-        .fetch_one(&mut *tx)
-        .await?;
-    let mut cells: Vec<CellRecord> = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    loop {
-        let after = cells.last().map_or("", |c| c.cell_id.as_str()).to_owned();
-        let page = sqlx::query("SELECT * FROM cells WHERE cell_id > ?1 ORDER BY cell_id LIMIT ?2")
-            .bind(&after)
-            .bind(page_size)
-            .fetch_all(&mut *tx)
-            .await?;
-        let full = page.len() as i64 == page_size;
-        for row in &page {
-            cells.push(cell_from_row(row)?);
-        }
-        if !full {
-            break;
-        }
-    }
-    let last_moves = sqlx::query(
-        "SELECT m.* FROM moves m
-         WHERE m.n = (SELECT MAX(n) FROM moves WHERE cell_id = m.cell_id)
-         ORDER BY m.cell_id",
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(move_from_row)
-    .collect::<Result<_, _>>()?;
     let active_inventory = sqlx::query(
         "SELECT version, source, path, loaded_at FROM inventory_versions WHERE active = 1",
     )
@@ -564,17 +495,134 @@ async fn load_paged(pool: &SqlitePool, page_size: i64) -> Result<Snapshot, sqlx:
     }
     tx.commit().await?;
     Ok(Snapshot {
-        cells,
-        last_moves,
         active_inventory,
         max_inventory_version,
         plans,
     })
 }
 
+/// Reads every cell with its latest move, by id, on its own connection, and hands them
+/// on in batches of `batch` through `out` (which bounds how many wait). Blocking: run it
+/// off the async runtime. Rows are read in place (rusqlite), not copied per value.
+fn read_cells(
+    path: &Path,
+    batch: usize,
+    out: &tokio::sync::mpsc::Sender<Vec<(CellRecord, Option<MoveRecord>)>>,
+) -> Result<usize, rusqlite::Error> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // One read transaction: the cells and the moves as of one moment.
+    conn.execute_batch("BEGIN")?;
+    // Few cells have moves: their latest ones first, each handed over with its cell.
+    let mut last_moves: HashMap<String, MoveRecord> = HashMap::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT cell_id, n, out_server, into_server, status, cell_version, risk_before,
+                    risk_after, safe_after, created_at, updated_at
+             FROM moves m WHERE m.n = (SELECT MAX(n) FROM moves WHERE cell_id = m.cell_id)",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let status: String = row.get(4)?;
+            let m = MoveRecord {
+                cell_id: row.get(0)?,
+                n: row.get(1)?,
+                out_server: row.get(2)?,
+                into_server: row.get(3)?,
+                status: MoveStatus::parse(&status).ok_or_else(|| {
+                    rusqlite::Error::InvalidColumnType(
+                        4,
+                        format!("unknown move status '{status}'"),
+                        rusqlite::types::Type::Text,
+                    )
+                })?,
+                cell_version: row.get(5)?,
+                risk_before: row.get(6)?,
+                risk_after: row.get(7)?,
+                safe_after: row.get(8)?,
+                created_at: row.get(9)?,
+                updated_at: row.get(10)?,
+            };
+            last_moves.insert(m.cell_id.clone(), m);
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT cell_id, clients, nodes, colour, risk, single_failure_safe,
+                inventory_version, version, created_at, updated_at
+         FROM cells ORDER BY cell_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut count = 0;
+    let mut pending = Vec::with_capacity(batch);
+    while let Some(row) = rows.next()? {
+        let cell_id = text(row.get_ref(0)?)?;
+        let m = last_moves.remove(cell_id);
+        let cell = CellRecord {
+            cell_id: cell_id.to_owned(),
+            clients: split_ids(text(row.get_ref(1)?)?),
+            nodes: split_ids(text(row.get_ref(2)?)?),
+            colour: row.get(3)?,
+            risk: row.get(4)?,
+            single_failure_safe: row.get(5)?,
+            inventory_version: row.get(6)?,
+            version: row.get(7)?,
+            created_at: row.get(8)?,
+            updated_at: row.get(9)?,
+        };
+        pending.push((cell, m));
+        count += 1;
+        if pending.len() == batch {
+            let full = std::mem::replace(&mut pending, Vec::with_capacity(batch));
+            if out.blocking_send(full).is_err() {
+                // The reader went away: nothing to hand over.
+                return Ok(count);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = out.blocking_send(pending);
+    }
+    Ok(count)
+}
+
+fn text(v: rusqlite::types::ValueRef<'_>) -> Result<&str, rusqlite::Error> {
+    v.as_str().map_err(rusqlite::Error::from)
+}
+
+/// Cells per batch from the reader thread, and batches that may wait for the sink.
+const READ_BATCH: usize = 4096;
+const READ_AHEAD: usize = 16;
+
+async fn load_cells(path: &Path, batch: usize, sink: CellSink<'_>) -> Result<usize, Error> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let path = path.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || read_cells(&path, batch, &tx));
+    // The sink works while the reader reads the next batches.
+    while let Some(cells) = rx.recv().await {
+        for (c, m) in cells {
+            sink(c, m);
+        }
+    }
+    let count = reader
+        .await
+        .map_err(|e| Error::Internal(format!("ledger reader: {e}")))?
+        .map_err(|e| Error::StoreUnavailable {
+            message: format!("reading the ledger's cells: {e}"),
+        })?;
+    Ok(count)
+}
+
 impl Store for SqliteStore {
     fn load(&self) -> BoxFuture<'_, Result<Snapshot, Error>> {
         Box::pin(async move { Ok(load(&self.pool).await?) })
+    }
+
+    fn load_cells<'a>(&'a self, sink: CellSink<'a>) -> BoxFuture<'a, Result<usize, Error>> {
+        Box::pin(load_cells(&self.path, READ_BATCH, sink))
     }
 
     fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<(), Error>> {
@@ -610,6 +658,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::all_cells;
 
     fn cell(id: &str, nodes: &[&str], version: i64) -> CellRecord {
         CellRecord {
@@ -678,8 +727,10 @@ mod tests {
         // Reopen: everything acknowledged is there.
         let store = SqliteStore::open(&path).await.unwrap();
         let snap = store.load().await.unwrap();
-        assert_eq!(snap.cells, vec![a2]);
-        assert_eq!(snap.last_moves, vec![mv("a", 2, MoveStatus::Proposed)]);
+        assert_eq!(
+            all_cells(&store).await.unwrap(),
+            vec![(a2, Some(mv("a", 2, MoveStatus::Proposed)))]
+        );
         assert_eq!(snap.active_inventory, Some(inv));
         assert_eq!(snap.max_inventory_version, 1);
         assert_eq!(
@@ -778,13 +829,9 @@ mod tests {
             .await;
         assert!(err.is_err());
         store.close().await;
-        let snap = SqliteStore::open(&path)
-            .await
-            .unwrap()
-            .load()
-            .await
-            .unwrap();
-        assert_eq!(snap.cells.len(), 1);
+        let store = SqliteStore::open(&path).await.unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(all_cells(&store).await.unwrap().len(), 1);
         let mut want = steps;
         want[0] = done;
         assert_eq!(snap.plans, vec![(executing, want)]);
@@ -807,8 +854,13 @@ mod tests {
             store.apply(&[Change::PutCell(c.clone())]).await.unwrap();
         }
         for page in [1, 3, 5, 10, 11] {
-            let snap = load_paged(&store.pool, page).await.unwrap();
-            assert_eq!(snap.cells, cells, "page {page}");
+            let mut got = Vec::new();
+            let n = load_cells(&store.path, page, &mut |c, m| got.push((c, m)))
+                .await
+                .unwrap();
+            assert_eq!(n, cells.len());
+            let want: Vec<_> = cells.iter().map(|c| (c.clone(), None)).collect();
+            assert_eq!(got, want, "page {page}");
         }
     }
 
@@ -824,6 +876,6 @@ mod tests {
             .apply(&[Change::DeleteCell("a".into()), Change::PutCell(bad)])
             .await;
         assert!(err.is_err());
-        assert_eq!(store.load().await.unwrap().cells, vec![a]);
+        assert_eq!(all_cells(&store).await.unwrap(), vec![(a, None)]);
     }
 }

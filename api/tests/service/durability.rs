@@ -168,11 +168,11 @@ async fn concurrent_places_and_deletes_keep_capacity_and_overlap() {
 
     // The ledger as a fresh process would read it.
     let store = SqliteStore::open(&h.db).await.unwrap();
-    let snapshot = store.load().await.unwrap();
-    let stored: HashMap<String, Vec<String>> = snapshot
-        .cells
-        .iter()
-        .map(|c| (c.cell_id.clone(), c.nodes.clone()))
+    let stored: HashMap<String, Vec<String>> = api::store::all_cells(&store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(c, _)| (c.cell_id, c.nodes))
         .collect();
     assert_eq!(stored, acknowledged);
     let mut load: HashMap<&str, u32> = HashMap::new();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::service::{Config, Service};
-use api::store::{BoxFuture, Change, Snapshot, SqliteStore, Store};
+use api::store::{BoxFuture, CellSink, Change, Snapshot, SqliteStore, Store};
 use api::zone::Source;
 use api::{app, AppState, Limits};
 use axum::body::Body;
@@ -106,6 +106,9 @@ struct FlakyStore {
 impl Store for FlakyStore {
     fn load(&self) -> BoxFuture<'_, Result<Snapshot, api::Error>> {
         self.inner.load()
+    }
+    fn load_cells<'a>(&'a self, sink: CellSink<'a>) -> BoxFuture<'a, Result<usize, api::Error>> {
+        self.inner.load_cells(sink)
     }
     fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<(), api::Error>> {
         if self.fail.load(Ordering::SeqCst) {

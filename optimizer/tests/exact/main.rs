@@ -4,7 +4,9 @@
 
 use optimizer::mip::SolverKind;
 use optimizer::place::{Occupancy, PlaceOptions, Placer, Solver, Violation};
-use optimizer::report::{fleet_report, pair_blast_radius, quorum_sharing_pairs, ReportOptions};
+use optimizer::report::{
+    fleet_report, fleet_report_known, pair_blast_radius, quorum_sharing_pairs, ReportOptions,
+};
 use optimizer::risk::{reference, RiskEvaluator};
 use optimizer::whatif;
 use proptest::prelude::*;

@@ -54,6 +54,16 @@ proptest! {
             prop_assert_eq!(report.unsafe_cells.contains(&i), want.down || !want.breaking.is_empty());
             prop_assert_eq!(report.down_cells.contains(&i), want.down);
         }
+        // Without risk, cells known safe are skipped, and the report is the same.
+        let no_risk = ReportOptions { risk: false, threads: 2, ..ReportOptions::default() };
+        let full = fleet_report(&inv, &model, &placements, &no_risk);
+        let known_safe: Vec<bool> = (0..placements.len()).map(|i| !full.unsafe_cells.contains(&i)).collect();
+        let known = fleet_report_known(&inv, &model, &placements, &no_risk, &known_safe);
+        prop_assert_eq!(&known.blast_radius, &full.blast_radius);
+        prop_assert_eq!(&known.top_blast_radius, &full.top_blast_radius);
+        prop_assert_eq!(&known.unsafe_cells, &full.unsafe_cells);
+        prop_assert_eq!(&known.down_cells, &full.down_cells);
+        prop_assert_eq!(&known.load, &full.load);
         // Quorum sharing against the pairwise definition.
         let mut naive = Vec::new();
         for a in 0..placements.len() {
