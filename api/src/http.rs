@@ -395,9 +395,19 @@ async fn get_inventory(State(state): State<AppState>) -> axum::Json<InventoryVie
     axum::Json(state.service.inventory().await)
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct SwitchQuery {
+    /// Reply after every cell is re-evaluated on the new inventory (default false: the
+    /// re-evaluation runs in the background, its progress in `GET /v1/inventory`).
+    wait: Option<bool>,
+}
+
 /// Switch to a new inventory (a directory path or uploaded CSV tables): validated first,
-/// then switched atomically; every cell is re-evaluated on it.
-#[utoipa::path(post, path = "/v1/inventory", tag = "inventory",
+/// then switched atomically; every cell is re-evaluated on it in the background while
+/// placements go on.
+#[utoipa::path(post, path = "/v1/inventory", tag = "inventory", params(SwitchQuery),
     request_body = InventoryRequest,
     responses(
         (status = 200, body = SwitchResponse),
@@ -406,9 +416,11 @@ async fn get_inventory(State(state): State<AppState>) -> axum::Json<InventoryVie
     ))]
 async fn switch_inventory(
     State(state): State<AppState>,
+    QueryParams(q): QueryParams<SwitchQuery>,
     JsonBody(req): JsonBody<InventoryRequest>,
 ) -> Result<axum::Json<SwitchResponse>, Error> {
-    Ok(axum::Json(state.service.switch_inventory(req).await?))
+    let wait = q.wait.unwrap_or(false);
+    Ok(axum::Json(state.service.switch_inventory(req, wait).await?))
 }
 
 /// Validate an inventory without switching to it.

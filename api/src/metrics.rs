@@ -127,6 +127,18 @@ pub struct Gauges {
     pub solver_workers: u64,
     /// Plans by state, in [`PlanState::ALL`] order.
     pub plans_by_state: [u64; PlanState::ALL.len()],
+    /// The latest re-evaluation of the cells on an inventory version, if any.
+    pub reevaluation: Option<ReevaluationGauges>,
+}
+
+/// Progress of a re-evaluation (see `GET /v1/inventory`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReevaluationGauges {
+    pub running: bool,
+    /// Cells to judge, judged so far, and recorded.
+    pub cells: u64,
+    pub evaluated: u64,
+    pub recorded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -350,6 +362,27 @@ impl Metrics {
         for (state, n) in PlanState::ALL.iter().zip(g.plans_by_state) {
             let _ = writeln!(out, "cellplacer_plans{{state=\"{}\"}} {n}", state.name());
         }
+        let r = g.reevaluation.unwrap_or_default();
+        gauge(
+            &mut out,
+            "cellplacer_reevaluation_running",
+            "1 while the cells are re-evaluated on a new inventory version.",
+            u8::from(r.running).to_string(),
+        );
+        out.push_str(
+            "# HELP cellplacer_reevaluation_cells Cells of the latest re-evaluation: to judge, judged, recorded.\n",
+        );
+        out.push_str("# TYPE cellplacer_reevaluation_cells gauge\n");
+        for (state, n) in [
+            ("total", r.cells),
+            ("evaluated", r.evaluated),
+            ("recorded", r.recorded),
+        ] {
+            let _ = writeln!(
+                out,
+                "cellplacer_reevaluation_cells{{state=\"{state}\"}} {n}"
+            );
+        }
         out.push_str("# HELP cellplacer_build_info The running build (always 1).\n");
         out.push_str("# TYPE cellplacer_build_info gauge\n");
         let _ = writeln!(
@@ -565,6 +598,12 @@ mod tests {
             cells_unsafe: 2,
             cells_by_risk: by_risk,
             servers_over_balance_ceiling: 4,
+            reevaluation: Some(ReevaluationGauges {
+                running: true,
+                cells: 10,
+                evaluated: 6,
+                recorded: 4,
+            }),
             ..Gauges::default()
         });
         let methods: std::collections::BTreeSet<&str> = text
@@ -589,6 +628,10 @@ mod tests {
         }
         assert!(text.contains("cellplacer_cells_unsafe 2\n"));
         assert!(text.contains("cellplacer_servers_over_balance_ceiling 4\n"));
+        assert!(text.contains("cellplacer_reevaluation_running 1\n"));
+        assert!(text.contains("cellplacer_reevaluation_cells{state=\"total\"} 10\n"));
+        assert!(text.contains("cellplacer_reevaluation_cells{state=\"evaluated\"} 6\n"));
+        assert!(text.contains("cellplacer_reevaluation_cells{state=\"recorded\"} 4\n"));
         assert!(text.contains(&format!(
             "cellplacer_build_info{{version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")

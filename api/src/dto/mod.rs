@@ -494,6 +494,9 @@ pub struct InventoryView {
     pub loaded_at: String,
     pub counts: CountsView,
     pub warnings: usize,
+    /// The latest re-evaluation of the cells (on this version, or superseded by it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reevaluation: Option<ReevaluationView>,
 }
 
 impl InventoryView {
@@ -504,6 +507,7 @@ impl InventoryView {
             loaded_at: timestamp(zone.loaded_at),
             counts: CountsView::from(zone.inventory.counts()),
             warnings: zone.warnings.len(),
+            reevaluation: None,
         }
     }
 }
@@ -522,11 +526,26 @@ pub struct ValidationView {
     pub impact: Option<serde_json::Value>,
 }
 
-/// Existing cells judged against a new inventory. Lists hold at most 1,000 ids each; the
-/// counts are complete.
+/// Existing cells judged against a new inventory version (after a switch, or on start for
+/// cells recorded on another version), in the background. Lists hold at most 1,000 ids
+/// each; the counts are complete for the cells judged so far.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct ReevaluationView {
+    /// running, done, superseded (a later switch took over) or failed.
+    pub state: String,
+    /// The version the cells are judged on.
+    pub inventory_version: i64,
+    /// Cells to judge: those whose risk was recorded on another version.
     pub cells: usize,
+    /// Cells judged so far.
+    pub evaluated: usize,
+    /// Judged cells whose new risk is recorded (a cell changed meanwhile was judged on
+    /// this version by its change instead).
+    pub recorded: usize,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
     /// Cells that some single failure now puts out.
     pub unsafe_count: usize,
     pub unsafe_cells: Vec<String>,

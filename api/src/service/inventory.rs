@@ -1,28 +1,26 @@
 //! Inventory versions: the active one, validation of a new one, the switch, and the
 //! re-evaluation of every cell on it.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use optimizer::{fleet_report, ReportOptions};
 use serde_json::json;
-use topology::model::ServerStatus;
 
-use crate::dto::{
-    InventoryRequest, InventoryView, ReevaluationView, SwitchResponse, ValidationView,
-};
+use crate::dto::{InventoryRequest, InventoryView, SwitchResponse, ValidationView};
 use crate::store::{Change, InventoryRecord};
-use crate::view::{CountsView, OverCapacityView, ProblemView};
-use crate::zone::{Candidate, Source, Zone};
+use crate::view::{CountsView, ProblemView};
+use crate::zone::{Candidate, Source};
 use crate::Error;
 
-use super::ops::{missing_error, now_ms, supersede, LIST_LIMIT};
-use super::{blocking, writable, Service};
+use super::ops::{missing_error, now_ms, supersede};
+use super::{blocking, reevaluation, writable, Service};
 
 impl Service {
+    /// The active inventory and the latest re-evaluation of the cells.
     pub async fn inventory(&self) -> InventoryView {
-        InventoryView::new(&self.core.ledger.read().await.zone)
+        let mut view = InventoryView::new(&self.core.ledger.read().await.zone);
+        view.reevaluation = self.reevaluations.latest();
+        view
     }
 
     pub(super) fn source(&self, req: &InventoryRequest) -> Result<Source, Error> {
@@ -103,15 +101,20 @@ impl Service {
     }
 
     /// Validates a new inventory, switches to it atomically, and re-evaluates every cell on
-    /// it. A bad inventory, or one missing servers that cells use, changes nothing.
-    pub async fn switch_inventory(&self, req: InventoryRequest) -> Result<SwitchResponse, Error> {
+    /// it in the background (`wait`: before replying). A bad inventory, or one missing
+    /// servers that cells use, changes nothing.
+    pub async fn switch_inventory(
+        &self,
+        req: InventoryRequest,
+        wait: bool,
+    ) -> Result<SwitchResponse, Error> {
         let source = self.source(&req)?;
         let mut last_version = self.switching.lock().await;
         let candidate = blocking(move || Candidate::load(source))
             .await?
             .map_err(inventory_error)?;
         let zone = Arc::new(candidate.into_zone(*last_version + 1, now_ms()));
-        let (previous, seq) = {
+        let (previous, seq, cells) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
             let mut changes = vec![Change::ActivateInventory(InventoryRecord {
@@ -143,7 +146,7 @@ impl Service {
             rebuilt.seq = seq;
             let previous = ledger.zone.version;
             *ledger = rebuilt;
-            (previous, seq)
+            (previous, seq, ledger.len())
         };
         *last_version = zone.version;
         self.core.journal.wait(seq).await?;
@@ -152,117 +155,23 @@ impl Service {
             source = %zone.source.label(),
             "switched inventory"
         );
-        let reevaluation = self.reevaluate(&zone).await?;
+        let (started, job) = reevaluation::start(
+            self.core.clone(),
+            self.reevaluations.clone(),
+            zone.clone(),
+            cells,
+        );
+        let reevaluation = if wait {
+            job.await
+                .map_err(|e| Error::Internal(format!("re-evaluation: {e}")))?
+        } else {
+            started
+        };
         Ok(SwitchResponse {
             inventory: InventoryView::new(&zone),
             previous_version: previous,
             reevaluation,
         })
-    }
-
-    /// Computes every cell's risk and safety on `zone`, records them, and lists the cells
-    /// that became unsafe or sit on draining or failed servers.
-    pub(super) async fn reevaluate(&self, zone: &Arc<Zone>) -> Result<ReevaluationView, Error> {
-        let (placements, versions, before) = {
-            let ledger = self.core.ledger.read().await;
-            if ledger.zone.version != zone.version {
-                // Another switch came first; it reports for itself.
-                return Ok(ReevaluationView::default());
-            }
-            let placements = ledger.placements();
-            // Each cell's version and safety as recorded before this evaluation.
-            let (versions, before): (Vec<i64>, Vec<bool>) = ledger
-                .iter()
-                .map(|c| (c.version, c.single_failure_safe))
-                .unzip();
-            (placements, versions, before)
-        };
-        let z = zone.clone();
-        let (report, placements) = blocking(move || {
-            let options = ReportOptions {
-                risk: true,
-                top: 0,
-                threads: 0,
-            };
-            let report = fleet_report(&z.inventory, &z.model, &placements, &options);
-            (report, placements)
-        })
-        .await?;
-        let inv = &zone.inventory;
-        let unsafe_set: HashSet<usize> = report.unsafe_cells.iter().copied().collect();
-        let mut view = ReevaluationView {
-            cells: placements.len(),
-            ..ReevaluationView::default()
-        };
-        let push = |list: &mut Vec<String>, count: &mut usize, id: &str| {
-            *count += 1;
-            if list.len() < LIST_LIMIT {
-                list.push(id.to_owned());
-            }
-        };
-        for (i, p) in placements.iter().enumerate() {
-            let id = p.cell_id.as_str();
-            if unsafe_set.contains(&i) {
-                push(&mut view.unsafe_cells, &mut view.unsafe_count, id);
-                if before[i] {
-                    push(&mut view.became_unsafe, &mut view.became_unsafe_count, id);
-                }
-            }
-            let status = |st| {
-                p.nodes
-                    .iter()
-                    .any(|&n| inv.servers[n as usize].status == st)
-            };
-            if status(ServerStatus::Draining) {
-                push(&mut view.on_draining, &mut view.on_draining_count, id);
-            }
-            if status(ServerStatus::Failed) {
-                push(&mut view.on_failed, &mut view.on_failed_count, id);
-            }
-        }
-        view.over_capacity = OverCapacityView::list(inv, &report.load.over_capacity);
-        // Record the new risks on cells that did not change meanwhile.
-        let seq = {
-            let mut ledger = self.core.ledger.write().await;
-            if ledger.zone.version != zone.version || ledger.poisoned.is_some() {
-                return Ok(view);
-            }
-            let now = now_ms();
-            let mut changes = Vec::new();
-            let mut touched = Vec::new();
-            for (i, p) in placements.iter().enumerate() {
-                let Some(mut cell) = ledger.cell_mut(&p.cell_id) else {
-                    continue;
-                };
-                if cell.version != versions[i] {
-                    continue;
-                }
-                cell.risk = report.per_cell[i].risk;
-                cell.single_failure_safe = !unsafe_set.contains(&i);
-                cell.inventory_version = zone.version;
-                cell.version += 1;
-                cell.updated_at = now;
-                drop(cell);
-                changes.push(Change::PutCell(
-                    ledger.record_of(&p.cell_id).expect("checked above"),
-                ));
-                touched.push(p.cell_id.clone());
-            }
-            if changes.is_empty() {
-                0
-            } else {
-                let seq = self.core.journal.submit(changes);
-                for id in touched {
-                    if let Some(mut c) = ledger.cell_mut(&id) {
-                        c.seq = seq;
-                    }
-                }
-                ledger.seq = seq;
-                seq
-            }
-        };
-        self.core.journal.wait(seq).await?;
-        Ok(view)
     }
 }
 

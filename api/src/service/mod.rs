@@ -33,11 +33,13 @@ mod inventory;
 mod moves;
 pub mod ops;
 mod plans;
+mod reevaluation;
 mod report;
 mod whatif;
 
 pub use cells::CellQuery;
 pub use plans::{Plans, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
+use reevaluation::Reevaluations;
 
 use ops::{missing_error, now_ms, supersede, Core};
 
@@ -66,6 +68,8 @@ pub struct Service {
     reports: Semaphore,
     /// Rebalancing plans and their executor.
     plans: Arc<Plans>,
+    /// The latest re-evaluation of the cells on an inventory version.
+    reevaluations: Arc<Reevaluations>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
@@ -116,7 +120,7 @@ impl Service {
         let stored = stored?;
         // Risks recorded on another inventory (or under an older risk definition, which
         // a migration marks with version 0) are judged again.
-        let stale = fresh || builder.stale() > 0;
+        let stale = builder.stale();
         let mut ledger = builder.finish().map_err(|m| missing_error(&m))?;
         let rebuilt_in = at.elapsed();
         let mut changes = Vec::new();
@@ -188,26 +192,19 @@ impl Service {
             switching: Mutex::new(version.max(snapshot.max_inventory_version)),
             reports: Semaphore::new(1),
             plans,
+            reevaluations: Arc::new(Reevaluations::default()),
         });
         tokio::spawn(resync(service.core.clone(), service.store.clone()));
-        if stale && !service.core.ledger.read().await.is_empty() {
-            // The cells' risks were computed on another inventory: judge them again on this
-            // one, in the background so that the service is up at once.
-            let s = service.clone();
-            tokio::spawn(async move {
-                match s.reevaluate(&zone).await {
-                    Ok(v) => tracing::info!(
-                        cells = v.cells,
-                        unsafe_cells = v.unsafe_count,
-                        became_unsafe = v.became_unsafe_count,
-                        on_draining = v.on_draining_count,
-                        on_failed = v.on_failed_count,
-                        over_capacity = v.over_capacity.len(),
-                        "re-evaluated the ledger on the new inventory"
-                    ),
-                    Err(e) => tracing::warn!("re-evaluating the ledger: {e}"),
-                }
-            });
+        if stale > 0 {
+            // The cells' risks were recorded on another inventory (or an interrupted
+            // re-evaluation left some): judge them again on this one, in the background so
+            // that the service is up at once.
+            let _ = reevaluation::start(
+                service.core.clone(),
+                service.reevaluations.clone(),
+                zone,
+                stale,
+            );
         }
         Ok(service)
     }
@@ -272,6 +269,7 @@ impl Service {
             solver_queue: self.solver.queued() as u64,
             solver_workers: self.solver.workers() as u64,
             plans_by_state: self.plans.counts(),
+            reevaluation: self.reevaluations.gauges(),
         }
     }
 

@@ -237,6 +237,19 @@ pub enum Change {
     },
     /// Insert new cells in bulk (none may exist yet): a ledger import.
     InsertCells(Vec<CellRecord>),
+    /// Record re-evaluated risks of existing cells in bulk (nodes and clients unchanged).
+    SetRisks(Vec<RiskUpdate>),
+}
+
+/// A cell's risk and safety judged again (on another inventory version).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskUpdate {
+    pub cell_id: String,
+    pub risk: f64,
+    pub single_failure_safe: bool,
+    pub inventory_version: i64,
+    pub version: i64,
+    pub updated_at: i64,
 }
 
 /// What the service needs to rebuild its state on start, besides the cells (which

@@ -18,7 +18,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
     join_ids, split_ids, BoxFuture, CellRecord, CellSink, Change, InventoryRecord, MoveRecord,
-    MoveStatus, PlanRecord, PlanState, PlanStepRecord, Snapshot, StepStatus, Store,
+    MoveStatus, PlanRecord, PlanState, PlanStepRecord, RiskUpdate, Snapshot, StepStatus, Store,
 };
 use crate::Error;
 
@@ -320,6 +320,57 @@ async fn insert_cells(
     Ok(())
 }
 
+/// Rows per UPDATE of risks (6 parameters each, under the ~500 that keep sqlx's binding
+/// fast).
+const RISKS_PER_UPDATE: usize = 80;
+
+async fn set_risks(
+    tx: &mut Transaction<'_, Sqlite>,
+    updates: &[RiskUpdate],
+) -> Result<(), sqlx::Error> {
+    for chunk in updates.chunks(RISKS_PER_UPDATE) {
+        let mut sql =
+            String::from("WITH v (cell_id, risk, safe, inv, version, updated) AS (VALUES ");
+        for i in 0..chunk.len() {
+            let b = 6 * i + 1;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(
+                sql,
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            );
+        }
+        sql.push_str(
+            ") UPDATE cells SET risk = v.risk, single_failure_safe = v.safe,
+             inventory_version = v.inv, version = v.version, updated_at = v.updated
+             FROM v WHERE cells.cell_id = v.cell_id",
+        );
+        let mut q = sqlx::query(&sql);
+        for u in chunk {
+            q = q
+                .bind(&u.cell_id)
+                .bind(u.risk)
+                .bind(u.single_failure_safe)
+                .bind(u.inventory_version)
+                .bind(u.version)
+                .bind(u.updated_at);
+        }
+        let done = q.execute(&mut **tx).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            // Every cell must exist: the whole batch fails otherwise.
+            return Err(sqlx::Error::RowNotFound);
+        }
+    }
+    Ok(())
+}
+
 /// Rows per INSERT of plan steps (13 parameters each, under SQLite's 32,766).
 const STEPS_PER_INSERT: usize = 50;
 
@@ -445,6 +496,7 @@ async fn apply(pool: &SqlitePool, changes: &[Change]) -> Result<(), sqlx::Error>
             }
             Change::PutPlanStep { plan_id, step } => put_plan_step(&mut tx, plan_id, step).await?,
             Change::InsertCells(cells) => insert_cells(&mut tx, cells).await?,
+            Change::SetRisks(updates) => set_risks(&mut tx, updates).await?,
         }
     }
     tx.commit().await
@@ -862,6 +914,58 @@ mod tests {
             let want: Vec<_> = cells.iter().map(|c| (c.clone(), None)).collect();
             assert_eq!(got, want, "page {page}");
         }
+    }
+
+    /// Risks set in bulk land on exactly their cells (over several statements); one
+    /// unknown cell fails the whole batch.
+    #[tokio::test]
+    async fn risks_are_set_in_bulk_and_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("l.db")).await.unwrap();
+        let cells: Vec<CellRecord> = (0..200)
+            .map(|i| cell(&format!("c{i:03}"), &[&format!("s{i}"), "z9"], 1))
+            .collect();
+        store
+            .apply(&[Change::InsertCells(cells.clone())])
+            .await
+            .unwrap();
+        let update = |c: &CellRecord, i: usize| RiskUpdate {
+            cell_id: c.cell_id.clone(),
+            risk: i as f64 * 1e-6,
+            single_failure_safe: !i.is_multiple_of(3),
+            inventory_version: 2,
+            version: c.version + 1,
+            updated_at: 99,
+        };
+        // Every other cell.
+        let updates: Vec<RiskUpdate> = cells
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+            .map(|(i, c)| update(c, i))
+            .collect();
+        store.apply(&[Change::SetRisks(updates)]).await.unwrap();
+        let want: Vec<(CellRecord, Option<MoveRecord>)> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut c = c.clone();
+                if i % 2 == 0 {
+                    let u = update(&c, i);
+                    c.risk = u.risk;
+                    c.single_failure_safe = u.single_failure_safe;
+                    c.inventory_version = u.inventory_version;
+                    c.version = u.version;
+                    c.updated_at = u.updated_at;
+                }
+                (c, None)
+            })
+            .collect();
+        assert_eq!(all_cells(&store).await.unwrap(), want);
+        let mut bad: Vec<RiskUpdate> = cells.iter().map(|c| update(c, 7)).collect();
+        bad[150].cell_id = "nope".into();
+        assert!(store.apply(&[Change::SetRisks(bad)]).await.is_err());
+        assert_eq!(all_cells(&store).await.unwrap(), want);
     }
 
     #[tokio::test]

@@ -112,7 +112,7 @@ async fn inventory_validate_switch_and_reevaluate() {
     let (s, body) = h
         .call(
             Method::POST,
-            "/v1/inventory",
+            "/v1/inventory?wait=true",
             Some(json!({"path": next_dir})),
         )
         .await;
@@ -143,7 +143,7 @@ async fn inventory_validate_switch_and_reevaluate() {
     let (s, body) = h
         .call(
             Method::POST,
-            "/v1/inventory",
+            "/v1/inventory?wait=true",
             Some(json!({"tables": tables})),
         )
         .await;
@@ -175,4 +175,106 @@ async fn inventory_validate_switch_and_reevaluate() {
     let (s, body) = h.place("i2", &[&c[1]]).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(body["cell"]["inventory_version"], 3);
+}
+
+/// A switch replies at once and re-evaluates in the background: placements go on, the
+/// progress shows in `GET /v1/inventory` and the metrics, and the end state is exact.
+#[tokio::test]
+async fn a_switch_reevaluates_in_the_background() {
+    let h = Harness::new(20).await;
+    let c = h.clients();
+    for i in 0..30 {
+        let (s, body) = h.place(&format!("b{i:02}"), &[&c[i % c.len()]]).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let (_, first) = h.call(Method::GET, "/v1/cells/b00", None).await;
+    let failed = strings(&first["nodes"])[0].clone();
+    let (_, srv) = h
+        .call(Method::GET, &format!("/v1/servers/{failed}"), None)
+        .await;
+    let mut on_failed = strings(&srv["cells"]);
+    on_failed.sort();
+    assert!(!on_failed.is_empty());
+
+    let mut next = h.raw.clone();
+    set_server(&mut next, &failed, "status", Some("failed"));
+    let next_dir = write_zone(&h.dir.path().join("bg"), &next);
+    let (s, body) = h
+        .call(
+            Method::POST,
+            "/v1/inventory",
+            Some(json!({"path": next_dir})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let re = &body["reevaluation"];
+    assert!(
+        ["running", "done"].contains(&re["state"].as_str().unwrap()),
+        "{re}"
+    );
+    assert_eq!(re["inventory_version"], 2);
+    assert_eq!(re["cells"], 30);
+    // Placements go on meanwhile, on the new version.
+    let (s, late) = h.place("late", &[&c[0]]).await;
+    assert_eq!(s, StatusCode::CREATED, "{late}");
+    assert_eq!(late["cell"]["inventory_version"], 2);
+
+    let mut done = Value::Null;
+    for _ in 0..500 {
+        let (_, inv) = h.call(Method::GET, "/v1/inventory", None).await;
+        if inv["reevaluation"]["state"] == "done" {
+            done = inv["reevaluation"].clone();
+            break;
+        }
+        assert_eq!(inv["reevaluation"]["state"], "running", "{inv}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(done["evaluated"], 30, "{done}");
+    assert_eq!(done["recorded"], 30, "{done}");
+    assert!(done["finished_at"].is_string(), "{done}");
+    let mut got = strings(&done["on_failed"]);
+    got.sort();
+    assert_eq!(got, on_failed);
+    assert_eq!(done["on_failed_count"], on_failed.len());
+    // Every cell is judged on version 2 now.
+    let (_, old) = h
+        .call(Method::GET, "/v1/cells?inventory_version=1", None)
+        .await;
+    assert_eq!(old["cells"], json!([]), "{old}");
+    let (_, b00) = h.call(Method::GET, "/v1/cells/b00", None).await;
+    assert_eq!(b00["version"], first["version"].as_i64().unwrap() + 1);
+    let (_, metrics) = h.call(Method::GET, "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap();
+    for line in [
+        "cellplacer_reevaluation_running 0\n",
+        "cellplacer_reevaluation_cells{state=\"total\"} 30\n",
+        "cellplacer_reevaluation_cells{state=\"recorded\"} 30\n",
+    ] {
+        assert!(metrics.contains(line), "no {line} in {metrics}");
+    }
+
+    // Waiting: the reply has the end state.
+    let (s, body) = h
+        .call(
+            Method::POST,
+            "/v1/inventory?wait=true",
+            Some(json!({"path": h.zone_dir})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["reevaluation"]["state"], "done");
+    assert_eq!(body["reevaluation"]["cells"], 31);
+    assert_eq!(body["reevaluation"]["on_failed_count"], 0);
+    let (s, e) = h
+        .call(
+            Method::POST,
+            "/v1/inventory?wait=maybe",
+            Some(json!({"path": h.zone_dir})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        "{e}"
+    );
 }

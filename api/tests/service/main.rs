@@ -202,7 +202,11 @@ impl Harness {
         }
         let dir = write_zone(&self.dir.path().join(name), &next);
         let (s, body) = self
-            .call(Method::POST, "/v1/inventory", Some(json!({"path": dir})))
+            .call(
+                Method::POST,
+                "/v1/inventory?wait=true",
+                Some(json!({"path": dir})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{body}");
         body
