@@ -21,7 +21,7 @@ use super::ops::{now_ms, Core, LIST_LIMIT};
 
 /// Cells judged per chunk: each chunk holds the ledger's write lock while it is recorded
 /// (tens of milliseconds), so placements wait at most that long.
-pub const CHUNK: usize = 20_000;
+pub const CHUNK: usize = 5_000;
 
 /// The latest re-evaluation's progress.
 #[derive(Debug, Default)]
