@@ -422,6 +422,25 @@ impl Ledger {
         }
     }
 
+    /// Marks every proposed move superseded (they were computed on another inventory) and
+    /// returns them, by cell id, to record.
+    pub fn supersede_moves(&mut self, now: i64) -> Vec<MoveRecord> {
+        let mut out = Vec::new();
+        for cell in self.cells.iter_mut().flatten() {
+            if let Some(m) = cell
+                .last_move
+                .as_deref_mut()
+                .filter(|m| m.status == MoveStatus::Proposed)
+            {
+                m.status = MoveStatus::Superseded;
+                m.updated_at = now;
+                out.push(m.clone());
+            }
+        }
+        out.sort_by(|a, b| a.cell_id.cmp(&b.cell_id));
+        out
+    }
+
     /// The store's record of the cell `id`, if there is one.
     pub fn record_of(&self, id: &str) -> Option<CellRecord> {
         self.cell(id).map(|c| self.record(c))

@@ -79,6 +79,18 @@ pub struct Zone {
     pub active_capacity: u64,
 }
 
+impl Zone {
+    /// The ledger's record of this inventory version.
+    pub fn record(&self) -> crate::store::InventoryRecord {
+        crate::store::InventoryRecord {
+            version: self.version,
+            source: self.source.label(),
+            path: self.source.path().map(|p| p.display().to_string()),
+            loaded_at: self.loaded_at,
+        }
+    }
+}
+
 /// A validated inventory not yet given a version.
 #[derive(Debug)]
 pub struct Candidate {

@@ -6,16 +6,17 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use optimizer::report::cell_risks;
 use serde_json::json;
 use topology::Placement;
 
 use crate::dto::{ImportRequest, ImportResponse, RefusedView};
-use crate::import::{check_rows, parse_rows, records, CHUNK};
+use crate::import::{check_rows, parse_rows, CHUNK};
 use crate::store::Change;
 use crate::Error;
 
 use super::inventory::inventory_error;
-use super::ops::LIST_LIMIT;
+use super::ops::{colour, now_ms, LIST_LIMIT};
 use super::{blocking, writable, Service};
 
 impl Service {
@@ -28,14 +29,13 @@ impl Service {
             let table = crate::load::read_table(&path)?;
             let (rows, refused) = parse_rows(&table, &parsed_zone.inventory);
             let placements: Vec<Placement> = rows.iter().map(|(_, p)| p.clone()).collect();
-            let recs = records(&parsed_zone, &placements, parsed_zone.version);
-            let risks: HashMap<usize, crate::store::CellRecord> =
-                rows.iter().map(|(row, _)| *row).zip(recs).collect();
+            let risks = cell_risks(&parsed_zone.model, &placements, 0);
+            let risks: HashMap<usize, (f64, bool)> =
+                rows.iter().map(|(row, _)| *row).zip(risks).collect();
             Ok((rows, refused, risks))
         })
         .await?
         .map_err(inventory_error)?;
-        let mut risks = risks;
         let (imported, seq) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
@@ -61,34 +61,31 @@ impl Service {
                     details: json!({ "refused": views }),
                 });
             }
-            let mut records = Vec::with_capacity(accepted.len());
-            for (row, p) in &accepted {
-                let record = risks.remove(row).expect("a risk per parsed row");
-                if let Some(mut cell) = ledger.cell_mut(&p.cell_id) {
-                    cell.set_colour(record.colour.as_deref());
-                    cell.risk = record.risk;
-                    cell.single_failure_safe = record.single_failure_safe;
-                    cell.inventory_version = record.inventory_version;
-                    cell.version = record.version;
-                    cell.created_at = record.created_at;
-                    cell.updated_at = record.updated_at;
-                }
-                records.push(record);
-            }
+            // The records are built a chunk at a time, each handed to the journal as is.
+            let now = now_ms();
+            let inv = &zone.inventory;
             let mut seq = 0;
-            for chunk in records.chunks(CHUNK) {
-                seq = self
-                    .core
-                    .journal
-                    .submit(vec![Change::InsertCells(chunk.to_vec())]);
-                for r in chunk {
-                    ledger.stamp(&r.cell_id, seq);
+            for chunk in accepted.chunks(CHUNK) {
+                let mut records = Vec::with_capacity(chunk.len());
+                for (row, p) in chunk {
+                    let (risk, safe) = risks[row];
+                    let Some(mut cell) = ledger.cell_mut(&p.cell_id) else {
+                        continue;
+                    };
+                    cell.set_colour(colour(inv, &p.nodes).as_deref());
+                    cell.risk = risk;
+                    cell.single_failure_safe = safe;
+                    cell.created_at = now;
+                    cell.updated_at = now;
+                    drop(cell);
+                    records.extend(ledger.record_of(&p.cell_id));
+                }
+                seq = self.core.journal.submit(vec![Change::InsertCells(records)]);
+                for (_, p) in chunk {
+                    ledger.stamp(&p.cell_id, seq);
                 }
             }
-            if seq > 0 {
-                ledger.seq = seq;
-            }
-            (records.len(), seq)
+            (accepted.len(), seq)
         };
         self.core.journal.wait(seq).await?;
         Ok(ImportResponse {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::dto::{InventoryRequest, InventoryView, SwitchResponse, ValidationView};
-use crate::store::{Change, InventoryRecord};
+use crate::store::Change;
 use crate::view::{CountsView, ProblemView};
 use crate::zone::{Candidate, Source};
 use crate::Error;
 
-use super::ops::{missing_error, now_ms, supersede};
+use super::ops::{missing_error, now_ms};
 use super::{blocking, reevaluation, writable, Service};
 
 impl Service {
@@ -117,28 +117,15 @@ impl Service {
         let (previous, seq, cells) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
-            let mut changes = vec![Change::ActivateInventory(InventoryRecord {
-                version: zone.version,
-                source: zone.source.label(),
-                path: zone.source.path().map(|p| p.display().to_string()),
-                loaded_at: zone.loaded_at,
-            })];
+            let mut changes = vec![Change::ActivateInventory(zone.record())];
             // The journal hands out this number next: we hold the write lock.
             let seq = self.core.journal.last_seq() + 1;
             let mut rebuilt = ledger
                 .rezone(zone.clone(), seq)
                 .map_err(|m| missing_error(&m))?;
             // Moves were computed on the old inventory.
-            let pending: Vec<Arc<str>> = rebuilt
-                .iter()
-                .filter(|c| c.pending_move().is_some())
-                .map(|c| c.id.clone())
-                .collect();
-            for id in pending {
-                if let Some(mut c) = rebuilt.cell_mut(&id) {
-                    changes.extend(supersede(c.last_move.as_deref_mut(), zone.loaded_at));
-                }
-            }
+            let superseded = rebuilt.supersede_moves(zone.loaded_at);
+            changes.extend(superseded.into_iter().map(Change::PutMove));
             // Plans were made on the old inventory.
             changes.extend(self.plans.invalidate_all(zone.version));
             let submitted = self.core.journal.submit(changes);

@@ -22,7 +22,7 @@ use crate::journal::Journal;
 use crate::ledger::{Builder, Ledger};
 use crate::metrics::{Gauges, Metrics};
 use crate::solver::SolverPool;
-use crate::store::{Change, InventoryRecord, Store};
+use crate::store::{Change, Store};
 use crate::zone::{Candidate, Source};
 use crate::Error;
 
@@ -41,7 +41,7 @@ pub use cells::CellQuery;
 pub use plans::{Plans, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 use reevaluation::Reevaluations;
 
-use ops::{missing_error, now_ms, supersede, Core};
+use ops::{missing_error, now_ms, Core};
 
 /// Service settings.
 #[derive(Debug, Clone)]
@@ -125,23 +125,10 @@ impl Service {
         let rebuilt_in = at.elapsed();
         let mut changes = Vec::new();
         if fresh {
-            changes.push(Change::ActivateInventory(InventoryRecord {
-                version: zone.version,
-                source: zone.source.label(),
-                path: zone.source.path().map(|p| p.display().to_string()),
-                loaded_at: zone.loaded_at,
-            }));
+            changes.push(Change::ActivateInventory(zone.record()));
             // Moves were computed on another inventory.
-            let pending: Vec<Arc<str>> = ledger
-                .iter()
-                .filter(|c| c.pending_move().is_some())
-                .map(|c| c.id.clone())
-                .collect();
-            for id in pending {
-                if let Some(mut c) = ledger.cell_mut(&id) {
-                    changes.extend(supersede(c.last_move.as_deref_mut(), zone.loaded_at));
-                }
-            }
+            let superseded = ledger.supersede_moves(zone.loaded_at);
+            changes.extend(superseded.into_iter().map(Change::PutMove));
         }
         let at = std::time::Instant::now();
         let rebuilt = ledger.server_loads();
