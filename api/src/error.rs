@@ -76,6 +76,10 @@ pub enum Error {
     ShuttingDown,
     #[error("the ledger could not commit the change: {message}")]
     StoreUnavailable { message: String },
+    #[error("{message}")]
+    LedgerLocked { message: String },
+    #[error("{message}")]
+    InvalidConfig { message: String },
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
     #[error("store migration: {0}")]
@@ -145,6 +149,8 @@ impl Error {
             Error::Contended { .. } => "contended",
             Error::Timeout { .. } => "timeout",
             Error::ShuttingDown => "shutting_down",
+            Error::LedgerLocked { .. } => "ledger_locked",
+            Error::InvalidConfig { .. } => "invalid_config",
             Error::StoreUnavailable { .. } | Error::Store(_) | Error::Migrate(_) => {
                 "store_unavailable"
             }
@@ -183,12 +189,15 @@ impl Error {
             | Error::Contended { .. }
             | Error::Timeout { .. }
             | Error::ShuttingDown
+            | Error::LedgerLocked { .. }
             | Error::StoreUnavailable { .. }
             | Error::Store(_)
             | Error::Migrate(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Io { .. } | Error::Inventory(_) | Error::Client(_) | Error::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Io { .. }
+            | Error::Inventory(_)
+            | Error::Client(_)
+            | Error::Internal(_)
+            | Error::InvalidConfig { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

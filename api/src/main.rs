@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use api::store::Store as _;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -95,9 +94,11 @@ enum Command {
         /// bundled zone (the generated `small` preset, seed 0: 2,304 servers).
         #[arg(long)]
         inventory: Option<PathBuf>,
-        /// SQLite ledger (created if missing); uploaded inventories go next to it.
+        /// The ledger: a SQLite file (created if missing; uploaded inventories go next to
+        /// it), `sqlite://PATH`, or `postgres://...`. A SQLite ledger is served by one
+        /// process at a time.
         #[arg(long, default_value = "data/cellplacer.db")]
-        db: PathBuf,
+        db: String,
         /// Address and port to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -301,9 +302,9 @@ enum LedgerAction {
         /// Cells to load (cell_id, clients, nodes; .csv or .parquet).
         #[arg(long)]
         placements: PathBuf,
-        /// The SQLite ledger (created if missing).
+        /// The ledger (a SQLite file, created if missing, or a URL as for `serve`).
         #[arg(long, default_value = "data/cellplacer.db")]
-        db: PathBuf,
+        db: String,
         /// Import the valid cells, list the others with why.
         #[arg(long)]
         skip_invalid: bool,
@@ -311,8 +312,9 @@ enum LedgerAction {
     /// Write the ledger's cells as a placement export (.csv or .parquet), for `evaluate`,
     /// `rebalance`, `whatif` and notebooks.
     Export {
+        /// The ledger (a SQLite file or a URL as for `serve`).
         #[arg(long, default_value = "data/cellplacer.db")]
-        db: PathBuf,
+        db: String,
         #[arg(long)]
         out: PathBuf,
     },
@@ -535,7 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .init();
             let options = api::serve::ServeOptions {
                 inventory,
-                db,
+                db: api::store::LedgerUrl::parse(&db)?,
                 listen,
                 workers,
                 queue,
@@ -681,14 +683,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         let table =
                             api::load::read_table(&placements).context("loading the placements")?;
                         let rows = table.len();
-                        let store = api::store::SqliteStore::open(&db)
+                        let url = api::store::LedgerUrl::parse(&db)?;
+                        let store = api::store::open(&url)
                             .await
-                            .with_context(|| format!("opening the ledger {}", db.display()))?;
+                            .with_context(|| format!("opening the ledger {}", url.label()))?;
                         let dir = std::fs::canonicalize(&dir)
                             .with_context(|| format!("{}", dir.display()))?;
                         let started = std::time::Instant::now();
                         let outcome = api::import::import(
-                            &store,
+                            &*store,
                             api::zone::Source::Dir(dir),
                             table,
                             skip_invalid,
@@ -709,7 +712,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "imported {} of {rows} cells into {} in {:.2?} ({} transactions, \
                              inventory version {}); {} refused{}",
                             outcome.imported,
-                            db.display(),
+                            url.label(),
                             started.elapsed(),
                             outcome.transactions,
                             outcome.inventory_version,
@@ -727,10 +730,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         })
                     }
                     LedgerAction::Export { db, out } => {
-                        let store = api::store::SqliteStore::open(&db)
+                        let url = api::store::LedgerUrl::parse(&db)?;
+                        let store = api::store::open(&url)
                             .await
-                            .with_context(|| format!("opening the ledger {}", db.display()))?;
-                        let table = api::import::export(&store).await;
+                            .with_context(|| format!("opening the ledger {}", url.label()))?;
+                        let table = api::import::export(&*store).await;
                         store.close().await;
                         let table = table.context("reading the ledger")?;
                         write_table(&out, &table).context("writing the placements")?;

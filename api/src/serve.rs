@@ -4,12 +4,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::engine::PlaceOptions;
 use crate::http::{app, AppState, Limits};
 use crate::service::{Config, Service};
-use crate::store::SqliteStore;
+use crate::store::{self, LedgerUrl};
 use crate::zone::Source;
 use crate::Error;
 
@@ -17,7 +16,7 @@ use crate::Error;
 pub struct ServeOptions {
     /// Export directory; `None`: the ledger's active inventory, else the bundled zone.
     pub inventory: Option<PathBuf>,
-    pub db: PathBuf,
+    pub db: LedgerUrl,
     pub listen: SocketAddr,
     /// Solver threads (0 = available parallelism).
     pub workers: usize,
@@ -32,14 +31,10 @@ pub async fn run(
     on_listen: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let store = SqliteStore::open(&options.db).await?;
-    let data_dir = options
-        .db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let store = store::open(&options.db).await?;
+    let data_dir = options.db.data_dir();
     let service = Service::open(
-        Arc::new(store),
+        store,
         options.inventory.clone().map(Source::Dir),
         Config {
             data_dir,
@@ -62,7 +57,7 @@ pub async fn run(
     let inventory = service.inventory().await;
     tracing::info!(
         %addr,
-        db = %options.db.display(),
+        db = %options.db.label(),
         inventory = %inventory.source,
         version = inventory.version,
         "serving"

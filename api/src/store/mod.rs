@@ -11,6 +11,9 @@ use std::pin::Pin;
 
 pub use sqlite::SqliteStore;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use crate::Error;
 
 /// A boxed future, so that the trait stays object safe (`Arc<dyn Store>`).
@@ -287,6 +290,91 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
+/// Where a ledger lives, as `--db` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerUrl {
+    /// `sqlite://PATH`, `sqlite:PATH` or a plain path: an embedded SQLite file.
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`.
+    Postgres(String),
+}
+
+impl LedgerUrl {
+    /// Reads `--db`; a scheme other than `sqlite` and `postgres(ql)` is an error (a
+    /// `postgres://` URL never becomes a file of that name).
+    pub fn parse(db: &str) -> Result<LedgerUrl, Error> {
+        if db.is_empty() {
+            return Err(Error::InvalidConfig {
+                message: "--db is empty: give a file path or a postgres:// URL".into(),
+            });
+        }
+        if let Some(path) = db
+            .strip_prefix("sqlite://")
+            .or_else(|| db.strip_prefix("sqlite:"))
+        {
+            return Ok(LedgerUrl::Sqlite(PathBuf::from(path)));
+        }
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Ok(LedgerUrl::Postgres(db.to_owned()));
+        }
+        // A scheme is letters, digits, `+`, `-` or `.` before `:` (RFC 3986); `C:\...`
+        // and `./a:b` stay paths.
+        if let Some((scheme, _)) = db.split_once(':') {
+            let is_scheme = scheme.len() > 1
+                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+            if is_scheme && db[scheme.len() + 1..].starts_with("//") {
+                return Err(Error::InvalidConfig {
+                    message: format!(
+                        "--db: unknown ledger URL scheme '{scheme}' (a file path, sqlite://PATH or postgres://...)"
+                    ),
+                });
+            }
+        }
+        Ok(LedgerUrl::Sqlite(PathBuf::from(db)))
+    }
+
+    /// Where uploads and other service files go: next to a SQLite file.
+    pub fn data_dir(&self) -> PathBuf {
+        match self {
+            LedgerUrl::Sqlite(path) => path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from),
+            LedgerUrl::Postgres(_) => PathBuf::from("data"),
+        }
+    }
+
+    /// For logs: the path, or the URL without its password.
+    pub fn label(&self) -> String {
+        match self {
+            LedgerUrl::Sqlite(path) => path.display().to_string(),
+            LedgerUrl::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                match rest.split_once('@') {
+                    Some((userinfo, host)) => {
+                        let user = userinfo.split(':').next().unwrap_or_default();
+                        format!("{scheme}://{user}@{host}")
+                    }
+                    None => url.clone(),
+                }
+            }
+        }
+    }
+}
+
+/// Opens the ledger `url` names.
+pub async fn open(url: &LedgerUrl) -> Result<Arc<dyn Store>, Error> {
+    match url {
+        LedgerUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+        LedgerUrl::Postgres(_) => Err(Error::InvalidConfig {
+            message: "PostgreSQL ledgers are not supported by this build yet (issue 13): use a SQLite file".into(),
+        }),
+    }
+}
+
 /// Where [`Store::load_cells`] hands the cells.
 pub type CellSink<'a> = &'a mut (dyn FnMut(CellRecord, Option<MoveRecord>) + Send);
 
@@ -307,5 +395,39 @@ pub(crate) fn split_ids(s: &str) -> Vec<String> {
         Vec::new()
     } else {
         s.split(';').map(str::to_owned).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ledger_url_is_a_path_sqlite_or_postgres_and_nothing_else() {
+        let sqlite = |p: &str| Some(LedgerUrl::Sqlite(PathBuf::from(p)));
+        let parse = |s: &str| LedgerUrl::parse(s).ok();
+        assert_eq!(parse("data/l.db"), sqlite("data/l.db"));
+        assert_eq!(parse("sqlite:///tmp/l.db"), sqlite("/tmp/l.db"));
+        assert_eq!(parse("sqlite:l.db"), sqlite("l.db"));
+        assert_eq!(parse("./a:b.db"), sqlite("./a:b.db"));
+        assert_eq!(parse("C:\\l.db"), sqlite("C:\\l.db"));
+        let pg = "postgres://u:secret@127.0.0.1:5432/ledger";
+        assert_eq!(parse(pg), Some(LedgerUrl::Postgres(pg.into())));
+        assert_eq!(
+            LedgerUrl::parse(pg).unwrap().label(),
+            "postgres://u@127.0.0.1:5432/ledger"
+        );
+        assert!(matches!(
+            LedgerUrl::parse("postgresql://h/db"),
+            Ok(LedgerUrl::Postgres(_))
+        ));
+        for bad in ["mysql://h/db", "http://x", "", "postgress://h/db"] {
+            let e = LedgerUrl::parse(bad).unwrap_err();
+            assert!(matches!(e, Error::InvalidConfig { .. }), "{bad}: {e}");
+        }
+        assert!(LedgerUrl::parse("mysql://h/db")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown ledger URL scheme 'mysql'"));
     }
 }

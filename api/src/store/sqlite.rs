@@ -4,6 +4,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::fs::File;
+use std::io::{Read, Write as _};
+use std::sync::{Arc, Mutex};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -64,6 +67,53 @@ impl MigrationSource<'static> for Embedded {
 pub struct SqliteStore {
     pool: SqlitePool,
     path: std::path::PathBuf,
+    /// `<ledger>.lock`, held while the store is open (see [`hold_lock`]).
+    lock: Arc<Mutex<Option<File>>>,
+}
+
+/// Holds an exclusive lock on `<ledger>.lock` for as long as the store is open: a SQLite
+/// ledger is served by one process at a time, since two would each trust their own
+/// in-memory occupancy and together break the rules. The OS drops the lock when the
+/// process dies, even by kill -9; the file keeps the holder's pid for the message.
+fn hold_lock(path: &Path) -> Result<File, Error> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let io = |e| Error::Io {
+        context: format!("locking {}", lock_path.display()),
+        source: e,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).map_err(io)?;
+            writeln!(file, "{}", std::process::id()).map_err(io)?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            Err(Error::LedgerLocked {
+                message: format!(
+                    "the ledger {} is in use by another process{}: a SQLite ledger is served by one process at a time (use PostgreSQL for several replicas)",
+                    path.display(),
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    }
+                ),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
 }
 
 impl SqliteStore {
@@ -75,6 +125,8 @@ impl SqliteStore {
                 source: e,
             })?;
         }
+        // Before the file is touched: a second process changes nothing.
+        let lock = hold_lock(path)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -100,6 +152,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             path: path.to_path_buf(),
+            lock: Arc::new(Mutex::new(Some(lock))),
         })
     }
 }
@@ -707,7 +760,11 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move { self.pool.close().await })
+        Box::pin(async move {
+            self.pool.close().await;
+            // Another process may serve the ledger now.
+            self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        })
     }
 }
 
@@ -970,6 +1027,25 @@ mod tests {
         bad[150].cell_id = "nope".into();
         assert!(store.apply(&[Change::SetRisks(bad)]).await.is_err());
         assert_eq!(all_cells(&store).await.unwrap(), want);
+    }
+
+    /// One process at a time: a second open of the same ledger is refused, naming the
+    /// holder, and succeeds once the first is closed.
+    #[tokio::test]
+    async fn a_ledger_is_held_by_one_store_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let first = SqliteStore::open(&path).await.unwrap();
+        let e = SqliteStore::open(&path).await.unwrap_err();
+        let message = e.to_string();
+        assert!(matches!(e, Error::LedgerLocked { .. }), "{message}");
+        assert!(
+            message.contains(&format!("(pid {})", std::process::id())),
+            "{message}"
+        );
+        first.close().await;
+        let second = SqliteStore::open(&path).await.unwrap();
+        second.close().await;
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ use tower::ServiceExt;
 
 mod cells;
 mod durability;
+mod hardening;
 mod import;
 mod inventory;
 mod listing;
