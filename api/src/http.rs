@@ -29,6 +29,10 @@ use crate::service::{CellQuery, Service, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 use crate::view::FleetReportView;
 use crate::Error;
 
+/// Default largest inventory upload, in MiB: a whole `az-large` export (26,612 servers,
+/// with a million-cell workload table) is 81 MiB of CSV.
+pub const DEFAULT_UPLOAD_MIB: usize = 128;
+
 /// Request limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -46,7 +50,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             body: 64 * 1024,
-            upload: 256 * 1024 * 1024,
+            upload: DEFAULT_UPLOAD_MIB * 1024 * 1024,
             timeout: Duration::from_secs(10),
             admin_timeout: Duration::from_secs(600),
         }

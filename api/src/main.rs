@@ -114,6 +114,9 @@ enum Command {
         /// Time limit of the cell and server routes, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// Largest inventory upload (`POST /v1/inventory` with tables), in MiB.
+        #[arg(long, default_value_t = api::http::DEFAULT_UPLOAD_MIB)]
+        max_upload_mib: usize,
         /// heuristic, ilp (HiGHS) or microlp.
         #[arg(long, default_value = "heuristic")]
         solver: Solver,
@@ -522,6 +525,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             queue,
             body_limit,
             timeout_ms,
+            max_upload_mib,
             solver,
             pool,
         } => {
@@ -548,6 +552,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 limits: api::http::Limits {
                     body: body_limit,
+                    upload: max_upload_mib.saturating_mul(1024 * 1024),
                     timeout: Duration::from_millis(timeout_ms),
                     ..api::http::Limits::default()
                 },

@@ -91,6 +91,34 @@ impl Zone {
     }
 }
 
+/// An inventory the service can serve hosts at least one cell of the default size: that
+/// many active servers with node capacity and one colour. One that cannot (no servers at
+/// all, every host failed or full of zero capacity) is invalid, so that it never
+/// replaces a working one.
+fn hostable(inv: &topology::Inventory) -> Result<(), topology::Error> {
+    let size = topology::workload::DEFAULT_CELL_SIZE;
+    let mut by_colour: std::collections::BTreeMap<Option<&str>, usize> = Default::default();
+    for s in &inv.servers {
+        if s.status == topology::model::ServerStatus::Active && s.capacity > 0 {
+            *by_colour.entry(s.color.as_deref()).or_default() += 1;
+        }
+    }
+    let hosts: usize = by_colour.values().sum();
+    let most = by_colour.values().copied().max().unwrap_or(0);
+    if most >= size {
+        return Ok(());
+    }
+    let message = format!(
+        "cannot host a single cell: {hosts} active server(s) with node capacity, at most \
+         {most} of one colour, and a cell needs {size} of one colour"
+    );
+    let problem = topology::Problem::column("servers", "status", message);
+    Err(topology::Error::Invalid(topology::Report {
+        errors: vec![problem],
+        warnings: Vec::new(),
+    }))
+}
+
 /// A validated inventory not yet given a version.
 #[derive(Debug)]
 pub struct Candidate {
@@ -116,6 +144,7 @@ impl Candidate {
             }
             Source::Dir(p) | Source::Upload(p) => crate::load::inventory(p)?,
         };
+        hostable(&loaded.inventory)?;
         Ok(Candidate {
             source,
             inventory: loaded.inventory,
@@ -174,7 +203,11 @@ pub fn write_upload(
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
     for (name, text) in tables {
         let path = dir.join(format!("{name}.csv"));
-        std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
+        if let Err(e) = std::fs::write(&path, text) {
+            // Half an upload is no upload.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(io(format!("writing {}", path.display()))(e));
+        }
     }
     Ok(dir)
 }

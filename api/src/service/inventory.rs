@@ -109,6 +109,19 @@ impl Service {
         wait: bool,
     ) -> Result<SwitchResponse, Error> {
         let source = self.source(&req)?;
+        let upload = match &source {
+            Source::Upload(dir) => Some(dir.clone()),
+            _ => None,
+        };
+        let switched = self.switch_to(source, wait).await;
+        if let (Err(_), Some(dir)) = (&switched, upload) {
+            // A refused upload keeps nothing on disk.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        switched
+    }
+
+    async fn switch_to(&self, source: Source, wait: bool) -> Result<SwitchResponse, Error> {
         let mut last_version = self.switching.lock().await;
         let candidate = blocking(move || Candidate::load(source))
             .await?

@@ -321,7 +321,10 @@ impl LedgerUrl {
         // and `./a:b` stay paths.
         if let Some((scheme, _)) = db.split_once(':') {
             let is_scheme = scheme.len() > 1
-                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
                 && scheme
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::fs::File;
 use std::io::{Read, Write as _};
-use std::sync::{Arc, Mutex};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::error::BoxDynError;

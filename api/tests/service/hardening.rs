@@ -51,3 +51,135 @@ async fn a_second_process_on_a_sqlite_ledger_is_refused() {
     let left: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
     assert!(left.is_empty(), "files were created: {left:?}");
 }
+
+/// An inventory that cannot host one cell (headers only; every host failed) is invalid,
+/// named, and never replaces the live one.
+#[tokio::test]
+async fn an_inventory_that_hosts_no_cell_is_invalid() {
+    let h = Harness::new(8).await;
+    let mut empty = h.raw.clone();
+    for table in empty.tables.values_mut() {
+        table.rows.clear();
+    }
+    let mut failed = h.raw.clone();
+    for id in servers(&h.raw).0 {
+        set_server(&mut failed, &id, "status", Some("failed"));
+    }
+    for (name, raw) in [("empty", &empty), ("all-failed", &failed)] {
+        let dir = write_zone(&h.dir.path().join(name), raw);
+        let (s, v) = h
+            .call(
+                Method::POST,
+                "/v1/inventory/validate",
+                Some(json!({"path": dir})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["valid"], false, "{name}: {v}");
+        let error = &v["errors"][0];
+        assert_eq!(error["table"], "servers", "{name}: {v}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("cannot host a single cell"),
+            "{name}: {v}"
+        );
+        let (s, e) = h
+            .call(Method::POST, "/v1/inventory", Some(json!({"path": dir})))
+            .await;
+        assert_eq!(
+            (s, code(&e)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_inventory"),
+            "{name}: {e}"
+        );
+        let (_, inv) = h.call(Method::GET, "/v1/inventory", None).await;
+        assert_eq!(inv["version"], 1, "{name}");
+    }
+}
+
+/// A refused upload (invalid, conflicting with the cells, or too large) leaves nothing on
+/// disk; an accepted one is kept (a restart reloads it).
+#[tokio::test]
+async fn a_refused_upload_leaves_nothing_on_disk() {
+    let limits = Limits {
+        upload: 512 * 1024,
+        ..Limits::default()
+    };
+    let h = Harness::with(8, limits, false).await;
+    let c = h.clients();
+    let (_, body) = h.place("u1", &[&c[0]]).await;
+    let node = strings(&body["cell"]["nodes"])[0].clone();
+    let uploads = h.db.parent().unwrap().join("inventories");
+    let kept = || -> usize { std::fs::read_dir(&uploads).map_or(0, |d| d.count()) };
+    let tables = |raw: &RawInventory, name: &str| -> BTreeMap<String, String> {
+        let dir = write_zone(&h.dir.path().join(name), raw);
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+                (name, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect()
+    };
+    // Invalid: a server's status is not one of the contract's.
+    let mut invalid = h.raw.clone();
+    set_server(&mut invalid, &c[0], "status", Some("sleeping"));
+    // Conflicting: a server a cell uses is gone.
+    let mut missing = h.raw.clone();
+    let servers = missing.tables.get_mut("servers").unwrap();
+    servers
+        .rows
+        .retain(|r| r[0].as_deref() != Some(node.as_str()));
+    let links = missing.tables.get_mut("network_links").unwrap();
+    links
+        .rows
+        .retain(|r| !r.iter().any(|v| v.as_deref() == Some(node.as_str())));
+    for (name, raw, status, want) in [
+        (
+            "invalid",
+            &invalid,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_inventory",
+        ),
+        (
+            "missing",
+            &missing,
+            StatusCode::CONFLICT,
+            "inventory_conflict",
+        ),
+    ] {
+        let (s, e) = h
+            .call(
+                Method::POST,
+                "/v1/inventory",
+                Some(json!({"tables": tables(raw, name)})),
+            )
+            .await;
+        assert_eq!((s, code(&e)), (status, want), "{name}: {e}");
+        assert_eq!(kept(), 0, "{name} left an upload behind");
+    }
+    // Over the limit: refused before anything is written.
+    let mut big = tables(&h.raw, "big");
+    big.insert("racks".into(), "x".repeat(600 * 1024));
+    let (s, e) = h
+        .call(Method::POST, "/v1/inventory", Some(json!({"tables": big})))
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        "{e}"
+    );
+    assert_eq!(kept(), 0);
+    // Accepted: kept.
+    let (s, body) = h
+        .call(
+            Method::POST,
+            "/v1/inventory",
+            Some(json!({"tables": tables(&h.raw, "good")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(kept(), 1);
+}
