@@ -228,6 +228,11 @@ impl Service {
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn core(&self) -> Arc<Core> {
+        self.core.clone()
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.core.metrics
     }
