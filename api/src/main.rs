@@ -117,6 +117,9 @@ enum Command {
         /// Largest inventory upload (`POST /v1/inventory` with tables), in MiB.
         #[arg(long, default_value_t = api::http::DEFAULT_UPLOAD_MIB)]
         max_upload_mib: usize,
+        /// Log lines on stderr as text or JSON; RUST_LOG filters them (default info).
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
         /// heuristic, ilp (HiGHS) or microlp.
         #[arg(long, default_value = "heuristic")]
         solver: Solver,
@@ -283,6 +286,14 @@ enum Preset {
     Az,
     /// 53,760 servers (26,880 hosts, 4 colours), 1,000,000 cells.
     AzLarge,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// One readable line per event; colours only on a terminal.
+    Text,
+    /// One JSON object per line (timestamp, level, fields, message), for log shippers.
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -526,6 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             body_limit,
             timeout_ms,
             max_upload_mib,
+            log_format,
             solver,
             pool,
         } => {
@@ -533,12 +545,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // never into a file or a pipe.
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            tracing_subscriber::fmt()
+            let logs = tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_env_filter(filter)
-                .with_target(false)
-                .init();
+                .with_target(false);
+            match log_format {
+                LogFormat::Text => logs
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .init(),
+                LogFormat::Json => logs.json().with_ansi(false).init(),
+            }
             let options = api::serve::ServeOptions {
                 inventory,
                 db: api::store::LedgerUrl::parse(&db)?,

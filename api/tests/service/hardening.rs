@@ -183,3 +183,63 @@ async fn a_refused_upload_leaves_nothing_on_disk() {
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(kept(), 1);
 }
+
+/// Logs into a pipe carry no colour codes; `--log-format json` writes one JSON object per
+/// line; RUST_LOG filters them.
+#[cfg(unix)]
+#[test]
+fn logs_are_plain_or_json_and_filtered_by_rust_log() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let run = |format: &str, rust_log: &str| -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", format])
+            .arg("--db")
+            .arg(dir.path().join("l.db"))
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on "), "{line}");
+        // SIGTERM: a graceful stop, so that its last lines are written too.
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        child.wait().unwrap();
+        stderr
+    };
+    let text = run("text", "info");
+    assert!(!text.contains('\u{1b}'), "colour codes in a pipe: {text:?}");
+    assert!(text.contains("serving"), "{text}");
+    let json = run("json", "info");
+    let lines: Vec<&str> = json.lines().collect();
+    assert!(lines.len() >= 2, "{json}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("\"message\":\"serving\"")),
+        "{json}"
+    );
+    // RUST_LOG=warn: the info lines are gone.
+    let quiet = run("json", "warn");
+    assert!(!quiet.contains("\"serving\""), "{quiet}");
+}
