@@ -117,6 +117,13 @@ enum Command {
         /// Largest inventory upload (`POST /v1/inventory` with tables), in MiB.
         #[arg(long, default_value_t = api::http::DEFAULT_UPLOAD_MIB)]
         max_upload_mib: usize,
+        /// Open connections at most; more are closed at once.
+        #[arg(long, default_value_t = api::serve::ConnectionLimits::default().max)]
+        max_connections: usize,
+        /// A connection that sends no complete request headers for this long (idle, or
+        /// half-sent) is closed, in milliseconds.
+        #[arg(long, default_value_t = 30_000)]
+        header_timeout_ms: u64,
         /// Log lines on stderr as text or JSON; RUST_LOG filters them (default info).
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -537,6 +544,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             body_limit,
             timeout_ms,
             max_upload_mib,
+            max_connections,
+            header_timeout_ms,
             log_format,
             solver,
             pool,
@@ -571,6 +580,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     upload: max_upload_mib.saturating_mul(1024 * 1024),
                     timeout: Duration::from_millis(timeout_ms),
                     ..api::http::Limits::default()
+                },
+                connections: api::serve::ConnectionLimits {
+                    max: max_connections,
+                    header_read_timeout: Duration::from_millis(header_timeout_ms),
+                    ..api::serve::ConnectionLimits::default()
                 },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -146,6 +146,8 @@ pub struct Metrics {
     http: Mutex<Http>,
     store: Mutex<Store>,
     solver: Mutex<Solver>,
+    connections_open: std::sync::atomic::AtomicU64,
+    connections_refused: std::sync::atomic::AtomicU64,
 }
 
 fn escape(s: &str) -> String {
@@ -168,6 +170,22 @@ impl Metrics {
             .entry((route.to_owned(), method))
             .or_default()
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A connection over the cap, closed at once.
+    pub fn connection_refused(&self) {
+        self.connections_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn observe_commit(&self, elapsed: Duration, changes: usize, ok: bool) {
@@ -362,6 +380,20 @@ impl Metrics {
         for (state, n) in PlanState::ALL.iter().zip(g.plans_by_state) {
             let _ = writeln!(out, "cellplacer_plans{{state=\"{}\"}} {n}", state.name());
         }
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        gauge(
+            &mut out,
+            "cellplacer_connections_open",
+            "HTTP connections open.",
+            self.connections_open.load(relaxed).to_string(),
+        );
+        out.push_str("# HELP cellplacer_connections_refused_total Connections closed at once: over the cap.\n");
+        out.push_str("# TYPE cellplacer_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "cellplacer_connections_refused_total {}",
+            self.connections_refused.load(relaxed)
+        );
         let r = g.reevaluation.unwrap_or_default();
         gauge(
             &mut out,

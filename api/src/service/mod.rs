@@ -233,6 +233,11 @@ impl Service {
         self.core.clone()
     }
 
+    /// The metrics, to share with the connection loop.
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.core.metrics.clone()
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.core.metrics
     }

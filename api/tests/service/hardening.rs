@@ -243,3 +243,130 @@ fn logs_are_plain_or_json_and_filtered_by_rust_log() {
     let quiet = run("json", "warn");
     assert!(!quiet.contains("\"serving\""), "{quiet}");
 }
+
+/// Starts the real binary with extra `serve` flags on a fresh ledger; the child, its
+/// address, and the directory to keep alive.
+#[cfg(unix)]
+fn start_with_flags(flags: &[&str]) -> (std::process::Child, String, tempfile::TempDir) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(flags)
+        .arg("--db")
+        .arg(dir.path().join("l.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    (child, addr, dir)
+}
+
+/// Whether the server closes `stream` (end of file, or a reset) within `within`.
+#[cfg(unix)]
+fn closed_by_server(stream: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a response to what was sent: read on to the close
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false, // timed out: still open
+        }
+    }
+}
+
+/// One request on a new connection; the status, or None if the connection was closed.
+#[cfg(unix)]
+fn status_of(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split(' ').nth(1)?.parse().ok()
+}
+
+/// Idle and half-sent connections are closed after the header timeout; connections over
+/// the cap are closed at once and counted, and the service keeps answering.
+#[cfg(unix)]
+#[test]
+fn idle_half_sent_and_excess_connections_are_closed() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let (mut child, addr, _dir) = start_with_flags(&["--header-timeout-ms", "300"]);
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    let mut half = TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut after = TcpStream::connect(&addr).unwrap();
+    after
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    for (name, s) in [
+        ("idle", &mut idle),
+        ("half-sent", &mut half),
+        ("kept alive", &mut after),
+    ] {
+        assert!(
+            closed_by_server(s, Duration::from_secs(5)),
+            "{name} stayed open"
+        );
+    }
+    assert_eq!(status_of(&addr, "/healthz"), Some(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, addr, _dir) =
+        start_with_flags(&["--max-connections", "3", "--header-timeout-ms", "20000"]);
+    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    // Give the server time to take the three.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(&addr).unwrap();
+    assert!(
+        closed_by_server(&mut extra, Duration::from_secs(5)),
+        "over the cap, yet open"
+    );
+    drop(held);
+    let mut metrics = None;
+    for _ in 0..100 {
+        if status_of(&addr, "/healthz") == Some(200) {
+            metrics = Some(body_of(&addr, "/metrics"));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = metrics.expect("the service never answered again");
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cellplacer_connections_refused_total "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(refused.parse::<u64>().unwrap() >= 1, "{metrics}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[cfg(unix)]
+fn body_of(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
