@@ -76,6 +76,8 @@ pub enum Error {
     ShuttingDown,
     #[error("the ledger could not commit the change: {message}")]
     StoreUnavailable { message: String },
+    #[error("the request URI is {len} bytes, over the limit of {max}")]
+    UriTooLong { len: usize, max: usize },
     #[error("{message}")]
     LedgerLocked { message: String },
     #[error("{message}")]
@@ -150,6 +152,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::ShuttingDown => "shutting_down",
             Error::LedgerLocked { .. } => "ledger_locked",
+            Error::UriTooLong { .. } => "uri_too_long",
             Error::InvalidConfig { .. } => "invalid_config",
             Error::StoreUnavailable { .. } | Error::Store(_) | Error::Migrate(_) => {
                 "store_unavailable"
@@ -179,6 +182,7 @@ impl Error {
             | Error::PlanNotFound { .. }
             | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Error::CellExists { .. }
             | Error::MoveStale { .. }
             | Error::MoveConflict { .. }

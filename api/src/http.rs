@@ -730,6 +730,21 @@ async fn body_limit(State(limit): State<usize>, mut req: Request, next: Next) ->
     next.run(req).await
 }
 
+/// Longest request URI (path and query) a route takes; hyper itself stops at 64 KiB.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+async fn uri_limit(req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return Error::UriTooLong {
+            len,
+            max: MAX_URI_BYTES,
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
@@ -786,6 +801,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(uri_limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

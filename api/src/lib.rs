@@ -7,10 +7,12 @@
 //! [`service`] the cell runtime behind it, [`solver`] the threads that run the placement
 //! engine, [`ledger`] the in-memory state, [`journal`] its group-committed writes to the
 //! durable [`store`], [`zone`] the inventory versions, [`metrics`] the Prometheus counters,
-//! [`serve`] start-up and graceful shutdown, [`client`] a small HTTP client for the load
+//! [`serve`] start-up and graceful shutdown, [`conn`] the connections (cap, timeouts, the
+//! JSON shape of hyper's own errors), [`client`] a small HTTP client for the load
 //! generator and the tests.
 
 pub mod client;
+pub mod conn;
 pub mod dto;
 pub mod engine;
 pub mod error;

@@ -118,7 +118,7 @@ enum Command {
         #[arg(long, default_value_t = api::http::DEFAULT_UPLOAD_MIB)]
         max_upload_mib: usize,
         /// Open connections at most; more are closed at once.
-        #[arg(long, default_value_t = api::serve::ConnectionLimits::default().max)]
+        #[arg(long, default_value_t = api::conn::ConnectionLimits::default().max)]
         max_connections: usize,
         /// A connection that sends no complete request headers for this long (idle, or
         /// half-sent) is closed, in milliseconds.
@@ -581,10 +581,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     timeout: Duration::from_millis(timeout_ms),
                     ..api::http::Limits::default()
                 },
-                connections: api::serve::ConnectionLimits {
+                connections: api::conn::ConnectionLimits {
                     max: max_connections,
                     header_read_timeout: Duration::from_millis(header_timeout_ms),
-                    ..api::serve::ConnectionLimits::default()
+                    ..api::conn::ConnectionLimits::default()
                 },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

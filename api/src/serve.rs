@@ -4,9 +4,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
+use crate::conn;
 use crate::engine::PlaceOptions;
 use crate::http::{app, AppState, Limits};
 use crate::service::{Config, Service};
@@ -25,7 +24,7 @@ pub struct ServeOptions {
     pub queue: usize,
     pub placer: PlaceOptions,
     pub limits: Limits,
-    pub connections: ConnectionLimits,
+    pub connections: conn::ConnectionLimits,
 }
 
 /// Serves until `shutdown` resolves. `on_listen` gets the bound address (useful with port 0).
@@ -71,87 +70,10 @@ pub async fn run(
         limits: options.limits,
     };
     let metrics = service.metrics_handle();
-    accept(listener, app(state), options.connections, metrics, shutdown).await;
+    conn::accept(listener, app(state), options.connections, metrics, shutdown).await;
     tracing::info!("draining: committing the ledger and closing the store");
     service.shutdown().await;
     Ok(())
-}
-
-/// Limits on the connections themselves (before any request is routed).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// Open connections at most; one more is closed at once (and counted).
-    pub max: usize,
-    /// A connection must send a request's headers within this time of opening or of its
-    /// previous response, or it is closed: idle and half-sent connections do not pile up.
-    pub header_read_timeout: Duration,
-    /// How long a graceful stop waits for requests in flight.
-    pub drain: Duration,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> ConnectionLimits {
-        ConnectionLimits {
-            max: 10_000,
-            header_read_timeout: Duration::from_secs(30),
-            drain: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Accepts connections until `shutdown`, each served by hyper with a header read timeout,
-/// at most `limits.max` at once; then waits (up to `limits.drain`) for those in flight.
-async fn accept(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    limits: ConnectionLimits,
-    metrics: Arc<crate::metrics::Metrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, do not spin.
-                    tracing::warn!("accepting a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics.connection_refused();
-            drop(stream);
-            continue;
-        };
-        metrics.connection_opened();
-        let service = TowerToHyperService::new(router.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let _ = conn.await;
-            metrics.connection_closed();
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(limits.drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still in flight after {:?}: closing", limits.drain);
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -370,3 +370,73 @@ fn body_of(addr: &str, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// Every error is in the JSON shape, including the ones hyper answers before routing: a
+/// long URI (ours at 8 KiB, hyper's at 64 KiB), headers over the buffer, a request line
+/// that is not HTTP.
+#[cfg(unix)]
+#[test]
+fn errors_before_routing_are_json_too() {
+    use std::io::{Read, Write};
+    let (mut child, addr, _dir) = start_with_flags(&[]);
+    let send = |raw: Vec<u8>| -> (u16, Value) {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(&raw);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {out:?}"));
+        (status, json)
+    };
+    let get = |path: String, extra: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").into_bytes()
+    };
+    for (name, raw, status, code) in [
+        (
+            "20 KiB URI",
+            get(format!("/v1/cells?x={}", "a".repeat(20_000)), ""),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "70 KiB URI",
+            get(format!("/v1/cells?x={}", "a".repeat(70_000)), ""),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "1 MiB header",
+            get(
+                "/healthz".into(),
+                &format!("X-Big: {}\r\n", "b".repeat(1 << 20)),
+            ),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "not HTTP",
+            b"HELLO THERE\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+    ] {
+        let (got, body) = send(raw);
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+    }
+    // An ordinary request still works, and an ordinary 404 keeps its own body.
+    let (got, body) = send(get("/nowhere".into(), ""));
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (404, Some("route_not_found"))
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
