@@ -76,6 +76,10 @@ pub enum Error {
     ShuttingDown,
     #[error("the ledger could not commit the change: {message}")]
     StoreUnavailable { message: String },
+    #[error("{message}")]
+    Unauthorized { message: String },
+    #[error("{message}")]
+    Forbidden { message: String },
     #[error("the request URI is {len} bytes, over the limit of {max}")]
     UriTooLong { len: usize, max: usize },
     #[error("{message}")]
@@ -153,6 +157,8 @@ impl Error {
             Error::ShuttingDown => "shutting_down",
             Error::LedgerLocked { .. } => "ledger_locked",
             Error::UriTooLong { .. } => "uri_too_long",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden { .. } => "forbidden",
             Error::InvalidConfig { .. } => "invalid_config",
             Error::StoreUnavailable { .. } | Error::Store(_) | Error::Migrate(_) => {
                 "store_unavailable"
@@ -183,6 +189,8 @@ impl Error {
             | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::CellExists { .. }
             | Error::MoveStale { .. }
             | Error::MoveConflict { .. }
@@ -249,6 +257,11 @@ impl IntoResponse for Error {
             tracing::error!(code = self.code(), "{self}");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Every 503 here is transient: overload, contention, a store hiccup, shutdown.
             response

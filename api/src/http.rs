@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
+use crate::auth::Tokens;
 use crate::dto::{
     CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse, ExecuteRequest, Health,
     InventoryRequest, InventoryView, PlaceRequest, PlanList, PlanRequest, PlanView, ReplaceRequest,
@@ -61,6 +62,8 @@ impl Default for Limits {
 pub struct AppState {
     pub service: Arc<Service>,
     pub limits: Limits,
+    /// The accepted bearer tokens; `None`: every request is allowed (loopback only).
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 /// The body limit in force, for the message of a 413.
@@ -372,6 +375,7 @@ async fn get_server(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReportQuery {
     /// Compute every cell's exact risk in outages per year (default true; false is much
     /// faster).
@@ -616,7 +620,8 @@ async fn import_cells(
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", security(()),
+    responses((status = 200, body = Health)))]
 async fn healthz() -> axum::Json<Health> {
     axum::Json(Health {
         status: "ok".into(),
@@ -624,7 +629,7 @@ async fn healthz() -> axum::Json<Health> {
 }
 
 /// Readiness: the ledger is consistent and the store answers.
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+#[utoipa::path(get, path = "/readyz", tag = "ops", security(()), responses(
     (status = 200, body = Health),
     (status = 503, description = "store_unavailable", body = ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, Error> {
@@ -651,12 +656,68 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The bearer scheme, and the 401 and 403 every route that needs a token can answer.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        use utoipa::openapi::{Ref, ResponseBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                // `security(())`: open to all (the probes).
+                let open = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+                if open {
+                    continue;
+                }
+                op.responses.responses.insert(
+                    "401".into(),
+                    error("unauthorized: no bearer token, or not one of this service's (with --tokens)").into(),
+                );
+                op.responses.responses.insert(
+                    "403".into(),
+                    error("forbidden: the token's role is below the route's").into(),
+                );
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "cellplacer",
         description = "Topology-aware placement of consensus cells"
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     paths(
         place_cell,
         list_cells,
@@ -745,6 +806,42 @@ async fn uri_limit(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Refuses a request without a token of the route's role (401 without a known token, 403
+/// with one of a lesser role), when the service has tokens.
+async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(tokens) = &state.tokens else {
+        return next.run(req).await;
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let Some(need) = crate::auth::required(req.method(), route) else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented.map(|t| tokens.check(t)) {
+        None => Error::Unauthorized {
+            message: format!("this route needs a bearer token of role {need} or above"),
+        }
+        .into_response(),
+        Some(None) => Error::Unauthorized {
+            message: "the bearer token is not one of this service's".into(),
+        }
+        .into_response(),
+        Some(Some((name, role))) if role < need => Error::Forbidden {
+            message: format!("the token '{name}' has role {role}; this route needs {need}"),
+        }
+        .into_response(),
+        Some(Some(_)) => next.run(req).await,
+    }
+}
+
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
@@ -801,6 +898,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn(uri_limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

@@ -11,6 +11,7 @@
 //! JSON shape of hyper's own errors), [`client`] a small HTTP client for the load
 //! generator and the tests.
 
+pub mod auth;
 pub mod client;
 pub mod conn;
 pub mod dto;

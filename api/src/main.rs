@@ -124,6 +124,10 @@ enum Command {
         /// half-sent) is closed, in milliseconds.
         #[arg(long, default_value_t = 30_000)]
         header_timeout_ms: u64,
+        /// Bearer tokens (`ROLE NAME sha256:HEX` per line; `cellplacer token` makes them).
+        /// Without it every request is allowed, and only a loopback address may be used.
+        #[arg(long)]
+        tokens: Option<PathBuf>,
         /// Log lines on stderr as text or JSON; RUST_LOG filters them (default info).
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -133,6 +137,17 @@ enum Command {
         /// Candidate servers per cell.
         #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
         pool: usize,
+    },
+    /// Make a bearer token for `serve --tokens`: prints the token (give it to the client)
+    /// and, on a second line, its line for the token file (which keeps only its hash).
+    Token {
+        /// read (GET), runtime (also cells: place, replace, clients, moves, delete), or
+        /// admin (everything: inventory, plans, what-if, import).
+        #[arg(long)]
+        role: String,
+        /// A name for the holder, shown in logs and refusals.
+        #[arg(long)]
+        name: String,
     },
     /// Bulk load or export a service's ledger (run while no service uses it).
     Ledger {
@@ -546,6 +561,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_upload_mib,
             max_connections,
             header_timeout_ms,
+            tokens,
             log_format,
             solver,
             pool,
@@ -581,6 +597,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     timeout: Duration::from_millis(timeout_ms),
                     ..api::http::Limits::default()
                 },
+                tokens: tokens
+                    .map(|path| api::auth::Tokens::load(&path).map(std::sync::Arc::new))
+                    .transpose()?,
                 connections: api::conn::ConnectionLimits {
                     max: max_connections,
                     header_read_timeout: Duration::from_millis(header_timeout_ms),
@@ -701,6 +720,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 unplaced.display()
             ))?;
             Ok(ExitCode::from(PARTLY_PLACED))
+        }
+        Command::Token { role, name } => {
+            let role = api::auth::Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role: '{role}' is not read, runtime or admin"))?;
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                anyhow::bail!("--name: one word, no spaces");
+            }
+            let (token, line) = api::auth::new_token(role, &name)?;
+            emitln(format_args!("{token}"))?;
+            emitln(format_args!("{line}"))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Ledger { action } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
+use crate::auth::Tokens;
 use crate::conn;
 use crate::engine::PlaceOptions;
 use crate::http::{app, AppState, Limits};
@@ -25,6 +28,9 @@ pub struct ServeOptions {
     pub placer: PlaceOptions,
     pub limits: Limits,
     pub connections: conn::ConnectionLimits,
+    /// Bearer tokens; `None`: every request is allowed, so only a loopback address may
+    /// be listened on.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 /// Serves until `shutdown` resolves. `on_listen` gets the bound address (useful with port 0).
@@ -33,6 +39,22 @@ pub async fn run(
     on_listen: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    match &options.tokens {
+        None if !options.listen.ip().is_loopback() => {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "refusing to listen on {} without --tokens: anyone who can reach it could \
+                     change the ledger (give --tokens FILE, or listen on a loopback address)",
+                    options.listen
+                ),
+            });
+        }
+        None => tracing::warn!(
+            "no --tokens: every request is allowed; listening on loopback only ({})",
+            options.listen
+        ),
+        Some(tokens) => tracing::info!(tokens = tokens.len(), "bearer tokens required"),
+    }
     let store = store::open(&options.db).await?;
     let data_dir = options.db.data_dir();
     let service = Service::open(
@@ -68,6 +90,7 @@ pub async fn run(
     let state = AppState {
         service: service.clone(),
         limits: options.limits,
+        tokens: options.tokens.clone(),
     };
     let metrics = service.metrics_handle();
     conn::accept(listener, app(state), options.connections, metrics, shutdown).await;

@@ -93,6 +93,7 @@ async fn a_timed_out_placement_still_lands_and_replays() {
     let app2 = app(AppState {
         service: h.service.clone(),
         limits: Limits::default(),
+        tokens: None,
     });
     let (s, body) = call(
         &app2,

@@ -22,6 +22,7 @@ use topology::ingest::{write_dir, Format};
 use topology::raw::RawInventory;
 use tower::ServiceExt;
 
+mod auth;
 mod cells;
 mod durability;
 mod hardening;
@@ -169,6 +170,7 @@ impl Harness {
         let app = app(AppState {
             service: service.clone(),
             limits,
+            tokens: None,
         });
         Harness {
             app,
@@ -226,6 +228,7 @@ impl Harness {
         app(AppState {
             service,
             limits: Limits::default(),
+            tokens: None,
         })
     }
 
