@@ -124,6 +124,10 @@ enum Command {
         /// half-sent) is closed, in milliseconds.
         #[arg(long, default_value_t = 30_000)]
         header_timeout_ms: u64,
+        /// The directory whose exports and placement files requests may name by path
+        /// (switch, validate, import); without it, requests upload tables instead.
+        #[arg(long)]
+        inventory_root: Option<PathBuf>,
         /// Bearer tokens (`ROLE NAME sha256:HEX` per line; `cellplacer token` makes them).
         /// Without it every request is allowed, and only a loopback address may be used.
         #[arg(long)]
@@ -561,6 +565,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_upload_mib,
             max_connections,
             header_timeout_ms,
+            inventory_root,
             tokens,
             log_format,
             solver,
@@ -597,6 +602,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     timeout: Duration::from_millis(timeout_ms),
                     ..api::http::Limits::default()
                 },
+                inventory_root,
                 tokens: tokens
                     .map(|path| api::auth::Tokens::load(&path).map(std::sync::Arc::new))
                     .transpose()?,

@@ -28,6 +28,8 @@ pub struct ServeOptions {
     pub placer: PlaceOptions,
     pub limits: Limits,
     pub connections: conn::ConnectionLimits,
+    /// See [`Config::inventory_root`].
+    pub inventory_root: Option<PathBuf>,
     /// Bearer tokens; `None`: every request is allowed, so only a loopback address may
     /// be listened on.
     pub tokens: Option<Arc<Tokens>>,
@@ -65,6 +67,7 @@ pub async fn run(
             workers: options.workers,
             queue: options.queue,
             placer: options.placer.clone(),
+            inventory_root: options.inventory_root.clone(),
         },
     )
     .await?;

@@ -188,6 +188,7 @@ mod tests {
             workers: 1,
             queue: 8,
             placer: crate::engine::PlaceOptions::default(),
+            inventory_root: None,
         };
         let service = Service::open(store, Some(Source::Dir(fixtures::tiny_dir())), config)
             .await

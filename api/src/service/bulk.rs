@@ -4,7 +4,6 @@
 //! nothing, unless told to skip the bad cells.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use optimizer::report::cell_risks;
 use serde_json::json;
@@ -22,7 +21,7 @@ use super::{blocking, writable, Service};
 impl Service {
     pub async fn import_cells(&self, req: ImportRequest) -> Result<ImportResponse, Error> {
         let zone = self.core.ledger.read().await.zone.clone();
-        let path = PathBuf::from(&req.path);
+        let path = self.server_path(&req.path, "path")?;
         let parsed_zone = zone.clone();
         // Parse and compute every risk off the lock; check and apply under it.
         let (rows, mut refused, risks) = blocking(move || -> Result<_, Error> {

@@ -407,6 +407,7 @@ mod tests {
             workers: 1,
             queue: 64,
             placer: crate::engine::PlaceOptions::default(),
+            inventory_root: None,
         };
         let service = Service::open(store, Some(Source::Dir(zone)), config)
             .await

@@ -25,7 +25,7 @@ impl Service {
 
     pub(super) fn source(&self, req: &InventoryRequest) -> Result<Source, Error> {
         match (&req.path, &req.tables) {
-            (Some(p), None) => Ok(Source::Dir(PathBuf::from(p))),
+            (Some(p), None) => Ok(Source::Dir(self.server_path(p, "path")?)),
             (None, Some(tables)) => {
                 let root = self.config.data_dir.join("inventories");
                 let dir = crate::zone::write_upload(&root, tables, now_ms())?;

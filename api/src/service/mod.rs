@@ -54,6 +54,10 @@ pub struct Config {
     pub queue: usize,
     /// Placement engine settings (solver, pool size, ...).
     pub placer: PlaceOptions,
+    /// The only directory whose files a request may name by server-side path (an
+    /// inventory to switch to or validate, placements to import); `None`: such requests
+    /// are refused (upload the tables instead).
+    pub inventory_root: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -226,6 +230,44 @@ impl Service {
             placements,
             known_safe,
         })
+    }
+
+    /// A server-side path of a request (`field`), under the inventory root: relative to
+    /// it, or absolute inside it, after symlinks are resolved. Messages show paths
+    /// relative to the root, never the host's.
+    pub(super) fn server_path(&self, path: &str, field: &str) -> Result<PathBuf, Error> {
+        let invalid = |message: String| Error::InvalidField {
+            field: field.to_owned(),
+            message,
+        };
+        let Some(root) = &self.config.inventory_root else {
+            return Err(invalid(
+                "server-side paths are off: start the service with --inventory-root DIR, or \
+                 upload the tables"
+                    .into(),
+            ));
+        };
+        let root = root
+            .canonicalize()
+            .map_err(|_| invalid("the inventory root is not readable".into()))?;
+        let asked = std::path::Path::new(path);
+        let joined = if asked.is_absolute() {
+            asked.to_path_buf()
+        } else {
+            root.join(asked)
+        };
+        let shown = asked
+            .strip_prefix(&root)
+            .unwrap_or(asked)
+            .display()
+            .to_string();
+        let resolved = joined
+            .canonicalize()
+            .map_err(|_| invalid(format!("'{shown}' does not exist under the inventory root")))?;
+        if !resolved.starts_with(&root) {
+            return Err(invalid(format!("'{shown}' is outside the inventory root")));
+        }
+        Ok(resolved)
     }
 
     #[cfg(test)]

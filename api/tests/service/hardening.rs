@@ -440,3 +440,95 @@ fn errors_before_routing_are_json_too() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Requests name server-side files only under the inventory root: relative to it or
+/// inside it; `..`, absolute paths elsewhere and symlinks out are refused, and no message
+/// shows a host path. Without a root, server-side paths are off.
+#[cfg(unix)]
+#[tokio::test]
+async fn server_side_paths_stay_under_the_inventory_root() {
+    let h = Harness::new(8).await;
+    let root = h.dir.path();
+    std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
+    // Inside: relative to the root, and absolute.
+    for path in [json!("zone"), json!(h.zone_dir)] {
+        let (s, v) = h
+            .call(
+                Method::POST,
+                "/v1/inventory/validate",
+                Some(json!({"path": path})),
+            )
+            .await;
+        assert_eq!(
+            (s, &v["valid"]),
+            (StatusCode::OK, &json!(true)),
+            "{path}: {v}"
+        );
+    }
+    let outside = root.parent().unwrap().display().to_string();
+    for (path, says) in [
+        ("/etc".to_owned(), "outside the inventory root"),
+        ("zone/../..".to_owned(), "outside the inventory root"),
+        ("out".to_owned(), "outside the inventory root"),
+        (
+            "nowhere".to_owned(),
+            "does not exist under the inventory root",
+        ),
+    ] {
+        for route in [
+            "/v1/inventory",
+            "/v1/inventory/validate",
+            "/v1/ledger/import",
+        ] {
+            let (s, e) = h
+                .call(Method::POST, route, Some(json!({"path": path})))
+                .await;
+            assert_eq!(
+                (s, code(&e), e["error"]["field"].as_str()),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    Some("path")
+                ),
+                "{route} {path}: {e}"
+            );
+            let message = e["error"]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{route} {path}: {message}");
+            assert!(
+                !message.contains(&outside),
+                "{route}: a host path in {message}"
+            );
+        }
+    }
+    // Without a root: off.
+    let store = SqliteStore::open(&root.join("other.db")).await.unwrap();
+    let config = Config {
+        inventory_root: None,
+        ..config(&root.join("other.db"))
+    };
+    let service = Service::open(
+        Arc::new(store),
+        Some(Source::Dir(h.zone_dir.clone())),
+        config,
+    )
+    .await
+    .unwrap();
+    let other = app(AppState {
+        service: service.clone(),
+        limits: Limits::default(),
+        tokens: None,
+    });
+    let (s, e) = call(
+        &other,
+        Method::POST,
+        "/v1/inventory/validate",
+        Some(json!({"path": "zone"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("server-side paths are off"));
+    service.shutdown().await;
+}

@@ -202,10 +202,11 @@ async fn the_import_endpoint_loads_a_fleet_all_or_nothing() {
             strings(&cell["nodes"]).join(";")
         ));
     }
-    let file = a.dir.path().join("fleet.csv");
+    // Under b's inventory root: the only files its requests may name.
+    let b = Harness::new(8).await;
+    let file = b.dir.path().join("fleet.csv");
     fs::write(&file, csv).unwrap();
 
-    let b = Harness::new(8).await;
     let body = json!({"path": file});
     let (s, v) = b
         .call(Method::POST, "/v1/ledger/import", Some(body.clone()))
@@ -266,7 +267,25 @@ async fn the_import_endpoint_loads_a_fleet_all_or_nothing() {
         .await;
     assert_eq!(
         (s, code(&e)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_inventory"),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
         "{e}"
     );
+    // A file under the root that is not a placement export.
+    fs::write(b.dir.path().join("junk.csv"), "a,b\n1,2\n").unwrap();
+    let (s, e) = b
+        .call(
+            Method::POST,
+            "/v1/ledger/import",
+            Some(json!({"path": "junk.csv"})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_import"),
+        "{e}"
+    );
+    assert!(e["error"]["details"]["refused"][0]["why"]
+        .as_str()
+        .unwrap()
+        .contains("cell_id: required column is missing"));
 }

@@ -46,8 +46,13 @@ async fn inventory_validate_switch_and_reevaluate() {
         )
         .await;
     assert_eq!(
-        (s, code(&e)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_inventory")
+        (s, code(&e), e["error"]["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("path")
+        ),
+        "{e}"
     );
     let (s, e) = h.call(Method::POST, "/v1/inventory", Some(json!({}))).await;
     assert_eq!(

@@ -274,6 +274,8 @@ fn config(db: &Path) -> Config {
         workers: 2,
         queue: 4096,
         placer: api::engine::PlaceOptions::default(),
+        // The test's temporary directory: its zones and placement files.
+        inventory_root: db.parent().and_then(Path::parent).map(Path::to_path_buf),
     }
 }
 
