@@ -238,11 +238,33 @@ impl Error {
         }
     }
 
+    /// What a client is told: for a failure of the service itself (IO, the store's
+    /// driver, a bug) only that it happened and was logged, never a host path or a
+    /// library's message.
+    fn public_message(&self) -> String {
+        match self {
+            Error::Io { .. }
+            | Error::Store(_)
+            | Error::Migrate(_)
+            | Error::Inventory(_)
+            | Error::Internal(_)
+            | Error::InvalidConfig { .. } => format!(
+                "{} error on the server (logged there)",
+                if matches!(self, Error::Store(_) | Error::Migrate(_)) {
+                    "ledger"
+                } else {
+                    "internal"
+                }
+            ),
+            e => e.to_string(),
+        }
+    }
+
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
-                message: self.to_string(),
+                message: self.public_message(),
                 field: self.field().map(str::to_owned),
                 details: self.details().cloned(),
             },

@@ -182,19 +182,36 @@ fn problems(e: &topology::Error) -> (Vec<ProblemView>, Vec<ProblemView>) {
             report.errors.iter().map(ProblemView::from).collect(),
             report.warnings.iter().map(ProblemView::from).collect(),
         ),
-        // Unreadable: no table to point at.
-        e => (
+        // Unreadable: no table to point at; the file by its name, never the host's path.
+        topology::Error::Io { path, cause } => (
             vec![ProblemView {
                 table: String::new(),
-                file: None,
+                file: Some(file_name(path)),
                 row: None,
                 line: None,
                 column: None,
-                message: e.to_string(),
+                message: format!("{}: {cause}", file_name(path)),
+            }],
+            Vec::new(),
+        ),
+        topology::Error::Read { path, message } => (
+            vec![ProblemView {
+                table: String::new(),
+                file: Some(file_name(path)),
+                row: None,
+                line: None,
+                column: None,
+                message: format!("{}: {message}", file_name(path)),
             }],
             Vec::new(),
         ),
     }
+}
+
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 pub(super) fn inventory_error(e: Error) -> Error {
