@@ -109,6 +109,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 }
             }
         })?;
+        // Every request body is an object (serde would take a struct's fields as an array).
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            return Err(Error::InvalidField {
+                field: "body".into(),
+                message: "the body must be a JSON object".into(),
+            });
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -220,7 +228,7 @@ async fn place_cell(
 struct ListQuery {
     /// Only cells with a node on this server id (404 `server_not_found` if the inventory
     /// has no such server).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, min_length = 1)]
     server: Option<String>,
     /// true: only cells that are not single-failure safe; false: only safe ones.
     #[serde(rename = "unsafe")]
@@ -233,7 +241,7 @@ struct ListQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page (opaque).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^([0-9a-fA-F]{2}){1,256}$")]
     cursor: Option<String>,
 }
 
@@ -380,7 +388,8 @@ struct ReportQuery {
     /// Compute every cell's exact risk in outages per year (default true; false is much
     /// faster).
     risk: Option<bool>,
-    /// How many elements and cells to list (default 10).
+    /// How many elements and cells to list, at most 1000 (default 10).
+    #[param(maximum = 1000)]
     top: Option<usize>,
 }
 
@@ -391,7 +400,13 @@ async fn report(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ReportQuery>,
 ) -> Result<axum::Json<FleetReportView>, Error> {
-    let top = q.top.unwrap_or(10).min(1000);
+    let top = q.top.unwrap_or(10);
+    if top > 1000 {
+        return Err(Error::InvalidField {
+            field: "top".into(),
+            message: format!("top {top} is over 1000"),
+        });
+    }
     Ok(axum::Json(
         state.service.report(q.risk.unwrap_or(true), top).await?,
     ))
@@ -747,9 +762,97 @@ impl utoipa::Modify for BearerAuth {
 )]
 struct ApiDoc;
 
-/// The OpenAPI 3.1 document of this API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The OpenAPI 3.1 document of this API, as served: what the derive gives, completed with
+/// what it cannot say (see [`complete`]).
+pub fn openapi() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    complete(&mut doc);
+    doc
+}
+
+/// Completes the derived document so that it says exactly what the service takes and
+/// answers: the errors every route with a body or parameters can give, the constraints
+/// the request types check by hand, and unsigned integers as such.
+fn complete(doc: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for op in item.values_mut() {
+                let open = op["security"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+                });
+                let has_body = op.get("requestBody").is_some();
+                let has_params = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+                let Some(responses) = op["responses"].as_object_mut() else {
+                    continue;
+                };
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status)
+                        .or_insert_with(|| error(description));
+                };
+                if has_body {
+                    add("400", "malformed_json: the body is not JSON");
+                    add("413", "body_too_large");
+                    add(
+                        "415",
+                        "unsupported_media_type: the body is not application/json",
+                    );
+                }
+                if has_body || has_params {
+                    add(
+                        "422",
+                        "invalid_field: a field or parameter is not as declared",
+                    );
+                }
+                if !open {
+                    add("503", "overloaded, contended, timeout, store_unavailable or shutting_down (transient: retry)");
+                }
+            }
+        }
+    }
+    // Unsigned integers: `int64` would bound them to the signed range the service exceeds.
+    fn unsigned(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                let is_unsigned = o.get("format").and_then(Value::as_str) == Some("int64")
+                    && o.get("minimum").and_then(Value::as_i64) == Some(0);
+                if is_unsigned {
+                    o.insert("format".into(), json!("uint64"));
+                }
+                o.values_mut().for_each(unsigned);
+            }
+            Value::Array(a) => a.iter_mut().for_each(unsigned),
+            _ => {}
+        }
+    }
+    unsigned(doc);
+    let schemas = &mut doc["components"]["schemas"];
+    // Exactly one of a server-side path and uploaded tables (the only two properties).
+    schemas["InventoryRequest"]["minProperties"] = json!(1);
+    schemas["InventoryRequest"]["maxProperties"] = json!(1);
+    schemas["InventoryRequest"]["properties"]["path"]["minLength"] = json!(1);
+    schemas["ImportRequest"]["properties"]["path"]["minLength"] = json!(1);
+    // At least one goal.
+    schemas["PlanRequest"]["anyOf"] = json!([
+        {"required": ["drain"], "properties": {"drain": {"type": "array"}}},
+        {"required": ["repair"], "properties": {"repair": {"const": true}}},
+        {"required": ["balance"], "properties": {"balance": {"type": "number"}}},
+        {"required": ["improve"], "properties": {"improve": {"const": true}}}
+    ]);
+    schemas["PlaceRequest"]["properties"]["size"]["minimum"] = json!(1);
+    schemas["PlaceRequest"]["properties"]["size"]["maximum"] =
+        json!(topology::workload::MAX_CELL_SIZE);
 }
 
 async fn openapi_json() -> Response {
@@ -758,7 +861,7 @@ async fn openapi_json() -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        openapi().to_json().unwrap_or_default(),
+        openapi().to_string(),
     )
         .into_response()
 }

@@ -321,6 +321,58 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// Deserializes a nested request struct only from a JSON object: serde would also take an
+/// array of its fields in order, which the API's schema does not allow.
+pub(crate) fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    only_object(&value)?;
+    T::deserialize(value).map_err(serde::de::Error::custom)
+}
+
+/// As [`object`], for an optional one (null or absent: `None`).
+pub(crate) fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    only_object(&value)?;
+    T::deserialize(value)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// As [`object`], for a list of them.
+pub(crate) fn objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let values = Vec::<serde_json::Value>::deserialize(d)?;
+    values
+        .into_iter()
+        .map(|v| {
+            only_object(&v)?;
+            T::deserialize(v).map_err(serde::de::Error::custom)
+        })
+        .collect()
+}
+
+fn only_object<E: serde::de::Error>(value: &serde_json::Value) -> Result<(), E> {
+    if value.is_object() {
+        Ok(())
+    } else {
+        Err(E::custom(format!("expected an object, not {value}")))
+    }
+}
+
 /// A cell with, when it was just (re)placed, why and how.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellResponse {

@@ -28,6 +28,7 @@ pub struct PlanRequest {
     /// Tie-breaking seed; the same ledger, inventory and seed give the same plan.
     pub seed: Option<u64>,
     /// Start executing at once with these settings (otherwise a dry run).
+    #[serde(default, deserialize_with = "super::optional_object")]
     pub execute: Option<ExecuteRequest>,
 }
 

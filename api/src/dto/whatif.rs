@@ -19,11 +19,11 @@ pub struct Change {
     /// what only they contain, connect or feed.
     #[serde(default)]
     pub remove: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::objects")]
     pub refeed: Vec<Refeed>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::objects")]
     pub server: Vec<ServerChange>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::objects")]
     pub rates: Vec<RatesChange>,
     /// Table name (`racks`, `servers`, ...) to CSV rows to add, header first, with the
     /// contract's columns.
@@ -74,6 +74,7 @@ pub struct ImportResponse {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WhatIfRequest {
+    #[serde(deserialize_with = "super::object")]
     pub change: Change,
     /// Element pairs to rank after the change (default 10, at most 1000).
     pub pairs_top: Option<usize>,

@@ -25,6 +25,10 @@ impl Service {
 
     pub(super) fn source(&self, req: &InventoryRequest) -> Result<Source, Error> {
         match (&req.path, &req.tables) {
+            (Some(p), None) if p.is_empty() => Err(Error::InvalidField {
+                field: "path".into(),
+                message: "the path is empty".into(),
+            }),
             (Some(p), None) => Ok(Source::Dir(self.server_path(p, "path")?)),
             (None, Some(tables)) => {
                 let root = self.config.data_dir.join("inventories");
