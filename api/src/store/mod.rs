@@ -4,11 +4,13 @@
 //! accepted change here, in order, before it replies. A backend only has to apply batches
 //! of [`Change`]s atomically and durably and hand everything back on start.
 
+mod postgres;
 mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::path::PathBuf;
@@ -372,9 +374,7 @@ impl LedgerUrl {
 pub async fn open(url: &LedgerUrl) -> Result<Arc<dyn Store>, Error> {
     match url {
         LedgerUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
-        LedgerUrl::Postgres(_) => Err(Error::InvalidConfig {
-            message: "PostgreSQL ledgers are not supported by this build yet (issue 13): use a SQLite file".into(),
-        }),
+        LedgerUrl::Postgres(url) => Ok(Arc::new(PgStore::open(url).await?)),
     }
 }
 

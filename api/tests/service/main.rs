@@ -32,6 +32,7 @@ mod listing;
 mod metrics;
 mod moves;
 mod plans;
+mod postgres;
 mod risk;
 mod whatif;
 

@@ -1,0 +1,243 @@
+//! The PostgreSQL ledger on a real server: a throwaway cluster per test binary
+//! (`scripts/pg-cluster`: initdb and pg_ctl as an unprivileged user, a free port, a
+//! temporary directory), a fresh database per test.
+
+use super::*;
+use api::store::{
+    all_cells, CellRecord, InventoryRecord, MoveRecord, MoveStatus, PgStore, RiskUpdate,
+};
+use std::sync::OnceLock;
+
+/// The cluster, started once for this test binary; a watchdog process stops it and
+/// removes its directory when the binary exits, however it exits.
+struct Cluster {
+    url: String,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-cluster")
+}
+
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let data = dir.join("pg");
+        let out = std::process::Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "starting PostgreSQL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; bash '{script}' stop '{data}'; \
+             rm -rf '{dir}'",
+            pid = std::process::id(),
+            script = script().display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        // Detached on purpose: it outlives this process to stop the cluster.
+        #[allow(clippy::zombie_processes)]
+        std::process::Command::new("setsid")
+            .args(["bash", "-c", &watchdog])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Cluster { url }
+    })
+}
+
+/// A fresh, empty database on the cluster; its URL.
+async fn database(name: &str) -> String {
+    use sqlx::Connection;
+    let base = &cluster().url;
+    let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{name}")
+}
+
+fn cell(id: &str, nodes: &[&str], version: i64) -> CellRecord {
+    CellRecord {
+        cell_id: id.into(),
+        clients: vec!["c1".into(), "c2".into()],
+        nodes: nodes.iter().map(|s| s.to_string()).collect(),
+        colour: Some("blue".into()),
+        risk: 1.25e-7,
+        single_failure_safe: true,
+        inventory_version: 1,
+        version,
+        created_at: 10,
+        updated_at: 20 + version,
+    }
+}
+
+fn mv(cell: &str, n: i64, status: MoveStatus) -> MoveRecord {
+    MoveRecord {
+        cell_id: cell.into(),
+        n,
+        out_server: "a".into(),
+        into_server: "z".into(),
+        status,
+        cell_version: 1,
+        risk_before: 0.5,
+        risk_after: 0.25,
+        safe_after: true,
+        created_at: 1,
+        updated_at: 2,
+    }
+}
+
+/// Every change round-trips through PostgreSQL as through SQLite; a failed batch changes
+/// nothing; one replica holds the ledger at a time.
+#[tokio::test]
+async fn the_postgres_store_round_trips_and_is_held_by_one_replica() {
+    let url = database("store_round_trip").await;
+    let store = PgStore::open(&url).await.unwrap();
+    assert!(store.load().await.unwrap().active_inventory.is_none());
+    let inv = InventoryRecord {
+        version: 1,
+        source: "bundled:small:0".into(),
+        path: None,
+        loaded_at: 5,
+    };
+    let a = cell("a", &["s1", "s2", "s3"], 1);
+    let b = cell("b", &["s3", "s4", "s5"], 1);
+    store
+        .apply(&[
+            Change::ActivateInventory(inv.clone()),
+            Change::PutCell(a.clone()),
+            Change::PutCell(b.clone()),
+            Change::PutMove(mv("a", 1, MoveStatus::Superseded)),
+            Change::PutMove(mv("a", 2, MoveStatus::Proposed)),
+        ])
+        .await
+        .unwrap();
+    let a2 = cell("a", &["s9", "s2", "s3"], 2);
+    let many: Vec<CellRecord> = (0..100)
+        .map(|i| cell(&format!("m{i:03}"), &[&format!("x{i}"), "y"], 1))
+        .collect();
+    store
+        .apply(&[
+            Change::PutCell(a2.clone()),
+            Change::DeleteCell("b".into()),
+            Change::InsertCells(many.clone()),
+            Change::SetRisks(vec![RiskUpdate {
+                cell_id: "m007".into(),
+                risk: 0.5,
+                single_failure_safe: false,
+                inventory_version: 2,
+                version: 2,
+                updated_at: 99,
+            }]),
+        ])
+        .await
+        .unwrap();
+    // A failed batch changes nothing: the second cell repeats a node.
+    let bad = cell("c", &["s1", "s1"], 1);
+    assert!(store
+        .apply(&[Change::DeleteCell("a".into()), Change::PutCell(bad)])
+        .await
+        .is_err());
+    // A second replica is refused while this one holds the ledger.
+    let e = PgStore::open(&url).await.unwrap_err();
+    assert!(matches!(e, api::Error::LedgerLocked { .. }), "{e}");
+    store.close().await;
+
+    let store = PgStore::open(&url).await.unwrap();
+    let snapshot = store.load().await.unwrap();
+    assert_eq!(snapshot.active_inventory, Some(inv));
+    assert_eq!(snapshot.max_inventory_version, 1);
+    let cells = all_cells(&store).await.unwrap();
+    let mut want: Vec<(CellRecord, Option<MoveRecord>)> =
+        vec![(a2, Some(mv("a", 2, MoveStatus::Proposed)))];
+    for mut c in many {
+        if c.cell_id == "m007" {
+            c.risk = 0.5;
+            c.single_failure_safe = false;
+            c.inventory_version = 2;
+            c.version = 2;
+            c.updated_at = 99;
+        }
+        want.push((c, None));
+    }
+    assert_eq!(cells, want);
+    let loads = store.server_loads().await.unwrap();
+    assert_eq!(loads.iter().find(|(s, _)| s == "y").map(|l| l.1), Some(100));
+    store.close().await;
+}
+
+/// The service on PostgreSQL: cells placed, the service reopened on the same ledger,
+/// every cell as it was; the occupancy cross-checked against the database's loads.
+#[tokio::test]
+async fn the_service_runs_on_postgres_and_restarts_exactly() {
+    let url = database("service_restart").await;
+    let h = Harness::new(8).await;
+    let open = |url: String| {
+        let zone = h.zone_dir.clone();
+        let db = h.db.clone();
+        async move {
+            let store = Arc::new(PgStore::open(&url).await.unwrap());
+            let service = Service::open(store, Some(Source::Dir(zone)), config(&db))
+                .await
+                .unwrap();
+            let router = app(AppState {
+                service: service.clone(),
+                limits: Limits::default(),
+                tokens: None,
+            });
+            (service, router)
+        }
+    };
+    let (service, router) = open(url.clone()).await;
+    let c = h.clients();
+    let mut placed = Vec::new();
+    for i in 0..12 {
+        let (s, body) = call(
+            &router,
+            Method::POST,
+            "/v1/cells",
+            Some(json!({"cell_id": format!("p{i:02}"), "clients": [c[i % c.len()]]})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        placed.push(body["cell"].clone());
+    }
+    let (s, _) = call(&router, Method::DELETE, "/v1/cells/p03", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    placed.remove(3);
+    service.shutdown().await;
+
+    let (service, router) = open(url).await;
+    let (_, page) = call(&router, Method::GET, "/v1/cells?limit=100", None).await;
+    let ids = |cells: &[Value]| -> Vec<(Value, Value, Value)> {
+        cells
+            .iter()
+            .map(|c| {
+                (
+                    c["cell_id"].clone(),
+                    c["nodes"].clone(),
+                    c["version"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(ids(page["cells"].as_array().unwrap()), ids(&placed));
+    service.shutdown().await;
+}
