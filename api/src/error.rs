@@ -84,6 +84,8 @@ pub enum Error {
     UriTooLong { len: usize, max: usize },
     #[error("{message}")]
     LedgerLocked { message: String },
+    #[error("another replica changed the ledger first; the request can be retried")]
+    Stale,
     #[error("{message}")]
     InvalidConfig { message: String },
     #[error("store: {0}")]
@@ -156,6 +158,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::ShuttingDown => "shutting_down",
             Error::LedgerLocked { .. } => "ledger_locked",
+            Error::Stale => "contended",
             Error::UriTooLong { .. } => "uri_too_long",
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
@@ -202,6 +205,7 @@ impl Error {
             | Error::Timeout { .. }
             | Error::ShuttingDown
             | Error::LedgerLocked { .. }
+            | Error::Stale
             | Error::StoreUnavailable { .. }
             | Error::Store(_)
             | Error::Migrate(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -10,6 +10,7 @@
 //! failed changes): the committer fails everything until the owner of the in-memory state
 //! has reloaded it from the store and sent [`Journal::resume`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +29,8 @@ const MAX_BATCH: usize = 1024;
 enum Entry {
     Changes {
         seq: u64,
+        /// The feed position the changes were checked against (see [`Journal::set_feed`]).
+        base: u64,
         changes: Vec<Change>,
     },
     /// Everything before this was failed and the state reloaded: commit again.
@@ -56,6 +59,9 @@ impl Progress {
 #[derive(Debug)]
 pub struct Journal {
     sender: Mutex<(u64, mpsc::UnboundedSender<Entry>)>,
+    /// How far the in-memory state follows the other replicas' commits (a store shared by
+    /// replicas; 0 otherwise). Changed and read with the ledger's write lock held.
+    feed: AtomicU64,
     progress: watch::Receiver<Progress>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -68,6 +74,7 @@ impl Journal {
         let task = tokio::spawn(committer(store, metrics, rx, progress_tx));
         Journal {
             sender: Mutex::new((0, tx)),
+            feed: AtomicU64::new(0),
             progress,
             task: Mutex::new(Some(task)),
         }
@@ -79,9 +86,20 @@ impl Journal {
         let mut guard = self.sender.lock();
         guard.0 += 1;
         let seq = guard.0;
+        let base = self.feed.load(Ordering::Acquire);
         // A closed channel means shutdown: the waiter then sees the committer gone.
-        let _ = guard.1.send(Entry::Changes { seq, changes });
+        let _ = guard.1.send(Entry::Changes { seq, base, changes });
         seq
+    }
+
+    /// The in-memory state now reflects every other replica's commit up to `position`.
+    /// Call with the ledger's write lock held, after applying them.
+    pub fn set_feed(&self, position: u64) {
+        self.feed.store(position, Ordering::Release);
+    }
+
+    pub fn feed(&self) -> u64 {
+        self.feed.load(Ordering::Acquire)
     }
 
     /// The last sequence number handed out.
@@ -152,9 +170,14 @@ async fn committer(
         // contiguous and commit together.
         let mut lo = 0u64;
         let mut hi = 0u64;
+        let mut base = u64::MAX;
         for entry in pending {
             match entry {
-                Entry::Changes { seq, changes: c } => {
+                Entry::Changes {
+                    seq,
+                    base: b,
+                    changes: c,
+                } => {
                     if broken {
                         fail(&progress, seq, seq, None);
                     } else {
@@ -162,6 +185,7 @@ async fn committer(
                             lo = seq;
                         }
                         hi = seq;
+                        base = base.min(b);
                         changes.extend(c);
                     }
                 }
@@ -174,7 +198,8 @@ async fn committer(
         }
         if lo != 0 {
             let started = Instant::now();
-            let result = store.apply(&changes).await;
+            // Checked against the oldest state any of them saw.
+            let result = store.apply_at(base, &changes).await;
             metrics.observe_commit(started.elapsed(), changes.len(), result.is_ok());
             changes.clear();
             match result {

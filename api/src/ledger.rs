@@ -364,6 +364,46 @@ impl Ledger {
         self.occ.update(slot, nodes);
     }
 
+    /// Puts a cell as a store record has it (another replica's commit), replacing the one
+    /// with its id; fails, changing nothing, if the zone lacks one of its servers.
+    pub fn put_record(
+        &mut self,
+        record: CellRecord,
+        last_move: Option<MoveRecord>,
+        seq: u64,
+    ) -> Result<(), Missing> {
+        let inv = &self.zone.inventory;
+        let mut missing = Missing::new();
+        let mut resolve = |ids: &[String]| -> Vec<u32> {
+            ids.iter()
+                .filter_map(|id| {
+                    let i = inv.server_index(id);
+                    if i.is_none() {
+                        missing.push((record.cell_id.clone(), id.clone()));
+                    }
+                    i
+                })
+                .collect()
+        };
+        let clients = resolve(&record.clients);
+        let nodes = resolve(&record.nodes);
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        self.remove(&record.cell_id);
+        let state = CellState {
+            colour: record.colour,
+            risk: record.risk,
+            single_failure_safe: record.single_failure_safe,
+            inventory_version: record.inventory_version,
+            version: record.version,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        };
+        self.insert(&record.cell_id, clients, &nodes, state, last_move, seq);
+        Ok(())
+    }
+
     /// A cell's nodes, in position order.
     pub fn nodes(&self, cell: &Cell) -> &[u32] {
         self.occ.nodes(cell.slot)

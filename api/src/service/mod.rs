@@ -29,6 +29,7 @@ use crate::Error;
 mod bulk;
 mod cells;
 mod executor;
+mod feed;
 mod inventory;
 mod moves;
 pub mod ops;
@@ -116,6 +117,8 @@ impl Service {
         let zone = Arc::new(zone);
         let at = std::time::Instant::now();
         // Each cell is resolved on the zone and recorded as it is read.
+        // Other replicas' commits up to here are in what is read next.
+        let feed_head = store.feed_head().await?;
         let mut builder = Builder::new(zone.clone(), 0);
         // The store's own server loads (the cross-check below) are read meanwhile.
         let mut add = |c, m| builder.add(c, m);
@@ -162,6 +165,7 @@ impl Service {
         );
         let metrics = Arc::new(Metrics::default());
         let journal = Journal::start(store.clone(), metrics.clone());
+        journal.set_feed(feed_head);
         let core = Arc::new(Core {
             ledger: RwLock::new(ledger),
             journal,
@@ -186,6 +190,7 @@ impl Service {
             reevaluations: Arc::new(Reevaluations::default()),
         });
         tokio::spawn(resync(service.core.clone(), service.store.clone()));
+        tokio::spawn(feed::follow(service.core.clone(), service.store.clone()));
         if stale > 0 {
             // The cells' risks were recorded on another inventory (or an interrupted
             // re-evaluation left some): judge them again on this one, in the background so
@@ -357,8 +362,14 @@ async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
         }
         let mut ledger = core.ledger.write().await;
         ledger.poisoned = Some(progress.borrow().last_error.clone());
+        let head = store.feed_head().await;
         let mut builder = Builder::new(ledger.zone.clone(), 0);
-        let read = store.load_cells(&mut |c, m| builder.add(c, m)).await;
+        let read = match &head {
+            Ok(_) => store.load_cells(&mut |c, m| builder.add(c, m)).await,
+            Err(e) => Err(Error::StoreUnavailable {
+                message: e.to_string(),
+            }),
+        };
         let reloaded = match read {
             Ok(_) => builder.finish().ok(),
             Err(e) => {
@@ -369,6 +380,9 @@ async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
         match reloaded {
             Some(fresh) => {
                 *ledger = fresh;
+                if let Ok(head) = head {
+                    core.journal.set_feed(head);
+                }
                 core.journal.resume();
                 tracing::warn!("ledger reloaded from the store after a failed commit");
                 drop(ledger);

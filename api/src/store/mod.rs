@@ -281,6 +281,38 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Applies the changes in order, atomically, and returns only once they are durable.
     fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<(), Error>>;
 
+    /// [`Store::apply`] for changes checked against the state as of feed position `base`:
+    /// refused with [`Error::Stale`] when another replica committed after it (a store
+    /// shared by replicas arbitrates here; one served by a single process needs nothing).
+    fn apply_at<'a>(
+        &'a self,
+        base: u64,
+        changes: &'a [Change],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = base;
+        self.apply(changes)
+    }
+
+    /// The feed position now (0 for a store no other replica shares). Read before the
+    /// cells on start: the state loaded reflects at least everything up to it.
+    fn feed_head(&self) -> BoxFuture<'_, Result<u64, Error>> {
+        Box::pin(async { Ok(0) })
+    }
+
+    /// What other replicas committed after feed position `after`: `None` for a store no
+    /// other replica shares.
+    fn feed(&self, after: u64) -> BoxFuture<'_, Result<Option<Feed>, Error>> {
+        let _ = after;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The current records of these cells (with their latest moves); absent ones were
+    /// deleted.
+    fn cells<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CellWithMove>, Error>> {
+        let _ = ids;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Node count per server id, as the store derives it from the cells (for the start-up
     /// cross-check against the rebuilt occupancy).
     fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, Error>>;
@@ -378,12 +410,26 @@ pub async fn open(url: &LedgerUrl) -> Result<Arc<dyn Store>, Error> {
     }
 }
 
+/// Other replicas' commits, as [`Store::feed`] reads them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Feed {
+    /// The feed position read up to.
+    pub head: u64,
+    /// Cells another replica changed (or deleted) since.
+    pub cells: Vec<String>,
+    /// Another replica activated an inventory version since.
+    pub inventory: bool,
+}
+
+/// A cell's record with its latest move, if it has one.
+pub type CellWithMove = (CellRecord, Option<MoveRecord>);
+
 /// Where [`Store::load_cells`] hands the cells.
 pub type CellSink<'a> = &'a mut (dyn FnMut(CellRecord, Option<MoveRecord>) + Send);
 
 /// Every cell with its latest move, by cell id: for small ledgers and tests (a service
 /// streams them into its state instead).
-pub async fn all_cells(store: &dyn Store) -> Result<Vec<(CellRecord, Option<MoveRecord>)>, Error> {
+pub async fn all_cells(store: &dyn Store) -> Result<Vec<CellWithMove>, Error> {
     let mut out = Vec::new();
     store.load_cells(&mut |c, m| out.push((c, m))).await?;
     Ok(out)

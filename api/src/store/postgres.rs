@@ -1,23 +1,25 @@
-//! The PostgreSQL ledger (sqlx): the same tables and changes as the SQLite one, for a
-//! ledger on a database server. One replica at a time holds it (a session advisory lock,
-//! taken on open and held until close or the process's end): several replicas sharing one
-//! ledger need the database to arbitrate their commits, which this build does not do yet.
+//! The PostgreSQL ledger (sqlx): the same tables and changes as the SQLite one, shared by
+//! any number of replicas. The database arbitrates: every commit takes a transaction-level
+//! advisory lock, is refused ([`Error::Stale`]) when another replica put nodes on one of
+//! its servers after the state it was checked against, and appends a row to `changes`,
+//! which the other replicas follow ([`Store::feed`]) to keep their state current.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, Postgres, Row, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
+use super::CellWithMove;
 use super::{
-    join_ids, split_ids, BoxFuture, CellRecord, CellSink, Change, InventoryRecord, MoveRecord,
-    MoveStatus, PlanRecord, PlanState, PlanStepRecord, RiskUpdate, Snapshot, StepStatus, Store,
+    join_ids, split_ids, BoxFuture, CellRecord, CellSink, Change, Feed, InventoryRecord,
+    MoveRecord, MoveStatus, PlanRecord, PlanState, PlanStepRecord, RiskUpdate, Snapshot,
+    StepStatus, Store,
 };
 use crate::Error;
 
@@ -28,74 +30,64 @@ struct Embedded;
 impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
         Box::pin(async {
-            Ok(vec![Migration::new(
-                1,
-                Cow::Borrowed("ledger"),
-                MigrationType::Simple,
-                Cow::Borrowed(include_str!("../../migrations/postgres/0001_ledger.sql")),
-                false,
-            )])
+            let migration = |version, name, sql| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            };
+            Ok(vec![
+                migration(
+                    1,
+                    "ledger",
+                    include_str!("../../migrations/postgres/0001_ledger.sql"),
+                ),
+                migration(
+                    2,
+                    "changes",
+                    include_str!("../../migrations/postgres/0002_changes.sql"),
+                ),
+            ])
         })
     }
 }
 
-/// The advisory lock key that marks a ledger held (a fixed 64-bit number: "cellplace").
+/// The advisory lock key that orders commits (a fixed 64-bit number: "cellpla").
 const LEDGER_LOCK: i64 = 0x63_656c_6c70_6c61;
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// The connection that holds the ledger's advisory lock while the store is open.
-    lock: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
+    /// This replica's name in `changes` (random per open).
+    replica: String,
 }
 
 impl PgStore {
-    /// Connects, migrates, and takes the ledger (refused when another replica holds it).
+    /// Connects and migrates (concurrent replicas migrate one at a time).
     pub async fn open(url: &str) -> Result<PgStore, Error> {
         let options: PgConnectOptions = url.parse().map_err(|e| Error::InvalidConfig {
             message: format!("--db: not a PostgreSQL URL: {e}"),
         })?;
         let options =
             options.log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-        let mut lock = PgConnection::connect_with(&options).await?;
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LEDGER_LOCK)
-            .fetch_one(&mut lock)
-            .await?;
-        if !held {
-            let holder: Option<String> = sqlx::query_scalar(
-                "SELECT a.application_name || ' (pid ' || l.pid || ')' FROM pg_locks l
-                 JOIN pg_stat_activity a ON a.pid = l.pid
-                 WHERE l.locktype = 'advisory' AND l.granted
-                   AND (l.classid::bigint << 32) | l.objid::bigint = $1
-                 LIMIT 1",
-            )
-            .bind(LEDGER_LOCK)
-            .fetch_optional(&mut lock)
-            .await
-            .ok()
-            .flatten();
-            return Err(Error::LedgerLocked {
-                message: format!(
-                    "the PostgreSQL ledger is in use by another replica{}: this build serves \
-                     a ledger from one replica at a time",
-                    holder
-                        .map(|h| format!(" (backend {h})"))
-                        .unwrap_or_default()
-                ),
-            });
-        }
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(6)
             .min_connections(1)
             .connect_with(options)
             .await?;
         let migrator = Migrator::new(Embedded).await?;
         migrator.run(&pool).await?;
-        Ok(PgStore {
-            pool,
-            lock: Arc::new(tokio::sync::Mutex::new(Some(lock))),
-        })
+        let mut id = [0u8; 6];
+        getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
+        let replica = format!(
+            "{}-{}",
+            std::process::id(),
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        Ok(PgStore { pool, replica })
     }
 }
 
@@ -460,22 +452,101 @@ async fn put_plan_step(
     Ok(())
 }
 
-async fn apply(pool: &PgPool, changes: &[Change]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+/// What a batch touched: its cells, the servers it put nodes on, and whether it activated
+/// an inventory version.
+fn touched(changes: &[Change]) -> (Vec<String>, Vec<String>, bool) {
+    let mut cells = Vec::new();
+    let mut servers = std::collections::BTreeSet::new();
+    let mut inventory = false;
     for change in changes {
         match change {
-            Change::PutCell(c) => put_cell(&mut tx, c).await?,
+            Change::PutCell(c) => {
+                cells.push(c.cell_id.clone());
+                servers.extend(c.nodes.iter().cloned());
+            }
+            Change::InsertCells(cs) => {
+                for c in cs {
+                    cells.push(c.cell_id.clone());
+                    servers.extend(c.nodes.iter().cloned());
+                }
+            }
+            Change::DeleteCell(id) => cells.push(id.clone()),
+            Change::PutMove(m) => cells.push(m.cell_id.clone()),
+            Change::SetRisks(us) => cells.extend(us.iter().map(|u| u.cell_id.clone())),
+            Change::ActivateInventory(_) => inventory = true,
+            Change::PutPlan(_) | Change::AddPlanSteps { .. } | Change::PutPlanStep { .. } => {}
+        }
+    }
+    cells.sort_unstable();
+    cells.dedup();
+    (cells, servers.into_iter().collect(), inventory)
+}
+
+/// Commits `changes` in one transaction after every earlier commit of any replica; with
+/// `base`, refuses them when another replica put nodes on one of their servers after that
+/// feed position.
+async fn apply(
+    pool: &PgPool,
+    replica: &str,
+    base: Option<u64>,
+    changes: &[Change],
+) -> Result<(), Error> {
+    let (cells, servers, inventory) = touched(changes);
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LEDGER_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(base) = base {
+        let conflict: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM changes
+                            WHERE seq > $1 AND replica <> $2
+                              AND (servers && $3 OR cells && $4 OR inventory))",
+        )
+        .bind(i64::try_from(base).unwrap_or(i64::MAX))
+        .bind(replica)
+        .bind(&servers)
+        .bind(&cells)
+        .fetch_one(&mut *tx)
+        .await?;
+        if conflict {
+            tx.rollback().await?;
+            return Err(Error::Stale);
+        }
+    }
+    apply_in(&mut tx, changes).await?;
+    sqlx::query(
+        "INSERT INTO changes (replica, cells, servers, inventory, at)
+         VALUES ($1, $2, $3, $4, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
+    )
+    .bind(replica)
+    .bind(&cells)
+    .bind(&servers)
+    .bind(inventory)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn apply_in(
+    tx: &mut Transaction<'_, Postgres>,
+    changes: &[Change],
+) -> Result<(), sqlx::Error> {
+    for change in changes {
+        match change {
+            Change::PutCell(c) => put_cell(tx, c).await?,
             Change::DeleteCell(id) => {
                 // Nodes and moves go with it (ON DELETE CASCADE).
                 sqlx::query("DELETE FROM cells WHERE cell_id = $1")
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
-            Change::PutMove(m) => put_move(&mut tx, m).await?,
+            Change::PutMove(m) => put_move(tx, m).await?,
             Change::ActivateInventory(inv) => {
                 sqlx::query("UPDATE inventory_versions SET active = FALSE WHERE active")
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 sqlx::query(
                     "INSERT INTO inventory_versions (version, source, path, loaded_at, active)
@@ -486,19 +557,17 @@ async fn apply(pool: &PgPool, changes: &[Change]) -> Result<(), sqlx::Error> {
                 .bind(&inv.source)
                 .bind(&inv.path)
                 .bind(inv.loaded_at)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
-            Change::PutPlan(p) => put_plan(&mut tx, p).await?,
-            Change::AddPlanSteps { plan_id, steps } => {
-                add_plan_steps(&mut tx, plan_id, steps).await?
-            }
-            Change::PutPlanStep { plan_id, step } => put_plan_step(&mut tx, plan_id, step).await?,
-            Change::InsertCells(cells) => insert_cells(&mut tx, cells).await?,
-            Change::SetRisks(updates) => set_risks(&mut tx, updates).await?,
+            Change::PutPlan(p) => put_plan(tx, p).await?,
+            Change::AddPlanSteps { plan_id, steps } => add_plan_steps(tx, plan_id, steps).await?,
+            Change::PutPlanStep { plan_id, step } => put_plan_step(tx, plan_id, step).await?,
+            Change::InsertCells(cells) => insert_cells(tx, cells).await?,
+            Change::SetRisks(updates) => set_risks(tx, updates).await?,
         }
     }
-    tx.commit().await
+    Ok(())
 }
 
 async fn load(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
@@ -551,6 +620,75 @@ async fn load(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
     })
 }
 
+fn move_from_row(row: &PgRow) -> Result<MoveRecord, sqlx::Error> {
+    let status: &str = row.try_get("status")?;
+    Ok(MoveRecord {
+        cell_id: row.try_get("cell_id")?,
+        n: row.try_get("n")?,
+        out_server: row.try_get("out_server")?,
+        into_server: row.try_get("into_server")?,
+        status: MoveStatus::parse(status)
+            .ok_or_else(|| decode_error("status", format!("unknown move status '{status}'")))?,
+        cell_version: row.try_get("cell_version")?,
+        risk_before: row.try_get("risk_before")?,
+        risk_after: row.try_get("risk_after")?,
+        safe_after: row.try_get("safe_after")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn cell_from_row(row: &PgRow) -> Result<CellRecord, sqlx::Error> {
+    Ok(CellRecord {
+        cell_id: row.try_get("cell_id")?,
+        clients: split_ids(row.try_get::<&str, _>("clients")?),
+        nodes: split_ids(row.try_get::<&str, _>("nodes")?),
+        colour: row.try_get("colour")?,
+        risk: row.try_get("risk")?,
+        single_failure_safe: row.try_get("single_failure_safe")?,
+        inventory_version: row.try_get("inventory_version")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The current records of some cells with their latest moves (deleted ones are absent).
+async fn cells_by_id(pool: &PgPool, ids: &[String]) -> Result<Vec<CellWithMove>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let mut moves: HashMap<String, MoveRecord> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT DISTINCT ON (cell_id) * FROM moves WHERE cell_id = ANY($1)
+         ORDER BY cell_id, n DESC",
+    )
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        let m = move_from_row(&row)?;
+        moves.insert(m.cell_id.clone(), m);
+    }
+    let mut out = Vec::new();
+    for row in sqlx::query(
+        "SELECT cell_id, clients, nodes, colour, risk, single_failure_safe,
+                inventory_version, version, created_at, updated_at
+         FROM cells WHERE cell_id = ANY($1) ORDER BY cell_id",
+    )
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        let cell = cell_from_row(&row)?;
+        let m = moves.remove(&cell.cell_id);
+        out.push((cell, m));
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
 /// Streams every cell with its latest move, by id, in one read-only snapshot.
 async fn load_cells(pool: &PgPool, sink: CellSink<'_>) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -564,22 +702,7 @@ async fn load_cells(pool: &PgPool, sink: CellSink<'_>) -> Result<usize, sqlx::Er
                 .fetch_all(&mut *tx)
                 .await?;
         for row in &rows {
-            let status: &str = row.try_get("status")?;
-            let m = MoveRecord {
-                cell_id: row.try_get("cell_id")?,
-                n: row.try_get("n")?,
-                out_server: row.try_get("out_server")?,
-                into_server: row.try_get("into_server")?,
-                status: MoveStatus::parse(status).ok_or_else(|| {
-                    decode_error("status", format!("unknown move status '{status}'"))
-                })?,
-                cell_version: row.try_get("cell_version")?,
-                risk_before: row.try_get("risk_before")?,
-                risk_after: row.try_get("risk_after")?,
-                safe_after: row.try_get("safe_after")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            };
+            let m = move_from_row(row)?;
             last_moves.insert(m.cell_id.clone(), m);
         }
     }
@@ -592,18 +715,7 @@ async fn load_cells(pool: &PgPool, sink: CellSink<'_>) -> Result<usize, sqlx::Er
         )
         .fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            let cell = CellRecord {
-                cell_id: row.try_get("cell_id")?,
-                clients: split_ids(row.try_get::<&str, _>("clients")?),
-                nodes: split_ids(row.try_get::<&str, _>("nodes")?),
-                colour: row.try_get("colour")?,
-                risk: row.try_get("risk")?,
-                single_failure_safe: row.try_get("single_failure_safe")?,
-                inventory_version: row.try_get("inventory_version")?,
-                version: row.try_get("version")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            };
+            let cell = cell_from_row(&row)?;
             let m = last_moves.remove(&cell.cell_id);
             sink(cell, m);
             count += 1;
@@ -623,7 +735,56 @@ impl Store for PgStore {
     }
 
     fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { Ok(apply(&self.pool, changes).await?) })
+        Box::pin(apply(&self.pool, &self.replica, None, changes))
+    }
+
+    fn apply_at<'a>(
+        &'a self,
+        base: u64,
+        changes: &'a [Change],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(apply(&self.pool, &self.replica, Some(base), changes))
+    }
+
+    fn feed_head(&self) -> BoxFuture<'_, Result<u64, Error>> {
+        Box::pin(async move {
+            let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(head as u64)
+        })
+    }
+
+    fn feed(&self, after: u64) -> BoxFuture<'_, Result<Option<Feed>, Error>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT seq, replica, cells, inventory FROM changes WHERE seq > $1 ORDER BY seq",
+            )
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+            let mut feed = Feed {
+                head: after,
+                ..Feed::default()
+            };
+            for row in &rows {
+                let seq: i64 = row.try_get("seq")?;
+                feed.head = feed.head.max(seq as u64);
+                let replica: &str = row.try_get("replica")?;
+                if replica == self.replica {
+                    continue;
+                }
+                feed.cells.extend(row.try_get::<Vec<String>, _>("cells")?);
+                feed.inventory |= row.try_get::<bool, _>("inventory")?;
+            }
+            feed.cells.sort_unstable();
+            feed.cells.dedup();
+            Ok(Some(feed))
+        })
+    }
+
+    fn cells<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CellWithMove>, Error>> {
+        Box::pin(async move { Ok(cells_by_id(&self.pool, ids).await?) })
     }
 
     fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, Error>> {
@@ -648,18 +809,6 @@ impl Store for PgStore {
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            self.pool.close().await;
-            // Another replica may take the ledger now.
-            if let Some(mut conn) = self.lock.lock().await.take() {
-                // Unlocked before the reply: the backend only drops its locks some time
-                // after the connection closes, and a replica opening at once must get it.
-                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-                    .bind(LEDGER_LOCK)
-                    .execute(&mut conn)
-                    .await;
-                let _ = conn.close().await;
-            }
-        })
+        Box::pin(async move { self.pool.close().await })
     }
 }

@@ -105,9 +105,9 @@ fn mv(cell: &str, n: i64, status: MoveStatus) -> MoveRecord {
 }
 
 /// Every change round-trips through PostgreSQL as through SQLite; a failed batch changes
-/// nothing; one replica holds the ledger at a time.
+/// nothing; replicas' commits are arbitrated by the database.
 #[tokio::test]
-async fn the_postgres_store_round_trips_and_is_held_by_one_replica() {
+async fn the_postgres_store_round_trips_and_arbitrates_replicas() {
     let url = database("store_round_trip").await;
     let store = PgStore::open(&url).await.unwrap();
     assert!(store.load().await.unwrap().active_inventory.is_none());
@@ -155,9 +155,60 @@ async fn the_postgres_store_round_trips_and_is_held_by_one_replica() {
         .apply(&[Change::DeleteCell("a".into()), Change::PutCell(bad)])
         .await
         .is_err());
-    // A second replica is refused while this one holds the ledger.
-    let e = PgStore::open(&url).await.unwrap_err();
-    assert!(matches!(e, api::Error::LedgerLocked { .. }), "{e}");
+    // Another replica: its changes checked against a state before this replica's last
+    // commit (feed position 1, after the inventory's activation) are refused when they put
+    // nodes on the same servers or touch the same cells, taken when they do not; the feed
+    // tells each what the other changed.
+    let other = PgStore::open(&url).await.unwrap();
+    let head = other.feed_head().await.unwrap();
+    assert!(head >= 2);
+    let on_s2 = cell("o1", &["s2", "q1"], 1);
+    let e = other
+        .apply_at(1, &[Change::PutCell(on_s2.clone())])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, api::Error::Stale), "{e}");
+    let elsewhere = cell("o2", &["q2", "q3"], 1);
+    other
+        .apply_at(1, &[Change::PutCell(elsewhere.clone())])
+        .await
+        .unwrap();
+    // The same cell as the first replica's last commit: refused too.
+    let e = other
+        .apply_at(1, &[Change::PutCell(cell("m050", &["q9"], 2))])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, api::Error::Stale), "{e}");
+    // Against the current state: taken.
+    other
+        .apply_at(head, &[Change::PutCell(on_s2.clone())])
+        .await
+        .unwrap();
+    let feed = store.feed(head).await.unwrap().unwrap();
+    assert_eq!(feed.cells, vec!["o1".to_owned(), "o2".to_owned()]);
+    assert!(!feed.inventory);
+    let feed = other.feed(0).await.unwrap().unwrap();
+    assert!(feed.cells.contains(&"m007".to_owned()) && !feed.cells.contains(&"o2".to_owned()));
+    let got = store
+        .cells(&["o1".into(), "zz".into(), "a".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (a2.clone(), Some(mv("a", 2, MoveStatus::Proposed))),
+            (on_s2.clone(), None)
+        ]
+    );
+    for s in [&store, &other] {
+        s.apply(&[
+            Change::DeleteCell("o1".into()),
+            Change::DeleteCell("o2".into()),
+        ])
+        .await
+        .unwrap();
+    }
+    other.close().await;
     store.close().await;
 
     let store = PgStore::open(&url).await.unwrap();
@@ -240,4 +291,130 @@ async fn the_service_runs_on_postgres_and_restarts_exactly() {
     };
     assert_eq!(ids(page["cells"].as_array().unwrap()), ids(&placed));
     service.shutdown().await;
+}
+
+/// Two replicas on one PostgreSQL ledger, 8 clients each, racing for a small zone until
+/// it is full: no server over capacity, no two cells sharing a quorum, every acknowledged
+/// placement in the ledger as acknowledged, and each replica's view converging on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_keep_the_rules_together() {
+    let url = database("two_replicas").await;
+    let h = Harness::new(4).await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = Arc::new(PgStore::open(&url).await.unwrap());
+        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
+            .await
+            .unwrap();
+        let router = app(AppState {
+            service: service.clone(),
+            limits: Limits::default(),
+            tokens: None,
+        });
+        replicas.push((service, router));
+    }
+    let clients = h.clients();
+    let mut tasks = Vec::new();
+    for (r, (_, router)) in replicas.iter().enumerate() {
+        for t in 0..8 {
+            let router = router.clone();
+            let clients = clients.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut retried = 0;
+                'cells: for i in 0..10 {
+                    let id = format!("r{r}-t{t}-{i}");
+                    let body =
+                        json!({"cell_id": id, "clients": [clients[(t + i) % clients.len()]]});
+                    for _ in 0..50 {
+                        let (s, v) =
+                            call(&router, Method::POST, "/v1/cells", Some(body.clone())).await;
+                        match s {
+                            StatusCode::CREATED | StatusCode::OK => {
+                                acknowledged.push(v["cell"].clone());
+                                continue 'cells;
+                            }
+                            StatusCode::SERVICE_UNAVAILABLE => {
+                                retried += 1;
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            // Full: this client is done.
+                            _ => break 'cells,
+                        }
+                    }
+                    panic!("{id}: still refused after 50 tries");
+                }
+                (acknowledged, retried)
+            }));
+        }
+    }
+    let mut acknowledged = Vec::new();
+    let mut retried = 0;
+    for t in tasks {
+        let (a, r) = t.await.unwrap();
+        acknowledged.extend(a);
+        retried += r;
+    }
+    assert!(
+        acknowledged.len() >= 10,
+        "too few placed: {}",
+        acknowledged.len()
+    );
+
+    // The ledger as the database has it.
+    let store = PgStore::open(&url).await.unwrap();
+    let cells = all_cells(&store).await.unwrap();
+    let stored: HashMap<String, Vec<String>> = cells
+        .iter()
+        .map(|(c, _)| (c.cell_id.clone(), c.nodes.clone()))
+        .collect();
+    for a in &acknowledged {
+        let id = a["cell_id"].as_str().unwrap();
+        assert_eq!(
+            stored.get(id),
+            Some(&strings(&a["nodes"])),
+            "{id} lost or changed"
+        );
+    }
+    let mut load: HashMap<&str, u32> = HashMap::new();
+    for nodes in stored.values() {
+        for s in nodes {
+            *load.entry(s).or_default() += 1;
+        }
+    }
+    assert!(
+        load.values().all(|&l| l <= 4),
+        "a server is over capacity: {load:?}"
+    );
+    let list: Vec<(&String, HashSet<&String>)> = stored
+        .iter()
+        .map(|(id, n)| (id, n.iter().collect()))
+        .collect();
+    for (i, (a, na)) in list.iter().enumerate() {
+        for (b, nb) in &list[i + 1..] {
+            let shared = na.intersection(nb).count();
+            let quorum = na.len().min(nb.len()) / 2 + 1;
+            assert!(shared < quorum, "{a} and {b} share {shared} servers");
+        }
+    }
+    // Each replica converges on the ledger.
+    for (service, router) in &replicas {
+        let mut seen = 0;
+        for _ in 0..100 {
+            let (_, page) = call(router, Method::GET, "/v1/cells?limit=1000", None).await;
+            seen = page["cells"].as_array().unwrap().len();
+            if seen == stored.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen, stored.len());
+        service.shutdown().await;
+    }
+    store.close().await;
+    eprintln!(
+        "two replicas: {} cells placed, {} requests retried after a conflict",
+        stored.len(),
+        retried
+    );
 }
