@@ -336,9 +336,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     );
     // Unique ids per run, so that a rerun against the same ledger does not replay.
+    // The pid too: two load generators started at once (one per replica) stay apart.
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis();
+        .as_millis()
+        * 10_000_000
+        + u128::from(std::process::id());
     let nodes: Arc<Vec<parking_lot::Mutex<Option<String>>>> = Arc::new(
         (0..args.cells)
             .map(|_| parking_lot::Mutex::new(None))

@@ -418,3 +418,147 @@ async fn two_replicas_keep_the_rules_together() {
         retried
     );
 }
+
+/// One blocking HTTP/1.1 request; the status and the JSON body (Null when none).
+#[cfg(unix)]
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let json = out
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    Some((status, json))
+}
+
+/// kill -9 of one replica under load: the other keeps serving, and no acknowledged
+/// placement of either is lost.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let url = database("kill_replica").await;
+    let h = Harness::new(20).await;
+    h.service.shutdown().await;
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                &url,
+                "--inventory",
+            ])
+            .arg(&h.zone_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_owned();
+        (child, addr)
+    };
+    let (mut a, addr_a) = start();
+    let (mut b, addr_b) = start();
+    let clients = h.clients();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut loads = Vec::new();
+    for (r, addr) in [(0, addr_a.clone()), (1, addr_b.clone())] {
+        for t in 0..2 {
+            let (addr, clients, stop) = (addr.clone(), clients.clone(), stop.clone());
+            loads.push(std::thread::spawn(move || {
+                // (acknowledged cells, placements after the kill)
+                let mut acknowledged = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) && i < 60 {
+                    let body = json!({"cell_id": format!("k{r}-{t}-{i}"), "clients": [clients[i % clients.len()]]});
+                    match http(&addr, "POST", "/v1/cells", Some(&body)) {
+                        Some((201 | 200, v)) => {
+                            acknowledged.push(v["cell"].clone());
+                            i += 1;
+                        }
+                        // Refused (full) or gone (killed): this client is done.
+                        Some((409 | 422, _)) => break,
+                        Some(_) => std::thread::sleep(Duration::from_millis(5)),
+                        None => {
+                            if r == 0 {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                }
+                acknowledged
+            }));
+        }
+    }
+    // Mid-load: kill -9 the first replica.
+    std::thread::sleep(Duration::from_millis(400));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    // The second keeps serving.
+    let mut after = 0;
+    for i in 0..5 {
+        let body = json!({"cell_id": format!("after-{i}"), "clients": [clients[i]]});
+        if let Some((201, _)) = http(&addr_b, "POST", "/v1/cells", Some(&body)) {
+            after += 1;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for l in loads {
+        acknowledged.extend(l.join().unwrap());
+    }
+    assert!(after > 0, "the surviving replica stopped placing");
+    assert_eq!(
+        http(&addr_b, "GET", "/readyz", None).map(|r| r.0),
+        Some(200)
+    );
+    b.kill().unwrap();
+    b.wait().unwrap();
+
+    let store = PgStore::open(&url).await.unwrap();
+    let stored: HashMap<String, Vec<String>> = all_cells(&store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(c, _)| (c.cell_id, c.nodes))
+        .collect();
+    assert!(
+        acknowledged.len() >= 10,
+        "too few placed: {}",
+        acknowledged.len()
+    );
+    for c in &acknowledged {
+        let id = c["cell_id"].as_str().unwrap();
+        assert_eq!(stored.get(id), Some(&strings(&c["nodes"])), "{id} lost");
+    }
+    let mut load: HashMap<&str, u32> = HashMap::new();
+    for nodes in stored.values() {
+        for s in nodes {
+            *load.entry(s).or_default() += 1;
+        }
+    }
+    assert!(load.values().all(|&l| l <= 20), "over capacity: {load:?}");
+    store.close().await;
+}
