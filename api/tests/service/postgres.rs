@@ -518,8 +518,8 @@ async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
     a.wait().unwrap();
     // The second keeps serving.
     let mut after = 0;
-    for i in 0..5 {
-        let body = json!({"cell_id": format!("after-{i}"), "clients": [clients[i]]});
+    for (i, client) in clients.iter().take(5).enumerate() {
+        let body = json!({"cell_id": format!("after-{i}"), "clients": [client]});
         if let Some((201, _)) = http(&addr_b, "POST", "/v1/cells", Some(&body)) {
             after += 1;
         }
