@@ -41,6 +41,10 @@ struct Args {
     /// Node replacements (each on a different cell).
     #[arg(long, default_value_t = 1000)]
     replaces: usize,
+    /// Leave the placed cells in the ledger (no delete phase), e.g. to check the ledger
+    /// after several load generators ran against replicas.
+    #[arg(long)]
+    keep: bool,
     /// Solver threads of a started service (0 = all cores).
     #[arg(long, default_value_t = 0)]
     workers: usize,
@@ -427,10 +431,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // Deletes: the durable write path (lock, journal, group commit) without a solve.
+    let deletes = if args.keep { 0 } else { placed.len() };
     let delete = {
         let client = client.clone();
         let placed = placed.clone();
-        drive(placed.len(), args.concurrency, move |i| {
+        drive(deletes, args.concurrency, move |i| {
             let client = client.clone();
             let (cell, _) = placed[i].clone();
             async move {
