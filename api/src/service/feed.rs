@@ -1,12 +1,17 @@
 //! Following the other replicas on a shared ledger: their commits, read from the store's
 //! change log, are applied to this replica's in-memory state, so that its solves and
 //! checks see them (the database still arbitrates every commit, see `Store::apply_at`).
+//! An inventory another replica switched to is loaded here too (from the same source:
+//! replicas share the inventory directory) and the cells are re-homed on it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::store::Store;
+use crate::zone::{Candidate, Source, Zone};
+use crate::Error;
 
+use super::blocking;
 use super::ops::Core;
 
 /// How often the change log is read.
@@ -43,15 +48,37 @@ pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>) {
                     }
                 }
             };
+            let zone = if feed.inventory {
+                match active_zone(&*store).await {
+                    Ok(zone) => zone,
+                    Err(e) => {
+                        tracing::warn!("loading the inventory another replica switched to: {e}");
+                        tokio::time::sleep(FEED_INTERVAL * 10).await;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             let mut ledger = core.ledger.write().await;
-            if feed.inventory {
-                // Serving another inventory than the other replicas would judge changes
-                // by other rules: writes stop here until a restart loads it.
-                ledger.poisoned = Some(
-                    "another replica switched the inventory: restart this replica to serve it"
-                        .into(),
-                );
-                tracing::error!("another replica switched the inventory; writes refused");
+            if let Some(zone) = zone.filter(|z| z.version != ledger.zone.version) {
+                let version = zone.version;
+                match ledger.rezone(zone, ledger.seq) {
+                    Ok(mut rebuilt) => {
+                        rebuilt.poisoned = ledger.poisoned.take();
+                        *ledger = rebuilt;
+                        tracing::info!(version, "switched inventory, as another replica did");
+                    }
+                    Err(missing) => {
+                        // Cells still on servers it lacks: they are among the cells read
+                        // below, or the ledger is inconsistent; stop writes until a restart.
+                        ledger.poisoned = Some(format!(
+                            "another replica switched to an inventory that lacks servers of \
+                             this replica's cells ({:?}): restart this replica",
+                            missing.first()
+                        ));
+                    }
+                }
             }
             for id in &feed.cells {
                 ledger.remove(id);
@@ -70,4 +97,17 @@ pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>) {
         }
         tokio::time::sleep(FEED_INTERVAL).await;
     }
+}
+
+/// The ledger's active inventory, loaded (off the async runtime).
+async fn active_zone(store: &dyn Store) -> Result<Option<Arc<Zone>>, Error> {
+    let Some(active) = store.load().await?.active_inventory else {
+        return Ok(None);
+    };
+    let source = Source::parse(&active.source)
+        .ok_or_else(|| Error::Internal(format!("unknown inventory source '{}'", active.source)))?;
+    let candidate = blocking(move || Candidate::load(source)).await??;
+    Ok(Some(Arc::new(
+        candidate.into_zone(active.version, active.loaded_at),
+    )))
 }

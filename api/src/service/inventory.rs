@@ -130,7 +130,10 @@ impl Service {
         let candidate = blocking(move || Candidate::load(source))
             .await?
             .map_err(inventory_error)?;
-        let zone = Arc::new(candidate.into_zone(*last_version + 1, now_ms()));
+        // After the highest version this replica knows: its own, or one another replica
+        // switched to (the feed follows those).
+        let current = self.core.ledger.read().await.zone.version;
+        let zone = Arc::new(candidate.into_zone((*last_version).max(current) + 1, now_ms()));
         let (previous, seq, cells) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;

@@ -562,3 +562,72 @@ async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
     assert!(load.values().all(|&l| l <= 20), "over capacity: {load:?}");
     store.close().await;
 }
+
+/// An inventory switch on one replica is seen by the other: it serves the new version,
+/// places on it, and shows the cells as the switching replica re-evaluated them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_switch_reaches_every_replica() {
+    let url = database("switch_replicas").await;
+    let h = Harness::new(8).await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = Arc::new(PgStore::open(&url).await.unwrap());
+        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
+            .await
+            .unwrap();
+        let router = app(AppState {
+            service: service.clone(),
+            limits: Limits::default(),
+            tokens: None,
+        });
+        replicas.push((service, router));
+    }
+    let (a, b) = (&replicas[0].1, &replicas[1].1);
+    let c = h.clients();
+    let (s, body) = call(
+        a,
+        Method::POST,
+        "/v1/cells",
+        Some(json!({"cell_id": "s1", "clients": [c[0]]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let failed = strings(&body["cell"]["nodes"])[0].clone();
+    let mut next = h.raw.clone();
+    set_server(&mut next, &failed, "status", Some("failed"));
+    let dir = write_zone(&h.dir.path().join("next"), &next);
+    let (s, body) = call(
+        a,
+        Method::POST,
+        "/v1/inventory?wait=true",
+        Some(json!({"path": dir})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["inventory"]["version"], 2);
+
+    let mut seen = Value::Null;
+    for _ in 0..200 {
+        let (_, cell) = call(b, Method::GET, "/v1/cells/s1", None).await;
+        let (_, inv) = call(b, Method::GET, "/v1/inventory", None).await;
+        if inv["version"] == 2 && cell["inventory_version"] == 2 {
+            seen = cell;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen["single_failure_safe"], json!(false), "{seen}");
+    let (s, body) = call(
+        b,
+        Method::POST,
+        "/v1/cells",
+        Some(json!({"cell_id": "s2", "clients": [c[1]]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["cell"]["inventory_version"], 2);
+    assert!(!strings(&body["cell"]["nodes"]).contains(&failed));
+    for (service, _) in &replicas {
+        service.shutdown().await;
+    }
+}
