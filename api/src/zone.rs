@@ -80,6 +80,17 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// Every server's node capacity, for a store that checks commits itself.
+    pub fn capacities(&self) -> crate::store::Change {
+        crate::store::Change::Capacities(
+            self.inventory
+                .servers
+                .iter()
+                .map(|s| (s.id.clone(), s.capacity))
+                .collect(),
+        )
+    }
+
     /// The ledger's record of this inventory version.
     pub fn record(&self) -> crate::store::InventoryRecord {
         crate::store::InventoryRecord {

@@ -16,3 +16,10 @@ CREATE TABLE changes (
     inventory BOOLEAN   NOT NULL DEFAULT FALSE,
     at        BIGINT    NOT NULL
 );
+
+-- The active inventory's node capacity per server, as the replicas serve it: the database
+-- checks every commit against it (a replica's own check saw only its own state).
+CREATE TABLE server_capacity (
+    server_id TEXT   PRIMARY KEY,
+    capacity  BIGINT NOT NULL
+);

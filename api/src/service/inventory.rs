@@ -137,7 +137,7 @@ impl Service {
         let (previous, seq, cells) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
-            let mut changes = vec![Change::ActivateInventory(zone.record())];
+            let mut changes = vec![Change::ActivateInventory(zone.record()), zone.capacities()];
             // The journal hands out this number next: we hold the write lock.
             let seq = self.core.journal.last_seq() + 1;
             let mut rebuilt = ledger

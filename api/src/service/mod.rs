@@ -131,6 +131,8 @@ impl Service {
         let mut ledger = builder.finish().map_err(|m| missing_error(&m))?;
         let rebuilt_in = at.elapsed();
         let mut changes = Vec::new();
+        // What a store shared by replicas checks commits against (the others ignore it).
+        changes.push(zone.capacities());
         if fresh {
             changes.push(Change::ActivateInventory(zone.record()));
             // Moves were computed on another inventory.

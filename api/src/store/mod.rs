@@ -244,6 +244,9 @@ pub enum Change {
     InsertCells(Vec<CellRecord>),
     /// Record re-evaluated risks of existing cells in bulk (nodes and clients unchanged).
     SetRisks(Vec<RiskUpdate>),
+    /// The node capacity of every server of the inventory served, for a store that checks
+    /// commits itself (one shared by replicas); others need not keep it.
+    Capacities(Vec<(String, u32)>),
 }
 
 /// A cell's risk and safety judged again (on another inventory version).

@@ -315,6 +315,33 @@ async fn insert_cells(
 /// fast).
 const RISKS_PER_UPDATE: usize = 80;
 
+/// Capacities per INSERT (2 parameters each).
+const CAPACITIES_PER_INSERT: usize = 1000;
+
+async fn set_capacities(
+    tx: &mut Transaction<'_, Postgres>,
+    capacities: &[(String, u32)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM server_capacity")
+        .execute(&mut **tx)
+        .await?;
+    for chunk in capacities.chunks(CAPACITIES_PER_INSERT) {
+        let (ids, caps): (Vec<&str>, Vec<i64>) = chunk
+            .iter()
+            .map(|(s, c)| (s.as_str(), i64::from(*c)))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO server_capacity (server_id, capacity)
+             SELECT * FROM unnest($1::text[], $2::bigint[])",
+        )
+        .bind(&ids)
+        .bind(&caps)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn set_risks(
     tx: &mut Transaction<'_, Postgres>,
     updates: &[RiskUpdate],
@@ -474,7 +501,10 @@ fn touched(changes: &[Change]) -> (Vec<String>, Vec<String>, bool) {
             Change::PutMove(m) => cells.push(m.cell_id.clone()),
             Change::SetRisks(us) => cells.extend(us.iter().map(|u| u.cell_id.clone())),
             Change::ActivateInventory(_) => inventory = true,
-            Change::PutPlan(_) | Change::AddPlanSteps { .. } | Change::PutPlanStep { .. } => {}
+            Change::PutPlan(_)
+            | Change::AddPlanSteps { .. }
+            | Change::PutPlanStep { .. }
+            | Change::Capacities(_) => {}
         }
     }
     cells.sort_unstable();
@@ -482,9 +512,12 @@ fn touched(changes: &[Change]) -> (Vec<String>, Vec<String>, bool) {
     (cells, servers.into_iter().collect(), inventory)
 }
 
-/// Commits `changes` in one transaction after every earlier commit of any replica; with
-/// `base`, refuses them when another replica put nodes on one of their servers after that
-/// feed position.
+/// Commits `changes` in one transaction after every earlier commit of any replica. With
+/// `base` (the feed position the changes were checked against) the database checks them
+/// as the replica did, against everything committed: refused ([`Error::Stale`]) if a
+/// server they add nodes to would hold more than its capacity, if a cell they place would
+/// share a quorum with another, or if another replica changed one of their cells or
+/// switched the inventory since `base`.
 async fn apply(
     pool: &PgPool,
     replica: &str,
@@ -497,24 +530,65 @@ async fn apply(
         .bind(LEDGER_LOCK)
         .execute(&mut *tx)
         .await?;
+    // Each placed cell's servers before the changes: a move adds only its new server.
+    let before: HashMap<String, String> = if base.is_some() && !cells.is_empty() {
+        sqlx::query("SELECT cell_id, nodes FROM cells WHERE cell_id = ANY($1)")
+            .bind(&cells)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("cell_id")?, r.try_get("nodes")?)))
+            .collect::<Result<_, sqlx::Error>>()?
+    } else {
+        HashMap::new()
+    };
     if let Some(base) = base {
-        let conflict: bool = sqlx::query_scalar(
+        let foreign: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM changes
-                            WHERE seq > $1 AND replica <> $2
-                              AND (servers && $3 OR cells && $4 OR inventory))",
+                            WHERE seq > $1 AND replica <> $2 AND (cells && $3 OR inventory))",
         )
         .bind(i64::try_from(base).unwrap_or(i64::MAX))
         .bind(replica)
-        .bind(&servers)
         .bind(&cells)
         .fetch_one(&mut *tx)
         .await?;
-        if conflict {
+        if foreign {
             tx.rollback().await?;
             return Err(Error::Stale);
         }
     }
     apply_in(&mut tx, changes).await?;
+    if base.is_some() {
+        let (placed, added) = additions(changes, &before);
+        let over: bool = sqlx::query_scalar(
+            "SELECT EXISTS (
+                SELECT 1 FROM server_capacity c
+                WHERE c.server_id = ANY($1)
+                  AND (SELECT COUNT(*) FROM cell_nodes n WHERE n.server_id = c.server_id)
+                      > c.capacity)",
+        )
+        .bind(&added)
+        .fetch_one(&mut *tx)
+        .await?;
+        let shared: bool = sqlx::query_scalar(
+            "SELECT EXISTS (
+                SELECT 1 FROM cell_nodes mine
+                JOIN cell_nodes other
+                  ON other.server_id = mine.server_id AND other.cell_id <> mine.cell_id
+                JOIN cells mc ON mc.cell_id = mine.cell_id
+                JOIN cells oc ON oc.cell_id = other.cell_id
+                WHERE mine.cell_id = ANY($1)
+                GROUP BY mine.cell_id, other.cell_id, mc.size, oc.size
+                HAVING COUNT(*) >= LEAST(mc.size / 2 + 1, oc.size / 2 + 1))",
+        )
+        .bind(&placed)
+        .fetch_one(&mut *tx)
+        .await?;
+        if over || shared {
+            tx.rollback().await?;
+            return Err(Error::Stale);
+        }
+    }
     sqlx::query(
         "INSERT INTO changes (replica, cells, servers, inventory, at)
          VALUES ($1, $2, $3, $4, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
@@ -527,6 +601,34 @@ async fn apply(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The cells the changes place on servers (new or moved), and the servers they add nodes
+/// to, given each cell's nodes before (`;`-joined).
+fn additions(changes: &[Change], before: &HashMap<String, String>) -> (Vec<String>, Vec<String>) {
+    let mut placed = Vec::new();
+    let mut added = std::collections::BTreeSet::new();
+    let mut visit = |c: &CellRecord| {
+        let old = before
+            .get(&c.cell_id)
+            .map(|n| split_ids(n))
+            .unwrap_or_default();
+        let new: Vec<&String> = c.nodes.iter().filter(|n| !old.contains(n)).collect();
+        if !new.is_empty() {
+            placed.push(c.cell_id.clone());
+            added.extend(new.into_iter().cloned());
+        }
+    };
+    for change in changes {
+        match change {
+            Change::PutCell(c) => visit(c),
+            Change::InsertCells(cs) => cs.iter().for_each(&mut visit),
+            _ => {}
+        }
+    }
+    placed.sort_unstable();
+    placed.dedup();
+    (placed, added.into_iter().collect())
 }
 
 async fn apply_in(
@@ -565,6 +667,7 @@ async fn apply_in(
             Change::PutPlanStep { plan_id, step } => put_plan_step(tx, plan_id, step).await?,
             Change::InsertCells(cells) => insert_cells(tx, cells).await?,
             Change::SetRisks(updates) => set_risks(tx, updates).await?,
+            Change::Capacities(capacities) => set_capacities(tx, capacities).await?,
         }
     }
     Ok(())

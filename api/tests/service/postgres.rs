@@ -155,37 +155,52 @@ async fn the_postgres_store_round_trips_and_arbitrates_replicas() {
         .apply(&[Change::DeleteCell("a".into()), Change::PutCell(bad)])
         .await
         .is_err());
-    // Another replica: its changes checked against a state before this replica's last
-    // commit (feed position 1, after the inventory's activation) are refused when they put
-    // nodes on the same servers or touch the same cells, taken when they do not; the feed
-    // tells each what the other changed.
+    // Another replica, whose changes were checked against an older state (feed position
+    // 1): the database refuses what breaks a rule against everything committed (a quorum
+    // shared with a2, a server over its capacity) or touches a cell changed since, and
+    // takes the rest.
     let other = PgStore::open(&url).await.unwrap();
     let head = other.feed_head().await.unwrap();
     assert!(head >= 2);
-    let on_s2 = cell("o1", &["s2", "q1"], 1);
-    let e = other
-        .apply_at(1, &[Change::PutCell(on_s2.clone())])
+    store
+        .apply(&[Change::Capacities(vec![
+            ("cap1".into(), 1),
+            ("q1".into(), 5),
+        ])])
         .await
-        .unwrap_err();
-    assert!(matches!(e, api::Error::Stale), "{e}");
+        .unwrap();
+    store
+        .apply_at(head, &[Change::PutCell(cell("first", &["cap1"], 1))])
+        .await
+        .unwrap();
+    for (why, bad) in [
+        ("a quorum shared with a2", cell("o3", &["s2", "s3"], 1)),
+        ("cap1 over capacity", cell("o4", &["cap1", "q5"], 1)),
+        ("m050 changed since", cell("m050", &["q9"], 2)),
+    ] {
+        let e = other
+            .apply_at(1, &[Change::PutCell(bad)])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, api::Error::Stale), "{why}: {e}");
+    }
+    // Sharing one server with a2 (not a quorum), on servers with room: taken.
+    let on_s2 = cell("o1", &["s2", "q1"], 1);
     let elsewhere = cell("o2", &["q2", "q3"], 1);
     other
         .apply_at(1, &[Change::PutCell(elsewhere.clone())])
         .await
         .unwrap();
-    // The same cell as the first replica's last commit: refused too.
-    let e = other
-        .apply_at(1, &[Change::PutCell(cell("m050", &["q9"], 2))])
-        .await
-        .unwrap_err();
-    assert!(matches!(e, api::Error::Stale), "{e}");
-    // Against the current state: taken.
     other
-        .apply_at(head, &[Change::PutCell(on_s2.clone())])
+        .apply_at(1, &[Change::PutCell(on_s2.clone())])
         .await
         .unwrap();
     let feed = store.feed(head).await.unwrap().unwrap();
     assert_eq!(feed.cells, vec!["o1".to_owned(), "o2".to_owned()]);
+    store
+        .apply(&[Change::DeleteCell("first".into())])
+        .await
+        .unwrap();
     assert!(!feed.inventory);
     let feed = other.feed(0).await.unwrap().unwrap();
     assert!(feed.cells.contains(&"m007".to_owned()) && !feed.cells.contains(&"o2".to_owned()));
