@@ -74,6 +74,8 @@ fn run(core: &Core, plans: &Plans, plan_id: &str, rt: &Handle) {
         }
     };
     book.executor = None;
+    // Another replica may execute plans now (this one takes the lease again to resume).
+    rt.block_on(plans.release_lease());
     let Some(stop) = stop else {
         // Paused, cancelled or invalidated by a request, or shutting down: already said.
         return;

@@ -151,7 +151,7 @@ impl Service {
                     .into(),
             ));
         }
-        let plans = Arc::new(Plans::new());
+        let plans = Arc::new(Plans::new(store.clone()));
         changes.extend(plans.restore(snapshot.plans, zone.version)?);
         let checked_in = at.elapsed();
         if !changes.is_empty() {

@@ -8,7 +8,7 @@
 //! executing when the process stopped comes back paused. One plan executes at a time.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use optimizer::rebalance::{self, Goals, Reason};
 use topology::model::ServerStatus;
@@ -18,7 +18,7 @@ use crate::dto::{
     CurvePointView, ExecuteRequest, PlanList, PlanRequest, PlanSummaryView, PlanView, UnmetView,
 };
 use crate::engine::PlaceOptions;
-use crate::store::{Change, PlanRecord, PlanState, PlanStepRecord, StepStatus};
+use crate::store::{Change, PlanRecord, PlanState, PlanStepRecord, StepStatus, Store};
 use crate::Error;
 
 use super::ops::{now_ms, LIST_LIMIT};
@@ -68,18 +68,25 @@ pub(super) struct Book {
 #[derive(Debug)]
 pub struct Plans {
     book: Mutex<Book>,
+    /// Holds the zone's executor lease while this replica executes a plan.
+    store: Arc<dyn Store>,
     pub(super) wake: Condvar,
     /// One plan computed at a time: a plan uses every core.
     planning: tokio::sync::Semaphore,
 }
 
 impl Plans {
-    pub(super) fn new() -> Plans {
+    pub(super) fn new(store: Arc<dyn Store>) -> Plans {
         Plans {
             book: Mutex::new(Book::default()),
+            store,
             wake: Condvar::new(),
             planning: tokio::sync::Semaphore::new(1),
         }
+    }
+
+    pub(super) async fn release_lease(&self) {
+        self.store.release_executor_lease().await;
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Book> {
@@ -492,6 +499,15 @@ impl Service {
             writable(&ledger)?;
             ledger.zone.version
         };
+        // One replica executes plans at a time: the lease, before anything changes (an
+        // executor of this replica already holds it).
+        let idle = self.plans.lock().executor.is_none();
+        if idle && !self.plans.store.take_executor_lease().await? {
+            return Err(conflict(
+                id,
+                "a plan executes on another replica: one executor per zone".into(),
+            ));
+        }
         let (seq, spawn) = {
             let mut book = self.plans.lock();
             if book.stopping {

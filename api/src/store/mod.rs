@@ -296,6 +296,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         self.apply(changes)
     }
 
+    /// Takes the zone's executor lease: one replica at a time executes plans. False when
+    /// another replica holds it; held until released or this process ends (a store served
+    /// by one process: always true).
+    fn take_executor_lease(&self) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async { Ok(true) })
+    }
+
+    /// Gives the executor lease back.
+    fn release_executor_lease(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// The feed position now (0 for a store no other replica shares). Read before the
     /// cells on start: the state loaded reflects at least everything up to it.
     fn feed_head(&self) -> BoxFuture<'_, Result<u64, Error>> {

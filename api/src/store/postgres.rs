@@ -63,7 +63,14 @@ pub struct PgStore {
     pool: PgPool,
     /// This replica's name in `changes` (random per open).
     replica: String,
+    options: PgConnectOptions,
+    /// The connection holding the executor lease (a session advisory lock: released by
+    /// the database when this process dies), while this replica executes plans.
+    executor: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::PgConnection>>>,
 }
+
+/// The advisory lock key of the executor lease ("cellexe").
+const EXECUTOR_LEASE: i64 = 0x63_656c_6c65_7865;
 
 impl PgStore {
     /// Connects and migrates (concurrent replicas migrate one at a time).
@@ -76,7 +83,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(6)
             .min_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         let migrator = Migrator::new(Embedded).await?;
         migrator.run(&pool).await?;
@@ -87,7 +94,12 @@ impl PgStore {
             std::process::id(),
             id.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        Ok(PgStore { pool, replica })
+        Ok(PgStore {
+            pool,
+            replica,
+            options,
+            executor: Default::default(),
+        })
     }
 }
 
@@ -847,6 +859,42 @@ impl Store for PgStore {
         changes: &'a [Change],
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(apply(&self.pool, &self.replica, Some(base), changes))
+    }
+
+    fn take_executor_lease(&self) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async move {
+            use sqlx::Connection;
+            let mut held = self.executor.lock().await;
+            if held.is_some() {
+                return Ok(true);
+            }
+            let mut conn = sqlx::PgConnection::connect_with(&self.options).await?;
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(EXECUTOR_LEASE)
+                .fetch_one(&mut conn)
+                .await?;
+            if got {
+                *held = Some(conn);
+            } else {
+                let _ = conn.close().await;
+            }
+            Ok(got)
+        })
+    }
+
+    fn release_executor_lease(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            use sqlx::Connection;
+            if let Some(mut conn) = self.executor.lock().await.take() {
+                // Unlocked before the connection goes: the server drops a closed session's
+                // locks only some time later.
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(EXECUTOR_LEASE)
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        })
     }
 
     fn feed_head(&self) -> BoxFuture<'_, Result<u64, Error>> {

@@ -646,3 +646,81 @@ async fn an_inventory_switch_reaches_every_replica() {
         service.shutdown().await;
     }
 }
+
+/// One executor per zone: while a plan executes on one replica, another replica's plan
+/// cannot start; once it stops, it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_executes_plans_at_a_time() {
+    let url = database("executor_lease").await;
+    let h = Harness::new(20).await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = Arc::new(PgStore::open(&url).await.unwrap());
+        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
+            .await
+            .unwrap();
+        let router = app(AppState {
+            service: service.clone(),
+            limits: Limits::default(),
+            tokens: None,
+        });
+        replicas.push((service, router));
+    }
+    let (a, b) = (&replicas[0].1, &replicas[1].1);
+    let c = h.clients();
+    let mut first_node = String::new();
+    for i in 0..12 {
+        let body = json!({"cell_id": format!("e{i:02}"), "clients": [c[i % c.len()]]});
+        let (s, v) = call(a, Method::POST, "/v1/cells", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        if i == 0 {
+            first_node = strings(&v["cell"]["nodes"])[0].clone();
+        }
+    }
+    // B follows A's cells before it plans on them.
+    for _ in 0..100 {
+        let (_, page) = call(b, Method::GET, "/v1/cells?limit=100", None).await;
+        if page["cells"].as_array().unwrap().len() == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A drains a server slowly (one move a minute): it holds the lease.
+    let slow = json!({"drain": [first_node], "execute": {"rate": 0.016}});
+    let (s, plan_a) = call(a, Method::POST, "/v1/plans", Some(slow)).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan_a}");
+    assert_eq!(plan_a["state"], "executing", "{plan_a}");
+    let (s, plan_b) = call(b, Method::POST, "/v1/plans", Some(json!({"balance": 1.0}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan_b}");
+    let execute_b = format!("/v1/plans/{}/execute", plan_b["plan_id"].as_str().unwrap());
+    let (s, e) = call(b, Method::POST, &execute_b, Some(json!({}))).await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "plan_conflict"),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another replica"),
+        "{e}"
+    );
+    // A stops: B's plan may execute.
+    let cancel_a = format!("/v1/plans/{}/cancel", plan_a["plan_id"].as_str().unwrap());
+    let (s, v) = call(a, Method::POST, &cancel_a, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut started = false;
+    for _ in 0..100 {
+        let (s, _) = call(b, Method::POST, &execute_b, Some(json!({}))).await;
+        if s == StatusCode::OK {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(started, "the lease was not given back");
+    for (service, _) in &replicas {
+        service.shutdown().await;
+    }
+}
