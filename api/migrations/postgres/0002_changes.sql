@@ -12,6 +12,8 @@ CREATE TABLE changes (
     -- the servers the commit put nodes on: a commit of another replica conflicts with it
     -- only if it put nodes on one of them too
     servers   TEXT[]    NOT NULL,
+    -- plan ids touched (a plan another replica made or changed since conflicts too)
+    plans     TEXT[]    NOT NULL,
     -- the commit activated an inventory version
     inventory BOOLEAN   NOT NULL DEFAULT FALSE,
     at        BIGINT    NOT NULL

@@ -13,13 +13,14 @@ use crate::Error;
 
 use super::blocking;
 use super::ops::Core;
+use super::Plans;
 
 /// How often the change log is read.
 pub const FEED_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Runs until the store closes. A store no other replica shares has no feed: returns at
 /// once.
-pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>) {
+pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>, plans: Arc<Plans>) {
     loop {
         let position = core.journal.feed();
         let feed = match store.feed(position).await {
@@ -60,6 +61,18 @@ pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>) {
             } else {
                 None
             };
+            let stored_plans = if feed.plans.is_empty() {
+                Vec::new()
+            } else {
+                match store.plans(&feed.plans).await {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        tracing::warn!("reading the plans other replicas changed: {e}");
+                        tokio::time::sleep(FEED_INTERVAL * 10).await;
+                        continue;
+                    }
+                }
+            };
             let mut ledger = core.ledger.write().await;
             if let Some(zone) = zone.filter(|z| z.version != ledger.zone.version) {
                 let version = zone.version;
@@ -92,6 +105,9 @@ pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>) {
                     ));
                 }
             }
+            // Before the position moves on: a plan made after it must see these (its
+            // number comes after theirs, or the database refuses it as a conflict).
+            plans.mirror(stored_plans);
             core.journal.set_feed(feed.head);
             drop(ledger);
         }

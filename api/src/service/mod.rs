@@ -192,7 +192,11 @@ impl Service {
             reevaluations: Arc::new(Reevaluations::default()),
         });
         tokio::spawn(resync(service.core.clone(), service.store.clone()));
-        tokio::spawn(feed::follow(service.core.clone(), service.store.clone()));
+        tokio::spawn(feed::follow(
+            service.core.clone(),
+            service.store.clone(),
+            service.plans.clone(),
+        ));
         if stale > 0 {
             // The cells' risks were recorded on another inventory (or an interrupted
             // re-evaluation left some): judge them again on this one, in the background so

@@ -145,6 +145,43 @@ impl Plans {
         Ok(changes)
     }
 
+    /// Takes plans as another replica stored them (it made or changed them): each replaces
+    /// this book's entry, except the plan this replica executes, of which it is the writer;
+    /// plan numbers go on after the highest seen.
+    pub(super) fn mirror(&self, stored: Vec<(PlanRecord, Vec<PlanStepRecord>)>) {
+        let mut book = self.lock();
+        for (record, steps) in stored {
+            if book.executor.as_deref() == Some(record.plan_id.as_str()) {
+                continue;
+            }
+            let (Ok(request), Ok(summary)) = (
+                serde_json::from_str::<PlanRequest>(&record.request),
+                serde_json::from_str::<PlanSummaryView>(&record.summary),
+            ) else {
+                tracing::warn!(plan = %record.plan_id, "another replica's plan does not parse");
+                continue;
+            };
+            if let Some(n) = plan_number(&record.plan_id) {
+                book.last = book.last.max(n);
+            }
+            let next = steps
+                .iter()
+                .position(|s| s.status == StepStatus::Pending)
+                .unwrap_or(steps.len());
+            book.entries.insert(
+                record.plan_id.clone(),
+                Entry {
+                    record,
+                    request,
+                    summary,
+                    steps,
+                    next,
+                    epoch: 0,
+                },
+            );
+        }
+    }
+
     /// Marks every unfinished plan invalidated (the inventory switches to `version`);
     /// returns the changes that record it.
     pub(super) fn invalidate_all(&self, version: i64) -> Vec<Change> {

@@ -321,6 +321,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// These plans with their steps, as stored (absent ones do not exist).
+    fn plans<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<StoredPlan>, Error>> {
+        let _ = ids;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// The current records of these cells (with their latest moves); absent ones were
     /// deleted.
     fn cells<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CellWithMove>, Error>> {
@@ -434,7 +440,12 @@ pub struct Feed {
     pub cells: Vec<String>,
     /// Another replica activated an inventory version since.
     pub inventory: bool,
+    /// Plans another replica made or changed since.
+    pub plans: Vec<String>,
 }
+
+/// A plan with its steps in order.
+pub type StoredPlan = (PlanRecord, Vec<PlanStepRecord>);
 
 /// A cell's record with its latest move, if it has one.
 pub type CellWithMove = (CellRecord, Option<MoveRecord>);

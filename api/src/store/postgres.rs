@@ -15,12 +15,12 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
-use super::CellWithMove;
 use super::{
     join_ids, split_ids, BoxFuture, CellRecord, CellSink, Change, Feed, InventoryRecord,
     MoveRecord, MoveStatus, PlanRecord, PlanState, PlanStepRecord, RiskUpdate, Snapshot,
     StepStatus, Store,
 };
+use super::{CellWithMove, StoredPlan};
 use crate::Error;
 
 /// The migrations, compiled in.
@@ -491,11 +491,20 @@ async fn put_plan_step(
     Ok(())
 }
 
-/// What a batch touched: its cells, the servers it put nodes on, and whether it activated
-/// an inventory version.
-fn touched(changes: &[Change]) -> (Vec<String>, Vec<String>, bool) {
+/// What a batch touched.
+struct Touched {
+    cells: Vec<String>,
+    /// The servers it put nodes on.
+    servers: Vec<String>,
+    plans: Vec<String>,
+    /// It activated an inventory version.
+    inventory: bool,
+}
+
+fn touched(changes: &[Change]) -> Touched {
     let mut cells = Vec::new();
     let mut servers = std::collections::BTreeSet::new();
+    let mut plans = Vec::new();
     let mut inventory = false;
     for change in changes {
         match change {
@@ -513,15 +522,23 @@ fn touched(changes: &[Change]) -> (Vec<String>, Vec<String>, bool) {
             Change::PutMove(m) => cells.push(m.cell_id.clone()),
             Change::SetRisks(us) => cells.extend(us.iter().map(|u| u.cell_id.clone())),
             Change::ActivateInventory(_) => inventory = true,
-            Change::PutPlan(_)
-            | Change::AddPlanSteps { .. }
-            | Change::PutPlanStep { .. }
-            | Change::Capacities(_) => {}
+            Change::PutPlan(p) => plans.push(p.plan_id.clone()),
+            Change::AddPlanSteps { plan_id, .. } | Change::PutPlanStep { plan_id, .. } => {
+                plans.push(plan_id.clone())
+            }
+            Change::Capacities(_) => {}
         }
     }
     cells.sort_unstable();
     cells.dedup();
-    (cells, servers.into_iter().collect(), inventory)
+    plans.sort_unstable();
+    plans.dedup();
+    Touched {
+        cells,
+        servers: servers.into_iter().collect(),
+        plans,
+        inventory,
+    }
 }
 
 /// Commits `changes` in one transaction after every earlier commit of any replica. With
@@ -536,7 +553,12 @@ async fn apply(
     base: Option<u64>,
     changes: &[Change],
 ) -> Result<(), Error> {
-    let (cells, servers, inventory) = touched(changes);
+    let Touched {
+        cells,
+        servers,
+        plans,
+        inventory,
+    } = touched(changes);
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(LEDGER_LOCK)
@@ -557,11 +579,13 @@ async fn apply(
     if let Some(base) = base {
         let foreign: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM changes
-                            WHERE seq > $1 AND replica <> $2 AND (cells && $3 OR inventory))",
+                            WHERE seq > $1 AND replica <> $2
+                              AND (cells && $3 OR plans && $4 OR inventory))",
         )
         .bind(i64::try_from(base).unwrap_or(i64::MAX))
         .bind(replica)
         .bind(&cells)
+        .bind(&plans)
         .fetch_one(&mut *tx)
         .await?;
         if foreign {
@@ -602,12 +626,13 @@ async fn apply(
         }
     }
     sqlx::query(
-        "INSERT INTO changes (replica, cells, servers, inventory, at)
-         VALUES ($1, $2, $3, $4, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
+        "INSERT INTO changes (replica, cells, servers, plans, inventory, at)
+         VALUES ($1, $2, $3, $4, $5, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
     )
     .bind(replica)
     .bind(&cells)
     .bind(&servers)
+    .bind(&plans)
     .bind(inventory)
     .execute(&mut *tx)
     .await?;
@@ -909,7 +934,8 @@ impl Store for PgStore {
     fn feed(&self, after: u64) -> BoxFuture<'_, Result<Option<Feed>, Error>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT seq, replica, cells, inventory FROM changes WHERE seq > $1 ORDER BY seq",
+                "SELECT seq, replica, cells, plans, inventory FROM changes WHERE seq > $1
+                 ORDER BY seq",
             )
             .bind(i64::try_from(after).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
@@ -926,11 +952,40 @@ impl Store for PgStore {
                     continue;
                 }
                 feed.cells.extend(row.try_get::<Vec<String>, _>("cells")?);
+                feed.plans.extend(row.try_get::<Vec<String>, _>("plans")?);
                 feed.inventory |= row.try_get::<bool, _>("inventory")?;
             }
             feed.cells.sort_unstable();
             feed.cells.dedup();
+            feed.plans.sort_unstable();
+            feed.plans.dedup();
             Ok(Some(feed))
+        })
+    }
+
+    fn plans<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<StoredPlan>, Error>> {
+        Box::pin(async move {
+            let mut out: Vec<StoredPlan> =
+                sqlx::query("SELECT * FROM plans WHERE plan_id = ANY($1) ORDER BY plan_id")
+                    .bind(ids)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((plan_from_row(row)?, Vec::new())))
+                    .collect::<Result<_, sqlx::Error>>()?;
+            for row in sqlx::query(
+                "SELECT * FROM plan_steps WHERE plan_id = ANY($1) ORDER BY plan_id, step",
+            )
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?
+            {
+                let (plan_id, step) = step_from_row(&row)?;
+                if let Some(p) = out.iter_mut().find(|p| p.0.plan_id == plan_id) {
+                    p.1.push(step);
+                }
+            }
+            Ok(out)
         })
     }
 

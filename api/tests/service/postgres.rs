@@ -724,3 +724,51 @@ async fn one_replica_executes_plans_at_a_time() {
         service.shutdown().await;
     }
 }
+
+/// Plans are ledger state: a plan made on one replica is listed on the other, and plans
+/// made on both never share an id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_made_on_one_replica_are_seen_on_the_other() {
+    let url = database("plans_replicas").await;
+    let h = Harness::new(20).await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = Arc::new(PgStore::open(&url).await.unwrap());
+        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
+            .await
+            .unwrap();
+        let router = app(AppState {
+            service: service.clone(),
+            limits: Limits::default(),
+            tokens: None,
+        });
+        replicas.push((service, router));
+    }
+    let (a, b) = (&replicas[0].1, &replicas[1].1);
+    let c = h.clients();
+    for i in 0..6 {
+        let body = json!({"cell_id": format!("p{i}"), "clients": [c[i % c.len()]]});
+        let (s, v) = call(a, Method::POST, "/v1/cells", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, plan_a) = call(a, Method::POST, "/v1/plans", Some(json!({"balance": 1.0}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan_a}");
+    let id_a = plan_a["plan_id"].as_str().unwrap().to_owned();
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        let (s, v) = call(b, Method::GET, &format!("/v1/plans/{id_a}"), None).await;
+        if s == StatusCode::OK {
+            seen = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen["plan_id"], plan_a["plan_id"], "{seen}");
+    assert_eq!(seen["state"], "planned");
+    let (s, plan_b) = call(b, Method::POST, "/v1/plans", Some(json!({"balance": 1.0}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan_b}");
+    assert_ne!(plan_b["plan_id"], plan_a["plan_id"]);
+    for (service, _) in &replicas {
+        service.shutdown().await;
+    }
+}
