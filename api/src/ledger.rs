@@ -634,11 +634,6 @@ impl Builder {
         }
     }
 
-    /// Room for `cells` more cells.
-    pub fn reserve(&mut self, cells: usize) {
-        self.ledger.cells.reserve_exact(cells);
-    }
-
     pub fn add(&mut self, record: CellRecord, last_move: Option<MoveRecord>) {
         let mut resolve = |ids: &[String]| -> Vec<u32> {
             ids.iter()

@@ -64,6 +64,37 @@ pub(super) struct Book {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+impl Book {
+    /// Puts a stored plan in the book (replacing one with its id); plan numbers go on
+    /// after its.
+    fn put(
+        &mut self,
+        record: PlanRecord,
+        request: PlanRequest,
+        summary: PlanSummaryView,
+        steps: Vec<PlanStepRecord>,
+    ) {
+        if let Some(n) = plan_number(&record.plan_id) {
+            self.last = self.last.max(n);
+        }
+        let next = steps
+            .iter()
+            .position(|s| s.status == StepStatus::Pending)
+            .unwrap_or(steps.len());
+        self.entries.insert(
+            record.plan_id.clone(),
+            Entry {
+                record,
+                request,
+                summary,
+                steps,
+                next,
+                epoch: 0,
+            },
+        );
+    }
+}
+
 /// Every plan, and the signal that wakes an executor (pause, resume, cancel, shutdown).
 #[derive(Debug)]
 pub struct Plans {
@@ -123,24 +154,7 @@ impl Plans {
                 record.updated_at = now;
                 changes.push(Change::PutPlan(record.clone()));
             }
-            if let Some(n) = plan_number(&record.plan_id) {
-                book.last = book.last.max(n);
-            }
-            let next = steps
-                .iter()
-                .position(|s| s.status == StepStatus::Pending)
-                .unwrap_or(steps.len());
-            book.entries.insert(
-                record.plan_id.clone(),
-                Entry {
-                    record,
-                    request,
-                    summary,
-                    steps,
-                    next,
-                    epoch: 0,
-                },
-            );
+            book.put(record, request, summary, steps);
         }
         Ok(changes)
     }
@@ -161,24 +175,7 @@ impl Plans {
                 tracing::warn!(plan = %record.plan_id, "another replica's plan does not parse");
                 continue;
             };
-            if let Some(n) = plan_number(&record.plan_id) {
-                book.last = book.last.max(n);
-            }
-            let next = steps
-                .iter()
-                .position(|s| s.status == StepStatus::Pending)
-                .unwrap_or(steps.len());
-            book.entries.insert(
-                record.plan_id.clone(),
-                Entry {
-                    record,
-                    request,
-                    summary,
-                    steps,
-                    next,
-                    epoch: 0,
-                },
-            );
+            book.put(record, request, summary, steps);
         }
     }
 

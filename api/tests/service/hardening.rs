@@ -248,27 +248,12 @@ fn logs_are_plain_or_json_and_filtered_by_rust_log() {
 /// address, and the directory to keep alive.
 #[cfg(unix)]
 fn start_with_flags(flags: &[&str]) -> (std::process::Child, String, tempfile::TempDir) {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(flags)
-        .arg("--db")
-        .arg(dir.path().join("l.db"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    let db = dir.path().join("l.db");
+    let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    args.extend(["--db".as_ref(), db.as_os_str()]);
+    let (child, url) = spawn_serve(&args);
+    let addr = url.strip_prefix("http://").unwrap().to_owned();
     (child, addr, dir)
 }
 

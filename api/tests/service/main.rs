@@ -246,13 +246,19 @@ impl Harness {
 /// port; the child and the URL it listens on.
 #[cfg(unix)]
 fn start_binary(zone: &Path, db: &Path) -> (std::process::Child, String) {
+    let (zone, db) = (zone.as_os_str(), db.as_os_str());
+    spawn_serve(&["--inventory".as_ref(), zone, "--db".as_ref(), db])
+}
+
+/// Starts the real `cellplacer serve --listen 127.0.0.1:0` with `args`; the child and the
+/// URL it listens on (`http://ADDR`).
+#[cfg(unix)]
+fn spawn_serve(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--inventory"])
-        .arg(zone)
-        .arg("--db")
-        .arg(db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

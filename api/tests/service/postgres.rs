@@ -73,6 +73,25 @@ async fn database(name: &str) -> String {
     format!("{head}/{name}")
 }
 
+/// `n` replicas (in-process services with their routers) on the ledger `url`, serving
+/// the harness's zone.
+async fn replicas(url: &str, h: &Harness, n: usize) -> Vec<(Arc<Service>, Router)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let store = Arc::new(PgStore::open(url).await.unwrap());
+        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
+            .await
+            .unwrap();
+        let router = app(AppState {
+            service: service.clone(),
+            limits: Limits::default(),
+            tokens: None,
+        });
+        out.push((service, router));
+    }
+    out
+}
+
 fn cell(id: &str, nodes: &[&str], version: i64) -> CellRecord {
     CellRecord {
         cell_id: id.into(),
@@ -315,19 +334,7 @@ async fn the_service_runs_on_postgres_and_restarts_exactly() {
 async fn two_replicas_keep_the_rules_together() {
     let url = database("two_replicas").await;
     let h = Harness::new(4).await;
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        let store = Arc::new(PgStore::open(&url).await.unwrap());
-        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
-            .await
-            .unwrap();
-        let router = app(AppState {
-            service: service.clone(),
-            limits: Limits::default(),
-            tokens: None,
-        });
-        replicas.push((service, router));
-    }
+    let replicas = replicas(&url, &h, 2).await;
     let clients = h.clients();
     let mut tasks = Vec::new();
     for (r, (_, router)) in replicas.iter().enumerate() {
@@ -462,36 +469,17 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let url = database("kill_replica").await;
     let h = Harness::new(20).await;
     h.service.shutdown().await;
     let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--db",
-                &url,
-                "--inventory",
-            ])
-            .arg(&h.zone_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_owned();
-        (child, addr)
+        let (child, url) = spawn_serve(&[
+            "--db".as_ref(),
+            url.as_ref(),
+            "--inventory".as_ref(),
+            h.zone_dir.as_os_str(),
+        ]);
+        (child, url.strip_prefix("http://").unwrap().to_owned())
     };
     let (mut a, addr_a) = start();
     let (mut b, addr_b) = start();
@@ -584,19 +572,7 @@ async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
 async fn an_inventory_switch_reaches_every_replica() {
     let url = database("switch_replicas").await;
     let h = Harness::new(8).await;
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        let store = Arc::new(PgStore::open(&url).await.unwrap());
-        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
-            .await
-            .unwrap();
-        let router = app(AppState {
-            service: service.clone(),
-            limits: Limits::default(),
-            tokens: None,
-        });
-        replicas.push((service, router));
-    }
+    let replicas = replicas(&url, &h, 2).await;
     let (a, b) = (&replicas[0].1, &replicas[1].1);
     let c = h.clients();
     let (s, body) = call(
@@ -653,19 +629,7 @@ async fn an_inventory_switch_reaches_every_replica() {
 async fn one_replica_executes_plans_at_a_time() {
     let url = database("executor_lease").await;
     let h = Harness::new(20).await;
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        let store = Arc::new(PgStore::open(&url).await.unwrap());
-        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
-            .await
-            .unwrap();
-        let router = app(AppState {
-            service: service.clone(),
-            limits: Limits::default(),
-            tokens: None,
-        });
-        replicas.push((service, router));
-    }
+    let replicas = replicas(&url, &h, 2).await;
     let (a, b) = (&replicas[0].1, &replicas[1].1);
     let c = h.clients();
     let mut first_node = String::new();
@@ -731,19 +695,7 @@ async fn one_replica_executes_plans_at_a_time() {
 async fn plans_made_on_one_replica_are_seen_on_the_other() {
     let url = database("plans_replicas").await;
     let h = Harness::new(20).await;
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        let store = Arc::new(PgStore::open(&url).await.unwrap());
-        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
-            .await
-            .unwrap();
-        let router = app(AppState {
-            service: service.clone(),
-            limits: Limits::default(),
-            tokens: None,
-        });
-        replicas.push((service, router));
-    }
+    let replicas = replicas(&url, &h, 2).await;
     let (a, b) = (&replicas[0].1, &replicas[1].1);
     let c = h.clients();
     for i in 0..6 {
