@@ -8,13 +8,13 @@ use topology::raw::{RawInventory, RawTable};
 use topology::{CellSpec, Inventory, Placement};
 
 /// One server of a hand-shaped inventory.
-pub struct HostSpec {
+pub(crate) struct HostSpec {
     pub status: &'static str,
     pub capacity: u32,
     pub colour: &'static str,
 }
 
-pub fn host(capacity: u32, colour: &'static str) -> HostSpec {
+pub(crate) fn host(capacity: u32, colour: &'static str) -> HostSpec {
     HostSpec {
         status: "active",
         capacity,
@@ -25,7 +25,7 @@ pub fn host(capacity: u32, colour: &'static str) -> HostSpec {
 /// An inventory of the given racks (each a list of servers), all in one row, without
 /// network or power: enough for placers, which look only at racks, status, capacity and
 /// colour. Server `s` of rack `r` is `rk{r}-s{s}`.
-pub fn racks_inventory(racks: &[Vec<HostSpec>]) -> Inventory {
+pub(crate) fn racks_inventory(racks: &[Vec<HostSpec>]) -> Inventory {
     let mut raw = RawInventory::default();
     let mut rack_table = RawTable::for_table("racks");
     let mut servers = RawTable::for_table("servers");
@@ -66,7 +66,7 @@ pub fn racks_inventory(racks: &[Vec<HostSpec>]) -> Inventory {
 }
 
 /// `count` cells of `size` nodes named `cell-00000`, ..., each with server 0 as client.
-pub fn cells(count: usize, size: usize) -> Vec<CellSpec> {
+pub(crate) fn cells(count: usize, size: usize) -> Vec<CellSpec> {
     (0..count)
         .map(|i| CellSpec {
             cell_id: format!("cell-{i:05}"),
@@ -78,7 +78,7 @@ pub fn cells(count: usize, size: usize) -> Vec<CellSpec> {
 
 /// Panics unless every placement keeps the hard rules: placed cells in `cells` order with
 /// their size and clients, active hosts only, capacity kept, distinct racks, one colour.
-pub fn assert_rules_kept(inv: &Inventory, cells: &[CellSpec], placements: &[Placement]) {
+pub(crate) fn assert_rules_kept(inv: &Inventory, cells: &[CellSpec], placements: &[Placement]) {
     let mut load = vec![0u32; inv.servers.len()];
     let mut specs = cells.iter();
     for p in placements {
@@ -114,7 +114,7 @@ pub fn assert_rules_kept(inv: &Inventory, cells: &[CellSpec], placements: &[Plac
 }
 
 /// A generated zone small enough for unit tests.
-pub fn small_zone(node_capacity: u32, cells: usize) -> crate::Zone {
+pub(crate) fn small_zone(node_capacity: u32, cells: usize) -> crate::Zone {
     crate::zone(&fixtures::ZoneParams {
         node_capacity,
         cells,

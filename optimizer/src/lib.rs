@@ -1,3 +1,4 @@
+#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! Risk evaluation and fleet reports over a validated inventory; pure functions, no IO.
 //!
 //! [`risk`] computes one cell's exact risk; [`report`] the fleet report of a placement set

@@ -1,0 +1,154 @@
+//! `cellplacer serve`: the placement API over HTTP, with its logs on stderr, until a
+//! shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use optimizer::place::{PlaceOptions, Solver};
+
+use super::output::emitln;
+
+/// The arguments of `serve`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Inventory export directory. Default: the ledger's active inventory, else the
+    /// bundled zone (the generated `small` preset, seed 0: 2,304 servers).
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// The ledger: a SQLite file (created if missing; uploaded inventories go next to
+    /// it), `sqlite://PATH`, or `postgres://...`. A SQLite ledger is served by one
+    /// process at a time.
+    #[arg(long, default_value = "data/cellplacer.db")]
+    db: String,
+    /// Address and port to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Solver threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Solves that may wait for a thread before requests are refused with 503.
+    #[arg(long, default_value_t = 1024)]
+    queue: usize,
+    /// Largest JSON body of the cell routes, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    body_limit: usize,
+    /// Time limit of the cell and server routes, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Largest inventory upload (`POST /v1/inventory` with tables), in MiB.
+    #[arg(long, default_value_t = server::http::DEFAULT_UPLOAD_MIB)]
+    max_upload_mib: usize,
+    /// Open connections at most; more are closed at once.
+    #[arg(long, default_value_t = server::conn::ConnectionLimits::default().max)]
+    max_connections: usize,
+    /// A connection that sends no complete request headers for this long (idle, or
+    /// half-sent) is closed, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    header_timeout_ms: u64,
+    /// The directory whose exports and placement files requests may name by path
+    /// (switch, validate, import); without it, requests upload tables instead.
+    #[arg(long)]
+    inventory_root: Option<PathBuf>,
+    /// Bearer tokens (`ROLE NAME sha256:HEX` per line; `cellplacer token` makes them).
+    /// Without it every request is allowed, and only a loopback address may be used.
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// Log lines on stderr as text or JSON; RUST_LOG filters them (default info).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// heuristic, ilp (HiGHS) or microlp.
+    #[arg(long, default_value = "heuristic")]
+    solver: Solver,
+    /// Candidate servers per cell.
+    #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
+    pool: usize,
+}
+
+/// How `serve` writes its log lines.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One readable line per event; colours only on a terminal.
+    Text,
+    /// One JSON object per line (timestamp, level, fields, message), for log shippers.
+    Json,
+}
+
+/// Sets up the logs, then serves on a multi-threaded async runtime until a shutdown
+/// signal; prints the address listened on first.
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Args {
+        inventory,
+        db,
+        listen,
+        workers,
+        queue,
+        body_limit,
+        timeout_ms,
+        max_upload_mib,
+        max_connections,
+        header_timeout_ms,
+        inventory_root,
+        tokens,
+        log_format,
+        solver,
+        pool,
+    } = args;
+    // RUST_LOG chooses what is logged (default: info); colours only on a terminal,
+    // never into a file or a pipe.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false);
+    match log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+    let options = server::serve::ServeOptions {
+        inventory,
+        db: store::LedgerUrl::parse(&db)?,
+        listen,
+        workers,
+        queue,
+        placer: PlaceOptions {
+            solver,
+            pool_size: pool,
+            ..PlaceOptions::default()
+        },
+        limits: server::http::Limits {
+            body: body_limit,
+            upload: max_upload_mib.saturating_mul(1024 * 1024),
+            timeout: Duration::from_millis(timeout_ms),
+            ..server::http::Limits::default()
+        },
+        inventory_root,
+        tokens: tokens
+            .map(|path| server::auth::Tokens::load(&path).map(std::sync::Arc::new))
+            .transpose()?,
+        connections: server::conn::ConnectionLimits {
+            max: max_connections,
+            header_read_timeout: Duration::from_millis(header_timeout_ms),
+            ..server::conn::ConnectionLimits::default()
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(server::serve::run(
+        options,
+        |addr| {
+            // Tests and scripts read the port from here (useful with port 0).
+            let _ = emitln(format_args!("listening on http://{addr}"));
+        },
+        server::serve::shutdown_signal(),
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}

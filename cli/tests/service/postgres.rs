@@ -1,0 +1,726 @@
+//! The PostgreSQL ledger on a real server: a throwaway cluster per test binary
+//! (`scripts/pg-cluster`: initdb and pg_ctl as an unprivileged user, a free port, a
+//! temporary directory), a fresh database per test.
+
+use super::*;
+use store::{
+    all_cells, CellRecord, InventoryRecord, MoveRecord, MoveStatus, PgStore, RiskUpdate,
+};
+use std::sync::OnceLock;
+
+/// The cluster, started once for this test binary; a watchdog process stops it and
+/// removes its directory when the binary exits, however it exits.
+struct Cluster {
+    url: String,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-cluster")
+}
+
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let data = dir.join("pg");
+        let out = std::process::Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "starting PostgreSQL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; bash '{script}' stop '{data}'; \
+             rm -rf '{dir}'",
+            pid = std::process::id(),
+            script = script().display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        // Detached on purpose: it outlives this process to stop the cluster.
+        #[allow(clippy::zombie_processes)]
+        std::process::Command::new("setsid")
+            .args(["bash", "-c", &watchdog])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Cluster { url }
+    })
+}
+
+/// A fresh, empty database on the cluster; its URL.
+async fn database(name: &str) -> String {
+    use sqlx::Connection;
+    let base = &cluster().url;
+    let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{name}")
+}
+
+/// `n` replicas (in-process services with their routers) on the ledger `url`, serving
+/// the harness's zone.
+async fn replicas(url: &str, h: &Harness, n: usize) -> Vec<(Arc<Service>, Router)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let store = Arc::new(PgStore::open(url).await.unwrap());
+        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
+            .await
+            .unwrap();
+        let router = app(AppState {
+            service: service.clone(),
+            limits: Limits::default(),
+            tokens: None,
+        });
+        out.push((service, router));
+    }
+    out
+}
+
+fn cell(id: &str, nodes: &[&str], version: i64) -> CellRecord {
+    CellRecord {
+        cell_id: id.into(),
+        clients: vec!["c1".into(), "c2".into()],
+        nodes: nodes.iter().map(|s| s.to_string()).collect(),
+        colour: Some("blue".into()),
+        risk: 1.25e-7,
+        single_failure_safe: true,
+        inventory_version: 1,
+        version,
+        created_at: 10,
+        updated_at: 20 + version,
+    }
+}
+
+fn mv(cell: &str, n: i64, status: MoveStatus) -> MoveRecord {
+    MoveRecord {
+        cell_id: cell.into(),
+        n,
+        out_server: "a".into(),
+        into_server: "z".into(),
+        status,
+        cell_version: 1,
+        risk_before: 0.5,
+        risk_after: 0.25,
+        safe_after: true,
+        created_at: 1,
+        updated_at: 2,
+    }
+}
+
+/// Every change round-trips through PostgreSQL as through SQLite; a failed batch changes
+/// nothing; replicas' commits are arbitrated by the database.
+#[tokio::test]
+async fn the_postgres_store_round_trips_and_arbitrates_replicas() {
+    let url = database("store_round_trip").await;
+    let store = PgStore::open(&url).await.unwrap();
+    assert!(store.load().await.unwrap().active_inventory.is_none());
+    let inv = InventoryRecord {
+        version: 1,
+        source: "bundled:small:0".into(),
+        path: None,
+        loaded_at: 5,
+    };
+    let a = cell("a", &["s1", "s2", "s3"], 1);
+    let b = cell("b", &["s3", "s4", "s5"], 1);
+    store
+        .apply(&[
+            Change::ActivateInventory(inv.clone()),
+            Change::PutCell(a.clone()),
+            Change::PutCell(b.clone()),
+            Change::PutMove(mv("a", 1, MoveStatus::Superseded)),
+            Change::PutMove(mv("a", 2, MoveStatus::Proposed)),
+        ])
+        .await
+        .unwrap();
+    let a2 = cell("a", &["s9", "s2", "s3"], 2);
+    let many: Vec<CellRecord> = (0..100)
+        .map(|i| cell(&format!("m{i:03}"), &[&format!("x{i}"), "y"], 1))
+        .collect();
+    store
+        .apply(&[
+            Change::PutCell(a2.clone()),
+            Change::DeleteCell("b".into()),
+            Change::InsertCells(many.clone()),
+            Change::SetRisks(vec![RiskUpdate {
+                cell_id: "m007".into(),
+                risk: 0.5,
+                single_failure_safe: false,
+                inventory_version: 2,
+                version: 2,
+                updated_at: 99,
+            }]),
+        ])
+        .await
+        .unwrap();
+    // A failed batch changes nothing: the second cell repeats a node.
+    let bad = cell("c", &["s1", "s1"], 1);
+    assert!(store
+        .apply(&[Change::DeleteCell("a".into()), Change::PutCell(bad)])
+        .await
+        .is_err());
+    // Another replica, whose changes were checked against an older state (feed position
+    // 1): the database refuses what breaks a rule against everything committed (a quorum
+    // shared with a2, a server over its capacity) or touches a cell changed since, and
+    // takes the rest.
+    let other = PgStore::open(&url).await.unwrap();
+    let head = other.feed_head().await.unwrap();
+    assert!(head >= 2);
+    store
+        .apply(&[Change::Capacities(vec![
+            ("cap1".into(), 1),
+            ("q1".into(), 5),
+        ])])
+        .await
+        .unwrap();
+    store
+        .apply_at(head, &[Change::PutCell(cell("first", &["cap1"], 1))])
+        .await
+        .unwrap();
+    for (why, bad) in [
+        ("a quorum shared with a2", cell("o3", &["s2", "s3"], 1)),
+        ("cap1 over capacity", cell("o4", &["cap1", "q5"], 1)),
+        ("m050 changed since", cell("m050", &["q9"], 2)),
+    ] {
+        let e = other
+            .apply_at(1, &[Change::PutCell(bad)])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, store::Error::Stale), "{why}: {e}");
+    }
+    // Sharing one server with a2 (not a quorum), on servers with room: taken.
+    let on_s2 = cell("o1", &["s2", "q1"], 1);
+    let elsewhere = cell("o2", &["q2", "q3"], 1);
+    other
+        .apply_at(1, &[Change::PutCell(elsewhere.clone())])
+        .await
+        .unwrap();
+    other
+        .apply_at(1, &[Change::PutCell(on_s2.clone())])
+        .await
+        .unwrap();
+    let feed = store.feed(head).await.unwrap().unwrap();
+    assert_eq!(feed.cells, vec!["o1".to_owned(), "o2".to_owned()]);
+    store
+        .apply(&[Change::DeleteCell("first".into())])
+        .await
+        .unwrap();
+    assert!(!feed.inventory);
+    let feed = other.feed(0).await.unwrap().unwrap();
+    assert!(feed.cells.contains(&"m007".to_owned()) && !feed.cells.contains(&"o2".to_owned()));
+    let got = store
+        .cells(&["o1".into(), "zz".into(), "a".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (a2.clone(), Some(mv("a", 2, MoveStatus::Proposed))),
+            (on_s2.clone(), None)
+        ]
+    );
+    for s in [&store, &other] {
+        s.apply(&[
+            Change::DeleteCell("o1".into()),
+            Change::DeleteCell("o2".into()),
+        ])
+        .await
+        .unwrap();
+    }
+    other.close().await;
+    store.close().await;
+
+    let store = PgStore::open(&url).await.unwrap();
+    let snapshot = store.load().await.unwrap();
+    assert_eq!(snapshot.active_inventory, Some(inv));
+    assert_eq!(snapshot.max_inventory_version, 1);
+    let cells = all_cells(&store).await.unwrap();
+    let mut want: Vec<(CellRecord, Option<MoveRecord>)> =
+        vec![(a2, Some(mv("a", 2, MoveStatus::Proposed)))];
+    for mut c in many {
+        if c.cell_id == "m007" {
+            c.risk = 0.5;
+            c.single_failure_safe = false;
+            c.inventory_version = 2;
+            c.version = 2;
+            c.updated_at = 99;
+        }
+        want.push((c, None));
+    }
+    assert_eq!(cells, want);
+    let loads = store.server_loads().await.unwrap();
+    assert_eq!(loads.iter().find(|(s, _)| s == "y").map(|l| l.1), Some(100));
+    store.close().await;
+}
+
+/// The service on PostgreSQL: cells placed, the service reopened on the same ledger,
+/// every cell as it was; the occupancy cross-checked against the database's loads.
+#[tokio::test]
+async fn the_service_runs_on_postgres_and_restarts_exactly() {
+    let url = database("service_restart").await;
+    let h = Harness::new(8).await;
+    let open = |url: String| {
+        let zone = h.zone_dir.clone();
+        let db = h.db.clone();
+        async move {
+            let store = Arc::new(PgStore::open(&url).await.unwrap());
+            let service = Service::open(store, Some(Source::Dir(zone)), config(&db))
+                .await
+                .unwrap();
+            let router = app(AppState {
+                service: service.clone(),
+                limits: Limits::default(),
+                tokens: None,
+            });
+            (service, router)
+        }
+    };
+    let (service, router) = open(url.clone()).await;
+    let c = h.clients();
+    let mut placed = Vec::new();
+    for i in 0..12 {
+        let (s, body) = call(
+            &router,
+            Method::POST,
+            "/v1/cells",
+            Some(json!({"cell_id": format!("p{i:02}"), "clients": [c[i % c.len()]]})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        placed.push(body["cell"].clone());
+    }
+    let (s, _) = call(&router, Method::DELETE, "/v1/cells/p03", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    placed.remove(3);
+    service.shutdown().await;
+
+    let (service, router) = open(url).await;
+    let (_, page) = call(&router, Method::GET, "/v1/cells?limit=100", None).await;
+    let ids = |cells: &[Value]| -> Vec<(Value, Value, Value)> {
+        cells
+            .iter()
+            .map(|c| {
+                (
+                    c["cell_id"].clone(),
+                    c["nodes"].clone(),
+                    c["version"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(ids(page["cells"].as_array().unwrap()), ids(&placed));
+    service.shutdown().await;
+}
+
+/// Two replicas on one PostgreSQL ledger, 8 clients each, racing for a small zone until
+/// it is full: no server over capacity, no two cells sharing a quorum, every acknowledged
+/// placement in the ledger as acknowledged, and each replica's view converging on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_keep_the_rules_together() {
+    let url = database("two_replicas").await;
+    let h = Harness::new(4).await;
+    let replicas = replicas(&url, &h, 2).await;
+    let clients = h.clients();
+    let mut tasks = Vec::new();
+    for (r, (_, router)) in replicas.iter().enumerate() {
+        for t in 0..8 {
+            let router = router.clone();
+            let clients = clients.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut retried = 0;
+                'cells: for i in 0..10 {
+                    let id = format!("r{r}-t{t}-{i}");
+                    let body =
+                        json!({"cell_id": id, "clients": [clients[(t + i) % clients.len()]]});
+                    for _ in 0..50 {
+                        let (s, v) =
+                            call(&router, Method::POST, "/v1/cells", Some(body.clone())).await;
+                        match s {
+                            StatusCode::CREATED | StatusCode::OK => {
+                                acknowledged.push(v["cell"].clone());
+                                continue 'cells;
+                            }
+                            StatusCode::SERVICE_UNAVAILABLE => {
+                                retried += 1;
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            // Full: this client is done.
+                            _ => break 'cells,
+                        }
+                    }
+                    panic!("{id}: still refused after 50 tries");
+                }
+                (acknowledged, retried)
+            }));
+        }
+    }
+    let mut acknowledged = Vec::new();
+    let mut retried = 0;
+    for t in tasks {
+        let (a, r) = t.await.unwrap();
+        acknowledged.extend(a);
+        retried += r;
+    }
+    assert!(
+        acknowledged.len() >= 10,
+        "too few placed: {}",
+        acknowledged.len()
+    );
+
+    // The ledger as the database has it.
+    let store = PgStore::open(&url).await.unwrap();
+    let cells = all_cells(&store).await.unwrap();
+    let stored: HashMap<String, Vec<String>> = cells
+        .iter()
+        .map(|(c, _)| (c.cell_id.clone(), c.nodes.clone()))
+        .collect();
+    for a in &acknowledged {
+        let id = a["cell_id"].as_str().unwrap();
+        assert_eq!(
+            stored.get(id),
+            Some(&strings(&a["nodes"])),
+            "{id} lost or changed"
+        );
+    }
+    let mut load: HashMap<&str, u32> = HashMap::new();
+    for nodes in stored.values() {
+        for s in nodes {
+            *load.entry(s).or_default() += 1;
+        }
+    }
+    assert!(
+        load.values().all(|&l| l <= 4),
+        "a server is over capacity: {load:?}"
+    );
+    let list: Vec<(&String, HashSet<&String>)> = stored
+        .iter()
+        .map(|(id, n)| (id, n.iter().collect()))
+        .collect();
+    for (i, (a, na)) in list.iter().enumerate() {
+        for (b, nb) in &list[i + 1..] {
+            let shared = na.intersection(nb).count();
+            let quorum = na.len().min(nb.len()) / 2 + 1;
+            assert!(shared < quorum, "{a} and {b} share {shared} servers");
+        }
+    }
+    // Each replica converges on the ledger.
+    for (service, router) in &replicas {
+        let mut seen = 0;
+        for _ in 0..100 {
+            let (_, page) = call(router, Method::GET, "/v1/cells?limit=1000", None).await;
+            seen = page["cells"].as_array().unwrap().len();
+            if seen == stored.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen, stored.len());
+        service.shutdown().await;
+    }
+    store.close().await;
+    eprintln!(
+        "two replicas: {} cells placed, {} requests retried after a conflict",
+        stored.len(),
+        retried
+    );
+}
+
+/// One blocking HTTP/1.1 request; the status and the JSON body (Null when none).
+#[cfg(unix)]
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let json = out
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    Some((status, json))
+}
+
+/// kill -9 of one replica under load: the other keeps serving, and no acknowledged
+/// placement of either is lost.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
+    let url = database("kill_replica").await;
+    let h = Harness::new(20).await;
+    h.service.shutdown().await;
+    let start = || {
+        let (child, url) = spawn_serve(&[
+            "--db".as_ref(),
+            url.as_ref(),
+            "--inventory".as_ref(),
+            h.zone_dir.as_os_str(),
+        ]);
+        (child, url.strip_prefix("http://").unwrap().to_owned())
+    };
+    let (mut a, addr_a) = start();
+    let (mut b, addr_b) = start();
+    let clients = h.clients();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut loads = Vec::new();
+    for (r, addr) in [(0, addr_a.clone()), (1, addr_b.clone())] {
+        for t in 0..2 {
+            let (addr, clients, stop) = (addr.clone(), clients.clone(), stop.clone());
+            loads.push(std::thread::spawn(move || {
+                // (acknowledged cells, placements after the kill)
+                let mut acknowledged = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) && i < 60 {
+                    let body = json!({"cell_id": format!("k{r}-{t}-{i}"), "clients": [clients[i % clients.len()]]});
+                    match http(&addr, "POST", "/v1/cells", Some(&body)) {
+                        Some((201 | 200, v)) => {
+                            acknowledged.push(v["cell"].clone());
+                            i += 1;
+                        }
+                        // Refused (full) or gone (killed): this client is done.
+                        Some((409 | 422, _)) => break,
+                        Some(_) => std::thread::sleep(Duration::from_millis(5)),
+                        None => {
+                            if r == 0 {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                }
+                acknowledged
+            }));
+        }
+    }
+    // Mid-load: kill -9 the first replica.
+    std::thread::sleep(Duration::from_millis(400));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    // The second keeps serving.
+    let mut after = 0;
+    for (i, client) in clients.iter().take(5).enumerate() {
+        let body = json!({"cell_id": format!("after-{i}"), "clients": [client]});
+        if let Some((201, _)) = http(&addr_b, "POST", "/v1/cells", Some(&body)) {
+            after += 1;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for l in loads {
+        acknowledged.extend(l.join().unwrap());
+    }
+    assert!(after > 0, "the surviving replica stopped placing");
+    assert_eq!(
+        http(&addr_b, "GET", "/readyz", None).map(|r| r.0),
+        Some(200)
+    );
+    b.kill().unwrap();
+    b.wait().unwrap();
+
+    let store = PgStore::open(&url).await.unwrap();
+    let stored: HashMap<String, Vec<String>> = all_cells(&store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(c, _)| (c.cell_id, c.nodes))
+        .collect();
+    assert!(
+        acknowledged.len() >= 10,
+        "too few placed: {}",
+        acknowledged.len()
+    );
+    for c in &acknowledged {
+        let id = c["cell_id"].as_str().unwrap();
+        assert_eq!(stored.get(id), Some(&strings(&c["nodes"])), "{id} lost");
+    }
+    let mut load: HashMap<&str, u32> = HashMap::new();
+    for nodes in stored.values() {
+        for s in nodes {
+            *load.entry(s).or_default() += 1;
+        }
+    }
+    assert!(load.values().all(|&l| l <= 20), "over capacity: {load:?}");
+    store.close().await;
+}
+
+/// An inventory switch on one replica is seen by the other: it serves the new version,
+/// places on it, and shows the cells as the switching replica re-evaluated them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_switch_reaches_every_replica() {
+    let url = database("switch_replicas").await;
+    let h = Harness::new(8).await;
+    let replicas = replicas(&url, &h, 2).await;
+    let (a, b) = (&replicas[0].1, &replicas[1].1);
+    let c = h.clients();
+    let (s, body) = call(
+        a,
+        Method::POST,
+        "/v1/cells",
+        Some(json!({"cell_id": "s1", "clients": [c[0]]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let failed = strings(&body["cell"]["nodes"])[0].clone();
+    let mut next = h.raw.clone();
+    set_server(&mut next, &failed, "status", Some("failed"));
+    let dir = write_zone(&h.dir.path().join("next"), &next);
+    let (s, body) = call(
+        a,
+        Method::POST,
+        "/v1/inventory?wait=true",
+        Some(json!({"path": dir})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["inventory"]["version"], 2);
+
+    let mut seen = Value::Null;
+    for _ in 0..200 {
+        let (_, cell) = call(b, Method::GET, "/v1/cells/s1", None).await;
+        let (_, inv) = call(b, Method::GET, "/v1/inventory", None).await;
+        if inv["version"] == 2 && cell["inventory_version"] == 2 {
+            seen = cell;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen["single_failure_safe"], json!(false), "{seen}");
+    let (s, body) = call(
+        b,
+        Method::POST,
+        "/v1/cells",
+        Some(json!({"cell_id": "s2", "clients": [c[1]]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["cell"]["inventory_version"], 2);
+    assert!(!strings(&body["cell"]["nodes"]).contains(&failed));
+    for (service, _) in &replicas {
+        service.shutdown().await;
+    }
+}
+
+/// One executor per zone: while a plan executes on one replica, another replica's plan
+/// cannot start; once it stops, it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_executes_plans_at_a_time() {
+    let url = database("executor_lease").await;
+    let h = Harness::new(20).await;
+    let replicas = replicas(&url, &h, 2).await;
+    let (a, b) = (&replicas[0].1, &replicas[1].1);
+    let c = h.clients();
+    let mut first_node = String::new();
+    for i in 0..12 {
+        let body = json!({"cell_id": format!("e{i:02}"), "clients": [c[i % c.len()]]});
+        let (s, v) = call(a, Method::POST, "/v1/cells", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        if i == 0 {
+            first_node = strings(&v["cell"]["nodes"])[0].clone();
+        }
+    }
+    // B follows A's cells before it plans on them.
+    for _ in 0..100 {
+        let (_, page) = call(b, Method::GET, "/v1/cells?limit=100", None).await;
+        if page["cells"].as_array().unwrap().len() == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A drains a server slowly (one move a minute): it holds the lease.
+    let slow = json!({"drain": [first_node], "execute": {"rate": 0.016}});
+    let (s, plan_a) = call(a, Method::POST, "/v1/plans", Some(slow)).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan_a}");
+    assert_eq!(plan_a["state"], "executing", "{plan_a}");
+    let (s, plan_b) = call(b, Method::POST, "/v1/plans", Some(json!({"balance": 1.0}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan_b}");
+    let execute_b = format!("/v1/plans/{}/execute", plan_b["plan_id"].as_str().unwrap());
+    let (s, e) = call(b, Method::POST, &execute_b, Some(json!({}))).await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "plan_conflict"),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another replica"),
+        "{e}"
+    );
+    // A stops: B's plan may execute.
+    let cancel_a = format!("/v1/plans/{}/cancel", plan_a["plan_id"].as_str().unwrap());
+    let (s, v) = call(a, Method::POST, &cancel_a, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut started = false;
+    for _ in 0..100 {
+        let (s, _) = call(b, Method::POST, &execute_b, Some(json!({}))).await;
+        if s == StatusCode::OK {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(started, "the lease was not given back");
+    for (service, _) in &replicas {
+        service.shutdown().await;
+    }
+}
+
+/// Plans are ledger state: a plan made on one replica is listed on the other, and plans
+/// made on both never share an id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_made_on_one_replica_are_seen_on_the_other() {
+    let url = database("plans_replicas").await;
+    let h = Harness::new(20).await;
+    let replicas = replicas(&url, &h, 2).await;
+    let (a, b) = (&replicas[0].1, &replicas[1].1);
+    let c = h.clients();
+    for i in 0..6 {
+        let body = json!({"cell_id": format!("p{i}"), "clients": [c[i % c.len()]]});
+        let (s, v) = call(a, Method::POST, "/v1/cells", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, plan_a) = call(a, Method::POST, "/v1/plans", Some(json!({"balance": 1.0}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan_a}");
+    let id_a = plan_a["plan_id"].as_str().unwrap().to_owned();
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        let (s, v) = call(b, Method::GET, &format!("/v1/plans/{id_a}"), None).await;
+        if s == StatusCode::OK {
+            seen = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen["plan_id"], plan_a["plan_id"], "{seen}");
+    assert_eq!(seen["state"], "planned");
+    let (s, plan_b) = call(b, Method::POST, "/v1/plans", Some(json!({"balance": 1.0}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan_b}");
+    assert_ne!(plan_b["plan_id"], plan_a["plan_id"]);
+    for (service, _) in &replicas {
+        service.shutdown().await;
+    }
+}

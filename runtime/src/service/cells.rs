@@ -1,0 +1,210 @@
+//! Cell requests: place, replace, move clients, get, list and delete.
+
+use topology::workload::MAX_CELL_SIZE;
+
+use crate::dto::{
+    decode_cursor, encode_cursor, CellPage, CellResponse, CellView, ClientsRequest,
+    ClientsResponse, PlaceRequest,
+};
+use crate::ledger::CellFilter;
+use store::Change;
+use crate::Error;
+
+use super::ops::{Op, Outcome};
+use super::{writable, Service};
+
+/// A cell's default node count.
+const DEFAULT_SIZE: usize = 7;
+/// Cells per page of `GET /v1/cells` when no limit is given.
+const DEFAULT_PAGE: usize = 100;
+
+/// Most cells per page of `GET /v1/cells`.
+const MAX_PAGE: usize = 1000;
+
+/// Which cells to list, and where a page starts.
+#[derive(Debug, Clone, Default)]
+pub struct CellQuery {
+    /// Cells with a node on this server id.
+    pub server: Option<String>,
+    /// Only cells that are not single-failure safe (true), or only safe ones (false).
+    pub unsafe_only: Option<bool>,
+    /// Cells whose risk was computed on this inventory version.
+    pub inventory_version: Option<i64>,
+    /// 1 to [`MAX_PAGE`]; [`DEFAULT_PAGE`] when absent.
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl Service {
+    pub async fn place(&self, req: PlaceRequest) -> Result<(CellResponse, bool), Error> {
+        validate_cell_id(&req.cell_id)?;
+        let size = req.size.map_or(DEFAULT_SIZE, |s| s as usize);
+        if size == 0 || size > MAX_CELL_SIZE {
+            return Err(Error::InvalidSize {
+                field: "size".into(),
+                message: format!("{size} nodes: a cell has 1 to {MAX_CELL_SIZE}"),
+            });
+        }
+        let op = Op::Place {
+            cell_id: req.cell_id,
+            clients: req.clients,
+            size,
+        };
+        match self.solver.run(op).await? {
+            Outcome::Cell {
+                response,
+                created,
+                seq,
+            } => {
+                self.core.journal.wait(seq).await?;
+                Ok((*response, created))
+            }
+            Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
+        }
+    }
+
+    pub async fn replace(&self, cell_id: &str, server: String) -> Result<CellResponse, Error> {
+        let op = Op::Replace {
+            cell_id: cell_id.to_owned(),
+            server,
+        };
+        match self.solver.run(op).await? {
+            Outcome::Cell { response, seq, .. } => {
+                self.core.journal.wait(seq).await?;
+                Ok(*response)
+            }
+            Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
+        }
+    }
+
+    pub async fn set_clients(
+        &self,
+        cell_id: &str,
+        req: ClientsRequest,
+    ) -> Result<ClientsResponse, Error> {
+        let op = Op::Clients {
+            cell_id: cell_id.to_owned(),
+            clients: req.clients,
+        };
+        match self.solver.run(op).await? {
+            Outcome::Clients { response, seq } => {
+                self.core.journal.wait(seq).await?;
+                Ok(*response)
+            }
+            Outcome::Cell { .. } => Err(Error::Internal("unexpected outcome".into())),
+        }
+    }
+
+    pub async fn get(&self, cell_id: &str) -> Result<CellView, Error> {
+        let (view, seq) = {
+            let ledger = self.core.ledger.read().await;
+            match ledger.cell(cell_id) {
+                Some(cell) => (Some(CellView::of(&ledger, cell)), cell.seq),
+                // The cell may be gone by a delete still syncing: wait for everything.
+                None => (None, ledger.seq),
+            }
+        };
+        self.core.journal.wait(seq).await?;
+        view.ok_or_else(|| Error::CellNotFound {
+            cell: cell_id.to_owned(),
+        })
+    }
+
+    /// A page of cells by id, filtered. Stable under concurrent changes: a page starts after
+    /// the last id of the previous one, so no cell comes twice, and a cell placed after
+    /// the cursor's position comes on a later page.
+    pub async fn list(&self, q: CellQuery) -> Result<CellPage, Error> {
+        let limit = match q.limit {
+            None => DEFAULT_PAGE,
+            Some(n) if (1..=MAX_PAGE as u64).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(Error::InvalidField {
+                    field: "limit".into(),
+                    message: format!("limit {n}: 1 to {MAX_PAGE} cells per page"),
+                })
+            }
+        };
+        let after = match &q.cursor {
+            None => None,
+            Some(c) => Some(
+                decode_cursor(c)
+                    .filter(|id| validate_cell_id(id).is_ok())
+                    .ok_or_else(|| Error::InvalidField {
+                        field: "cursor".into(),
+                        message: "cursor is not a next_cursor of this API".into(),
+                    })?,
+            ),
+        };
+        let (page, seq) = {
+            let ledger = self.core.ledger.read().await;
+            let server = match &q.server {
+                None => None,
+                Some(id) => Some(
+                    ledger
+                        .zone
+                        .inventory
+                        .server_index(id)
+                        .ok_or_else(|| Error::ServerNotFound { server: id.clone() })?,
+                ),
+            };
+            let filter = CellFilter {
+                server,
+                unsafe_only: q.unsafe_only,
+                inventory_version: q.inventory_version,
+            };
+            let page = ledger.page(&filter, after.as_deref(), limit);
+            let page = CellPage {
+                cells: page
+                    .cells
+                    .into_iter()
+                    .map(|c| CellView::of(&ledger, c))
+                    .collect(),
+                next_cursor: page.next.as_deref().map(encode_cursor),
+            };
+            // Everything shown is durable before the reply (deletes included).
+            (page, ledger.seq)
+        };
+        self.core.journal.wait(seq).await?;
+        Ok(page)
+    }
+
+    pub async fn delete(&self, cell_id: &str) -> Result<(), Error> {
+        let seq = {
+            let mut ledger = self.core.ledger.write().await;
+            writable(&ledger)?;
+            if ledger.remove(cell_id).is_none() {
+                let seq = ledger.seq;
+                drop(ledger);
+                self.core.journal.wait(seq).await?;
+                return Err(Error::CellNotFound {
+                    cell: cell_id.to_owned(),
+                });
+            }
+            let seq = self
+                .core
+                .journal
+                .submit(vec![Change::DeleteCell(cell_id.to_owned())]);
+            ledger.seq = seq;
+            seq
+        };
+        Ok(self.core.journal.wait(seq).await?)
+    }
+}
+
+/// Cell ids travel in URL paths: keep them to a safe alphabet.
+fn validate_cell_id(id: &str) -> Result<(), Error> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidField {
+            field: "cell_id".into(),
+            message: "1 to 128 letters, digits or '._:-'".into(),
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! Following the other replicas on a shared ledger: their commits, read from the store's
+//! change log, are applied to this replica's in-memory state, so that its solves and
+//! checks see them (the database still arbitrates every commit, see `Store::apply_at`).
+//! An inventory another replica switched to is loaded here too (from the same source:
+//! replicas share the inventory directory) and the cells are re-homed on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::Store;
+use crate::zone::{Candidate, Source, Zone};
+use crate::Error;
+
+use super::blocking;
+use super::ops::Core;
+use super::Plans;
+
+/// How often the change log is read.
+pub const FEED_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Runs until the store closes. A store no other replica shares has no feed: returns at
+/// once.
+pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>, plans: Arc<Plans>) {
+    loop {
+        let position = core.journal.feed();
+        let feed = match store.feed(position).await {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return,
+            Err(e) => {
+                if store.ping().await.is_err() {
+                    tracing::debug!("feed stopped: {e}");
+                    return;
+                }
+                tracing::warn!("reading the other replicas' changes: {e}");
+                tokio::time::sleep(FEED_INTERVAL * 10).await;
+                continue;
+            }
+        };
+        if feed.head > position {
+            let records = if feed.cells.is_empty() {
+                Vec::new()
+            } else {
+                match store.cells(&feed.cells).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("reading the cells other replicas changed: {e}");
+                        tokio::time::sleep(FEED_INTERVAL * 10).await;
+                        continue;
+                    }
+                }
+            };
+            let zone = if feed.inventory {
+                match active_zone(&*store).await {
+                    Ok(zone) => zone,
+                    Err(e) => {
+                        tracing::warn!("loading the inventory another replica switched to: {e}");
+                        tokio::time::sleep(FEED_INTERVAL * 10).await;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let stored_plans = if feed.plans.is_empty() {
+                Vec::new()
+            } else {
+                match store.plans(&feed.plans).await {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        tracing::warn!("reading the plans other replicas changed: {e}");
+                        tokio::time::sleep(FEED_INTERVAL * 10).await;
+                        continue;
+                    }
+                }
+            };
+            let mut ledger = core.ledger.write().await;
+            if let Some(zone) = zone.filter(|z| z.version != ledger.zone.version) {
+                let version = zone.version;
+                match ledger.rezone(zone, ledger.seq) {
+                    Ok(mut rebuilt) => {
+                        rebuilt.poisoned = ledger.poisoned.take();
+                        *ledger = rebuilt;
+                        tracing::info!(version, "switched inventory, as another replica did");
+                    }
+                    Err(missing) => {
+                        // Cells still on servers it lacks: they are among the cells read
+                        // below, or the ledger is inconsistent; stop writes until a restart.
+                        ledger.poisoned = Some(format!(
+                            "another replica switched to an inventory that lacks servers of \
+                             this replica's cells ({:?}): restart this replica",
+                            missing.first()
+                        ));
+                    }
+                }
+            }
+            for id in &feed.cells {
+                ledger.remove(id);
+            }
+            let seq = ledger.seq;
+            for (record, last_move) in records {
+                if let Err(missing) = ledger.put_record(record, last_move, seq) {
+                    ledger.poisoned = Some(format!(
+                        "another replica's cell names servers this inventory lacks ({:?})",
+                        missing.first()
+                    ));
+                }
+            }
+            // Before the position moves on: a plan made after it must see these (its
+            // number comes after theirs, or the database refuses it as a conflict).
+            plans.mirror(stored_plans);
+            core.journal.set_feed(feed.head);
+            drop(ledger);
+        }
+        tokio::time::sleep(FEED_INTERVAL).await;
+    }
+}
+
+/// The ledger's active inventory, loaded (off the async runtime).
+async fn active_zone(store: &dyn Store) -> Result<Option<Arc<Zone>>, Error> {
+    let Some(active) = store.load().await?.active_inventory else {
+        return Ok(None);
+    };
+    let source = Source::parse(&active.source)
+        .ok_or_else(|| Error::Internal(format!("unknown inventory source '{}'", active.source)))?;
+    let candidate = blocking(move || Candidate::load(source)).await??;
+    Ok(Some(Arc::new(
+        candidate.into_zone(active.version, active.loaded_at),
+    )))
+}

@@ -1,0 +1,404 @@
+//! The cell runtime behind the HTTP routes: placement, replacement, client moves, the
+//! ledger's durability, inventory versions and the fleet report.
+//!
+//! Concurrency: a solve reads the ledger under a shared lock; its result is checked again
+//! (capacity, shared quorum, the cell unchanged) under the exclusive lock, applied in
+//! memory and queued to the journal in the same critical section, and the reply waits until
+//! the journal has made it durable. A solve invalidated by a concurrent commit is redone.
+//! So no interleaving can oversubscribe a server or give two cells a shared quorum, and no
+//! reply shows a change that a crash could still lose.
+//!
+//! By job: [`ops`] (the operations and the solve-then-commit loop the solver threads
+//! run), [`cells`], [`moves`], [`inventory`] and [`report`] (the requests); here the
+//! service itself: opening it on a store, readiness, gauges and shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, RwLock, Semaphore};
+
+use crate::engine::PlaceOptions;
+use store::Journal;
+use crate::ledger::{Builder, Ledger};
+use crate::metrics::{Gauges, Metrics};
+use crate::solver::SolverPool;
+use store::{Change, Store};
+use crate::zone::{Candidate, Source};
+use crate::Error;
+
+mod bulk;
+mod cells;
+mod executor;
+mod feed;
+mod inventory;
+mod moves;
+pub mod ops;
+mod plans;
+mod reevaluation;
+mod report;
+mod whatif;
+
+pub use cells::CellQuery;
+pub use plans::{Plans, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
+use reevaluation::Reevaluations;
+
+use ops::{missing_error, now_ms, Core};
+
+/// Service settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Uploaded inventories are kept under `DIR/inventories`.
+    pub data_dir: PathBuf,
+    /// Solver threads (0 = available parallelism).
+    pub workers: usize,
+    /// Solves that may wait for a worker before requests are refused.
+    pub queue: usize,
+    /// Placement engine settings (solver, pool size, ...).
+    pub placer: PlaceOptions,
+    /// The only directory whose files a request may name by server-side path (an
+    /// inventory to switch to or validate, placements to import); `None`: such requests
+    /// are refused (upload the tables instead).
+    pub inventory_root: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Service {
+    core: Arc<Core>,
+    solver: SolverPool,
+    store: Arc<dyn Store>,
+    config: Config,
+    /// One inventory switch at a time; holds the highest version handed out.
+    switching: Mutex<i64>,
+    /// One fleet report at a time: each uses every core.
+    reports: Semaphore,
+    /// Rebalancing plans and their executor.
+    plans: Arc<Plans>,
+    /// The latest re-evaluation of the cells on an inventory version.
+    reevaluations: Arc<Reevaluations>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("background task: {e}")))
+}
+
+impl Service {
+    /// Opens the service on a store: picks the inventory (`source`, else the ledger's
+    /// active one, else the bundled zone), rebuilds the occupancy exactly from the ledger and
+    /// checks it against the store's own server loads.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        source: Option<Source>,
+        config: Config,
+    ) -> Result<Arc<Service>, Error> {
+        // Start-up phases, timed for the log (a restart at scale is mostly these).
+        let started = std::time::Instant::now();
+        let snapshot = store.load().await?;
+        let active = snapshot.active_inventory.clone();
+        let source = match (source, &active) {
+            (Some(s), _) => s,
+            (None, Some(rec)) => Source::parse(&rec.source).ok_or_else(|| {
+                Error::Internal(format!("unknown inventory source '{}'", rec.source))
+            })?,
+            (None, None) => Source::Bundled,
+        };
+        let label = source.label();
+        let at = std::time::Instant::now();
+        let candidate = blocking(move || Candidate::load(source)).await??;
+        let loaded_inventory = at.elapsed();
+        let (zone, fresh) = match active.filter(|a| a.source == label) {
+            Some(rec) => (candidate.into_zone(rec.version, rec.loaded_at), false),
+            None => (
+                candidate.into_zone(snapshot.max_inventory_version + 1, now_ms()),
+                true,
+            ),
+        };
+        let zone = Arc::new(zone);
+        let at = std::time::Instant::now();
+        // Each cell is resolved on the zone and recorded as it is read.
+        // Other replicas' commits up to here are in what is read next.
+        let feed_head = store.feed_head().await?;
+        let mut builder = Builder::new(zone.clone(), 0);
+        // The store's own server loads (the cross-check below) are read meanwhile.
+        let mut add = |c, m| builder.add(c, m);
+        let (read, stored) = tokio::join!(store.load_cells(&mut add), store.server_loads());
+        read?;
+        let stored = stored?;
+        // Risks recorded on another inventory (or under an older risk definition, which
+        // a migration marks with version 0) are judged again.
+        let stale = builder.stale();
+        let mut ledger = builder.finish().map_err(|m| missing_error(&m))?;
+        let rebuilt_in = at.elapsed();
+        let mut changes = Vec::new();
+        // What a store shared by replicas checks commits against (the others ignore it).
+        changes.push(zone.capacities());
+        if fresh {
+            changes.push(Change::ActivateInventory(zone.record()));
+            // Moves were computed on another inventory.
+            let superseded = ledger.supersede_moves(zone.loaded_at);
+            changes.extend(superseded.into_iter().map(Change::PutMove));
+        }
+        let at = std::time::Instant::now();
+        let rebuilt = ledger.server_loads();
+        if stored.len() != rebuilt.len()
+            || stored
+                .iter()
+                .any(|(s, load)| rebuilt.get(s).copied() != Some(*load))
+        {
+            return Err(Error::Internal(
+                "the occupancy rebuilt from the cells differs from the ledger's server loads"
+                    .into(),
+            ));
+        }
+        let plans = Arc::new(Plans::new(store.clone()));
+        changes.extend(plans.restore(snapshot.plans, zone.version)?);
+        let checked_in = at.elapsed();
+        if !changes.is_empty() {
+            store.apply(&changes).await?;
+        }
+        tracing::info!(
+            cells = ledger.len(),
+            inventory_ms = loaded_inventory.as_millis() as u64,
+            ledger_ms = rebuilt_in.as_millis() as u64,
+            cross_check_ms = checked_in.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "ledger loaded"
+        );
+        let metrics = Arc::new(Metrics::default());
+        let journal = Journal::start(store.clone(), metrics.clone());
+        journal.set_feed(feed_head);
+        let core = Arc::new(Core {
+            ledger: RwLock::new(ledger),
+            journal,
+            metrics,
+            placer: config.placer.clone(),
+        });
+        let workers = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.workers
+        };
+        let solver = SolverPool::start(core.clone(), workers, config.queue);
+        let version = zone.version;
+        let service = Arc::new(Service {
+            core,
+            solver,
+            store,
+            config,
+            switching: Mutex::new(version.max(snapshot.max_inventory_version)),
+            reports: Semaphore::new(1),
+            plans,
+            reevaluations: Arc::new(Reevaluations::default()),
+        });
+        tokio::spawn(resync(service.core.clone(), service.store.clone()));
+        tokio::spawn(feed::follow(
+            service.core.clone(),
+            service.store.clone(),
+            service.plans.clone(),
+        ));
+        if stale > 0 {
+            // The cells' risks were recorded on another inventory (or an interrupted
+            // re-evaluation left some): judge them again on this one, in the background so
+            // that the service is up at once.
+            let _ = reevaluation::start(
+                service.core.clone(),
+                service.reevaluations.clone(),
+                zone,
+                stale,
+            );
+        }
+        Ok(service)
+    }
+
+    /// For a fleet-wide evaluation (a report, a what-if): the permit that keeps them one at
+    /// a time (each uses every core), and the zone and the cells as of the last change
+    /// acknowledged.
+    pub(super) async fn fleet(&self) -> Result<Fleet<'_>, Error> {
+        let permit = self
+            .reports
+            .acquire()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let (zone, placements, known_safe, seq) = {
+            let ledger = self.core.ledger.read().await;
+            let version = ledger.zone.version;
+            let known_safe = ledger
+                .iter()
+                .map(|c| c.single_failure_safe && c.inventory_version == version)
+                .collect();
+            (
+                ledger.zone.clone(),
+                ledger.placements(),
+                known_safe,
+                ledger.seq,
+            )
+        };
+        self.core.journal.wait(seq).await?;
+        Ok(Fleet {
+            _permit: permit,
+            zone,
+            placements,
+            known_safe,
+        })
+    }
+
+    /// A server-side path of a request (`field`), under the inventory root: relative to
+    /// it, or absolute inside it, after symlinks are resolved. Messages show paths
+    /// relative to the root, never the host's.
+    pub(super) fn server_path(&self, path: &str, field: &str) -> Result<PathBuf, Error> {
+        let invalid = |message: String| Error::InvalidField {
+            field: field.to_owned(),
+            message,
+        };
+        let Some(root) = &self.config.inventory_root else {
+            return Err(invalid(
+                "server-side paths are off: start the service with --inventory-root DIR, or \
+                 upload the tables"
+                    .into(),
+            ));
+        };
+        let root = root
+            .canonicalize()
+            .map_err(|_| invalid("the inventory root is not readable".into()))?;
+        let asked = std::path::Path::new(path);
+        let joined = if asked.is_absolute() {
+            asked.to_path_buf()
+        } else {
+            root.join(asked)
+        };
+        let shown = asked
+            .strip_prefix(&root)
+            .unwrap_or(asked)
+            .display()
+            .to_string();
+        let resolved = joined
+            .canonicalize()
+            .map_err(|_| invalid(format!("'{shown}' does not exist under the inventory root")))?;
+        if !resolved.starts_with(&root) {
+            return Err(invalid(format!("'{shown}' is outside the inventory root")));
+        }
+        Ok(resolved)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn core(&self) -> Arc<Core> {
+        self.core.clone()
+    }
+
+    /// The metrics, to share with the connection loop.
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.core.metrics.clone()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.core.metrics
+    }
+
+    /// Ready when the ledger is consistent with the store and the store answers.
+    pub async fn ready(&self) -> Result<(), Error> {
+        if let Some(message) = self.core.ledger.read().await.poisoned.clone() {
+            return Err(Error::StoreUnavailable { message });
+        }
+        Ok(self.store.ping().await?)
+    }
+
+    pub async fn gauges(&self) -> Gauges {
+        let ledger = self.core.ledger.read().await;
+        let over_balance = self.core.placer.balance.map_or(0, |b| {
+            optimizer::place::pool::over_balance_ceiling(&ledger.zone.inventory, &ledger.occ, b)
+        });
+        Gauges {
+            cells: ledger.len() as u64,
+            cells_unsafe: ledger.unsafe_count(),
+            cells_by_risk: ledger.risk_counts(),
+            servers_over_balance_ceiling: over_balance as u64,
+            nodes_placed: ledger.nodes_placed,
+            node_capacity: ledger.zone.active_capacity,
+            inventory_version: ledger.zone.version,
+            solver_queue: self.solver.queued() as u64,
+            solver_workers: self.solver.workers() as u64,
+            plans_by_state: self.plans.counts(),
+            reevaluation: self.reevaluations.gauges(),
+        }
+    }
+
+    /// After the HTTP server has drained: stops the solvers, commits what is queued and
+    /// closes the store.
+    pub async fn shutdown(&self) {
+        let workers = self.solver.stop();
+        let executors = self.plans.stop();
+        let _ = blocking(move || {
+            for w in workers.into_iter().chain(executors) {
+                let _ = w.join();
+            }
+        })
+        .await;
+        self.core.journal.close().await;
+        self.store.close().await;
+    }
+}
+
+/// The cells for a fleet-wide evaluation; see [`Service::fleet`].
+pub(super) struct Fleet<'s> {
+    _permit: tokio::sync::SemaphorePermit<'s>,
+    pub zone: Arc<crate::zone::Zone>,
+    /// By cell id.
+    pub placements: Vec<topology::Placement>,
+    /// Whether each cell is single-failure safe as evaluated on this zone (its risk was
+    /// recorded on this inventory version), for [`optimizer::report::fleet_report_known`].
+    pub known_safe: Vec<bool>,
+}
+
+fn writable(ledger: &Ledger) -> Result<(), Error> {
+    match &ledger.poisoned {
+        Some(message) => Err(Error::StoreUnavailable {
+            message: message.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// After a failed commit: refuse changes, reload the ledger from the store, resume.
+async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
+    let mut progress = core.journal.progress();
+    loop {
+        if progress.wait_for(|p| p.broken).await.is_err() {
+            return; // journal closed
+        }
+        let mut ledger = core.ledger.write().await;
+        ledger.poisoned = Some(progress.borrow().last_error.clone());
+        let head = store.feed_head().await;
+        let mut builder = Builder::new(ledger.zone.clone(), 0);
+        let read = match &head {
+            Ok(_) => store.load_cells(&mut |c, m| builder.add(c, m)).await,
+            Err(e) => Err(store::Error::StoreUnavailable {
+                message: e.to_string(),
+            }),
+        };
+        let reloaded = match read {
+            Ok(_) => builder.finish().ok(),
+            Err(e) => {
+                tracing::error!("reloading the ledger after a failed commit: {e}");
+                None
+            }
+        };
+        match reloaded {
+            Some(fresh) => {
+                *ledger = fresh;
+                if let Ok(head) = head {
+                    core.journal.set_feed(head);
+                }
+                core.journal.resume();
+                tracing::warn!("ledger reloaded from the store after a failed commit");
+                drop(ledger);
+                // Let the committer see the resume before looking at `broken` again.
+                let _ = progress.wait_for(|p| !p.broken).await;
+            }
+            None => {
+                drop(ledger);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The service's operations on the ledger: place, replace and move a cell's clients, each
+//! solved on a solver thread under the ledger's shared lock and committed under its
+//! exclusive lock (the solve-then-commit loop), with what they share.
+//!
+//! Imported by the solver threads and the service; imports neither.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokio::sync::RwLock;
+use topology::Inventory;
+
+use crate::dto::{BindingView, CellResponse, CellView, ClientsResponse, ExplanationView, MoveView};
+use crate::engine::{EngineError, PlaceOptions, Placer, Rule};
+use store::Journal;
+use crate::ledger::{Cell, CellState, Ledger, Missing};
+use crate::metrics::Metrics;
+use store::{Change, MoveRecord, MoveStatus};
+use crate::zone::Zone;
+use crate::Error;
+
+/// Most clients per cell.
+const MAX_CLIENTS: usize = 64;
+
+/// Most ids in one list of a re-evaluation.
+pub(crate) const LIST_LIMIT: usize = 1000;
+/// Solves redone after losing a race before giving up with 503.
+const MAX_ATTEMPTS: u32 = 16;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What the solver threads share with the async side.
+#[derive(Debug)]
+pub struct Core {
+    pub ledger: RwLock<Ledger>,
+    pub journal: Journal,
+    pub metrics: Arc<Metrics>,
+    /// How every worker's placer is set up.
+    pub placer: PlaceOptions,
+}
+
+impl Core {
+    /// The current zone; from a solver thread (blocks).
+    pub fn zone(&self) -> Arc<Zone> {
+        self.ledger.blocking_read().zone.clone()
+    }
+}
+
+/// A request that needs the engine, run on a solver thread.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Place {
+        cell_id: String,
+        clients: Vec<String>,
+        size: usize,
+    },
+    Replace {
+        cell_id: String,
+        server: String,
+    },
+    Clients {
+        cell_id: String,
+        clients: Vec<String>,
+    },
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Cell {
+        response: Box<CellResponse>,
+        /// A new cell (201), not a replay (200).
+        created: bool,
+        seq: u64,
+    },
+    Clients {
+        response: Box<ClientsResponse>,
+        seq: u64,
+    },
+}
+
+/// One run of an op on a worker.
+#[derive(Debug)]
+pub enum Step {
+    Done(Result<Outcome, Error>),
+    /// The ledger moved to another zone since the worker built its placer: rebuild, rerun.
+    ZoneChanged,
+}
+
+fn engine_error(e: EngineError) -> Error {
+    match e {
+        EngineError::NoFeasiblePlacement { reason, binding } => {
+            let details = json!({
+                "reason": reason,
+                "binding": binding.iter().map(BindingView::from).collect::<Vec<_>>(),
+            });
+            // Capacity is the fleet's state (it may clear after deletes: 409); a choice
+            // the separation rules (overlap, colour) leave empty is about the request (422).
+            if binding.iter().any(|b| b.rule == Rule::Capacity) {
+                Error::NoCapacity {
+                    message: reason,
+                    details,
+                }
+            } else {
+                Error::NoSafePlacement {
+                    message: reason,
+                    details,
+                }
+            }
+        }
+        EngineError::InvalidRequest { field, message } if field == "size" => {
+            Error::InvalidSize { field, message }
+        }
+        EngineError::InvalidRequest { field, message } => Error::InvalidField { field, message },
+        // The MIP backends: a failure of ours, not of the request.
+        e => Error::Internal(format!("placement engine: {e}")),
+    }
+}
+
+/// Server ids to indices; names the first unknown or repeated one.
+fn resolve_clients(inv: &Inventory, ids: &[String], field: &str) -> Result<Vec<u32>, Error> {
+    if ids.is_empty() {
+        return Err(Error::InvalidField {
+            field: field.to_owned(),
+            message: "at least one client is needed".into(),
+        });
+    }
+    if ids.len() > MAX_CLIENTS {
+        return Err(Error::InvalidField {
+            field: field.to_owned(),
+            message: format!("at most {MAX_CLIENTS} clients"),
+        });
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let s = inv.server_index(id).ok_or_else(|| Error::UnknownServer {
+            field: format!("{field}[{i}]"),
+            server: id.clone(),
+        })?;
+        if out.contains(&s) {
+            return Err(Error::DuplicateClient {
+                field: format!("{field}[{i}]"),
+                server: id.clone(),
+            });
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().collect::<HashSet<_>>() == b.iter().collect::<HashSet<_>>()
+}
+
+/// Whether a cell's clients are the servers `clients` names, in any order.
+fn same_clients(inv: &Inventory, cell: &Cell, clients: &[String]) -> bool {
+    same_set(&ids(inv, &cell.clients), clients)
+}
+
+pub(crate) fn ids(inv: &Inventory, servers: &[u32]) -> Vec<String> {
+    servers
+        .iter()
+        .map(|&s| inv.servers[s as usize].id.clone())
+        .collect()
+}
+
+pub(crate) fn colour(inv: &Inventory, nodes: &[u32]) -> Option<String> {
+    nodes
+        .first()
+        .and_then(|&n| inv.servers[n as usize].color.clone())
+}
+
+/// Runs one op on a solver thread (see the module docs for the protocol).
+pub fn execute(core: &Core, zone: &Arc<Zone>, placer: &mut Placer<'_>, op: &Op) -> Step {
+    let result = match op {
+        Op::Place {
+            cell_id,
+            clients,
+            size,
+        } => place(core, zone, placer, cell_id, clients, *size),
+        Op::Replace { cell_id, server } => replace(core, zone, placer, cell_id, server),
+        Op::Clients { cell_id, clients } => set_clients(core, zone, placer, cell_id, clients),
+    };
+    match result {
+        Err(Retry::ZoneChanged) => Step::ZoneChanged,
+        Err(Retry::Fail(e)) => Step::Done(Err(e)),
+        Ok(o) => Step::Done(Ok(o)),
+    }
+}
+
+enum Retry {
+    ZoneChanged,
+    Fail(Error),
+}
+
+impl From<Error> for Retry {
+    fn from(e: Error) -> Retry {
+        Retry::Fail(e)
+    }
+}
+
+/// The cell as the ledger has it, when the ledger still serves the zone a solve runs on.
+fn cell_on_zone<'l>(ledger: &'l Ledger, zone: &Zone, cell_id: &str) -> Result<&'l Cell, Retry> {
+    if ledger.zone.version != zone.version {
+        return Err(Retry::ZoneChanged);
+    }
+    ledger.cell(cell_id).ok_or_else(|| {
+        Retry::Fail(Error::CellNotFound {
+            cell: cell_id.to_owned(),
+        })
+    })
+}
+
+fn check_writable(ledger: &Ledger, zone: &Zone) -> Result<(), Retry> {
+    if ledger.zone.version != zone.version {
+        return Err(Retry::ZoneChanged);
+    }
+    if let Some(message) = &ledger.poisoned {
+        return Err(Retry::Fail(Error::StoreUnavailable {
+            message: message.clone(),
+        }));
+    }
+    Ok(())
+}
+
+fn place(
+    core: &Core,
+    zone: &Arc<Zone>,
+    placer: &mut Placer<'_>,
+    cell_id: &str,
+    clients: &[String],
+    size: usize,
+) -> Result<Outcome, Retry> {
+    let inv = &zone.inventory;
+    for _ in 0..MAX_ATTEMPTS {
+        let (decision, client_idx) = {
+            let ledger = core.ledger.blocking_read();
+            if ledger.zone.version != zone.version {
+                return Err(Retry::ZoneChanged);
+            }
+            if let Some(cell) = ledger.cell(cell_id) {
+                // Idempotency: the same request gets the same placement back.
+                return if !same_clients(inv, cell, clients) {
+                    Err(Error::CellExists {
+                        cell: cell_id.to_owned(),
+                        field: "clients".into(),
+                    }
+                    .into())
+                } else if ledger.nodes(cell).len() != size {
+                    Err(Error::CellExists {
+                        cell: cell_id.to_owned(),
+                        field: "size".into(),
+                    }
+                    .into())
+                } else {
+                    Ok(Outcome::Cell {
+                        response: Box::new(CellResponse::plain(CellView::of(&ledger, cell))),
+                        created: false,
+                        seq: cell.seq,
+                    })
+                };
+            }
+            let client_idx = resolve_clients(inv, clients, "clients")?;
+            let started = Instant::now();
+            let decision = placer.place(&ledger.occ, &client_idx, size);
+            core.metrics.observe_solve("place", started.elapsed());
+            (decision.map_err(engine_error)?, client_idx)
+        };
+        let mut ledger = core.ledger.blocking_write();
+        check_writable(&ledger, zone)?;
+        if ledger.cell(cell_id).is_some() {
+            // The same id was placed concurrently: the next round answers as a replay.
+            continue;
+        }
+        if !ledger.occ.violations(inv, &decision.nodes, None).is_empty()
+            || !placer.within_balance(&ledger.occ, &decision, &[])
+        {
+            core.metrics.solve_conflict();
+            continue;
+        }
+        let now = now_ms();
+        let state = CellState {
+            colour: colour(inv, &decision.nodes),
+            risk: decision.explanation.risk,
+            single_failure_safe: decision.explanation.single_failure_safe,
+            inventory_version: zone.version,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        ledger.insert(cell_id, client_idx, &decision.nodes, state, None, 0);
+        let record = ledger.record_of(cell_id).expect("just inserted");
+        let view = CellView::new(&record, None);
+        let seq = core.journal.submit(vec![Change::PutCell(record)]);
+        ledger.stamp(cell_id, seq);
+        return Ok(Outcome::Cell {
+            response: Box::new(CellResponse::decided(view, inv, &decision)),
+            created: true,
+            seq,
+        });
+    }
+    Err(Error::Contended {
+        attempts: MAX_ATTEMPTS,
+    }
+    .into())
+}
+
+/// A pending move turned superseded, as a change to record.
+pub(crate) fn supersede(m: Option<&mut MoveRecord>, now: i64) -> Option<Change> {
+    let m = m.filter(|m| m.status == MoveStatus::Proposed)?;
+    m.status = MoveStatus::Superseded;
+    m.updated_at = now;
+    Some(Change::PutMove(m.clone()))
+}
+
+fn replace(
+    core: &Core,
+    zone: &Arc<Zone>,
+    placer: &mut Placer<'_>,
+    cell_id: &str,
+    server: &str,
+) -> Result<Outcome, Retry> {
+    let inv = &zone.inventory;
+    for _ in 0..MAX_ATTEMPTS {
+        let (decision, version) = {
+            let ledger = core.ledger.blocking_read();
+            let cell = cell_on_zone(&ledger, zone, cell_id)?;
+            let s = inv
+                .server_index(server)
+                .ok_or_else(|| Error::UnknownServer {
+                    field: "server".into(),
+                    server: server.to_owned(),
+                })?;
+            let nodes = ledger.nodes(cell);
+            if !nodes.contains(&s) {
+                return Err(Error::NotANode {
+                    field: "server".into(),
+                    server: server.to_owned(),
+                    cell: cell_id.to_owned(),
+                }
+                .into());
+            }
+            let started = Instant::now();
+            let decision = placer.replace(&ledger.occ, &cell.clients, nodes, s, Some(cell.slot));
+            core.metrics.observe_solve("replace", started.elapsed());
+            (decision.map_err(engine_error)?, cell.version)
+        };
+        let mut ledger = core.ledger.blocking_write();
+        check_writable(&ledger, zone)?;
+        let Some(cell) = ledger.cell(cell_id) else {
+            return Err(Error::CellNotFound {
+                cell: cell_id.to_owned(),
+            }
+            .into());
+        };
+        if cell.version != version
+            || !ledger
+                .occ
+                .violations(inv, &decision.nodes, Some(cell.slot))
+                .is_empty()
+            || !placer.within_balance(&ledger.occ, &decision, ledger.nodes(cell))
+        {
+            core.metrics.solve_conflict();
+            continue;
+        }
+        let now = now_ms();
+        ledger.set_nodes(cell_id, &decision.nodes);
+        let mut cell = ledger.cell_mut(cell_id).expect("checked above");
+        cell.set_colour(colour(inv, &decision.nodes).as_deref());
+        cell.risk = decision.explanation.risk;
+        cell.single_failure_safe = decision.explanation.single_failure_safe;
+        cell.inventory_version = zone.version;
+        cell.version += 1;
+        cell.updated_at = now;
+        let superseded = supersede(cell.last_move.as_deref_mut(), now);
+        drop(cell);
+        let mut changes = vec![Change::PutCell(
+            ledger.record_of(cell_id).expect("checked above"),
+        )];
+        changes.extend(superseded);
+        let seq = core.journal.submit(changes);
+        ledger.stamp(cell_id, seq);
+        let view = CellView::of(&ledger, ledger.cell(cell_id).expect("checked above"));
+        return Ok(Outcome::Cell {
+            response: Box::new(CellResponse::decided(view, inv, &decision)),
+            created: false,
+            seq,
+        });
+    }
+    Err(Error::Contended {
+        attempts: MAX_ATTEMPTS,
+    }
+    .into())
+}
+
+fn set_clients(
+    core: &Core,
+    zone: &Arc<Zone>,
+    placer: &mut Placer<'_>,
+    cell_id: &str,
+    clients: &[String],
+) -> Result<Outcome, Retry> {
+    let inv = &zone.inventory;
+    for _ in 0..MAX_ATTEMPTS {
+        let (plan, client_idx, version) = {
+            let ledger = core.ledger.blocking_read();
+            let cell = cell_on_zone(&ledger, zone, cell_id)?;
+            let client_idx = resolve_clients(inv, clients, "clients")?;
+            if same_clients(inv, cell, clients) && cell.pending_move().is_some() {
+                // Nothing new: the waiting proposal stands (a PUT is idempotent).
+                return Ok(Outcome::Clients {
+                    response: Box::new(ClientsResponse {
+                        cell: CellView::of(&ledger, cell),
+                        current: None,
+                        proposed: cell.pending_move().map(MoveView::from),
+                        after: None,
+                        steps_remaining: None,
+                        target: None,
+                        monotone: None,
+                    }),
+                    seq: cell.seq,
+                });
+            }
+            let started = Instant::now();
+            let nodes = ledger.nodes(cell);
+            let plan = placer.plan_moves(&ledger.occ, &client_idx, nodes, Some(cell.slot));
+            core.metrics.observe_solve("move", started.elapsed());
+            (plan.map_err(engine_error)?, client_idx, cell.version)
+        };
+        let mut ledger = core.ledger.blocking_write();
+        check_writable(&ledger, zone)?;
+        let Some(mut cell) = ledger.cell_mut(cell_id) else {
+            return Err(Error::CellNotFound {
+                cell: cell_id.to_owned(),
+            }
+            .into());
+        };
+        if cell.version != version {
+            core.metrics.solve_conflict();
+            continue;
+        }
+        // A move is only proposed here; its capacity is checked again on commit.
+        let now = now_ms();
+        let clients_changed = !same_clients(inv, &cell, clients);
+        if clients_changed {
+            cell.clients = client_idx.into_boxed_slice();
+            cell.risk = plan.current.risk;
+            cell.single_failure_safe = plan.current.single_failure_safe;
+            cell.inventory_version = zone.version;
+            cell.version += 1;
+            cell.updated_at = now;
+        }
+        let mut moves = Vec::with_capacity(2);
+        moves.extend(supersede(cell.last_move.as_deref_mut(), now));
+        let after = plan.steps.first().map(|m| {
+            let record = MoveRecord {
+                cell_id: cell_id.to_owned(),
+                n: cell.last_move.as_ref().map_or(1, |l| l.n + 1),
+                out_server: inv.servers[m.out as usize].id.clone(),
+                into_server: inv.servers[m.into as usize].id.clone(),
+                status: MoveStatus::Proposed,
+                cell_version: cell.version,
+                risk_before: plan.current.risk,
+                risk_after: m.after.risk,
+                safe_after: m.after.single_failure_safe,
+                created_at: now,
+                updated_at: now,
+            };
+            moves.push(Change::PutMove(record.clone()));
+            cell.last_move = Some(Box::new(record));
+            ExplanationView::new(inv, &m.after)
+        });
+        let unchanged_seq = cell.seq;
+        drop(cell);
+        let mut changes = Vec::with_capacity(3);
+        if clients_changed {
+            changes.push(Change::PutCell(
+                ledger.record_of(cell_id).expect("checked above"),
+            ));
+        }
+        changes.extend(moves);
+        let seq = if changes.is_empty() {
+            unchanged_seq
+        } else {
+            let seq = core.journal.submit(changes);
+            ledger.stamp(cell_id, seq);
+            seq
+        };
+        let cell = ledger.cell(cell_id).expect("checked above");
+        let response = ClientsResponse {
+            cell: CellView::of(&ledger, cell),
+            current: Some(ExplanationView::new(inv, &plan.current)),
+            proposed: cell.pending_move().map(MoveView::from),
+            after,
+            steps_remaining: Some(plan.steps.len()),
+            target: Some(ExplanationView::new(inv, plan.target())),
+            monotone: Some(plan.monotone),
+        };
+        return Ok(Outcome::Clients {
+            response: Box::new(response),
+            seq,
+        });
+    }
+    Err(Error::Contended {
+        attempts: MAX_ATTEMPTS,
+    }
+    .into())
+}
+
+pub(crate) fn missing_error(missing: &Missing) -> Error {
+    let list: Vec<_> = missing
+        .iter()
+        .take(LIST_LIMIT)
+        .map(|(cell, server)| json!({"cell": cell, "server": server}))
+        .collect();
+    Error::InventoryConflict {
+        message: format!(
+            "{} cell node(s) or client(s) name servers the inventory does not have",
+            missing.len()
+        ),
+        details: json!({ "missing": list }),
+    }
+}

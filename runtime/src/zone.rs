@@ -1,0 +1,267 @@
+//! The availability zone the service places into: a validated inventory with its failure
+//! model, the version under which the ledger knows it, and where it came from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use topology::{FailureModel, Inventory, Problem};
+
+use crate::Error;
+
+/// Where an inventory comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The zone generated from `fixtures::ZoneParams::small(0)`: the same 2,304-server
+    /// shape as the `az-small` sample, deterministic, so nothing has to ship with the binary.
+    Bundled,
+    /// An export directory (CSV or Parquet per table) given on the command line or pointed to.
+    Dir(PathBuf),
+    /// An export uploaded over HTTP and kept under the data directory.
+    Upload(PathBuf),
+}
+
+impl Source {
+    pub const BUNDLED: &'static str = "bundled:small:0";
+
+    /// The form kept in the ledger.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Bundled => Source::BUNDLED.to_owned(),
+            Source::Dir(p) => format!("dir:{}", p.display()),
+            Source::Upload(p) => format!("upload:{}", p.display()),
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Source::Bundled => None,
+            Source::Dir(p) | Source::Upload(p) => Some(p),
+        }
+    }
+
+    /// The export's tables as read (for what-if edits, which work on tables).
+    pub fn raw(&self) -> Result<topology::raw::RawInventory, Error> {
+        Ok(match self {
+            Source::Bundled => {
+                let mut raw = fixtures::generate(&fixtures::ZoneParams::small(0));
+                raw.tables.remove("cells");
+                raw
+            }
+            Source::Dir(p) | Source::Upload(p) => topology::ingest::read_dir(p)?,
+        })
+    }
+
+    /// Back from the ledger's label; `None` for a label this build does not know.
+    pub fn parse(label: &str) -> Option<Source> {
+        if label == Source::BUNDLED {
+            Some(Source::Bundled)
+        } else if let Some(p) = label.strip_prefix("dir:") {
+            Some(Source::Dir(PathBuf::from(p)))
+        } else {
+            label
+                .strip_prefix("upload:")
+                .map(|p| Source::Upload(PathBuf::from(p)))
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Zone {
+    /// Inventory version in the ledger.
+    pub version: i64,
+    pub source: Source,
+    /// Unix milliseconds.
+    pub loaded_at: i64,
+    pub inventory: Inventory,
+    pub model: FailureModel,
+    pub warnings: Vec<Problem>,
+    /// Node capacity of active hosts (the denominator of utilisation).
+    pub active_capacity: u64,
+}
+
+impl Zone {
+    /// Every server's node capacity, for a store that checks commits itself.
+    pub fn capacities(&self) -> store::Change {
+        store::Change::Capacities(
+            self.inventory
+                .servers
+                .iter()
+                .map(|s| (s.id.clone(), s.capacity))
+                .collect(),
+        )
+    }
+
+    /// The ledger's record of this inventory version.
+    pub fn record(&self) -> store::InventoryRecord {
+        store::InventoryRecord {
+            version: self.version,
+            source: self.source.label(),
+            path: self.source.path().map(|p| p.display().to_string()),
+            loaded_at: self.loaded_at,
+        }
+    }
+}
+
+/// An inventory the service can serve hosts at least one cell of the default size: that
+/// many active servers with node capacity and one colour. One that cannot (no servers at
+/// all, every host failed or full of zero capacity) is invalid, so that it never
+/// replaces a working one.
+fn hostable(inv: &topology::Inventory) -> Result<(), topology::Error> {
+    let size = topology::workload::DEFAULT_CELL_SIZE;
+    let mut by_colour: std::collections::BTreeMap<Option<&str>, usize> = Default::default();
+    for s in &inv.servers {
+        if s.status == topology::model::ServerStatus::Active && s.capacity > 0 {
+            *by_colour.entry(s.color.as_deref()).or_default() += 1;
+        }
+    }
+    let hosts: usize = by_colour.values().sum();
+    let most = by_colour.values().copied().max().unwrap_or(0);
+    if most >= size {
+        return Ok(());
+    }
+    let message = format!(
+        "cannot host a single cell: {hosts} active server(s) with node capacity, at most \
+         {most} of one colour, and a cell needs {size} of one colour"
+    );
+    let problem = topology::Problem::column("servers", "status", message);
+    Err(topology::Error::Invalid(topology::Report {
+        errors: vec![problem],
+        warnings: Vec::new(),
+    }))
+}
+
+/// A validated inventory not yet given a version.
+#[derive(Debug)]
+pub struct Candidate {
+    pub source: Source,
+    pub inventory: Inventory,
+    pub model: FailureModel,
+    pub warnings: Vec<Problem>,
+}
+
+impl Candidate {
+    /// Reads and validates; CPU- and IO-heavy, so call it off the async runtime.
+    pub fn load(source: Source) -> Result<Candidate, Error> {
+        let loaded = match &source {
+            Source::Bundled => {
+                let raw = fixtures::generate(&fixtures::ZoneParams::small(0));
+                let (inventory, warnings) = Inventory::from_raw(&raw)?;
+                let model = FailureModel::new(&inventory);
+                crate::load::Loaded {
+                    inventory,
+                    model,
+                    warnings,
+                }
+            }
+            Source::Dir(p) | Source::Upload(p) => crate::load::inventory(p)?,
+        };
+        hostable(&loaded.inventory)?;
+        Ok(Candidate {
+            source,
+            inventory: loaded.inventory,
+            model: loaded.model,
+            warnings: loaded.warnings,
+        })
+    }
+
+    pub fn into_zone(self, version: i64, loaded_at: i64) -> Zone {
+        let active_capacity = self
+            .inventory
+            .servers
+            .iter()
+            .filter(|s| s.status == topology::model::ServerStatus::Active)
+            .map(|s| u64::from(s.capacity))
+            .sum();
+        Zone {
+            version,
+            source: self.source,
+            loaded_at,
+            inventory: self.inventory,
+            model: self.model,
+            warnings: self.warnings,
+            active_capacity,
+        }
+    }
+}
+
+/// Writes uploaded tables (name -> CSV text) into a fresh directory under `root`, so that
+/// an uploaded inventory loads through the same reader as any export and can be reloaded
+/// after a restart. Table names outside the contract are refused.
+pub fn write_upload(
+    root: &Path,
+    tables: &BTreeMap<String, String>,
+    stamp: i64,
+) -> Result<PathBuf, Error> {
+    for name in tables.keys() {
+        let known = topology::raw::TABLES.contains(&name.as_str());
+        if !known {
+            return Err(Error::InvalidField {
+                field: format!("tables.{name}"),
+                message: format!(
+                    "not a table of the export format (expected one of {})",
+                    topology::raw::TABLES.join(", ")
+                ),
+            });
+        }
+    }
+    let io = |context: String| move |source| Error::Io { context, source };
+    let mut dir = root.join(format!("upload-{stamp}"));
+    let mut k = 1;
+    while dir.exists() {
+        dir = root.join(format!("upload-{stamp}-{k}"));
+        k += 1;
+    }
+    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    for (name, text) in tables {
+        let path = dir.join(format!("{name}.csv"));
+        if let Err(e) = std::fs::write(&path, text) {
+            // Half an upload is no upload.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(io(format!("writing {}", path.display()))(e));
+        }
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_labels_round_trip() {
+        for s in [
+            Source::Bundled,
+            Source::Dir("/a/b".into()),
+            Source::Upload("/c".into()),
+        ] {
+            assert_eq!(Source::parse(&s.label()), Some(s));
+        }
+        assert_eq!(Source::parse("ftp:x"), None);
+    }
+
+    #[test]
+    fn bundled_zone_loads() {
+        let c = Candidate::load(Source::Bundled).unwrap();
+        assert_eq!(c.inventory.servers.len(), 2304);
+        let zone = c.into_zone(1, 0);
+        assert!(zone.active_capacity > 0);
+    }
+
+    #[test]
+    fn upload_refuses_unknown_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = BTreeMap::new();
+        t.insert(
+            "racks".to_owned(),
+            "rack_id,datacenter,room,row\n".to_owned(),
+        );
+        t.insert("bogus".to_owned(), String::new());
+        let err = write_upload(dir.path(), &t, 1).unwrap_err();
+        assert_eq!(err.field(), Some("tables.bogus"));
+        t.remove("bogus");
+        let a = write_upload(dir.path(), &t, 1).unwrap();
+        let b = write_upload(dir.path(), &t, 1).unwrap();
+        assert_ne!(a, b);
+        assert!(a.join("racks.csv").exists());
+    }
+}
