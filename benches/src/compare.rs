@@ -12,23 +12,32 @@ use topology::{FailureModel, Inventory, Placement};
 /// placing took.
 #[derive(Debug, Clone)]
 pub struct Method {
+    /// The method's name, as the table's column header.
     pub name: String,
+    /// The cells it placed.
     pub placements: Vec<Placement>,
     /// Cells asked for but left out of `placements`.
     pub unplaced: usize,
+    /// Wall-clock time of placing.
     pub elapsed: Duration,
 }
 
 /// The measured numbers of one method.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MethodSummary {
+    /// The method's name.
     pub name: String,
+    /// Cells it placed.
     pub cells_placed: usize,
+    /// Cells it could not place.
     pub cells_unplaced: usize,
     /// Exact cell risk in outages per year (the contract's minimal cut sets of one and
-    /// two elements) over the cells that are not down: mean, nearest-rank p99, max.
+    /// two elements) over the cells that are not down: the mean (and, below, the
+    /// nearest-rank p99 and the max).
     pub risk_mean: f64,
+    /// The nearest-rank 99th percentile of the risk.
     pub risk_p99: f64,
+    /// The highest risk.
     pub risk_max: f64,
     /// Cells out with nothing failed (risk 1, not in the distribution).
     pub down: usize,
@@ -49,10 +58,13 @@ pub struct MethodSummary {
     /// Cell pairs sharing at least a quorum of one of them.
     pub quorum_sharing_pairs: usize,
     /// Cells out when a room is partitioned (the blast radius of the risk group that cuts
-    /// it off, [`room_partitions`]): mean and max over the rooms that have one; `None`
-    /// when no room has one.
+    /// it off, [`room_partitions`]): the mean over the rooms that have one; `None` when
+    /// no room has one.
     pub room_partition_mean: Option<f64>,
+    /// The most cells out when one room is partitioned; `None` when no room has a
+    /// partitioning group.
     pub room_partition_max: Option<u32>,
+    /// Wall-clock time of placing.
     pub elapsed: Duration,
 }
 
@@ -70,6 +82,7 @@ impl MethodSummary {
 /// One row per method, in the order given; printed transposed (a column per method).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComparisonTable {
+    /// One summary per method, in the order given.
     pub methods: Vec<MethodSummary>,
 }
 

@@ -18,6 +18,7 @@ use topology::{CellSpec, Inventory, Placement};
 /// A zone's CRUSH map in crushtool's text syntax, with what its ids mean.
 #[derive(Debug, Clone)]
 pub struct CrushMap {
+    /// The map in crushtool's text syntax, ready for `crushtool -c`.
     pub text: String,
     /// Device id → server index.
     pub devices: Vec<u32>,

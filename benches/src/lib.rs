@@ -16,11 +16,15 @@ use topology::{FailureModel, Inventory, Placement};
 /// A generated zone, validated, with its failure model and its cell workload.
 #[derive(Debug)]
 pub struct Zone {
+    /// The validated inventory.
     pub inventory: Inventory,
+    /// Its failure model.
     pub model: FailureModel,
+    /// The generated workload: one spec per cell.
     pub cells: Vec<topology::CellSpec>,
 }
 
+/// Generates, validates and models the zone of `params`, with its cells.
 pub fn zone(params: &fixtures::ZoneParams) -> Zone {
     let raw = fixtures::generate(params);
     let (inventory, _) = Inventory::from_raw(&raw).expect("generated zones are valid");

@@ -20,33 +20,57 @@ use std::time::Duration;
 /// The one error type of the optimizer crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A cell the optimizer cannot take as given.
     #[error("cell '{cell}': {message}")]
-    InvalidCell { cell: String, message: String },
+    InvalidCell {
+        /// The cell's id.
+        cell: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A [`mip::BinaryProgram`] that no solver can take (lengths, indices, non-finite numbers).
     #[error("invalid 0/1 program: {message}")]
-    InvalidProgram { message: String },
+    InvalidProgram {
+        /// What is wrong with it.
+        message: String,
+    },
     /// A MIP backend failed (not an infeasible program: that is a solution status).
     #[error("{backend} solver: {message}")]
     Solver {
+        /// The backend's name (`highs`, `microlp`).
         backend: &'static str,
+        /// What it said.
         message: String,
     },
     /// The time limit ran out before the backend found any feasible point.
     #[error("{backend} solver: time limit of {time_limit:?} reached before any feasible solution")]
     SolverTimeLimit {
+        /// The backend's name (`highs`, `microlp`).
         backend: &'static str,
+        /// The limit that ran out.
         time_limit: Duration,
     },
     /// A request the placer cannot take: names the field.
     #[error("{field}: {message}")]
-    InvalidRequest { field: String, message: String },
+    InvalidRequest {
+        /// The request field at fault.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// No placement satisfies the hard rules: an expected outcome, with the reason and the
     /// rules that bound.
     #[error("no feasible placement: {reason}")]
     NoFeasiblePlacement {
+        /// What was searched and why nothing fits.
         reason: String,
+        /// The rules that left no choice.
         binding: Vec<place::Binding>,
     },
+    /// A MIP backend name that is neither `highs` nor `microlp`.
     #[error("unknown solver '{name}' (expected highs or microlp)")]
-    UnknownSolver { name: String },
+    UnknownSolver {
+        /// The name given.
+        name: String,
+    },
 }

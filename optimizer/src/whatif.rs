@@ -24,6 +24,7 @@ pub enum Standing {
 }
 
 impl Standing {
+    /// The standing's name in answers (`ok`, `degraded`, `out`).
     pub fn name(self) -> &'static str {
         match self {
             Standing::Ok => "ok",
@@ -68,14 +69,18 @@ pub fn scenario(inv: &Inventory, failed: &[ElementId], placements: &[Placement])
 /// The level of a load domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// A datacenter, by label.
     Datacenter,
+    /// A room, by label.
     Room,
+    /// A row, by label.
     Row,
     /// Every server a power device feeds, directly or through other devices.
     Power,
 }
 
 impl Level {
+    /// The level's name in answers (`datacenter`, `room`, `row`, `power`).
     pub fn name(self) -> &'static str {
         match self {
             Level::Datacenter => "datacenter",
@@ -90,7 +95,9 @@ impl Level {
 /// `load` too, so a domain's load is every node placed in it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainLoad {
+    /// The domain's level.
     pub level: Level,
+    /// Its label (datacenter, room, row) or the power device's id.
     pub domain: String,
     /// Active servers with capacity.
     pub hosts: u32,
@@ -254,8 +261,9 @@ pub struct Side {
 pub struct Options {
     /// Fleet reports of both sides (`None`: skip them, e.g. for a scenario alone).
     pub report: Option<ReportOptions>,
-    /// Element ids failing in the scenario, per side (`None`: no scenario on that side).
+    /// Element ids failing in the scenario before the change (`None`: no scenario there).
     pub fail_before: Option<Vec<ElementId>>,
+    /// Element ids failing in the scenario after the change (`None`: no scenario there).
     pub fail_after: Option<Vec<ElementId>>,
     /// Element pairs to rank after the change (0: none).
     pub pairs_top: usize,
@@ -265,9 +273,12 @@ pub struct Options {
     pub domains: bool,
 }
 
+/// The same cells before and after a change, side by side.
 #[derive(Debug, Clone)]
 pub struct WhatIf {
+    /// The inventory before the change.
     pub before: Side,
+    /// The inventory after the change.
     pub after: Side,
     /// Cells single-failure safe before and not after.
     pub newly_unsafe: Vec<usize>,

@@ -134,12 +134,8 @@ impl Error {
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
             Error::InvalidConfig { .. } => "invalid_config",
-            Error::StoreUnavailable { .. } | Error::Store(_) => {
-                "store_unavailable"
-            }
-            Error::Io { .. } | Error::Inventory(_) | Error::Internal(_) => {
-                "internal"
-            }
+            Error::StoreUnavailable { .. } | Error::Store(_) => "store_unavailable",
+            Error::Io { .. } | Error::Inventory(_) | Error::Internal(_) => "internal",
         }
     }
 

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use topology::raw::RawTable;
 use topology::Placement;
 
+use crate::clock::{Clock, SystemClock};
 use crate::engine::Violation;
+use crate::ledger::{colour, ids, missing_error};
 use crate::ledger::{Builder, CellState, Ledger};
-use crate::service::ops::{colour, ids, missing_error, now_ms};
-use store::{CellRecord, Change, InventoryRecord, Store};
 use crate::zone::{Candidate, Source};
 use crate::Error;
+use store::{CellRecord, Change, InventoryRecord, Store};
 
 /// Cells per transaction.
 pub const CHUNK: usize = 10_000;
@@ -156,7 +157,7 @@ pub(crate) fn records(
 ) -> Vec<CellRecord> {
     let risks = optimizer::report::cell_risks(&zone.model, accepted, 0);
     let inv = &zone.inventory;
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     accepted
         .iter()
         .zip(risks)
@@ -204,13 +205,13 @@ pub async fn import(
                 version,
                 source: label,
                 path: source.path().map(|p| p.display().to_string()),
-                loaded_at: now_ms(),
+                loaded_at: SystemClock.now_ms(),
             };
             (version, Some(rec))
         }
     };
     let zone = blocking(move || Candidate::load(source)).await??;
-    let zone = Arc::new(zone.into_zone(version, now_ms()));
+    let zone = Arc::new(zone.into_zone(version, SystemClock.now_ms()));
     // The cells already in the ledger, which the new ones must keep every rule with.
     let mut builder = Builder::new(zone.clone(), 0);
     store.load_cells(&mut |c, m| builder.add(c, m)).await?;

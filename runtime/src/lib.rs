@@ -3,22 +3,23 @@
 //!
 //! [`service`] is the runtime itself (place, replace, move, plans and their executor,
 //! re-evaluation on a new inventory, what-if, import, the fleet report) over an injected
-//! [`store::Store`]; [`solver`] the threads that run the placement engine ([`engine`]);
+//! [`store::Store`] and [`clock::Clock`], the placement engine ([`engine`]) on solver threads;
 //! [`ledger`] the in-memory state; [`zone`] the inventory versions; [`metrics`] the
 //! service's counters. Shared with the command-line tool: [`load`] (inventories and
 //! placement files from disk), [`view`] and [`dto`] (the answers, serde values and text),
 //! [`reports`] (typed Parquet tables), [`whatif`] and [`import`].
 
+pub mod clock;
 pub mod dto;
 pub mod engine;
 pub mod error;
 pub mod import;
 pub mod ledger;
+pub mod limits;
 pub mod load;
 pub mod metrics;
 pub mod reports;
 pub mod service;
-pub mod solver;
 pub mod view;
 pub mod whatif;
 pub mod zone;

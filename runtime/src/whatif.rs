@@ -185,7 +185,7 @@ pub fn summary(
     let ids = |cells: &[usize]| -> Vec<&str> {
         cells
             .iter()
-            .take(crate::service::ops::LIST_LIMIT)
+            .take(crate::limits::LIST_LIMIT)
             .map(|&c| placements[c].cell_id.as_str())
             .collect()
     };
@@ -264,7 +264,7 @@ pub fn summary(
     let changed: Vec<_> = domains
         .iter()
         .filter(|(_, [b, a])| b != a)
-        .take(crate::service::ops::LIST_LIMIT)
+        .take(crate::limits::LIST_LIMIT)
         .map(|((level, domain), [b, a])| {
             json!({"level": level, "domain": domain, "before": view(*b), "after": view(*a)})
         })

@@ -19,16 +19,16 @@ use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
 use crate::auth::Tokens;
+use crate::error::ErrorBody;
+use crate::ApiError;
 use runtime::dto::{
     CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse, ExecuteRequest, Health,
     InventoryRequest, InventoryView, PlaceRequest, PlanList, PlanRequest, PlanView, ReplaceRequest,
     ServerView, SwitchResponse, ValidationView, WhatIfRequest,
 };
 use runtime::dto::{ImportRequest, ImportResponse};
-use crate::error::ErrorBody;
 use runtime::service::{CellQuery, Service, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 use runtime::view::FleetReportView;
-use crate::ApiError;
 use runtime::Error;
 
 /// Default largest inventory upload, in MiB: a whole `az-large` export (26,612 servers,
@@ -116,7 +116,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(Error::InvalidField {
                 field: "body".into(),
                 message: "the body must be a JSON object".into(),
-            }.into());
+            }
+            .into());
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -410,7 +411,8 @@ async fn report(
         return Err(Error::InvalidField {
             field: "top".into(),
             message: format!("top {top} is over 1000"),
-        }.into());
+        }
+        .into());
     }
     Ok(axum::Json(
         state.service.report(q.risk.unwrap_or(true), top).await?,
@@ -528,7 +530,8 @@ async fn get_plan(
         return Err(Error::InvalidField {
             field: "limit".into(),
             message: format!("{limit}: at most {MAX_STEPS_PAGE} steps per page"),
-        }.into());
+        }
+        .into());
     }
     Ok(axum::Json(state.service.plan(&id, offset, limit)?))
 }

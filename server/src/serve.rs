@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use crate::auth::Tokens;
 use crate::conn;
-use runtime::engine::PlaceOptions;
 use crate::http::{app, AppState, Limits};
+use runtime::engine::PlaceOptions;
 use runtime::service::{Config, Service};
-use store::LedgerUrl;
 use runtime::zone::Source;
 use runtime::Error;
+use store::LedgerUrl;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {

@@ -8,6 +8,7 @@
 mod error;
 mod journal;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::future::Future;
@@ -463,18 +464,6 @@ pub async fn all_cells(store: &dyn Store) -> Result<Vec<CellWithMove>, Error> {
     let mut out = Vec::new();
     store.load_cells(&mut |c, m| out.push((c, m))).await?;
     Ok(out)
-}
-
-pub(crate) fn join_ids(ids: &[String]) -> String {
-    ids.join(";")
-}
-
-pub(crate) fn split_ids(s: &str) -> Vec<String> {
-    if s.is_empty() {
-        Vec::new()
-    } else {
-        s.split(';').map(str::to_owned).collect()
-    }
 }
 
 #[cfg(test)]

@@ -2,62 +2,70 @@
 //! any number of replicas. The database arbitrates: every commit takes a transaction-level
 //! advisory lock, is refused ([`Error::Stale`]) when another replica put nodes on one of
 //! its servers after the state it was checked against, and appends a row to `changes`,
-//! which the other replicas follow ([`Store::feed`]) to keep their state current.
+//! which the other replicas follow ([`Store::feed`]) to keep their state current. The SQL
+//! both backends share is [`crate::sql`]'s; here are PostgreSQL's dialect, the arbiter,
+//! the feed, the executor lease and the reads by id.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use sqlx::error::BoxDynError;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Postgres, Row, Transaction};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{ConnectOptions, Postgres, Row};
 
-use super::{
-    join_ids, split_ids, BoxFuture, CellRecord, CellSink, Change, Feed, InventoryRecord,
-    MoveRecord, MoveStatus, PlanRecord, PlanState, PlanStepRecord, RiskUpdate, Snapshot,
-    StepStatus, Store,
+use crate::sql::codec::{
+    cell_from, move_from, plan_from, split_ids, step_from, with_steps, CELL_COLUMNS, MOVE_COLUMNS,
+    PLAN_COLUMNS, STEP_COLUMNS,
 };
-use super::{CellWithMove, StoredPlan};
-use crate::Error;
+use crate::sql::{Dialect, Embedded, Sql, Statements};
+use crate::{
+    BoxFuture, CellRecord, CellSink, CellWithMove, Change, Error, Feed, MoveRecord, Snapshot,
+    Store, StoredPlan,
+};
 
-/// The migrations, compiled in.
-#[derive(Debug)]
-struct Embedded;
+/// PostgreSQL's migrations (version, name, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "ledger",
+        include_str!("../migrations/postgres/0001_ledger.sql"),
+    ),
+    (
+        2,
+        "changes",
+        include_str!("../migrations/postgres/0002_changes.sql"),
+    ),
+];
 
-impl MigrationSource<'static> for Embedded {
-    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
-        Box::pin(async {
-            let migration = |version, name, sql| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(name),
-                    MigrationType::Simple,
-                    Cow::Borrowed(sql),
-                    false,
-                )
-            };
-            Ok(vec![
-                migration(
-                    1,
-                    "ledger",
-                    include_str!("../migrations/postgres/0001_ledger.sql"),
-                ),
-                migration(
-                    2,
-                    "changes",
-                    include_str!("../migrations/postgres/0002_changes.sql"),
-                ),
-            ])
-        })
+impl Dialect for Postgres {
+    const PARAM: char = '$';
+    const TRUE: &'static str = "TRUE";
+    const FALSE: &'static str = "FALSE";
+    const ACTIVE: &'static str = "active";
+
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> = LazyLock::new(Statements::new::<Postgres>);
+        &STATEMENTS
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn set_capacities<'c>(
+        conn: &'c mut PgConnection,
+        capacities: &'c [(String, u32)],
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>> {
+        Box::pin(set_capacities(conn, capacities))
     }
 }
 
 /// The advisory lock key that orders commits (a fixed 64-bit number: "cellpla").
 const LEDGER_LOCK: i64 = 0x63_656c_6c70_6c61;
 
+/// A ledger in a PostgreSQL database, shared by any number of replicas.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -85,8 +93,10 @@ impl PgStore {
             .min_connections(1)
             .connect_with(options.clone())
             .await?;
-        let migrator = Migrator::new(Embedded).await?;
-        migrator.run(&pool).await?;
+        Migrator::new(Embedded(MIGRATIONS))
+            .await?
+            .run(&pool)
+            .await?;
         let mut id = [0u8; 6];
         getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
         let replica = format!(
@@ -103,239 +113,15 @@ impl PgStore {
     }
 }
 
-type CellQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
-
-/// Binds a cell's columns in the order of `cells` (cell_id, clients, size, colour, risk,
-/// single_failure_safe, inventory_version, version, created_at, updated_at, nodes).
-fn bind_cell<'q>(q: CellQuery<'q>, c: &'q CellRecord) -> CellQuery<'q> {
-    q.bind(&c.cell_id)
-        .bind(join_ids(&c.clients))
-        .bind(c.nodes.len() as i64)
-        .bind(&c.colour)
-        .bind(c.risk)
-        .bind(c.single_failure_safe)
-        .bind(c.inventory_version)
-        .bind(c.version)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .bind(join_ids(&c.nodes))
-}
-
-async fn put_cell(tx: &mut Transaction<'_, Postgres>, c: &CellRecord) -> Result<(), sqlx::Error> {
-    let q = sqlx::query(
-        "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
-                            inventory_version, version, created_at, updated_at, nodes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (cell_id) DO UPDATE SET
-            clients = excluded.clients, size = excluded.size, colour = excluded.colour,
-            nodes = excluded.nodes,
-            risk = excluded.risk, single_failure_safe = excluded.single_failure_safe,
-            inventory_version = excluded.inventory_version, version = excluded.version,
-            updated_at = excluded.updated_at",
-    );
-    bind_cell(q, c).execute(&mut **tx).await?;
-    sqlx::query("DELETE FROM cell_nodes WHERE cell_id = $1")
-        .bind(&c.cell_id)
-        .execute(&mut **tx)
-        .await?;
-    if !c.nodes.is_empty() {
-        // One statement for all nodes: each statement is a round trip to the SQLite thread.
-        let mut sql = String::from("INSERT INTO cell_nodes (cell_id, position, server_id) VALUES ");
-        for i in 0..c.nodes.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(sql, "($1, ${}, ${})", 2 * i + 2, 2 * i + 3);
-        }
-        let mut q = sqlx::query(&sql).bind(&c.cell_id);
-        for (i, node) in c.nodes.iter().enumerate() {
-            q = q.bind(i as i64).bind(node);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-async fn put_move(tx: &mut Transaction<'_, Postgres>, m: &MoveRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO moves (cell_id, n, out_server, into_server, status, cell_version,
-                            risk_before, risk_after, safe_after, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (cell_id, n) DO UPDATE SET
-            out_server = excluded.out_server, into_server = excluded.into_server,
-            status = excluded.status, cell_version = excluded.cell_version,
-            risk_before = excluded.risk_before, risk_after = excluded.risk_after,
-            safe_after = excluded.safe_after, updated_at = excluded.updated_at",
-    )
-    .bind(&m.cell_id)
-    .bind(m.n)
-    .bind(&m.out_server)
-    .bind(&m.into_server)
-    .bind(m.status.name())
-    .bind(m.cell_version)
-    .bind(m.risk_before)
-    .bind(m.risk_after)
-    .bind(m.safe_after)
-    .bind(m.created_at)
-    .bind(m.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-fn decode_error(column: &str, message: String) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.into(),
-        source: message.into(),
-    }
-}
-
-fn plan_from_row(row: &PgRow) -> Result<PlanRecord, sqlx::Error> {
-    let state: &str = row.try_get("state")?;
-    Ok(PlanRecord {
-        plan_id: row.try_get("plan_id")?,
-        state: PlanState::parse(state)
-            .ok_or_else(|| decode_error("state", format!("unknown plan state '{state}'")))?,
-        inventory_version: row.try_get("inventory_version")?,
-        request: row.try_get("request")?,
-        summary: row.try_get("summary")?,
-        rate: row.try_get("rate")?,
-        concurrency: row.try_get("concurrency")?,
-        note: row.try_get("note")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn step_from_row(row: &PgRow) -> Result<(String, PlanStepRecord), sqlx::Error> {
-    let status: &str = row.try_get("status")?;
-    let after = split_ids(row.try_get::<&str, _>("after_steps")?)
-        .iter()
-        .map(|s| {
-            s.parse::<i64>()
-                .map_err(|_| decode_error("after_steps", format!("not a step number: '{s}'")))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((
-        row.try_get("plan_id")?,
-        PlanStepRecord {
-            step: row.try_get("step")?,
-            cell_id: row.try_get("cell_id")?,
-            remove: row.try_get("remove")?,
-            add: row.try_get("add_server")?,
-            reason: row.try_get("reason")?,
-            risk_before: row.try_get("risk_before")?,
-            risk_after: row.try_get("risk_after")?,
-            safe_after: row.try_get("safe_after")?,
-            after,
-            status: StepStatus::parse(status)
-                .ok_or_else(|| decode_error("status", format!("unknown step status '{status}'")))?,
-            note: row.try_get("note")?,
-            updated_at: row.try_get("updated_at")?,
-        },
-    ))
-}
-
-async fn put_plan(tx: &mut Transaction<'_, Postgres>, p: &PlanRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO plans (plan_id, state, inventory_version, request, summary, rate,
-                            concurrency, note, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (plan_id) DO UPDATE SET
-            state = excluded.state, rate = excluded.rate, concurrency = excluded.concurrency,
-            note = excluded.note, updated_at = excluded.updated_at",
-    )
-    .bind(&p.plan_id)
-    .bind(p.state.name())
-    .bind(p.inventory_version)
-    .bind(&p.request)
-    .bind(&p.summary)
-    .bind(p.rate)
-    .bind(p.concurrency)
-    .bind(&p.note)
-    .bind(p.created_at)
-    .bind(p.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Cells per INSERT of a bulk import (10 parameters each, and 7 or so nodes of 3). Small:
-/// binding looks parameters up by a linear scan, so a statement costs the square of them.
-const CELLS_PER_INSERT: usize = 16;
-
-async fn insert_cells(
-    tx: &mut Transaction<'_, Postgres>,
-    cells: &[CellRecord],
-) -> Result<(), sqlx::Error> {
-    for chunk in cells.chunks(CELLS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
-             inventory_version, version, created_at, updated_at, nodes) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            let b = 11 * i + 1;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(
-                sql,
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10
-            );
-        }
-        let mut q = sqlx::query(&sql);
-        for c in chunk {
-            q = bind_cell(q, c);
-        }
-        q.execute(&mut **tx).await?;
-        let mut sql = String::from("INSERT INTO cell_nodes (cell_id, position, server_id) VALUES ");
-        let mut n = 0;
-        for c in chunk {
-            for _ in &c.nodes {
-                if n > 0 {
-                    sql.push_str(", ");
-                }
-                let _ = write!(sql, "(${}, ${}, ${})", 3 * n + 1, 3 * n + 2, 3 * n + 3);
-                n += 1;
-            }
-        }
-        if n > 0 {
-            let mut q = sqlx::query(&sql);
-            for c in chunk {
-                for (i, node) in c.nodes.iter().enumerate() {
-                    q = q.bind(&c.cell_id).bind(i as i64).bind(node);
-                }
-            }
-            q.execute(&mut **tx).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Rows per UPDATE of risks (6 parameters each, under the ~500 that keep sqlx's binding
-/// fast).
-const RISKS_PER_UPDATE: usize = 80;
-
 /// Capacities per INSERT (2 parameters each).
 const CAPACITIES_PER_INSERT: usize = 1000;
 
 async fn set_capacities(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     capacities: &[(String, u32)],
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM server_capacity")
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     for chunk in capacities.chunks(CAPACITIES_PER_INSERT) {
         let (ids, caps): (Vec<&str>, Vec<i64>) = chunk
@@ -348,145 +134,8 @@ async fn set_capacities(
         )
         .bind(&ids)
         .bind(&caps)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
-    }
-    Ok(())
-}
-
-async fn set_risks(
-    tx: &mut Transaction<'_, Postgres>,
-    updates: &[RiskUpdate],
-) -> Result<(), sqlx::Error> {
-    for chunk in updates.chunks(RISKS_PER_UPDATE) {
-        let mut sql =
-            String::from("WITH v (cell_id, risk, safe, inv, version, updated) AS (VALUES ");
-        for i in 0..chunk.len() {
-            let b = 6 * i + 1;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(
-                sql,
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            );
-        }
-        sql.push_str(
-            ") UPDATE cells SET risk = v.risk, single_failure_safe = v.safe,
-             inventory_version = v.inv, version = v.version, updated_at = v.updated
-             FROM v WHERE cells.cell_id = v.cell_id",
-        );
-        let mut q = sqlx::query(&sql);
-        for u in chunk {
-            q = q
-                .bind(&u.cell_id)
-                .bind(u.risk)
-                .bind(u.single_failure_safe)
-                .bind(u.inventory_version)
-                .bind(u.version)
-                .bind(u.updated_at);
-        }
-        let done = q.execute(&mut **tx).await?;
-        if done.rows_affected() != chunk.len() as u64 {
-            // Every cell must exist: the whole batch fails otherwise.
-            return Err(sqlx::Error::RowNotFound);
-        }
-    }
-    Ok(())
-}
-
-/// Rows per INSERT of plan steps (13 parameters each, under SQLite's 32,766).
-const STEPS_PER_INSERT: usize = 50;
-
-async fn add_plan_steps(
-    tx: &mut Transaction<'_, Postgres>,
-    plan_id: &str,
-    steps: &[PlanStepRecord],
-) -> Result<(), sqlx::Error> {
-    for chunk in steps.chunks(STEPS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO plan_steps (plan_id, step, cell_id, remove, add_server, reason,
-             risk_before, risk_after, safe_after, after_steps, status, note, updated_at) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let b = 12 * i + 2;
-            let _ = write!(
-                sql,
-                "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10,
-                b + 11
-            );
-        }
-        let mut q = sqlx::query(&sql).bind(plan_id);
-        for st in chunk {
-            q = q
-                .bind(st.step)
-                .bind(&st.cell_id)
-                .bind(&st.remove)
-                .bind(&st.add)
-                .bind(&st.reason)
-                .bind(st.risk_before)
-                .bind(st.risk_after)
-                .bind(st.safe_after)
-                .bind(join_steps(&st.after))
-                .bind(st.status.name())
-                .bind(&st.note)
-                .bind(st.updated_at);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-fn join_steps(steps: &[i64]) -> String {
-    steps
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
-async fn put_plan_step(
-    tx: &mut Transaction<'_, Postgres>,
-    plan_id: &str,
-    st: &PlanStepRecord,
-) -> Result<(), sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE plan_steps SET add_server = $3, risk_after = $4, safe_after = $5, status = $6,
-                note = $7, updated_at = $8
-         WHERE plan_id = $1 AND step = $2",
-    )
-    .bind(plan_id)
-    .bind(st.step)
-    .bind(&st.add)
-    .bind(st.risk_after)
-    .bind(st.safe_after)
-    .bind(st.status.name())
-    .bind(&st.note)
-    .bind(st.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Err(sqlx::Error::RowNotFound);
     }
     Ok(())
 }
@@ -593,7 +242,7 @@ async fn apply(
             return Err(Error::Stale);
         }
     }
-    apply_in(&mut tx, changes).await?;
+    Sql::<Postgres>::apply(&mut tx, changes).await?;
     if base.is_some() {
         let (placed, added) = additions(changes, &before);
         let over: bool = sqlx::query_scalar(
@@ -668,131 +317,6 @@ fn additions(changes: &[Change], before: &HashMap<String, String>) -> (Vec<Strin
     (placed, added.into_iter().collect())
 }
 
-async fn apply_in(
-    tx: &mut Transaction<'_, Postgres>,
-    changes: &[Change],
-) -> Result<(), sqlx::Error> {
-    for change in changes {
-        match change {
-            Change::PutCell(c) => put_cell(tx, c).await?,
-            Change::DeleteCell(id) => {
-                // Nodes and moves go with it (ON DELETE CASCADE).
-                sqlx::query("DELETE FROM cells WHERE cell_id = $1")
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            Change::PutMove(m) => put_move(tx, m).await?,
-            Change::ActivateInventory(inv) => {
-                sqlx::query("UPDATE inventory_versions SET active = FALSE WHERE active")
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO inventory_versions (version, source, path, loaded_at, active)
-                     VALUES ($1, $2, $3, $4, TRUE)
-                     ON CONFLICT (version) DO UPDATE SET active = TRUE",
-                )
-                .bind(inv.version)
-                .bind(&inv.source)
-                .bind(&inv.path)
-                .bind(inv.loaded_at)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Change::PutPlan(p) => put_plan(tx, p).await?,
-            Change::AddPlanSteps { plan_id, steps } => add_plan_steps(tx, plan_id, steps).await?,
-            Change::PutPlanStep { plan_id, step } => put_plan_step(tx, plan_id, step).await?,
-            Change::InsertCells(cells) => insert_cells(tx, cells).await?,
-            Change::SetRisks(updates) => set_risks(tx, updates).await?,
-            Change::Capacities(capacities) => set_capacities(tx, capacities).await?,
-        }
-    }
-    Ok(())
-}
-
-async fn load(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
-    // One read transaction: a consistent view even if a writer were running.
-    let mut tx = pool.begin().await?;
-    let active_inventory =
-        sqlx::query("SELECT version, source, path, loaded_at FROM inventory_versions WHERE active")
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| -> Result<InventoryRecord, sqlx::Error> {
-                Ok(InventoryRecord {
-                    version: row.try_get("version")?,
-                    source: row.try_get("source")?,
-                    path: row.try_get("path")?,
-                    loaded_at: row.try_get("loaded_at")?,
-                })
-            })
-            .transpose()?;
-    let max_inventory_version: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM inventory_versions")
-            .fetch_one(&mut *tx)
-            .await?;
-    let mut plans: Vec<(PlanRecord, Vec<PlanStepRecord>)> =
-        sqlx::query("SELECT * FROM plans ORDER BY plan_id")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| Ok((plan_from_row(row)?, Vec::new())))
-            .collect::<Result<_, sqlx::Error>>()?;
-    let at: HashMap<String, usize> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.0.plan_id.clone(), i))
-        .collect();
-    for row in sqlx::query("SELECT * FROM plan_steps ORDER BY plan_id, step")
-        .fetch_all(&mut *tx)
-        .await?
-    {
-        let (plan_id, step) = step_from_row(&row)?;
-        // The foreign key guarantees the plan exists.
-        if let Some(&i) = at.get(&plan_id) {
-            plans[i].1.push(step);
-        }
-    }
-    tx.commit().await?;
-    Ok(Snapshot {
-        active_inventory,
-        max_inventory_version,
-        plans,
-    })
-}
-
-fn move_from_row(row: &PgRow) -> Result<MoveRecord, sqlx::Error> {
-    let status: &str = row.try_get("status")?;
-    Ok(MoveRecord {
-        cell_id: row.try_get("cell_id")?,
-        n: row.try_get("n")?,
-        out_server: row.try_get("out_server")?,
-        into_server: row.try_get("into_server")?,
-        status: MoveStatus::parse(status)
-            .ok_or_else(|| decode_error("status", format!("unknown move status '{status}'")))?,
-        cell_version: row.try_get("cell_version")?,
-        risk_before: row.try_get("risk_before")?,
-        risk_after: row.try_get("risk_after")?,
-        safe_after: row.try_get("safe_after")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn cell_from_row(row: &PgRow) -> Result<CellRecord, sqlx::Error> {
-    Ok(CellRecord {
-        cell_id: row.try_get("cell_id")?,
-        clients: split_ids(row.try_get::<&str, _>("clients")?),
-        nodes: split_ids(row.try_get::<&str, _>("nodes")?),
-        colour: row.try_get("colour")?,
-        risk: row.try_get("risk")?,
-        single_failure_safe: row.try_get("single_failure_safe")?,
-        inventory_version: row.try_get("inventory_version")?,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
 /// The current records of some cells with their latest moves (deleted ones are absent).
 async fn cells_by_id(pool: &PgPool, ids: &[String]) -> Result<Vec<CellWithMove>, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -800,28 +324,26 @@ async fn cells_by_id(pool: &PgPool, ids: &[String]) -> Result<Vec<CellWithMove>,
         .execute(&mut *tx)
         .await?;
     let mut moves: HashMap<String, MoveRecord> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT DISTINCT ON (cell_id) * FROM moves WHERE cell_id = ANY($1)
-         ORDER BY cell_id, n DESC",
-    )
+    for row in sqlx::query(&format!(
+        "SELECT DISTINCT ON (cell_id) {MOVE_COLUMNS} FROM moves WHERE cell_id = ANY($1)
+         ORDER BY cell_id, n DESC"
+    ))
     .bind(ids)
     .fetch_all(&mut *tx)
     .await?
     {
-        let m = move_from_row(&row)?;
+        let m = move_from(&row)?;
         moves.insert(m.cell_id.clone(), m);
     }
     let mut out = Vec::new();
-    for row in sqlx::query(
-        "SELECT cell_id, clients, nodes, colour, risk, single_failure_safe,
-                inventory_version, version, created_at, updated_at
-         FROM cells WHERE cell_id = ANY($1) ORDER BY cell_id",
-    )
+    for row in sqlx::query(&format!(
+        "SELECT {CELL_COLUMNS} FROM cells WHERE cell_id = ANY($1) ORDER BY cell_id"
+    ))
     .bind(ids)
     .fetch_all(&mut *tx)
     .await?
     {
-        let cell = cell_from_row(&row)?;
+        let cell = cell_from(&row)?;
         let m = moves.remove(&cell.cell_id);
         out.push((cell, m));
     }
@@ -837,25 +359,22 @@ async fn load_cells(pool: &PgPool, sink: CellSink<'_>) -> Result<usize, sqlx::Er
         .await?;
     let mut last_moves: HashMap<String, MoveRecord> = HashMap::new();
     {
-        let rows =
-            sqlx::query("SELECT DISTINCT ON (cell_id) * FROM moves ORDER BY cell_id, n DESC")
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT ON (cell_id) {MOVE_COLUMNS} FROM moves ORDER BY cell_id, n DESC"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
         for row in &rows {
-            let m = move_from_row(row)?;
+            let m = move_from(row)?;
             last_moves.insert(m.cell_id.clone(), m);
         }
     }
     let mut count = 0;
     {
-        let mut rows = sqlx::query(
-            "SELECT cell_id, clients, nodes, colour, risk, single_failure_safe,
-                    inventory_version, version, created_at, updated_at
-             FROM cells ORDER BY cell_id",
-        )
-        .fetch(&mut *tx);
+        let sql = format!("SELECT {CELL_COLUMNS} FROM cells ORDER BY cell_id");
+        let mut rows = sqlx::query(&sql).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            let cell = cell_from_row(&row)?;
+            let cell = cell_from(&row)?;
             let m = last_moves.remove(&cell.cell_id);
             sink(cell, m);
             count += 1;
@@ -867,7 +386,7 @@ async fn load_cells(pool: &PgPool, sink: CellSink<'_>) -> Result<usize, sqlx::Er
 
 impl Store for PgStore {
     fn load(&self) -> BoxFuture<'_, Result<Snapshot, Error>> {
-        Box::pin(async move { Ok(load(&self.pool).await?) })
+        Box::pin(async move { Ok(Sql::load(&self.pool).await?) })
     }
 
     fn load_cells<'a>(&'a self, sink: CellSink<'a>) -> BoxFuture<'a, Result<usize, Error>> {
@@ -965,27 +484,26 @@ impl Store for PgStore {
 
     fn plans<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<StoredPlan>, Error>> {
         Box::pin(async move {
-            let mut out: Vec<StoredPlan> =
-                sqlx::query("SELECT * FROM plans WHERE plan_id = ANY($1) ORDER BY plan_id")
-                    .bind(ids)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|row| Ok((plan_from_row(row)?, Vec::new())))
-                    .collect::<Result<_, sqlx::Error>>()?;
-            for row in sqlx::query(
-                "SELECT * FROM plan_steps WHERE plan_id = ANY($1) ORDER BY plan_id, step",
-            )
+            let plans = sqlx::query(&format!(
+                "SELECT {PLAN_COLUMNS} FROM plans WHERE plan_id = ANY($1) ORDER BY plan_id"
+            ))
             .bind(ids)
             .fetch_all(&self.pool)
             .await?
-            {
-                let (plan_id, step) = step_from_row(&row)?;
-                if let Some(p) = out.iter_mut().find(|p| p.0.plan_id == plan_id) {
-                    p.1.push(step);
-                }
-            }
-            Ok(out)
+            .iter()
+            .map(plan_from)
+            .collect::<Result<Vec<_>, _>>()?;
+            let steps = sqlx::query(&format!(
+                "SELECT {STEP_COLUMNS} FROM plan_steps WHERE plan_id = ANY($1)
+                 ORDER BY plan_id, step"
+            ))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(step_from)
+            .collect::<Result<Vec<_>, _>>()?;
+            Ok(with_steps(plans, steps))
         })
     }
 
@@ -994,24 +512,11 @@ impl Store for PgStore {
     }
 
     fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, Error>> {
-        Box::pin(async move {
-            let rows = sqlx::query("SELECT server_id, load FROM server_loads ORDER BY server_id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let load: i64 = r.try_get("load")?;
-                    Ok((r.try_get("server_id")?, load as u32))
-                })
-                .collect()
-        })
+        Box::pin(async move { Ok(Sql::server_loads(&self.pool).await?) })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(async move {
-            sqlx::query("SELECT 1").execute(&self.pool).await?;
-            Ok(())
-        })
+        Box::pin(async move { Ok(Sql::ping(&self.pool).await?) })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

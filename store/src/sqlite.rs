@@ -1,68 +1,68 @@
 //! The SQLite ledger (sqlx): WAL, `synchronous=FULL` so that a commit is on disk before
-//! the reply, foreign keys on, migrations embedded in the binary.
+//! the reply, foreign keys on, migrations embedded in the binary. The SQL itself is
+//! [`crate::sql`]'s; here are SQLite's dialect, the lock that keeps a ledger to one process,
+//! and the bulk read of the cells on start (rusqlite, in place).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::fs::File;
 use std::io::{Read, Write as _};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use sqlx::error::BoxDynError;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Sqlite;
 
-use super::{
-    join_ids, split_ids, BoxFuture, CellRecord, CellSink, Change, InventoryRecord, MoveRecord,
-    MoveStatus, PlanRecord, PlanState, PlanStepRecord, RiskUpdate, Snapshot, StepStatus, Store,
-};
-use crate::Error;
+use crate::sql::codec::{cell_from, move_from, Columns, CELL_COLUMNS, MOVE_COLUMNS};
+use crate::sql::{Dialect, Embedded, Sql, Statements};
+use crate::{BoxFuture, CellRecord, CellSink, Change, Error, MoveRecord, Snapshot, Store};
 
-/// The migrations, compiled in: a binary never depends on files next to it.
-#[derive(Debug)]
-struct Embedded;
+/// SQLite's migrations (version, name, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "ledger", include_str!("../migrations/0001_ledger.sql")),
+    (
+        2,
+        "risk_per_year",
+        include_str!("../migrations/0002_risk_per_year.sql"),
+    ),
+    (3, "plans", include_str!("../migrations/0003_plans.sql")),
+    (
+        4,
+        "cell_nodes_inline",
+        include_str!("../migrations/0004_cell_nodes_inline.sql"),
+    ),
+];
 
-impl MigrationSource<'static> for Embedded {
-    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
-        Box::pin(async {
-            let migration = |version, name, sql| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(name),
-                    MigrationType::Simple,
-                    Cow::Borrowed(sql),
-                    false,
-                )
-            };
-            Ok(vec![
-                migration(
-                    1,
-                    "ledger",
-                    include_str!("../migrations/0001_ledger.sql"),
-                ),
-                migration(
-                    2,
-                    "risk_per_year",
-                    include_str!("../migrations/0002_risk_per_year.sql"),
-                ),
-                migration(3, "plans", include_str!("../migrations/0003_plans.sql")),
-                migration(
-                    4,
-                    "cell_nodes_inline",
-                    include_str!("../migrations/0004_cell_nodes_inline.sql"),
-                ),
-            ])
-        })
+impl Dialect for Sqlite {
+    const PARAM: char = '?';
+    const TRUE: &'static str = "1";
+    const FALSE: &'static str = "0";
+    const ACTIVE: &'static str = "active = 1";
+
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> = LazyLock::new(Statements::new::<Sqlite>);
+        &STATEMENTS
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn set_capacities<'c>(
+        _: &'c mut SqliteConnection,
+        _: &'c [(String, u32)],
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>> {
+        // One process serves a SQLite ledger: its own check is the whole check.
+        Box::pin(async { Ok(()) })
     }
 }
 
+/// A ledger in one SQLite file, served by one process at a time.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -147,8 +147,10 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(options)
             .await?;
-        let migrator = Migrator::new(Embedded).await?;
-        migrator.run(&pool).await?;
+        Migrator::new(Embedded(MIGRATIONS))
+            .await?
+            .run(&pool)
+            .await?;
         Ok(SqliteStore {
             pool,
             path: path.to_path_buf(),
@@ -157,459 +159,43 @@ impl SqliteStore {
     }
 }
 
-type CellQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+/// A rusqlite row, read by position in place.
+struct InPlace<'a, 'stmt>(&'a rusqlite::Row<'stmt>);
 
-/// Binds a cell's columns in the order of `cells` (cell_id, clients, size, colour, risk,
-/// single_failure_safe, inventory_version, version, created_at, updated_at, nodes).
-fn bind_cell<'q>(q: CellQuery<'q>, c: &'q CellRecord) -> CellQuery<'q> {
-    q.bind(&c.cell_id)
-        .bind(join_ids(&c.clients))
-        .bind(c.nodes.len() as i64)
-        .bind(&c.colour)
-        .bind(c.risk)
-        .bind(c.single_failure_safe)
-        .bind(c.inventory_version)
-        .bind(c.version)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .bind(join_ids(&c.nodes))
-}
+impl Columns for InPlace<'_, '_> {
+    type Error = rusqlite::Error;
 
-async fn put_cell(tx: &mut Transaction<'_, Sqlite>, c: &CellRecord) -> Result<(), sqlx::Error> {
-    let q = sqlx::query(
-        "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
-                            inventory_version, version, created_at, updated_at, nodes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (cell_id) DO UPDATE SET
-            clients = excluded.clients, size = excluded.size, colour = excluded.colour,
-            nodes = excluded.nodes,
-            risk = excluded.risk, single_failure_safe = excluded.single_failure_safe,
-            inventory_version = excluded.inventory_version, version = excluded.version,
-            updated_at = excluded.updated_at",
-    );
-    bind_cell(q, c).execute(&mut **tx).await?;
-    sqlx::query("DELETE FROM cell_nodes WHERE cell_id = ?1")
-        .bind(&c.cell_id)
-        .execute(&mut **tx)
-        .await?;
-    if !c.nodes.is_empty() {
-        // One statement for all nodes: each statement is a round trip to the SQLite thread.
-        let mut sql = String::from("INSERT INTO cell_nodes (cell_id, position, server_id) VALUES ");
-        for i in 0..c.nodes.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(sql, "(?1, ?{}, ?{})", 2 * i + 2, 2 * i + 3);
-        }
-        let mut q = sqlx::query(&sql).bind(&c.cell_id);
-        for (i, node) in c.nodes.iter().enumerate() {
-            q = q.bind(i as i64).bind(node);
-        }
-        q.execute(&mut **tx).await?;
+    fn text(&self, i: usize) -> Result<&str, rusqlite::Error> {
+        self.0.get_ref(i)?.as_str().map_err(rusqlite::Error::from)
     }
-    Ok(())
-}
 
-async fn put_move(tx: &mut Transaction<'_, Sqlite>, m: &MoveRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO moves (cell_id, n, out_server, into_server, status, cell_version,
-                            risk_before, risk_after, safe_after, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (cell_id, n) DO UPDATE SET
-            out_server = excluded.out_server, into_server = excluded.into_server,
-            status = excluded.status, cell_version = excluded.cell_version,
-            risk_before = excluded.risk_before, risk_after = excluded.risk_after,
-            safe_after = excluded.safe_after, updated_at = excluded.updated_at",
-    )
-    .bind(&m.cell_id)
-    .bind(m.n)
-    .bind(&m.out_server)
-    .bind(&m.into_server)
-    .bind(m.status.name())
-    .bind(m.cell_version)
-    .bind(m.risk_before)
-    .bind(m.risk_after)
-    .bind(m.safe_after)
-    .bind(m.created_at)
-    .bind(m.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-fn decode_error(column: &str, message: String) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.into(),
-        source: message.into(),
+    fn opt_text(&self, i: usize) -> Result<Option<String>, rusqlite::Error> {
+        self.0.get(i)
     }
-}
 
-fn plan_from_row(row: &SqliteRow) -> Result<PlanRecord, sqlx::Error> {
-    let state: &str = row.try_get("state")?;
-    Ok(PlanRecord {
-        plan_id: row.try_get("plan_id")?,
-        state: PlanState::parse(state)
-            .ok_or_else(|| decode_error("state", format!("unknown plan state '{state}'")))?,
-        inventory_version: row.try_get("inventory_version")?,
-        request: row.try_get("request")?,
-        summary: row.try_get("summary")?,
-        rate: row.try_get("rate")?,
-        concurrency: row.try_get("concurrency")?,
-        note: row.try_get("note")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn step_from_row(row: &SqliteRow) -> Result<(String, PlanStepRecord), sqlx::Error> {
-    let status: &str = row.try_get("status")?;
-    let after = split_ids(row.try_get::<&str, _>("after_steps")?)
-        .iter()
-        .map(|s| {
-            s.parse::<i64>()
-                .map_err(|_| decode_error("after_steps", format!("not a step number: '{s}'")))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((
-        row.try_get("plan_id")?,
-        PlanStepRecord {
-            step: row.try_get("step")?,
-            cell_id: row.try_get("cell_id")?,
-            remove: row.try_get("remove")?,
-            add: row.try_get("add_server")?,
-            reason: row.try_get("reason")?,
-            risk_before: row.try_get("risk_before")?,
-            risk_after: row.try_get("risk_after")?,
-            safe_after: row.try_get("safe_after")?,
-            after,
-            status: StepStatus::parse(status)
-                .ok_or_else(|| decode_error("status", format!("unknown step status '{status}'")))?,
-            note: row.try_get("note")?,
-            updated_at: row.try_get("updated_at")?,
-        },
-    ))
-}
-
-async fn put_plan(tx: &mut Transaction<'_, Sqlite>, p: &PlanRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO plans (plan_id, state, inventory_version, request, summary, rate,
-                            concurrency, note, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (plan_id) DO UPDATE SET
-            state = excluded.state, rate = excluded.rate, concurrency = excluded.concurrency,
-            note = excluded.note, updated_at = excluded.updated_at",
-    )
-    .bind(&p.plan_id)
-    .bind(p.state.name())
-    .bind(p.inventory_version)
-    .bind(&p.request)
-    .bind(&p.summary)
-    .bind(p.rate)
-    .bind(p.concurrency)
-    .bind(&p.note)
-    .bind(p.created_at)
-    .bind(p.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Cells per INSERT of a bulk import (10 parameters each, and 7 or so nodes of 3). Small:
-/// binding looks parameters up by a linear scan, so a statement costs the square of them.
-const CELLS_PER_INSERT: usize = 16;
-
-async fn insert_cells(
-    tx: &mut Transaction<'_, Sqlite>,
-    cells: &[CellRecord],
-) -> Result<(), sqlx::Error> {
-    for chunk in cells.chunks(CELLS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO cells (cell_id, clients, size, colour, risk, single_failure_safe,
-             inventory_version, version, created_at, updated_at, nodes) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            let b = 11 * i + 1;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(
-                sql,
-                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10
-            );
-        }
-        let mut q = sqlx::query(&sql);
-        for c in chunk {
-            q = bind_cell(q, c);
-        }
-        q.execute(&mut **tx).await?;
-        let mut sql = String::from("INSERT INTO cell_nodes (cell_id, position, server_id) VALUES ");
-        let mut n = 0;
-        for c in chunk {
-            for _ in &c.nodes {
-                if n > 0 {
-                    sql.push_str(", ");
-                }
-                let _ = write!(sql, "(?{}, ?{}, ?{})", 3 * n + 1, 3 * n + 2, 3 * n + 3);
-                n += 1;
-            }
-        }
-        if n > 0 {
-            let mut q = sqlx::query(&sql);
-            for c in chunk {
-                for (i, node) in c.nodes.iter().enumerate() {
-                    q = q.bind(&c.cell_id).bind(i as i64).bind(node);
-                }
-            }
-            q.execute(&mut **tx).await?;
-        }
+    fn int(&self, i: usize) -> Result<i64, rusqlite::Error> {
+        self.0.get(i)
     }
-    Ok(())
-}
 
-/// Rows per UPDATE of risks (6 parameters each, under the ~500 that keep sqlx's binding
-/// fast).
-const RISKS_PER_UPDATE: usize = 80;
-
-async fn set_risks(
-    tx: &mut Transaction<'_, Sqlite>,
-    updates: &[RiskUpdate],
-) -> Result<(), sqlx::Error> {
-    for chunk in updates.chunks(RISKS_PER_UPDATE) {
-        let mut sql =
-            String::from("WITH v (cell_id, risk, safe, inv, version, updated) AS (VALUES ");
-        for i in 0..chunk.len() {
-            let b = 6 * i + 1;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(
-                sql,
-                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            );
-        }
-        sql.push_str(
-            ") UPDATE cells SET risk = v.risk, single_failure_safe = v.safe,
-             inventory_version = v.inv, version = v.version, updated_at = v.updated
-             FROM v WHERE cells.cell_id = v.cell_id",
-        );
-        let mut q = sqlx::query(&sql);
-        for u in chunk {
-            q = q
-                .bind(&u.cell_id)
-                .bind(u.risk)
-                .bind(u.single_failure_safe)
-                .bind(u.inventory_version)
-                .bind(u.version)
-                .bind(u.updated_at);
-        }
-        let done = q.execute(&mut **tx).await?;
-        if done.rows_affected() != chunk.len() as u64 {
-            // Every cell must exist: the whole batch fails otherwise.
-            return Err(sqlx::Error::RowNotFound);
-        }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, rusqlite::Error> {
+        self.0.get(i)
     }
-    Ok(())
-}
 
-/// Rows per INSERT of plan steps (13 parameters each, under SQLite's 32,766).
-const STEPS_PER_INSERT: usize = 50;
-
-async fn add_plan_steps(
-    tx: &mut Transaction<'_, Sqlite>,
-    plan_id: &str,
-    steps: &[PlanStepRecord],
-) -> Result<(), sqlx::Error> {
-    for chunk in steps.chunks(STEPS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO plan_steps (plan_id, step, cell_id, remove, add_server, reason,
-             risk_before, risk_after, safe_after, after_steps, status, note, updated_at) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let b = 12 * i + 2;
-            let _ = write!(
-                sql,
-                "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10,
-                b + 11
-            );
-        }
-        let mut q = sqlx::query(&sql).bind(plan_id);
-        for st in chunk {
-            q = q
-                .bind(st.step)
-                .bind(&st.cell_id)
-                .bind(&st.remove)
-                .bind(&st.add)
-                .bind(&st.reason)
-                .bind(st.risk_before)
-                .bind(st.risk_after)
-                .bind(st.safe_after)
-                .bind(join_steps(&st.after))
-                .bind(st.status.name())
-                .bind(&st.note)
-                .bind(st.updated_at);
-        }
-        q.execute(&mut **tx).await?;
+    fn real(&self, i: usize) -> Result<f64, rusqlite::Error> {
+        self.0.get(i)
     }
-    Ok(())
-}
 
-fn join_steps(steps: &[i64]) -> String {
-    steps
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
-async fn put_plan_step(
-    tx: &mut Transaction<'_, Sqlite>,
-    plan_id: &str,
-    st: &PlanStepRecord,
-) -> Result<(), sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE plan_steps SET add_server = ?3, risk_after = ?4, safe_after = ?5, status = ?6,
-                note = ?7, updated_at = ?8
-         WHERE plan_id = ?1 AND step = ?2",
-    )
-    .bind(plan_id)
-    .bind(st.step)
-    .bind(&st.add)
-    .bind(st.risk_after)
-    .bind(st.safe_after)
-    .bind(st.status.name())
-    .bind(&st.note)
-    .bind(st.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Err(sqlx::Error::RowNotFound);
+    fn opt_real(&self, i: usize) -> Result<Option<f64>, rusqlite::Error> {
+        self.0.get(i)
     }
-    Ok(())
-}
 
-async fn apply(pool: &SqlitePool, changes: &[Change]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for change in changes {
-        match change {
-            Change::PutCell(c) => put_cell(&mut tx, c).await?,
-            Change::DeleteCell(id) => {
-                // Nodes and moves go with it (ON DELETE CASCADE).
-                sqlx::query("DELETE FROM cells WHERE cell_id = ?1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Change::PutMove(m) => put_move(&mut tx, m).await?,
-            Change::ActivateInventory(inv) => {
-                sqlx::query("UPDATE inventory_versions SET active = 0 WHERE active = 1")
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO inventory_versions (version, source, path, loaded_at, active)
-                     VALUES (?1, ?2, ?3, ?4, 1)
-                     ON CONFLICT (version) DO UPDATE SET active = 1",
-                )
-                .bind(inv.version)
-                .bind(&inv.source)
-                .bind(&inv.path)
-                .bind(inv.loaded_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Change::PutPlan(p) => put_plan(&mut tx, p).await?,
-            Change::AddPlanSteps { plan_id, steps } => {
-                add_plan_steps(&mut tx, plan_id, steps).await?
-            }
-            Change::PutPlanStep { plan_id, step } => put_plan_step(&mut tx, plan_id, step).await?,
-            Change::InsertCells(cells) => insert_cells(&mut tx, cells).await?,
-            Change::SetRisks(updates) => set_risks(&mut tx, updates).await?,
-            // One process serves a SQLite ledger: its own check is the whole check.
-            Change::Capacities(_) => {}
-        }
+    fn flag(&self, i: usize) -> Result<bool, rusqlite::Error> {
+        self.0.get(i)
     }
-    tx.commit().await
-}
 
-async fn load(pool: &SqlitePool) -> Result<Snapshot, sqlx::Error> {
-    // One read transaction: a consistent view even if a writer were running.
-    let mut tx = pool.begin().await?;
-    let active_inventory = sqlx::query(
-        "SELECT version, source, path, loaded_at FROM inventory_versions WHERE active = 1",
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|row| -> Result<InventoryRecord, sqlx::Error> {
-        Ok(InventoryRecord {
-            version: row.try_get("version")?,
-            source: row.try_get("source")?,
-            path: row.try_get("path")?,
-            loaded_at: row.try_get("loaded_at")?,
-        })
-    })
-    .transpose()?;
-    let max_inventory_version: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM inventory_versions")
-            .fetch_one(&mut *tx)
-            .await?;
-    let mut plans: Vec<(PlanRecord, Vec<PlanStepRecord>)> =
-        sqlx::query("SELECT * FROM plans ORDER BY plan_id")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| Ok((plan_from_row(row)?, Vec::new())))
-            .collect::<Result<_, sqlx::Error>>()?;
-    let at: HashMap<String, usize> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.0.plan_id.clone(), i))
-        .collect();
-    for row in sqlx::query("SELECT * FROM plan_steps ORDER BY plan_id, step")
-        .fetch_all(&mut *tx)
-        .await?
-    {
-        let (plan_id, step) = step_from_row(&row)?;
-        // The foreign key guarantees the plan exists.
-        if let Some(&i) = at.get(&plan_id) {
-            plans[i].1.push(step);
-        }
+    fn invalid(&self, i: usize, _: &str, message: String) -> rusqlite::Error {
+        rusqlite::Error::InvalidColumnType(i, message, rusqlite::types::Type::Text)
     }
-    tx.commit().await?;
-    Ok(Snapshot {
-        active_inventory,
-        max_inventory_version,
-        plans,
-    })
 }
 
 /// Reads every cell with its latest move, by id, on its own connection, and hands them
@@ -631,59 +217,25 @@ fn read_cells(
     // Few cells have moves: their latest ones first, each handed over with its cell.
     let mut last_moves: HashMap<String, MoveRecord> = HashMap::new();
     {
-        let mut stmt = conn.prepare(
-            "SELECT cell_id, n, out_server, into_server, status, cell_version, risk_before,
-                    risk_after, safe_after, created_at, updated_at
-             FROM moves m WHERE m.n = (SELECT MAX(n) FROM moves WHERE cell_id = m.cell_id)",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {MOVE_COLUMNS}
+             FROM moves m WHERE m.n = (SELECT MAX(n) FROM moves WHERE cell_id = m.cell_id)"
+        ))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let status: String = row.get(4)?;
-            let m = MoveRecord {
-                cell_id: row.get(0)?,
-                n: row.get(1)?,
-                out_server: row.get(2)?,
-                into_server: row.get(3)?,
-                status: MoveStatus::parse(&status).ok_or_else(|| {
-                    rusqlite::Error::InvalidColumnType(
-                        4,
-                        format!("unknown move status '{status}'"),
-                        rusqlite::types::Type::Text,
-                    )
-                })?,
-                cell_version: row.get(5)?,
-                risk_before: row.get(6)?,
-                risk_after: row.get(7)?,
-                safe_after: row.get(8)?,
-                created_at: row.get(9)?,
-                updated_at: row.get(10)?,
-            };
+            let m = move_from(&InPlace(row))?;
             last_moves.insert(m.cell_id.clone(), m);
         }
     }
-    let mut stmt = conn.prepare(
-        "SELECT cell_id, clients, nodes, colour, risk, single_failure_safe,
-                inventory_version, version, created_at, updated_at
-         FROM cells ORDER BY cell_id",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {CELL_COLUMNS} FROM cells ORDER BY cell_id"
+    ))?;
     let mut rows = stmt.query([])?;
     let mut count = 0;
     let mut pending = Vec::with_capacity(batch);
     while let Some(row) = rows.next()? {
-        let cell_id = text(row.get_ref(0)?)?;
-        let m = last_moves.remove(cell_id);
-        let cell = CellRecord {
-            cell_id: cell_id.to_owned(),
-            clients: split_ids(text(row.get_ref(1)?)?),
-            nodes: split_ids(text(row.get_ref(2)?)?),
-            colour: row.get(3)?,
-            risk: row.get(4)?,
-            single_failure_safe: row.get(5)?,
-            inventory_version: row.get(6)?,
-            version: row.get(7)?,
-            created_at: row.get(8)?,
-            updated_at: row.get(9)?,
-        };
+        let cell = cell_from(&InPlace(row))?;
+        let m = last_moves.remove(&cell.cell_id);
         pending.push((cell, m));
         count += 1;
         if pending.len() == batch {
@@ -698,10 +250,6 @@ fn read_cells(
         let _ = out.blocking_send(pending);
     }
     Ok(count)
-}
-
-fn text(v: rusqlite::types::ValueRef<'_>) -> Result<&str, rusqlite::Error> {
-    v.as_str().map_err(rusqlite::Error::from)
 }
 
 /// Cells per batch from the reader thread, and batches that may wait for the sink.
@@ -729,7 +277,7 @@ async fn load_cells(path: &Path, batch: usize, sink: CellSink<'_>) -> Result<usi
 
 impl Store for SqliteStore {
     fn load(&self) -> BoxFuture<'_, Result<Snapshot, Error>> {
-        Box::pin(async move { Ok(load(&self.pool).await?) })
+        Box::pin(async move { Ok(Sql::load(&self.pool).await?) })
     }
 
     fn load_cells<'a>(&'a self, sink: CellSink<'a>) -> BoxFuture<'a, Result<usize, Error>> {
@@ -737,28 +285,19 @@ impl Store for SqliteStore {
     }
 
     fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { Ok(apply(&self.pool, changes).await?) })
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            Sql::<Sqlite>::apply(&mut tx, changes).await?;
+            Ok(tx.commit().await?)
+        })
     }
 
     fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, Error>> {
-        Box::pin(async move {
-            let rows = sqlx::query("SELECT server_id, load FROM server_loads ORDER BY server_id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let load: i64 = r.try_get("load")?;
-                    Ok((r.try_get("server_id")?, load as u32))
-                })
-                .collect()
-        })
+        Box::pin(async move { Ok(Sql::server_loads(&self.pool).await?) })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(async move {
-            sqlx::query("SELECT 1").execute(&self.pool).await?;
-            Ok(())
-        })
+        Box::pin(async move { Ok(Sql::ping(&self.pool).await?) })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -773,7 +312,10 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::all_cells;
+    use crate::{
+        all_cells, InventoryRecord, MoveStatus, PlanRecord, PlanState, PlanStepRecord, RiskUpdate,
+        StepStatus,
+    };
 
     fn cell(id: &str, nodes: &[&str], version: i64) -> CellRecord {
         CellRecord {

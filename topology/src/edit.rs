@@ -28,24 +28,38 @@ pub enum Edit {
     /// New upstream power devices of a power device, rack, server or network device
     /// (replacing its feeds).
     Refeed {
+        /// The id of what is fed.
         target: String,
+        /// The ids of its new upstream power devices; empty removes all its feeds.
         upstream: Vec<String>,
     },
     /// A server's status, capacity or colour.
     Server {
+        /// The `server_id`.
         id: String,
+        /// A new `status`; `None` keeps it.
         status: Option<String>,
+        /// A new `node_capacity`; `None` keeps it.
         node_capacity: Option<u32>,
+        /// A new `color`; `None` keeps it.
         color: Option<String>,
     },
     /// An element's failure rate or repair time.
     Rates {
+        /// The element's id (it needs a row of its own to set values on).
         element: String,
+        /// A new `afr`; `None` keeps it.
         afr: Option<f64>,
+        /// A new `repair_hours`; `None` keeps it.
         repair_hours: Option<f64>,
     },
     /// Rows to add to a contract table (same columns as the contract).
-    Add { table: String, rows: RawTable },
+    Add {
+        /// The contract table to add to (not `placements`).
+        table: String,
+        /// The new rows; every column must be one of that table's.
+        rows: RawTable,
+    },
 }
 
 impl Edit {

@@ -6,16 +6,20 @@ use std::fmt;
 /// the file it was read from when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
+    /// The contract table the problem is in (`servers`, `power_feeds`, ...).
     pub table: String,
     /// 1-based data row (the header is not counted; in a CSV file it is line `row + 1`).
     pub row: Option<usize>,
+    /// The column at fault; `None` for a problem with the whole table or row.
     pub column: Option<String>,
+    /// What is wrong, for a person to read.
     pub message: String,
     /// The file name (`servers.csv`, `servers.parquet`) when the table came from a file.
     pub file: Option<String>,
 }
 
 impl Problem {
+    /// A problem with a whole table (missing, unreadable).
     pub fn table(table: &str, message: impl Into<String>) -> Problem {
         Problem {
             table: table.to_string(),
@@ -26,6 +30,7 @@ impl Problem {
         }
     }
 
+    /// A problem with a whole column of a table (a required column missing).
     pub fn column(table: &str, column: &str, message: impl Into<String>) -> Problem {
         Problem {
             table: table.to_string(),
@@ -36,6 +41,7 @@ impl Problem {
         }
     }
 
+    /// A problem with one value: `row` is the 1-based data row.
     pub fn cell(table: &str, row: usize, column: &str, message: impl Into<String>) -> Problem {
         Problem {
             table: table.to_string(),
@@ -73,7 +79,9 @@ impl fmt::Display for Problem {
 /// Every problem of one ingest, errors first; an export with any error loads nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
+    /// Rule violations: any one of them makes the ingest fail.
     pub errors: Vec<Problem>,
+    /// Oddities that are accepted (a duplicate feed row, ...), reported alongside.
     pub warnings: Vec<Problem>,
 }
 
@@ -122,16 +130,30 @@ impl Report {
     }
 }
 
+/// What ingest, validation and table writing can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The input broke rules of the contract; the report names every problem.
     #[error("invalid input: {}", summary(.0))]
     Invalid(Report),
     // `cause` is part of the message, not a separate source: a chain printer would
     // otherwise say it twice.
+    /// A file or directory could not be opened or created.
     #[error("{path}: {cause}")]
-    Io { path: String, cause: std::io::Error },
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What the operating system said.
+        cause: std::io::Error,
+    },
+    /// A table could not be read or written as its format says (bad CSV or Parquet).
     #[error("{path}: {message}")]
-    Read { path: String, message: String },
+    Read {
+        /// The file, or the name given to the text read.
+        path: String,
+        /// What the reader or writer said.
+        message: String,
+    },
 }
 
 fn summary(report: &Report) -> String {
@@ -146,4 +168,5 @@ fn summary(report: &Report) -> String {
     s
 }
 
+/// The crate's result type, [`Error`] by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -14,11 +14,14 @@ use crate::raw::{RawInventory, RawTable, TABLES};
 /// The file format of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Comma-separated text with a header row (`.csv`).
     Csv,
+    /// Apache Parquet (`.parquet`).
     Parquet,
 }
 
 impl Format {
+    /// The file extension of the format, without the dot.
     pub fn extension(self) -> &'static str {
         match self {
             Format::Csv => "csv",
@@ -26,6 +29,7 @@ impl Format {
         }
     }
 
+    /// The format a path's extension names, if it is one of ours.
     pub fn from_path(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()? {
             "csv" => Some(Format::Csv),
@@ -202,9 +206,13 @@ fn write_frame(path: &Path, format: Format, df: &mut DataFrame) -> Result<()> {
 /// One typed column of a report table (nulls where a value does not apply).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
+    /// Text values.
     Text(Vec<Option<String>>),
+    /// Floating-point values.
     Float(Vec<Option<f64>>),
+    /// Integer values.
     Int(Vec<Option<i64>>),
+    /// True/false values.
     Bool(Vec<Option<bool>>),
 }
 
@@ -223,10 +231,12 @@ impl Values {
 /// which are text until validated).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TypedTable {
+    /// The columns in order, each with its name; all of the same length.
     pub columns: Vec<(String, Values)>,
 }
 
 impl TypedTable {
+    /// Appends a column (builder style).
     pub fn column(mut self, name: &str, values: Values) -> TypedTable {
         self.columns.push((name.to_owned(), values));
         self

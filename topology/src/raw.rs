@@ -52,11 +52,14 @@ pub fn schema(table: &str) -> Option<(&'static [&'static str], &'static [&'stati
 /// One table: a header and its rows; `None` is an empty cell ("not given").
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawTable {
+    /// Column names, in file order.
     pub columns: Vec<String>,
+    /// The data rows, each as long as `columns`.
     pub rows: Vec<Vec<Option<String>>>,
 }
 
 impl RawTable {
+    /// An empty table with these columns.
     pub fn new(columns: &[&str]) -> RawTable {
         RawTable {
             columns: columns.iter().map(|c| c.to_string()).collect(),
@@ -88,14 +91,17 @@ impl RawTable {
         );
     }
 
+    /// The position of the column with this name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
     }
 
+    /// How many data rows it has.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
+    /// Whether it has no data rows.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -104,6 +110,7 @@ impl RawTable {
 /// Every table found in an export, by name (`racks`, `servers`, ...).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawInventory {
+    /// The tables, by name.
     pub tables: BTreeMap<String, RawTable>,
     /// The file each table was read from (`servers.csv`), for problem messages; empty for
     /// tables built in memory.
@@ -111,10 +118,12 @@ pub struct RawInventory {
 }
 
 impl RawInventory {
+    /// The table with this name, if the export has it.
     pub fn table(&self, name: &str) -> Option<&RawTable> {
         self.tables.get(name)
     }
 
+    /// Adds a table, replacing one of the same name.
     pub fn insert(&mut self, name: &str, table: RawTable) {
         self.tables.insert(name.to_string(), table);
     }

@@ -9,17 +9,22 @@ use crate::raw::RawTable;
 /// A cell to place: who its clients are and how many nodes it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellSpec {
+    /// The cell's id, unique in the workload.
     pub cell_id: String,
     /// Server indices of the clients, distinct, in the order given.
     pub clients: Vec<u32>,
+    /// How many nodes it needs (1 to [`MAX_CELL_SIZE`]).
     pub size: usize,
 }
 
 /// A placed cell: its clients and the servers holding its nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
+    /// The cell's id.
     pub cell_id: String,
+    /// Server indices of the clients.
     pub clients: Vec<u32>,
+    /// Server indices holding its nodes, one entry per node.
     pub nodes: Vec<u32>,
 }
 
@@ -30,6 +35,7 @@ impl Placement {
     }
 }
 
+/// The size of a cell whose `size` is not given.
 pub const DEFAULT_CELL_SIZE: usize = 7;
 
 /// Most nodes in one cell (quorum 8), wherever a size is accepted: workload files, the

@@ -54,7 +54,9 @@ const UNLIMITED_SECONDS: f64 = 1e9;
 pub struct Row {
     /// `(variable index, coefficient)` pairs.
     pub terms: Vec<(usize, f64)>,
+    /// Least value of the sum; `f64::NEG_INFINITY` for none.
     pub lower: f64,
+    /// Greatest value of the sum; `f64::INFINITY` for none.
     pub upper: f64,
 }
 
@@ -116,6 +118,7 @@ pub struct BinaryProgram {
     pub vars: usize,
     /// One weight a variable (`len == vars`); any finite sign.
     pub objective: Vec<f64>,
+    /// The linear rows every solution must satisfy.
     pub rows: Vec<Row>,
     /// Variables forced to 1.
     pub fixed_one: Vec<usize>,
@@ -261,6 +264,7 @@ pub enum MipStatus {
 /// The answer to one [`BinaryProgram`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MipSolution {
+    /// How far the solve got: optimal, feasible (limit reached) or infeasible.
     pub status: MipStatus,
     /// One value a variable; empty when [`MipStatus::Infeasible`].
     pub values: Vec<bool>,
@@ -663,7 +667,9 @@ impl MipSolver for MicroLpSolver {
 /// The backends by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SolverKind {
+    /// HiGHS, built from source: the fast one.
     Highs,
+    /// microlp, pure Rust: slower, no native dependency.
     MicroLp,
 }
 

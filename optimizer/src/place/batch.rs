@@ -26,6 +26,7 @@ pub struct BatchOutcome {
     pub unsafe_cells: usize,
     /// Cells solved again because an earlier cell of their window took what they chose.
     pub resolved: usize,
+    /// Wall-clock time of the whole batch.
     pub elapsed: Duration,
 }
 

@@ -20,17 +20,23 @@ use crate::Error;
 
 use super::search::Problem;
 
+/// What an exact solve may spend: time and the gap at which it may stop.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Wall-clock budget of one solve.
     pub time_limit: Duration,
+    /// Relative gap to the proven bound at which the solver may stop.
     pub gap: f64,
 }
 
 /// An exact answer: the choice (pool mask) and its proven relative gap.
 #[derive(Debug, Clone, Copy)]
 pub struct Found {
+    /// The chosen pool members, a bit per member.
     pub choice: u64,
+    /// Proven relative gap to the optimum over the pool.
     pub gap: f64,
+    /// The program's objective at the choice: risk plus weighted load (a down choice weighs most).
     pub objective: f64,
 }
 

@@ -15,14 +15,20 @@ use crate::Error;
 /// A hard rule that shaped the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
+    /// A server holds at most its node capacity.
     Capacity,
+    /// All nodes of a cell sit on servers of one colour.
     Colour,
+    /// No two cells share a quorum of servers.
     Overlap,
+    /// Single-failure safety, kept whenever some choice has it.
     Safety,
+    /// The load balance ceiling.
     Balance,
 }
 
 impl Rule {
+    /// The rule's name in answers (`capacity`, `colour`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Rule::Capacity => "capacity",
@@ -37,22 +43,31 @@ impl Rule {
 /// A rule and what it did to this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
+    /// Which rule.
     pub rule: Rule,
+    /// What it did, with counts, for a person to read.
     pub detail: String,
 }
 
 /// Failure-domain levels an explanation counts nodes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DomainLevel {
+    /// The rack's datacenter.
     Datacenter,
+    /// The rack's room.
     Room,
+    /// The rack's row.
     Row,
+    /// The server's rack.
     Rack,
+    /// A network device the server links to directly (its ToR).
     Tor,
+    /// A power device feeding the server (its own feeds, else its rack's).
     Pdu,
 }
 
 impl DomainLevel {
+    /// The level's name in answers (`datacenter`, `tor`, ...).
     pub fn name(self) -> &'static str {
         match self {
             DomainLevel::Datacenter => "datacenter",
@@ -65,10 +80,14 @@ impl DomainLevel {
     }
 }
 
+/// How many of a cell's nodes sit in one failure domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainCount {
+    /// The kind of domain.
     pub level: DomainLevel,
+    /// The domain's label or id (a room label, a ToR's id, ...).
     pub label: String,
+    /// The cell's nodes in it.
     pub nodes: usize,
 }
 
@@ -77,17 +96,21 @@ pub struct DomainCount {
 pub struct Explanation {
     /// Outages per year (the contract's risk; 1 when down).
     pub risk: f64,
-    /// The singles' part and the pairs' part of `risk` (both 0 when down).
+    /// The singles' part of `risk` (0 when down).
     pub single_risk: f64,
+    /// The pairs' part of `risk` (0 when down).
     pub pair_risk: f64,
+    /// Not down, and no single element failure gives an outage.
     pub single_failure_safe: bool,
     /// The cell is out with nothing failed.
     pub down: bool,
     /// Elements whose failure alone gives an outage.
     pub breaking: Vec<ElementId>,
+    /// The heaviest outage scenarios, heaviest first.
     pub top_scenarios: Vec<Scenario>,
     /// Nodes per failure domain, by level, largest first.
     pub domains: Vec<DomainCount>,
+    /// The hard rules that shaped the answer, with what each did.
     pub binding: Vec<Binding>,
 }
 

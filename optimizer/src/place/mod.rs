@@ -68,11 +68,15 @@ pub struct PlaceOptions {
     /// Weight of the chosen servers' utilisation (load / capacity, summed) against risk:
     /// risk first, so keep it small.
     pub load_weight: f64,
+    /// Which solver chooses among the pool.
     pub solver: Solver,
     /// Random restarts of the swap search after the greedy start.
     pub restarts: usize,
+    /// Seed of the swap search's restarts; the same seed gives the same answers.
     pub seed: u64,
+    /// Time limit of one exact solve.
     pub mip_time_limit: Duration,
+    /// Relative gap at which an exact solve may stop.
     pub mip_gap: f64,
     /// A move is proposed only when it fixes a single-failure break or cuts the risk by
     /// at least this fraction.
@@ -110,6 +114,7 @@ impl Default for PlaceOptions {
 /// How an answer was found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolveInfo {
+    /// The solver that found the answer (`heuristic`, `highs`, `microlp`).
     pub solver: &'static str,
     /// Candidates considered.
     pub pool: usize,
@@ -120,21 +125,27 @@ pub struct SolveInfo {
     /// The balance ceiling (utilisation) the pool kept, when the rule applied; a commit
     /// re-checks it against loads that changed since ([`Placer::within_balance`]).
     pub balance_ceiling: Option<f64>,
+    /// Wall-clock time of the request.
     pub elapsed: Duration,
 }
 
 /// A placement and its explanation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// The cell's servers (indices), ascending.
     pub nodes: Vec<u32>,
+    /// Why the cell is placed there.
     pub explanation: Explanation,
+    /// How the answer was found.
     pub solve: SolveInfo,
 }
 
 /// One node out, one in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Move {
+    /// The server the node leaves.
     pub out: u32,
+    /// The server the node goes to.
     pub into: u32,
     /// The cell after the move.
     pub after: Explanation,
@@ -144,6 +155,7 @@ pub struct Move {
 /// node at a time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MovePath {
+    /// The cell where it is now.
     pub current: Explanation,
     /// In order; each step's `after` is the cell after it, the last one's the target.
     /// Empty when no target is better enough to move to (a single-failure break fixed, or
@@ -215,6 +227,7 @@ struct Prepared {
 }
 
 impl<'m> Placer<'m> {
+    /// A placer for one zone, with its per-zone indexes built.
     pub fn new(inv: &'m Inventory, model: &'m FailureModel, options: PlaceOptions) -> Placer<'m> {
         let mut tors = vec![Vec::new(); inv.servers.len()];
         for link in &inv.links {
@@ -253,6 +266,7 @@ impl<'m> Placer<'m> {
         self
     }
 
+    /// The options it was made with.
     pub fn options(&self) -> &PlaceOptions {
         &self.options
     }

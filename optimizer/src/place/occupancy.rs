@@ -97,18 +97,33 @@ impl Clone for Occupancy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
     /// The server appears twice in the cell.
-    Duplicate { server: u32 },
+    Duplicate {
+        /// The server (index).
+        server: u32,
+    },
     /// The server is not `active` (only for newly added nodes).
-    NotActive { server: u32 },
+    NotActive {
+        /// The server (index).
+        server: u32,
+    },
     /// The server would hold more nodes than its `node_capacity`.
-    OverCapacity { server: u32 },
+    OverCapacity {
+        /// The server (index).
+        server: u32,
+    },
     /// Not all nodes share one colour.
     MixedColour,
     /// The cell would share at least a quorum of servers with another cell.
-    SharedQuorum { other: CellSlot, shared: usize },
+    SharedQuorum {
+        /// The other cell.
+        other: CellSlot,
+        /// How many servers the two would share.
+        shared: usize,
+    },
 }
 
 impl Occupancy {
+    /// An empty occupancy for the servers of `inv`.
     pub fn new(inv: &Inventory) -> Occupancy {
         let n = inv.servers.len();
         Occupancy {
@@ -227,14 +242,17 @@ impl Occupancy {
         self.total
     }
 
+    /// Nodes on `server`.
     pub fn load(&self, server: u32) -> u32 {
         self.load[server as usize]
     }
 
+    /// Nodes on every server, by server index.
     pub fn loads(&self) -> &[u32] {
         &self.load
     }
 
+    /// The cells with a node on `server`.
     pub fn cells_on(&self, server: u32) -> &[CellSlot] {
         &self.on_server[server as usize]
     }
@@ -244,6 +262,7 @@ impl Occupancy {
         usize::from(self.sizes[slot.0 as usize])
     }
 
+    /// The servers holding a cell's nodes (empty for a free slot).
     pub fn nodes(&self, slot: CellSlot) -> &[u32] {
         &self.cells[slot.0 as usize]
     }
@@ -253,6 +272,7 @@ impl Occupancy {
         self.live
     }
 
+    /// Whether no cell is recorded.
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }

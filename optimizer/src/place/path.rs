@@ -22,6 +22,7 @@ pub const PATH_SEARCH_STATES: u64 = 20_000;
 /// the last is the target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathPlan {
+    /// Pool masks of the placements along the path, current first, target last.
     pub states: Vec<u64>,
     /// Every step is at least as good as the state before it (not down, then single-failure
     /// safety, then risk).

@@ -11,6 +11,7 @@ use super::table::Table;
 /// What a choice of pool members is judged by, and the rules it must keep.
 #[derive(Debug, Clone)]
 pub struct Problem<'t> {
+    /// The request's scenario table.
     pub table: &'t Table,
     /// Members that must be chosen.
     pub fixed: u64,
@@ -18,6 +19,7 @@ pub struct Problem<'t> {
     pub choosable: u64,
     /// Load cost of each member (its utilisation), weighted by `load_weight`.
     pub load: Vec<f64>,
+    /// Weight of the load term against risk.
     pub load_weight: f64,
     /// (members of another cell in the pool, most of them this cell may hold).
     pub overlap: Vec<(u64, u32)>,
@@ -27,9 +29,13 @@ pub struct Problem<'t> {
 /// single-failure groups (when safety is required), then risk plus the weighted load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cost {
+    /// Out with nothing failed.
     pub down: bool,
+    /// Single-failure groups the choice loses (the choice is unsafe when above 0).
     pub unsafe_groups: u32,
+    /// Outages per year.
     pub risk: f64,
+    /// Summed utilisation of the chosen members (unweighted).
     pub load: f64,
 }
 
@@ -51,6 +57,7 @@ pub(crate) fn better(a: Key, b: Key) -> bool {
 }
 
 impl Problem<'_> {
+    /// The cost of choice `x` (a pool mask).
     pub fn cost(&self, x: u64) -> Cost {
         let score = self.table.score(x);
         Cost {
@@ -72,6 +79,7 @@ impl Problem<'_> {
         sum
     }
 
+    /// Whether choice `x` keeps the overlap rule against every other cell in the pool.
     pub fn allowed(&self, x: u64) -> bool {
         self.overlap
             .iter()

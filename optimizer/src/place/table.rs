@@ -81,10 +81,13 @@ impl Group {
 /// when `group` is an outage and no group of `halves` is.
 #[derive(Debug, Clone, Default)]
 pub struct CoveredPair {
+    /// The group whose outage the pair is.
     pub group: u32,
     /// The groups of the pair's elements alone (one or two, distinct, never `group`).
     pub halves: SmallVec<[u32; 2]>,
+    /// The pairs' summed weight.
     pub weight: f64,
+    /// The heaviest of those pairs.
     pub top: TopScenarios,
 }
 
@@ -94,6 +97,7 @@ pub struct CoveredPair {
 pub struct Lost(SmallVec<[u64; 4]>);
 
 impl Lost {
+    /// Whether the set holds `group`.
     pub fn contains(&self, group: usize) -> bool {
         self.0[group / 64] & (1 << (group % 64)) != 0
     }
@@ -141,10 +145,13 @@ pub struct Score {
 /// All groups that can matter for a choice of `size` members of the pool.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
+    /// The groups that can matter for some choice.
     pub groups: Vec<Group>,
     /// By group ([`Table::new`] sorts them).
     pub covered: Vec<CoveredPair>,
+    /// Nodes a choice holds.
     pub size: u32,
+    /// Majority of `size`.
     pub quorum: u32,
     /// Pool members up and connected to every needing client with nothing failed.
     pub members: usize,

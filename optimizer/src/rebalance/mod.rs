@@ -51,6 +51,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason's name in plans (`failed`, `drain`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Reason::Failed => "failed",
@@ -67,12 +68,17 @@ impl Reason {
 pub struct PlannedMove {
     /// Index into the placements.
     pub cell: usize,
+    /// The server the node leaves.
     pub remove: u32,
+    /// The server the node goes to.
     pub add: u32,
+    /// Why the move is in the plan.
     pub reason: Reason,
-    /// The cell's risk (outages per year) before and after the move.
+    /// The cell's risk (outages per year) before the move.
     pub risk_before: f64,
+    /// The cell's risk (outages per year) after the move.
     pub risk_after: f64,
+    /// The cell is single-failure safe after the move.
     pub safe_after: bool,
     /// Earlier moves (indices into the plan) this one must wait for: the cell's own, and
     /// the last one that took a node off `add` (it may have freed the room).
@@ -86,16 +92,20 @@ pub struct Unmet {
     pub cell: Option<usize>,
     /// The node that stays where it is (none for a cell left unsafe).
     pub server: Option<u32>,
+    /// The goal not met.
     pub reason: Reason,
+    /// Why, for a person to read.
     pub why: String,
 }
 
 /// The fleet after the first `moves` moves.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CurvePoint {
+    /// Moves made so far.
     pub moves: usize,
     /// Sum of the cells' risks (outages per year).
     pub total_risk: f64,
+    /// Cells that are not single-failure safe.
     pub unsafe_cells: usize,
     /// Most nodes on one server over the mean of the servers that hold any.
     pub load_max_over_mean: f64,
@@ -103,11 +113,14 @@ pub struct CurvePoint {
     pub nodes_to_move: u64,
 }
 
+/// Ordered single-node moves towards the goals, with what each prefix achieves.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The moves, in the order they are made.
     pub moves: Vec<PlannedMove>,
     /// The placements after every move, in the input's order.
     pub after: Vec<Placement>,
+    /// Goals the plan leaves unmet, cell by cell.
     pub unmet: Vec<Unmet>,
     /// Before any move, then after each one.
     pub curve: Vec<CurvePoint>,

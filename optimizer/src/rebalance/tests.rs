@@ -352,8 +352,7 @@ fn balancing_lowers_the_most_loaded_servers_without_raising_risk() {
         assert!(m.risk_after <= start[m.cell].0.max(m.risk_before) * (1.0 + 1e-9));
     }
     assert!(
-        last.load_max_over_mean <= 1.6
-            || plan.unmet.iter().any(|u| u.reason == Reason::Balance),
+        last.load_max_over_mean <= 1.6 || plan.unmet.iter().any(|u| u.reason == Reason::Balance),
         "{last:?}"
     );
     assert!(

@@ -1,6 +1,7 @@
 //! Tests of the fleet report: quorum-sharing pairs against the pairwise definition, and
 //! which uplink groups partition a room.
 
+use super::sharing::sharing_pairs;
 use super::*;
 
 /// Many cells on few servers (so that many pairs share a quorum), cut into many small

@@ -28,18 +28,26 @@ mod states;
 /// Who a cell's servers are: distinct terminals with their roles.
 #[derive(Debug, Clone, Default)]
 pub struct CellShape {
+    /// The distinct servers of the cell (clients first, then nodes not also clients).
     pub terminals: Vec<Vertex>,
+    /// Per terminal: it is a client.
     pub is_client: Vec<bool>,
+    /// Per terminal: it holds a node.
     pub is_node: Vec<bool>,
+    /// Distinct clients.
     pub client_count: usize,
+    /// Majority of the distinct nodes.
     pub quorum: usize,
     /// Terminal index of each client, in terminal order.
     pub client_slots: Vec<usize>,
+    /// The client terminals, a bit per terminal index.
     pub client_bits: u64,
+    /// The node terminals, a bit per terminal index.
     pub node_bits: u64,
 }
 
 impl CellShape {
+    /// The shape of a cell with these clients and nodes (server indices; repeats count once).
     pub fn new(clients: &[u32], nodes: &[u32]) -> CellShape {
         let mut shape = CellShape::default();
         let slot = |s: u32, shape: &mut CellShape| -> usize {
@@ -103,7 +111,9 @@ impl CellShape {
 /// the pair weight for a pair).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
+    /// The failed elements: one, or two.
     pub elements: Vec<ElementId>,
+    /// Its yearly weight.
     pub weight: f64,
 }
 
@@ -133,6 +143,7 @@ pub struct CellRisk {
 }
 
 impl CellRisk {
+    /// Not down, and no single element failure gives an outage.
     pub fn single_failure_safe(&self) -> bool {
         !self.down && self.breaking_singles.is_empty()
     }
@@ -164,20 +175,29 @@ const TOP_SCENARIOS: usize = 5;
 #[derive(Debug, Clone, Copy)]
 pub enum StateEvent<'a> {
     /// The state with nothing failed.
-    Base { state: &'a [u64] },
+    Base {
+        /// The terminals' state.
+        state: &'a [u64],
+    },
     /// One element that touches the terminals, alone: the `index`-th single visited
     /// (0, 1, 2, ... in visiting order).
     Single {
+        /// The element.
         element: ElementId,
+        /// Its index among the singles visited.
         index: u32,
+        /// The terminals' state with it failed.
         state: &'a [u64],
     },
     /// A pair whose state can differ from both halves'; `halves` are the single indices
     /// of its elements that touch the terminals (`None`: that element alone leaves the
     /// base state).
     Pair {
+        /// The two elements.
         pair: (ElementId, ElementId),
+        /// The single index of each element, when it touches the terminals.
         halves: [Option<u32>; 2],
+        /// The terminals' state with both failed.
         state: &'a [u64],
     },
 }
@@ -188,7 +208,9 @@ pub enum StateEvent<'a> {
 /// of them; a pair that takes fewer from every client can never count.
 #[derive(Debug, Clone, Copy)]
 pub struct Watch {
+    /// The watched terminals, a bit per terminal index.
     pub terminals: u64,
+    /// How many watched terminals a client must lose for a pair to matter.
     pub must_lose: u32,
     /// The client terminals when there are several (a client that reaches none of the
     /// others does not need a quorum); 0 for one client.
@@ -237,6 +259,7 @@ pub struct RiskEvaluator<'m> {
 }
 
 impl<'m> RiskEvaluator<'m> {
+    /// An evaluator on `model`, with empty scratch buffers.
     pub fn new(model: &'m FailureModel) -> RiskEvaluator<'m> {
         RiskEvaluator {
             model,
@@ -276,6 +299,7 @@ impl<'m> RiskEvaluator<'m> {
         self.evaluate_shape(&shape)
     }
 
+    /// [`RiskEvaluator::evaluate`] for a shape already built.
     pub fn evaluate_shape(&mut self, shape: &CellShape) -> CellRisk {
         let model = self.model;
         let mut top: Vec<Scenario> = Vec::new();

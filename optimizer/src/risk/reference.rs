@@ -40,6 +40,7 @@ pub struct ReferenceRisk {
     pub pair: f64,
     /// Elements whose failure alone gives an outage.
     pub breaking: Vec<ElementId>,
+    /// Out with nothing failed.
     pub down: bool,
 }
 

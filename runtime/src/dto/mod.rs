@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 
 use crate::engine::{Binding, Decision, Explanation, SolveInfo, Violation};
 use crate::ledger::{Cell, Ledger};
-use store::{CellRecord, MoveRecord};
 use crate::view::{CountsView, OverCapacityView, ProblemView};
 use crate::zone::Zone;
+use store::{CellRecord, MoveRecord};
 
 mod plans;
 mod whatif;

@@ -367,7 +367,9 @@ fn scrape_registry(g: &Gauges) -> Registry {
         by_risk.get_or_create(&[("le", le)]).set(int(cumulative));
     }
     cumulative += g.cells_by_risk[RISK_BOUNDS.len()];
-    by_risk.get_or_create(&[("le", "+Inf")]).set(int(cumulative));
+    by_risk
+        .get_or_create(&[("le", "+Inf")])
+        .set(int(cumulative));
     r.register(
         "cellplacer_cells_by_risk",
         "Cells whose risk is at most le, in outages per year (cumulative; a cell that is \
@@ -396,7 +398,11 @@ fn scrape_registry(g: &Gauges) -> Registry {
     build
         .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
         .set(1);
-    r.register("cellplacer_build_info", "The running build (always 1).", build);
+    r.register(
+        "cellplacer_build_info",
+        "The running build (always 1).",
+        build,
+    );
     #[cfg(target_os = "linux")]
     if let Some(p) = process::Process::read() {
         p.register(&mut r);

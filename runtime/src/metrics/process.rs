@@ -83,7 +83,11 @@ impl Process {
         }
         let mut gauge = |name: &str, help: &str, v: Option<u64>| {
             if let Some(v) = v {
-                r.register(name, help, ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)));
+                r.register(
+                    name,
+                    help,
+                    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)),
+                );
             }
         };
         gauge(

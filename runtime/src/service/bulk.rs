@@ -11,12 +11,13 @@ use topology::Placement;
 
 use crate::dto::{ImportRequest, ImportResponse, RefusedView};
 use crate::import::{check_rows, parse_rows, CHUNK};
-use store::Change;
 use crate::Error;
+use store::Change;
 
 use super::inventory::inventory_error;
-use super::ops::{colour, now_ms, LIST_LIMIT};
 use super::{blocking, writable, Service};
+use crate::ledger::colour;
+use crate::limits::LIST_LIMIT;
 
 impl Service {
     pub async fn import_cells(&self, req: ImportRequest) -> Result<ImportResponse, Error> {
@@ -61,7 +62,7 @@ impl Service {
                 });
             }
             // The records are built a chunk at a time, each handed to the journal as is.
-            let now = now_ms();
+            let now = self.core.clock.now_ms();
             let inv = &zone.inventory;
             let mut seq = 0;
             for chunk in accepted.chunks(CHUNK) {

@@ -7,8 +7,8 @@ use crate::dto::{
     ClientsResponse, PlaceRequest,
 };
 use crate::ledger::CellFilter;
-use store::Change;
 use crate::Error;
+use store::Change;
 
 use super::ops::{Op, Outcome};
 use super::{writable, Service};

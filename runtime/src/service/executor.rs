@@ -22,12 +22,14 @@ use topology::Inventory;
 
 use crate::dto::ViolationView;
 use crate::engine::Placer;
-use store::{Change, MoveRecord, MoveStatus, PlanState, PlanStepRecord, StepStatus};
 use crate::zone::Zone;
 use crate::Error;
+use store::{Change, MoveRecord, MoveStatus, PlanState, PlanStepRecord, StepStatus};
 
-use super::ops::{now_ms, supersede, Core};
-use super::plans::{invalidated_note, plan_inventory, plan_options, reason, start_risks, Plans};
+use super::ops::{supersede, Core};
+use super::plans::book::{
+    invalidated_note, plan_inventory, plan_options, reason, start_risks, Plans,
+};
 
 /// A rate clock that fell this far behind restarts instead of bursting to catch up.
 const MOST_BEHIND: Duration = Duration::from_secs(1);
@@ -91,7 +93,7 @@ fn run(core: &Core, plans: &Plans, plan_id: &str, rt: &Handle) {
         Err(err) => Some(format!("the store failed: {err}")),
         Ok(()) => stop.note,
     };
-    e.record.updated_at = now_ms();
+    e.record.updated_at = core.clock.now_ms();
     tracing::info!(plan = %plan_id, state = e.record.state.name(), note = ?e.record.note, "plan stopped");
     let seq = core.journal.submit(vec![Change::PutPlan(e.record.clone())]);
     drop(book);
@@ -239,7 +241,7 @@ fn commit_step(
             note: Some(format!("the store failed: {message}")),
         });
     }
-    let now = now_ms();
+    let now = core.clock.now_ms();
     let mut out = step.clone();
     out.updated_at = now;
     let skip = |mut out: PlanStepRecord, why: String| {
@@ -384,8 +386,8 @@ mod tests {
 
     use crate::dto::{ExecuteRequest, PlaceRequest, PlanRequest};
     use crate::service::{Config, Service};
-    use store::{SqliteStore, StepStatus};
     use crate::zone::Source;
+    use store::{SqliteStore, StepStatus};
 
     /// A step whose planned server filled up after planning is re-planned to another
     /// server (a drain is mandatory), and says which server was planned and why not.

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::Store;
 use crate::zone::{Candidate, Source, Zone};
 use crate::Error;
+use store::Store;
 
 use super::blocking;
 use super::ops::Core;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::dto::{InventoryRequest, InventoryView, SwitchResponse, ValidationView};
-use store::Change;
 use crate::view::{CountsView, ProblemView};
 use crate::zone::{Candidate, Source};
 use crate::Error;
+use store::Change;
 
-use super::ops::{missing_error, now_ms};
 use super::{blocking, reevaluation, writable, Service};
+use crate::ledger::missing_error;
 
 impl Service {
     /// The active inventory and the latest re-evaluation of the cells.
@@ -32,7 +32,7 @@ impl Service {
             (Some(p), None) => Ok(Source::Dir(self.server_path(p, "path")?)),
             (None, Some(tables)) => {
                 let root = self.config.data_dir.join("inventories");
-                let dir = crate::zone::write_upload(&root, tables, now_ms())?;
+                let dir = crate::zone::write_upload(&root, tables, self.core.clock.now_ms())?;
                 Ok(Source::Upload(dir))
             }
             _ => Err(Error::InvalidField {
@@ -133,7 +133,9 @@ impl Service {
         // After the highest version this replica knows: its own, or one another replica
         // switched to (the feed follows those).
         let current = self.core.ledger.read().await.zone.version;
-        let zone = Arc::new(candidate.into_zone((*last_version).max(current) + 1, now_ms()));
+        let zone = Arc::new(
+            candidate.into_zone((*last_version).max(current) + 1, self.core.clock.now_ms()),
+        );
         let (previous, seq, cells) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;

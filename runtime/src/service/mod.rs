@@ -17,14 +17,15 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, RwLock, Semaphore};
 
+use crate::clock::{Clock, SystemClock};
 use crate::engine::PlaceOptions;
-use store::Journal;
 use crate::ledger::{Builder, Ledger};
 use crate::metrics::{Gauges, Metrics};
-use crate::solver::SolverPool;
-use store::{Change, Store};
 use crate::zone::{Candidate, Source};
 use crate::Error;
+use solver::SolverPool;
+use store::Journal;
+use store::{Change, Store};
 
 mod bulk;
 mod cells;
@@ -36,13 +37,15 @@ pub mod ops;
 mod plans;
 mod reevaluation;
 mod report;
+mod solver;
 mod whatif;
 
 pub use cells::CellQuery;
 pub use plans::{Plans, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 use reevaluation::Reevaluations;
 
-use ops::{missing_error, now_ms, Core};
+use crate::ledger::missing_error;
+use ops::Core;
 
 /// Service settings.
 #[derive(Debug, Clone)]
@@ -92,6 +95,16 @@ impl Service {
         source: Option<Source>,
         config: Config,
     ) -> Result<Arc<Service>, Error> {
+        Service::open_with_clock(store, source, config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Service::open`] on another clock (a virtual one, in a simulation or a test).
+    pub async fn open_with_clock(
+        store: Arc<dyn Store>,
+        source: Option<Source>,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Service>, Error> {
         // Start-up phases, timed for the log (a restart at scale is mostly these).
         let started = std::time::Instant::now();
         let snapshot = store.load().await?;
@@ -110,7 +123,7 @@ impl Service {
         let (zone, fresh) = match active.filter(|a| a.source == label) {
             Some(rec) => (candidate.into_zone(rec.version, rec.loaded_at), false),
             None => (
-                candidate.into_zone(snapshot.max_inventory_version + 1, now_ms()),
+                candidate.into_zone(snapshot.max_inventory_version + 1, clock.now_ms()),
                 true,
             ),
         };
@@ -151,7 +164,7 @@ impl Service {
                     .into(),
             ));
         }
-        let plans = Arc::new(Plans::new(store.clone()));
+        let plans = Arc::new(Plans::new(store.clone(), clock.clone()));
         changes.extend(plans.restore(snapshot.plans, zone.version)?);
         let checked_in = at.elapsed();
         if !changes.is_empty() {
@@ -173,6 +186,7 @@ impl Service {
             journal,
             metrics,
             placer: config.placer.clone(),
+            clock,
         });
         let workers = if config.workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())

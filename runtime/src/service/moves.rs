@@ -3,10 +3,9 @@
 use serde_json::json;
 
 use crate::dto::{CellResponse, CellView, ViolationView};
-use store::{Change, MoveStatus};
 use crate::Error;
+use store::{Change, MoveStatus};
 
-use super::ops::now_ms;
 use super::{writable, Service};
 
 impl Service {
@@ -73,7 +72,7 @@ impl Service {
                             details: json!({ "violations": views }),
                         });
                     }
-                    let now = now_ms();
+                    let now = self.core.clock.now_ms();
                     let mut committed = m;
                     committed.status = MoveStatus::Committed;
                     committed.updated_at = now;

@@ -6,34 +6,27 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde_json::json;
 use tokio::sync::RwLock;
 use topology::Inventory;
 
+use crate::clock::Clock;
 use crate::dto::{BindingView, CellResponse, CellView, ClientsResponse, ExplanationView, MoveView};
 use crate::engine::{EngineError, PlaceOptions, Placer, Rule};
-use store::Journal;
-use crate::ledger::{Cell, CellState, Ledger, Missing};
+use crate::ledger::{colour, ids, Cell, CellState, Ledger};
 use crate::metrics::Metrics;
-use store::{Change, MoveRecord, MoveStatus};
 use crate::zone::Zone;
 use crate::Error;
+use store::Journal;
+use store::{Change, MoveRecord, MoveStatus};
 
 /// Most clients per cell.
 const MAX_CLIENTS: usize = 64;
 
-/// Most ids in one list of a re-evaluation.
-pub(crate) const LIST_LIMIT: usize = 1000;
 /// Solves redone after losing a race before giving up with 503.
 const MAX_ATTEMPTS: u32 = 16;
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// What the solver threads share with the async side.
 #[derive(Debug)]
@@ -43,6 +36,8 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     /// How every worker's placer is set up.
     pub placer: PlaceOptions,
+    /// Where the time of every record comes from.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Core {
@@ -162,19 +157,6 @@ fn same_clients(inv: &Inventory, cell: &Cell, clients: &[String]) -> bool {
     same_set(&ids(inv, &cell.clients), clients)
 }
 
-pub(crate) fn ids(inv: &Inventory, servers: &[u32]) -> Vec<String> {
-    servers
-        .iter()
-        .map(|&s| inv.servers[s as usize].id.clone())
-        .collect()
-}
-
-pub(crate) fn colour(inv: &Inventory, nodes: &[u32]) -> Option<String> {
-    nodes
-        .first()
-        .and_then(|&n| inv.servers[n as usize].color.clone())
-}
-
 /// Runs one op on a solver thread (see the module docs for the protocol).
 pub fn execute(core: &Core, zone: &Arc<Zone>, placer: &mut Placer<'_>, op: &Op) -> Step {
     let result = match op {
@@ -283,7 +265,7 @@ fn place(
             core.metrics.solve_conflict();
             continue;
         }
-        let now = now_ms();
+        let now = core.clock.now_ms();
         let state = CellState {
             colour: colour(inv, &decision.nodes),
             risk: decision.explanation.risk,
@@ -368,7 +350,7 @@ fn replace(
             core.metrics.solve_conflict();
             continue;
         }
-        let now = now_ms();
+        let now = core.clock.now_ms();
         ledger.set_nodes(cell_id, &decision.nodes);
         let mut cell = ledger.cell_mut(cell_id).expect("checked above");
         cell.set_colour(colour(inv, &decision.nodes).as_deref());
@@ -445,7 +427,7 @@ fn set_clients(
             continue;
         }
         // A move is only proposed here; its capacity is checked again on commit.
-        let now = now_ms();
+        let now = core.clock.now_ms();
         let clients_changed = !same_clients(inv, &cell, clients);
         if clients_changed {
             cell.clients = client_idx.into_boxed_slice();
@@ -510,19 +492,4 @@ fn set_clients(
         attempts: MAX_ATTEMPTS,
     }
     .into())
-}
-
-pub(crate) fn missing_error(missing: &Missing) -> Error {
-    let list: Vec<_> = missing
-        .iter()
-        .take(LIST_LIMIT)
-        .map(|(cell, server)| json!({"cell": cell, "server": server}))
-        .collect();
-    Error::InventoryConflict {
-        message: format!(
-            "{} cell node(s) or client(s) name servers the inventory does not have",
-            missing.len()
-        ),
-        details: json!({ "missing": list }),
-    }
 }

@@ -11,13 +11,14 @@ use topology::Placement;
 
 use crate::dto::{timestamp, ReevaluationView};
 use crate::metrics::ReevaluationGauges;
-use store::{Change, RiskUpdate};
 use crate::view::OverCapacityView;
 use crate::zone::Zone;
 use crate::Error;
+use store::{Change, RiskUpdate};
 
 use super::blocking;
-use super::ops::{now_ms, Core, LIST_LIMIT};
+use super::ops::Core;
+use crate::limits::LIST_LIMIT;
 
 /// Cells judged per chunk: each chunk holds the ledger's write lock while it is recorded
 /// (tens of milliseconds), so placements wait at most that long.
@@ -75,14 +76,14 @@ pub(super) fn start(
         state: RUNNING.into(),
         inventory_version: zone.version,
         cells,
-        started_at: timestamp(now_ms()),
+        started_at: timestamp(core.clock.now_ms()),
         ..ReevaluationView::default()
     };
     *progress.lock() = Some(view.clone());
     let handle = tokio::spawn(async move {
         let version = zone.version;
         let outcome = judge(&core, &progress, &zone).await;
-        let finished = timestamp(now_ms());
+        let finished = timestamp(core.clock.now_ms());
         progress.update(version, |v| {
             v.finished_at = Some(finished);
             match &outcome {
@@ -177,7 +178,7 @@ async fn judge(
                     message: message.clone(),
                 });
             }
-            let now = now_ms();
+            let now = core.clock.now_ms();
             let mut updates = Vec::with_capacity(to - from);
             let mut touched = Vec::with_capacity(to - from);
             let mut view = ReevaluationView::default();

@@ -359,7 +359,10 @@ where
                 let mut q = sqlx::query(&sql);
                 for c in chunk {
                     for (i, node) in c.nodes.iter().enumerate() {
-                        q = q.bind(c.cell_id.as_str()).bind(i as i64).bind(node.as_str());
+                        q = q
+                            .bind(c.cell_id.as_str())
+                            .bind(i as i64)
+                            .bind(node.as_str());
                     }
                 }
                 q.execute(&mut *conn).await?;
@@ -503,5 +506,38 @@ where
     pub(crate) async fn ping(pool: &Pool<DB>) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Postgres, Sqlite};
+
+    use super::*;
+
+    /// One statement text, numbered each backend's way.
+    #[test]
+    fn each_dialect_numbers_its_parameters_and_writes_its_literals() {
+        let mut sqlite = String::new();
+        push_values::<Sqlite>(&mut sqlite, 2, 2, true);
+        assert_eq!(sqlite, "(?1, ?2, ?3), (?1, ?4, ?5)");
+        let mut pg = String::new();
+        push_values::<Postgres>(&mut pg, 2, 3, false);
+        assert_eq!(pg, "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(
+            params::<Postgres>("UPDATE t SET a = ?3 WHERE b = ?12 AND c = '?'"),
+            "UPDATE t SET a = $3 WHERE b = $12 AND c = '?'"
+        );
+        let (s, p) = (Sqlite::statements(), Postgres::statements());
+        assert_eq!(
+            s.deactivate_inventories,
+            "UPDATE inventory_versions SET active = 0 WHERE active = 1"
+        );
+        assert_eq!(
+            p.deactivate_inventories,
+            "UPDATE inventory_versions SET active = FALSE WHERE active"
+        );
+        assert_eq!(s.delete_cell, "DELETE FROM cells WHERE cell_id = ?1");
+        assert_eq!(p.delete_cell, "DELETE FROM cells WHERE cell_id = $1");
     }
 }

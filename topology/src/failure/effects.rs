@@ -71,10 +71,12 @@ impl Effects {
         self.specials.binary_search(&key).ok().map(|i| i as u32)
     }
 
+    /// The two elements of special pair `s`.
     pub fn special_pair(&self, s: u32) -> (ElementId, ElementId) {
         self.specials[s as usize]
     }
 
+    /// How many special pairs there are (special indices run below it).
     pub fn special_count(&self) -> usize {
         self.specials.len()
     }

@@ -62,6 +62,7 @@ pub struct FailureModel {
 }
 
 impl FailureModel {
+    /// Precomputes the failure effects of every element and power pair of `inv`.
     pub fn new(inv: &Inventory) -> FailureModel {
         let server_count = inv.servers.len() as u32;
         let vertex_count = inv.servers.len() + inv.network_devices.len();
@@ -239,10 +240,12 @@ impl FailureModel {
         )
     }
 
+    /// How many failure elements the inventory has ([`ElementId`]s run below it).
     pub fn element_count(&self) -> usize {
         self.afr.len()
     }
 
+    /// How many network vertices there are: servers, then network devices.
     pub fn vertex_count(&self) -> usize {
         self.always_down.len()
     }
@@ -262,6 +265,7 @@ impl FailureModel {
         std::iter::once(self.link_element[l as usize]).chain(self.link_group[l as usize])
     }
 
+    /// Whether vertex `v` is down (failed, unpowered or its rack down) under `scenario`.
     pub fn vertex_removed(&self, v: Vertex, scenario: &[ElementId]) -> bool {
         if self.always_down[v as usize] {
             return true;
@@ -279,6 +283,7 @@ impl FailureModel {
                 .any(|(a, b)| scenario.contains(a) && scenario.contains(b))
     }
 
+    /// Whether link `l` is down under `scenario` (it or its risk group failed).
     pub fn link_removed(&self, l: u32, scenario: &[ElementId]) -> bool {
         !scenario.is_empty() && self.link_hits(l).any(|e| scenario.contains(&e))
     }
@@ -415,11 +420,13 @@ pub mod reference {
     /// Up-ness of every server and the connected component of every up server.
     #[derive(Debug, Clone)]
     pub struct State {
+        /// Per server: powered, its rack standing and not failed itself.
         pub up: Vec<bool>,
         /// Component id per server (meaningful only when up).
         pub component: Vec<usize>,
     }
 
+    /// Computes who is up and who reaches whom with the elements `failed` failed.
     pub fn state(inv: &Inventory, failed: &[ElementId]) -> State {
         let is_failed = |e: ElementId| failed.contains(&e);
         // Energized power devices, by repeated relaxation (the graph is small in tests).

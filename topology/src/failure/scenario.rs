@@ -16,6 +16,7 @@ pub struct ScenarioState {
 }
 
 impl ScenarioState {
+    /// Computes the zone's state with the elements `failed` failed.
     pub fn new(inv: &Inventory, failed: &[ElementId]) -> ScenarioState {
         let failed: FxHashSet<ElementId> = failed.iter().copied().collect();
         let down = |e: ElementId| failed.contains(&e);

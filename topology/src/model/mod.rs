@@ -12,22 +12,31 @@ use rustc_hash::FxHashMap;
 pub struct ElementId(pub u32);
 
 impl ElementId {
+    /// The position in [`Inventory::elements`].
     pub fn index(self) -> usize {
         self.0 as usize
     }
 }
 
+/// Which kind of row (and so which table) a failure element comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ElementKind {
+    /// A row of `racks`.
     Rack,
+    /// A row of `servers`.
     Server,
+    /// A row of `network_devices`.
     NetworkDevice,
+    /// A row of `network_links`.
     Link,
+    /// A shared-risk group of links (a row of `risk_groups`, or only named by links).
     RiskGroup,
+    /// A row of `power_devices`.
     PowerDevice,
 }
 
 impl ElementKind {
+    /// The kind's name in messages (`rack`, `network_device`, ...).
     pub fn name(self) -> &'static str {
         match self {
             ElementKind::Rack => "rack",
@@ -44,24 +53,33 @@ impl ElementKind {
 /// and then stays failed for `repair_hours`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Element {
+    /// Its id, unique across all tables.
     pub id: String,
+    /// Which table it comes from.
     pub kind: ElementKind,
     /// The device kind label (`tor`, `ups`, ...) or the element kind name.
     pub label: String,
+    /// Annual failure probability, as given or its kind's default.
     pub afr: f64,
+    /// Hours it stays failed once failed, as given or its kind's default.
     pub repair_hours: f64,
     /// Index into the table of its kind (`racks`, `servers`, ...).
     pub index: u32,
 }
 
+/// A server's `status` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServerStatus {
+    /// In service: may host new nodes.
     Active,
+    /// Up, but takes no new nodes; rebalancing moves its nodes away.
     Draining,
+    /// Down in every scenario, even with nothing else failed.
     Failed,
 }
 
 impl ServerStatus {
+    /// The `status` value as written in the export.
     pub fn name(self) -> &'static str {
         match self {
             ServerStatus::Active => "active",
@@ -71,107 +89,168 @@ impl ServerStatus {
     }
 }
 
+/// A rack: a failure element that takes its servers down with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rack {
+    /// Its entry in the failure-element catalogue.
     pub element: ElementId,
+    /// The `rack_id`.
     pub id: String,
+    /// The building it stands in.
     pub datacenter: String,
+    /// The hall inside the datacenter.
     pub room: String,
+    /// The row inside the room.
     pub row: String,
+    /// The servers in it (indices into `servers`).
     pub servers: Vec<u32>,
     /// Power devices feeding the rack (indices into `power_devices`).
     pub feeds: Vec<u32>,
 }
 
+/// A server: a possible cell host (when its capacity is above 0) and a possible client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {
+    /// Its entry in the failure-element catalogue.
     pub element: ElementId,
+    /// The `server_id`.
     pub id: String,
+    /// The rack it sits in (index into `racks`).
     pub rack: u32,
+    /// Its `status`.
     pub status: ServerStatus,
+    /// How many cell nodes it may host; 0 for a server that is only ever a client.
     pub capacity: u32,
+    /// Deployment colour: all nodes of one cell share one colour.
     pub color: Option<String>,
     /// Its own power feeds; empty means it takes power from its rack's feeds.
     pub feeds: Vec<u32>,
 }
 
+/// A switch or router of the network graph (`tor`, `aggregation`, `spine`, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkDevice {
+    /// Its entry in the failure-element catalogue.
     pub element: ElementId,
+    /// The `device_id`.
     pub id: String,
+    /// The kind label (`tor`, `spine`, ...), which picks its defaults.
     pub kind: String,
+    /// The building it stands in; empty when not given.
     pub datacenter: String,
+    /// Power devices feeding it (indices into `power_devices`); it is powered when any of them is
+    /// on, or when it has none.
     pub feeds: Vec<u32>,
 }
 
 /// A vertex of the network graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NetNode {
+    /// A server (index into `servers`).
     Server(u32),
+    /// A network device (index into `network_devices`).
     Device(u32),
 }
 
+/// An undirected network link between two servers or devices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Link {
+    /// Its entry in the failure-element catalogue.
     pub element: ElementId,
+    /// The `link_id`.
     pub id: String,
+    /// One end.
     pub a: NetNode,
+    /// The other end.
     pub b: NetNode,
+    /// The shared-risk group that takes it down with the rest of the group (index into
+    /// `risk_groups`).
     pub risk_group: Option<u32>,
 }
 
+/// A shared-risk group (a conduit, a fibre trench): when it fails, every member link fails.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiskGroup {
+    /// Its entry in the failure-element catalogue.
     pub element: ElementId,
+    /// The group's name.
     pub id: String,
+    /// Its member links (indices into `links`).
     pub links: Vec<u32>,
     /// False when a link names the group but `risk_groups` has no row for it.
     pub declared: bool,
 }
 
+/// A device of the power graph (`utility`, `ups`, `pdu`, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PowerDevice {
+    /// Its entry in the failure-element catalogue.
     pub element: ElementId,
+    /// The `device_id`.
     pub id: String,
+    /// The kind label (`utility`, `ups`, ...), which picks its defaults.
     pub kind: String,
+    /// The building it stands in; empty when not given.
     pub datacenter: String,
+    /// Power devices upstream of it (indices into `power_devices`); it is on when any of them is,
+    /// or when it has none.
     pub feeds: Vec<u32>,
 }
 
 /// A vertex of the power graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PowerNode {
+    /// A power device (index into `power_devices`).
     Device(u32),
+    /// A rack (index into `racks`).
     Rack(u32),
+    /// A server with feeds of its own (index into `servers`).
     Server(u32),
+    /// A network device (index into `network_devices`).
     NetworkDevice(u32),
 }
 
 /// A vertex of the containment tree (datacenter > room > row > rack > server).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Place {
+    /// The root: the whole inventory.
     Zone,
+    /// A datacenter, by label.
     Datacenter(String),
+    /// A room, by label.
     Room(String),
+    /// A row, by label.
     Row(String),
+    /// A rack (index into `racks`).
     Rack(u32),
+    /// A server (index into `servers`).
     Server(u32),
 }
 
 /// A validated inventory. Built only by [`Inventory::from_raw`]; immutable afterwards.
 #[derive(Debug, Clone)]
 pub struct Inventory {
+    /// Every failure element, indexed by [`ElementId`].
     pub elements: Vec<Element>,
+    /// The `racks` table, in file order.
     pub racks: Vec<Rack>,
+    /// The `servers` table, in file order.
     pub servers: Vec<Server>,
+    /// The `network_devices` table, in file order.
     pub network_devices: Vec<NetworkDevice>,
+    /// The `network_links` table, in file order.
     pub links: Vec<Link>,
+    /// Declared risk groups in file order, then those only named by links.
     pub risk_groups: Vec<RiskGroup>,
+    /// The `power_devices` table, in file order.
     pub power_devices: Vec<PowerDevice>,
     /// Directed feeds, upstream power device to downstream node.
     pub feeds: Vec<(u32, PowerNode)>,
+    /// The network graph: servers and devices joined by links (edge weight: index into `links`).
     pub network: UnGraph<NetNode, u32>,
+    /// The power graph: feeds from power devices down to what they power.
     pub power: DiGraph<PowerNode, ()>,
+    /// The containment tree, from [`Place::Zone`] down to servers.
     pub containment: DiGraph<Place, ()>,
     by_id: FxHashMap<String, ElementId>,
 }
@@ -222,31 +301,46 @@ pub fn default_repair_hours(kind: ElementKind, label: &str) -> f64 {
 /// Counts shown by `cellplacer validate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
+    /// Distinct datacenters of the racks.
     pub datacenters: usize,
+    /// Distinct rooms of the racks.
     pub rooms: usize,
+    /// Racks.
     pub racks: usize,
+    /// Servers, hosts and clients alike.
     pub servers: usize,
+    /// Servers with a node capacity above 0.
     pub cell_hosts: usize,
+    /// The node capacity of all servers together.
     pub node_capacity: u64,
+    /// Network devices.
     pub network_devices: usize,
+    /// Network links.
     pub links: usize,
+    /// Risk groups, declared or only named.
     pub risk_groups: usize,
+    /// Power devices.
     pub power_devices: usize,
+    /// Distinct power feeds.
     pub feeds: usize,
+    /// Failure elements of all kinds.
     pub elements: usize,
 }
 
 impl Inventory {
+    /// The element with this id, of any kind.
     pub fn element(&self, id: &str) -> Option<ElementId> {
         self.by_id.get(id).copied()
     }
 
+    /// The index into `servers` of the server with this id (`None` for other kinds).
     pub fn server_index(&self, id: &str) -> Option<u32> {
         let e = self.element(id)?;
         let el = &self.elements[e.index()];
         (el.kind == ElementKind::Server).then_some(el.index)
     }
 
+    /// The size of the inventory, as `cellplacer validate` prints it.
     pub fn counts(&self) -> Counts {
         let mut dcs: Vec<&str> = self.racks.iter().map(|r| r.datacenter.as_str()).collect();
         dcs.sort_unstable();

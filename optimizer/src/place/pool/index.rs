@@ -92,6 +92,7 @@ impl PoolIndex {
         &self.colours[c as usize]
     }
 
+    /// Indexes the racks, rows, rooms and colours of `inv`.
     pub fn new(inv: &Inventory) -> PoolIndex {
         let mut colours: Vec<String> = inv.servers.iter().filter_map(|s| s.color.clone()).collect();
         colours.sort();

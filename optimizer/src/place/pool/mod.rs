@@ -39,13 +39,17 @@ pub struct Pool {
     pub choosable: u64,
     /// The cell's colour, when servers have colours.
     pub colour: Option<String>,
-    /// Servers left out near the clients, by rule (for the explanation).
+    /// Servers near the clients left out for having no capacity left (for the
+    /// explanation; so are the other `skipped_` counts).
     pub skipped_full: usize,
+    /// Servers left out for another colour.
     pub skipped_colour: usize,
+    /// Servers left out for not being active.
     pub skipped_status: usize,
     /// Servers near the clients at the balance ceiling, and that ceiling's utilisation
     /// (when the rule applied).
     pub skipped_balance: usize,
+    /// The balance ceiling's utilisation, when the rule applied.
     pub balance_ceiling: Option<f64>,
 }
 
@@ -60,6 +64,8 @@ pub struct PoolLimits {
     /// mean utilisation of the zone's active hosts (and at least `BALANCE_SLACK` nodes
     /// above the mean), unless that leaves fewer than `min_choosable` candidates.
     pub balance: Option<f64>,
+    /// The fewest candidates the balance rule may leave; below it the pool is drawn without the
+    /// rule.
     pub min_choosable: usize,
     /// Members wanted (kept nodes count) in each room that holds a group of clients
     /// needing a quorum on their own side of a partition ([`quorum_rooms`]), before the
@@ -121,6 +127,7 @@ pub(super) fn room_quotas(
 /// What the pool must hold or avoid.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PoolRequest<'a> {
+    /// The cell's clients (server indices).
     pub clients: &'a [u32],
     /// Nodes that stay (always members, fixed).
     pub keep: &'a [u32],
@@ -150,6 +157,7 @@ pub fn mix(x: u64, salt: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Draws the pool of `req` under `limits` on the loads of `occ`.
 pub fn draw(
     index: &PoolIndex,
     cache: &mut PoolCache,
