@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! Evaluator speed on a generated zone of >= 50,000 servers: one cell's exact risk, and
 //! the single-failure blast radius of every element over many cells.
 

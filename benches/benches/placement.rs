@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! Placement speed and quality on a generated zone of >= 20,000 servers (`az`, then `az`
 //! with room and datacenter partitions as risk groups): heuristic new cell and
 //! replacement, the ILP on the same instances, and the heuristic's risk against the ILP

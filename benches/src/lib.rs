@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! Shared set-up for the benchmarks: generated zones and deterministic placements; the
 //! baseline placers ([`baselines`], the real CRUSH through [`crushtool`]) and the
 //! side-by-side comparison ([`compare`]).

@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! Risk evaluation and fleet reports over a validated inventory; pure functions, no IO.
 //!
 //! [`risk`] computes one cell's exact risk; [`report`] the fleet report of a placement set

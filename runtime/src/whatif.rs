@@ -2,25 +2,56 @@
 //! inventories (servers the placements name and a side lacks count as failed there), the
 //! same cells on both, and the scenario's elements on each side.
 
+use std::borrow::Cow;
+
 use topology::edit;
 use topology::raw::{RawInventory, RawTable};
 use topology::{ElementId, FailureModel, Inventory, Placement, Problem, Report};
 
 use crate::dto::Change;
 
-/// Both sides of a what-if, ready for [`optimizer::whatif::compare`].
+/// Both sides of a what-if, ready for [`optimizer::whatif::compare`]. The side before is
+/// borrowed when the caller already holds it validated and modelled (the service's active
+/// zone); the side after exists only when the change edits the inventory.
 #[derive(Debug)]
-pub struct Sides {
-    pub before: Inventory,
-    pub before_model: FailureModel,
-    pub after: Inventory,
-    pub after_model: FailureModel,
+pub struct Sides<'z> {
+    /// The inventory before the change.
+    pub before: Cow<'z, Inventory>,
+    /// Its failure model.
+    pub before_model: Cow<'z, FailureModel>,
+    /// The inventory and model after the change; `None` when it edits nothing.
+    changed: Option<(Inventory, FailureModel)>,
+    /// The cells on the inventory before.
     pub placements_before: Vec<Placement>,
+    /// The same cells on the inventory after.
     pub placements_after: Vec<Placement>,
-    /// The scenario's elements on each side (`None`: no scenario, or an element the side
-    /// lacks).
+    /// The scenario's elements before (`None`: no scenario, or an element the side lacks).
     pub fail_before: Option<Vec<ElementId>>,
+    /// The scenario's elements after.
     pub fail_after: Option<Vec<ElementId>>,
+}
+
+impl Sides<'_> {
+    /// The inventory after the change.
+    pub fn after(&self) -> &Inventory {
+        self.changed.as_ref().map_or(&*self.before, |(inv, _)| inv)
+    }
+
+    /// The failure model after the change.
+    pub fn after_model(&self) -> &FailureModel {
+        self.changed
+            .as_ref()
+            .map_or(&*self.before_model, |(_, model)| model)
+    }
+
+    /// The same cells on both sides, compared.
+    pub fn compare(&self, options: &optimizer::whatif::Options) -> optimizer::whatif::WhatIf {
+        optimizer::whatif::compare(
+            (&self.before, &self.before_model, &self.placements_before),
+            (self.after(), self.after_model(), &self.placements_after),
+            options,
+        )
+    }
 }
 
 fn with_gone(mut raw: RawInventory, placements: &RawTable) -> Result<Inventory, topology::Error> {
@@ -49,27 +80,71 @@ pub fn resolve_fail(fail: &[String], inv: &Inventory) -> Result<Vec<ElementId>, 
     }
 }
 
-/// Applies `change` to `raw` and reads `placements` on both sides; every problem (of the
-/// change, of the edited tables, of the placements, of the scenario) named.
+/// Applies `change` to the export `raw` and reads `placements` on both sides; every problem
+/// (of the change, of the edited tables, of the placements, of the scenario) named. The
+/// side before is validated and modelled here (for the command line, which has only files).
 pub fn prepare(
     raw: &RawInventory,
     placements: &RawTable,
     change: &Change,
-) -> Result<Sides, topology::Error> {
+) -> Result<Sides<'static>, topology::Error> {
     let mut raw_before = raw.clone();
     let before = crate::load::validate_with_gone(&mut raw_before, placements)?.0;
+    let changed = changed_side(&raw_before, &before, placements, change)?;
+    let model = FailureModel::new(&before);
+    finish(Cow::Owned(before), Cow::Owned(model), changed, placements, change)
+}
+
+/// As [`prepare`], on a side before that is already validated and modelled (`raw` its
+/// export's tables, read once for the edits): only the side after, when the change edits
+/// the inventory, is validated and modelled.
+pub fn prepare_on<'z>(
+    before: &'z Inventory,
+    before_model: &'z FailureModel,
+    raw: &RawInventory,
+    placements: &RawTable,
+    change: &Change,
+) -> Result<Sides<'z>, topology::Error> {
+    let changed = changed_side(raw, before, placements, change)?;
+    finish(
+        Cow::Borrowed(before),
+        Cow::Borrowed(before_model),
+        changed,
+        placements,
+        change,
+    )
+}
+
+/// The inventory and model after `change`'s edits, or `None` when it has none.
+fn changed_side(
+    raw_before: &RawInventory,
+    before: &Inventory,
+    placements: &RawTable,
+    change: &Change,
+) -> Result<Option<(Inventory, FailureModel)>, topology::Error> {
     let edits = change.edits()?;
-    let after = if edits.is_empty() {
-        before.clone()
-    } else {
-        let edited = edit::apply(&raw_before, &before, &edits).map_err(topology::Error::Invalid)?;
-        with_gone(edited, placements)?
-    };
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    let edited = edit::apply(raw_before, before, &edits).map_err(topology::Error::Invalid)?;
+    let after = with_gone(edited, placements)?;
+    let model = FailureModel::new(&after);
+    Ok(Some((after, model)))
+}
+
+fn finish<'z>(
+    before: Cow<'z, Inventory>,
+    before_model: Cow<'z, FailureModel>,
+    changed: Option<(Inventory, FailureModel)>,
+    placements: &RawTable,
+    change: &Change,
+) -> Result<Sides<'z>, topology::Error> {
+    let after = changed.as_ref().map_or(&*before, |(inv, _)| inv);
     let invalid = topology::Error::Invalid;
     let placements_before =
         topology::workload::parse_placements(placements, &before).map_err(invalid)?;
     let placements_after =
-        topology::workload::parse_placements(placements, &after).map_err(invalid)?;
+        topology::workload::parse_placements(placements, after).map_err(invalid)?;
     let resolve = |inv: &Inventory| -> Option<Vec<ElementId>> {
         change.fail.iter().map(|id| inv.element(id)).collect()
     };
@@ -88,42 +163,45 @@ pub fn prepare(
         return Err(topology::Error::Invalid(report));
     }
     let scenario = !change.fail.is_empty();
-    let before_model = FailureModel::new(&before);
-    let after_model = if edits.is_empty() {
-        before_model.clone()
-    } else {
-        FailureModel::new(&after)
-    };
+    let fail_before = resolve(&before).filter(|_| scenario);
+    let fail_after = resolve(after).filter(|_| scenario);
     Ok(Sides {
-        fail_before: resolve(&before).filter(|_| scenario),
-        fail_after: resolve(&after).filter(|_| scenario),
         before,
         before_model,
-        after,
-        after_model,
+        changed,
         placements_before,
         placements_after,
+        fail_before,
+        fail_after,
     })
 }
 
-/// The cells of the active inventory `before` against a whole new inventory `raw_after`
-/// (servers the cells use and it lacks count as failed).
-pub fn between(
-    before: &Inventory,
-    before_model: &FailureModel,
+/// The cells of the active inventory `before` against a whole new inventory, validated
+/// and modelled once by the caller (`after`, with `raw_after` its tables). Only when the
+/// cells use servers the new tables lack are the tables validated again, with those
+/// servers added as failed, so that the cells can be judged on them.
+pub fn between<'z>(
+    before: &'z Inventory,
+    before_model: &'z FailureModel,
+    after: (Inventory, FailureModel),
     raw_after: RawInventory,
     placements: &[Placement],
-) -> Result<Sides, topology::Error> {
+) -> Result<Sides<'z>, topology::Error> {
     let all: Vec<&Placement> = placements.iter().collect();
     let table = crate::load::placement_table(before, &all);
-    let after = with_gone(raw_after, &table)?;
+    let changed = if raw_after.gone_servers(&table).is_empty() {
+        after
+    } else {
+        let inv = with_gone(raw_after, &table)?;
+        let model = FailureModel::new(&inv);
+        (inv, model)
+    };
     let placements_after =
-        topology::workload::parse_placements(&table, &after).map_err(topology::Error::Invalid)?;
+        topology::workload::parse_placements(&table, &changed.0).map_err(topology::Error::Invalid)?;
     Ok(Sides {
-        before: before.clone(),
-        before_model: before_model.clone(),
-        after_model: FailureModel::new(&after),
-        after,
+        before: Cow::Borrowed(before),
+        before_model: Cow::Borrowed(before_model),
+        changed: Some(changed),
         placements_before: placements.to_vec(),
         placements_after,
         fail_before: None,
@@ -135,13 +213,13 @@ pub fn between(
 /// client sets, cycled) or, when `None`, the placed cells' own client sets; `size` nodes
 /// each.
 pub fn headroom(
-    sides: &Sides,
+    sides: &Sides<'_>,
     mix: Option<&RawTable>,
     size: usize,
     options: &optimizer::place::PlaceOptions,
 ) -> Result<serde_json::Value, topology::Error> {
     let sets: Vec<Vec<u32>> = match mix {
-        Some(table) => topology::workload::parse_cells(table, &sides.after)
+        Some(table) => topology::workload::parse_cells(table, sides.after())
             .map_err(topology::Error::Invalid)?
             .into_iter()
             .map(|c| c.clients)
@@ -154,8 +232,8 @@ pub fn headroom(
     };
     let started = std::time::Instant::now();
     let h = optimizer::whatif::headroom(
-        &sides.after,
-        &sides.after_model,
+        sides.after(),
+        sides.after_model(),
         &sides.placements_after,
         &sets,
         size,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use topology::raw::RawInventory;
 use topology::{FailureModel, Inventory, Problem};
 
 use crate::Error;
@@ -40,7 +41,7 @@ impl Source {
     }
 
     /// The export's tables as read (for what-if edits, which work on tables).
-    pub fn raw(&self) -> Result<topology::raw::RawInventory, Error> {
+    pub fn raw(&self) -> Result<RawInventory, Error> {
         Ok(match self {
             Source::Bundled => {
                 let mut raw = fixtures::generate(&fixtures::ZoneParams::small(0));
@@ -142,25 +143,20 @@ pub struct Candidate {
 impl Candidate {
     /// Reads and validates; CPU- and IO-heavy, so call it off the async runtime.
     pub fn load(source: Source) -> Result<Candidate, Error> {
-        let loaded = match &source {
-            Source::Bundled => {
-                let raw = fixtures::generate(&fixtures::ZoneParams::small(0));
-                let (inventory, warnings) = Inventory::from_raw(&raw)?;
-                let model = FailureModel::new(&inventory);
-                crate::load::Loaded {
-                    inventory,
-                    model,
-                    warnings,
-                }
-            }
-            Source::Dir(p) | Source::Upload(p) => crate::load::inventory(p)?,
-        };
-        hostable(&loaded.inventory)?;
+        let raw = source.raw()?;
+        Candidate::from_raw(source, &raw)
+    }
+
+    /// Validates the tables `raw` read from `source` and builds their failure model.
+    pub fn from_raw(source: Source, raw: &RawInventory) -> Result<Candidate, Error> {
+        let (inventory, warnings) = Inventory::from_raw(raw)?;
+        hostable(&inventory)?;
+        let model = FailureModel::new(&inventory);
         Ok(Candidate {
             source,
-            inventory: loaded.inventory,
-            model: loaded.model,
-            warnings: loaded.warnings,
+            inventory,
+            model,
+            warnings,
         })
     }
 

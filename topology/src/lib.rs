@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! Inventory ingest, topology graphs and the exact failure model of cellplacer.
 //!
 //! Two-stage ingest: [`ingest`] reads export tables into [`raw`] records (the only IO in

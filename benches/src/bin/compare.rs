@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! `compare`: generates a zone and its cell workload, places the cells with each baseline
 //! and with cellplacer's batch placer, and prints the comparison table.
 

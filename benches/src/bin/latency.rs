@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! `latency`: single-cell placement and replacement latency on a zone in use. Places
 //! `--prefill` cells of a generated zone's workload in batch, then times a new cell and
 //! the replacement of its first node for each of `--samples` further cells of the same

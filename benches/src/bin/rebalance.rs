@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! `rebalance`: what rebalancing plans do to a fleet. Places a generated zone's workload
 //! the CRUSH-like way, plans `--repair --improve` on it and prints the curve after 1 %,
 //! 5 % and 20 % of the nodes moved and at the end, next to cellplacer's own batch

@@ -91,15 +91,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         domains: !scenario_only || out_dir.is_some(),
     };
     let started = std::time::Instant::now();
-    let w = optimizer::whatif::compare(
-        (&sides.before, &sides.before_model, &sides.placements_before),
-        (&sides.after, &sides.after_model, &sides.placements_after),
-        &options,
-    );
+    let w = sides.compare(&options);
     let elapsed = started.elapsed().as_secs_f64() * 1e3;
     let mut summary = runtime::whatif::summary(
         &sides.before,
-        &sides.after,
+        sides.after(),
         &sides.placements_after,
         &w,
         elapsed,
@@ -123,8 +119,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             (
                 "pairs",
                 runtime::reports::pairs(
-                    &sides.after,
-                    &sides.after_model,
+                    sides.after(),
+                    sides.after_model(),
                     &sides.placements_after,
                     &w.pairs,
                 ),
@@ -133,7 +129,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         if !scenario_only {
             tables.push((
                 "elements",
-                runtime::reports::whatif_elements(&sides.before, &sides.after, &w),
+                runtime::reports::whatif_elements(&sides.before, sides.after(), &w),
             ));
         }
         runtime::reports::write(out, &tables).context("writing the what-if tables")?;

@@ -1,4 +1,3 @@
-#![warn(missing_docs, unreachable_pub)] // TEMP-LINT
 //! Exactness: the evaluator, the solvers, batches and move paths against brute force on
 //! small inventories, and the engine on generated zones. One test binary; a module per
 //! job, the shared inventories and brute force here.

@@ -52,10 +52,20 @@ impl Service {
         };
         let placer = self.core.placer.clone();
         let result = blocking(move || {
-            let candidate = Candidate::load(source.clone())?;
-            // What it would do to the cells, on the tables just validated.
-            let sides =
-                crate::whatif::between(&zone.inventory, &zone.model, source.raw()?, &placements)?;
+            // One read, one validation, one failure model: the candidate's tables are what
+            // the what-if below judges the cells on.
+            let raw = source.raw()?;
+            let candidate = Candidate::from_raw(source, &raw)?;
+            let counts = CountsView::from(candidate.inventory.counts());
+            let warnings: Vec<ProblemView> =
+                candidate.warnings.iter().map(ProblemView::from).collect();
+            let sides = crate::whatif::between(
+                &zone.inventory,
+                &zone.model,
+                (candidate.inventory, candidate.model),
+                raw,
+                &placements,
+            )?;
             let options = optimizer::whatif::Options {
                 report: Some(optimizer::ReportOptions::default()),
                 plan: Some(placer),
@@ -63,19 +73,15 @@ impl Service {
                 ..optimizer::whatif::Options::default()
             };
             let started = std::time::Instant::now();
-            let w = optimizer::whatif::compare(
-                (&sides.before, &sides.before_model, &sides.placements_before),
-                (&sides.after, &sides.after_model, &sides.placements_after),
-                &options,
-            );
+            let w = sides.compare(&options);
             let impact = crate::whatif::summary(
                 &sides.before,
-                &sides.after,
+                sides.after(),
                 &sides.placements_after,
                 &w,
                 started.elapsed().as_secs_f64() * 1e3,
             );
-            Ok::<_, Error>((candidate, impact))
+            Ok::<_, Error>((counts, warnings, impact))
         })
         .await?;
         if let Some(Some(dir)) = upload {
@@ -83,11 +89,11 @@ impl Service {
             let _ = std::fs::remove_dir_all(dir);
         }
         Ok(match result {
-            Ok((c, impact)) => ValidationView {
+            Ok((counts, warnings, impact)) => ValidationView {
                 valid: true,
-                counts: Some(CountsView::from(c.inventory.counts())),
+                counts: Some(counts),
                 errors: Vec::new(),
-                warnings: c.warnings.iter().map(ProblemView::from).collect(),
+                warnings,
                 impact: Some(impact),
             },
             Err(Error::Inventory(e)) => {

@@ -13,7 +13,7 @@ use super::{blocking, Service};
 /// Nodes per cell of a headroom count.
 const HEADROOM_SIZE: usize = 7;
 /// Most element pairs a what-if ranks.
-const MAX_PAIRS: usize = 1000;
+const MAX_PAIRS: usize = crate::limits::LIST_LIMIT;
 
 impl Service {
     pub async fn whatif(&self, req: WhatIfRequest) -> Result<Value, Error> {
@@ -45,11 +45,19 @@ impl Service {
                 let elapsed = started.elapsed().as_secs_f64() * 1e3;
                 return Ok(crate::whatif::summary(inv, inv, &placements, &w, elapsed));
             }
+            // The side before is the zone as loaded; the export is read once, for the
+            // change's edits, and only the side after is validated and modelled.
             let raw = zone.source.raw()?;
             let all: Vec<&topology::Placement> = placements.iter().collect();
             let table = crate::load::placement_table(&zone.inventory, &all);
-            let sides = crate::whatif::prepare(&raw, &table, &req.change)
-                .map_err(|e| inventory_error(Error::Inventory(e)))?;
+            let sides = crate::whatif::prepare_on(
+                &zone.inventory,
+                &zone.model,
+                &raw,
+                &table,
+                &req.change,
+            )
+            .map_err(|e| inventory_error(Error::Inventory(e)))?;
             let scenario_only = req.change.is_scenario_only();
             let options = optimizer::whatif::Options {
                 report: (!scenario_only).then_some(ReportOptions::default()),
@@ -60,14 +68,10 @@ impl Service {
                 domains: !scenario_only,
             };
             let started = std::time::Instant::now();
-            let w = optimizer::whatif::compare(
-                (&sides.before, &sides.before_model, &sides.placements_before),
-                (&sides.after, &sides.after_model, &sides.placements_after),
-                &options,
-            );
+            let w = sides.compare(&options);
             let mut summary = crate::whatif::summary(
                 &sides.before,
-                &sides.after,
+                sides.after(),
                 &sides.placements_after,
                 &w,
                 started.elapsed().as_secs_f64() * 1e3,
