@@ -7,98 +7,264 @@ use serde_json::Value;
 /// what the client needs to fix it; [`Error::code`] is the stable machine-readable name.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The request body is not valid JSON (a syntax error, a truncated body or trailing
+    /// characters).
     #[error("malformed JSON: {message}")]
-    MalformedJson { message: String },
+    MalformedJson {
+        /// The JSON parser's message.
+        message: String,
+    },
+    /// The request has a body but its `Content-Type` is not JSON.
     #[error("expected a JSON body (Content-Type: application/json)")]
     UnsupportedMediaType,
+    /// The request body is larger than the service takes.
     #[error("request body over the limit of {limit} bytes")]
-    BodyTooLarge { limit: usize },
-    #[error("{refused} cell(s) of the import break a rule; nothing was imported")]
-    InvalidImport { refused: usize, details: Value },
-    #[error("plan '{plan}' not found")]
-    PlanNotFound { plan: String },
-    #[error("plan '{plan}': {message}")]
-    PlanConflict { plan: String, message: String },
-    #[error("{field}: {message}")]
-    InvalidField { field: String, message: String },
-    #[error("{field}: unknown server '{server}'")]
-    UnknownServer { field: String, server: String },
-    #[error("{field}: server '{server}' is listed twice")]
-    DuplicateClient { field: String, server: String },
-    #[error("{field}: {message}")]
-    InvalidSize { field: String, message: String },
-    #[error("{field}: server '{server}' is not a node of cell '{cell}'")]
-    NotANode {
-        field: String,
-        server: String,
-        cell: String,
+    BodyTooLarge {
+        /// The largest body taken, in bytes.
+        limit: usize,
     },
-    #[error("no cell '{cell}'")]
-    CellNotFound { cell: String },
-    #[error("no server '{server}'")]
-    ServerNotFound { server: String },
-    #[error("cell '{cell}' has no move {n}")]
-    MoveNotFound { cell: String, n: i64 },
-    #[error("no route {path}")]
-    RouteNotFound { path: String },
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    #[error("cell '{cell}' exists with different {field}")]
-    CellExists { cell: String, field: String },
-    #[error("move {n} of cell '{cell}' is {state}")]
-    MoveStale { cell: String, n: i64, state: String },
-    #[error("move {n} of cell '{cell}' conflicts with the current placements: {message}")]
-    MoveConflict {
-        cell: String,
-        n: i64,
-        message: String,
+    /// An import that was not told to skip invalid rows has rows that break a rule.
+    #[error("{refused} cell(s) of the import break a rule; nothing was imported")]
+    InvalidImport {
+        /// How many rows were refused.
+        refused: usize,
+        /// `{"refused": [...]}`: the first refused rows and why.
         details: Value,
     },
+    /// No plan has that id.
+    #[error("plan '{plan}' not found")]
+    PlanNotFound {
+        /// The plan id asked for.
+        plan: String,
+    },
+    /// The plan cannot do what was asked in its current state.
+    #[error("plan '{plan}': {message}")]
+    PlanConflict {
+        /// The plan id.
+        plan: String,
+        /// Why the plan refused.
+        message: String,
+    },
+    /// A request field has a value the service does not take.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// The field, as a path into the request (`clients[2]`, `rate`, `body`).
+        field: String,
+        /// What is wrong with its value.
+        message: String,
+    },
+    /// A request names a server the inventory does not have.
+    #[error("{field}: unknown server '{server}'")]
+    UnknownServer {
+        /// The field that names it (`clients[2]`, `server`).
+        field: String,
+        /// The server id.
+        server: String,
+    },
+    /// A server is listed twice among a cell's clients.
+    #[error("{field}: server '{server}' is listed twice")]
+    DuplicateClient {
+        /// The field of the second listing (`clients[2]`).
+        field: String,
+        /// The server id.
+        server: String,
+    },
+    /// The cell size asked for is not one the engine places.
+    #[error("{field}: {message}")]
+    InvalidSize {
+        /// The field (`size`).
+        field: String,
+        /// What is wrong with the size.
+        message: String,
+    },
+    /// A replace names a server that is not one of the cell's nodes.
+    #[error("{field}: server '{server}' is not a node of cell '{cell}'")]
+    NotANode {
+        /// The field that names it (`server`).
+        field: String,
+        /// The server id.
+        server: String,
+        /// The cell id.
+        cell: String,
+    },
+    /// No cell has that id.
+    #[error("no cell '{cell}'")]
+    CellNotFound {
+        /// The cell id asked for.
+        cell: String,
+    },
+    /// The inventory has no server with that id.
+    #[error("no server '{server}'")]
+    ServerNotFound {
+        /// The server id asked for.
+        server: String,
+    },
+    /// The cell has no move with that number.
+    #[error("cell '{cell}' has no move {n}")]
+    MoveNotFound {
+        /// The cell id.
+        cell: String,
+        /// The move number asked for.
+        n: i64,
+    },
+    /// No route has the request's path.
+    #[error("no route {path}")]
+    RouteNotFound {
+        /// The request's path.
+        path: String,
+    },
+    /// The route exists but not with the request's method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A placement repeats a cell id with other clients or another size than the cell has.
+    #[error("cell '{cell}' exists with different {field}")]
+    CellExists {
+        /// The cell id.
+        cell: String,
+        /// The field that differs (`clients` or `size`).
+        field: String,
+    },
+    /// The move can no longer be committed (superseded, or the cell or the inventory
+    /// changed since it was proposed).
+    #[error("move {n} of cell '{cell}' is {state}")]
+    MoveStale {
+        /// The cell id.
+        cell: String,
+        /// The move number.
+        n: i64,
+        /// Why it is stale.
+        state: String,
+    },
+    /// Committing the move would break a separation rule against the current placements.
+    #[error("move {n} of cell '{cell}' conflicts with the current placements: {message}")]
+    MoveConflict {
+        /// The cell id.
+        cell: String,
+        /// The move number.
+        n: i64,
+        /// The violations' messages, joined with `; `.
+        message: String,
+        /// `{"violations": [...]}`: the rules the move would break.
+        details: Value,
+    },
+    /// The fleet has no capacity left for the placement (it may clear after deletes).
     #[error("no capacity: {message}")]
-    NoCapacity { message: String, details: Value },
+    NoCapacity {
+        /// The engine's reason.
+        message: String,
+        /// `{"reason", "binding"}`: the engine's reason and the rules that bound the choice.
+        details: Value,
+    },
+    /// The separation rules leave no safe choice for the placement.
     #[error("no safe placement: {message}")]
-    NoSafePlacement { message: String, details: Value },
+    NoSafePlacement {
+        /// The engine's reason.
+        message: String,
+        /// `{"reason", "binding"}`: the engine's reason and the rules that bound the choice.
+        details: Value,
+    },
+    /// The inventory could not be read or does not validate.
     #[error("invalid inventory: {errors} error(s)")]
-    InvalidInventory { errors: usize, details: Value },
+    InvalidInventory {
+        /// How many errors it has.
+        errors: usize,
+        /// `{"errors": [...], "warnings": [...]}`: the problems found.
+        details: Value,
+    },
+    /// The inventory does not fit the ledger (it lacks servers the cells use, it is not the
+    /// one the ledger serves, or it switched during an import).
     #[error("inventory conflicts with the ledger: {message}")]
-    InventoryConflict { message: String, details: Value },
+    InventoryConflict {
+        /// What conflicts.
+        message: String,
+        /// What the conflict is about (e.g. `{"missing": [...]}` or `{"active": ...}`).
+        details: Value,
+    },
+    /// The solver queue is full.
     #[error("too many requests in flight; retry later")]
     Overloaded,
+    /// A solve was redone too often because concurrent commits kept changing its cell or
+    /// taking its servers.
     #[error("gave up after {attempts} attempts: concurrent changes kept invalidating the solve")]
-    Contended { attempts: u32 },
+    Contended {
+        /// How many solves were tried.
+        attempts: u32,
+    },
+    /// The request ran over the service's time limit.
     #[error("request timed out after {ms} ms")]
-    Timeout { ms: u64 },
+    Timeout {
+        /// The time limit, in milliseconds.
+        ms: u64,
+    },
+    /// The service is stopping (its solvers, plans or journal closed) and takes no more
+    /// work.
     #[error("service shutting down")]
     ShuttingDown,
+    /// A commit to the ledger failed, or the service refuses changes until it has reloaded
+    /// the ledger after one.
     #[error("the ledger could not commit the change: {message}")]
-    StoreUnavailable { message: String },
+    StoreUnavailable {
+        /// The failure, as the store reported it.
+        message: String,
+    },
+    /// The request has no bearer token, or one the service does not know.
     #[error("{message}")]
-    Unauthorized { message: String },
+    Unauthorized {
+        /// What is missing.
+        message: String,
+    },
+    /// The request's token has a lesser role than the route needs.
     #[error("{message}")]
-    Forbidden { message: String },
+    Forbidden {
+        /// The token's role and the role needed.
+        message: String,
+    },
+    /// The request's URI (path and query) is longer than the service takes.
     #[error("the request URI is {len} bytes, over the limit of {max}")]
-    UriTooLong { len: usize, max: usize },
+    UriTooLong {
+        /// The URI's length, in bytes.
+        len: usize,
+        /// The longest URI taken, in bytes.
+        max: usize,
+    },
+    /// Another process holds the ledger (see [`store::Error::LedgerLocked`]).
     #[error("{message}")]
-    LedgerLocked { message: String },
+    LedgerLocked {
+        /// Which ledger and who holds it.
+        message: String,
+    },
+    /// Another replica committed to the ledger first; the request can be retried.
     #[error("another replica changed the ledger first; the request can be retried")]
     Stale,
+    /// The service's configuration is invalid (the ledger's address, a token file, an
+    /// option).
     #[error("{message}")]
-    InvalidConfig { message: String },
+    InvalidConfig {
+        /// What is wrong with it.
+        message: String,
+    },
     /// The ledger's driver or a migration failed (see [`store::Error`]).
     #[error("{0}")]
     Store(store::Error),
+    /// A file or socket operation failed (see [`store::Error::Io`]).
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, and on which file.
         context: String,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// An inventory could not be loaded (see [`topology::Error`]).
     #[error(transparent)]
     Inventory(#[from] topology::Error),
+    /// A bug or an unexpected failure of a library; the message is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl Error {
+    /// The stable machine-readable name of the error (`cell_not_found`, `contended`...),
+    /// the `code` of the JSON error body.
     pub fn code(&self) -> &'static str {
         match self {
             Error::MalformedJson { .. } => "malformed_json",
@@ -152,6 +318,7 @@ impl Error {
         }
     }
 
+    /// Structured details for the client (violations, refused rows, problems), if any.
     pub fn details(&self) -> Option<&Value> {
         match self {
             Error::MoveConflict { details, .. }

@@ -15,17 +15,22 @@ use subtle::ConstantTimeEq;
 
 use runtime::Error;
 
+/// A token's role; roles nest, each may do what the ones below it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
+    /// May GET (cells, servers, the report, the inventory, plans, metrics).
     Read,
+    /// May also change cells: place, replace, clients, moves, delete.
     Runtime,
+    /// May do everything: inventory, plans, what-if, import.
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Read, Role::Runtime, Role::Admin];
+    const ALL: [Role; 3] = [Role::Read, Role::Runtime, Role::Admin];
 
-    pub fn name(self) -> &'static str {
+    /// The role as a token file and messages spell it.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Read => "read",
             Role::Runtime => "runtime",
@@ -33,6 +38,7 @@ impl Role {
         }
     }
 
+    /// The role spelled `s` (`read`, `runtime` or `admin`).
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.name() == s)
     }
@@ -45,7 +51,7 @@ impl fmt::Display for Role {
 }
 
 /// The role a route needs; `None`: open to all (probes and the API description).
-pub fn required(method: &Method, route: &str) -> Option<Role> {
+pub(crate) fn required(method: &Method, route: &str) -> Option<Role> {
     const OPEN: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
     const RUNTIME: [&str; 5] = [
         "/v1/cells",
@@ -79,7 +85,7 @@ pub struct Tokens {
 }
 
 /// SHA-256 of a token, as the file keeps it.
-pub fn hash(token: &str) -> [u8; 32] {
+fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -183,12 +189,9 @@ impl Tokens {
         found
     }
 
-    pub fn len(&self) -> usize {
+    /// How many tokens there are.
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 

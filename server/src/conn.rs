@@ -35,8 +35,10 @@ impl Default for ConnectionLimits {
 }
 
 /// Accepts connections until `shutdown`, each served by hyper with a header read timeout,
-/// at most `limits.max` at once; then waits (up to `limits.drain`) for those in flight.
-pub async fn accept(
+/// at most `limits.max` at once; then waits (up to `limits.drain`) for those in flight
+/// (hyper-util's `GracefulShutdown`).
+// Hand-written loop: `axum::serve` sets no header read timeout, no drain deadline and no connection cap.
+pub(crate) async fn accept(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     limits: ConnectionLimits,
@@ -45,6 +47,7 @@ pub async fn accept(
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
+    // A cap on connections, not requests (tower's `ConcurrencyLimit`): one over is closed at once.
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -97,15 +100,16 @@ pub async fn accept(
 /// itself, with an empty body, and closes; such a response head is written whole (no
 /// `writev`) and is the only 400, 414 or 431 with `content-length: 0` (every response of
 /// the routes has a JSON body), so it is recognised and replaced.
+// Hand-written: hyper writes these responses itself, below every tower layer.
 #[derive(Debug)]
-pub struct JsonErrors<T> {
+pub(crate) struct JsonErrors<T> {
     inner: T,
     /// A replacement being written, and how much of it is out.
     pending: Option<(Vec<u8>, usize)>,
 }
 
 impl<T> JsonErrors<T> {
-    pub fn new(inner: T) -> JsonErrors<T> {
+    pub(crate) fn new(inner: T) -> JsonErrors<T> {
         JsonErrors {
             inner,
             pending: None,

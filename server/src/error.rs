@@ -11,32 +11,32 @@ use utoipa::ToSchema;
 
 /// The JSON body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What went wrong.
-    pub error: ErrorDetail,
+    pub(crate) error: ErrorDetail,
 }
 
 /// One error: its code, message, field and details.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// Stable machine-readable code, e.g. `unknown_server`.
-    pub code: &'static str,
+    pub(crate) code: &'static str,
     /// Human-readable; names the bad field when there is one.
-    pub message: String,
+    pub(crate) message: String,
     /// The offending request field (`clients[1]`, `size`, `server`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
+    pub(crate) field: Option<String>,
     /// Code-specific details: the explanation of a refused placement, the problems of an
     /// invalid inventory, the violations of a conflicting move.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub details: Option<Value>,
+    pub(crate) details: Option<Value>,
 }
 
 /// A runtime error on its way out as an HTTP response (the orphan rule keeps
 /// [`IntoResponse`] off [`runtime::Error`] itself).
 #[derive(Debug)]
-pub struct ApiError(pub Error);
+pub(crate) struct ApiError(pub(crate) Error);
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
@@ -51,7 +51,7 @@ impl From<store::Error> for ApiError {
 }
 
 /// The HTTP status of an error.
-pub fn status(e: &Error) -> StatusCode {
+fn status(e: &Error) -> StatusCode {
     match e {
         Error::MalformedJson { .. } => StatusCode::BAD_REQUEST,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -93,8 +93,9 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::InvalidConfig { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
+
 /// The JSON body of an error.
-pub fn body(e: &Error) -> ErrorBody {
+fn body(e: &Error) -> ErrorBody {
     ErrorBody {
         error: ErrorDetail {
             code: e.code(),

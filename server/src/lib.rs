@@ -2,13 +2,14 @@
 //! document, bearer tokens and roles ([`auth`]), the connections ([`conn`]: a cap, header
 //! timeouts, the JSON shape of hyper's own errors) and the service's start-up and graceful
 //! shutdown ([`serve`]). Handlers only translate between HTTP and
-//! [`runtime::service::Service`]; every failure leaves as an [`ApiError`].
+//! [`runtime::service::Service`]; every failure leaves as a JSON error with a stable code.
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod auth;
 pub mod conn;
-pub mod error;
+mod error;
 pub mod http;
 pub mod serve;
 
-pub use error::ApiError;
 pub use http::{app, AppState, Limits};

@@ -16,17 +16,24 @@ use runtime::zone::Source;
 use runtime::Error;
 use store::LedgerUrl;
 
+/// What `cellplacer serve` was given.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Export directory; `None`: the ledger's active inventory, else the bundled zone.
     pub inventory: Option<PathBuf>,
+    /// The ledger: a SQLite file or a PostgreSQL URL.
     pub db: LedgerUrl,
+    /// The address to listen on (port 0: any free port, see `on_listen`).
     pub listen: SocketAddr,
     /// Solver threads (0 = available parallelism).
     pub workers: usize,
+    /// Solves that may wait for a worker before requests are refused (503 `overloaded`).
     pub queue: usize,
+    /// Placement engine settings (solver, pool size, ...).
     pub placer: PlaceOptions,
+    /// Body sizes and time limits of the routes.
     pub limits: Limits,
+    /// Limits on the connections themselves.
     pub connections: conn::ConnectionLimits,
     /// See [`Config::inventory_root`].
     pub inventory_root: Option<PathBuf>,

@@ -1,13 +1,13 @@
 //! The service's Prometheus metrics, through the Prometheus project's client
 //! (`prometheus-client`): counters and histograms updated as requests, solves and commits
-//! happen; gauges read from the service's state at scrape time ([`Gauges`]); the OpenMetrics
-//! text encoding from the library. Every label takes a bounded set of values: the route is
+//! happen; gauges read from the service's state at scrape time ([`Gauges`]); the Prometheus
+//! text encoding (0.0.4, the format dashboards have always scraped here) from the library. Every label takes a bounded set of values: the route is
 //! the matched route pattern (or `unmatched`), the method one of the standard methods (or
 //! `other`), the status an HTTP status code, the op a solver operation.
 
 use std::time::Duration;
 
-use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,6 +20,9 @@ use store::{PlanState, StepStatus};
 mod process;
 #[cfg(test)]
 mod tests;
+
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds in seconds; the 25 ms target sits on a bucket edge.
 const BUCKETS: [f64; 14] = [
@@ -149,58 +152,58 @@ impl Default for Metrics {
         let r = &mut m.registry;
         r.register(
             "cellplacer_http_requests",
-            "HTTP requests by route, method and status.",
+            "HTTP requests by route, method and status",
             m.http_requests.clone(),
         );
         r.register(
             "cellplacer_http_request_duration_seconds",
-            "HTTP request latency by route and method.",
+            "HTTP request latency by route and method",
             m.http_latency.clone(),
         );
         r.register(
             "cellplacer_solve_duration_seconds",
-            "Placement engine time per solve, by operation.",
+            "Placement engine time per solve, by operation",
             m.solve_latency.clone(),
         );
         r.register(
             "cellplacer_solve_conflicts",
-            "Solves redone because a concurrent commit took their servers.",
+            "Solves redone because a concurrent commit took their servers",
             m.solve_conflicts.clone(),
         );
         r.register(
             "cellplacer_plan_steps",
             "Plan steps executed, by outcome (committed as planned, re-planned to another \
-             server, skipped).",
+             server, skipped)",
             m.plan_steps.clone(),
         );
         r.register(
             "cellplacer_store_commits",
-            "Ledger transactions committed (group commits).",
+            "Ledger transactions committed (group commits)",
             m.commits.clone(),
         );
         r.register(
             "cellplacer_store_failed_commits",
-            "Ledger transactions that failed.",
+            "Ledger transactions that failed",
             m.failed_commits.clone(),
         );
         r.register(
             "cellplacer_store_changes",
-            "Changes committed to the ledger.",
+            "Changes committed to the ledger",
             m.changes.clone(),
         );
         r.register(
             "cellplacer_store_commit_duration_seconds",
-            "Time per ledger transaction, fsync included.",
+            "Time per ledger transaction, fsync included",
             m.commit_latency.clone(),
         );
         r.register(
             "cellplacer_connections_open",
-            "HTTP connections open.",
+            "HTTP connections open",
             m.connections_open.clone(),
         );
         r.register(
             "cellplacer_connections_refused",
-            "Connections closed at once: over the cap.",
+            "Connections closed at once: over the cap",
             m.connections_refused.clone(),
         );
         for outcome in ["committed", "replanned", "skipped"] {
@@ -280,15 +283,13 @@ impl Metrics {
         self.plan_steps.get_or_create(&[("outcome", outcome)]).inc();
     }
 
-    /// The OpenMetrics text exposition: the counters, then the gauges `g` read at scrape
-    /// time, then the process's own.
+    /// The Prometheus text exposition (0.0.4): the counters, then the gauges `g` read at
+    /// scrape time, then the process's own.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::new();
-        let scrape = scrape_registry(g);
         // Writing to a String cannot fail.
-        let _ = encode_registry(&mut out, &self.registry);
-        let _ = encode_registry(&mut out, &scrape);
-        let _ = encode_eof(&mut out);
+        let _ = encode(&mut out, &self.registry);
+        let _ = encode(&mut out, &scrape_registry(g));
         out
     }
 }
@@ -306,48 +307,48 @@ fn scrape_registry(g: &Gauges) -> Registry {
         r.register(name, help, ConstGauge::new(v));
     };
     let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    gauge("cellplacer_cells", "Cells in the ledger.", int(g.cells));
+    gauge("cellplacer_cells", "Cells in the ledger", int(g.cells));
     gauge(
         "cellplacer_cells_unsafe",
-        "Cells that are not single-failure safe (one element can put them out).",
+        "Cells that are not single-failure safe (one element can put them out)",
         int(g.cells_unsafe),
     );
     gauge(
         "cellplacer_servers_over_balance_ceiling",
         "Active hosts whose load is above the placer's balance ceiling \
          (floor(max(balance*mean*capacity, mean*capacity+5)), mean = nodes placed over \
-         the capacity of active hosts).",
+         the capacity of active hosts)",
         int(g.servers_over_balance_ceiling),
     );
     gauge(
         "cellplacer_nodes_placed",
-        "Cell nodes placed on servers.",
+        "Cell nodes placed on servers",
         int(g.nodes_placed),
     );
     gauge(
         "cellplacer_node_capacity",
-        "Node capacity of active cell hosts.",
+        "Node capacity of active cell hosts",
         int(g.node_capacity),
     );
     gauge(
         "cellplacer_inventory_version",
-        "Active inventory version.",
+        "Active inventory version",
         g.inventory_version,
     );
     gauge(
         "cellplacer_solver_queue",
-        "Solves waiting for a worker.",
+        "Solves waiting for a worker",
         int(g.solver_queue),
     );
     gauge(
         "cellplacer_solver_workers",
-        "Solver worker threads.",
+        "Solver worker threads",
         int(g.solver_workers),
     );
     let r_ = g.reevaluation.unwrap_or_default();
     gauge(
         "cellplacer_reevaluation_running",
-        "1 while the cells are re-evaluated on a new inventory version.",
+        "1 while the cells are re-evaluated on a new inventory version",
         i64::from(r_.running),
     );
     let utilisation = if g.node_capacity > 0 {
@@ -357,7 +358,7 @@ fn scrape_registry(g: &Gauges) -> Registry {
     };
     r.register(
         "cellplacer_utilisation",
-        "Nodes placed over the node capacity of active hosts.",
+        "Nodes placed over the node capacity of active hosts",
         ConstGauge::new(utilisation),
     );
     let by_risk = Family::<Label, Gauge>::default();
@@ -373,14 +374,14 @@ fn scrape_registry(g: &Gauges) -> Registry {
     r.register(
         "cellplacer_cells_by_risk",
         "Cells whose risk is at most le, in outages per year (cumulative; a cell that is \
-         down counts as risk 1).",
+         down counts as risk 1)",
         by_risk,
     );
     let plans = Family::<Label, Gauge>::default();
     for (state, n) in PlanState::ALL.iter().zip(g.plans_by_state) {
         plans.get_or_create(&[("state", state.name())]).set(int(n));
     }
-    r.register("cellplacer_plans", "Rebalancing plans by state.", plans);
+    r.register("cellplacer_plans", "Rebalancing plans by state", plans);
     let reevaluation = Family::<Label, Gauge>::default();
     for (state, n) in [
         ("total", r_.cells),
@@ -391,7 +392,7 @@ fn scrape_registry(g: &Gauges) -> Registry {
     }
     r.register(
         "cellplacer_reevaluation_cells",
-        "Cells of the latest re-evaluation: to judge, judged, recorded.",
+        "Cells of the latest re-evaluation: to judge, judged, recorded",
         reevaluation,
     );
     let build = Family::<Label, Gauge>::default();
@@ -400,7 +401,7 @@ fn scrape_registry(g: &Gauges) -> Registry {
         .set(1);
     r.register(
         "cellplacer_build_info",
-        "The running build (always 1).",
+        "The running build (always 1)",
         build,
     );
     #[cfg(target_os = "linux")]

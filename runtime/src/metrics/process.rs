@@ -77,7 +77,7 @@ impl Process {
         if let Some(v) = self.cpu_seconds {
             r.register(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds.",
+                "Total user and system CPU time spent in seconds",
                 ConstCounter::new(v),
             );
         }
@@ -92,28 +92,28 @@ impl Process {
         };
         gauge(
             "process_open_fds",
-            "Number of open file descriptors.",
+            "Number of open file descriptors",
             self.open_fds,
         );
         gauge(
             "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
+            "Virtual memory size in bytes",
             self.virtual_bytes,
         );
         gauge(
             "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
+            "Resident memory size in bytes",
             self.resident_bytes,
         );
         gauge(
             "process_threads",
-            "Number of OS threads in the process.",
+            "Number of OS threads in the process",
             self.threads,
         );
         if let Some(v) = self.start_time_seconds {
             r.register(
                 "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
+                "Start time of the process since unix epoch in seconds",
                 ConstGauge::new(v),
             );
         }

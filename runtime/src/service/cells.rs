@@ -19,7 +19,7 @@ const DEFAULT_SIZE: usize = 7;
 const DEFAULT_PAGE: usize = 100;
 
 /// Most cells per page of `GET /v1/cells`.
-const MAX_PAGE: usize = 1000;
+const MAX_PAGE: usize = crate::limits::LIST_LIMIT;
 
 /// Which cells to list, and where a page starts.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,158 @@
+//! What handlers take from a request: a JSON body, path and query parameters, each failure
+//! an [`Error`] naming the field (axum's own extractors answer in plain text and name none).
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use runtime::Error;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The body limit of the route's group, for the message of a 413 (axum's
+/// `DefaultBodyLimit` enforces it but does not tell the extractor its value).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub(crate) usize);
+
+/// A JSON body whose every failure is an [`Error`] naming the field.
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+/// The name in backticks of serde's "missing field `x`" and "unknown field `x`, ...".
+fn quoted_field(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split('`').next()
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim();
+                v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !json {
+            return Err(Error::UnsupportedMediaType.into());
+        }
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::BodyTooLarge { limit }
+            } else {
+                Error::MalformedJson {
+                    message: r.body_text(),
+                }
+            }
+        })?;
+        // Every request body is an object (serde would take a struct's fields as an array).
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            return Err(Error::InvalidField {
+                field: "body".into(),
+                message: "the body must be a JSON object".into(),
+            }
+            .into());
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Error::MalformedJson {
+                    message: inner.to_string(),
+                };
+            }
+            let message = inner.to_string();
+            let field = if path == "." {
+                quoted_field(&message).unwrap_or("body").to_owned()
+            } else {
+                path
+            };
+            // serde appends " at line 1 column 17": the field name says where.
+            let message = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(m, _)| m)
+                .to_owned();
+            Error::InvalidField { field, message }
+        })?;
+        // Trailing characters after the value.
+        de.end().map_err(|e| Error::MalformedJson {
+            message: e.to_string(),
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// Path parameters with JSON errors.
+#[derive(Debug)]
+pub(crate) struct PathParams<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParams(p.0))
+            .map_err(|e: PathRejection| {
+                ApiError(Error::InvalidField {
+                    field: "path".into(),
+                    message: e.body_text(),
+                })
+            })
+    }
+}
+
+/// Query parameters with JSON errors.
+#[derive(Debug)]
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|e: QueryRejection| {
+                let message = e.body_text();
+                // "Failed to deserialize query string: unknown field `x`, expected ...".
+                let field = message
+                    .find("unknown field `")
+                    .and_then(|i| quoted_field(&message[i..]))
+                    .unwrap_or("query")
+                    .to_owned();
+                ApiError(Error::InvalidField { field, message })
+            })
+    }
+}
+
+/// A query parameter read as text, parsed here so that the error names it and says what
+/// it should be (`what`).
+pub(crate) fn parse_param<T: std::str::FromStr>(
+    value: Option<String>,
+    field: &str,
+    what: &str,
+) -> Result<Option<T>, ApiError> {
+    value
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError(Error::InvalidField {
+                    field: field.to_owned(),
+                    message: format!("{field} '{v}' is not {what}"),
+                })
+            })
+        })
+        .transpose()
+}

@@ -1,0 +1,128 @@
+//! The fleet and its inventory: a server, the fleet report, the active inventory (read,
+//! switch, validate) and what-if.
+
+use axum::extract::State;
+use runtime::dto::{
+    InventoryRequest, InventoryView, ServerView, SwitchResponse, ValidationView, WhatIfRequest,
+};
+use runtime::limits::LIST_LIMIT;
+use runtime::view::FleetReportView;
+use runtime::Error;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::extract::{JsonBody, PathParams, QueryParams};
+use super::state::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+#[utoipa::path(get, path = "/v1/servers/{id}", tag = "fleet",
+    params(("id" = String, Path, description = "Server id")),
+    responses(
+        (status = 200, body = ServerView),
+        (status = 404, description = "server_not_found", body = ErrorBody),
+    ))]
+pub(super) async fn get_server(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<ServerView>, ApiError> {
+    Ok(axum::Json(state.service.server(&id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ReportQuery {
+    /// Compute every cell's exact risk in outages per year (default true; false is much
+    /// faster).
+    risk: Option<bool>,
+    /// How many elements and cells to list, at most 1000 (default 10).
+    // The literal 1000 is `LIST_LIMIT` (utoipa takes literals only); a test checks them.
+    #[param(maximum = 1000)]
+    top: Option<usize>,
+}
+
+/// The fleet report of `cellplacer evaluate` over the ledger.
+#[utoipa::path(get, path = "/v1/report", tag = "fleet", params(ReportQuery),
+    responses((status = 200, body = FleetReportView)))]
+pub(super) async fn report(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<ReportQuery>,
+) -> Result<axum::Json<FleetReportView>, ApiError> {
+    let top = q.top.unwrap_or(10);
+    if top > LIST_LIMIT {
+        return Err(Error::InvalidField {
+            field: "top".into(),
+            message: format!("top {top} is over {LIST_LIMIT}"),
+        }
+        .into());
+    }
+    Ok(axum::Json(
+        state.service.report(q.risk.unwrap_or(true), top).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/inventory", tag = "inventory",
+    responses((status = 200, body = InventoryView)))]
+pub(super) async fn get_inventory(State(state): State<AppState>) -> axum::Json<InventoryView> {
+    axum::Json(state.service.inventory().await)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct SwitchQuery {
+    /// Reply after every cell is re-evaluated on the new inventory (default false: the
+    /// re-evaluation runs in the background, its progress in `GET /v1/inventory`).
+    wait: Option<bool>,
+}
+
+/// Switch to a new inventory (a directory path or uploaded CSV tables): validated first,
+/// then switched atomically; every cell is re-evaluated on it in the background while
+/// placements go on.
+#[utoipa::path(post, path = "/v1/inventory", tag = "inventory", params(SwitchQuery),
+    request_body = InventoryRequest,
+    responses(
+        (status = 200, body = SwitchResponse),
+        (status = 409, description = "inventory_conflict: cells use servers it does not have", body = ErrorBody),
+        (status = 422, description = "invalid_inventory (every problem in details), invalid_field", body = ErrorBody),
+    ))]
+pub(super) async fn switch_inventory(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<SwitchQuery>,
+    JsonBody(req): JsonBody<InventoryRequest>,
+) -> Result<axum::Json<SwitchResponse>, ApiError> {
+    let wait = q.wait.unwrap_or(false);
+    Ok(axum::Json(state.service.switch_inventory(req, wait).await?))
+}
+
+/// Validate an inventory without switching to it.
+#[utoipa::path(post, path = "/v1/inventory/validate", tag = "inventory",
+    request_body = InventoryRequest,
+    responses((status = 200, body = ValidationView)))]
+pub(super) async fn validate_inventory(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<InventoryRequest>,
+) -> Result<axum::Json<ValidationView>, ApiError> {
+    Ok(axum::Json(state.service.validate_inventory(req).await?))
+}
+
+/// What a change of the active inventory (remove, refeed, server, rates, add) and/or a
+/// failure scenario (`fail`, any set of elements) does to the ledger's cells: before and
+/// after side by side (scenario standing, unsafe and newly unsafe cells, risk
+/// distribution, nodes that must move and the repair plan, element pairs). Commits
+/// nothing.
+#[utoipa::path(post, path = "/v1/whatif", tag = "inventory",
+    request_body = WhatIfRequest,
+    responses(
+        (status = 200, description = "before and after", content_type = "application/json"),
+        (status = 400, description = "malformed_json", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "invalid_inventory: the change's problems (table change, row = the edit) or the edited tables', in details; invalid_field", body = ErrorBody),
+    ))]
+pub(super) async fn whatif(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<WhatIfRequest>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    Ok(axum::Json(state.service.whatif(req).await?))
+}
