@@ -11,6 +11,8 @@ use utoipa::ToSchema;
 /// One located problem of an import.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProblemView {
+    /// The contract table the problem is in (`servers`, `power_feeds`, ...); empty when no
+    /// table could be read.
     pub table: String,
     /// The file the table was read from (`servers.csv`), when it came from one.
     pub file: Option<String>,
@@ -18,7 +20,9 @@ pub struct ProblemView {
     pub row: Option<usize>,
     /// The line in a CSV file (the header is line 1).
     pub line: Option<usize>,
+    /// The column at fault; absent for a problem with a whole table or row.
     pub column: Option<String>,
+    /// What is wrong, for a person to read.
     pub message: String,
 }
 
@@ -35,19 +39,32 @@ impl From<&Problem> for ProblemView {
     }
 }
 
+/// The size of an inventory, table by table.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CountsView {
+    /// Distinct datacenters of the racks.
     pub datacenters: usize,
+    /// Distinct rooms of the racks.
     pub rooms: usize,
+    /// Racks.
     pub racks: usize,
+    /// Servers, hosts and clients alike.
     pub servers: usize,
+    /// Servers with a node capacity above 0.
     pub cell_hosts: usize,
+    /// The node capacity of all servers together, in nodes.
     pub node_capacity: u64,
+    /// Network devices.
     pub network_devices: usize,
+    /// Network links.
     pub links: usize,
+    /// Risk groups, declared or only named.
     pub risk_groups: usize,
+    /// Power devices.
     pub power_devices: usize,
+    /// Distinct power feeds.
     pub feeds: usize,
+    /// Failure elements of all kinds.
     pub failure_elements: usize,
 }
 
@@ -70,6 +87,7 @@ impl From<Counts> for CountsView {
     }
 }
 
+/// The size of an inventory on one line, as `cellplacer validate` prints it.
 pub fn counts_text(c: &Counts) -> String {
     format!(
         "datacenters {}, rooms {}, racks {}, servers {} ({} cell hosts, node capacity {}), \
@@ -90,10 +108,15 @@ pub fn counts_text(c: &Counts) -> String {
     )
 }
 
+/// The blast radius of one failure element.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ElementCount {
+    /// The element id.
     pub element: String,
+    /// The device kind label (`tor`, `ups`, ...) or the element kind (`rack`, `server`,
+    /// ...).
     pub kind: String,
+    /// Cells out when this element alone fails.
     pub cells: u32,
 }
 
@@ -103,26 +126,37 @@ pub struct ElementCount {
 pub struct RiskView {
     /// Cells the distribution is over.
     pub cells: usize,
+    /// Mean risk, in outages per year.
     pub mean: f64,
+    /// Median risk (nearest rank), in outages per year.
     pub p50: f64,
+    /// 99th-percentile risk (nearest rank), in outages per year.
     pub p99: f64,
+    /// Highest risk, in outages per year.
     pub max: f64,
     /// Expected cell outages per year over those cells.
     pub total: f64,
+    /// The riskiest cells that are not down, riskiest first.
     pub riskiest_cells: Vec<CellRiskView>,
 }
 
+/// One of the riskiest cells.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellRiskView {
+    /// The cell id.
     pub cell_id: String,
     /// Outages per year.
     pub risk: f64,
 }
 
+/// A server holding more nodes than its capacity.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OverCapacityView {
+    /// The server id.
     pub server: String,
+    /// Nodes it holds.
     pub load: u32,
+    /// Nodes it may hold.
     pub capacity: u32,
 }
 
@@ -139,36 +173,58 @@ impl OverCapacityView {
     }
 }
 
+/// How the placed nodes load the servers.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LoadView {
+    /// Servers that may host nodes (capacity above 0).
     pub hosts: usize,
+    /// Nodes over all cells, on any server.
     pub nodes_placed: u64,
+    /// Node capacity of the hosts, in nodes.
     pub capacity: u64,
+    /// Most nodes on one server.
     pub max_load: u32,
+    /// Mean nodes per host.
     pub mean_load: f64,
+    /// `max_load / mean_load` (0 when no node is placed).
     pub max_over_mean: f64,
+    /// Highest load / capacity over the hosts (1 = full).
     pub max_utilisation: f64,
+    /// Servers holding more nodes than their capacity.
     pub over_capacity: Vec<OverCapacityView>,
+    /// Nodes on servers that are not active (draining or failed) or not hosts.
     pub nodes_on_unusable_servers: u64,
 }
 
+/// The fleet report: single-failure safety, blast radius, risk, load and quorum sharing
+/// of the placed cells.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FleetReportView {
+    /// Cells the report is over.
     pub cells: usize,
+    /// Cells that some single element failure puts out (down cells included).
     pub single_failure_unsafe_cells: usize,
     /// Cells out with nothing failed (risk 1).
     pub down_cells: usize,
+    /// The first 20 of those, by cell id.
     pub unsafe_cell_ids: Vec<String>,
+    /// Elements by blast radius, largest first, then likeliest first.
     pub top_blast_radius: Vec<ElementCount>,
+    /// The risk distribution; absent when the risk was not computed.
     pub risk: Option<RiskView>,
+    /// How the nodes load the servers.
     pub load: LoadView,
+    /// Pairs of cells that share at least a quorum of one of them.
     pub quorum_sharing_pairs: usize,
+    /// The first 20 of those pairs, as cell ids.
     pub quorum_sharing_examples: Vec<(String, String)>,
 }
 
 const EXAMPLES: usize = 20;
 
 impl FleetReportView {
+    /// The view of a report over `placements` (cell indices become cell ids, elements
+    /// and servers their ids), with at most 20 examples per list.
     pub fn new(inv: &Inventory, placements: &[Placement], r: &FleetReport) -> FleetReportView {
         let cell = |i: usize| placements[i].cell_id.clone();
         let load = &r.load;
@@ -235,6 +291,7 @@ impl FleetReportView {
         }
     }
 
+    /// The report as text for a terminal, one fact per line.
     pub fn text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "cells: {}", self.cells);

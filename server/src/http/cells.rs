@@ -54,7 +54,7 @@ pub(super) async fn place_cell(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct ListQuery {
+pub(super) struct ListQuery {
     /// Only cells with a node on this server id (404 `server_not_found` if the inventory
     /// has no such server).
     #[param(value_type = Option<String>, min_length = 1)]

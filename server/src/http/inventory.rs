@@ -31,7 +31,7 @@ pub(super) async fn get_server(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct ReportQuery {
+pub(super) struct ReportQuery {
     /// Compute every cell's exact risk in outages per year (default true; false is much
     /// faster).
     risk: Option<bool>,
@@ -70,7 +70,7 @@ pub(super) async fn get_inventory(State(state): State<AppState>) -> axum::Json<I
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct SwitchQuery {
+pub(super) struct SwitchQuery {
     /// Reply after every cell is re-evaluated on the new inventory (default false: the
     /// re-evaluation runs in the background, its progress in `GET /v1/inventory`).
     wait: Option<bool>,

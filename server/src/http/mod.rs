@@ -27,7 +27,10 @@ pub fn app(state: AppState) -> Router {
     let limits = state.limits;
     let cells = Router::new()
         .route("/v1/cells", get(cells::list_cells).post(cells::place_cell))
-        .route("/v1/cells/{id}", get(cells::get_cell).delete(cells::delete_cell))
+        .route(
+            "/v1/cells/{id}",
+            get(cells::get_cell).delete(cells::delete_cell),
+        )
         .route("/v1/cells/{id}/replace", post(cells::replace_node))
         .route("/v1/cells/{id}/clients", put(cells::put_clients))
         .route("/v1/cells/{id}/moves/{n}/commit", post(cells::commit_move))
@@ -48,7 +51,10 @@ pub fn app(state: AppState) -> Router {
             "/v1/inventory",
             get(inventory::get_inventory).post(inventory::switch_inventory),
         )
-        .route("/v1/inventory/validate", post(inventory::validate_inventory))
+        .route(
+            "/v1/inventory/validate",
+            post(inventory::validate_inventory),
+        )
         .route("/v1/whatif", post(inventory::whatif))
         .route("/v1/ledger/import", post(cells::import_cells))
         .route("/v1/plans", get(plans::list_plans).post(plans::create_plan))

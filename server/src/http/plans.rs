@@ -52,7 +52,7 @@ pub(super) async fn list_plans(State(state): State<AppState>) -> axum::Json<Plan
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct StepsQuery {
+pub(super) struct StepsQuery {
     /// The first step to list, from 0 (default 0).
     #[param(value_type = Option<u64>)]
     offset: Option<String>,
