@@ -26,10 +26,13 @@ pub const CHUNK: usize = 10_000;
 pub struct Refused {
     /// 1-based data row of the file.
     pub row: usize,
+    /// The cell id of the row (empty when the row has none).
     pub cell_id: String,
+    /// Why it was refused, for a person to read.
     pub why: String,
 }
 
+/// What an import did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// Cells written.

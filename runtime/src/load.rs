@@ -9,8 +9,11 @@ use topology::{CellSpec, FailureModel, Inventory, Placement, Problem};
 /// A loaded inventory with its precomputed failure model.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The validated inventory.
     pub inventory: Inventory,
+    /// Its failure model: single and pair failure effects, precomputed.
     pub model: FailureModel,
+    /// Problems found that did not stop the load.
     pub warnings: Vec<Problem>,
 }
 

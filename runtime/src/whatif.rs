@@ -92,7 +92,13 @@ pub fn prepare(
     let before = crate::load::validate_with_gone(&mut raw_before, placements)?.0;
     let changed = changed_side(&raw_before, &before, placements, change)?;
     let model = FailureModel::new(&before);
-    finish(Cow::Owned(before), Cow::Owned(model), changed, placements, change)
+    finish(
+        Cow::Owned(before),
+        Cow::Owned(model),
+        changed,
+        placements,
+        change,
+    )
 }
 
 /// As [`prepare`], on a side before that is already validated and modelled (`raw` its
@@ -196,8 +202,8 @@ pub fn between<'z>(
         let model = FailureModel::new(&inv);
         (inv, model)
     };
-    let placements_after =
-        topology::workload::parse_placements(&table, &changed.0).map_err(topology::Error::Invalid)?;
+    let placements_after = topology::workload::parse_placements(&table, &changed.0)
+        .map_err(topology::Error::Invalid)?;
     Ok(Sides {
         before: Cow::Borrowed(before),
         before_model: Cow::Borrowed(before_model),

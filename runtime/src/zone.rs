@@ -22,6 +22,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// The label of [`Source::Bundled`].
     pub const BUNDLED: &'static str = "bundled:small:0";
 
     /// The form kept in the ledger.
@@ -33,6 +34,7 @@ impl Source {
         }
     }
 
+    /// The export directory; `None` for the bundled zone.
     pub fn path(&self) -> Option<&Path> {
         match self {
             Source::Bundled => None,
@@ -66,15 +68,20 @@ impl Source {
     }
 }
 
+/// A validated inventory with its failure model, as the ledger serves it under a version.
 #[derive(Debug)]
 pub struct Zone {
     /// Inventory version in the ledger.
     pub version: i64,
+    /// Where the inventory came from.
     pub source: Source,
     /// Unix milliseconds.
     pub loaded_at: i64,
+    /// The validated inventory.
     pub inventory: Inventory,
+    /// The inventory's failure model: single and pair failure effects, precomputed.
     pub model: FailureModel,
+    /// Problems found that did not stop the load.
     pub warnings: Vec<Problem>,
     /// Node capacity of active hosts (the denominator of utilisation).
     pub active_capacity: u64,
@@ -134,9 +141,13 @@ fn hostable(inv: &topology::Inventory) -> Result<(), topology::Error> {
 /// A validated inventory not yet given a version.
 #[derive(Debug)]
 pub struct Candidate {
+    /// Where the inventory came from.
     pub source: Source,
+    /// The validated inventory.
     pub inventory: Inventory,
+    /// The inventory's failure model.
     pub model: FailureModel,
+    /// Problems found that did not stop the validation.
     pub warnings: Vec<Problem>,
 }
 
@@ -160,6 +171,8 @@ impl Candidate {
         })
     }
 
+    /// The zone of this inventory under `version`, loaded at `loaded_at` (Unix
+    /// milliseconds).
     pub fn into_zone(self, version: i64, loaded_at: i64) -> Zone {
         let active_capacity = self
             .inventory

@@ -53,6 +53,7 @@ pub struct ReplaceRequest {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientsRequest {
+    /// Server ids of the cell's new clients (at least one, no repeats).
     pub clients: Vec<String>,
 }
 
@@ -69,24 +70,30 @@ pub struct InventoryRequest {
 /// An element of the failure model.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ElementRef {
+    /// The element id, unique across the inventory's tables.
     pub id: String,
     /// rack, server, tor, aggregation, link, risk_group, utility, ups, ...
     pub kind: String,
 }
 
+/// A failure scenario: one element, or two, whose failure puts the cell out.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ScenarioView {
+    /// The failed elements: one, or two.
     pub elements: Vec<ElementRef>,
     /// Outages per year this scenario contributes: afr for one element,
     /// afr·afr·(repair hours of both)/8760 for a pair.
     pub weight: f64,
 }
 
+/// How many of the cell's nodes share one failure domain.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DomainView {
     /// datacenter, room, row, rack, tor or pdu.
     pub level: String,
+    /// The domain's label or id (a room label, a ToR's id, ...).
     pub label: String,
+    /// The cell's nodes in it.
     pub nodes: usize,
 }
 
@@ -95,6 +102,7 @@ pub struct DomainView {
 pub struct BindingView {
     /// capacity, colour, overlap, safety or balance.
     pub rule: String,
+    /// What the rule did, with counts, for a person to read.
     pub detail: String,
 }
 
@@ -119,6 +127,7 @@ pub struct ExplanationView {
     /// Outages per year from pairs that break the cell while neither element does alone,
     /// each weighted by afr·afr·(repair hours of both)/8760 (0 when down).
     pub pair_risk: f64,
+    /// Not down, and no single element failure puts the cell out.
     pub single_failure_safe: bool,
     /// The cell is out with nothing failed (its risk is then 1).
     pub down: bool,
@@ -128,6 +137,7 @@ pub struct ExplanationView {
     pub top_scenarios: Vec<ScenarioView>,
     /// Nodes per failure domain, by level, largest first.
     pub domains: Vec<DomainView>,
+    /// The hard rules that shaped the answer, with what each did.
     pub binding: Vec<BindingView>,
 }
 
@@ -140,6 +150,7 @@ fn element(inv: &Inventory, e: topology::ElementId) -> ElementRef {
 }
 
 impl ExplanationView {
+    /// The view of an explanation, elements by id.
     pub fn new(inv: &Inventory, x: &Explanation) -> ExplanationView {
         ExplanationView {
             risk: x.risk,
@@ -170,8 +181,10 @@ impl ExplanationView {
     }
 }
 
+/// How the placement engine found the answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SolveView {
+    /// The solver that found the answer: `heuristic`, `highs` or `microlp`.
     pub solver: String,
     /// Candidate servers considered.
     pub pool: usize,
@@ -179,6 +192,7 @@ pub struct SolveView {
     pub groups: usize,
     /// Proven relative gap to the optimum over the pool (exact solver only).
     pub gap: Option<f64>,
+    /// Wall-clock time of the solve, in milliseconds.
     pub elapsed_ms: f64,
 }
 
@@ -200,8 +214,10 @@ pub fn timestamp(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A move of one of a cell's nodes to another server.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MoveView {
+    /// The move's number: per cell, from 1.
     pub n: i64,
     /// The node that leaves.
     pub out: String,
@@ -211,9 +227,13 @@ pub struct MoveView {
     pub status: String,
     /// The cell's risk before and after the move, in outages per year.
     pub risk_before: f64,
+    /// The cell's risk after the move, in outages per year.
     pub risk_after: f64,
+    /// Whether the cell is single-failure safe after the move.
     pub single_failure_safe_after: bool,
+    /// When the move was proposed (RFC 3339, UTC).
     pub created_at: String,
+    /// When its status last changed (RFC 3339, UTC).
     pub updated_at: String,
 }
 
@@ -236,20 +256,27 @@ impl From<&MoveRecord> for MoveView {
 /// A placed cell as the ledger holds it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellView {
+    /// The cell id.
     pub cell_id: String,
+    /// Server ids of the cell's clients.
     pub clients: Vec<String>,
+    /// Number of nodes.
     pub size: usize,
+    /// Server ids of the cell's nodes, in position order.
     pub nodes: Vec<String>,
     /// Deployment colour shared by all nodes, if the servers have one.
     pub colour: Option<String>,
     /// Outages per year (1 when the cell is down), on `inventory_version`.
     pub risk: f64,
+    /// Not down, and no single element failure puts the cell out (on `inventory_version`).
     pub single_failure_safe: bool,
     /// Inventory version the risk was computed on.
     pub inventory_version: i64,
     /// +1 on every change of the cell.
     pub version: i64,
+    /// When the cell was placed (RFC 3339, UTC).
     pub created_at: String,
+    /// When the cell last changed (RFC 3339, UTC).
     pub updated_at: String,
     /// The proposed move waiting for its commit, if any.
     pub pending_move: Option<MoveView>,
@@ -260,6 +287,7 @@ pub struct CellView {
 }
 
 impl CellView {
+    /// The view of a store record and the cell's latest move.
     pub fn new(record: &CellRecord, last: Option<&MoveRecord>) -> CellView {
         let pending = last.filter(|m| m.status == store::MoveStatus::Proposed);
         CellView {
@@ -279,6 +307,7 @@ impl CellView {
         }
     }
 
+    /// The view of a cell of the ledger.
     pub fn of(ledger: &Ledger, cell: &Cell) -> CellView {
         CellView::new(&ledger.record(cell), cell.last_move.as_deref())
     }
@@ -287,6 +316,7 @@ impl CellView {
 /// One page of `GET /v1/cells`, by cell id.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellPage {
+    /// The page's cells, by cell id.
     pub cells: Vec<CellView>,
     /// Pass as `cursor` for the next page; null when no cell is left. A page can hold
     /// fewer than `limit` cells (even none) while this is set: follow it until null.
@@ -376,13 +406,16 @@ fn only_object<E: serde::de::Error>(value: &serde_json::Value) -> Result<(), E> 
 /// A cell with, when it was just (re)placed, why and how.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellResponse {
+    /// The cell as the ledger holds it.
     pub cell: CellView,
     /// Present when the placement was computed by this request.
     pub explanation: Option<ExplanationView>,
+    /// How the engine found the placement; present with `explanation`.
     pub solve: Option<SolveView>,
 }
 
 impl CellResponse {
+    /// The cell alone: nothing was computed by this request.
     pub fn plain(cell: CellView) -> CellResponse {
         CellResponse {
             cell,
@@ -391,6 +424,7 @@ impl CellResponse {
         }
     }
 
+    /// The cell with the engine's decision that just placed it.
     pub fn decided(cell: CellView, inv: &Inventory, d: &Decision) -> CellResponse {
         CellResponse {
             cell,
@@ -403,6 +437,7 @@ impl CellResponse {
 /// The answer to new clients: the cell as it is now and the next single move, if any.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ClientsResponse {
+    /// The cell as the ledger holds it (with its new clients).
     pub cell: CellView,
     /// The cell's placement judged against its new clients (absent when nothing changed
     /// and a proposed move was already waiting).
@@ -423,17 +458,26 @@ pub struct ClientsResponse {
     pub monotone: Option<bool>,
 }
 
+/// A server of the active inventory, with the cells that have a node on it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServerView {
+    /// The server id.
     pub server_id: String,
+    /// The id of its rack.
     pub rack: String,
+    /// Its rack's row.
     pub row: String,
+    /// Its rack's room.
     pub room: String,
+    /// Its rack's datacenter.
     pub datacenter: String,
     /// active, draining or failed.
     pub status: String,
+    /// Its deployment colour, if it has one.
     pub colour: Option<String>,
+    /// Nodes it may hold.
     pub capacity: u32,
+    /// Nodes it holds.
     pub load: u32,
     /// Capacity left (0 when over capacity).
     pub free: u32,
@@ -442,6 +486,7 @@ pub struct ServerView {
 }
 
 impl ServerView {
+    /// The view of the server with index `s` in the ledger's zone.
     pub fn new(ledger: &Ledger, s: u32) -> ServerView {
         let inv = &ledger.zone.inventory;
         let srv = &inv.servers[s as usize];
@@ -475,13 +520,16 @@ impl ServerView {
 pub struct ViolationView {
     /// duplicate, not_active, over_capacity, mixed_colour or shared_quorum.
     pub rule: String,
+    /// The server at fault (absent for mixed_colour and shared_quorum).
     pub server: Option<String>,
     /// The other cell, for shared_quorum.
     pub cell: Option<String>,
+    /// What is wrong, for a person to read.
     pub message: String,
 }
 
 impl ViolationView {
+    /// The view of a violation, servers and cells by id, with its message.
     pub fn new(ledger: &Ledger, v: &Violation) -> ViolationView {
         let inv = &ledger.zone.inventory;
         let id = |s: u32| inv.servers[s as usize].id.clone();
@@ -540,11 +588,15 @@ impl ViolationView {
 /// An inventory version.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InventoryView {
+    /// The inventory version; every inventory the ledger switches to gets a higher one.
     pub version: i64,
     /// `bundled:small:0`, `dir:PATH` or `upload:PATH`.
     pub source: String,
+    /// When this version was loaded (RFC 3339, UTC).
     pub loaded_at: String,
+    /// The inventory's size, table by table.
     pub counts: CountsView,
+    /// How many problems were found that did not stop the load.
     pub warnings: usize,
     /// The latest re-evaluation of the cells (on this version, or superseded by it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -552,6 +604,7 @@ pub struct InventoryView {
 }
 
 impl InventoryView {
+    /// The view of a zone (without its re-evaluation).
     pub fn new(zone: &Zone) -> InventoryView {
         InventoryView {
             version: zone.version,
@@ -567,9 +620,13 @@ impl InventoryView {
 /// The result of validating an inventory without switching to it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ValidationView {
+    /// The inventory loads and validates.
     pub valid: bool,
+    /// Its size, table by table (when valid).
     pub counts: Option<CountsView>,
+    /// Why it is not valid (empty when valid).
     pub errors: Vec<ProblemView>,
+    /// Problems that do not stop it from loading.
     pub warnings: Vec<ProblemView>,
     /// When valid: what it would do to the ledger's cells, the active inventory before and
     /// this one after, as `POST /v1/whatif` answers (servers it lacks count as failed).
@@ -594,32 +651,45 @@ pub struct ReevaluationView {
     /// Judged cells whose new risk is recorded (a cell changed meanwhile was judged on
     /// this version by its change instead).
     pub recorded: usize,
+    /// When it started (RFC 3339, UTC).
     pub started_at: String,
+    /// When it ended (RFC 3339, UTC); absent while running.
     pub finished_at: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
     /// Cells that some single failure now puts out.
     pub unsafe_count: usize,
+    /// Their ids, in the order judged.
     pub unsafe_cells: Vec<String>,
     /// Of those, cells that were single-failure safe before the switch.
     pub became_unsafe_count: usize,
+    /// Their ids, in the order judged.
     pub became_unsafe: Vec<String>,
     /// Cells with a node on a server that is now draining.
     pub on_draining_count: usize,
+    /// Their ids, in the order judged.
     pub on_draining: Vec<String>,
     /// Cells with a node on a server that is now failed.
     pub on_failed_count: usize,
+    /// Their ids, in the order judged.
     pub on_failed: Vec<String>,
+    /// Servers holding more nodes than their capacity on this inventory, once done.
     pub over_capacity: Vec<OverCapacityView>,
 }
 
+/// The answer to an inventory switch.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SwitchResponse {
+    /// The inventory now active.
     pub inventory: InventoryView,
+    /// The version that was active before.
     pub previous_version: i64,
+    /// The re-evaluation of the cells on the new version: as it started, or as it ended
+    /// when the switch waited for it.
     pub reevaluation: ReevaluationView,
 }
 
+/// The body of `GET /healthz` and `GET /readyz`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
     /// ok, or why not ready.

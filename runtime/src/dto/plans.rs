@@ -45,9 +45,11 @@ pub struct ExecuteRequest {
 /// The fleet after some moves of a plan.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq)]
 pub struct CurvePointView {
+    /// Moves made so far.
     pub moves: u64,
     /// Sum of the cells' yearly outage probabilities.
     pub total_risk: f64,
+    /// Cells that are not single-failure safe.
     pub unsafe_cells: u64,
     /// Most nodes on one server over the mean of the servers holding any.
     pub load_max_over_mean: f64,
@@ -58,9 +60,13 @@ pub struct CurvePointView {
 /// A goal the plan could not meet, with why.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
 pub struct UnmetView {
+    /// The goal not met: `failed`, `drain`, `unsafe`, `balance` or `improve`.
     pub reason: String,
+    /// The cell; absent for a goal of the whole fleet.
     pub cell_id: Option<String>,
+    /// The server id of the node that stays where it is; absent for a cell left unsafe.
     pub server: Option<String>,
+    /// Why, for a person to read.
     pub why: String,
 }
 
@@ -68,9 +74,13 @@ pub struct UnmetView {
 /// the first and the last) and the unmet goals.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema, PartialEq)]
 pub struct PlanSummaryView {
+    /// Moves in the plan.
     pub moves: u64,
+    /// Moves per reason (`failed`, `drain`, `unsafe`, `balance`, `improve`).
     pub moves_by_reason: std::collections::BTreeMap<String, u64>,
+    /// The fleet before any move, then after each (sampled).
     pub curve: Vec<CurvePointView>,
+    /// The first 1,000 unmet goals.
     pub unmet: Vec<UnmetView>,
     /// Unmet goals beyond those listed.
     pub unmet_more: u64,
@@ -79,14 +89,20 @@ pub struct PlanSummaryView {
 /// Steps by outcome.
 #[derive(Debug, Clone, Copy, Default, Serialize, ToSchema, PartialEq)]
 pub struct PlanProgress {
+    /// Steps in the plan.
     pub steps: u64,
+    /// Steps not yet executed.
     pub pending: u64,
+    /// Steps committed as planned.
     pub committed: u64,
+    /// Steps committed to another server than planned.
     pub replanned: u64,
+    /// Steps not committed (see their `note`).
     pub skipped: u64,
 }
 
 impl PlanProgress {
+    /// Counts `steps` by status.
     pub fn of(steps: &[PlanStepRecord]) -> PlanProgress {
         let mut p = PlanProgress {
             steps: steps.len() as u64,
@@ -107,19 +123,27 @@ impl PlanProgress {
 /// One step: one node of one cell moves from `remove` to `add`.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct PlanStepView {
+    /// The step's number in the plan, from 1.
     pub step: i64,
+    /// The cell whose node moves.
     pub cell_id: String,
+    /// The server id the node leaves.
     pub remove: String,
+    /// The server id the node goes to (once re-planned: the one it went to).
     pub add: String,
     /// `failed`, `drain`, `unsafe`, `balance` or `improve`.
     pub reason: String,
+    /// The cell's risk before the move, as planned, in outages per year.
     pub risk_before: f64,
+    /// The cell's risk after the move, in outages per year (once committed: as committed).
     pub risk_after: f64,
+    /// Whether the cell is single-failure safe after the move.
     pub safe_after: bool,
     /// Earlier steps it waits for (same cell, or a server whose capacity they free).
     pub after_steps: Vec<i64>,
     /// `pending`, `committed`, `replanned` (to another server than planned) or `skipped`.
     pub status: String,
+    /// Why it was skipped or re-planned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// When it settled (unix milliseconds); absent while pending.
@@ -149,20 +173,29 @@ impl From<&PlanStepRecord> for PlanStepView {
 /// A plan, its progress and a page of its steps.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PlanView {
+    /// The plan id (`plan-000001`, ...).
     pub plan_id: String,
     /// `planned` (a dry run), `executing`, `paused`, `cancelled`, `completed` or
     /// `invalidated` (the inventory changed since: plan again).
     pub state: String,
+    /// The inventory version it was planned on.
     pub inventory_version: i64,
+    /// The request it was planned from (without `execute`).
     pub request: PlanRequest,
+    /// Moves per second, once executed.
     pub rate: Option<f64>,
+    /// Most steps committed but not yet durable at once, once executed.
     pub concurrency: Option<i64>,
+    /// Why it stopped or ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// Unix milliseconds of its last change.
     pub updated_at: i64,
+    /// Its steps by outcome.
     pub progress: PlanProgress,
+    /// What the plan achieves, as planned.
     pub summary: PlanSummaryView,
     /// Steps from `offset`, at most `limit` of them.
     pub steps: Vec<PlanStepView>,
@@ -171,6 +204,8 @@ pub struct PlanView {
 }
 
 impl PlanView {
+    /// The view of a plan with the page of its steps from `offset`, at most `limit` of
+    /// them.
     pub fn new(
         record: &PlanRecord,
         request: &PlanRequest,
@@ -207,5 +242,6 @@ impl PlanView {
 /// Every plan, newest first, without steps.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PlanList {
+    /// The plans, newest first, each without steps.
     pub plans: Vec<PlanView>,
 }

@@ -19,10 +19,13 @@ pub struct Change {
     /// what only they contain, connect or feed.
     #[serde(default)]
     pub remove: Vec<String>,
+    /// Power devices, racks, servers or network devices whose feeds are replaced.
     #[serde(default, deserialize_with = "super::objects")]
     pub refeed: Vec<Refeed>,
+    /// New status, capacity or colour of servers.
     #[serde(default, deserialize_with = "super::objects")]
     pub server: Vec<ServerChange>,
+    /// New failure rates or repair times of elements.
     #[serde(default, deserialize_with = "super::objects")]
     pub rates: Vec<RatesChange>,
     /// Table name (`racks`, `servers`, ...) to CSV rows to add, header first, with the
@@ -47,7 +50,9 @@ pub struct ImportRequest {
 pub struct RefusedView {
     /// 1-based data row of the file.
     pub row: usize,
+    /// The cell id of the row (empty when the row has none).
     pub cell_id: String,
+    /// Why it was refused, for a person to read.
     pub why: String,
 }
 
@@ -61,9 +66,12 @@ impl From<&crate::import::Refused> for RefusedView {
     }
 }
 
+/// The answer to an import.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct ImportResponse {
+    /// Cells written to the ledger.
     pub imported: usize,
+    /// Cells refused (all of them, listed or not).
     pub refused_count: usize,
     /// The first 1,000 refused cells.
     pub refused: Vec<RefusedView>,
@@ -74,6 +82,7 @@ pub struct ImportResponse {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WhatIfRequest {
+    /// The change and the failure scenario.
     #[serde(deserialize_with = "super::object")]
     pub change: Change,
     /// Element pairs to rank after the change (default 10, at most 1000).
@@ -88,25 +97,35 @@ pub struct WhatIfRequest {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Refeed {
+    /// The id of what is fed.
     pub target: String,
+    /// The ids of its new upstream power devices; empty removes all its feeds.
     pub upstream: Vec<String>,
 }
 
+/// New settings of one server; an absent setting keeps its value.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerChange {
+    /// The server id.
     pub id: String,
     /// `active`, `draining` or `failed`.
     pub status: Option<String>,
+    /// Nodes it may hold.
     pub node_capacity: Option<u32>,
+    /// Its deployment colour.
     pub color: Option<String>,
 }
 
+/// A new failure rate or repair time of one element; an absent value keeps it.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RatesChange {
+    /// The element id (it needs a row of its own to set values on).
     pub element: String,
+    /// Annual failure probability.
     pub afr: Option<f64>,
+    /// Hours it stays failed once failed.
     pub repair_hours: Option<f64>,
 }
 

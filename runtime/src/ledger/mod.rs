@@ -27,10 +27,13 @@ pub struct Cell {
     pub id: Arc<str>,
     /// Server indices in the current zone.
     pub clients: Box<[u32]>,
+    /// Its handle in the occupancy, which holds its nodes.
     pub slot: CellSlot,
     /// Interned: a zone has few colours.
     pub colour: Option<Arc<str>>,
+    /// Outages per year (1 when the cell is down), on `inventory_version`.
     pub risk: f64,
+    /// Not down, and no single element failure puts the cell out.
     pub single_failure_safe: bool,
     /// Inventory version that `risk` was computed on.
     pub inventory_version: i64,
@@ -38,6 +41,7 @@ pub struct Cell {
     pub version: i64,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// Unix milliseconds of its last change.
     pub updated_at: i64,
     /// The cell's latest move, if it ever had one.
     /// Boxed: most cells have none, and an inline record would cost every cell its size.
@@ -48,6 +52,7 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// The cell's latest move while it waits for its commit.
     pub fn pending_move(&self) -> Option<&MoveRecord> {
         self.last_move
             .as_deref()
@@ -119,6 +124,7 @@ pub struct CellMut<'l> {
 }
 
 impl CellMut<'_> {
+    /// Sets the cell's colour (interned).
     pub fn set_colour(&mut self, colour: Option<&str>) {
         self.cell.colour = colour.map(|c| intern(self.colours, c));
     }
@@ -185,15 +191,19 @@ pub const PAGE_SCAN_LIMIT: usize = 100_000;
 /// One page of cells by id.
 #[derive(Debug)]
 pub struct Page<'l> {
+    /// The matching cells, by id.
     pub cells: Vec<&'l Cell>,
     /// The last cell id looked at, when cells after it may still match: the next page
     /// starts after it.
     pub next: Option<String>,
 }
 
+/// The zone, the occupancy of its servers and every cell, indexed by id, safety and risk.
 #[derive(Debug)]
 pub struct Ledger {
+    /// The zone the cells are placed on: inventory version, inventory, failure model.
     pub zone: Arc<Zone>,
+    /// Every cell's nodes and every server's load.
     pub occ: Occupancy,
     /// Every cell by its occupancy slot (`None` for a free slot).
     cells: Vec<Option<Cell>>,
@@ -203,6 +213,7 @@ pub struct Ledger {
     colours: FxHashSet<Arc<str>>,
     /// Journal sequence number of the last change applied here.
     pub seq: u64,
+    /// Nodes over all cells.
     pub nodes_placed: u64,
     /// Set after a failed commit until the state is reloaded from the store: changes are
     /// refused meanwhile (the message of the failure).
@@ -215,12 +226,19 @@ pub type Missing = Vec<(String, String)>;
 /// The fields of a new cell besides its id, clients and nodes.
 #[derive(Debug, Clone, Default)]
 pub struct CellState {
+    /// Deployment colour shared by the nodes, if they have one.
     pub colour: Option<String>,
+    /// Outages per year (1 when the cell is down), on `inventory_version`.
     pub risk: f64,
+    /// Not down, and no single element failure puts the cell out.
     pub single_failure_safe: bool,
+    /// Inventory version that `risk` was computed on.
     pub inventory_version: i64,
+    /// Starts at 1, +1 on every change.
     pub version: i64,
+    /// Unix milliseconds.
     pub created_at: i64,
+    /// Unix milliseconds of its last change.
     pub updated_at: i64,
 }
 
@@ -348,6 +366,7 @@ impl Ledger {
         self.cells[i] = Some(cell);
     }
 
+    /// Removes the cell `id` and frees its nodes; the cell, if there was one.
     pub fn remove(&mut self, id: &str) -> Option<Cell> {
         let slot = self.by_id.remove(id)?;
         let cell = self.cells[slot.0 as usize]
@@ -422,6 +441,7 @@ impl Ledger {
         })
     }
 
+    /// The cell `id`.
     pub fn cell(&self, id: &str) -> Option<&Cell> {
         let slot = self.by_id.get(id)?;
         self.cells[slot.0 as usize].as_ref()
@@ -445,6 +465,7 @@ impl Ledger {
         self.cells.get(slot.0 as usize)?.as_ref()
     }
 
+    /// The id of the cell in an occupancy slot.
     pub fn cell_of(&self, slot: CellSlot) -> Option<&str> {
         self.cell_at(slot).map(|c| &*c.id)
     }
@@ -498,10 +519,12 @@ impl Ledger {
         self.seq = seq;
     }
 
+    /// How many cells it holds.
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
+    /// It holds no cell.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
@@ -623,6 +646,7 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// A builder of a ledger on `zone` whose last applied journal entry is `seq`.
     pub fn new(zone: Arc<Zone>, seq: u64) -> Builder {
         let index = zone
             .inventory
@@ -639,6 +663,9 @@ impl Builder {
         }
     }
 
+    /// Resolves a cell's record on the zone and records it with its latest move. Servers
+    /// the zone does not know are noted instead, and from then on cells are only resolved,
+    /// not recorded: [`Builder::finish`] will fail.
     pub fn add(&mut self, record: CellRecord, last_move: Option<MoveRecord>) {
         let mut resolve = |ids: &[String]| -> Vec<u32> {
             ids.iter()
@@ -678,6 +705,7 @@ impl Builder {
         self.stale
     }
 
+    /// The ledger, or every (cell, server) the zone did not know.
     pub fn finish(self) -> Result<Ledger, Missing> {
         if self.missing.is_empty() {
             Ok(self.ledger)

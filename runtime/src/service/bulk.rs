@@ -20,6 +20,9 @@ use crate::ledger::colour;
 use crate::limits::LIST_LIMIT;
 
 impl Service {
+    /// Imports the cells of a placement export under the inventory root, checked as the
+    /// service would place each (all or nothing, unless `skip_invalid`), risks computed on
+    /// the active inventory.
     pub async fn import_cells(&self, req: ImportRequest) -> Result<ImportResponse, Error> {
         let zone = self.core.ledger.read().await.zone.clone();
         let path = self.server_path(&req.path, "path")?;

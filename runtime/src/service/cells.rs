@@ -37,6 +37,8 @@ pub struct CellQuery {
 }
 
 impl Service {
+    /// Places a new cell; `true` with a new cell, `false` when the same request placed
+    /// it before (the cell is returned as it is).
     pub async fn place(&self, req: PlaceRequest) -> Result<(CellResponse, bool), Error> {
         validate_cell_id(&req.cell_id)?;
         let size = req.size.map_or(DEFAULT_SIZE, |s| s as usize);
@@ -64,6 +66,7 @@ impl Service {
         }
     }
 
+    /// Replaces the node of the cell `cell_id` on `server`; its other nodes stay.
     pub async fn replace(&self, cell_id: &str, server: String) -> Result<CellResponse, Error> {
         let op = Op::Replace {
             cell_id: cell_id.to_owned(),
@@ -78,6 +81,8 @@ impl Service {
         }
     }
 
+    /// Gives the cell new clients and proposes its next move towards a placement for
+    /// them (nothing moves until the move is committed).
     pub async fn set_clients(
         &self,
         cell_id: &str,
@@ -96,6 +101,7 @@ impl Service {
         }
     }
 
+    /// The cell `cell_id`, once its last change is durable.
     pub async fn get(&self, cell_id: &str) -> Result<CellView, Error> {
         let (view, seq) = {
             let ledger = self.core.ledger.read().await;
@@ -169,6 +175,7 @@ impl Service {
         Ok(page)
     }
 
+    /// Deletes the cell `cell_id`, freeing its nodes.
     pub async fn delete(&self, cell_id: &str) -> Result<(), Error> {
         let seq = {
             let mut ledger = self.core.ledger.write().await;

@@ -16,7 +16,7 @@ use super::ops::Core;
 use super::Plans;
 
 /// How often the change log is read.
-pub const FEED_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const FEED_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Runs until the store closes. A store no other replica shares has no feed: returns at
 /// once.

@@ -64,6 +64,8 @@ pub struct Config {
     pub inventory_root: Option<PathBuf>,
 }
 
+/// The cell runtime: the ledger in memory over a store, the solver threads, plans and
+/// inventory versions; every request of the HTTP API goes through one of its methods.
 #[derive(Debug)]
 pub struct Service {
     core: Arc<Core>,
@@ -305,6 +307,7 @@ impl Service {
         self.core.metrics.clone()
     }
 
+    /// The metrics, to count requests on and to render at scrape time.
     pub fn metrics(&self) -> &Metrics {
         &self.core.metrics
     }
@@ -317,6 +320,8 @@ impl Service {
         Ok(self.store.ping().await?)
     }
 
+    /// The gauges read at scrape time, from the ledger, the solvers, the plans and the
+    /// latest re-evaluation.
     pub async fn gauges(&self) -> Gauges {
         let ledger = self.core.ledger.read().await;
         let over_balance = self.core.placer.balance.map_or(0, |b| {

@@ -9,6 +9,8 @@ use store::{Change, MoveStatus};
 use super::{writable, Service};
 
 impl Service {
+    /// Commits the proposed move `n` of the cell `cell_id`, checked again against the
+    /// current placements; committing it again returns the same cell.
     pub async fn commit_move(&self, cell_id: &str, n: i64) -> Result<CellResponse, Error> {
         let (view, seq) = {
             let mut ledger = self.core.ledger.write().await;

@@ -31,8 +31,11 @@ const MAX_ATTEMPTS: u32 = 16;
 /// What the solver threads share with the async side.
 #[derive(Debug)]
 pub struct Core {
+    /// The in-memory ledger: solves read it shared, commits change it exclusively.
     pub ledger: RwLock<Ledger>,
+    /// Where every change is queued to become durable in the store.
     pub journal: Journal,
+    /// The service's metrics.
     pub metrics: Arc<Metrics>,
     /// How every worker's placer is set up.
     pub placer: PlaceOptions,
@@ -50,31 +53,48 @@ impl Core {
 /// A request that needs the engine, run on a solver thread.
 #[derive(Debug, Clone)]
 pub enum Op {
+    /// Place a new cell (or return the same cell again for a repeated request).
     Place {
+        /// The new cell's id.
         cell_id: String,
+        /// Server ids of its clients.
         clients: Vec<String>,
+        /// Number of nodes.
         size: usize,
     },
+    /// Replace one node of a cell; the others stay.
     Replace {
+        /// The cell id.
         cell_id: String,
+        /// The node to replace (a server id).
         server: String,
     },
+    /// Give a cell new clients and propose its next move.
     Clients {
+        /// The cell id.
         cell_id: String,
+        /// Server ids of its new clients.
         clients: Vec<String>,
     },
 }
 
+/// What an op did, with the journal entry to wait for before replying.
 #[derive(Debug)]
 pub enum Outcome {
+    /// A placement or a replacement.
     Cell {
+        /// The answer.
         response: Box<CellResponse>,
         /// A new cell (201), not a replay (200).
         created: bool,
+        /// Journal sequence number of the cell's last change.
         seq: u64,
     },
+    /// New clients.
     Clients {
+        /// The answer.
         response: Box<ClientsResponse>,
+        /// Journal sequence number of the cell's last change.
         seq: u64,
     },
 }
@@ -82,6 +102,7 @@ pub enum Outcome {
 /// One run of an op on a worker.
 #[derive(Debug)]
 pub enum Step {
+    /// The op ran to an outcome or an error.
     Done(Result<Outcome, Error>),
     /// The ledger moved to another zone since the worker built its placer: rebuild, rerun.
     ZoneChanged,

@@ -22,20 +22,22 @@ use crate::limits::LIST_LIMIT;
 
 /// Cells judged per chunk: each chunk holds the ledger's write lock while it is recorded
 /// (tens of milliseconds), so placements wait at most that long.
-pub const CHUNK: usize = 5_000;
+pub(crate) const CHUNK: usize = 5_000;
 
 /// The latest re-evaluation's progress.
 #[derive(Debug, Default)]
-pub struct Reevaluations {
+pub(crate) struct Reevaluations {
     latest: Mutex<Option<ReevaluationView>>,
 }
 
 impl Reevaluations {
-    pub fn latest(&self) -> Option<ReevaluationView> {
+    /// The view of the latest re-evaluation, if one ever started.
+    pub(crate) fn latest(&self) -> Option<ReevaluationView> {
         self.lock().clone()
     }
 
-    pub fn gauges(&self) -> Option<ReevaluationGauges> {
+    /// Its progress for the metrics, if one ever started.
+    pub(crate) fn gauges(&self) -> Option<ReevaluationGauges> {
         self.lock().as_ref().map(|v| ReevaluationGauges {
             running: v.state == RUNNING,
             cells: v.cells as u64,

@@ -12,6 +12,7 @@ use super::Service;
 use super::*;
 
 impl Service {
+    /// The server `server_id` with its load and the cells that have a node on it.
     pub async fn server(&self, server_id: &str) -> Result<ServerView, Error> {
         let (view, seq) = {
             let ledger = self.core.ledger.read().await;

@@ -26,8 +26,9 @@ struct Job {
     reply: oneshot::Sender<Result<Outcome, Error>>,
 }
 
+/// The solver threads and their bounded queue of ops.
 #[derive(Debug)]
-pub struct SolverPool {
+pub(crate) struct SolverPool {
     sender: Mutex<Option<SyncSender<Job>>>,
     queued: Arc<AtomicUsize>,
     workers: usize,
@@ -44,7 +45,8 @@ impl std::fmt::Debug for Job {
 type Run = fn(&Core, &Arc<Zone>, &mut Placer<'_>, &Op) -> Step;
 
 impl SolverPool {
-    pub fn start(core: Arc<Core>, workers: usize, queue: usize) -> SolverPool {
+    /// Starts `workers` threads (at least 1) behind a queue of `queue` ops (at least 1).
+    pub(crate) fn start(core: Arc<Core>, workers: usize, queue: usize) -> SolverPool {
         SolverPool::start_with(core, workers, queue, execute)
     }
 
@@ -72,17 +74,18 @@ impl SolverPool {
         }
     }
 
-    pub fn workers(&self) -> usize {
+    /// Solver threads.
+    pub(crate) fn workers(&self) -> usize {
         self.workers
     }
 
     /// Solves waiting for a worker.
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
 
     /// Runs `op` on a worker; `Overloaded` at once when the queue is full.
-    pub async fn run(&self, op: Op) -> Result<Outcome, Error> {
+    pub(crate) async fn run(&self, op: Op) -> Result<Outcome, Error> {
         let (reply, rx) = oneshot::channel();
         {
             let sender = self.sender.lock();
@@ -106,7 +109,7 @@ impl SolverPool {
 
     /// Closes the queue: the workers finish what is queued and exit. Join the handles
     /// returned off the async runtime.
-    pub fn stop(&self) -> Vec<JoinHandle<()>> {
+    pub(crate) fn stop(&self) -> Vec<JoinHandle<()>> {
         self.sender.lock().take();
         std::mem::take(&mut *self.handles.lock())
     }

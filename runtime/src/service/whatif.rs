@@ -16,6 +16,9 @@ const HEADROOM_SIZE: usize = 7;
 const MAX_PAIRS: usize = crate::limits::LIST_LIMIT;
 
 impl Service {
+    /// Judges the ledger's cells before and after the request's change and failure
+    /// scenario (and, if asked, the headroom after it), as the JSON of
+    /// [`crate::whatif::summary`]. Commits nothing.
     pub async fn whatif(&self, req: WhatIfRequest) -> Result<Value, Error> {
         let pairs_top = req.pairs_top.unwrap_or(10);
         if pairs_top > MAX_PAIRS {
@@ -50,14 +53,9 @@ impl Service {
             let raw = zone.source.raw()?;
             let all: Vec<&topology::Placement> = placements.iter().collect();
             let table = crate::load::placement_table(&zone.inventory, &all);
-            let sides = crate::whatif::prepare_on(
-                &zone.inventory,
-                &zone.model,
-                &raw,
-                &table,
-                &req.change,
-            )
-            .map_err(|e| inventory_error(Error::Inventory(e)))?;
+            let sides =
+                crate::whatif::prepare_on(&zone.inventory, &zone.model, &raw, &table, &req.change)
+                    .map_err(|e| inventory_error(Error::Inventory(e)))?;
             let scenario_only = req.change.is_scenario_only();
             let options = optimizer::whatif::Options {
                 report: (!scenario_only).then_some(ReportOptions::default()),

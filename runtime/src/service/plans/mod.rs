@@ -27,8 +27,9 @@ use book::{invalidated_note, plan_inventory, plan_options, Entry};
 
 /// Most points of a plan's curve kept and shown (first and last always among them).
 const CURVE_POINTS: usize = 200;
-/// Steps per page of `GET /v1/plans/{id}` when no limit is given, and the most per page.
+/// Steps per page of `GET /v1/plans/{id}` when no limit is given.
 pub const DEFAULT_STEPS_PAGE: usize = 100;
+/// Most steps per page of `GET /v1/plans/{id}`.
 pub const MAX_STEPS_PAGE: usize = 10_000;
 /// Execution defaults and bounds.
 const DEFAULT_RATE: f64 = 10.0;
@@ -388,11 +389,13 @@ impl Service {
         self.plan(id, 0, 0)
     }
 
+    /// Pauses an executing plan before its next step; resume it to go on.
     pub async fn pause_plan(&self, id: &str) -> Result<PlanView, Error> {
         self.stop_plan(id, PlanState::Paused, &[PlanState::Executing])
             .await
     }
 
+    /// Cancels a planned, executing or paused plan; steps already committed stay.
     pub async fn cancel_plan(&self, id: &str) -> Result<PlanView, Error> {
         self.stop_plan(
             id,
