@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::{Change, Store};
 use crate::Error;
+use crate::{Change, Store};
 
 /// Told of every transaction the journal commits or fails (the service's metrics).
 pub trait CommitObserver: Send + Sync + std::fmt::Debug {
@@ -52,6 +52,7 @@ pub struct Progress {
     pub failed: Vec<(u64, u64)>,
     /// Set from a failed batch until the next [`Journal::resume`].
     pub broken: bool,
+    /// The message of the last failed batch.
     pub last_error: String,
 }
 
@@ -61,6 +62,7 @@ impl Progress {
     }
 }
 
+/// The ordered, group-committed queue of changes to a [`Store`]; see the module docs.
 #[derive(Debug)]
 pub struct Journal {
     sender: Mutex<(u64, mpsc::UnboundedSender<Entry>)>,
@@ -103,6 +105,7 @@ impl Journal {
         self.feed.store(position, Ordering::Release);
     }
 
+    /// The feed position last set by [`Journal::set_feed`].
     pub fn feed(&self) -> u64 {
         self.feed.load(Ordering::Acquire)
     }

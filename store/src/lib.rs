@@ -30,29 +30,41 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// survive an inventory switch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellRecord {
+    /// The cell's id (unique in the ledger).
     pub cell_id: String,
+    /// The servers of its clients, by id.
     pub clients: Vec<String>,
+    /// The servers its nodes sit on, by id (one node per server).
     pub nodes: Vec<String>,
+    /// The colour of its servers, when the inventory colours them.
     pub colour: Option<String>,
+    /// Its exact risk on `inventory_version`, in outages per year (1 when it is down).
     pub risk: f64,
+    /// Whether no single element's failure puts it out.
     pub single_failure_safe: bool,
     /// Inventory version that `risk` was computed on.
     pub inventory_version: i64,
     /// Starts at 1, +1 on every change.
     pub version: i64,
-    /// Unix milliseconds.
+    /// When it was placed, Unix milliseconds.
     pub created_at: i64,
+    /// When it last changed, Unix milliseconds.
     pub updated_at: i64,
 }
 
+/// Where a proposed move stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MoveStatus {
+    /// Proposed after the cell's clients moved; nothing moved yet.
     Proposed,
+    /// Applied to the cell.
     Committed,
+    /// Replaced by a later change of the cell (a new proposal, a replacement, a switch).
     Superseded,
 }
 
 impl MoveStatus {
+    /// The status as the ledger and the API spell it.
     pub fn name(self) -> &'static str {
         match self {
             MoveStatus::Proposed => "proposed",
@@ -74,29 +86,40 @@ impl MoveStatus {
 /// A single-node move of a cell: proposed after its clients moved, applied on commit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MoveRecord {
+    /// The cell it moves.
     pub cell_id: String,
     /// Per cell, from 1.
     pub n: i64,
+    /// The server the node leaves, by id.
     pub out_server: String,
+    /// The server the node goes to, by id.
     pub into_server: String,
+    /// Where it stands.
     pub status: MoveStatus,
     /// The cell version the move was computed on; a commit needs it unchanged.
     pub cell_version: i64,
+    /// The cell's risk before the move, outages per year.
     pub risk_before: f64,
+    /// The cell's risk after it, outages per year.
     pub risk_after: f64,
+    /// Whether the cell is single-failure safe after it.
     pub safe_after: bool,
+    /// When it was proposed, Unix milliseconds.
     pub created_at: i64,
+    /// When its status last changed, Unix milliseconds.
     pub updated_at: i64,
 }
 
 /// An inventory the service ran on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InventoryRecord {
+    /// Its version in the ledger (from 1, increasing).
     pub version: i64,
     /// `bundled:small:0`, `dir:PATH` or `upload:PATH`.
     pub source: String,
     /// Directory to reload it from after a restart (`None` for the generated bundled zone).
     pub path: Option<String>,
+    /// When it became active, Unix milliseconds.
     pub loaded_at: i64,
 }
 
@@ -105,8 +128,11 @@ pub struct InventoryRecord {
 pub enum PlanState {
     /// Computed and stored (a dry run); nothing moved.
     Planned,
+    /// Its steps are being committed.
     Executing,
+    /// Execution stopped by a request (or a restart); it can resume.
     Paused,
+    /// Stopped for good by a request.
     Cancelled,
     /// Every step committed, re-planned or skipped.
     Completed,
@@ -125,6 +151,7 @@ impl PlanState {
         PlanState::Invalidated,
     ];
 
+    /// The state as the ledger and the API spell it.
     pub fn name(self) -> &'static str {
         match self {
             PlanState::Planned => "planned",
@@ -136,6 +163,7 @@ impl PlanState {
         }
     }
 
+    /// Back from [`PlanState::name`].
     pub fn parse(s: &str) -> Option<PlanState> {
         PlanState::ALL.into_iter().find(|p| p.name() == s)
     }
@@ -152,7 +180,9 @@ impl PlanState {
 /// A rebalancing plan, without its steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanRecord {
+    /// Its id (`plan-N`).
     pub plan_id: String,
+    /// Where it stands.
     pub state: PlanState,
     /// The inventory version it was planned on.
     pub inventory_version: i64,
@@ -160,17 +190,22 @@ pub struct PlanRecord {
     pub request: String,
     /// The curve and the unmet goals as JSON.
     pub summary: String,
-    /// Moves per second and steps in flight, once executed.
+    /// Moves per second, once executed.
     pub rate: Option<f64>,
+    /// Steps in flight at most, once executed.
     pub concurrency: Option<i64>,
     /// Why it stopped or ended.
     pub note: Option<String>,
+    /// When it was planned, Unix milliseconds.
     pub created_at: i64,
+    /// When it last changed, Unix milliseconds.
     pub updated_at: i64,
 }
 
+/// Where one step of a plan stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
+    /// Not executed yet.
     Pending,
     /// Committed as planned.
     Committed,
@@ -181,6 +216,7 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
+    /// The status as the ledger and the API spell it.
     pub fn name(self) -> &'static str {
         match self {
             StepStatus::Pending => "pending",
@@ -190,6 +226,7 @@ impl StepStatus {
         }
     }
 
+    /// Back from [`StepStatus::name`].
     pub fn parse(s: &str) -> Option<StepStatus> {
         [
             StepStatus::Pending,
@@ -207,18 +244,27 @@ impl StepStatus {
 pub struct PlanStepRecord {
     /// From 1, in plan order.
     pub step: i64,
+    /// The cell whose node moves.
     pub cell_id: String,
+    /// The server the node leaves, by id.
     pub remove: String,
     /// Where the node goes (after a re-plan: where it went).
     pub add: String,
+    /// Why it moves: `failed`, `drain`, `unsafe`, `balance` or `improve`.
     pub reason: String,
+    /// The cell's risk before the step, outages per year.
     pub risk_before: f64,
+    /// The cell's risk after it, outages per year.
     pub risk_after: f64,
+    /// Whether the cell is single-failure safe after it.
     pub safe_after: bool,
     /// Earlier steps it waits for.
     pub after: Vec<i64>,
+    /// Where it stands.
     pub status: StepStatus,
+    /// Why it was re-planned or skipped.
     pub note: Option<String>,
+    /// When its status last changed, Unix milliseconds.
     pub updated_at: i64,
 }
 
@@ -237,12 +283,16 @@ pub enum Change {
     PutPlan(PlanRecord),
     /// Insert the steps of a new plan (after its header).
     AddPlanSteps {
+        /// The plan.
         plan_id: String,
+        /// Its steps, in order.
         steps: Vec<PlanStepRecord>,
     },
     /// Update one step's outcome.
     PutPlanStep {
+        /// The plan.
         plan_id: String,
+        /// The step, as it now stands.
         step: PlanStepRecord,
     },
     /// Insert new cells in bulk (none may exist yet): a ledger import.
@@ -257,11 +307,17 @@ pub enum Change {
 /// A cell's risk and safety judged again (on another inventory version).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiskUpdate {
+    /// The cell.
     pub cell_id: String,
+    /// Its risk on `inventory_version`, outages per year.
     pub risk: f64,
+    /// Whether no single element's failure puts it out there.
     pub single_failure_safe: bool,
+    /// The inventory version it was judged on.
     pub inventory_version: i64,
+    /// The cell's version after the update.
     pub version: i64,
+    /// When it was judged, Unix milliseconds.
     pub updated_at: i64,
 }
 
@@ -269,6 +325,7 @@ pub struct RiskUpdate {
 /// [`Store::load_cells`] streams).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
+    /// The inventory the ledger was last served on.
     pub active_inventory: Option<InventoryRecord>,
     /// Highest inventory version ever recorded (0 when none).
     pub max_inventory_version: i64,
