@@ -29,7 +29,7 @@ pub(super) async fn timed_out(error: BoxError, limit: Duration) -> ApiError {
 }
 
 /// Longest request URI (path and query) a route takes; hyper itself stops at 64 KiB.
-pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
+const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// Refuses a URI over [`MAX_URI_BYTES`] with the JSON 414 `uri_too_long`.
 // Hand-written: neither tower nor tower-http has a URI length limit.
@@ -111,4 +111,44 @@ pub(super) async fn not_found(req: Request) -> ApiError {
 /// The route has no such method: the JSON 405 `method_not_allowed` (axum's own is empty).
 pub(super) async fn method_not_allowed() -> ApiError {
     ApiError(Error::MethodNotAllowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::error_handling::HandleErrorLayer;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::timeout::TimeoutLayer;
+    use tower::ServiceExt;
+
+    /// tower's time limit, answered by [`timed_out`] as `app` layers it, gives the JSON 503
+    /// the hand-written one gave: code, message and `Retry-After`.
+    #[tokio::test]
+    async fn a_timed_out_request_is_the_json_503_timeout() {
+        let limit = Duration::from_millis(20);
+        let app: Router = Router::new()
+            .route("/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
+            .route("/fast", get(|| async {}))
+            .layer((
+                HandleErrorLayer::new(move |e: BoxError| timed_out(e, limit)),
+                TimeoutLayer::new(limit),
+            ));
+        let call = |path: &'static str| {
+            app.clone()
+                .oneshot(Request::get(path).body(axum::body::Body::empty()).unwrap())
+        };
+        assert_eq!(call("/fast").await.unwrap().status(), 200);
+        let r = call("/slow").await.unwrap();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "timeout", "message": "request timed out after 20 ms"}})
+        );
+    }
 }

@@ -39,8 +39,10 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        // axum enforces the body limit; the extension tells `JsonBody` its value for the 413.
         .layer(Extension(BodyLimit(limits.body)))
         .layer(DefaultBodyLimit::max(limits.body))
+        // tower's time limit; its `Elapsed` is answered as the JSON 503 `timeout`.
         .layer((
             HandleErrorLayer::new(move |e: BoxError| middleware::timed_out(e, limits.timeout)),
             TimeoutLayer::new(limits.timeout),
@@ -71,6 +73,7 @@ pub fn app(state: AppState) -> Router {
             }),
             TimeoutLayer::new(limits.admin_timeout),
         ));
+    // Outermost last: every request is counted, then its URI checked, then its token.
     cells
         .merge(admin)
         .fallback(middleware::not_found)
