@@ -13,7 +13,7 @@ use serde_json::Value;
 #[error("HTTP client: {0}")]
 pub struct Error(String);
 
-
+/// A JSON client of one service (`base`), keeping its connections alive between requests.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
@@ -23,8 +23,11 @@ pub struct Client {
 /// A response: the status and the body parsed as JSON (`Null` when it is not JSON).
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: u16,
+    /// The body as JSON (`Null` when it is not JSON).
     pub json: Value,
+    /// The body as text (lossy UTF-8).
     pub text: String,
 }
 
@@ -42,6 +45,7 @@ impl Client {
         }
     }
 
+    /// One request: `body`, when given, sent as JSON.
     pub async fn send(
         &self,
         method: Method,
@@ -58,9 +62,7 @@ impl Client {
             }
             None => Full::new(Bytes::new()),
         };
-        let request = builder
-            .body(body)
-            .map_err(|e| Error(e.to_string()))?;
+        let request = builder.body(body).map_err(|e| Error(e.to_string()))?;
         let response = self
             .http
             .request(request)
@@ -78,18 +80,22 @@ impl Client {
         Ok(Reply { status, json, text })
     }
 
+    /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<Reply, Error> {
         self.send(Method::GET, path, None).await
     }
 
+    /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Reply, Error> {
         self.send(Method::POST, path, Some(body)).await
     }
 
+    /// `PUT path` with a JSON body.
     pub async fn put(&self, path: &str, body: &Value) -> Result<Reply, Error> {
         self.send(Method::PUT, path, Some(body)).await
     }
 
+    /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> Result<Reply, Error> {
         self.send(Method::DELETE, path, None).await
     }

@@ -3,10 +3,8 @@
 //! temporary directory), a fresh database per test.
 
 use super::*;
-use store::{
-    all_cells, CellRecord, InventoryRecord, MoveRecord, MoveStatus, PgStore, RiskUpdate,
-};
 use std::sync::OnceLock;
+use store::{all_cells, CellRecord, InventoryRecord, MoveRecord, MoveStatus, PgStore, RiskUpdate};
 
 /// The cluster, started once for this test binary; a watchdog process stops it and
 /// removes its directory when the binary exits, however it exits.
