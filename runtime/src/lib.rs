@@ -4,7 +4,7 @@
 //! [`service`] is the runtime itself (place, replace, move, plans and their executor,
 //! re-evaluation on a new inventory, what-if, import, the fleet report) over an injected
 //! [`store::Store`] and [`clock::Clock`], the placement engine ([`engine`]) on solver threads;
-//! [`ledger`] the in-memory state; [`zone`] the inventory versions; [`metrics`] the
+//! `ledger` (private) the in-memory state; [`zone`] the inventory versions; [`metrics`] the
 //! service's counters. Shared with the command-line tool: [`load`] (inventories and
 //! placement files from disk), [`view`] and [`dto`] (the answers, serde values and text),
 //! [`reports`] (typed Parquet tables), [`whatif`] and [`import`].
@@ -12,9 +12,9 @@
 pub mod clock;
 pub mod dto;
 pub mod engine;
-pub mod error;
+mod error;
 pub mod import;
-pub mod ledger;
+mod ledger;
 pub mod limits;
 pub mod load;
 pub mod metrics;

@@ -62,7 +62,7 @@ impl Cell {
 
 /// Cells per risk bucket (not cumulative): `risk <= RISK_BOUNDS[i]` in the first bucket
 /// that holds it, the last entry for the rest (and NaN).
-pub type RiskCounts = [u64; RISK_BOUNDS.len() + 1];
+pub(crate) type RiskCounts = [u64; RISK_BOUNDS.len() + 1];
 
 fn risk_bucket(risk: f64) -> usize {
     RISK_BOUNDS
@@ -186,7 +186,7 @@ impl CellFilter {
 
 /// Most cells a page looks at: a filter that few cells match ends a page early, with a
 /// cursor, rather than holding the ledger for a walk over every cell.
-pub const PAGE_SCAN_LIMIT: usize = 100_000;
+pub(crate) const PAGE_SCAN_LIMIT: usize = 100_000;
 
 /// One page of cells by id.
 #[derive(Debug)]
@@ -221,7 +221,7 @@ pub struct Ledger {
 }
 
 /// Server ids of a record that the inventory does not know: (cell, server).
-pub type Missing = Vec<(String, String)>;
+pub(crate) type Missing = Vec<(String, String)>;
 
 /// The fields of a new cell besides its id, clients and nodes.
 #[derive(Debug, Clone, Default)]
@@ -636,7 +636,7 @@ pub(crate) fn ids(inv: &Inventory, servers: &[u32]) -> Vec<String> {
 /// Builds a ledger from store records streamed one at a time (a restart reads a million
 /// without holding them): each is resolved on the zone and recorded at once.
 #[derive(Debug)]
-pub struct Builder {
+pub(crate) struct Builder {
     ledger: Ledger,
     /// Server id to index, for resolving records.
     index: FxHashMap<String, u32>,
@@ -647,7 +647,7 @@ pub struct Builder {
 
 impl Builder {
     /// A builder of a ledger on `zone` whose last applied journal entry is `seq`.
-    pub fn new(zone: Arc<Zone>, seq: u64) -> Builder {
+    pub(crate) fn new(zone: Arc<Zone>, seq: u64) -> Builder {
         let index = zone
             .inventory
             .servers
@@ -666,7 +666,7 @@ impl Builder {
     /// Resolves a cell's record on the zone and records it with its latest move. Servers
     /// the zone does not know are noted instead, and from then on cells are only resolved,
     /// not recorded: [`Builder::finish`] will fail.
-    pub fn add(&mut self, record: CellRecord, last_move: Option<MoveRecord>) {
+    pub(crate) fn add(&mut self, record: CellRecord, last_move: Option<MoveRecord>) {
         let mut resolve = |ids: &[String]| -> Vec<u32> {
             ids.iter()
                 .filter_map(|id| {
@@ -701,12 +701,12 @@ impl Builder {
     }
 
     /// Cells added so far whose risk was computed on another inventory version.
-    pub fn stale(&self) -> usize {
+    pub(crate) fn stale(&self) -> usize {
         self.stale
     }
 
     /// The ledger, or every (cell, server) the zone did not know.
-    pub fn finish(self) -> Result<Ledger, Missing> {
+    pub(crate) fn finish(self) -> Result<Ledger, Missing> {
         if self.missing.is_empty() {
             Ok(self.ledger)
         } else {
