@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use criterion::{criterion_main, Criterion};
 use optimizer::mip::SolverKind;
-use optimizer::place::{place_batch, Occupancy, PlaceOptions, Placer, Solver};
+use optimizer::place::batch::place_batch;
+use optimizer::place::{Occupancy, PlaceOptions, Placer, Solver};
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]

@@ -27,7 +27,7 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// A [`mip::BinaryProgram`] that no solver can take (lengths, indices, non-finite numbers).
+    /// A 0/1 program that no solver can take (lengths, indices, non-finite numbers).
     #[error("invalid 0/1 program: {message}")]
     InvalidProgram {
         /// What is wrong with it.

@@ -226,7 +226,7 @@ pub fn headroom(
                 size,
             })
             .collect();
-        let batch = crate::place::place_batch(inv, model, &specs, &mut occ, options);
+        let batch = crate::place::batch::place_batch(inv, model, &specs, &mut occ, options);
         // Cells after the first failure may still have been placed (a smaller need fits
         // elsewhere); count only the prefix before it, so the answer is "this many in a row".
         let first_failed = batch
@@ -429,8 +429,14 @@ mod tests {
                     size: 3,
                 })
                 .collect();
-            crate::place::place_batch(&inv, &model, &specs, &mut occ, &PlaceOptions::default())
-                .placements
+            crate::place::batch::place_batch(
+                &inv,
+                &model,
+                &specs,
+                &mut occ,
+                &PlaceOptions::default(),
+            )
+            .placements
         };
         assert_eq!(placed.len(), h.cells);
         let again = headroom(&inv, &model, &placed, &mix, 3, &PlaceOptions::default());

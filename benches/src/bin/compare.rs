@@ -9,7 +9,8 @@ use benches::compare::{compare_with_model, Method};
 use benches::crushtool;
 use benches::Zone;
 use clap::{Parser, ValueEnum};
-use optimizer::place::{place_batch, Occupancy, PlaceOptions};
+use optimizer::place::batch::place_batch;
+use optimizer::place::{Occupancy, PlaceOptions};
 use topology::{CellSpec, Placement};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

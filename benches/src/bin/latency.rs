@@ -8,7 +8,8 @@
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use optimizer::place::{place_batch, Occupancy, PlaceOptions, Placer};
+use optimizer::place::batch::place_batch;
+use optimizer::place::{Occupancy, PlaceOptions, Placer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Preset {

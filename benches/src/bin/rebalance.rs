@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use benches::baselines::crush_like;
 use clap::{Parser, ValueEnum};
-use optimizer::place::{place_batch, Occupancy, PlaceOptions};
+use optimizer::place::batch::place_batch;
+use optimizer::place::{Occupancy, PlaceOptions};
 use optimizer::rebalance::{plan, CurvePoint, Goals};
 use optimizer::report::cell_risks;
 use topology::model::ServerStatus;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use optimizer::place::{place_batch_with_progress, Occupancy, PlaceOptions, Solver};
+use optimizer::place::batch::place_batch_with_progress;
+use optimizer::place::{Occupancy, PlaceOptions, Solver};
 use topology::ingest::write_table;
 use topology::raw::RawTable;
 use topology::Placement;

@@ -74,7 +74,7 @@ pub fn program(p: &Problem<'_>, safety: bool, limits: Limits) -> BinaryProgram {
             }
             var[gi] = Some(y);
             let big_m = f64::from(count.min(table.size) - (must_lose - 1));
-            let mut terms: Vec<(usize, f64)> = super::bits(lose).map(|i| (i, 1.0)).collect();
+            let mut terms: Vec<(usize, f64)> = super::bits::bits(lose).map(|i| (i, 1.0)).collect();
             terms.push((y, -big_m));
             rows.push(Row::at_most(terms, f64::from(must_lose - 1)));
         }
@@ -126,7 +126,7 @@ pub fn program(p: &Problem<'_>, safety: bool, limits: Limits) -> BinaryProgram {
             lost_by.push((u, -1.0));
             // u = 1 only when the choice keeps fewer than a quorum of r.
             let slack = f64::from(table.size) - (quorum - 1.0);
-            let mut terms: Vec<(usize, f64)> = super::bits(kept).map(|i| (i, 1.0)).collect();
+            let mut terms: Vec<(usize, f64)> = super::bits::bits(kept).map(|i| (i, 1.0)).collect();
             terms.push((u, slack));
             rows.push(Row::at_most(terms, quorum - 1.0 + slack));
         }
@@ -134,7 +134,7 @@ pub fn program(p: &Problem<'_>, safety: bool, limits: Limits) -> BinaryProgram {
     }
     for &(mask, most) in &p.overlap {
         rows.push(Row::at_most(
-            super::bits(mask).map(|i| (i, 1.0)).collect(),
+            super::bits::bits(mask).map(|i| (i, 1.0)).collect(),
             f64::from(most),
         ));
     }

@@ -8,6 +8,7 @@
 //! table. ARCHITECTURE.md, "Placement", says why each step is shaped as it is.
 
 pub mod batch;
+mod bits;
 pub mod exact;
 mod explain;
 pub mod occupancy;
@@ -24,8 +25,8 @@ use topology::{FailureModel, Inventory};
 use crate::mip::{MipSolver, SolverKind};
 use crate::risk::RiskEvaluator;
 use crate::Error;
+use bits::bits;
 
-pub use batch::{place_batch, place_batch_with_progress, BatchOutcome};
 pub use explain::{Binding, DomainCount, DomainLevel, Explanation, Rule};
 pub use occupancy::{CellSlot, Occupancy, SharedCells, Violation};
 use pool::{Pool, PoolLimits, PoolRequest};
@@ -664,18 +665,6 @@ impl<'m> Placer<'m> {
             exhaustive: plan.exhaustive,
         })
     }
-}
-
-/// The indices of the set bits of `mask`, lowest first.
-pub(crate) fn bits(mask: u64) -> impl Iterator<Item = usize> {
-    let mut m = mask;
-    std::iter::from_fn(move || {
-        (m != 0).then(|| {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
-            i
-        })
-    })
 }
 
 fn members_of(pool: &Pool, x: u64) -> Vec<u32> {

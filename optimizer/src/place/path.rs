@@ -11,7 +11,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::bits;
+use super::bits::bits;
 use super::search::{binomial, Cost, Problem};
 
 /// Most intermediate placements searched exactly (`C(2k, k)` for `k` nodes to move: all

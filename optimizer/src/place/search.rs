@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::bits;
+use super::bits::bits;
 use super::table::Table;
 
 /// What a choice of pool members is judged by, and the rules it must keep.

@@ -2,7 +2,7 @@
 //! against the hard rules and the risks they state.
 
 use super::*;
-use crate::place::place_batch;
+use crate::place::batch::place_batch;
 use crate::risk::RiskEvaluator;
 
 /// A generated zone with `cells` placed, then `rack` drained and `failed` failed.

@@ -12,7 +12,7 @@ fn batch_keeps_every_rule_and_the_balance() {
     let balance = options.balance.expect("on by default");
     let run = || {
         let mut occ = Occupancy::new(&inv);
-        let out = optimizer::place::place_batch(&inv, &model, &cells, &mut occ, &options);
+        let out = optimizer::place::batch::place_batch(&inv, &model, &cells, &mut occ, &options);
         (out, occ)
     };
     let (first, occ) = run();
@@ -78,13 +78,13 @@ fn dense_zone_heuristic_places_what_the_ilp_places() {
             solver,
             ..PlaceOptions::default()
         };
-        optimizer::place::place_batch(&inv, &model, &cells, &mut occ, &options)
+        optimizer::place::batch::place_batch(&inv, &model, &cells, &mut occ, &options)
     };
     let (fast, exact) = (
         run(Solver::Heuristic),
         run(Solver::Exact(SolverKind::Highs)),
     );
-    let placed = |o: &optimizer::place::BatchOutcome| -> std::collections::HashSet<String> {
+    let placed = |o: &optimizer::place::batch::BatchOutcome| -> std::collections::HashSet<String> {
         o.placements.iter().map(|p| p.cell_id.clone()).collect()
     };
     let (h, x) = (placed(&fast), placed(&exact));
@@ -125,8 +125,13 @@ fn placements_keep_a_quorum_on_the_clients_side_of_a_room_partition() {
     let partitions = optimizer::report::room_partitions(&inv);
     assert_eq!(partitions.len(), params.total_rooms());
     let mut occ = Occupancy::new(&inv);
-    let outcome =
-        optimizer::place::place_batch(&inv, &model, &cells, &mut occ, &PlaceOptions::default());
+    let outcome = optimizer::place::batch::place_batch(
+        &inv,
+        &model,
+        &cells,
+        &mut occ,
+        &PlaceOptions::default(),
+    );
     assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
     let report = rules_report(&inv, &model, &outcome.placements);
     assert!(report.unsafe_cells.is_empty(), "{:?}", report.unsafe_cells);
