@@ -28,7 +28,7 @@ use store::{Change, MoveRecord, MoveStatus, PlanState, PlanStepRecord, StepStatu
 
 use super::ops::{supersede, Core};
 use super::plans::book::{
-    invalidated_note, plan_inventory, plan_options, reason, start_risks, Plans,
+    invalidated_note, plan_inventory, plan_options, reason, start_risks, Book, Plans,
 };
 
 /// A rate clock that fell this far behind restarts instead of bursting to catch up.
@@ -54,6 +54,16 @@ struct Stop {
 }
 
 fn run(core: &Core, plans: &Plans, plan_id: &str, rt: &Handle) {
+    // Resumed while this thread wound down from a pause: `start` saw the book still name
+    // this thread and left the plan to it.
+    let resumed = |book: &Book, stop: &Option<Stop>| {
+        stop.is_none()
+            && !book.stopping
+            && book
+                .entries
+                .get(plan_id)
+                .is_some_and(|e| e.record.state == PlanState::Executing)
+    };
     let (stop, durable, mut book) = loop {
         let mut in_flight: VecDeque<u64> = VecDeque::new();
         let stop = execute(core, plans, plan_id, rt, &mut in_flight);
@@ -62,22 +72,32 @@ fn run(core: &Core, plans: &Plans, plan_id: &str, rt: &Handle) {
         let durable = in_flight
             .back()
             .map_or(Ok(()), |&seq| rt.block_on(core.journal.wait(seq)));
+        if resumed(&plans.lock(), &stop) {
+            continue;
+        }
+        // Another replica may execute plans now. Never under the book's lock: async tasks
+        // take that lock, and the release needs the runtime (holding it here deadlocked).
+        // The book still names this thread meanwhile, so a resume is left to it and seen
+        // just below, under the lock.
+        rt.block_on(plans.release_lease());
         let book = plans.lock();
-        // Resumed while this thread wound down from a pause: `start` saw it alive and left
-        // the plan to it. Deciding here, under the book's lock, that no resume is missed.
-        let resumed = stop.is_none()
-            && !book.stopping
-            && book
-                .entries
-                .get(plan_id)
-                .is_some_and(|e| e.record.state == PlanState::Executing);
-        if !resumed {
+        if !resumed(&book, &stop) {
             break (stop, durable, book);
+        }
+        drop(book);
+        // Resumed while the lease went: take it again, unless another replica took it.
+        if !rt
+            .block_on(plans.store.take_executor_lease())
+            .unwrap_or(false)
+        {
+            let lost = Stop {
+                state: PlanState::Paused,
+                note: Some("another replica took the executor lease; resume to retry".into()),
+            };
+            break (Some(lost), durable, plans.lock());
         }
     };
     book.executor = None;
-    // Another replica may execute plans now (this one takes the lease again to resume).
-    rt.block_on(plans.release_lease());
     let Some(stop) = stop else {
         // Paused, cancelled or invalidated by a request, or shutting down: already said.
         return;
