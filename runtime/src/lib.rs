@@ -18,6 +18,7 @@ mod ledger;
 pub mod limits;
 pub mod load;
 pub mod metrics;
+pub mod overlay;
 pub mod reports;
 pub mod service;
 pub mod view;

@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use topology::raw::RawInventory;
 use topology::{FailureModel, Inventory, Problem};
+
+use crate::overlay::Overlay;
 
 use crate::Error;
 
@@ -68,7 +71,18 @@ impl Source {
     }
 }
 
-/// A validated inventory with its failure model, as the ledger serves it under a version.
+/// The export as read and validated, before any health reported at run time: the
+/// structure the overlay's ids are resolved against.
+#[derive(Debug)]
+pub struct Export {
+    /// The tables as read.
+    pub raw: RawInventory,
+    /// The tables validated.
+    pub inventory: Inventory,
+}
+
+/// A validated inventory with its failure model, as the ledger serves it under a version:
+/// the export with the health overlay applied.
 #[derive(Debug)]
 pub struct Zone {
     /// Inventory version in the ledger.
@@ -77,7 +91,13 @@ pub struct Zone {
     pub source: Source,
     /// Unix milliseconds.
     pub loaded_at: i64,
-    /// The validated inventory.
+    /// The export, without the overlay (shared by every zone of this version).
+    pub export: Arc<Export>,
+    /// The element states reported on top of the export.
+    pub overlay: Overlay,
+    /// Per server: since when the overlay has it down (Unix milliseconds), if it does.
+    pub down_since: Vec<Option<i64>>,
+    /// The inventory served: the export with the overlay applied (same server indices).
     pub inventory: Inventory,
     /// The inventory's failure model: single and pair failure effects, precomputed.
     pub model: FailureModel,
@@ -143,6 +163,8 @@ fn hostable(inv: &topology::Inventory) -> Result<(), topology::Error> {
 pub struct Candidate {
     /// Where the inventory came from.
     pub source: Source,
+    /// The tables as read (the overlay applies to them).
+    pub raw: RawInventory,
     /// The validated inventory.
     pub inventory: Inventory,
     /// The inventory's failure model.
@@ -165,6 +187,7 @@ impl Candidate {
         let model = FailureModel::new(&inventory);
         Ok(Candidate {
             source,
+            raw: raw.clone(),
             inventory,
             model,
             warnings,
@@ -172,24 +195,56 @@ impl Candidate {
     }
 
     /// The zone of this inventory under `version`, loaded at `loaded_at` (Unix
-    /// milliseconds).
+    /// milliseconds), with no health overlay.
     pub fn into_zone(self, version: i64, loaded_at: i64) -> Zone {
-        let active_capacity = self
-            .inventory
-            .servers
-            .iter()
-            .filter(|s| s.status == topology::model::ServerStatus::Active)
-            .map(|s| u64::from(s.capacity))
-            .sum();
+        let down_since = vec![None; self.inventory.servers.len()];
         Zone {
             version,
             source: self.source,
             loaded_at,
-            inventory: self.inventory,
+            active_capacity: active_capacity(&self.inventory),
+            inventory: self.inventory.clone(),
+            export: Arc::new(Export {
+                raw: self.raw,
+                inventory: self.inventory,
+            }),
+            overlay: Overlay::default(),
+            down_since,
             model: self.model,
             warnings: self.warnings,
-            active_capacity,
         }
+    }
+}
+
+fn active_capacity(inv: &Inventory) -> u64 {
+    inv.servers
+        .iter()
+        .filter(|s| s.status == topology::model::ServerStatus::Active)
+        .map(|s| u64::from(s.capacity))
+        .sum()
+}
+
+impl Zone {
+    /// The same export and version with another overlay: the tables with the overlay
+    /// applied, validated (a zone whose hosts are all down is still served: that is what
+    /// happened) and modelled. CPU-heavy: call it off the async runtime.
+    pub fn with_overlay(&self, overlay: Overlay) -> Result<Zone, Error> {
+        let applied = overlay.apply(&self.export);
+        let (inventory, warnings) = Inventory::from_raw(&applied.raw)?;
+        debug_assert_eq!(inventory.servers.len(), self.export.inventory.servers.len());
+        let model = FailureModel::new(&inventory);
+        Ok(Zone {
+            version: self.version,
+            source: self.source.clone(),
+            loaded_at: self.loaded_at,
+            export: self.export.clone(),
+            overlay,
+            down_since: applied.down_since,
+            active_capacity: active_capacity(&inventory),
+            inventory,
+            model,
+            warnings,
+        })
     }
 }
 

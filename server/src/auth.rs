@@ -53,12 +53,14 @@ impl fmt::Display for Role {
 /// The role a route needs; `None`: open to all (probes and the API description).
 pub(crate) fn required(method: &Method, route: &str) -> Option<Role> {
     const OPEN: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
-    const RUNTIME: [&str; 5] = [
+    const RUNTIME: [&str; 7] = [
         "/v1/cells",
         "/v1/cells/{id}",
         "/v1/cells/{id}/replace",
         "/v1/cells/{id}/clients",
         "/v1/cells/{id}/moves/{n}/commit",
+        "/v1/elements/{id}/state",
+        "/v1/elements/states",
     ];
     if OPEN.contains(&route) {
         None
@@ -240,6 +242,15 @@ mod tests {
             Some(Role::Runtime)
         );
         assert_eq!(need(Method::POST, "/v1/inventory"), Some(Role::Admin));
+        assert_eq!(
+            need(Method::PUT, "/v1/elements/{id}/state"),
+            Some(Role::Runtime)
+        );
+        assert_eq!(
+            need(Method::POST, "/v1/elements/states"),
+            Some(Role::Runtime)
+        );
+        assert_eq!(need(Method::PUT, "/v1/autopilot"), Some(Role::Admin));
         assert_eq!(
             need(Method::POST, "/v1/plans/{id}/execute"),
             Some(Role::Admin)

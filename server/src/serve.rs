@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub connections: conn::ConnectionLimits,
     /// See [`Config::inventory_root`].
     pub inventory_root: Option<PathBuf>,
+    /// See [`Config::autopilot`].
+    pub autopilot: runtime::dto::AutopilotUpdate,
     /// Bearer tokens; `None`: every request is allowed, so only a loopback address may
     /// be listened on.
     pub tokens: Option<Arc<Tokens>>,
@@ -75,6 +77,7 @@ pub async fn run(
             queue: options.queue,
             placer: options.placer.clone(),
             inventory_root: options.inventory_root.clone(),
+            autopilot: options.autopilot,
         },
     )
     .await?;

@@ -268,6 +268,51 @@ pub struct PlanStepRecord {
     pub updated_at: i64,
 }
 
+/// A health state reported for an inventory element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ElementState {
+    /// Reported failed.
+    Failed,
+    /// Reported draining (being emptied).
+    Draining,
+    /// Reported active (in service).
+    Active,
+}
+
+impl ElementState {
+    /// The state as the ledger and the API spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ElementState::Failed => "failed",
+            ElementState::Draining => "draining",
+            ElementState::Active => "active",
+        }
+    }
+
+    /// Back from [`ElementState::name`].
+    pub fn parse(s: &str) -> Option<ElementState> {
+        match s {
+            "failed" => Some(ElementState::Failed),
+            "draining" => Some(ElementState::Draining),
+            "active" => Some(ElementState::Active),
+            _ => None,
+        }
+    }
+}
+
+/// One element's reported state, as the overlay keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElementStateRecord {
+    /// The element's id in the active inventory.
+    pub element: String,
+    /// Its reported state.
+    pub state: ElementState,
+    /// Why, when the report says.
+    pub reason: Option<String>,
+    /// Unix ms since which it holds.
+    pub since: i64,
+}
+
 /// One accepted change. A batch of them is applied in one transaction, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -302,6 +347,16 @@ pub enum Change {
     /// The node capacity of every server of the inventory served, for a store that checks
     /// commits itself (one shared by replicas); others need not keep it.
     Capacities(Vec<(String, u32)>),
+    /// Replace the whole health overlay with these element states (an empty list clears
+    /// it): elements absent from it hold no reported state any more.
+    SetOverlay(Vec<ElementStateRecord>),
+    /// Insert or replace one setting.
+    PutSetting {
+        /// The setting's name.
+        key: String,
+        /// Its value, JSON text chosen by the caller.
+        value: String,
+    },
 }
 
 /// A cell's risk and safety judged again (on another inventory version).
@@ -331,6 +386,11 @@ pub struct Snapshot {
     pub max_inventory_version: i64,
     /// Every plan with its steps in order, by plan id.
     pub plans: Vec<(PlanRecord, Vec<PlanStepRecord>)>,
+    /// The health overlay on the active inventory: every reported element state, by
+    /// element.
+    pub overlay: Vec<ElementStateRecord>,
+    /// Every setting as (key, JSON value), by key.
+    pub settings: Vec<(String, String)>,
 }
 
 /// The durable ledger.
@@ -500,7 +560,8 @@ pub struct Feed {
     pub head: u64,
     /// Cells another replica changed (or deleted) since.
     pub cells: Vec<String>,
-    /// Another replica activated an inventory version since.
+    /// Another replica changed the inventory version, its health overlay or the settings
+    /// since: reload the zone state.
     pub inventory: bool,
     /// Plans another replica made or changed since.
     pub plans: Vec<String>,
@@ -526,6 +587,20 @@ pub async fn all_cells(store: &dyn Store) -> Result<Vec<CellWithMove>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_element_state_parses_back_from_its_name() {
+        for state in [
+            ElementState::Failed,
+            ElementState::Draining,
+            ElementState::Active,
+        ] {
+            assert_eq!(ElementState::parse(state.name()), Some(state));
+        }
+        assert_eq!(ElementState::Draining.name(), "draining");
+        assert_eq!(ElementState::parse("Failed"), None);
+        assert_eq!(ElementState::parse(""), None);
+    }
 
     #[test]
     fn a_ledger_url_is_a_path_sqlite_or_postgres_and_nothing_else() {

@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "changes",
         include_str!("../migrations/postgres/0002_changes.sql"),
     ),
+    (
+        3,
+        "overlay",
+        include_str!("../migrations/postgres/0003_overlay.sql"),
+    ),
 ];
 
 impl Dialect for Postgres {
@@ -146,7 +151,7 @@ struct Touched {
     /// The servers it put nodes on.
     servers: Vec<String>,
     plans: Vec<String>,
-    /// It activated an inventory version.
+    /// It changed the inventory version, its health overlay or the settings.
     inventory: bool,
 }
 
@@ -170,7 +175,11 @@ fn touched(changes: &[Change]) -> Touched {
             Change::DeleteCell(id) => cells.push(id.clone()),
             Change::PutMove(m) => cells.push(m.cell_id.clone()),
             Change::SetRisks(us) => cells.extend(us.iter().map(|u| u.cell_id.clone())),
-            Change::ActivateInventory(_) => inventory = true,
+            // Other replicas reload the zone state on any of these, and a commit checked
+            // against the old one is stale.
+            Change::ActivateInventory(_) | Change::SetOverlay(_) | Change::PutSetting { .. } => {
+                inventory = true
+            }
             Change::PutPlan(p) => plans.push(p.plan_id.clone()),
             Change::AddPlanSteps { plan_id, .. } | Change::PutPlanStep { plan_id, .. } => {
                 plans.push(plan_id.clone())
@@ -195,7 +204,7 @@ fn touched(changes: &[Change]) -> Touched {
 /// as the replica did, against everything committed: refused ([`Error::Stale`]) if a
 /// server they add nodes to would hold more than its capacity, if a cell they place would
 /// share a quorum with another, or if another replica changed one of their cells or
-/// switched the inventory since `base`.
+/// plans, or the inventory version, its health overlay or the settings, since `base`.
 async fn apply(
     pool: &PgPool,
     replica: &str,
@@ -452,6 +461,8 @@ impl Store for PgStore {
 
     fn feed(&self, after: u64) -> BoxFuture<'_, Result<Option<Feed>, Error>> {
         Box::pin(async move {
+            // `inventory`: the commit changed the inventory version, its health overlay or
+            // the settings (any of them: the zone state is reloaded).
             let rows = sqlx::query(
                 "SELECT seq, replica, cells, plans, inventory FROM changes WHERE seq > $1
                  ORDER BY seq",

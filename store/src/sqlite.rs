@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cell_nodes_inline",
         include_str!("../migrations/0004_cell_nodes_inline.sql"),
     ),
+    (5, "overlay", include_str!("../migrations/0005_overlay.sql")),
 ];
 
 impl Dialect for Sqlite {
@@ -313,8 +314,8 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::{
-        all_cells, InventoryRecord, MoveStatus, PlanRecord, PlanState, PlanStepRecord, RiskUpdate,
-        StepStatus,
+        all_cells, ElementState, ElementStateRecord, InventoryRecord, MoveStatus, PlanRecord,
+        PlanState, PlanStepRecord, RiskUpdate, StepStatus,
     };
 
     fn cell(id: &str, nodes: &[&str], version: i64) -> CellRecord {
@@ -590,6 +591,140 @@ mod tests {
         first.close().await;
         let second = SqliteStore::open(&path).await.unwrap();
         second.close().await;
+    }
+
+    fn element(
+        id: &str,
+        state: ElementState,
+        reason: Option<&str>,
+        since: i64,
+    ) -> ElementStateRecord {
+        ElementStateRecord {
+            element: id.into(),
+            state,
+            reason: reason.map(str::to_owned),
+            since,
+        }
+    }
+
+    /// The health overlay is replaced whole by every report (over several statements for a
+    /// large one), comes back by element, and survives a restart; an empty report clears
+    /// it.
+    #[tokio::test]
+    async fn the_overlay_is_replaced_whole_and_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.load().await.unwrap().overlay.is_empty());
+
+        // 250 elements, reported out of order.
+        let states = [
+            ElementState::Failed,
+            ElementState::Draining,
+            ElementState::Active,
+        ];
+        let first: Vec<ElementStateRecord> = (0..250)
+            .rev()
+            .map(|i| {
+                let reason = (i % 2 == 0).then_some("power");
+                element(&format!("rack-{i:03}"), states[i % 3], reason, i as i64)
+            })
+            .collect();
+        store
+            .apply(&[Change::SetOverlay(first.clone())])
+            .await
+            .unwrap();
+        let mut sorted = first.clone();
+        sorted.sort_by(|a, b| a.element.cmp(&b.element));
+        assert_eq!(store.load().await.unwrap().overlay, sorted);
+
+        // A second report replaces the first: rack-000 is gone, rack-001 changed.
+        let second = vec![
+            element("sw-9", ElementState::Draining, None, 7),
+            element("rack-001", ElementState::Failed, Some("fire"), 8),
+        ];
+        store
+            .apply(&[Change::SetOverlay(second.clone())])
+            .await
+            .unwrap();
+        let want = vec![second[1].clone(), second[0].clone()];
+        assert_eq!(store.load().await.unwrap().overlay, want);
+        store.close().await;
+
+        // Reopen: the overlay acknowledged is there.
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.load().await.unwrap().overlay, want);
+        store.apply(&[Change::SetOverlay(vec![])]).await.unwrap();
+        assert!(store.load().await.unwrap().overlay.is_empty());
+        store.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.load().await.unwrap().overlay.is_empty());
+    }
+
+    /// A setting is upserted (a second put of its key replaces the value), settings come
+    /// back by key and survive a restart.
+    #[tokio::test]
+    async fn settings_are_upserted_and_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.load().await.unwrap().settings.is_empty());
+        let put = |key: &str, value: &str| Change::PutSetting {
+            key: key.into(),
+            value: value.into(),
+        };
+        store
+            .apply(&[put("z.rate", "100"), put("a.mode", r#""strict""#)])
+            .await
+            .unwrap();
+        store
+            .apply(&[put("z.rate", r#"{"per_s":250}"#)])
+            .await
+            .unwrap();
+        let want = vec![
+            ("a.mode".to_owned(), r#""strict""#.to_owned()),
+            ("z.rate".to_owned(), r#"{"per_s":250}"#.to_owned()),
+        ];
+        assert_eq!(store.load().await.unwrap().settings, want);
+        store.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.settings, want);
+        assert!(snap.overlay.is_empty());
+    }
+
+    /// An element state the ledger does not know (written behind the schema's back) fails
+    /// the load with a decode error naming it, rather than a panic.
+    #[tokio::test]
+    async fn an_unknown_element_state_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store
+            .apply(&[Change::SetOverlay(vec![element(
+                "s1",
+                ElementState::Failed,
+                None,
+                1,
+            )])])
+            .await
+            .unwrap();
+        store.close().await;
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "PRAGMA ignore_check_constraints = ON;
+                 UPDATE element_states SET state = 'melted' WHERE element = 's1';",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        let e = store.load().await.unwrap_err();
+        assert!(matches!(e, Error::Store(_)), "{e}");
+        assert!(
+            e.to_string().contains("unknown element state 'melted'"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

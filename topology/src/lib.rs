@@ -9,6 +9,7 @@ pub mod error;
 pub mod failure;
 pub mod ingest;
 pub mod model;
+pub mod overlay;
 pub mod raw;
 mod select;
 pub mod workload;

@@ -66,6 +66,27 @@ pub(crate) struct Args {
     /// Candidate servers per cell.
     #[arg(long, default_value_t = PlaceOptions::default().pool_size)]
     pool: usize,
+    /// The autopilot (moves nodes off failed and draining servers and makes unsafe cells
+    /// safe on its own): on or off. Default: as the ledger last had it, else on.
+    #[arg(long, value_enum)]
+    autopilot: Option<OnOff>,
+    /// Seconds a server stays failed before the autopilot moves its nodes. Default: as
+    /// the ledger last had it, else 600.
+    #[arg(long)]
+    autopilot_grace_s: Option<f64>,
+    /// The autopilot's moves per second, at most. Default: as the ledger last had it,
+    /// else 10.
+    #[arg(long)]
+    autopilot_rate: Option<f64>,
+}
+
+/// A switch.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// How `serve` writes its log lines.
@@ -96,6 +117,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         log_format,
         solver,
         pool,
+        autopilot,
+        autopilot_grace_s,
+        autopilot_rate,
     } = args;
     // RUST_LOG chooses what is logged (default: info); colours only on a terminal,
     // never into a file or a pipe.
@@ -129,6 +153,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..server::http::Limits::default()
         },
         inventory_root,
+        autopilot: runtime::dto::AutopilotUpdate {
+            enabled: autopilot.map(|a| matches!(a, OnOff::On)),
+            grace_s: autopilot_grace_s,
+            rate: autopilot_rate,
+            ..runtime::dto::AutopilotUpdate::default()
+        },
         tokens: tokens
             .map(|path| server::auth::Tokens::load(&path).map(std::sync::Arc::new))
             .transpose()?,

@@ -23,6 +23,7 @@ use topology::raw::RawInventory;
 use tower::ServiceExt;
 
 mod auth;
+mod autopilot;
 mod cells;
 mod durability;
 mod hardening;
@@ -256,8 +257,16 @@ fn start_binary(zone: &Path, db: &Path) -> (std::process::Child, String) {
 fn spawn_serve(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
+    // The autopilot is off unless the test asks for it: the others move cells themselves
+    // (and a plan needs the executor lease the autopilot would hold).
+    let pilot: &[&str] = if args.iter().any(|a| *a == "--autopilot") {
+        &[]
+    } else {
+        &["--autopilot", "off"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(pilot)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -283,6 +292,11 @@ fn config(db: &Path) -> Config {
         placer: runtime::engine::PlaceOptions::default(),
         // The test's temporary directory: its zones and placement files.
         inventory_root: db.parent().and_then(Path::parent).map(Path::to_path_buf),
+        // Off unless a test is about it: the other tests move cells themselves.
+        autopilot: runtime::dto::AutopilotUpdate {
+            enabled: Some(false),
+            ..Default::default()
+        },
     }
 }
 

@@ -14,9 +14,15 @@ use crate::view::{CountsView, OverCapacityView, ProblemView};
 use crate::zone::Zone;
 use store::{CellRecord, MoveRecord};
 
+mod health;
 mod plans;
 mod whatif;
 
+pub use health::{
+    ActionView, AutopilotSettings, AutopilotUpdate, AutopilotView, CannotFixView, CauseView,
+    ElementList, ElementStateItem, ElementStateRequest, ElementStatesRequest,
+    ElementStatesResponse, ElementView, StateName,
+};
 pub use plans::{
     CurvePointView, ExecuteRequest, PlanList, PlanProgress, PlanRequest, PlanStepView,
     PlanSummaryView, PlanView, UnmetView,
@@ -253,6 +259,12 @@ impl From<&MoveRecord> for MoveView {
     }
 }
 
+/// Whether a cell of this risk and safety is down: out with nothing more failed (its risk
+/// is then 1, which no sum of yearly probabilities below 1 reaches for a live cell).
+pub fn is_down(risk: f64, single_failure_safe: bool) -> bool {
+    !single_failure_safe && risk >= 1.0
+}
+
 /// A placed cell as the ledger holds it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellView {
@@ -270,6 +282,9 @@ pub struct CellView {
     pub risk: f64,
     /// Not down, and no single element failure puts the cell out (on `inventory_version`).
     pub single_failure_safe: bool,
+    /// Out with nothing more failed: some client that needs the cell reaches less than a
+    /// quorum of its nodes now (risk 1).
+    pub down: bool,
     /// Inventory version the risk was computed on.
     pub inventory_version: i64,
     /// +1 on every change of the cell.
@@ -298,6 +313,7 @@ impl CellView {
             colour: record.colour.clone(),
             risk: record.risk,
             single_failure_safe: record.single_failure_safe,
+            down: is_down(record.risk, record.single_failure_safe),
             inventory_version: record.inventory_version,
             version: record.version,
             created_at: timestamp(record.created_at),
@@ -687,6 +703,9 @@ pub struct SwitchResponse {
     /// The re-evaluation of the cells on the new version: as it started, or as it ended
     /// when the switch waited for it.
     pub reevaluation: ReevaluationView,
+    /// Reported element states dropped because the new inventory no longer names their
+    /// ids (the others stay on it).
+    pub overlay_dropped: Vec<String>,
 }
 
 /// The body of `GET /healthz` and `GET /readyz`.

@@ -534,6 +534,19 @@ impl Ledger {
         self.indices.unsafe_ids.len() as u64
     }
 
+    /// The ids of the cells that are not single-failure safe, in order.
+    pub fn unsafe_ids(&self) -> impl Iterator<Item = &Arc<str>> + '_ {
+        self.indices.unsafe_ids.iter()
+    }
+
+    /// Cells out (down with nothing more failed): among the unsafe ones, risk 1.
+    pub fn out_count(&self) -> u64 {
+        self.unsafe_ids()
+            .filter_map(|id| self.cell(id))
+            .filter(|c| crate::dto::is_down(c.risk, c.single_failure_safe))
+            .count() as u64
+    }
+
     /// Cells per risk bucket (see [`RiskCounts`]).
     pub fn risk_counts(&self) -> RiskCounts {
         self.indices.by_risk

@@ -224,6 +224,7 @@ fn reversed_zone(drop: usize) -> Arc<Zone> {
     let model = topology::FailureModel::new(&inventory);
     let candidate = crate::zone::Candidate {
         source: Source::Bundled,
+        raw,
         inventory,
         model,
         warnings,

@@ -81,6 +81,10 @@ pub struct Gauges {
     pub cells: u64,
     /// Cells that are not single-failure safe.
     pub cells_unsafe: u64,
+    /// Cells out: down with nothing more failed.
+    pub cells_out: u64,
+    /// Servers the health overlay has down.
+    pub servers_down: u64,
     /// Cells per risk bucket of [`RISK_BOUNDS`] (not cumulative; the last is above 1).
     pub cells_by_risk: [u64; RISK_BOUNDS.len() + 1],
     /// Active hosts whose load is above the placer's balance ceiling (0 when the balance
@@ -130,7 +134,18 @@ pub struct Metrics {
     commit_latency: Histogram,
     connections_open: Gauge,
     connections_refused: Counter,
+    autopilot_moves: Family<Label, Counter>,
+    autopilot_queue: Family<Label, Gauge>,
+    autopilot_event_to_safe: Histogram,
 }
+
+/// The autopilot's reasons, in order of urgency (the `reason` label).
+pub const AUTOPILOT_REASONS: [&str; 6] = ["out", "failed", "unsafe", "drain", "improve", "waiting"];
+
+/// Upper bounds in seconds of the time from a health event to the cell safe again.
+const REPAIR_BUCKETS: [f64; 12] = [
+    0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
 impl Default for Metrics {
     fn default() -> Metrics {
@@ -147,6 +162,9 @@ impl Default for Metrics {
             commit_latency: latency(),
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
+            autopilot_moves: Family::default(),
+            autopilot_queue: Family::default(),
+            autopilot_event_to_safe: Histogram::new(REPAIR_BUCKETS),
         };
         // Counters are registered without `_total`: the encoding adds it.
         let r = &mut m.registry;
@@ -206,6 +224,29 @@ impl Default for Metrics {
             "Connections closed at once: over the cap",
             m.connections_refused.clone(),
         );
+        r.register(
+            "cellplacer_autopilot_moves",
+            "Moves the autopilot made, by reason (out, failed, unsafe, drain, improve)",
+            m.autopilot_moves.clone(),
+        );
+        r.register(
+            "cellplacer_autopilot_queue",
+            "Work the autopilot has waiting, by reason (waiting: nodes on servers failed \
+             less than the grace ago)",
+            m.autopilot_queue.clone(),
+        );
+        r.register(
+            "cellplacer_autopilot_event_to_safe_seconds",
+            "Time from the health event that made a cell need the autopilot to the cell \
+             single-failure safe and off failed servers again",
+            m.autopilot_event_to_safe.clone(),
+        );
+        for reason in AUTOPILOT_REASONS {
+            let _ = m.autopilot_queue.get_or_create(&[("reason", reason)]);
+            if reason != "waiting" {
+                let _ = m.autopilot_moves.get_or_create(&[("reason", reason)]);
+            }
+        }
         for outcome in ["committed", "replanned", "skipped"] {
             // Present from the start, at 0.
             let _ = m.plan_steps.get_or_create(&[("outcome", outcome)]);
@@ -283,6 +324,25 @@ impl Metrics {
         self.plan_steps.get_or_create(&[("outcome", outcome)]).inc();
     }
 
+    /// A move of the autopilot, for `reason` (one of [`AUTOPILOT_REASONS`]).
+    pub fn autopilot_move(&self, reason: &'static str) {
+        self.autopilot_moves
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// The autopilot's queue, by reason (one of [`AUTOPILOT_REASONS`]).
+    pub fn autopilot_queue(&self, reason: &'static str, n: u64) {
+        self.autopilot_queue
+            .get_or_create(&[("reason", reason)])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A cell safe again, `elapsed` after the event that made it need a move.
+    pub fn autopilot_repaired(&self, elapsed: Duration) {
+        self.autopilot_event_to_safe.observe(elapsed.as_secs_f64());
+    }
+
     /// The Prometheus text exposition (0.0.4): the counters, then the gauges `g` read at
     /// scrape time, then the process's own.
     pub fn render(&self, g: &Gauges) -> String {
@@ -312,6 +372,18 @@ fn scrape_registry(g: &Gauges) -> Registry {
         "cellplacer_cells_unsafe",
         "Cells that are not single-failure safe (one element can put them out)",
         int(g.cells_unsafe),
+    );
+    gauge(
+        "cellplacer_cells_out",
+        "Cells out now: some client that needs the cell reaches less than a quorum of its \
+         nodes with nothing more failed (alert on any)",
+        int(g.cells_out),
+    );
+    gauge(
+        "cellplacer_servers_down",
+        "Servers the reported health has down (failed, in a failed rack, row, room or \
+         datacenter, or unpowered)",
+        int(g.servers_down),
     );
     gauge(
         "cellplacer_servers_over_balance_ceiling",

@@ -4,6 +4,7 @@
 //! nothing, unless told to skip the bad cells.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use optimizer::report::cell_risks;
 use serde_json::json;
@@ -42,9 +43,11 @@ impl Service {
         let (imported, seq) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
-            if ledger.zone.version != zone.version {
+            if !Arc::ptr_eq(&ledger.zone, &zone) {
                 return Err(Error::InventoryConflict {
-                    message: "the inventory switched during the import: import again".into(),
+                    message: "the inventory or its health changed during the import: import \
+                              again"
+                        .into(),
                     details: json!({}),
                 });
             }

@@ -15,18 +15,17 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use optimizer::rebalance::Reason;
-use optimizer::risk::{CellRisk, RiskEvaluator};
+use optimizer::risk::RiskEvaluator;
 use tokio::runtime::Handle;
 use topology::Inventory;
 
-use crate::dto::ViolationView;
 use crate::engine::Placer;
 use crate::zone::Zone;
 use crate::Error;
-use store::{Change, MoveRecord, MoveStatus, PlanState, PlanStepRecord, StepStatus};
+use store::{Change, PlanState, PlanStepRecord, StepStatus};
 
-use super::ops::{supersede, Core};
+use super::mover;
+use super::ops::Core;
 use super::plans::book::{
     invalidated_note, plan_inventory, plan_options, reason, start_risks, Book, Plans,
 };
@@ -86,10 +85,7 @@ fn run(core: &Core, plans: &Plans, plan_id: &str, rt: &Handle) {
         }
         drop(book);
         // Resumed while the lease went: take it again, unless another replica took it.
-        if !rt
-            .block_on(plans.store.take_executor_lease())
-            .unwrap_or(false)
-        {
+        if !rt.block_on(plans.lease.take()).unwrap_or(false) {
             let lost = Stop {
                 state: PlanState::Paused,
                 note: Some("another replica took the executor lease; resume to retry".into()),
@@ -121,8 +117,28 @@ fn run(core: &Core, plans: &Plans, plan_id: &str, rt: &Handle) {
 }
 
 /// Runs steps until the plan stops: `None` when a request (or shutdown) stopped it, else
-/// the state it ends in.
+/// the state it ends in. A new health overlay on the same inventory version changes the
+/// zone under the plan: its steps go on, judged on the new one.
 fn execute(
+    core: &Core,
+    plans: &Plans,
+    plan_id: &str,
+    rt: &Handle,
+    in_flight: &mut VecDeque<u64>,
+) -> Option<Stop> {
+    loop {
+        match execute_on(core, plans, plan_id, rt, in_flight) {
+            Some(Stop {
+                state: PlanState::Executing,
+                ..
+            }) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// [`execute`] on the zone the ledger serves now, until it changes (then `Executing`).
+fn execute_on(
     core: &Core,
     plans: &Plans,
     plan_id: &str,
@@ -255,6 +271,13 @@ fn commit_step(
             note: Some(invalidated_note(zone.version, ledger.zone.version)),
         });
     }
+    if !std::ptr::eq(&*ledger.zone, zone) {
+        // The health overlay changed: judge the step on the new zone.
+        return Err(Stop {
+            state: PlanState::Executing,
+            note: None,
+        });
+    }
     if let Some(message) = &ledger.poisoned {
         return Err(Stop {
             state: PlanState::Paused,
@@ -290,107 +313,41 @@ fn commit_step(
             format!("the cell no longer has a node on {}", step.remove),
         );
     }
-    let (clients, nodes, slot) = (cell.clients.clone(), ledger.nodes(cell).to_vec(), cell.slot);
-    let (risk_now, safe_now) = (cell.risk, cell.single_failure_safe);
-    let ceiling = ceiling.unwrap_or(risk_now);
-    // Whether the cell may take `after` now, and why not.
-    let mut check = |after: &[u32]| -> Result<CellRisk, String> {
-        if let Some(v) = ledger.occ.violations(inv, after, Some(slot)).first() {
-            return Err(ViolationView::new(&ledger, v).message);
-        }
-        let risk = evaluator.evaluate(&clients, after);
-        if why != Reason::Failed && safe_now && !risk.single_failure_safe() {
-            return Err("the move would make the cell single-failure unsafe".into());
-        }
-        if matches!(why, Reason::Unsafe | Reason::Balance | Reason::Improve)
-            && risk.risk > ceiling * (1.0 + 1e-9)
-        {
-            return Err(format!(
-                "the move would raise the cell's risk to {:.3e}, above {ceiling:.3e} when planned",
-                risk.risk
-            ));
-        }
-        Ok(risk)
-    };
-    let swapped = |to: u32| -> Vec<u32> {
-        nodes
-            .iter()
-            .map(|&s| if s == remove { to } else { s })
-            .collect()
-    };
-    let as_planned = if nodes.contains(&planned) {
+    let planned = if ledger.nodes(cell).contains(&planned) {
         Err(format!("the cell already has a node on {}", step.add))
     } else {
-        let after = swapped(planned);
-        check(&after).map(|risk| (after, risk))
+        Ok(planned)
     };
-    let (after, risk, status, note) = match as_planned {
-        Ok((after, risk)) => (after, risk, StepStatus::Committed, None),
-        Err(problem) if matches!(why, Reason::Failed | Reason::Drain) => {
-            match placer.replace(&ledger.occ, &clients, &nodes, remove, Some(slot)) {
-                Ok(decision) => match check(&decision.nodes) {
-                    Ok(risk) => (
-                        decision.nodes,
-                        risk,
-                        StepStatus::Replanned,
-                        Some(format!("planned {}: {problem}", step.add)),
-                    ),
-                    Err(again) => {
-                        return skip(
-                            out,
-                            format!("planned {}: {problem}; re-planned: {again}", step.add),
-                        )
-                    }
-                },
-                Err(e) => {
-                    return skip(
-                        out,
-                        format!("planned {}: {problem}; no replacement: {e}", step.add),
-                    )
-                }
-            }
-        }
-        Err(problem) => return skip(out, problem),
+    let moved = match mover::apply(
+        &mut ledger,
+        mover::Move {
+            zone,
+            inv,
+            placer,
+            evaluator,
+            cell_id: &step.cell_id,
+            remove,
+            planned,
+            why,
+            ceiling,
+            now,
+        },
+    ) {
+        Ok(moved) => moved,
+        Err(why) => return skip(out, why),
     };
-    let add = *after
-        .iter()
-        .find(|s| !nodes.contains(s))
-        .expect("a move adds one server");
-    out.add = inv.servers[add as usize].id.clone();
-    out.risk_after = risk.risk;
-    out.safe_after = risk.single_failure_safe();
-    out.status = status;
-    out.note = note;
-
-    ledger.set_nodes(&step.cell_id, &after);
-    let mut cell = ledger.cell_mut(&step.cell_id).expect("checked above");
-    let old_version = cell.version;
-    cell.risk = risk.risk;
-    cell.single_failure_safe = risk.single_failure_safe();
-    cell.inventory_version = zone.version;
-    cell.version += 1;
-    cell.updated_at = now;
-    let superseded = supersede(cell.last_move.as_deref_mut(), now);
-    let moved = MoveRecord {
-        cell_id: step.cell_id.clone(),
-        n: cell.last_move.as_ref().map_or(1, |m| m.n + 1),
-        out_server: step.remove.clone(),
-        into_server: out.add.clone(),
-        status: MoveStatus::Committed,
-        cell_version: old_version,
-        risk_before: risk_now,
-        risk_after: risk.risk,
-        safe_after: risk.single_failure_safe(),
-        created_at: now,
-        updated_at: now,
+    out.add = inv.servers[moved.add as usize].id.clone();
+    out.risk_after = moved.risk.risk;
+    out.safe_after = moved.risk.single_failure_safe();
+    out.status = if moved.replanned.is_some() {
+        StepStatus::Replanned
+    } else {
+        StepStatus::Committed
     };
-    cell.last_move = Some(Box::new(moved.clone()));
-    drop(cell);
-    let mut changes = vec![Change::PutCell(
-        ledger.record_of(&step.cell_id).expect("checked above"),
-    )];
-    changes.extend(superseded);
-    changes.push(Change::PutMove(moved));
+    out.note = moved
+        .replanned
+        .map(|problem| format!("planned {}: {problem}", step.add));
+    let mut changes = moved.changes;
     changes.push(Change::PutPlanStep {
         plan_id: plan_id.to_owned(),
         step: out.clone(),
@@ -432,6 +389,10 @@ mod tests {
             queue: 64,
             placer: crate::engine::PlaceOptions::default(),
             inventory_root: None,
+            autopilot: crate::dto::AutopilotUpdate {
+                enabled: Some(false),
+                ..Default::default()
+            },
         };
         let service = Service::open(store, Some(Source::Dir(zone)), config)
             .await

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::overlay::Overlay;
 use crate::zone::{Candidate, Source, Zone};
 use crate::Error;
 use store::Store;
@@ -20,7 +21,12 @@ pub(crate) const FEED_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Runs until the store closes. A store no other replica shares has no feed: returns at
 /// once.
-pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>, plans: Arc<Plans>) {
+pub(super) async fn follow(
+    core: Arc<Core>,
+    store: Arc<dyn Store>,
+    plans: Arc<Plans>,
+    pilot: Arc<super::autopilot::Autopilot>,
+) {
     loop {
         let position = core.journal.feed();
         let feed = match store.feed(position).await {
@@ -49,9 +55,13 @@ pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>, plans: Arc<Pl
                     }
                 }
             };
+            let current = core.ledger.read().await.zone.clone();
             let zone = if feed.inventory {
-                match active_zone(&*store).await {
-                    Ok(zone) => zone,
+                match active_zone(&*store, &current).await {
+                    Ok((zone, settings)) => {
+                        pilot.settings_from(&settings);
+                        zone
+                    }
                     Err(e) => {
                         tracing::warn!("loading the inventory another replica switched to: {e}");
                         tokio::time::sleep(FEED_INTERVAL * 10).await;
@@ -74,6 +84,15 @@ pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>, plans: Arc<Pl
                 }
             };
             let mut ledger = core.ledger.write().await;
+            if let Some(zone) = zone
+                .as_ref()
+                .filter(|z| z.version == ledger.zone.version && z.overlay != ledger.zone.overlay)
+            {
+                // Another replica reported health: the same export, the new overlay (the
+                // cells it judged again come below).
+                ledger.zone = zone.clone();
+                tracing::info!("health overlay changed, as another replica reported");
+            }
             if let Some(zone) = zone.filter(|z| z.version != ledger.zone.version) {
                 let version = zone.version;
                 match ledger.rezone(zone, ledger.seq) {
@@ -115,15 +134,37 @@ pub(super) async fn follow(core: Arc<Core>, store: Arc<dyn Store>, plans: Arc<Pl
     }
 }
 
-/// The ledger's active inventory, loaded (off the async runtime).
-async fn active_zone(store: &dyn Store) -> Result<Option<Arc<Zone>>, Error> {
-    let Some(active) = store.load().await?.active_inventory else {
-        return Ok(None);
+/// The ledger's active inventory with its health overlay, loaded off the async runtime
+/// (the export read again only when the version is not `current`'s), and the settings.
+async fn active_zone(
+    store: &dyn Store,
+    current: &Arc<Zone>,
+) -> Result<(Option<Arc<Zone>>, Vec<(String, String)>), Error> {
+    let snapshot = store.load().await?;
+    let Some(active) = snapshot.active_inventory else {
+        return Ok((None, snapshot.settings));
     };
-    let source = Source::parse(&active.source)
-        .ok_or_else(|| Error::Internal(format!("unknown inventory source '{}'", active.source)))?;
-    let candidate = blocking(move || Candidate::load(source)).await??;
-    Ok(Some(Arc::new(
-        candidate.into_zone(active.version, active.loaded_at),
-    )))
+    let overlay = Overlay::from_records(snapshot.overlay);
+    if active.version == current.version && overlay == current.overlay {
+        // Only the settings changed.
+        return Ok((None, snapshot.settings));
+    }
+    let current = current.clone();
+    let zone = blocking(move || -> Result<Zone, Error> {
+        if active.version == current.version {
+            return current.with_overlay(overlay);
+        }
+        let source = Source::parse(&active.source).ok_or_else(|| {
+            Error::Internal(format!("unknown inventory source '{}'", active.source))
+        })?;
+        let zone = Candidate::load(source)?.into_zone(active.version, active.loaded_at);
+        let (overlay, _) = overlay.retain_known(&zone.export.inventory);
+        if overlay.entries.is_empty() {
+            Ok(zone)
+        } else {
+            zone.with_overlay(overlay)
+        }
+    })
+    .await??;
+    Ok((Some(Arc::new(zone)), snapshot.settings))
 }

@@ -138,14 +138,27 @@ impl Service {
             .map_err(inventory_error)?;
         // After the highest version this replica knows: its own, or one another replica
         // switched to (the feed follows those).
-        let current = self.core.ledger.read().await.zone.version;
-        let zone = Arc::new(
-            candidate.into_zone((*last_version).max(current) + 1, self.core.clock.now_ms()),
-        );
+        let (current, overlay) = {
+            let zone = &self.core.ledger.read().await.zone;
+            (zone.version, zone.overlay.clone())
+        };
+        let zone = candidate.into_zone((*last_version).max(current) + 1, self.core.clock.now_ms());
+        // The health reported stays for the ids the new export still names.
+        let (overlay, dropped) = overlay.retain_known(&zone.export.inventory);
+        let zone = if overlay.entries.is_empty() {
+            zone
+        } else {
+            blocking(move || zone.with_overlay(overlay)).await??
+        };
+        let zone = Arc::new(zone);
         let (previous, seq, cells) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
-            let mut changes = vec![Change::ActivateInventory(zone.record()), zone.capacities()];
+            let mut changes = vec![
+                Change::ActivateInventory(zone.record()),
+                zone.capacities(),
+                Change::SetOverlay(zone.overlay.records()),
+            ];
             // The journal hands out this number next: we hold the write lock.
             let seq = self.core.journal.last_seq() + 1;
             let mut rebuilt = ledger
@@ -186,6 +199,7 @@ impl Service {
             inventory: InventoryView::new(&zone),
             previous_version: previous,
             reevaluation,
+            overlay_dropped: dropped,
         })
     }
 }

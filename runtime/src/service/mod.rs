@@ -27,11 +27,15 @@ use solver::SolverPool;
 use store::Journal;
 use store::{Change, Store};
 
+pub mod autopilot;
 mod bulk;
 mod cells;
 mod executor;
 mod feed;
+mod health;
 mod inventory;
+mod lease;
+mod mover;
 mod moves;
 pub mod ops;
 mod plans;
@@ -40,7 +44,9 @@ mod report;
 mod solver;
 mod whatif;
 
+pub use autopilot::DEFAULT_SETTINGS;
 pub use cells::CellQuery;
+pub use health::MAX_STATES;
 pub use plans::{Plans, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 use reevaluation::Reevaluations;
 
@@ -62,6 +68,9 @@ pub struct Config {
     /// inventory to switch to or validate, placements to import); `None`: such requests
     /// are refused (upload the tables instead).
     pub inventory_root: Option<PathBuf>,
+    /// Autopilot settings given at start (`serve --autopilot ...`): over the ledger's, or
+    /// over [`DEFAULT_SETTINGS`] when it has none.
+    pub autopilot: crate::dto::AutopilotUpdate,
 }
 
 /// The cell runtime: the ledger in memory over a store, the solver threads, plans and
@@ -80,6 +89,9 @@ pub struct Service {
     plans: Arc<Plans>,
     /// The latest re-evaluation of the cells on an inventory version.
     reevaluations: Arc<Reevaluations>,
+    /// The control loop that acts on health events.
+    autopilot: Arc<autopilot::Autopilot>,
+    autopilot_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
@@ -129,6 +141,20 @@ impl Service {
                 true,
             ),
         };
+        // The health reported on top of the export, for the ids it still names.
+        let stored_overlay = crate::overlay::Overlay::from_records(snapshot.overlay.clone());
+        let (overlay, dropped) = stored_overlay.retain_known(&zone.export.inventory);
+        if !dropped.is_empty() {
+            tracing::warn!(
+                ?dropped,
+                "health states for ids the inventory no longer has dropped"
+            );
+        }
+        let zone = if overlay.entries.is_empty() {
+            zone
+        } else {
+            blocking(move || zone.with_overlay(overlay)).await??
+        };
         let zone = Arc::new(zone);
         let at = std::time::Instant::now();
         // Each cell is resolved on the zone and recorded as it is read.
@@ -148,6 +174,9 @@ impl Service {
         let mut changes = Vec::new();
         // What a store shared by replicas checks commits against (the others ignore it).
         changes.push(zone.capacities());
+        if zone.overlay.records() != snapshot.overlay {
+            changes.push(Change::SetOverlay(zone.overlay.records()));
+        }
         if fresh {
             changes.push(Change::ActivateInventory(zone.record()));
             // Moves were computed on another inventory.
@@ -166,7 +195,10 @@ impl Service {
                     .into(),
             ));
         }
-        let plans = Arc::new(Plans::new(store.clone(), clock.clone()));
+        let lease = Arc::new(lease::Lease::new(store.clone()));
+        let plans = Arc::new(Plans::new(lease.clone(), clock.clone()));
+        let pilot_settings = autopilot::start_settings(&snapshot.settings, &config.autopilot)?;
+        let pilot = Arc::new(autopilot::Autopilot::new(pilot_settings, lease));
         changes.extend(plans.restore(snapshot.plans, zone.version)?);
         let checked_in = at.elapsed();
         if !changes.is_empty() {
@@ -206,12 +238,24 @@ impl Service {
             reports: Semaphore::new(1),
             plans,
             reevaluations: Arc::new(Reevaluations::default()),
+            autopilot: pilot,
+            autopilot_thread: std::sync::Mutex::new(None),
         });
+        let pilot_thread = autopilot::spawn(
+            service.core.clone(),
+            service.autopilot.clone(),
+            tokio::runtime::Handle::current(),
+        )?;
+        *service
+            .autopilot_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(pilot_thread);
         tokio::spawn(resync(service.core.clone(), service.store.clone()));
         tokio::spawn(feed::follow(
             service.core.clone(),
             service.store.clone(),
             service.plans.clone(),
+            service.autopilot.clone(),
         ));
         if stale > 0 {
             // The cells' risks were recorded on another inventory (or an interrupted
@@ -330,6 +374,13 @@ impl Service {
         Gauges {
             cells: ledger.len() as u64,
             cells_unsafe: ledger.unsafe_count(),
+            cells_out: ledger.out_count(),
+            servers_down: ledger
+                .zone
+                .down_since
+                .iter()
+                .filter(|d| d.is_some())
+                .count() as u64,
             cells_by_risk: ledger.risk_counts(),
             servers_over_balance_ceiling: over_balance as u64,
             nodes_placed: ledger.nodes_placed,
@@ -347,8 +398,14 @@ impl Service {
     pub async fn shutdown(&self) {
         let workers = self.solver.stop();
         let executors = self.plans.stop();
+        self.autopilot.stop();
+        let pilot = self
+            .autopilot_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let _ = blocking(move || {
-            for w in workers.into_iter().chain(executors) {
+            for w in workers.into_iter().chain(executors).chain(pilot) {
                 let _ = w.join();
             }
         })

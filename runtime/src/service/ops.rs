@@ -209,7 +209,7 @@ impl From<Error> for Retry {
 
 /// The cell as the ledger has it, when the ledger still serves the zone a solve runs on.
 fn cell_on_zone<'l>(ledger: &'l Ledger, zone: &Zone, cell_id: &str) -> Result<&'l Cell, Retry> {
-    if ledger.zone.version != zone.version {
+    if !std::ptr::eq(&*ledger.zone, zone) {
         return Err(Retry::ZoneChanged);
     }
     ledger.cell(cell_id).ok_or_else(|| {
@@ -220,7 +220,7 @@ fn cell_on_zone<'l>(ledger: &'l Ledger, zone: &Zone, cell_id: &str) -> Result<&'
 }
 
 fn check_writable(ledger: &Ledger, zone: &Zone) -> Result<(), Retry> {
-    if ledger.zone.version != zone.version {
+    if !std::ptr::eq(&*ledger.zone, zone) {
         return Err(Retry::ZoneChanged);
     }
     if let Some(message) = &ledger.poisoned {
@@ -243,7 +243,7 @@ fn place(
     for _ in 0..MAX_ATTEMPTS {
         let (decision, client_idx) = {
             let ledger = core.ledger.blocking_read();
-            if ledger.zone.version != zone.version {
+            if !Arc::ptr_eq(&ledger.zone, zone) {
                 return Err(Retry::ZoneChanged);
             }
             if let Some(cell) = ledger.cell(cell_id) {

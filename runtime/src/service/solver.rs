@@ -192,6 +192,10 @@ mod tests {
             queue: 8,
             placer: crate::engine::PlaceOptions::default(),
             inventory_root: None,
+            autopilot: crate::dto::AutopilotUpdate {
+                enabled: Some(false),
+                ..Default::default()
+            },
         };
         let service = Service::open(store, Some(Source::Dir(fixtures::tiny_dir())), config)
             .await

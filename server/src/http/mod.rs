@@ -4,6 +4,7 @@
 
 mod cells;
 mod extract;
+mod health;
 mod inventory;
 mod middleware;
 mod openapi;
@@ -35,6 +36,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/cells/{id}/clients", put(cells::put_clients))
         .route("/v1/cells/{id}/moves/{n}/commit", post(cells::commit_move))
         .route("/v1/servers/{id}", get(inventory::get_server))
+        .route("/v1/elements", get(health::list_elements))
+        .route("/v1/elements/{id}/state", put(health::put_state))
+        .route("/v1/autopilot", get(health::get_autopilot))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -59,6 +63,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/whatif", post(inventory::whatif))
         .route("/v1/ledger/import", post(cells::import_cells))
+        .route("/v1/elements/states", post(health::post_states))
+        .route("/v1/autopilot", axum::routing::put(health::put_autopilot))
         .route("/v1/plans", get(plans::list_plans).post(plans::create_plan))
         .route("/v1/plans/{id}", get(plans::get_plan))
         .route("/v1/plans/{id}/execute", post(plans::execute_plan))

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{cells, inventory, ops, plans};
+use super::{cells, health, inventory, ops, plans};
 
 /// The bearer scheme, and the 401 and 403 every route that needs a token can answer.
 struct BearerAuth;
@@ -78,6 +78,11 @@ impl utoipa::Modify for BearerAuth {
         cells::put_clients,
         cells::commit_move,
         inventory::get_server,
+        health::put_state,
+        health::post_states,
+        health::list_elements,
+        health::get_autopilot,
+        health::put_autopilot,
         inventory::report,
         inventory::get_inventory,
         inventory::switch_inventory,

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use sqlx::{ColumnIndex, Decode, Type};
 
 use crate::{
-    CellRecord, InventoryRecord, MoveRecord, MoveStatus, PlanRecord, PlanState, PlanStepRecord,
-    StepStatus, StoredPlan,
+    CellRecord, ElementState, ElementStateRecord, InventoryRecord, MoveRecord, MoveStatus,
+    PlanRecord, PlanState, PlanStepRecord, StepStatus, StoredPlan,
 };
 
 /// The columns [`cell_from`] reads, in its order.
@@ -29,6 +29,12 @@ pub(crate) const STEP_COLUMNS: &str = "plan_id, step, cell_id, remove, add_serve
 
 /// The columns [`inventory_from`] reads, in its order.
 pub(crate) const INVENTORY_COLUMNS: &str = "version, source, path, loaded_at";
+
+/// The columns [`element_state_from`] reads, in its order.
+pub(crate) const ELEMENT_STATE_COLUMNS: &str = "element, state, reason, since";
+
+/// The columns [`setting_from`] reads, in its order.
+pub(crate) const SETTING_COLUMNS: &str = "key, value";
 
 /// A row read by column position, in the ledger's few column types.
 pub(crate) trait Columns {
@@ -198,6 +204,23 @@ pub(crate) fn inventory_from<R: Columns>(row: &R) -> Result<InventoryRecord, R::
         path: row.opt_text(2)?,
         loaded_at: row.int(3)?,
     })
+}
+
+/// An element's reported state from the columns [`ELEMENT_STATE_COLUMNS`] names.
+pub(crate) fn element_state_from<R: Columns>(row: &R) -> Result<ElementStateRecord, R::Error> {
+    let state = row.text(1)?;
+    Ok(ElementStateRecord {
+        element: row.string(0)?,
+        state: ElementState::parse(state)
+            .ok_or_else(|| row.invalid(1, "state", format!("unknown element state '{state}'")))?,
+        reason: row.opt_text(2)?,
+        since: row.int(3)?,
+    })
+}
+
+/// A setting (key, JSON value) from the columns [`SETTING_COLUMNS`] names.
+pub(crate) fn setting_from<R: Columns>(row: &R) -> Result<(String, String), R::Error> {
+    Ok((row.string(0)?, row.string(1)?))
 }
 
 /// The plans, in their order, each with its steps (in theirs); a step of another plan is

@@ -15,11 +15,13 @@ use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use self::codec::{
-    inventory_from, join_ids, join_steps, plan_from, step_from, with_steps, Columns,
-    INVENTORY_COLUMNS, PLAN_COLUMNS, STEP_COLUMNS,
+    element_state_from, inventory_from, join_ids, join_steps, plan_from, setting_from, step_from,
+    with_steps, Columns, ELEMENT_STATE_COLUMNS, INVENTORY_COLUMNS, PLAN_COLUMNS, SETTING_COLUMNS,
+    STEP_COLUMNS,
 };
 use crate::{
-    BoxFuture, CellRecord, Change, MoveRecord, PlanRecord, PlanStepRecord, RiskUpdate, Snapshot,
+    BoxFuture, CellRecord, Change, ElementStateRecord, MoveRecord, PlanRecord, PlanStepRecord,
+    RiskUpdate, Snapshot,
 };
 
 /// What differs between the SQL of the backends (besides what only one of them does).
@@ -61,6 +63,10 @@ pub(crate) struct Statements {
     active_inventory: String,
     plans: String,
     plan_steps: String,
+    clear_overlay: String,
+    overlay: String,
+    put_setting: String,
+    settings: String,
 }
 
 impl Statements {
@@ -118,6 +124,11 @@ impl Statements {
             ),
             plans: format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY plan_id"),
             plan_steps: format!("SELECT {STEP_COLUMNS} FROM plan_steps ORDER BY plan_id, step"),
+            clear_overlay: "DELETE FROM element_states".to_owned(),
+            overlay: format!("SELECT {ELEMENT_STATE_COLUMNS} FROM element_states ORDER BY element"),
+            put_setting: sql("INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+            settings: format!("SELECT {SETTING_COLUMNS} FROM settings ORDER BY key"),
         }
     }
 }
@@ -194,6 +205,10 @@ const RISKS_PER_UPDATE: usize = 80;
 /// Rows per INSERT of plan steps (13 parameters each, under SQLite's 32,766).
 const STEPS_PER_INSERT: usize = 50;
 
+/// Element states per INSERT of the health overlay (4 parameters each, under the ~500
+/// that keep sqlx's binding fast).
+const ELEMENT_STATES_PER_INSERT: usize = 100;
+
 /// A statement with its parameters bound so far.
 type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
 
@@ -255,6 +270,14 @@ where
                 Change::InsertCells(cells) => Self::insert_cells(conn, cells).await?,
                 Change::SetRisks(updates) => Self::set_risks(conn, updates).await?,
                 Change::Capacities(capacities) => DB::set_capacities(conn, capacities).await?,
+                Change::SetOverlay(states) => Self::set_overlay(conn, states).await?,
+                Change::PutSetting { key, value } => {
+                    sqlx::query(&sql.put_setting)
+                        .bind(key.as_str())
+                        .bind(value.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                }
             }
         }
         Ok(())
@@ -457,6 +480,31 @@ where
         Ok(())
     }
 
+    /// Replaces the whole health overlay with `states` (none: clears it).
+    async fn set_overlay(
+        conn: &mut DB::Connection,
+        states: &[ElementStateRecord],
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(&DB::statements().clear_overlay)
+            .execute(&mut *conn)
+            .await?;
+        for chunk in states.chunks(ELEMENT_STATES_PER_INSERT) {
+            let mut sql =
+                String::from("INSERT INTO element_states (element, state, reason, since) VALUES ");
+            push_values::<DB>(&mut sql, chunk.len(), 4, false);
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.element.as_str())
+                    .bind(e.state.name())
+                    .bind(e.reason.as_deref())
+                    .bind(e.since);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     /// Reads the ledger's state but its cells, in one read transaction: a consistent view
     /// even if a writer were running.
     pub(crate) async fn load(pool: &Pool<DB>) -> Result<Snapshot, sqlx::Error> {
@@ -484,11 +532,25 @@ where
             .iter()
             .map(step_from)
             .collect::<Result<Vec<_>, _>>()?;
+        let overlay = sqlx::query(&sql.overlay)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(element_state_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let settings = sqlx::query(&sql.settings)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(setting_from)
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
         Ok(Snapshot {
             active_inventory,
             max_inventory_version,
             plans: with_steps(plans, steps),
+            overlay,
+            settings,
         })
     }
 
@@ -539,5 +601,7 @@ mod tests {
         );
         assert_eq!(s.delete_cell, "DELETE FROM cells WHERE cell_id = ?1");
         assert_eq!(p.delete_cell, "DELETE FROM cells WHERE cell_id = $1");
+        assert!(s.put_setting.contains("VALUES (?1, ?2)"));
+        assert!(p.put_setting.contains("VALUES ($1, $2)"));
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use optimizer::rebalance::Reason;
-use store::{Change, PlanRecord, PlanState, PlanStepRecord, StepStatus, Store};
+use store::{Change, PlanRecord, PlanState, PlanStepRecord, StepStatus};
 use topology::model::ServerStatus;
 use topology::Inventory;
 
@@ -76,8 +76,8 @@ impl Book {
 #[derive(Debug)]
 pub struct Plans {
     book: Mutex<Book>,
-    /// Holds the zone's executor lease while this replica executes a plan.
-    pub(crate) store: Arc<dyn Store>,
+    /// Held while this replica executes a plan.
+    pub(crate) lease: Arc<crate::service::lease::Lease>,
     /// Stamps the records of restored and invalidated plans.
     clock: Arc<dyn Clock>,
     pub(crate) wake: Condvar,
@@ -86,10 +86,10 @@ pub struct Plans {
 }
 
 impl Plans {
-    pub(crate) fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Plans {
+    pub(crate) fn new(lease: Arc<crate::service::lease::Lease>, clock: Arc<dyn Clock>) -> Plans {
         Plans {
             book: Mutex::new(Book::default()),
-            store,
+            lease,
             clock,
             wake: Condvar::new(),
             planning: tokio::sync::Semaphore::new(1),
@@ -97,7 +97,7 @@ impl Plans {
     }
 
     pub(crate) async fn release_lease(&self) {
-        self.store.release_executor_lease().await;
+        self.lease.release().await;
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Book> {

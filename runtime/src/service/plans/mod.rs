@@ -308,7 +308,7 @@ impl Service {
         // One replica executes plans at a time: the lease, before anything changes (an
         // executor of this replica already holds it).
         let idle = self.plans.lock().executor.is_none();
-        if idle && !self.plans.store.take_executor_lease().await? {
+        if idle && !self.plans.lease.take().await? {
             return Err(conflict(
                 id,
                 "a plan executes on another replica: one executor per zone".into(),
