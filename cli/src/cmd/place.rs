@@ -131,15 +131,23 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))?;
     }
     emitln(format_args!(
-        "placed {} of {} cells in {:.2?} ({} not single-failure safe, {} solved again \
-         after a clash in their window); wrote {}",
+        "placed {} of {} cells in {:.2?} ({} not single-failure safe, {} made safe by a \
+         re-placement on the final state, {} solved again after a clash in their window); \
+         wrote {}",
         outcome.placements.len(),
         cells.len(),
         outcome.elapsed,
         outcome.unsafe_cells,
+        outcome.repaired,
         outcome.resolved,
         out.display()
     ))?;
+    if !outcome.unsafe_ids.is_empty() {
+        emitln(format_args!(
+            "not single-failure safe (no choice on the final state makes them safe): {}",
+            some_ids(&outcome.unsafe_ids)
+        ))?;
+    }
     if outcome.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -158,4 +166,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         unplaced.display()
     ))?;
     Ok(ExitCode::from(PARTLY_PLACED))
+}
+
+/// Unsafe cells named on the summary at most; the rest are counted.
+const SHOWN_IDS: usize = 5;
+
+/// The first [`SHOWN_IDS`] of `ids` joined by commas, and how many more.
+fn some_ids(ids: &[String]) -> String {
+    let shown = ids[..ids.len().min(SHOWN_IDS)].join(", ");
+    match ids.len().saturating_sub(SHOWN_IDS) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }

@@ -26,11 +26,18 @@ async fn report(h: &Harness, id: &str, state: &str) -> Value {
     v
 }
 
-/// Waits until the autopilot has nothing left to do (queue empty, nothing in flight).
+/// Waits until the autopilot has nothing left to do (queue empty, nothing in flight) as
+/// of a pass that started after this call.
 async fn settle(h: &Harness) -> Value {
+    let (_, v) = h.call(Method::GET, "/v1/autopilot", None).await;
+    let from = v["passes"].as_u64().unwrap();
     for _ in 0..600 {
         let (s, v) = h.call(Method::GET, "/v1/autopilot", None).await;
         assert_eq!(s, StatusCode::OK);
+        if v["passes"].as_u64().unwrap() < from + 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         let queued: u64 = v["queue"]
             .as_object()
             .unwrap()
@@ -63,18 +70,24 @@ async fn nodes(h: &Harness) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+/// Places `n` cells of three clients each (a client cut off from the other two does not
+/// need the cell, so cells can be single-failure safe).
 async fn place_all(h: &Harness, n: usize) {
     let clients = h.clients();
+    let k = clients.len();
     for i in 0..n {
-        let (s, body) = h
-            .place(&format!("a{i:03}"), &[&clients[i % clients.len()]])
-            .await;
+        let three = [
+            clients[i % k].as_str(),
+            clients[(i + k / 3) % k].as_str(),
+            clients[(i + 2 * k / 3) % k].as_str(),
+        ];
+        let (s, body) = h.place(&format!("a{i:03}"), &three).await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
 }
 
 /// The rack of each server.
-fn rack_of(raw: &RawInventory) -> HashMap<String, String> {
+pub(super) fn rack_of(raw: &RawInventory) -> HashMap<String, String> {
     column(raw, "servers", "server_id")
         .into_iter()
         .zip(column(raw, "servers", "rack_id"))
@@ -194,8 +207,6 @@ async fn with_the_autopilot_off_events_judge_cells_and_nothing_moves() {
         reported["cells_changed"].as_u64().unwrap() > 0,
         "{reported}"
     );
-    let (_, cell) = h.call(Method::GET, "/v1/cells/a000", None).await;
-    assert!(cell["version"].as_i64().unwrap() > 1, "{cell}");
     let (_, listed) = h.call(Method::GET, "/v1/elements?state=failed", None).await;
     assert_eq!(listed["elements"][0]["element"], rack.as_str(), "{listed}");
     assert_eq!(listed["elements"][0]["kind"], "rack");
@@ -309,4 +320,313 @@ async fn bad_reports_are_named_and_change_nothing_and_the_overlay_is_durable() {
         text.contains(&format!("cellplacer_servers_down {down}")),
         "{text}"
     );
+}
+
+/// A row's A-side PDU failing leaves every rack (and ToR) of the row on its B-side PDU
+/// alone. Cells whose three clients sit in the next row and 4 of whose 7 nodes sit in
+/// this one are then single-failure unsafe (that PDU takes 4 nodes), and the fewest moves
+/// that make them safe take one node out of the row. The autopilot makes exactly that one
+/// move per cell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdu_failure_is_repaired_with_the_fewest_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = fixtures::ZoneParams {
+        single_fed_fraction: 0.0,
+        ..zone_params(CAPACITY)
+    };
+    let raw = fixtures::generate(&params);
+    let zone_dir = write_zone(&dir.path().join("zone"), &raw);
+    let db = dir.path().join("data").join("ledger.db");
+    let store = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let service = Service::open(store, Some(Source::Dir(zone_dir)), config(&db))
+        .await
+        .unwrap();
+    let h = Harness {
+        app: app(AppState {
+            service: service.clone(),
+            limits: Limits::default(),
+            tokens: None,
+        }),
+        service,
+        raw,
+        zone_dir: dir.path().join("zone"),
+        db,
+        dir,
+        flaky: None,
+    };
+    let racks = rack_of(&h.raw);
+    let room_of = |server: &str| {
+        let rack = &racks[server];
+        rack[..rack.rfind("-rk").unwrap()].to_owned()
+    };
+    // Free hosts by rack, per row.
+    let mut free: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for host in h.hosts() {
+        free.entry(room_of(&host))
+            .or_default()
+            .entry(racks[&host].clone())
+            .or_default()
+            .push(host);
+    }
+    let mut take = |room: &str, n: usize| -> Vec<String> {
+        let by_rack = free.get_mut(room).unwrap();
+        let mut fullest: Vec<(usize, String)> = by_rack
+            .iter()
+            .map(|(r, hs)| (hs.len(), r.clone()))
+            .collect();
+        fullest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        fullest
+            .into_iter()
+            .take(n)
+            .map(|(_, r)| by_rack.get_mut(&r).unwrap().pop().unwrap())
+            .collect()
+    };
+    // Clients in the second row, on distinct racks.
+    let mut row2_clients: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in h.clients() {
+        if room_of(&c) == "dc1-h2-row02" {
+            row2_clients.entry(racks[&c].clone()).or_default().push(c);
+        }
+    }
+    let row2_clients: Vec<Vec<String>> = row2_clients.into_values().collect();
+    let mut csv = String::from("cell_id,clients,nodes\n");
+    let cells = 3;
+    for i in 0..cells {
+        let mut nodes = take("dc1-h2-row01", 4);
+        nodes.extend(take("dc1-h2-row02", 3));
+        let clients: Vec<&str> = (0..3)
+            .map(|j| {
+                let rack = &row2_clients[j % row2_clients.len()];
+                rack[i % rack.len()].as_str()
+            })
+            .collect();
+        csv.push_str(&format!("u{i},{},{}\n", clients.join(";"), nodes.join(";")));
+    }
+    let file = h.dir.path().join("crafted.csv");
+    std::fs::write(&file, csv).unwrap();
+    let (s, v) = h
+        .call(
+            Method::POST,
+            "/v1/ledger/import",
+            Some(json!({"path": file})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let before = nodes(&h).await;
+    let (_, page) = h.call(Method::GET, "/v1/cells?unsafe=true", None).await;
+    assert!(page["cells"].as_array().unwrap().is_empty(), "{page}");
+    let in_room = |nodes: &[String]| {
+        nodes
+            .iter()
+            .filter(|n| room_of(n) == "dc1-h2-row01")
+            .count()
+    };
+    // The autopilot is off while the event is judged.
+    let (s, reported) = h
+        .call(
+            Method::POST,
+            "/v1/elements/states",
+            Some(json!({"states": [
+                {"element": "dc1-h2-row01-pduA", "state": "failed", "reason": "breaker"},
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{reported}");
+    assert_eq!(reported["servers_down"], 0, "dual-fed: nothing loses power");
+    assert_eq!(reported["cells_unsafe"], cells as u64, "{reported}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(nodes(&h).await, before, "the autopilot is off");
+    settings(&h, json!({"enabled": true, "grace_s": 0, "rate": 1000})).await;
+    let view = settle(&h).await;
+    assert!(view["cannot_fix"].as_array().unwrap().is_empty(), "{view}");
+    let after = nodes(&h).await;
+    for (cell, was) in &before {
+        let now = &after[cell];
+        let moved = was.iter().filter(|n| !now.contains(n)).count();
+        assert_eq!(moved, 1, "{cell}: {was:?} -> {now:?}");
+        assert_eq!(in_room(now), 3, "{cell}: {now:?}");
+    }
+    assert_eq!(view["moves"]["unsafe"], cells as u64, "{view}");
+    let (_, page) = h.call(Method::GET, "/v1/cells?unsafe=true", None).await;
+    assert!(page["cells"].as_array().unwrap().is_empty(), "{page}");
+    let actions = view["last_actions"].as_array().unwrap();
+    assert!(actions
+        .iter()
+        .all(|a| a["cause"]["element"].as_str().unwrap().ends_with("-pduA")));
+}
+
+/// One blocking HTTP/1.1 request to the real binary; the status and the JSON body.
+#[cfg(unix)]
+pub(super) fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = out
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// Polls `addr` until `done` holds of its `GET path` (at most `secs` seconds).
+#[cfg(unix)]
+pub(super) fn wait_for(addr: &str, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (s, v) = http(addr, "GET", path, None);
+        if s == 200 && done(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out on {path}: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The cells' nodes on the real binary.
+#[cfg(unix)]
+pub(super) fn nodes_at(addr: &str) -> BTreeMap<String, Vec<String>> {
+    let (s, page) = http(addr, "GET", "/v1/cells?limit=1000", None);
+    assert_eq!(s, 200, "{page}");
+    page["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cell_id"].as_str().unwrap().to_owned(),
+                strings(&c["nodes"]),
+            )
+        })
+        .collect()
+}
+
+/// The rack holding the most nodes, and how many.
+pub(super) fn fullest_rack(
+    racks: &HashMap<String, String>,
+    cells: &BTreeMap<String, Vec<String>>,
+) -> (String, usize) {
+    let mut per_rack: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in cells.values().flatten() {
+        *per_rack.entry(racks[n].as_str()).or_default() += 1;
+    }
+    per_rack
+        .iter()
+        .max_by_key(|(r, n)| (**n, std::cmp::Reverse(**r)))
+        .map(|(r, n)| (r.to_string(), *n))
+        .unwrap()
+}
+
+/// kill -9 mid-repair: the restarted service's autopilot goes on from what the ledger
+/// says; every node on the failed rack moved exactly once, none lost, none twice.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_repair_the_autopilot_resumes_and_moves_each_node_once() {
+    let h = Harness::new(CAPACITY).await;
+    h.service.shutdown().await;
+    let db = h.dir.path().join("killed.db");
+    let args = |rate: &str| -> Vec<std::ffi::OsString> {
+        vec![
+            "--inventory".into(),
+            h.zone_dir.clone().into(),
+            "--db".into(),
+            db.clone().into(),
+            "--autopilot".into(),
+            "on".into(),
+            "--autopilot-grace-s".into(),
+            "0".into(),
+            "--autopilot-rate".into(),
+            rate.into(),
+        ]
+    };
+    let start = |rate: &str| {
+        let a = args(rate);
+        let refs: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
+        let (child, url) = spawn_serve(&refs);
+        (child, url.strip_prefix("http://").unwrap().to_owned())
+    };
+    let (mut child, addr) = start("4");
+    let clients = h.clients();
+    for i in 0..40 {
+        let body = json!({"cell_id": format!("k{i:03}"), "clients": [clients[i % clients.len()]]});
+        let (s, v) = http(&addr, "POST", "/v1/cells", Some(&body));
+        assert_eq!(s, 201, "{v}");
+    }
+    // Whatever the autopilot does before the event is not this test's business.
+    wait_for(&addr, "/v1/autopilot", 60, |v| {
+        v["acting"] == true
+            && v["passes"].as_u64().unwrap_or(0) >= 2
+            && v["in_flight"] == 0
+            && v["queue"].as_object().unwrap().values().all(|n| n == 0)
+    });
+    let before = nodes_at(&addr);
+    let racks = rack_of(&h.raw);
+    let (rack, on_rack) = fullest_rack(&racks, &before);
+    let event_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (s, v) = http(
+        &addr,
+        "PUT",
+        &format!("/v1/elements/{rack}/state"),
+        Some(&json!({"state": "failed"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    wait_for(&addr, "/v1/autopilot", 30, |v| {
+        v["moves"]["failed"].as_u64().unwrap_or(0) >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, addr) = start("1000");
+    let after = wait_for(&addr, "/v1/cells?limit=1000", 60, |page| {
+        page["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| strings(&c["nodes"]).iter().all(|n| racks[n] != rack))
+    });
+    let (_, elements) = http(&addr, "GET", "/v1/elements?state=failed", None);
+    assert_eq!(elements["elements"][0]["element"], rack.as_str());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(after["cells"].as_array().unwrap().len(), before.len());
+
+    // The ledger's moves since the event: each node on the rack left it exactly once.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT cell_id, out_server, into_server FROM moves
+         WHERE status = 'committed' AND created_at >= ?1 ORDER BY cell_id, n",
+    )
+    .bind(event_ms)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let off_rack: Vec<&(String, String, String)> = rows
+        .iter()
+        .filter(|(_, out, _)| racks[out] == rack)
+        .collect();
+    assert_eq!(off_rack.len(), on_rack, "{rows:?}");
+    let mut seen = HashSet::new();
+    for (cell, out, into) in &off_rack {
+        assert!(seen.insert((cell, out)), "{cell} moved off {out} twice");
+        assert!(before[cell].contains(out), "{cell} had no node on {out}");
+        assert_ne!(racks[into], rack);
+    }
+    pool.close().await;
 }

@@ -722,3 +722,119 @@ async fn plans_made_on_one_replica_are_seen_on_the_other() {
         service.shutdown().await;
     }
 }
+
+/// Two replicas on one ledger, both with the autopilot on: exactly one acts (it holds the
+/// zone's executor lease); kill -9 of its replica and the other takes over and finishes
+/// the repair, each node off the failed rack moved exactly once.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_autopilot_acts_and_the_other_takes_over_when_its_replica_dies() {
+    use super::autopilot::{fullest_rack, nodes_at, wait_for};
+    let url = database("autopilot_takeover").await;
+    let h = Harness::new(20).await;
+    h.service.shutdown().await;
+    let start = || {
+        let (child, addr) = spawn_serve(&[
+            "--db".as_ref(),
+            url.as_ref(),
+            "--inventory".as_ref(),
+            h.zone_dir.as_os_str(),
+            "--autopilot".as_ref(),
+            "on".as_ref(),
+            "--autopilot-grace-s".as_ref(),
+            "0".as_ref(),
+            "--autopilot-rate".as_ref(),
+            "3".as_ref(),
+        ]);
+        (child, addr.strip_prefix("http://").unwrap().to_owned())
+    };
+    let (a, addr_a) = start();
+    let (b, addr_b) = start();
+    let clients = h.clients();
+    for i in 0..40 {
+        let body = json!({"cell_id": format!("t{i:03}"), "clients": [clients[i % clients.len()]]});
+        assert_eq!(
+            http(&addr_a, "POST", "/v1/cells", Some(&body)).map(|r| r.0),
+            Some(201)
+        );
+    }
+    let acting = |addr: &str| {
+        http(addr, "GET", "/v1/autopilot", None).is_some_and(|(_, v)| v["acting"] == true)
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while !(acting(&addr_a) || acting(&addr_b)) {
+        assert!(std::time::Instant::now() < until, "no autopilot acts");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !(acting(&addr_a) && acting(&addr_b)),
+        "two autopilots act on one zone"
+    );
+    let (mut actor, mut other, other_addr, actor_addr) = if acting(&addr_a) {
+        (a, b, addr_b.clone(), addr_a.clone())
+    } else {
+        (b, a, addr_a.clone(), addr_b.clone())
+    };
+    // Quiet first (what it does before the event is not this test's business).
+    wait_for(&actor_addr, "/v1/autopilot", 60, |v| {
+        v["passes"].as_u64().unwrap_or(0) >= 2
+            && v["in_flight"] == 0
+            && v["queue"].as_object().unwrap().values().all(|n| n == 0)
+    });
+    let racks: HashMap<String, String> = column(&h.raw, "servers", "server_id")
+        .into_iter()
+        .zip(column(&h.raw, "servers", "rack_id"))
+        .map(|(s, r)| (s.unwrap(), r.unwrap()))
+        .collect();
+    let before = nodes_at(&actor_addr);
+    let (rack, on_rack) = fullest_rack(&racks, &before);
+    let event_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Reported on the replica that does not act: the one that does sees it.
+    let (s, v) = http(
+        &other_addr,
+        "PUT",
+        &format!("/v1/elements/{rack}/state"),
+        Some(&json!({"state": "failed"})),
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+    wait_for(&actor_addr, "/v1/autopilot", 30, |v| {
+        v["moves"]["failed"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(!acting(&other_addr));
+    actor.kill().unwrap();
+    actor.wait().unwrap();
+    // The other takes the lease over and finishes.
+    wait_for(&other_addr, "/v1/autopilot", 30, |v| v["acting"] == true);
+    wait_for(&other_addr, "/v1/cells?limit=1000", 60, |page| {
+        page["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| strings(&c["nodes"]).iter().all(|n| racks[n] != rack))
+    });
+    other.kill().unwrap();
+    other.wait().unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT cell_id, out_server, into_server FROM moves
+         WHERE status = 'committed' AND created_at >= $1 ORDER BY cell_id, n",
+    )
+    .bind(event_ms)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let off_rack: Vec<_> = rows
+        .iter()
+        .filter(|(_, out, _)| racks[out] == rack)
+        .collect();
+    assert_eq!(off_rack.len(), on_rack, "{rows:?}");
+    let mut seen = HashSet::new();
+    for (cell, out, _) in &off_rack {
+        assert!(seen.insert((cell, out)), "{cell} moved off {out} twice");
+    }
+    pool.close().await;
+}

@@ -166,3 +166,112 @@ fn placements_keep_a_quorum_on_the_clients_side_of_a_room_partition() {
     }
     assert!(two_in_a_room > 50, "{two_in_a_room}");
 }
+
+/// The dense zone of the issue at 600 cells (97% of the node slots), where cells placed
+/// early were left unsafe though a lone re-placement on the final state makes them safe:
+/// the batch's final repair leaves none such (every cell still unsafe has no safe choice
+/// when placed again alone, its own nodes taken out), and the occupancy it hands back is
+/// the placements' (same loads, within capacity, every rule kept).
+#[test]
+fn batch_leaves_no_cell_unsafe_that_a_lone_replacement_makes_safe() {
+    let params = fixtures::ZoneParams {
+        datacenters: 1,
+        rooms_per_dc: 2,
+        rows_per_room: 3,
+        racks_per_row: 4,
+        servers_per_rack: 6,
+        host_fraction: 0.5,
+        node_capacity: 60,
+        colors: 2,
+        failed_fraction: 0.0,
+        draining_fraction: 0.0,
+        cells: 600,
+        seed: 0,
+        ..fixtures::ZoneParams::default()
+    };
+    let (inv, cells) = generated(&params);
+    let model = FailureModel::new(&inv);
+    let options = PlaceOptions::default();
+    let mut occ = Occupancy::new(&inv);
+    let out = optimizer::place::batch::place_batch(&inv, &model, &cells, &mut occ, &options);
+    println!(
+        "{} placed, {} not, {} repaired, {} still unsafe {:?}, repair {:.2?} of {:.2?}",
+        out.placements.len(),
+        out.failed.len(),
+        out.repaired,
+        out.unsafe_cells,
+        out.unsafe_ids,
+        out.repair_elapsed,
+        out.elapsed
+    );
+
+    // The occupancy records exactly the placements, within capacity and every rule.
+    let mut rebuilt = Occupancy::new(&inv);
+    for p in &out.placements {
+        rebuilt.insert(&p.nodes);
+    }
+    assert_eq!(occ.len(), out.placements.len());
+    assert_eq!(occ.loads(), rebuilt.loads());
+    for (s, server) in inv.servers.iter().enumerate() {
+        assert!(occ.load(s as u32) <= server.capacity, "{}", server.id);
+    }
+    let slot_of = |occ: &Occupancy, nodes: &[u32]| {
+        occ.cells_on(nodes[0])
+            .iter()
+            .copied()
+            .find(|&c| occ.nodes(c) == nodes)
+            .expect("every placement is recorded")
+    };
+    for p in &out.placements {
+        let slot = slot_of(&occ, &p.nodes);
+        assert_eq!(
+            occ.violations(&inv, &p.nodes, Some(slot)),
+            Vec::new(),
+            "{}",
+            p.cell_id
+        );
+    }
+    let report = rules_report(&inv, &model, &out.placements);
+    assert!(report.load.over_capacity.is_empty());
+    assert!(report.quorum_sharing_pairs.is_empty());
+    let unsafe_ids: Vec<&str> = report
+        .unsafe_cells
+        .iter()
+        .map(|&i| out.placements[i].cell_id.as_str())
+        .collect();
+    assert_eq!(
+        unsafe_ids, out.unsafe_ids,
+        "the outcome names the unsafe cells"
+    );
+    assert_eq!(out.unsafe_cells, out.unsafe_ids.len());
+
+    // No cell left unsafe has a safe choice on the final state.
+    let size_of = |id: &str| cells.iter().find(|c| c.cell_id == id).expect("a cell").size;
+    let mut placer = Placer::new(&inv, &model, options.clone());
+    let fixable: Vec<&str> = unsafe_ids
+        .iter()
+        .copied()
+        .filter(|&id| {
+            let p = out
+                .placements
+                .iter()
+                .find(|p| p.cell_id == id)
+                .expect("placed");
+            let mut alone = occ.clone();
+            alone.remove(slot_of(&alone, &p.nodes));
+            placer
+                .place(&alone, &p.clients, size_of(id))
+                .is_ok_and(|d| {
+                    d.explanation.single_failure_safe
+                        && alone.violations(&inv, &d.nodes, None).is_empty()
+                        && placer.within_balance(&alone, &d, &[])
+                })
+        })
+        .collect();
+    assert_eq!(
+        fixable,
+        Vec::<&str>::new(),
+        "unsafe cells that a lone re-placement on the final state makes safe"
+    );
+    assert!(out.repaired > 0, "the case must exercise the repair");
+}

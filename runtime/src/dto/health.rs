@@ -199,6 +199,9 @@ pub struct AutopilotView {
     pub settings: AutopilotSettings,
     /// Whether this replica's autopilot acts (it holds the zone's executor lease).
     pub acting: bool,
+    /// Passes over the ledger since this process started (each looks at the work and
+    /// makes the moves the pace allows).
+    pub passes: u64,
     /// Work waiting, by reason (`out`, `failed`, `unsafe`, `drain`, and `waiting` for
     /// nodes on servers failed less than `grace_s` ago).
     pub queue: BTreeMap<String, u64>,

@@ -136,7 +136,7 @@ pub(super) async fn follow(
 
 /// The ledger's active inventory with its health overlay, loaded off the async runtime
 /// (the export read again only when the version is not `current`'s), and the settings.
-async fn active_zone(
+pub(super) async fn active_zone(
     store: &dyn Store,
     current: &Arc<Zone>,
 ) -> Result<(Option<Arc<Zone>>, Vec<(String, String)>), Error> {

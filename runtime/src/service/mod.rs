@@ -445,7 +445,13 @@ async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
         let mut ledger = core.ledger.write().await;
         ledger.poisoned = Some(progress.borrow().last_error.clone());
         let head = store.feed_head().await;
-        let mut builder = Builder::new(ledger.zone.clone(), 0);
+        // Another replica may have changed the zone (a switch, reported health): the
+        // feed up to `head` is skipped below, so the zone is read here.
+        let zone = match feed::active_zone(&*store, &ledger.zone).await {
+            Ok((Some(zone), _)) => zone,
+            _ => ledger.zone.clone(),
+        };
+        let mut builder = Builder::new(zone, 0);
         let read = match &head {
             Ok(_) => store.load_cells(&mut |c, m| builder.add(c, m)).await,
             Err(e) => Err(store::Error::StoreUnavailable {

@@ -71,6 +71,8 @@ pub(crate) struct State {
     /// This replica's autopilot holds the lease and acts.
     pub acting: bool,
     pub stopping: bool,
+    /// Passes made.
+    pub passes: u64,
     /// Work waiting by reason, as of the last pass.
     pub queue: BTreeMap<&'static str, u64>,
     pub in_flight: u64,
@@ -103,6 +105,7 @@ impl Autopilot {
                 settings,
                 acting: false,
                 stopping: false,
+                passes: 0,
                 queue: BTreeMap::new(),
                 in_flight: 0,
                 moves: BTreeMap::new(),
@@ -273,6 +276,7 @@ impl Service {
         AutopilotView {
             settings: st.settings,
             acting: st.acting,
+            passes: st.passes,
             queue: st
                 .queue
                 .iter()

@@ -274,7 +274,11 @@ pub(crate) fn pass(
             }
         }
     }
-    pilot.lock().in_flight = pace.in_flight.len() as u64;
+    {
+        let mut st = pilot.lock();
+        st.in_flight = pace.in_flight.len() as u64;
+        st.passes += 1;
+    }
     if let Some(&(seq, _)) = pace.in_flight.back() {
         if pace.in_flight.len() >= settings.max_in_flight as usize {
             // Full: wait for the oldest to become durable.
