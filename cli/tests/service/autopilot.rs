@@ -630,3 +630,59 @@ async fn killed_mid_repair_the_autopilot_resumes_and_moves_each_node_once() {
     }
     pool.close().await;
 }
+
+/// The optional goals, off by default: on, the autopilot sweeps the cells for moves that
+/// lower their risk (and follows moved clients), within `max_moves_per_hour`: none at 0,
+/// and every move it makes for them lowers its cell's risk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_optional_goals_stay_within_their_hourly_budget() {
+    let h = Harness::new(CAPACITY).await;
+    place_all(&h, 20).await;
+    let before = nodes(&h).await;
+    let (_, view) = h.call(Method::GET, "/v1/autopilot", None).await;
+    assert_eq!(view["settings"]["improve"], false, "{view}");
+    settings(
+        &h,
+        json!({"enabled": true, "grace_s": 0, "improve": true, "max_moves_per_hour": 0}),
+    )
+    .await;
+    // A sweep over every cell (64 per pass): nothing moves at a budget of 0.
+    let (_, v) = h.call(Method::GET, "/v1/autopilot", None).await;
+    let from = v["passes"].as_u64().unwrap();
+    for _ in 0..400 {
+        let (_, v) = h.call(Method::GET, "/v1/autopilot", None).await;
+        if v["passes"].as_u64().unwrap() >= from + 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(nodes(&h).await, before);
+    let budget = 2;
+    settings(&h, json!({"max_moves_per_hour": budget})).await;
+    let (_, v) = h.call(Method::GET, "/v1/autopilot", None).await;
+    let from = v["passes"].as_u64().unwrap();
+    let mut view = v;
+    for _ in 0..400 {
+        let (_, v) = h.call(Method::GET, "/v1/autopilot", None).await;
+        view = v;
+        if view["passes"].as_u64().unwrap() >= from + 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let made = view["moves"]["improve"].as_u64().unwrap_or(0);
+    assert!(made <= budget, "{view}");
+    for a in view["last_actions"].as_array().unwrap() {
+        assert_eq!(a["reason"], "improve", "{a}");
+        assert!(
+            a["risk_after"].as_f64().unwrap() < a["risk_before"].as_f64().unwrap(),
+            "{a}"
+        );
+    }
+    let after = nodes(&h).await;
+    let moved: usize = before
+        .iter()
+        .map(|(c, was)| was.iter().filter(|n| !after[c].contains(n)).count())
+        .sum();
+    assert_eq!(moved as u64, made, "{view}");
+}

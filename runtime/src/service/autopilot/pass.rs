@@ -65,7 +65,12 @@ pub(crate) struct Pace {
     last_ms: Option<i64>,
     /// (journal sequence number, cell) of moves not yet durable.
     in_flight: VecDeque<(u64, Arc<str>)>,
+    /// The last cell the optional goals' sweep looked at.
+    sweep: Option<String>,
 }
+
+/// Cells the optional goals look at per pass (each costs a solve).
+const IMPROVE_SWEEP: usize = 64;
 
 /// Runs the loop until the service stops.
 pub(crate) fn run(core: &Core, pilot: &Autopilot, rt: &Handle) {
@@ -167,7 +172,7 @@ pub(crate) fn pass(
         pace.tokens = pace.tokens.max(1.0);
     }
     let zone_key = Arc::as_ptr(zone) as usize;
-    let (work, counts, next_grace) = {
+    let (work, counts, next_grace, sweep_to) = {
         let ledger = core.ledger.blocking_read();
         if !Arc::ptr_eq(&ledger.zone, zone) {
             return Duration::ZERO;
@@ -179,6 +184,9 @@ pub(crate) fn pass(
         }
         find_work(&ledger, zone, &settings, now, &st.cannot_fix, pace)
     };
+    if sweep_to.is_some() {
+        pace.sweep = sweep_to;
+    }
     {
         let mut st = pilot.lock();
         st.queue = counts.clone();
@@ -336,7 +344,12 @@ fn find_work(
     now: i64,
     cannot_fix: &BTreeMap<Arc<str>, CannotFixView>,
     pace: &Pace,
-) -> (Vec<Work>, BTreeMap<&'static str, u64>, Option<i64>) {
+) -> (
+    Vec<Work>,
+    BTreeMap<&'static str, u64>,
+    Option<i64>,
+    Option<String>,
+) {
     let inv = &zone.inventory;
     let grace_ms = (settings.grace_s * 1e3) as i64;
     let mut next_grace: Option<i64> = None;
@@ -353,6 +366,9 @@ fn find_work(
         }
     };
     let mut by_cell: BTreeMap<Arc<str>, Work> = BTreeMap::new();
+    let mut sweep_to = None;
+    // Cells whose clients moved, waiting for their move (the sweep is not counted).
+    let mut waiting_clients = 0u64;
     let busy = |id: &str| pace.in_flight.iter().any(|(_, c)| &**c == id);
     let offer = |w: Work, by_cell: &mut BTreeMap<Arc<str>, Work>| {
         if busy(&w.cell) || cannot_fix.contains_key(&w.cell) {
@@ -428,12 +444,22 @@ fn find_work(
         }
     }
     if settings.improve {
-        // Cells whose clients moved: their proposed move waits.
-        for cell in ledger
+        // Cells whose clients moved (their proposed move waits), then the next cells of
+        // the sweep, which a move may make less risky.
+        let pending: Vec<_> = ledger
             .iter()
             .filter(|c| c.pending_move().is_some())
-            .take(1000)
-        {
+            .take(IMPROVE_SWEEP)
+            .collect();
+        waiting_clients = pending.len() as u64;
+        let mut swept = ledger
+            .page(&Default::default(), pace.sweep.as_deref(), IMPROVE_SWEEP)
+            .cells;
+        if swept.is_empty() && pace.sweep.is_some() {
+            swept = ledger.page(&Default::default(), None, IMPROVE_SWEEP).cells;
+        }
+        sweep_to = swept.last().map(|c| c.id.to_string());
+        for cell in pending.into_iter().chain(swept) {
             offer(
                 Work {
                     need: Need::Improve,
@@ -447,13 +473,16 @@ fn find_work(
     let mut work: Vec<Work> = by_cell.into_values().collect();
     work.sort_by(|a, b| (a.need, &a.cell, a.server).cmp(&(b.need, &b.cell, b.server)));
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for w in &work {
+    for w in work.iter().filter(|w| w.need != Need::Improve) {
         *counts.entry(w.need.name()).or_default() += 1;
+    }
+    if waiting_clients > 0 {
+        counts.insert(Need::Improve.name(), waiting_clients);
     }
     if waiting > 0 {
         counts.insert("waiting", waiting);
     }
-    (work, counts, next_grace)
+    (work, counts, next_grace, sweep_to)
 }
 
 /// Decides and commits one move for `w`: the action, its journal sequence number and
