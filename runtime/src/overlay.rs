@@ -8,8 +8,17 @@ use store::{ElementState, ElementStateRecord};
 use topology::overlay::{Applied, Health, Named, Reported};
 use topology::Inventory;
 
-use crate::zone::Export;
 use crate::Error;
+
+/// The export as read and validated, before any health reported at run time: the
+/// structure the overlay's ids are resolved against.
+#[derive(Debug)]
+pub struct Export {
+    /// The tables as read.
+    pub raw: topology::raw::RawInventory,
+    /// The tables validated.
+    pub inventory: Inventory,
+}
 
 /// One element's reported state.
 #[derive(Debug, Clone, PartialEq)]

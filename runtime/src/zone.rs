@@ -8,7 +8,7 @@ use std::sync::Arc;
 use topology::raw::RawInventory;
 use topology::{FailureModel, Inventory, Problem};
 
-use crate::overlay::Overlay;
+use crate::overlay::{Export, Overlay};
 
 use crate::Error;
 
@@ -69,16 +69,6 @@ impl Source {
                 .map(|p| Source::Upload(PathBuf::from(p)))
         }
     }
-}
-
-/// The export as read and validated, before any health reported at run time: the
-/// structure the overlay's ids are resolved against.
-#[derive(Debug)]
-pub struct Export {
-    /// The tables as read.
-    pub raw: RawInventory,
-    /// The tables validated.
-    pub inventory: Inventory,
 }
 
 /// A validated inventory with its failure model, as the ledger serves it under a version:

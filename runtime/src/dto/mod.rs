@@ -259,12 +259,6 @@ impl From<&MoveRecord> for MoveView {
     }
 }
 
-/// Whether a cell of this risk and safety is down: out with nothing more failed (its risk
-/// is then 1, which no sum of yearly probabilities below 1 reaches for a live cell).
-pub fn is_down(risk: f64, single_failure_safe: bool) -> bool {
-    !single_failure_safe && risk >= 1.0
-}
-
 /// A placed cell as the ledger holds it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CellView {
@@ -313,7 +307,7 @@ impl CellView {
             colour: record.colour.clone(),
             risk: record.risk,
             single_failure_safe: record.single_failure_safe,
-            down: is_down(record.risk, record.single_failure_safe),
+            down: crate::ledger::is_down(record.risk, record.single_failure_safe),
             inventory_version: record.inventory_version,
             version: record.version,
             created_at: timestamp(record.created_at),

@@ -19,6 +19,12 @@ use crate::zone::Zone;
 use crate::Error;
 use store::{CellRecord, MoveRecord, MoveStatus};
 
+/// Whether a cell of this risk and safety is down: out with nothing more failed (its risk
+/// is then 1, which no sum of yearly probabilities below 1 reaches for a live cell).
+pub(crate) fn is_down(risk: f64, single_failure_safe: bool) -> bool {
+    !single_failure_safe && risk >= 1.0
+}
+
 /// One cell as the service holds it: about 100 bytes besides its nodes (which live in the
 /// occupancy, see [`Ledger::nodes`]), the same after a restart as after live traffic.
 #[derive(Debug, Clone)]
@@ -543,7 +549,7 @@ impl Ledger {
     pub fn out_count(&self) -> u64 {
         self.unsafe_ids()
             .filter_map(|id| self.cell(id))
-            .filter(|c| crate::dto::is_down(c.risk, c.single_failure_safe))
+            .filter(|c| is_down(c.risk, c.single_failure_safe))
             .count() as u64
     }
 

@@ -12,9 +12,9 @@ use optimizer::risk::RiskEvaluator;
 use tokio::runtime::Handle;
 use topology::model::ServerStatus;
 
-use crate::dto::{is_down, timestamp, ActionView, AutopilotSettings, CannotFixView, CauseView};
+use crate::dto::{timestamp, ActionView, AutopilotSettings, CannotFixView, CauseView};
 use crate::engine::Placer;
-use crate::ledger::Ledger;
+use crate::ledger::{is_down, Ledger};
 use crate::zone::Zone;
 
 use super::{Autopilot, Event, IDLE, LAST_ACTIONS};
