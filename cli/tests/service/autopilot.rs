@@ -686,3 +686,62 @@ async fn the_optional_goals_stay_within_their_hourly_budget() {
         .sum();
     assert_eq!(moved as u64, made, "{view}");
 }
+
+/// An inventory switch keeps the reported states of the ids the new export still names,
+/// and says which it dropped; the new version is judged with the kept ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_keeps_the_overlay_for_the_ids_it_still_names() {
+    let h = Harness::new(CAPACITY).await;
+    place_all(&h, 10).await;
+    let link = column(&h.raw, "network_links", "link_id")[0]
+        .clone()
+        .unwrap();
+    let rack = column(&h.raw, "racks", "rack_id")[0].clone().unwrap();
+    let (s, v) = h
+        .call(
+            Method::POST,
+            "/v1/elements/states",
+            Some(json!({"states": [
+                {"element": link, "state": "failed"},
+                {"element": rack, "state": "failed", "reason": "fire"},
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let down = v["servers_down"].clone();
+    let mut next = h.raw.clone();
+    let links = next.tables.get_mut("network_links").unwrap();
+    links
+        .rows
+        .retain(|r| r[0].as_deref() != Some(link.as_str()));
+    let dir = write_zone(&h.dir.path().join("without-link"), &next);
+    let (s, v) = h
+        .call(
+            Method::POST,
+            "/v1/inventory?wait=true",
+            Some(json!({"path": dir})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["overlay_dropped"], json!([link]), "{v}");
+    let (_, listed) = h.call(Method::GET, "/v1/elements", None).await;
+    assert_eq!(listed["inventory_version"], 2);
+    let ids: Vec<&str> = listed["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["element"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![rack.as_str()], "{listed}");
+    assert_eq!(listed["elements"][0]["reason"], "fire");
+    let (_, m) = raw_call(
+        &h.app,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    let text = m.as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("cellplacer_servers_down {down}")),
+        "{text}"
+    );
+}
