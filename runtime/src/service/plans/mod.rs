@@ -308,13 +308,16 @@ impl Service {
         // One replica executes plans at a time: the lease, before anything changes (an
         // executor of this replica already holds it).
         let idle = self.plans.lock().executor.is_none();
+        let took = idle;
         if idle && !self.plans.lease.take().await? {
             return Err(conflict(
                 id,
-                "a plan executes on another replica: one executor per zone".into(),
+                "another replica holds the executor lease (a plan executes there, or its autopilot \
+                 acts): one executor per zone"
+                    .into(),
             ));
         }
-        let (seq, spawn) = {
+        let started = (|| {
             let mut book = self.plans.lock();
             if book.stopping {
                 return Err(Error::ShuttingDown);
@@ -373,7 +376,22 @@ impl Service {
             if spawn {
                 book.executor = Some(id.to_owned());
             }
-            (seq, spawn)
+            Ok((seq, spawn))
+        })();
+        // The lease taken here goes with the executor this starts; if none starts, back.
+        let (seq, spawn) = match started {
+            Ok((seq, spawn)) => {
+                if took && !spawn {
+                    self.plans.lease.release().await;
+                }
+                (seq, spawn)
+            }
+            Err(e) => {
+                if took {
+                    self.plans.lease.release().await;
+                }
+                return Err(e);
+            }
         };
         self.plans.wake.notify_all();
         if spawn {
