@@ -17,7 +17,7 @@ pub struct Export {
     /// The tables as read.
     pub raw: topology::raw::RawInventory,
     /// The tables validated.
-    pub inventory: Inventory,
+    pub inventory: std::sync::Arc<Inventory>,
 }
 
 /// One element's reported state.
@@ -201,7 +201,10 @@ mod tests {
     fn export() -> Export {
         let raw = topology::ingest::read_dir(&fixtures::tiny_dir()).unwrap();
         let (inventory, _) = Inventory::from_raw(&raw).unwrap();
-        Export { raw, inventory }
+        Export {
+            raw,
+            inventory: inventory.into(),
+        }
     }
 
     fn report(element: &str, state: ElementState) -> Report {
@@ -304,7 +307,7 @@ mod tests {
         assert!(kept.entries.contains_key("dc1-h2"));
         let applied = kept.apply(&Export {
             raw,
-            inventory: smaller,
+            inventory: smaller.into(),
         });
         assert!(applied.down_since.iter().any(Option::is_some));
     }

@@ -87,8 +87,9 @@ pub struct Zone {
     pub overlay: Overlay,
     /// Per server: since when the overlay has it down (Unix milliseconds), if it does.
     pub down_since: Vec<Option<i64>>,
-    /// The inventory served: the export with the overlay applied (same server indices).
-    pub inventory: Inventory,
+    /// The inventory served: the export with the overlay applied (same server indices;
+    /// the export's own, shared, when the overlay is empty).
+    pub inventory: Arc<Inventory>,
     /// The inventory's failure model: single and pair failure effects, precomputed.
     pub model: FailureModel,
     /// Problems found that did not stop the load.
@@ -167,17 +168,17 @@ impl Candidate {
     /// Reads and validates; CPU- and IO-heavy, so call it off the async runtime.
     pub fn load(source: Source) -> Result<Candidate, Error> {
         let raw = source.raw()?;
-        Candidate::from_raw(source, &raw)
+        Candidate::from_raw(source, raw)
     }
 
     /// Validates the tables `raw` read from `source` and builds their failure model.
-    pub fn from_raw(source: Source, raw: &RawInventory) -> Result<Candidate, Error> {
-        let (inventory, warnings) = Inventory::from_raw(raw)?;
+    pub fn from_raw(source: Source, raw: RawInventory) -> Result<Candidate, Error> {
+        let (inventory, warnings) = Inventory::from_raw(&raw)?;
         hostable(&inventory)?;
         let model = FailureModel::new(&inventory);
         Ok(Candidate {
             source,
-            raw: raw.clone(),
+            raw,
             inventory,
             model,
             warnings,
@@ -188,15 +189,16 @@ impl Candidate {
     /// milliseconds), with no health overlay.
     pub fn into_zone(self, version: i64, loaded_at: i64) -> Zone {
         let down_since = vec![None; self.inventory.servers.len()];
+        let inventory = Arc::new(self.inventory);
         Zone {
             version,
             source: self.source,
             loaded_at,
-            active_capacity: active_capacity(&self.inventory),
-            inventory: self.inventory.clone(),
+            active_capacity: active_capacity(&inventory),
+            inventory: inventory.clone(),
             export: Arc::new(Export {
                 raw: self.raw,
-                inventory: self.inventory,
+                inventory,
             }),
             overlay: Overlay::default(),
             down_since,
@@ -231,10 +233,23 @@ impl Zone {
             overlay,
             down_since: applied.down_since,
             active_capacity: active_capacity(&inventory),
-            inventory,
+            inventory: Arc::new(inventory),
             model,
             warnings,
         })
+    }
+
+    /// This zone (a fresh export, no overlay yet) with the entries of `overlay` whose ids
+    /// its export still names; the ids of the others, dropped. Off the async runtime when
+    /// any are kept (see [`Zone::with_overlay`]).
+    pub fn keeping(self, overlay: &Overlay) -> Result<(Zone, Vec<String>), Error> {
+        let (kept, dropped) = overlay.retain_known(&self.export.inventory);
+        let zone = if kept.entries.is_empty() {
+            self
+        } else {
+            self.with_overlay(kept)?
+        };
+        Ok((zone, dropped))
     }
 }
 

@@ -158,12 +158,7 @@ pub(super) async fn active_zone(
             Error::Internal(format!("unknown inventory source '{}'", active.source))
         })?;
         let zone = Candidate::load(source)?.into_zone(active.version, active.loaded_at);
-        let (overlay, _) = overlay.retain_known(&zone.export.inventory);
-        if overlay.entries.is_empty() {
-            Ok(zone)
-        } else {
-            zone.with_overlay(overlay)
-        }
+        Ok(zone.keeping(&overlay)?.0)
     })
     .await??;
     Ok((Some(Arc::new(zone)), snapshot.settings))

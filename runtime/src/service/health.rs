@@ -96,7 +96,7 @@ impl Service {
         let (seq, judged, changed) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;
-            if ledger.zone.version != zone.version || !Arc::ptr_eq(&ledger.zone, &zone) {
+            if !Arc::ptr_eq(&ledger.zone, &zone) {
                 return Err(Error::Contended { attempts: 1 });
             }
             let mut evaluator = RiskEvaluator::new(&next.model);

@@ -54,8 +54,7 @@ impl Service {
         let result = blocking(move || {
             // One read, one validation, one failure model: the candidate's tables are what
             // the what-if below judges the cells on.
-            let raw = source.raw()?;
-            let candidate = Candidate::from_raw(source, &raw)?;
+            let candidate = Candidate::load(source)?;
             let counts = CountsView::from(candidate.inventory.counts());
             let warnings: Vec<ProblemView> =
                 candidate.warnings.iter().map(ProblemView::from).collect();
@@ -63,7 +62,7 @@ impl Service {
                 &zone.inventory,
                 &zone.model,
                 (candidate.inventory, candidate.model),
-                raw,
+                candidate.raw,
                 &placements,
             )?;
             let options = optimizer::whatif::Options {
@@ -144,12 +143,7 @@ impl Service {
         };
         let zone = candidate.into_zone((*last_version).max(current) + 1, self.core.clock.now_ms());
         // The health reported stays for the ids the new export still names.
-        let (overlay, dropped) = overlay.retain_known(&zone.export.inventory);
-        let zone = if overlay.entries.is_empty() {
-            zone
-        } else {
-            blocking(move || zone.with_overlay(overlay)).await??
-        };
+        let (zone, dropped) = blocking(move || zone.keeping(&overlay)).await??;
         let zone = Arc::new(zone);
         let (previous, seq, cells) = {
             let mut ledger = self.core.ledger.write().await;

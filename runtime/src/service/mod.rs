@@ -143,18 +143,13 @@ impl Service {
         };
         // The health reported on top of the export, for the ids it still names.
         let stored_overlay = crate::overlay::Overlay::from_records(snapshot.overlay.clone());
-        let (overlay, dropped) = stored_overlay.retain_known(&zone.export.inventory);
+        let (zone, dropped) = blocking(move || zone.keeping(&stored_overlay)).await??;
         if !dropped.is_empty() {
             tracing::warn!(
                 ?dropped,
                 "health states for ids the inventory no longer has dropped"
             );
         }
-        let zone = if overlay.entries.is_empty() {
-            zone
-        } else {
-            blocking(move || zone.with_overlay(overlay)).await??
-        };
         let zone = Arc::new(zone);
         let at = std::time::Instant::now();
         // Each cell is resolved on the zone and recorded as it is read.

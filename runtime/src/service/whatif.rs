@@ -34,7 +34,7 @@ impl Service {
         blocking(move || {
             if req.change.is_scenario_only() && !req.headroom {
                 // A scenario alone: on the zone as loaded, nothing rebuilt.
-                let inv = &zone.inventory;
+                let inv: &topology::Inventory = &zone.inventory;
                 let failed = crate::whatif::resolve_fail(&req.change.fail, inv)
                     .map_err(|e| inventory_error(Error::Inventory(e)))?;
                 let options = optimizer::whatif::Options {

@@ -146,18 +146,12 @@ impl Autopilot {
     /// them (the first that is not a return to active). Call [`Autopilot::notify`] once
     /// the change is durable.
     pub(crate) fn record_event(&self, reports: &[Report], now: i64) {
-        let mut st = self.lock();
-        if let Some(r) = reports
+        let cause = reports
             .iter()
             .find(|r| r.state != store::ElementState::Active)
-        {
-            st.latest_event = Some(Event {
-                at: now,
-                element: r.element.clone(),
-                state: r.state.name(),
-            });
-        } else if let Some(r) = reports.first() {
-            st.latest_event = Some(Event {
+            .or(reports.first());
+        if let Some(r) = cause {
+            self.lock().latest_event = Some(Event {
                 at: now,
                 element: r.element.clone(),
                 state: r.state.name(),

@@ -77,14 +77,14 @@ pub(crate) fn run(core: &Core, pilot: &Autopilot, rt: &Handle) {
     let mut pace = Pace::default();
     let mut holds = false;
     loop {
-        let settings = {
+        let enabled = {
             let st = pilot.lock();
             if st.stopping {
                 break;
             }
-            st.settings
+            st.settings.enabled
         };
-        if !settings.enabled {
+        if !enabled {
             if holds {
                 rt.block_on(pilot.lease.release());
                 holds = false;
@@ -121,12 +121,15 @@ pub(crate) fn run(core: &Core, pilot: &Autopilot, rt: &Handle) {
                 now,
                 rt,
             );
+            // Each pass reads the settings; only stopping or turning off ends the loop. A
+            // notify while no one waits is lost: look before sleeping, and after.
+            let off = |st: &super::State| st.stopping || !st.settings.enabled;
             let st = pilot.lock();
-            if st.stopping || !st.settings.enabled || st.settings != settings {
+            if off(&st) {
                 break;
             }
             let st = pilot.sleep(st, wait);
-            if st.stopping || !st.settings.enabled || st.settings != settings {
+            if off(&st) {
                 break;
             }
             drop(st);
@@ -164,13 +167,15 @@ pub(crate) fn pass(
     {
         pace.in_flight.pop_front();
     }
-    let elapsed = pace.last_ms.map_or(0, |t| (now - t).max(0)) as f64 / 1e3;
-    pace.last_ms = Some(now);
-    pace.tokens = (pace.tokens + elapsed * settings.rate).min(settings.rate.max(1.0));
-    if pace.tokens < 1.0 && elapsed == 0.0 && pace.in_flight.is_empty() {
+    pace.tokens = match pace.last_ms {
         // The first pass may move at once.
-        pace.tokens = pace.tokens.max(1.0);
-    }
+        None => 1.0,
+        Some(t) => {
+            let elapsed = (now - t).max(0) as f64 / 1e3;
+            (pace.tokens + elapsed * settings.rate).min(settings.rate.max(1.0))
+        }
+    };
+    pace.last_ms = Some(now);
     let zone_key = Arc::as_ptr(zone) as usize;
     let (work, counts, next_grace, sweep_to) = {
         let ledger = core.ledger.blocking_read();
