@@ -53,23 +53,6 @@ async fn settle(h: &Harness) -> Value {
     panic!("the autopilot did not settle");
 }
 
-/// Cell id -> nodes.
-async fn nodes(h: &Harness) -> BTreeMap<String, Vec<String>> {
-    let (s, page) = h.call(Method::GET, "/v1/cells?limit=1000", None).await;
-    assert_eq!(s, StatusCode::OK, "{page}");
-    page["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["cell_id"].as_str().unwrap().to_owned(),
-                strings(&c["nodes"]),
-            )
-        })
-        .collect()
-}
-
 /// Places `n` cells of three clients each (a client cut off from the other two does not
 /// need the cell, so cells can be single-failure safe).
 async fn place_all(h: &Harness, n: usize) {
@@ -86,30 +69,13 @@ async fn place_all(h: &Harness, n: usize) {
     }
 }
 
-/// The rack of each server.
-pub(super) fn rack_of(raw: &RawInventory) -> HashMap<String, String> {
-    column(raw, "servers", "server_id")
-        .into_iter()
-        .zip(column(raw, "servers", "rack_id"))
-        .map(|(s, r)| (s.unwrap(), r.unwrap()))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_rack_is_emptied_move_by_move_within_the_rules() {
     let h = Harness::new(CAPACITY).await;
     place_all(&h, 40).await;
-    let before = nodes(&h).await;
-    let racks = rack_of(&h.raw);
-    let mut per_rack: BTreeMap<&str, usize> = BTreeMap::new();
-    for n in before.values().flatten() {
-        *per_rack.entry(racks[n].as_str()).or_default() += 1;
-    }
-    let (rack, on_rack) = per_rack
-        .iter()
-        .max_by_key(|(r, n)| (**n, std::cmp::Reverse(**r)))
-        .map(|(r, n)| (r.to_string(), *n))
-        .unwrap();
+    let before = nodes_by_cell(&h.app).await;
+    let racks = racks(&h.raw);
+    let (rack, on_rack) = fullest_rack(&racks, &before);
     settings(
         &h,
         json!({"enabled": true, "grace_s": 0, "rate": 1000, "max_in_flight": 8}),
@@ -119,7 +85,7 @@ async fn a_failed_rack_is_emptied_move_by_move_within_the_rules() {
     assert_eq!(reported["changed"], true, "{reported}");
     assert!(reported["servers_down"].as_u64().unwrap() > 0, "{reported}");
     let view = settle(&h).await;
-    let after = nodes(&h).await;
+    let after = nodes_by_cell(&h.app).await;
     // Every node left the rack, one move per node, each a `failed` move.
     assert!(
         after.values().flatten().all(|n| racks[n] != rack),
@@ -197,8 +163,8 @@ async fn a_failed_rack_is_emptied_move_by_move_within_the_rules() {
 async fn with_the_autopilot_off_events_judge_cells_and_nothing_moves() {
     let h = Harness::new(CAPACITY).await;
     place_all(&h, 30).await;
-    let before = nodes(&h).await;
-    let racks = rack_of(&h.raw);
+    let before = nodes_by_cell(&h.app).await;
+    let racks = racks(&h.raw);
     let first = &before["a000"];
     let rack = racks[&first[0]].clone();
     let reported = report(&h, &rack, "failed").await;
@@ -212,7 +178,7 @@ async fn with_the_autopilot_off_events_judge_cells_and_nothing_moves() {
     assert_eq!(listed["elements"][0]["kind"], "rack");
     assert_eq!(listed["elements"][0]["reason"], "test");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(nodes(&h).await, before);
+    assert_eq!(nodes_by_cell(&h.app).await, before);
     let (_, view) = h.call(Method::GET, "/v1/autopilot", None).await;
     assert_eq!(view["settings"]["enabled"], false, "{view}");
     assert!(view["moves"].as_object().unwrap().is_empty(), "{view}");
@@ -242,7 +208,7 @@ async fn with_the_autopilot_off_events_judge_cells_and_nothing_moves() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     report(&h, &server, "active").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(nodes(&h).await, before);
+    assert_eq!(nodes_by_cell(&h.app).await, before);
     let (_, view) = h.call(Method::GET, "/v1/autopilot", None).await;
     assert!(view["moves"].as_object().unwrap().is_empty(), "{view}");
 }
@@ -251,7 +217,7 @@ async fn with_the_autopilot_off_events_judge_cells_and_nothing_moves() {
 async fn bad_reports_are_named_and_change_nothing_and_the_overlay_is_durable() {
     let h = Harness::new(CAPACITY).await;
     place_all(&h, 10).await;
-    let racks = rack_of(&h.raw);
+    let racks = racks(&h.raw);
     let server = h.hosts()[0].clone();
     let rack = racks[&server].clone();
     let (s, v) = h
@@ -329,32 +295,12 @@ async fn bad_reports_are_named_and_change_nothing_and_the_overlay_is_durable() {
 /// move per cell.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pdu_failure_is_repaired_with_the_fewest_moves() {
-    let dir = tempfile::tempdir().unwrap();
     let params = fixtures::ZoneParams {
         single_fed_fraction: 0.0,
         ..zone_params(CAPACITY)
     };
-    let raw = fixtures::generate(&params);
-    let zone_dir = write_zone(&dir.path().join("zone"), &raw);
-    let db = dir.path().join("data").join("ledger.db");
-    let store = Arc::new(SqliteStore::open(&db).await.unwrap());
-    let service = Service::open(store, Some(Source::Dir(zone_dir)), config(&db))
-        .await
-        .unwrap();
-    let h = Harness {
-        app: app(AppState {
-            service: service.clone(),
-            limits: Limits::default(),
-            tokens: None,
-        }),
-        service,
-        raw,
-        zone_dir: dir.path().join("zone"),
-        db,
-        dir,
-        flaky: None,
-    };
-    let racks = rack_of(&h.raw);
+    let h = Harness::on(&params, Limits::default(), false).await;
+    let racks = racks(&h.raw);
     let room_of = |server: &str| {
         let rack = &racks[server];
         rack[..rack.rfind("-rk").unwrap()].to_owned()
@@ -412,7 +358,7 @@ async fn a_pdu_failure_is_repaired_with_the_fewest_moves() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let before = nodes(&h).await;
+    let before = nodes_by_cell(&h.app).await;
     let (_, page) = h.call(Method::GET, "/v1/cells?unsafe=true", None).await;
     assert!(page["cells"].as_array().unwrap().is_empty(), "{page}");
     let in_room = |nodes: &[String]| {
@@ -435,11 +381,11 @@ async fn a_pdu_failure_is_repaired_with_the_fewest_moves() {
     assert_eq!(reported["servers_down"], 0, "dual-fed: nothing loses power");
     assert_eq!(reported["cells_unsafe"], cells as u64, "{reported}");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(nodes(&h).await, before, "the autopilot is off");
+    assert_eq!(nodes_by_cell(&h.app).await, before, "the autopilot is off");
     settings(&h, json!({"enabled": true, "grace_s": 0, "rate": 1000})).await;
     let view = settle(&h).await;
     assert!(view["cannot_fix"].as_array().unwrap().is_empty(), "{view}");
-    let after = nodes(&h).await;
+    let after = nodes_by_cell(&h.app).await;
     for (cell, was) in &before {
         let now = &after[cell];
         let moved = was.iter().filter(|n| !now.contains(n)).count();
@@ -455,35 +401,12 @@ async fn a_pdu_failure_is_repaired_with_the_fewest_moves() {
         .all(|a| a["cause"]["element"].as_str().unwrap().ends_with("-pduA")));
 }
 
-/// One blocking HTTP/1.1 request to the real binary; the status and the JSON body.
-#[cfg(unix)]
-pub(super) fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
-    let json = out
-        .split("\r\n\r\n")
-        .nth(1)
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (status, json)
-}
-
 /// Polls `addr` until `done` holds of its `GET path` (at most `secs` seconds).
 #[cfg(unix)]
 pub(super) fn wait_for(addr: &str, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
     let until = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let (s, v) = http(addr, "GET", path, None);
+        let (s, v) = http(addr, "GET", path, None).unwrap();
         if s == 200 && done(&v) {
             return v;
         }
@@ -498,7 +421,7 @@ pub(super) fn wait_for(addr: &str, path: &str, secs: u64, done: impl Fn(&Value) 
 /// The cells' nodes on the real binary.
 #[cfg(unix)]
 pub(super) fn nodes_at(addr: &str) -> BTreeMap<String, Vec<String>> {
-    let (s, page) = http(addr, "GET", "/v1/cells?limit=1000", None);
+    let (s, page) = http(addr, "GET", "/v1/cells?limit=1000", None).unwrap();
     assert_eq!(s, 200, "{page}");
     page["cells"]
         .as_array()
@@ -511,22 +434,6 @@ pub(super) fn nodes_at(addr: &str) -> BTreeMap<String, Vec<String>> {
             )
         })
         .collect()
-}
-
-/// The rack holding the most nodes, and how many.
-pub(super) fn fullest_rack(
-    racks: &HashMap<String, String>,
-    cells: &BTreeMap<String, Vec<String>>,
-) -> (String, usize) {
-    let mut per_rack: BTreeMap<&str, usize> = BTreeMap::new();
-    for n in cells.values().flatten() {
-        *per_rack.entry(racks[n].as_str()).or_default() += 1;
-    }
-    per_rack
-        .iter()
-        .max_by_key(|(r, n)| (**n, std::cmp::Reverse(**r)))
-        .map(|(r, n)| (r.to_string(), *n))
-        .unwrap()
 }
 
 /// kill -9 mid-repair: the restarted service's autopilot goes on from what the ledger
@@ -561,7 +468,7 @@ async fn killed_mid_repair_the_autopilot_resumes_and_moves_each_node_once() {
     let clients = h.clients();
     for i in 0..40 {
         let body = json!({"cell_id": format!("k{i:03}"), "clients": [clients[i % clients.len()]]});
-        let (s, v) = http(&addr, "POST", "/v1/cells", Some(&body));
+        let (s, v) = http(&addr, "POST", "/v1/cells", Some(&body)).unwrap();
         assert_eq!(s, 201, "{v}");
     }
     // Whatever the autopilot does before the event is not this test's business.
@@ -572,7 +479,7 @@ async fn killed_mid_repair_the_autopilot_resumes_and_moves_each_node_once() {
             && v["queue"].as_object().unwrap().values().all(|n| n == 0)
     });
     let before = nodes_at(&addr);
-    let racks = rack_of(&h.raw);
+    let racks = racks(&h.raw);
     let (rack, on_rack) = fullest_rack(&racks, &before);
     let event_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -583,7 +490,8 @@ async fn killed_mid_repair_the_autopilot_resumes_and_moves_each_node_once() {
         "PUT",
         &format!("/v1/elements/{rack}/state"),
         Some(&json!({"state": "failed"})),
-    );
+    )
+    .unwrap();
     assert_eq!(s, 200, "{v}");
     wait_for(&addr, "/v1/autopilot", 30, |v| {
         v["moves"]["failed"].as_u64().unwrap_or(0) >= 2
@@ -599,7 +507,7 @@ async fn killed_mid_repair_the_autopilot_resumes_and_moves_each_node_once() {
             .iter()
             .all(|c| strings(&c["nodes"]).iter().all(|n| racks[n] != rack))
     });
-    let (_, elements) = http(&addr, "GET", "/v1/elements?state=failed", None);
+    let (_, elements) = http(&addr, "GET", "/v1/elements?state=failed", None).unwrap();
     assert_eq!(elements["elements"][0]["element"], rack.as_str());
     child.kill().unwrap();
     child.wait().unwrap();
@@ -638,7 +546,7 @@ async fn killed_mid_repair_the_autopilot_resumes_and_moves_each_node_once() {
 async fn the_optional_goals_stay_within_their_hourly_budget() {
     let h = Harness::new(CAPACITY).await;
     place_all(&h, 20).await;
-    let before = nodes(&h).await;
+    let before = nodes_by_cell(&h.app).await;
     let (_, view) = h.call(Method::GET, "/v1/autopilot", None).await;
     assert_eq!(view["settings"]["improve"], false, "{view}");
     settings(
@@ -656,7 +564,7 @@ async fn the_optional_goals_stay_within_their_hourly_budget() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(nodes(&h).await, before);
+    assert_eq!(nodes_by_cell(&h.app).await, before);
     let budget = 2;
     settings(&h, json!({"max_moves_per_hour": budget})).await;
     let (_, v) = h.call(Method::GET, "/v1/autopilot", None).await;
@@ -679,7 +587,7 @@ async fn the_optional_goals_stay_within_their_hourly_budget() {
             "{a}"
         );
     }
-    let after = nodes(&h).await;
+    let after = nodes_by_cell(&h.app).await;
     let moved: usize = before
         .iter()
         .map(|(c, was)| was.iter().filter(|n| !after[c].contains(n)).count())

@@ -152,8 +152,13 @@ impl Harness {
     }
 
     async fn with(capacity: u32, limits: Limits, flaky: bool) -> Harness {
+        Harness::on(&zone_params(capacity), limits, flaky).await
+    }
+
+    /// A harness on the zone `params` generate.
+    async fn on(params: &fixtures::ZoneParams, limits: Limits, flaky: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let raw = fixtures::generate(&zone_params(capacity));
+        let raw = fixtures::generate(params);
         let zone_dir = write_zone(&dir.path().join("zone"), &raw);
         let db = dir.path().join("data").join("ledger.db");
         let sqlite = SqliteStore::open(&db).await.unwrap();
@@ -282,6 +287,72 @@ fn spawn_serve(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_owned();
     (child, url)
+}
+
+/// The rack of each server.
+fn racks(raw: &RawInventory) -> HashMap<String, String> {
+    column(raw, "servers", "server_id")
+        .into_iter()
+        .zip(column(raw, "servers", "rack_id"))
+        .map(|(s, r)| (s.unwrap(), r.unwrap()))
+        .collect()
+}
+
+/// The rack holding the most nodes, and how many.
+fn fullest_rack(
+    racks: &HashMap<String, String>,
+    cells: &BTreeMap<String, Vec<String>>,
+) -> (String, usize) {
+    let mut per_rack: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in cells.values().flatten() {
+        *per_rack.entry(racks[n].as_str()).or_default() += 1;
+    }
+    per_rack
+        .iter()
+        .max_by_key(|(r, n)| (**n, std::cmp::Reverse(**r)))
+        .map(|(r, n)| (r.to_string(), *n))
+        .unwrap()
+}
+
+/// Cell id -> nodes, from the listing.
+async fn nodes_by_cell(app: &Router) -> BTreeMap<String, Vec<String>> {
+    let (s, page) = call(app, Method::GET, "/v1/cells?limit=1000", None).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page["next_cursor"].is_null());
+    page["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cell_id"].as_str().unwrap().to_owned(),
+                strings(&c["nodes"]),
+            )
+        })
+        .collect()
+}
+
+/// One blocking HTTP/1.1 request; the status and the JSON body (Null when none).
+#[cfg(unix)]
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let json = out
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    Some((status, json))
 }
 
 fn config(db: &Path) -> Config {

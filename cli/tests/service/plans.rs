@@ -8,33 +8,6 @@ use super::*;
 /// Capacity per host in these tests: tight enough that moves compete for room.
 const CAPACITY: u32 = 8;
 
-/// The rack of each server.
-fn racks(raw: &RawInventory) -> HashMap<String, String> {
-    column(raw, "servers", "server_id")
-        .into_iter()
-        .zip(column(raw, "servers", "rack_id"))
-        .map(|(s, r)| (s.unwrap(), r.unwrap()))
-        .collect()
-}
-
-/// Cell id -> nodes, from the listing.
-async fn nodes_by_cell(app: &Router) -> BTreeMap<String, Vec<String>> {
-    let (s, page) = call(app, Method::GET, "/v1/cells?limit=1000", None).await;
-    assert_eq!(s, StatusCode::OK, "{page}");
-    assert!(page["next_cursor"].is_null());
-    page["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["cell_id"].as_str().unwrap().to_owned(),
-                strings(&c["nodes"]),
-            )
-        })
-        .collect()
-}
-
 /// Ids of the single-failure-safe cells.
 async fn safe_cells(app: &Router) -> HashSet<String> {
     let (s, page) = call(app, Method::GET, "/v1/cells?unsafe=false&limit=1000", None).await;
@@ -56,18 +29,7 @@ async fn fill(h: &Harness, n: usize) -> String {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
-    let rack_of = racks(&h.raw);
-    let mut per_rack: BTreeMap<String, usize> = BTreeMap::new();
-    for nodes in nodes_by_cell(&h.app).await.values() {
-        for n in nodes {
-            *per_rack.entry(rack_of[n].clone()).or_default() += 1;
-        }
-    }
-    per_rack
-        .into_iter()
-        .max_by_key(|(r, n)| (*n, std::cmp::Reverse(r.clone())))
-        .unwrap()
-        .0
+    fullest_rack(&racks(&h.raw), &nodes_by_cell(&h.app).await).0
 }
 
 /// Every step of a plan, following `next_offset`.

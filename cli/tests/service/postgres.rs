@@ -439,29 +439,6 @@ async fn two_replicas_keep_the_rules_together() {
     );
 }
 
-/// One blocking HTTP/1.1 request; the status and the JSON body (Null when none).
-#[cfg(unix)]
-fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    let json = out
-        .split("\r\n\r\n")
-        .nth(1)
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    Some((status, json))
-}
-
 /// kill -9 of one replica under load: the other keeps serving, and no acknowledged
 /// placement of either is lost.
 #[cfg(unix)]
@@ -729,7 +706,7 @@ async fn plans_made_on_one_replica_are_seen_on_the_other() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_autopilot_acts_and_the_other_takes_over_when_its_replica_dies() {
-    use super::autopilot::{fullest_rack, nodes_at, wait_for};
+    use super::autopilot::{nodes_at, wait_for};
     let url = database("autopilot_takeover").await;
     let h = Harness::new(20).await;
     h.service.shutdown().await;
@@ -781,11 +758,7 @@ async fn one_autopilot_acts_and_the_other_takes_over_when_its_replica_dies() {
             && v["in_flight"] == 0
             && v["queue"].as_object().unwrap().values().all(|n| n == 0)
     });
-    let racks: HashMap<String, String> = column(&h.raw, "servers", "server_id")
-        .into_iter()
-        .zip(column(&h.raw, "servers", "rack_id"))
-        .map(|(s, r)| (s.unwrap(), r.unwrap()))
-        .collect();
+    let racks = racks(&h.raw);
     let before = nodes_at(&actor_addr);
     let (rack, on_rack) = fullest_rack(&racks, &before);
     let event_ms = std::time::SystemTime::now()
