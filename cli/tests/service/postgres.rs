@@ -460,10 +460,13 @@ async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
     let (mut b, addr_b) = start();
     let clients = h.clients();
     let stop = Arc::new(AtomicBool::new(false));
+    // Placements acknowledged so far, by every load thread.
+    let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut loads = Vec::new();
     for (r, addr) in [(0, addr_a.clone()), (1, addr_b.clone())] {
         for t in 0..2 {
-            let (addr, clients, stop) = (addr.clone(), clients.clone(), stop.clone());
+            let (addr, clients, stop, acked) =
+                (addr.clone(), clients.clone(), stop.clone(), acked.clone());
             loads.push(std::thread::spawn(move || {
                 // (acknowledged cells, placements after the kill)
                 let mut acknowledged = Vec::new();
@@ -473,6 +476,7 @@ async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
                     match http(&addr, "POST", "/v1/cells", Some(&body)) {
                         Some((201 | 200, v)) => {
                             acknowledged.push(v["cell"].clone());
+                            acked.fetch_add(1, Ordering::SeqCst);
                             i += 1;
                         }
                         // Refused (full) or gone (killed): this client is done.
@@ -490,8 +494,12 @@ async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
             }));
         }
     }
-    // Mid-load: kill -9 the first replica.
-    std::thread::sleep(Duration::from_millis(400));
+    // Mid-load: kill -9 the first replica, once the load has 10 acknowledged placements
+    // (a fixed 400 ms sleep left too few on a busy machine: "too few placed: 9").
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while acked.load(Ordering::SeqCst) < 10 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     a.kill().unwrap();
     a.wait().unwrap();
     // The second keeps serving.
