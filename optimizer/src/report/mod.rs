@@ -143,6 +143,40 @@ pub fn cell_risks(
         .collect()
 }
 
+/// One cell's exact risk split into its parts, as a simulation compares them with what it
+/// sees: `single` (afr summed over the breaking singles) grows with the failure rates,
+/// `pair` (the pair weights) with their square.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskParts {
+    /// Out with nothing failed: risk 1, no parts.
+    pub down: bool,
+    /// Sum of afr over the elements that give an outage alone.
+    pub single: f64,
+    /// Sum of the pair weights over the minimal two-element cuts.
+    pub pair: f64,
+}
+
+/// Every cell's risk by parts, on `threads` workers (0: available parallelism).
+pub fn cell_risk_parts(
+    model: &FailureModel,
+    placements: &[Placement],
+    threads: usize,
+) -> Vec<RiskParts> {
+    let options = ReportOptions {
+        risk: true,
+        top: 0,
+        threads,
+    };
+    evaluate_cells(model, placements, &options, &[])
+        .iter()
+        .map(|r| RiskParts {
+            down: r.down,
+            single: if r.down { 0.0 } else { r.single_risk },
+            pair: if r.down { 0.0 } else { r.pair_risk },
+        })
+        .collect()
+}
+
 /// Per-cell results gathered by the workers.
 struct CellResult {
     down: bool,

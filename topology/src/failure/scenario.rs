@@ -108,6 +108,12 @@ impl ScenarioState {
         ScenarioState { up, component }
     }
 
+    /// The connected component of server `s` (the least vertex index in it), or `None`
+    /// when it is down: two up servers are connected exactly when these are equal.
+    pub fn component(&self, s: u32) -> Option<u32> {
+        self.up[s as usize].then(|| self.component[s as usize])
+    }
+
     /// Both up and in one component (a server always reaches itself when up).
     pub fn connected(&self, a: u32, b: u32) -> bool {
         self.up[a as usize]
