@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cmd::output::{print_error, ClosedPipe};
-use cmd::{evaluate, generate, ledger, place, rebalance, serve, token, validate, whatif};
+use cmd::{evaluate, generate, ledger, place, rebalance, serve, simulate, token, validate, whatif};
 
 mod cmd;
 
@@ -63,6 +63,10 @@ enum Command {
     Rebalance(rebalance::Args),
     /// Place a cell workload (`cells.csv`) in batch; writes a placement export.
     Place(place::Args),
+    /// A placement's years on a virtual clock: every element failing (Poisson, afr x
+    /// stress) and coming back on the seed's trace, the cells judged exactly at every
+    /// event; outages and cell-hours unavailable beside the exact risk's expectation.
+    Simulate(simulate::Args),
     /// Write a generated availability zone and its cell workload (cells.csv), the same
     /// for the same preset and seed.
     Generate(generate::Args),
@@ -73,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Token(args) => token::run(args),
         Command::Ledger(args) => ledger::run(args),

@@ -13,19 +13,23 @@ use topology::{Inventory, Placement};
 /// Most cell ids listed per pair in `pairs` (as examples).
 const PAIR_EXAMPLES: usize = 10;
 
-fn text<I: IntoIterator<Item = S>, S: Into<String>>(v: I) -> Values {
+/// A text column.
+pub fn text<I: IntoIterator<Item = S>, S: Into<String>>(v: I) -> Values {
     Values::Text(v.into_iter().map(|s| Some(s.into())).collect())
 }
 
-fn float(v: impl IntoIterator<Item = f64>) -> Values {
+/// A float column (NaN becomes null).
+pub fn float(v: impl IntoIterator<Item = f64>) -> Values {
     Values::Float(v.into_iter().map(|x| (!x.is_nan()).then_some(x)).collect())
 }
 
-fn int(v: impl IntoIterator<Item = u64>) -> Values {
+/// An integer column.
+pub fn int(v: impl IntoIterator<Item = u64>) -> Values {
     Values::Int(v.into_iter().map(|x| Some(x as i64)).collect())
 }
 
-fn boolean(v: impl IntoIterator<Item = bool>) -> Values {
+/// A true/false column.
+pub fn boolean(v: impl IntoIterator<Item = bool>) -> Values {
     Values::Bool(v.into_iter().map(Some).collect())
 }
 

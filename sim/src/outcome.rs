@@ -29,6 +29,9 @@ pub struct EventRow {
     pub cells_impaired: u32,
 }
 
+/// The transition that began an outage: (element, it failed); `None` for the start.
+pub type Cause = Option<(ElementId, bool)>;
+
 /// One outage of one cell.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OutageRow {
@@ -39,7 +42,7 @@ pub struct OutageRow {
     /// When it ended, or the end of the run.
     pub end_h: f64,
     /// The transition that began it (`None`: down at the start).
-    pub cause: Option<(ElementId, bool)>,
+    pub cause: Cause,
     /// Still going at the end of the run.
     pub ongoing: bool,
 }
@@ -137,7 +140,7 @@ pub struct Outcome {
     /// Every transition that impaired cells, in order.
     pub recoveries: Vec<Recovery>,
     /// Per cell: the outage going on (its start and cause).
-    open_outage: Vec<Option<(f64, Option<(ElementId, bool)>)>>,
+    open_outage: Vec<Option<(f64, Cause)>>,
     /// Per cell: the recovery it belongs to while impaired.
     impaired_by: Vec<Option<u32>>,
     counted: Vec<bool>,
@@ -156,7 +159,9 @@ impl Outcome {
                 .iter()
                 .filter(|r| !r.down)
                 .map(|r| k * r.single + k * k * r.pair)
-                .sum::<f64>();
+                .sum::<f64>()
+            // An empty sum is -0.
+            + 0.0;
         let out_now = cells.iter().filter(|c| c.standing.out).count() as u64;
         let impaired_now = cells.iter().filter(|c| !c.standing.whole).count() as u64;
         Outcome {
@@ -202,7 +207,12 @@ impl Outcome {
 
     /// Records transition `t`, which changed the standing of `touched` (with how each
     /// stood before).
-    pub(crate) fn record(&mut self, world: &World<'_>, t: &Transition, touched: &[(u32, Standing)]) {
+    pub(crate) fn record(
+        &mut self,
+        world: &World<'_>,
+        t: &Transition,
+        touched: &[(u32, Standing)],
+    ) {
         let now = t.at_h;
         self.summary.transitions += 1;
         self.summary.failures += u64::from(t.fails);
@@ -295,7 +305,11 @@ impl Outcome {
             0.0
         };
         s.recoveries = self.recoveries.len() as u64;
-        s.unrecovered = self.recoveries.iter().filter(|r| r.took_h.is_none()).count() as u64;
+        s.unrecovered = self
+            .recoveries
+            .iter()
+            .filter(|r| r.took_h.is_none())
+            .count() as u64;
         let mut took: Vec<f64> = self.recoveries.iter().filter_map(|r| r.took_h).collect();
         took.sort_by(f64::total_cmp);
         s.time_to_whole_p50_h = nearest_rank(&took, 0.50);

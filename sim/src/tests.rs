@@ -8,7 +8,13 @@ use optimizer::report::cell_risk_parts;
 
 use super::*;
 
-fn run(zone: &benches::Zone, placements: &[Placement], years: f64, stress: f64, seed: u64) -> Outcome {
+fn run(
+    zone: &benches::Zone,
+    placements: &[Placement],
+    years: f64,
+    stress: f64,
+    seed: u64,
+) -> Outcome {
     let risks = cell_risk_parts(&zone.model, placements, 0);
     simulate(
         &zone.inventory,
@@ -34,7 +40,10 @@ fn agrees(zone: &benches::Zone, years: f64, stress: f64) -> Summary {
         s.outage_events, s.expected_outage_events, s.standard_error, s.transitions
     );
     assert!(s.outage_events >= 200, "too few outages to judge: {s:?}");
-    assert!(z.abs() <= 3.0, "the simulation disagrees with the risk: z = {z:.2}, {s:?}");
+    assert!(
+        z.abs() <= 3.0,
+        "the simulation disagrees with the risk: z = {z:.2}, {s:?}"
+    );
     s
 }
 
@@ -126,7 +135,11 @@ fn a_failure_on_a_whole_zone_puts_out_its_blast_radius_and_after_one_other_its_p
             .copied()
             .filter(|c| !want.contains(c) && !may.contains(c))
             .collect();
-        let missing: Vec<usize> = want.iter().copied().filter(|c| !put_out.contains(c)).collect();
+        let missing: Vec<usize> = want
+            .iter()
+            .copied()
+            .filter(|c| !put_out.contains(c))
+            .collect();
         assert!(
             unexpected.is_empty() && missing.is_empty(),
             "{t:?} after {before:?}: put out and not expected {unexpected:?}, expected and not out {missing:?}"
@@ -140,6 +153,9 @@ fn a_failure_on_a_whole_zone_puts_out_its_blast_radius_and_after_one_other_its_p
     }
     // Pairs that break a CRUSH-like cell are rare (its nodes sit one per rack); the
     // one-failed-before states are checked all the same (nothing unexpected goes out).
-    assert!(singles >= 5, "{singles} breaking singles seen ({pairs} pairs)");
+    assert!(
+        singles >= 5,
+        "{singles} breaking singles seen ({pairs} pairs)"
+    );
     assert!(checked >= 3_000, "{checked} transitions checked");
 }

@@ -248,7 +248,10 @@ mod tests {
         let placements: Vec<Placement> = (0..40)
             .map(|i| Placement {
                 cell_id: format!("c{i}"),
-                clients: vec![(i * 5) % inv.servers.len() as u32, (i * 3 + 1) % inv.servers.len() as u32],
+                clients: vec![
+                    (i * 5) % inv.servers.len() as u32,
+                    (i * 3 + 1) % inv.servers.len() as u32,
+                ],
                 nodes: (0..hosts.len().min(7))
                     .map(|k| hosts[(i as usize * 7 + k * 3) % hosts.len()])
                     .collect(),

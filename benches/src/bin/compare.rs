@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use benches::baselines::{crush_like, rack_spread_random};
 use benches::compare::{compare_with_model, Method};
-use benches::crushtool;
+use benches::crushtool::{self, RuleShape};
 use benches::Zone;
 use clap::{Parser, ValueEnum};
 use optimizer::place::batch::place_batch;
@@ -42,7 +42,8 @@ struct Args {
     #[arg(long)]
     only_cellplacer: bool,
     /// Also place with the real CRUSH: Ceph's `crushtool` (Debian's ceph-base) on a CRUSH
-    /// map of the zone, timed in the same run.
+    /// map of the zone, timed in the same run; two rows: `crushtool` (size racks anywhere)
+    /// and `crushtool_dc_rooms` (the clients' datacenter, 4 rooms, 2 racks in each).
     #[arg(long)]
     crushtool: bool,
     /// Zones with room and datacenter partitions as risk groups
@@ -90,11 +91,13 @@ fn main() {
         }));
     }
     if args.crushtool {
-        match run_crushtool(&zone) {
-            Ok(method) => methods.push(method),
-            Err(e) => {
-                eprintln!("compare: crushtool: {e:#}");
-                std::process::exit(1);
+        for shape in [RuleShape::Racks, RuleShape::DatacenterRooms] {
+            match run_crushtool(&zone, shape) {
+                Ok(method) => methods.push(method),
+                Err(e) => {
+                    eprintln!("compare: crushtool: {e:#}");
+                    std::process::exit(1);
+                }
             }
         }
     }
@@ -159,10 +162,11 @@ fn timed(name: &str, cells: &[CellSpec], place: impl FnOnce() -> Vec<Placement>)
 }
 
 /// The real CRUSH: compiles the zone's map with `crushtool -c`, then maps every cell with
-/// `crushtool --test`, one run per colour's rule; the time is the whole of it.
-fn run_crushtool(zone: &Zone) -> anyhow::Result<Method> {
+/// `crushtool --test`, one run per rule; the time is the whole of it.
+fn run_crushtool(zone: &Zone, shape: RuleShape) -> anyhow::Result<Method> {
     use anyhow::Context;
-    let map = crushtool::crush_map(&zone.inventory);
+    let map = crushtool::crush_map(&zone.inventory, shape);
+    let assigned = crushtool::assign(&map, &zone.inventory, &zone.cells);
     let dir = std::env::temp_dir().join(format!("cellplacer-crush-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (text, compiled) = (dir.join("map.txt"), dir.join("map.bin"));
@@ -181,6 +185,10 @@ fn run_crushtool(zone: &Zone) -> anyhow::Result<Method> {
     };
     let size = zone.cells.iter().map(|c| c.size).max().unwrap_or(0);
     let rules = map.rules.len();
+    let mut inputs = vec![0usize; rules];
+    for &(rule, _) in assigned.iter().flatten() {
+        inputs[rule] += 1;
+    }
     let start = Instant::now();
     run(&[
         "-c".as_ref(),
@@ -189,8 +197,7 @@ fn run_crushtool(zone: &Zone) -> anyhow::Result<Method> {
         compiled.as_os_str(),
     ])?;
     let mut mappings = Vec::new();
-    for rule in 0..rules {
-        let inputs = (zone.cells.len() + rules - 1 - rule) / rules;
+    for (rule, &inputs) in inputs.iter().enumerate() {
         if inputs == 0 {
             continue;
         }
@@ -213,9 +220,9 @@ fn run_crushtool(zone: &Zone) -> anyhow::Result<Method> {
     }
     let elapsed = start.elapsed();
     std::fs::remove_dir_all(&dir).ok();
-    let placements = crushtool::placements(&map, &zone.cells, &mappings);
+    let placements = crushtool::placements(&map, &zone.cells, &assigned, &mappings);
     Ok(Method {
-        name: "crushtool".to_string(),
+        name: shape.name().to_string(),
         unplaced: zone.cells.len() - placements.len(),
         placements,
         elapsed,

@@ -8,6 +8,7 @@ pub(crate) mod output;
 pub(crate) mod place;
 pub(crate) mod rebalance;
 pub(crate) mod serve;
+pub(crate) mod simulate;
 pub(crate) mod token;
 pub(crate) mod validate;
 pub(crate) mod whatif;

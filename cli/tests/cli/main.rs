@@ -14,6 +14,7 @@ use topology::ingest::{read_dir, write_dir, Format};
 mod evaluate;
 mod place;
 mod rebalance;
+mod simulate;
 mod tutorial;
 mod validate;
 mod whatif;
