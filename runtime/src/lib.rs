@@ -7,7 +7,8 @@
 //! `ledger` (private) the in-memory state; [`zone`] the inventory versions; [`metrics`] the
 //! service's counters. Shared with the command-line tool: [`load`] (inventories and
 //! placement files from disk), [`view`] and [`dto`] (the answers, serde values and text),
-//! [`reports`] (typed Parquet tables), [`whatif`] and [`import`].
+//! [`reports`] (typed Parquet tables), [`whatif`] and [`import`]; [`simulate`] runs the
+//! service's autopilot on a simulation's virtual clock.
 
 pub mod clock;
 pub mod dto;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod overlay;
 pub mod reports;
 pub mod service;
+pub mod simulate;
 pub mod view;
 pub mod whatif;
 pub mod zone;

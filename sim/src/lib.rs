@@ -8,16 +8,46 @@
 //! or a random source other than the seeded streams.
 
 pub mod outcome;
+pub mod policy;
 pub mod trace;
 pub mod world;
 
 pub use outcome::{Outcome, Summary};
+pub use policy::{MoveOrder, Policy, Static};
 pub use trace::{RepairTimes, Trace, TraceParams, Transition};
 pub use world::{Standing, World};
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use optimizer::report::RiskParts;
 use topology::failure::HOURS_PER_YEAR;
 use topology::{Inventory, Placement};
+
+/// What went wrong in a run: its policy failed (the run stops there).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The policy could not observe or act.
+    #[error("the {policy} policy failed at hour {at_h:.3}: {message}")]
+    Policy {
+        /// The policy's name.
+        policy: &'static str,
+        /// When (hours since the start).
+        at_h: f64,
+        /// What it said.
+        message: String,
+    },
+    /// A move names a cell or a node the cell does not have.
+    #[error("the {policy} policy moved cell {cell} off server {out}, which is not its node")]
+    BadMove {
+        /// The policy's name.
+        policy: &'static str,
+        /// The cell index.
+        cell: u32,
+        /// The server index.
+        out: u32,
+    },
+}
 
 /// What one run simulates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,30 +56,144 @@ pub struct Params {
     pub years: f64,
     /// The failure trace's seed, stress and repair times.
     pub trace: TraceParams,
+    /// How long a move takes (hours): the new node serves, and the old one leaves, when it
+    /// ends.
+    pub move_h: f64,
 }
 
 /// Simulates `placements` on `inv` for `params.years` with nothing moving (the static
-/// policy): every transition of the trace applied, every touched cell judged. `risks` are
-/// the cells' exact risks on the export (in the placements' order), for the expectation.
+/// policy). `risks` are the cells' exact risks on the export (in the placements' order),
+/// for the expectation.
 pub fn simulate(
     inv: &Inventory,
     placements: &[Placement],
     risks: &[RiskParts],
     params: &Params,
 ) -> Outcome {
+    simulate_with(inv, placements, risks, params, &mut Static)
+        .expect("the static policy never fails")
+}
+
+/// Simulates `placements` under `policy`: the trace's transitions, the moves the policy
+/// starts when it acts (each ending `params.move_h` later), in time order (at one instant:
+/// transitions, then moves ending, then the policy), until `params.years`.
+pub fn simulate_with(
+    inv: &Inventory,
+    placements: &[Placement],
+    risks: &[RiskParts],
+    params: &Params,
+    policy: &mut dyn Policy,
+) -> Result<Outcome, Error> {
     assert_eq!(placements.len(), risks.len(), "one risk per placement");
     let end_h = params.years * HOURS_PER_YEAR;
     let mut world = World::new(inv, placements);
-    let mut outcome = Outcome::start(&world, risks, params);
-    for t in Trace::new(inv, &params.trace) {
-        if t.at_h >= end_h {
+    let mut outcome = Outcome::start(&world, risks, params, policy.name());
+    let mut trace = Trace::new(inv, &params.trace).peekable();
+    let mut moving: BinaryHeap<Reverse<Underway>> = BinaryHeap::new();
+    let mut started = 0u64;
+    // Acts at one instant without time moving on: a policy that never waits.
+    let (mut last_act, mut acts_at_once) = (f64::NAN, 0u32);
+    let name = policy.name();
+    let fail = |at_h: f64, message: String| Error::Policy {
+        policy: name,
+        at_h,
+        message,
+    };
+    loop {
+        let next_t = trace.peek().map_or(f64::INFINITY, |t| t.at_h);
+        let next_move = moving.peek().map_or(f64::INFINITY, |m| m.0.ends);
+        let next_act = policy.wake_h().unwrap_or(f64::INFINITY);
+        let now = next_t.min(next_move).min(next_act);
+        if now >= end_h {
             break;
         }
-        let touched = world.transition(t.element, t.fails);
-        outcome.record(&world, &t, &touched);
+        if next_t <= now {
+            let t = trace.next().expect("peeked");
+            let touched = world.transition(t.element, t.fails);
+            outcome.record(&world, &t, &touched);
+            policy.observe(&t).map_err(|m| fail(t.at_h, m))?;
+        } else if next_move <= now {
+            let Reverse(Underway { order, .. }) = moving.pop().expect("peeked");
+            if !world.cells()[order.cell as usize]
+                .nodes
+                .contains(&order.out)
+            {
+                return Err(Error::BadMove {
+                    policy: name,
+                    cell: order.cell,
+                    out: order.out,
+                });
+            }
+            let before = world.move_node(order.cell, order.out, order.into);
+            outcome.record_move(&world, now, order, before);
+        } else {
+            if now == last_act {
+                acts_at_once += 1;
+                if acts_at_once > MAX_ACTS_AT_ONCE {
+                    return Err(fail(
+                        now,
+                        format!("it asked to act {MAX_ACTS_AT_ONCE} times at one instant"),
+                    ));
+                }
+            } else {
+                (last_act, acts_at_once) = (now, 0);
+            }
+            for order in policy.act(now).map_err(|m| fail(now, m))? {
+                if order.cell as usize >= world.cells().len()
+                    || !world.cells()[order.cell as usize]
+                        .nodes
+                        .contains(&order.out)
+                {
+                    return Err(Error::BadMove {
+                        policy: name,
+                        cell: order.cell,
+                        out: order.out,
+                    });
+                }
+                moving.push(Reverse(Underway {
+                    ends: now + params.move_h,
+                    started,
+                    order,
+                }));
+                started += 1;
+            }
+        }
     }
     outcome.finish(&world, end_h);
-    outcome
+    Ok(outcome)
+}
+
+/// Most times a policy may act at one instant before the run calls it stuck.
+const MAX_ACTS_AT_ONCE: u32 = 10_000;
+
+/// A move under way, ordered by when it ends, then by when it started.
+#[derive(Debug)]
+struct Underway {
+    ends: f64,
+    started: u64,
+    order: MoveOrder,
+}
+
+impl PartialEq for Underway {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Underway {}
+
+impl PartialOrd for Underway {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Underway {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.ends
+            .total_cmp(&other.ends)
+            .then(self.started.cmp(&other.started))
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use optimizer::report::RiskParts;
 use topology::ElementId;
 
+use crate::policy::MoveOrder;
 use crate::trace::Transition;
 use crate::world::{Standing, World};
 use crate::Params;
@@ -29,8 +30,31 @@ pub struct EventRow {
     pub cells_impaired: u32,
 }
 
-/// The transition that began an outage: (element, it failed); `None` for the start.
-pub type Cause = Option<(ElementId, bool)>;
+/// What began an outage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cause {
+    /// The cell was out with nothing failed.
+    Start,
+    /// An element failed (`true`) or came back.
+    Transition(ElementId, bool),
+    /// One of the cell's nodes moved.
+    Move,
+}
+
+/// One node moved by the policy (when the move ended).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoveRow {
+    /// When it ended (hours).
+    pub at_h: f64,
+    /// The cell.
+    pub cell: u32,
+    /// The node that left.
+    pub out: u32,
+    /// The server that took its place.
+    pub into: u32,
+    /// Why the policy moved it.
+    pub reason: String,
+}
 
 /// One outage of one cell.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,7 +65,7 @@ pub struct OutageRow {
     pub start_h: f64,
     /// When it ended, or the end of the run.
     pub end_h: f64,
-    /// The transition that began it (`None`: down at the start).
+    /// What began it.
     pub cause: Cause,
     /// Still going at the end of the run.
     pub ongoing: bool,
@@ -84,6 +108,12 @@ pub struct Summary {
     pub stress: f64,
     /// How repair times were drawn.
     pub repair: &'static str,
+    /// What moved nodes.
+    pub policy: &'static str,
+    /// How long a move took (hours).
+    pub move_h: f64,
+    /// Moves made, by reason.
+    pub moves: std::collections::BTreeMap<String, u64>,
     /// Cells simulated.
     pub cells: u64,
     /// Failure elements in the zone.
@@ -139,6 +169,8 @@ pub struct Outcome {
     pub cells: Vec<CellTally>,
     /// Every transition that impaired cells, in order.
     pub recoveries: Vec<Recovery>,
+    /// Every move, in the order they ended.
+    pub moves: Vec<MoveRow>,
     /// Per cell: the outage going on (its start and cause).
     open_outage: Vec<Option<(f64, Cause)>>,
     /// Per cell: the recovery it belongs to while impaired.
@@ -151,7 +183,12 @@ pub struct Outcome {
 
 impl Outcome {
     /// The tallies at hour 0, with the cells as `world` judged them.
-    pub(crate) fn start(world: &World<'_>, risks: &[RiskParts], params: &Params) -> Outcome {
+    pub(crate) fn start(
+        world: &World<'_>,
+        risks: &[RiskParts],
+        params: &Params,
+        policy: &'static str,
+    ) -> Outcome {
         let cells = world.cells();
         let k = params.trace.stress;
         let expected = params.years
@@ -170,6 +207,9 @@ impl Outcome {
                 seed: params.trace.seed,
                 stress: k,
                 repair: params.trace.repair.name(),
+                policy,
+                move_h: params.move_h,
+                moves: Default::default(),
                 cells: cells.len() as u64,
                 elements: 0,
                 transitions: 0,
@@ -193,9 +233,10 @@ impl Outcome {
             outages: Vec::new(),
             cells: vec![CellTally::default(); cells.len()],
             recoveries: Vec::new(),
+            moves: Vec::new(),
             open_outage: cells
                 .iter()
-                .map(|c| c.standing.out.then_some((0.0, None)))
+                .map(|c| c.standing.out.then_some((0.0, Cause::Start)))
                 .collect(),
             impaired_by: vec![None; cells.len()],
             counted: risks.iter().map(|r| !r.down).collect(),
@@ -213,31 +254,23 @@ impl Outcome {
         t: &Transition,
         touched: &[(u32, Standing)],
     ) {
-        let now = t.at_h;
         self.summary.transitions += 1;
         self.summary.failures += u64::from(t.fails);
-        let cause = Some((t.element, t.fails));
         let mut started = 0u32;
         let mut recovery: Option<u32> = None;
         for &(c, before) in touched {
             let after = world.cells()[c as usize].standing;
-            let ci = c as usize;
-            if !before.out && after.out {
-                self.out_now += 1;
-                self.open_outage[ci] = Some((now, cause));
-                self.cells[ci].outage_events += 1;
-                if self.counted[ci] {
-                    started += 1;
-                }
-            } else if before.out && !after.out {
-                self.out_now -= 1;
-                self.close_outage(c, now, false);
-            }
+            started += self.restand(
+                c,
+                before,
+                after,
+                t.at_h,
+                Cause::Transition(t.element, t.fails),
+            );
             if before.whole && !after.whole {
-                self.impaired_now += 1;
                 let r = *recovery.get_or_insert_with(|| {
                     self.recoveries.push(Recovery {
-                        at_h: now,
+                        at_h: t.at_h,
                         element: t.element,
                         fails: t.fails,
                         cells: 0,
@@ -249,24 +282,13 @@ impl Outcome {
                 let rec = &mut self.recoveries[r as usize];
                 rec.cells += 1;
                 rec.open += 1;
-                self.impaired_by[ci] = Some(r);
-            } else if !before.whole && after.whole {
-                self.impaired_now -= 1;
-                if let Some(r) = self.impaired_by[ci].take() {
-                    let rec = &mut self.recoveries[r as usize];
-                    rec.open -= 1;
-                    if rec.open == 0 {
-                        rec.took_h = Some(now - rec.at_h);
-                    }
-                }
+                self.impaired_by[c as usize] = Some(r);
             }
         }
         self.summary.outage_events += u64::from(started);
         self.squares += f64::from(started) * f64::from(started);
-        self.summary.peak_cells_out = self.summary.peak_cells_out.max(self.out_now);
-        self.summary.peak_cells_impaired = self.summary.peak_cells_impaired.max(self.impaired_now);
         self.events.push(EventRow {
-            at_h: now,
+            at_h: t.at_h,
             element: t.element,
             fails: t.fails,
             cells_touched: touched.len() as u32,
@@ -274,6 +296,67 @@ impl Outcome {
             cells_out: self.out_now as u32,
             cells_impaired: self.impaired_now as u32,
         });
+    }
+
+    /// Records a move of cell `c` that ended at `now` (the cell stood `before`).
+    pub(crate) fn record_move(
+        &mut self,
+        world: &World<'_>,
+        now: f64,
+        order: MoveOrder,
+        before: Standing,
+    ) {
+        let c = order.cell;
+        let after = world.cells()[c as usize].standing;
+        let started = self.restand(c, before, after, now, Cause::Move);
+        self.summary.outage_events += u64::from(started);
+        self.squares += f64::from(started);
+        *self.summary.moves.entry(order.reason.clone()).or_default() += 1;
+        self.moves.push(MoveRow {
+            at_h: now,
+            cell: c,
+            out: order.out,
+            into: order.into,
+            reason: order.reason,
+        });
+    }
+
+    /// Cell `c` went from `before` to `after` at `now`: its outage and impairment
+    /// begin or end. Returns the outages begun that count (0 or 1).
+    fn restand(
+        &mut self,
+        c: u32,
+        before: Standing,
+        after: Standing,
+        now: f64,
+        cause: Cause,
+    ) -> u32 {
+        let ci = c as usize;
+        let mut started = 0;
+        if !before.out && after.out {
+            self.out_now += 1;
+            self.open_outage[ci] = Some((now, cause));
+            self.cells[ci].outage_events += 1;
+            started = u32::from(self.counted[ci]);
+        } else if before.out && !after.out {
+            self.out_now -= 1;
+            self.close_outage(c, now, false);
+        }
+        if before.whole && !after.whole {
+            self.impaired_now += 1;
+        } else if !before.whole && after.whole {
+            self.impaired_now -= 1;
+            if let Some(r) = self.impaired_by[ci].take() {
+                let rec = &mut self.recoveries[r as usize];
+                rec.open -= 1;
+                if rec.open == 0 {
+                    rec.took_h = Some(now - rec.at_h);
+                }
+            }
+        }
+        self.summary.peak_cells_out = self.summary.peak_cells_out.max(self.out_now);
+        self.summary.peak_cells_impaired = self.summary.peak_cells_impaired.max(self.impaired_now);
+        started
     }
 
     fn close_outage(&mut self, c: u32, now: f64, ongoing: bool) {

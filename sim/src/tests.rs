@@ -27,6 +27,7 @@ fn run(
                 stress,
                 repair: RepairTimes::Exponential,
             },
+            move_h: 0.0,
         },
     )
 }

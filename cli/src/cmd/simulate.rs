@@ -11,6 +11,7 @@ use anyhow::Context;
 use optimizer::report::cell_risk_parts;
 use runtime::reports::{boolean, float, int, text};
 use serde::Serialize;
+use sim::outcome::Cause;
 use sim::{Outcome, Params, RepairTimes, TraceParams};
 use topology::ingest::TypedTable;
 use topology::Inventory;
@@ -24,6 +25,15 @@ enum Repair {
     Exponential,
     /// Exactly the element's repair_hours.
     Fixed,
+}
+
+/// What moves nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PolicyName {
+    /// Nothing moves.
+    Static,
+    /// The service's autopilot, on the simulation's clock.
+    Autopilot,
 }
 
 /// The arguments of `simulate`.
@@ -47,13 +57,29 @@ pub(crate) struct Args {
     /// Repair times: exponential of mean repair_hours, or exactly repair_hours.
     #[arg(long, value_enum, default_value = "exponential")]
     repair: Repair,
+    /// What moves nodes: nothing (static), or the service's own autopilot on the virtual
+    /// clock (every failure and repair reported to it as a health event; its ledger on a
+    /// throwaway SQLite file).
+    #[arg(long, value_enum, default_value = "static")]
+    policy: PolicyName,
+    /// The autopilot's grace before it moves nodes off a failed server (seconds; default
+    /// the service's, 600).
+    #[arg(long)]
+    grace_s: Option<f64>,
+    /// The autopilot's moves per second (default the service's, 10).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// How long a move takes (seconds): the new node serves and the old one leaves when
+    /// it ends, and the cell takes no other move meanwhile.
+    #[arg(long, default_value_t = 60.0)]
+    move_s: f64,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
     /// Write the timeline as Parquet tables for notebooks into this directory: events
     /// (every failure and repair, with the cells it touched and put out), outages, cells
-    /// (each cell's outages, hours out and exact risk) and recoveries (each failure's
-    /// time until its cells were whole again).
+    /// (each cell's outages, hours out and exact risk), recoveries (each failure's time
+    /// until its cells were whole again) and moves.
     #[arg(long)]
     out_dir: Option<PathBuf>,
     /// Worker threads for the exact risks (0 = all cores).
@@ -69,6 +95,9 @@ struct SummaryView {
     stress: f64,
     repair: &'static str,
     policy: &'static str,
+    move_s: f64,
+    moves: std::collections::BTreeMap<String, u64>,
+    unmanaged_cells: u64,
     cells: u64,
     elements: u64,
     transitions: u64,
@@ -90,13 +119,16 @@ struct SummaryView {
 }
 
 impl SummaryView {
-    fn new(s: &sim::Summary) -> SummaryView {
+    fn new(s: &sim::Summary, unmanaged_cells: u64) -> SummaryView {
         SummaryView {
             years: s.years,
             seed: s.seed,
             stress: s.stress,
             repair: s.repair,
-            policy: "static",
+            policy: s.policy,
+            move_s: s.move_h * 3600.0,
+            moves: s.moves.clone(),
+            unmanaged_cells,
             cells: s.cells,
             elements: s.elements,
             transitions: s.transitions,
@@ -135,7 +167,26 @@ impl SummaryView {
              down at the start: {down}; not whole at the start: {impaired}\n\
              peak cells out: {peak_out}; peak cells not whole: {peak_impaired}\n\
              time to whole after a failure: p50 {p50:.2} h, p99 {p99:.2} h, max {max:.2} h \
-             ({recoveries} failures impaired cells, {unrecovered} not whole by the end)\n",
+             ({recoveries} failures impaired cells, {unrecovered} not whole by the end)\n\
+             moves: {moves} (a move takes {move_s} s){unmanaged}\n",
+            moves = if self.moves.is_empty() {
+                "none".to_string()
+            } else {
+                self.moves
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            move_s = self.move_s,
+            unmanaged = if self.unmanaged_cells > 0 {
+                format!(
+                    "; {} cells the service refused stay where they are",
+                    self.unmanaged_cells
+                )
+            } else {
+                String::new()
+            },
             years = self.years,
             cells = self.cells,
             elements = self.elements,
@@ -192,8 +243,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let risks = cell_risk_parts(&loaded.model, &placements, args.threads);
     let risk_time = started.elapsed();
+    anyhow::ensure!(
+        args.move_s.is_finite() && args.move_s >= 0.0,
+        "--move-s must be a number of seconds >= 0, not {}",
+        args.move_s
+    );
     let params = Params {
         years: args.years,
+        move_h: args.move_s / 3600.0,
         trace: TraceParams {
             seed: args.seed,
             stress: args.stress,
@@ -204,7 +261,38 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     let started = Instant::now();
-    let outcome = sim::simulate(&loaded.inventory, &placements, &risks, &params);
+    let (outcome, unmanaged) = match args.policy {
+        PolicyName::Static => (
+            sim::simulate(&loaded.inventory, &placements, &risks, &params),
+            0,
+        ),
+        PolicyName::Autopilot => {
+            let scratch = Scratch::new()?;
+            let settings = runtime::dto::AutopilotUpdate {
+                grace_s: args.grace_s,
+                rate: args.rate,
+                ..Default::default()
+            };
+            let mut pilot = runtime::simulate::Autopilot::start(
+                &args.dir,
+                &loaded.inventory,
+                table,
+                &placements,
+                &scratch.0.join("ledger.db"),
+                settings,
+                args.move_s,
+            )
+            .context("starting the service for the autopilot")?;
+            for (cell, why) in pilot.refused.iter().take(3) {
+                eprintln!("note: the service refused cell {cell} ({why}); it stays where it is");
+            }
+            let unmanaged = pilot.refused.len() as u64;
+            let outcome =
+                sim::simulate_with(&loaded.inventory, &placements, &risks, &params, &mut pilot);
+            pilot.stop();
+            (outcome?, unmanaged)
+        }
+    };
     let elapsed = started.elapsed();
     // Timings go to stderr: standard output is the same for the same inputs.
     eprintln!(
@@ -224,11 +312,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ("outages", outages_table(inv, &placements, &outcome)),
                 ("cells", cells_table(&placements, &risks, &outcome, &params)),
                 ("recoveries", recoveries_table(inv, &outcome)),
+                ("moves", moves_table(inv, &placements, &outcome)),
             ],
         )
         .context("writing the simulation tables")?;
     }
-    let view = SummaryView::new(&outcome.summary);
+    let view = SummaryView::new(&outcome.summary, unmanaged);
     if args.json {
         emitln(serde_json::to_string_pretty(&view)?)?;
     } else {
@@ -292,15 +381,22 @@ fn outages_table(
         .column("hours", float(o.iter().map(|r| r.end_h - r.start_h)))
         .column(
             "cause",
-            topology::ingest::Values::Text(
-                o.iter()
-                    .map(|r| r.cause.map(|(e, _)| inv.elements[e.index()].id.clone()))
-                    .collect(),
-            ),
+            text(o.iter().map(|r| match r.cause {
+                Cause::Start => "start".to_string(),
+                Cause::Move => "move".to_string(),
+                Cause::Transition(e, _) => inv.elements[e.index()].id.clone(),
+            })),
         )
         .column(
             "cause_fails",
-            topology::ingest::Values::Bool(o.iter().map(|r| r.cause.map(|c| c.1)).collect()),
+            topology::ingest::Values::Bool(
+                o.iter()
+                    .map(|r| match r.cause {
+                        Cause::Transition(_, fails) => Some(fails),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
         )
         .column("ongoing", boolean(o.iter().map(|r| r.ongoing)))
 }
@@ -356,4 +452,48 @@ fn recoveries_table(inv: &Inventory, outcome: &Outcome) -> TypedTable {
             "took_h",
             float(r.iter().map(|x| x.took_h.unwrap_or(f64::NAN))),
         )
+}
+
+fn moves_table(
+    inv: &Inventory,
+    placements: &[topology::Placement],
+    outcome: &Outcome,
+) -> TypedTable {
+    let m = &outcome.moves;
+    let server = |s: u32| inv.servers[s as usize].id.clone();
+    TypedTable::default()
+        .column("at_h", float(m.iter().map(|x| x.at_h)))
+        .column(
+            "cell_id",
+            text(
+                m.iter()
+                    .map(|x| placements[x.cell as usize].cell_id.clone()),
+            ),
+        )
+        .column("remove", text(m.iter().map(|x| server(x.out))))
+        .column("add", text(m.iter().map(|x| server(x.into))))
+        .column("reason", text(m.iter().map(|x| x.reason.clone())))
+}
+
+/// A scratch directory for the autopilot's ledger, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!(
+            "cellplacer-simulate-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -135,3 +135,153 @@ fn bad_arguments_are_named() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("/nonexistent/placements.csv"), "{text}");
 }
+
+/// A generated zone big enough for a dozen cells that keep the service's rules (1
+/// datacenter, 96 servers, 48 hosts), its cells placed by `cellplacer place`.
+fn placed_zone() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let params = fixtures::ZoneParams {
+        rooms_per_dc: 2,
+        rows_per_room: 2,
+        racks_per_row: 3,
+        servers_per_rack: 8,
+        host_fraction: 0.5,
+        cells: 12,
+        ..fixtures::ZoneParams::tiny(4)
+    };
+    write_dir(dir.path(), &fixtures::generate(&params), Format::Csv).unwrap();
+    let placed = dir.path().join("placed.csv");
+    let zone = dir.path().to_str().unwrap();
+    let cells = dir.path().join("cells.csv");
+    let (code, text) = cellplacer(&[
+        "place",
+        zone,
+        "--cells",
+        cells.to_str().unwrap(),
+        "--out",
+        placed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    (dir, placed)
+}
+
+/// `simulate` on that zone: the summary and the tables.
+fn run_policy(
+    zone: &Path,
+    placed: &Path,
+    out: &Path,
+    policy: &str,
+) -> (Vec<u8>, serde_json::Value) {
+    let out_ = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
+        .arg("simulate")
+        .arg(zone)
+        .arg("--placements")
+        .arg(placed)
+        .args(["--years", "10", "--stress", "20", "--seed", "5", "--json"])
+        .args(["--policy", policy, "--grace-s", "3600", "--move-s", "600"])
+        .arg("--out-dir")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        out_.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out_.stderr)
+    );
+    let value = serde_json::from_slice(&out_.stdout).unwrap();
+    (out_.stdout, value)
+}
+
+/// A table's rows as maps of column → text.
+fn rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let t = topology::ingest::read_table(path).unwrap();
+    t.rows
+        .iter()
+        .map(|r| {
+            t.columns
+                .iter()
+                .zip(r)
+                .map(|(c, v)| (c.clone(), v.clone().unwrap_or_default()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_autopilot_moves_after_the_grace_one_node_of_a_cell_at_a_time_and_repairs_sooner() {
+    let (zone, placed) = placed_zone();
+    let (still, moving) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_, s) = run_policy(zone.path(), &placed, still.path(), "static");
+    let (auto_json, a) = run_policy(zone.path(), &placed, moving.path(), "autopilot");
+    assert_eq!(a["policy"], "autopilot");
+    assert_eq!(a["unmanaged_cells"], 0, "{a}");
+    // One trace for both.
+    let key = |r: &BTreeMap<String, String>| {
+        (r["at_h"].clone(), r["element"].clone(), r["fails"].clone())
+    };
+    let (e_static, e_auto) = (
+        rows(&still.path().join("events.parquet")),
+        rows(&moving.path().join("events.parquet")),
+    );
+    assert_eq!(
+        e_static.iter().map(key).collect::<Vec<_>>(),
+        e_auto.iter().map(key).collect::<Vec<_>>()
+    );
+    let moves = rows(&moving.path().join("moves.parquet"));
+    let counted: u64 = a["moves"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(moves.len() as u64, counted);
+    assert!(moves.len() >= 20, "{a}");
+    let (move_h, grace_h) = (600.0 / 3600.0, 1.0);
+    let at = |r: &BTreeMap<String, String>| r["at_h"].parse::<f64>().unwrap();
+    // One node of a cell at a time: a cell's next move starts after its last ended.
+    let mut last_end: BTreeMap<String, f64> = BTreeMap::new();
+    for m in &moves {
+        let start = at(m) - move_h;
+        if let Some(&end) = last_end.get(&m["cell_id"]) {
+            assert!(
+                start >= end - 1e-9,
+                "cell {} moved again at {start} h before {end} h",
+                m["cell_id"]
+            );
+        }
+        last_end.insert(m["cell_id"].clone(), at(m));
+    }
+    // A node leaves a failed server only after the grace: the server's own failure began
+    // at least an hour before the move did.
+    let mut checked = 0;
+    for m in moves.iter().filter(|m| m["reason"] == "failed") {
+        let start = at(m) - move_h;
+        let own = e_auto
+            .iter()
+            .rfind(|e| e["element"] == m["remove"] && at(e) <= start + 1e-9);
+        if let Some(e) = own.filter(|e| e["fails"] == "true") {
+            assert!(
+                start - at(e) >= grace_h - 1e-6,
+                "{m:?} moved {} h after {e:?}",
+                start - at(e)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked} moves off failed servers checked");
+    // What it is for: its cells are whole again sooner, and out no longer.
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    assert!(
+        f(&a, "time_to_whole_p50_h") < f(&s, "time_to_whole_p50_h"),
+        "static {s}\nautopilot {a}"
+    );
+    assert!(f(&a, "cell_hours_unavailable") <= f(&s, "cell_hours_unavailable"));
+    // And it is the seed's: the same run again gives the same bytes and moves.
+    let again = tempfile::tempdir().unwrap();
+    let (auto_again, _) = run_policy(zone.path(), &placed, again.path(), "autopilot");
+    assert_eq!(auto_json, auto_again);
+    assert_eq!(
+        fs::read(moving.path().join("moves.parquet")).unwrap(),
+        fs::read(again.path().join("moves.parquet")).unwrap()
+    );
+}

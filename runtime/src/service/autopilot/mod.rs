@@ -263,6 +263,34 @@ pub(crate) fn spawn(
 }
 
 impl Service {
+    /// One autopilot pass at `now` (Unix milliseconds) on the zone as it is, as the loop
+    /// makes it, for a simulation that keeps the time: the same decisions and commits;
+    /// returns once its moves are durable. Call it off the async runtime.
+    pub(crate) fn autopilot_pass(
+        &self,
+        pace: &mut pass::Pace,
+        now: i64,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<pass::Pass, Error> {
+        let zone = self.core.zone();
+        let mut placer =
+            crate::engine::Placer::new(&zone.inventory, &zone.model, self.core.placer.clone());
+        let mut evaluator = optimizer::risk::RiskEvaluator::new(&zone.model);
+        let done = pass::pass(
+            &self.core,
+            &self.autopilot,
+            &zone,
+            &mut placer,
+            &mut evaluator,
+            pace,
+            now,
+            rt,
+        );
+        let seq = self.core.ledger.blocking_read().seq;
+        rt.block_on(self.core.journal.wait(seq))?;
+        Ok(done)
+    }
+
     /// The autopilot's settings, queue, moves and the cells it cannot fix.
     pub fn autopilot(&self) -> AutopilotView {
         let st = self.autopilot.lock();

@@ -67,6 +67,35 @@ pub(crate) struct Pace {
     in_flight: VecDeque<(u64, Arc<str>)>,
     /// The last cell the optional goals' sweep looked at.
     sweep: Option<String>,
+    /// How long a move takes once committed (a simulation's `move_s`; 0 in the service,
+    /// where the commit is the move): the cell takes no other move until it ends.
+    move_ms: i64,
+    /// (ends, cell) of moves under way.
+    moving: Vec<(i64, Arc<str>)>,
+}
+
+impl Pace {
+    /// A fresh pace whose moves take `move_ms` each once committed.
+    pub(crate) fn with_move_time(move_ms: i64) -> Pace {
+        Pace {
+            move_ms,
+            ..Pace::default()
+        }
+    }
+}
+
+/// What a pass did and when it wants to look again.
+#[derive(Debug)]
+pub(crate) struct Pass {
+    /// How long to wait before the next pass (at most [`IDLE`], but for a move under way).
+    pub(crate) wait: Duration,
+    /// Work is left that the pace held back, or moves are in flight or under way: look
+    /// again after `wait`. Otherwise only a new event or `next_grace` brings work.
+    pub(crate) pending: bool,
+    /// When the earliest grace ends (Unix milliseconds).
+    pub(crate) next_grace: Option<i64>,
+    /// The moves it committed.
+    pub(crate) actions: Vec<ActionView>,
 }
 
 /// Cells the optional goals look at per pass (each costs a solve).
@@ -111,7 +140,7 @@ pub(crate) fn run(core: &Core, pilot: &Autopilot, rt: &Handle) {
         // Passes on this zone until it changes.
         loop {
             let now = core.clock.now_ms();
-            let wait = pass(
+            let Pass { wait, .. } = pass(
                 core,
                 pilot,
                 &zone,
@@ -157,7 +186,7 @@ pub(crate) fn pass(
     pace: &mut Pace,
     now: i64,
     rt: &Handle,
-) -> Duration {
+) -> Pass {
     let settings = pilot.lock().settings;
     let settled = core.journal.progress().borrow().settled;
     while pace
@@ -176,11 +205,17 @@ pub(crate) fn pass(
         }
     };
     pace.last_ms = Some(now);
+    pace.moving.retain(|(ends, _)| *ends > now);
     let zone_key = Arc::as_ptr(zone) as usize;
     let (work, counts, next_grace, sweep_to) = {
         let ledger = core.ledger.blocking_read();
         if !Arc::ptr_eq(&ledger.zone, zone) {
-            return Duration::ZERO;
+            return Pass {
+                wait: Duration::ZERO,
+                pending: true,
+                next_grace: None,
+                actions: Vec::new(),
+            };
         }
         let mut st = pilot.lock();
         if st.cannot_fix_zone != zone_key {
@@ -212,6 +247,7 @@ pub(crate) fn pass(
             .autopilot_queue(reason, counts.get(reason).copied().unwrap_or(0));
     }
     let mut moved_now: Vec<Arc<str>> = Vec::new();
+    let mut actions = Vec::new();
     let mut left = 0usize;
     for w in &work {
         if pace.tokens < 1.0 || pace.in_flight.len() >= settings.max_in_flight as usize {
@@ -235,6 +271,9 @@ pub(crate) fn pass(
             Ok(Some((action, seq, fixed))) => {
                 pace.tokens -= 1.0;
                 pace.in_flight.push_back((seq, w.cell.clone()));
+                if pace.move_ms > 0 {
+                    pace.moving.push((now + pace.move_ms, w.cell.clone()));
+                }
                 moved_now.push(w.cell.clone());
                 core.metrics.autopilot_move(w.need.name());
                 let mut st = pilot.lock();
@@ -268,7 +307,8 @@ pub(crate) fn pass(
                 if st.last_actions.len() == LAST_ACTIONS {
                     st.last_actions.pop_front();
                 }
-                st.last_actions.push_back(action);
+                st.last_actions.push_back(action.clone());
+                actions.push(action);
             }
             Ok(None) => {}
             Err(why) => {
@@ -292,25 +332,36 @@ pub(crate) fn pass(
         st.in_flight = pace.in_flight.len() as u64;
         st.passes += 1;
     }
+    let mut done = |wait: Duration, pending: bool| Pass {
+        wait,
+        pending,
+        next_grace,
+        actions: std::mem::take(&mut actions),
+    };
     if let Some(&(seq, _)) = pace.in_flight.back() {
         if pace.in_flight.len() >= settings.max_in_flight as usize {
             // Full: wait for the oldest to become durable.
             let oldest = pace.in_flight.front().map_or(seq, |f| f.0);
             let _ = rt.block_on(core.journal.wait(oldest));
-            return Duration::ZERO;
+            return done(Duration::ZERO, true);
         }
     }
     if left > 0 {
         let need = (1.0 - pace.tokens).max(0.0) / settings.rate;
-        return Duration::from_secs_f64(need).min(IDLE);
+        return done(Duration::from_secs_f64(need).min(IDLE), true);
     }
     if !pace.in_flight.is_empty() {
-        return Duration::from_millis(5);
+        return done(Duration::from_millis(5), true);
     }
-    match next_grace {
+    // Moves under way hold their cells: look again when the first ends.
+    if let Some(ends) = pace.moving.iter().map(|m| m.0).min() {
+        return done(Duration::from_millis((ends - now).max(0) as u64), true);
+    }
+    let wait = match next_grace {
         Some(at) => Duration::from_millis((at - now).clamp(0, IDLE.as_millis() as i64) as u64),
         None => IDLE,
-    }
+    };
+    done(wait, false)
 }
 
 /// The reported state that took server `s` down: a failed element whose failure started
@@ -374,7 +425,10 @@ fn find_work(
     let mut sweep_to = None;
     // Cells whose clients moved, waiting for their move (the sweep is not counted).
     let mut waiting_clients = 0u64;
-    let busy = |id: &str| pace.in_flight.iter().any(|(_, c)| &**c == id);
+    let busy = |id: &str| {
+        pace.in_flight.iter().any(|(_, c)| &**c == id)
+            || pace.moving.iter().any(|(_, c)| &**c == id)
+    };
     let offer = |w: Work, by_cell: &mut BTreeMap<Arc<str>, Work>| {
         if busy(&w.cell) || cannot_fix.contains_key(&w.cell) {
             return;
