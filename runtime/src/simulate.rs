@@ -4,7 +4,9 @@
 //! system would report it; the autopilot passes when it asks to (at once after a report,
 //! when a grace ends, when its pace allows the next move, when a move ends), and its
 //! committed moves become the simulation's moves, each taking `move_s`. The decisions are
-//! the service's, made by the same code on the same ledger.
+//! the service's, made by the same code on the same ledger; so is the judgement of which
+//! cells are single-failure unsafe, exact on the zone the failures leave. Without acting
+//! ([`Autopilot::judge_only`]) the same service judges a static run.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -55,6 +57,10 @@ pub struct Autopilot {
     /// Per element: its id and the state a repair reports (the export's).
     elements: Vec<(String, StateName)>,
     wake_h: Option<f64>,
+    /// It passes (else it only judges).
+    acting: bool,
+    /// The cells the service judges unsafe now, sorted (simulation indices).
+    unsafe_now: Vec<u32>,
     /// Cells the ledger refused (the autopilot does not manage them): (cell id, why).
     pub refused: Vec<(String, String)>,
 }
@@ -141,8 +147,33 @@ impl Autopilot {
                 .collect(),
             elements,
             wake_h: None,
+            acting: true,
+            unsafe_now: Vec::new(),
             refused: refused.into_iter().map(|r| (r.cell_id, r.why)).collect(),
-        })
+        }
+        .judged())
+    }
+
+    /// The same service without its autopilot: it judges every cell's safety on the zone
+    /// the failures leave and never moves a node (a static run, judged exactly).
+    pub fn judge_only(mut self) -> Autopilot {
+        self.acting = false;
+        self
+    }
+
+    /// Reads the cells the service judges unsafe now.
+    fn judged(mut self) -> Autopilot {
+        self.refresh_unsafe();
+        self
+    }
+
+    fn refresh_unsafe(&mut self) {
+        let ids = self.service.unsafe_cell_ids();
+        self.unsafe_now = ids
+            .iter()
+            .filter_map(|id| self.cells.get(&**id).copied())
+            .collect();
+        self.unsafe_now.sort_unstable();
     }
 
     /// Stops the service (its ledger is left as it is).
@@ -160,7 +191,11 @@ impl Autopilot {
 
 impl Policy for Autopilot {
     fn name(&self) -> &'static str {
-        "autopilot"
+        if self.acting {
+            "autopilot"
+        } else {
+            "static"
+        }
     }
 
     fn observe(&mut self, t: &Transition) -> Result<(), String> {
@@ -179,8 +214,11 @@ impl Policy for Autopilot {
         self.rt
             .block_on(self.service.report_states(vec![item]))
             .map_err(|e| format!("reporting {id}: {e}"))?;
+        self.refresh_unsafe();
         // Look at once: the event may have put cells out or made them unsafe.
-        self.wake_h = Some(t.at_h);
+        if self.acting {
+            self.wake_h = Some(t.at_h);
+        }
         Ok(())
     }
 
@@ -202,6 +240,7 @@ impl Policy for Autopilot {
             pass.next_grace
                 .map(|at| now_h + (at - now).max(0) as f64 / 3_600_000.0)
         };
+        self.refresh_unsafe();
         pass.actions
             .into_iter()
             .map(|a| {
@@ -219,5 +258,9 @@ impl Policy for Autopilot {
                 })
             })
             .collect()
+    }
+
+    fn unsafe_cells(&self) -> Option<&[u32]> {
+        Some(&self.unsafe_now)
     }
 }

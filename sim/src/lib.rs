@@ -88,6 +88,9 @@ pub fn simulate_with(
     let end_h = params.years * HOURS_PER_YEAR;
     let mut world = World::new(inv, placements);
     let mut outcome = Outcome::start(&world, risks, params, policy.name());
+    if let Some(cells) = policy.unsafe_cells() {
+        outcome.judge_safety(0.0, None, cells);
+    }
     let mut trace = Trace::new(inv, &params.trace).peekable();
     let mut moving: BinaryHeap<Reverse<Underway>> = BinaryHeap::new();
     let mut started = 0u64;
@@ -112,6 +115,9 @@ pub fn simulate_with(
             let touched = world.transition(t.element, t.fails);
             outcome.record(&world, &t, &touched);
             policy.observe(&t).map_err(|m| fail(t.at_h, m))?;
+            if let Some(cells) = policy.unsafe_cells() {
+                outcome.judge_safety(t.at_h, Some((t.element, t.fails)), cells);
+            }
         } else if next_move <= now {
             let Reverse(Underway { order, .. }) = moving.pop().expect("peeked");
             if !world.cells()[order.cell as usize]
@@ -138,7 +144,11 @@ pub fn simulate_with(
             } else {
                 (last_act, acts_at_once) = (now, 0);
             }
-            for order in policy.act(now).map_err(|m| fail(now, m))? {
+            let orders = policy.act(now).map_err(|m| fail(now, m))?;
+            if let Some(cells) = policy.unsafe_cells() {
+                outcome.judge_safety(now, None, cells);
+            }
+            for order in orders {
                 if order.cell as usize >= world.cells().len()
                     || !world.cells()[order.cell as usize]
                         .nodes

@@ -97,6 +97,22 @@ pub struct Recovery {
     open: u32,
 }
 
+/// Single-failure safety as the policy judged it (exactly, on the zone the failures
+/// leave), when it judges.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Safety {
+    /// The cells unsafe now, sorted.
+    unsafe_now: Vec<u32>,
+    /// Per cell: the recovery it belongs to while unsafe.
+    by: Vec<Option<u32>>,
+    /// Every transition that made safe cells unsafe, and when they were all safe again.
+    pub recoveries: Vec<Recovery>,
+    /// Cells unsafe with nothing failed.
+    pub unsafe_at_start: u64,
+    /// Most cells unsafe at once.
+    pub peak_unsafe: u64,
+}
+
 /// The run in figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -154,6 +170,20 @@ pub struct Summary {
     pub time_to_whole_p99_h: f64,
     /// The longest (hours).
     pub time_to_whole_max_h: f64,
+    /// Judged by the policy, exactly: cells unsafe with nothing failed.
+    pub unsafe_at_start: Option<u64>,
+    /// Most cells not single-failure safe at once.
+    pub peak_cells_unsafe: Option<u64>,
+    /// Transitions that left safe cells unsafe.
+    pub unsafe_recoveries: Option<u64>,
+    /// Of those, with a cell still unsafe at the end.
+    pub unsafe_unrecovered: Option<u64>,
+    /// Time from such a transition until all its cells were safe again: median (hours).
+    pub time_to_safe_p50_h: Option<f64>,
+    /// The 99th percentile (hours).
+    pub time_to_safe_p99_h: Option<f64>,
+    /// The longest (hours).
+    pub time_to_safe_max_h: Option<f64>,
 }
 
 /// Everything a run produced.
@@ -171,6 +201,8 @@ pub struct Outcome {
     pub recoveries: Vec<Recovery>,
     /// Every move, in the order they ended.
     pub moves: Vec<MoveRow>,
+    /// Safety as the policy judged it, when it judges.
+    pub safety: Option<Safety>,
     /// Per cell: the outage going on (its start and cause).
     open_outage: Vec<Option<(f64, Cause)>>,
     /// Per cell: the recovery it belongs to while impaired.
@@ -228,12 +260,20 @@ impl Outcome {
                 time_to_whole_p50_h: 0.0,
                 time_to_whole_p99_h: 0.0,
                 time_to_whole_max_h: 0.0,
+                unsafe_at_start: None,
+                peak_cells_unsafe: None,
+                unsafe_recoveries: None,
+                unsafe_unrecovered: None,
+                time_to_safe_p50_h: None,
+                time_to_safe_p99_h: None,
+                time_to_safe_max_h: None,
             },
             events: Vec::new(),
             outages: Vec::new(),
             cells: vec![CellTally::default(); cells.len()],
             recoveries: Vec::new(),
             moves: Vec::new(),
+            safety: None,
             open_outage: cells
                 .iter()
                 .map(|c| c.standing.out.then_some((0.0, Cause::Start)))
@@ -321,6 +361,69 @@ impl Outcome {
         });
     }
 
+    /// The policy judged `unsafe_cells` (sorted) unsafe at `now`, after transition `cause`
+    /// (`None`: at the start, or after it acted): cells it made unsafe start a recovery,
+    /// cells safe again end theirs.
+    pub(crate) fn judge_safety(
+        &mut self,
+        now: f64,
+        cause: Option<(ElementId, bool)>,
+        unsafe_cells: &[u32],
+    ) {
+        let cells = self.cells.len();
+        let safety = self.safety.get_or_insert_with(|| Safety {
+            unsafe_now: unsafe_cells.to_vec(),
+            by: vec![None; cells],
+            recoveries: Vec::new(),
+            unsafe_at_start: unsafe_cells.len() as u64,
+            peak_unsafe: unsafe_cells.len() as u64,
+        });
+        let (old, new) = (std::mem::take(&mut safety.unsafe_now), unsafe_cells);
+        let (mut i, mut j) = (0, 0);
+        let mut recovery: Option<u32> = None;
+        while i < old.len() || j < new.len() {
+            let (o, n) = (old.get(i).copied(), new.get(j).copied());
+            if o == n {
+                i += 1;
+                j += 1;
+            } else if n.is_none() || o.is_some_and(|o| o < n.unwrap_or(u32::MAX)) {
+                // Safe again.
+                let c = o.expect("one side has a cell");
+                i += 1;
+                if let Some(r) = safety.by[c as usize].take() {
+                    let rec = &mut safety.recoveries[r as usize];
+                    rec.open -= 1;
+                    if rec.open == 0 {
+                        rec.took_h = Some(now - rec.at_h);
+                    }
+                }
+            } else {
+                // Newly unsafe: the transition's, if one caused it.
+                let c = n.expect("one side has a cell");
+                j += 1;
+                if let Some((element, fails)) = cause {
+                    let r = *recovery.get_or_insert_with(|| {
+                        safety.recoveries.push(Recovery {
+                            at_h: now,
+                            element,
+                            fails,
+                            cells: 0,
+                            took_h: None,
+                            open: 0,
+                        });
+                        (safety.recoveries.len() - 1) as u32
+                    });
+                    let rec = &mut safety.recoveries[r as usize];
+                    rec.cells += 1;
+                    rec.open += 1;
+                    safety.by[c as usize] = Some(r);
+                }
+            }
+        }
+        safety.unsafe_now = new.to_vec();
+        safety.peak_unsafe = safety.peak_unsafe.max(new.len() as u64);
+    }
+
     /// Cell `c` went from `before` to `after` at `now`: its outage and impairment
     /// begin or end. Returns the outages begun that count (0 or 1).
     fn restand(
@@ -398,6 +501,23 @@ impl Outcome {
         s.time_to_whole_p50_h = nearest_rank(&took, 0.50);
         s.time_to_whole_p99_h = nearest_rank(&took, 0.99);
         s.time_to_whole_max_h = took.last().copied().unwrap_or(0.0);
+        if let Some(safety) = &self.safety {
+            s.unsafe_at_start = Some(safety.unsafe_at_start);
+            s.peak_cells_unsafe = Some(safety.peak_unsafe);
+            s.unsafe_recoveries = Some(safety.recoveries.len() as u64);
+            s.unsafe_unrecovered = Some(
+                safety
+                    .recoveries
+                    .iter()
+                    .filter(|r| r.took_h.is_none())
+                    .count() as u64,
+            );
+            let mut took: Vec<f64> = safety.recoveries.iter().filter_map(|r| r.took_h).collect();
+            took.sort_by(f64::total_cmp);
+            s.time_to_safe_p50_h = Some(nearest_rank(&took, 0.50));
+            s.time_to_safe_p99_h = Some(nearest_rank(&took, 0.99));
+            s.time_to_safe_max_h = Some(took.last().copied().unwrap_or(0.0));
+        }
     }
 }
 
@@ -408,4 +528,63 @@ fn nearest_rank(values: &[f64], p: f64) -> f64 {
     }
     let rank = (p * values.len() as f64).ceil() as usize;
     values[rank.clamp(1, values.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{RepairTimes, TraceParams};
+
+    #[test]
+    fn a_failure_is_safe_again_when_the_last_cell_it_made_unsafe_is() {
+        let raw = topology::ingest::read_dir(&fixtures::tiny_dir()).unwrap();
+        let (inv, _) = topology::Inventory::from_raw(&raw).unwrap();
+        let table =
+            topology::ingest::read_table(&fixtures::tiny_dir().join("placements.csv")).unwrap();
+        let placements = topology::workload::parse_placements(&table, &inv).unwrap();
+        let world = World::new(&inv, &placements);
+        let risks = vec![
+            RiskParts {
+                down: false,
+                single: 0.0,
+                pair: 0.0
+            };
+            placements.len()
+        ];
+        let params = Params {
+            years: 1.0,
+            trace: TraceParams {
+                seed: 1,
+                stress: 1.0,
+                repair: RepairTimes::Fixed,
+            },
+            move_h: 0.0,
+        };
+        let mut o = Outcome::start(&world, &risks, &params, "test");
+        let (e, f) = (ElementId(3), ElementId(4));
+        o.judge_safety(0.0, None, &[2]);
+        // e makes cells 0 and 1 unsafe; f makes nothing new (1 already is); a move at 5 h
+        // makes 0 safe, the repair of e at 9 h makes 1 safe: e's cells are safe after 8 h.
+        o.judge_safety(1.0, Some((e, true)), &[0, 1, 2]);
+        o.judge_safety(2.0, Some((f, true)), &[0, 1, 2]);
+        o.judge_safety(5.0, None, &[1, 2]);
+        o.judge_safety(9.0, Some((e, false)), &[2]);
+        // f makes 0 unsafe and nothing makes it safe again.
+        o.judge_safety(10.0, Some((f, false)), &[0, 2]);
+        o.finish(&world, 20.0);
+        let safety = o.safety.as_ref().unwrap();
+        let took: Vec<_> = safety
+            .recoveries
+            .iter()
+            .map(|r| (r.element, r.cells, r.took_h))
+            .collect();
+        assert_eq!(took, vec![(e, 2, Some(8.0)), (f, 1, None)]);
+        let s = &o.summary;
+        assert_eq!((s.unsafe_at_start, s.peak_cells_unsafe), (Some(1), Some(3)));
+        assert_eq!(
+            (s.unsafe_recoveries, s.unsafe_unrecovered),
+            (Some(2), Some(1))
+        );
+        assert_eq!(s.time_to_safe_max_h, Some(8.0));
+    }
 }

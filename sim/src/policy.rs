@@ -31,6 +31,12 @@ pub trait Policy {
 
     /// Acts at `now_h`: the moves it starts now.
     fn act(&mut self, now_h: f64) -> Result<Vec<MoveOrder>, String>;
+
+    /// The cells not single-failure safe now as the policy judges them (exactly, on the
+    /// zone the failures leave), sorted; `None` when it does not judge.
+    fn unsafe_cells(&self) -> Option<&[u32]> {
+        None
+    }
 }
 
 /// Nothing moves: what the placement alone is worth.

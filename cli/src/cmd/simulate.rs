@@ -73,6 +73,12 @@ pub(crate) struct Args {
     /// it ends, and the cell takes no other move meanwhile.
     #[arg(long, default_value_t = 60.0)]
     move_s: f64,
+    /// With the static policy, also judge every cell's single-failure safety exactly on
+    /// the zone the failures leave, by the service itself (the autopilot's judge, not
+    /// acting): peak cells unsafe and the time from a failure until its cells are safe
+    /// again. The autopilot always judges. Costs a health report per event.
+    #[arg(long)]
+    exact_safety: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -116,6 +122,13 @@ struct SummaryView {
     time_to_whole_p50_h: f64,
     time_to_whole_p99_h: f64,
     time_to_whole_max_h: f64,
+    unsafe_at_start: Option<u64>,
+    peak_cells_unsafe: Option<u64>,
+    unsafe_recoveries: Option<u64>,
+    unsafe_unrecovered: Option<u64>,
+    time_to_safe_p50_h: Option<f64>,
+    time_to_safe_p99_h: Option<f64>,
+    time_to_safe_max_h: Option<f64>,
 }
 
 impl SummaryView {
@@ -147,10 +160,33 @@ impl SummaryView {
             time_to_whole_p50_h: s.time_to_whole_p50_h,
             time_to_whole_p99_h: s.time_to_whole_p99_h,
             time_to_whole_max_h: s.time_to_whole_max_h,
+            unsafe_at_start: s.unsafe_at_start,
+            peak_cells_unsafe: s.peak_cells_unsafe,
+            unsafe_recoveries: s.unsafe_recoveries,
+            unsafe_unrecovered: s.unsafe_unrecovered,
+            time_to_safe_p50_h: s.time_to_safe_p50_h,
+            time_to_safe_p99_h: s.time_to_safe_p99_h,
+            time_to_safe_max_h: s.time_to_safe_max_h,
         }
     }
 
     fn text(&self) -> String {
+        let safety = match (
+            self.unsafe_at_start,
+            self.peak_cells_unsafe,
+            self.time_to_safe_p50_h,
+            self.time_to_safe_p99_h,
+            self.time_to_safe_max_h,
+        ) {
+            (Some(start), Some(peak), Some(p50), Some(p99), Some(max)) => format!(
+                "cells not single-failure safe (judged exactly by the service): {start} at the start, \
+                 peak {peak}; time to safe after a failure: p50 {p50:.2} h, p99 {p99:.2} h, \
+                 max {max:.2} h ({} failures left cells unsafe, {} not safe by the end)\n",
+                self.unsafe_recoveries.unwrap_or(0),
+                self.unsafe_unrecovered.unwrap_or(0)
+            ),
+            _ => String::new(),
+        };
         let z = if self.standard_error > 0.0 {
             format!(
                 "{:+.2}",
@@ -168,7 +204,7 @@ impl SummaryView {
              peak cells out: {peak_out}; peak cells not whole: {peak_impaired}\n\
              time to whole after a failure: p50 {p50:.2} h, p99 {p99:.2} h, max {max:.2} h \
              ({recoveries} failures impaired cells, {unrecovered} not whole by the end)\n\
-             moves: {moves} (a move takes {move_s} s){unmanaged}\n",
+             {safety}moves: {moves} (a move takes {move_s} s){unmanaged}\n",
             moves = if self.moves.is_empty() {
                 "none".to_string()
             } else {
@@ -262,11 +298,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let (outcome, unmanaged) = match args.policy {
-        PolicyName::Static => (
+        PolicyName::Static if !args.exact_safety => (
             sim::simulate(&loaded.inventory, &placements, &risks, &params),
             0,
         ),
-        PolicyName::Autopilot => {
+        policy => {
             let scratch = Scratch::new()?;
             let settings = runtime::dto::AutopilotUpdate {
                 grace_s: args.grace_s,
@@ -283,6 +319,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.move_s,
             )
             .context("starting the service for the autopilot")?;
+            if policy == PolicyName::Static {
+                pilot = pilot.judge_only();
+            }
             for (cell, why) in pilot.refused.iter().take(3) {
                 eprintln!("note: the service refused cell {cell} ({why}); it stays where it is");
             }
@@ -313,6 +352,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ("cells", cells_table(&placements, &risks, &outcome, &params)),
                 ("recoveries", recoveries_table(inv, &outcome)),
                 ("moves", moves_table(inv, &placements, &outcome)),
+                ("safety", safety_table(inv, &outcome)),
             ],
         )
         .context("writing the simulation tables")?;
@@ -496,4 +536,21 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Each failure that left cells unsafe (as the service judged), and when they were all
+/// safe again; empty when nothing judged safety.
+fn safety_table(inv: &Inventory, outcome: &Outcome) -> TypedTable {
+    let r: &[sim::outcome::Recovery] = outcome
+        .safety
+        .as_ref()
+        .map_or(&[], |s| s.recoveries.as_slice());
+    let table = TypedTable::default().column("at_h", float(r.iter().map(|x| x.at_h)));
+    element_columns(table, inv, r.iter().map(|x| x.element))
+        .column("fails", boolean(r.iter().map(|x| x.fails)))
+        .column("cells", int(r.iter().map(|x| u64::from(x.cells))))
+        .column(
+            "took_h",
+            float(r.iter().map(|x| x.took_h.unwrap_or(f64::NAN))),
+        )
 }

@@ -165,12 +165,22 @@ fn placed_zone() -> (tempfile::TempDir, PathBuf) {
     (dir, placed)
 }
 
-/// `simulate` on that zone: the summary and the tables.
+/// `simulate` on that zone with `--policy policy`: the summary and the tables.
 fn run_policy(
     zone: &Path,
     placed: &Path,
     out: &Path,
     policy: &str,
+) -> (Vec<u8>, serde_json::Value) {
+    run_policy_with(zone, placed, out, &["--policy", policy])
+}
+
+/// `simulate` on that zone with `extra` arguments.
+fn run_policy_with(
+    zone: &Path,
+    placed: &Path,
+    out: &Path,
+    extra: &[&str],
 ) -> (Vec<u8>, serde_json::Value) {
     let out_ = Command::new(env!("CARGO_BIN_EXE_cellplacer"))
         .arg("simulate")
@@ -178,7 +188,8 @@ fn run_policy(
         .arg("--placements")
         .arg(placed)
         .args(["--years", "10", "--stress", "20", "--seed", "5", "--json"])
-        .args(["--policy", policy, "--grace-s", "3600", "--move-s", "600"])
+        .args(extra)
+        .args(["--grace-s", "3600", "--move-s", "600"])
         .arg("--out-dir")
         .arg(out)
         .output()
@@ -276,6 +287,24 @@ fn the_autopilot_moves_after_the_grace_one_node_of_a_cell_at_a_time_and_repairs_
         "static {s}\nautopilot {a}"
     );
     assert!(f(&a, "cell_hours_unavailable") <= f(&s, "cell_hours_unavailable"));
+    // The service judges safety exactly, for the autopilot and for a static run asked to
+    // (and for no other): the autopilot makes cells safe again sooner.
+    assert!(s["time_to_safe_p50_h"].is_null(), "{s}");
+    let judged = tempfile::tempdir().unwrap();
+    let (_, j) = run_policy_with(
+        zone.path(),
+        &placed,
+        judged.path(),
+        &["--policy", "static", "--exact-safety"],
+    );
+    assert_eq!(j["policy"], "static");
+    assert_eq!(j["moves"].as_object().unwrap().len(), 0);
+    assert!(j["unsafe_recoveries"].as_u64().unwrap() >= 5, "{j}");
+    assert!(
+        f(&a, "time_to_safe_p50_h") < f(&j, "time_to_safe_p50_h"),
+        "static {j}\nautopilot {a}"
+    );
+    assert_eq!(j["cell_hours_unavailable"], s["cell_hours_unavailable"]);
     // And it is the seed's: the same run again gives the same bytes and moves.
     let again = tempfile::tempdir().unwrap();
     let (auto_again, _) = run_policy(zone.path(), &placed, again.path(), "autopilot");

@@ -291,6 +291,17 @@ impl Service {
         Ok(done)
     }
 
+    /// The ids of the cells not single-failure safe now (a simulation's judge; off the
+    /// async runtime).
+    pub(crate) fn unsafe_cell_ids(&self) -> Vec<Arc<str>> {
+        self.core
+            .ledger
+            .blocking_read()
+            .unsafe_ids()
+            .cloned()
+            .collect()
+    }
+
     /// The autopilot's settings, queue, moves and the cells it cannot fix.
     pub fn autopilot(&self) -> AutopilotView {
         let st = self.autopilot.lock();
