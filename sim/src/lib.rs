@@ -8,11 +8,13 @@
 //! or a random source other than the seeded streams.
 
 pub mod outcome;
+mod params;
 pub mod policy;
 pub mod trace;
 pub mod world;
 
 pub use outcome::{Outcome, Summary};
+pub use params::Params;
 pub use policy::{MoveOrder, Policy, Static};
 pub use trace::{RepairTimes, Trace, TraceParams, Transition};
 pub use world::{Standing, World};
@@ -47,18 +49,6 @@ pub enum Error {
         /// The server index.
         out: u32,
     },
-}
-
-/// What one run simulates.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Params {
-    /// Simulated years.
-    pub years: f64,
-    /// The failure trace's seed, stress and repair times.
-    pub trace: TraceParams,
-    /// How long a move takes (hours): the new node serves, and the old one leaves, when it
-    /// ends.
-    pub move_h: f64,
 }
 
 /// Simulates `placements` on `inv` for `params.years` with nothing moving (the static
@@ -120,16 +110,7 @@ pub fn simulate_with(
             }
         } else if next_move <= now {
             let Reverse(Underway { order, .. }) = moving.pop().expect("peeked");
-            if !world.cells()[order.cell as usize]
-                .nodes
-                .contains(&order.out)
-            {
-                return Err(Error::BadMove {
-                    policy: name,
-                    cell: order.cell,
-                    out: order.out,
-                });
-            }
+            check(&world, &order, name)?;
             let before = world.move_node(order.cell, order.out, order.into);
             outcome.record_move(&world, now, order, before);
         } else {
@@ -149,17 +130,7 @@ pub fn simulate_with(
                 outcome.judge_safety(now, None, cells);
             }
             for order in orders {
-                if order.cell as usize >= world.cells().len()
-                    || !world.cells()[order.cell as usize]
-                        .nodes
-                        .contains(&order.out)
-                {
-                    return Err(Error::BadMove {
-                        policy: name,
-                        cell: order.cell,
-                        out: order.out,
-                    });
-                }
+                check(&world, &order, name)?;
                 moving.push(Reverse(Underway {
                     ends: now + params.move_h,
                     started,
@@ -171,6 +142,18 @@ pub fn simulate_with(
     }
     outcome.finish(&world, end_h);
     Ok(outcome)
+}
+
+/// A move must take a node the cell has (when it starts, and when it ends).
+fn check(world: &World<'_>, order: &MoveOrder, policy: &'static str) -> Result<(), Error> {
+    match world.cells().get(order.cell as usize) {
+        Some(cell) if cell.nodes.contains(&order.out) => Ok(()),
+        _ => Err(Error::BadMove {
+            policy,
+            cell: order.cell,
+            out: order.out,
+        }),
+    }
 }
 
 /// Most times a policy may act at one instant before the run calls it stuck.

@@ -6,10 +6,10 @@
 use optimizer::report::RiskParts;
 use topology::ElementId;
 
+use crate::params::Params;
 use crate::policy::MoveOrder;
 use crate::trace::Transition;
 use crate::world::{Standing, World};
-use crate::Params;
 
 /// One transition and what it did.
 #[derive(Debug, Clone, Copy, PartialEq)]

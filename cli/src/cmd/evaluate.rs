@@ -9,7 +9,7 @@ use optimizer::{fleet_report, ReportOptions};
 use runtime::view::FleetReportView;
 use topology::ingest::write_table;
 
-use super::output::{emit, emitln};
+use super::output::{emit, emitln, load_placed};
 
 /// Element pairs in `evaluate --out-dir`'s pairs table.
 const OUT_DIR_PAIRS: usize = 100;
@@ -64,19 +64,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         out_dir,
         threads,
     } = args;
-    let table = runtime::load::read_table(&placements).context("loading the placements")?;
-    let (loaded, gone) =
-        runtime::load::inventory_with_gone(&dir, &table).context("loading the inventory")?;
-    if !gone.is_empty() {
-        eprintln!(
-            "note: {} servers named by the placements are not in the inventory \
-             (first: '{}'): they count as failed servers",
-            gone.len(),
-            gone[0]
-        );
-    }
-    let placements = runtime::load::placements_from(&table, &placements, &loaded.inventory)
-        .context("loading the placements")?;
+    let (loaded, _, placements) = load_placed(&dir, &placements)?;
     let options = ReportOptions {
         risk: !no_risk,
         top,

@@ -91,3 +91,31 @@ pub(crate) fn print_error(e: &anyhow::Error) {
         }
     }
 }
+
+/// Reads a placement export and the inventory it lives on: servers the placements name
+/// and the inventory lacks come back as failed servers (said on stderr), then the
+/// placements are checked against it.
+pub(crate) fn load_placed(
+    dir: &std::path::Path,
+    placements: &std::path::Path,
+) -> anyhow::Result<(
+    runtime::load::Loaded,
+    topology::raw::RawTable,
+    Vec<topology::Placement>,
+)> {
+    use anyhow::Context;
+    let table = runtime::load::read_table(placements).context("loading the placements")?;
+    let (loaded, gone) =
+        runtime::load::inventory_with_gone(dir, &table).context("loading the inventory")?;
+    if !gone.is_empty() {
+        eprintln!(
+            "note: {} servers named by the placements are not in the inventory \
+             (first: '{}'): they count as failed servers",
+            gone.len(),
+            gone[0]
+        );
+    }
+    let placed = runtime::load::placements_from(&table, placements, &loaded.inventory)
+        .context("loading the placements")?;
+    Ok((loaded, table, placed))
+}

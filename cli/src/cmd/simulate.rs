@@ -16,7 +16,7 @@ use sim::{Outcome, Params, RepairTimes, TraceParams};
 use topology::ingest::TypedTable;
 use topology::Inventory;
 
-use super::output::{emit, emitln};
+use super::output::{emit, emitln, load_placed};
 
 /// How repair times are drawn.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -253,19 +253,7 @@ impl SummaryView {
 /// Loads the inventory and the placements, simulates, prints the summary and writes the
 /// tables asked for.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let table = runtime::load::read_table(&args.placements).context("loading the placements")?;
-    let (loaded, gone) =
-        runtime::load::inventory_with_gone(&args.dir, &table).context("loading the inventory")?;
-    if !gone.is_empty() {
-        eprintln!(
-            "note: {} servers named by the placements are not in the inventory \
-             (first: '{}'): they count as failed servers",
-            gone.len(),
-            gone[0]
-        );
-    }
-    let placements = runtime::load::placements_from(&table, &args.placements, &loaded.inventory)
-        .context("loading the placements")?;
+    let (loaded, table, placements) = load_placed(&args.dir, &args.placements)?;
     anyhow::ensure!(
         args.years.is_finite() && args.years > 0.0,
         "--years must be a positive number, not {}",
@@ -350,9 +338,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ("events", events_table(inv, &outcome)),
                 ("outages", outages_table(inv, &placements, &outcome)),
                 ("cells", cells_table(&placements, &risks, &outcome, &params)),
-                ("recoveries", recoveries_table(inv, &outcome)),
+                ("recoveries", recoveries_table(inv, &outcome.recoveries)),
                 ("moves", moves_table(inv, &placements, &outcome)),
-                ("safety", safety_table(inv, &outcome)),
+                (
+                    "safety",
+                    recoveries_table(inv, outcome.safety.as_ref().map_or(&[], |s| &s.recoveries)),
+                ),
             ],
         )
         .context("writing the simulation tables")?;
@@ -482,8 +473,9 @@ fn cells_table(
         )
 }
 
-fn recoveries_table(inv: &Inventory, outcome: &Outcome) -> TypedTable {
-    let r = &outcome.recoveries;
+/// Each transition that impaired cells (or left them unsafe), and how long until they
+/// were all whole (or safe) again.
+fn recoveries_table(inv: &Inventory, r: &[sim::outcome::Recovery]) -> TypedTable {
     let table = TypedTable::default().column("at_h", float(r.iter().map(|x| x.at_h)));
     element_columns(table, inv, r.iter().map(|x| x.element))
         .column("fails", boolean(r.iter().map(|x| x.fails)))
@@ -536,21 +528,4 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Each failure that left cells unsafe (as the service judged), and when they were all
-/// safe again; empty when nothing judged safety.
-fn safety_table(inv: &Inventory, outcome: &Outcome) -> TypedTable {
-    let r: &[sim::outcome::Recovery] = outcome
-        .safety
-        .as_ref()
-        .map_or(&[], |s| s.recoveries.as_slice());
-    let table = TypedTable::default().column("at_h", float(r.iter().map(|x| x.at_h)));
-    element_columns(table, inv, r.iter().map(|x| x.element))
-        .column("fails", boolean(r.iter().map(|x| x.fails)))
-        .column("cells", int(r.iter().map(|x| u64::from(x.cells))))
-        .column(
-            "took_h",
-            float(r.iter().map(|x| x.took_h.unwrap_or(f64::NAN))),
-        )
 }

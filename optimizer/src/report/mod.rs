@@ -132,15 +132,20 @@ pub fn cell_risks(
     placements: &[Placement],
     threads: usize,
 ) -> Vec<(f64, bool)> {
+    exact_risks(model, placements, threads)
+        .iter()
+        .map(|r| (r.risk, !r.unsafe_))
+        .collect()
+}
+
+/// Every cell evaluated with its exact risk, on `threads` workers.
+fn exact_risks(model: &FailureModel, placements: &[Placement], threads: usize) -> Vec<CellResult> {
     let options = ReportOptions {
         risk: true,
         top: 0,
         threads,
     };
     evaluate_cells(model, placements, &options, &[])
-        .iter()
-        .map(|r| (r.risk, !r.unsafe_))
-        .collect()
 }
 
 /// One cell's exact risk split into its parts, as a simulation compares them with what it
@@ -162,12 +167,7 @@ pub fn cell_risk_parts(
     placements: &[Placement],
     threads: usize,
 ) -> Vec<RiskParts> {
-    let options = ReportOptions {
-        risk: true,
-        top: 0,
-        threads,
-    };
-    evaluate_cells(model, placements, &options, &[])
+    exact_risks(model, placements, threads)
         .iter()
         .map(|r| RiskParts {
             down: r.down,
