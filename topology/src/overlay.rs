@@ -221,12 +221,7 @@ pub fn apply(raw: &RawInventory, inv: &Inventory, reported: &[Reported]) -> Appl
         .servers
         .iter()
         .map(|s| {
-            let rack = &inv.racks[s.rack as usize];
-            let feeds = if s.feeds.is_empty() {
-                &rack.feeds
-            } else {
-                &s.feeds
-            };
+            let feeds = inv.feeds_of(s);
             [
                 failed_at(s.element),
                 rack_down[s.rack as usize],

@@ -41,15 +41,8 @@ impl Inventory {
                     }
                     let powered = |feeds: &[u32]| feeds.iter().any(|&u| fed[u as usize]);
                     return Some(
-                        all.filter(|&s| {
-                            let server = &self.servers[s as usize];
-                            if server.feeds.is_empty() {
-                                powered(&self.racks[server.rack as usize].feeds)
-                            } else {
-                                powered(&server.feeds)
-                            }
-                        })
-                        .collect(),
+                        all.filter(|&s| powered(self.feeds_of(&self.servers[s as usize])))
+                            .collect(),
                     );
                 }
                 ElementKind::NetworkDevice => {

@@ -252,12 +252,7 @@ impl Placer<'_> {
             for &d in &self.tors[s as usize] {
                 add(DomainLevel::Tor, &inv.network_devices[d as usize].id);
             }
-            let feeds = if server.feeds.is_empty() {
-                &rack.feeds
-            } else {
-                &server.feeds
-            };
-            for &p in feeds {
+            for &p in inv.feeds_of(server) {
                 add(DomainLevel::Pdu, &inv.power_devices[p as usize].id);
             }
         }

@@ -140,15 +140,10 @@ impl FailureModel {
             let (own, extra, feeds) = if (v as u32) < server_count {
                 let s = &inv.servers[v];
                 let rack = &inv.racks[s.rack as usize];
-                let feeds = if s.feeds.is_empty() {
-                    &rack.feeds
-                } else {
-                    &s.feeds
-                };
-                (s.element, Some(rack.element), feeds)
+                (s.element, Some(rack.element), inv.feeds_of(s))
             } else {
                 let d = &inv.network_devices[v - server_count as usize];
-                (d.element, None, &d.feeds)
+                (d.element, None, d.feeds.as_slice())
             };
             let (c1, c2) = cuts.of(feeds);
             hit1.push(own);
@@ -462,12 +457,7 @@ pub mod reference {
             .iter()
             .map(|s| {
                 let rack = &inv.racks[s.rack as usize];
-                let feeds = if s.feeds.is_empty() {
-                    &rack.feeds
-                } else {
-                    &s.feeds
-                };
-                let energized = !is_failed(s.element) && feeds_on(feeds);
+                let energized = !is_failed(s.element) && feeds_on(inv.feeds_of(s));
                 energized && !is_failed(rack.element) && s.status != ServerStatus::Failed
             })
             .collect();

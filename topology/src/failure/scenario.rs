@@ -54,11 +54,7 @@ impl ScenarioState {
             .iter()
             .map(|s| {
                 let rack = &inv.racks[s.rack as usize];
-                let feeds = if s.feeds.is_empty() {
-                    &rack.feeds
-                } else {
-                    &s.feeds
-                };
+                let feeds = inv.feeds_of(s);
                 s.status != ServerStatus::Failed
                     && !down(s.element)
                     && !down(rack.element)

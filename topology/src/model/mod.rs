@@ -340,6 +340,16 @@ impl Inventory {
         (el.kind == ElementKind::Server).then_some(el.index)
     }
 
+    /// The power devices that feed `server` directly: its own feeds, or its rack's when it
+    /// has none (the contract: a server with no feeds of its own takes its rack's power).
+    pub fn feeds_of<'a>(&'a self, server: &'a Server) -> &'a [u32] {
+        if server.feeds.is_empty() {
+            &self.racks[server.rack as usize].feeds
+        } else {
+            &server.feeds
+        }
+    }
+
     /// The size of the inventory, as `cellplacer validate` prints it.
     pub fn counts(&self) -> Counts {
         let mut dcs: Vec<&str> = self.racks.iter().map(|r| r.datacenter.as_str()).collect();
