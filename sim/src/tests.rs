@@ -8,6 +8,12 @@ use optimizer::report::cell_risk_parts;
 
 use super::*;
 
+/// The hand-written tiny inventory, validated (the unit tests' zone).
+pub(crate) fn tiny() -> topology::Inventory {
+    let raw = topology::ingest::read_dir(&fixtures::tiny_dir()).unwrap();
+    topology::Inventory::from_raw(&raw).unwrap().0
+}
+
 fn run(
     zone: &benches::Zone,
     placements: &[Placement],

@@ -169,11 +169,7 @@ fn element_seed(seed: u64, id: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tiny() -> Inventory {
-        let raw = topology::ingest::read_dir(&fixtures::tiny_dir()).unwrap();
-        Inventory::from_raw(&raw).unwrap().0
-    }
+    use crate::tests::tiny;
 
     #[test]
     fn each_element_alternates_and_the_stream_is_ordered() {

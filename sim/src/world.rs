@@ -240,8 +240,7 @@ mod tests {
         // The tiny zone under a stressed trace (several failures at once), with cells
         // spread over its hosts: after every transition every cell (touched or not) is
         // out exactly when the contract's literal rule says so.
-        let raw = topology::ingest::read_dir(&fixtures::tiny_dir()).unwrap();
-        let (inv, _) = Inventory::from_raw(&raw).unwrap();
+        let inv = crate::tests::tiny();
         let hosts: Vec<u32> = (0..inv.servers.len() as u32)
             .filter(|&s| inv.servers[s as usize].capacity > 0)
             .collect();

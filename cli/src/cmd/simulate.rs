@@ -291,7 +291,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             0,
         ),
         policy => {
-            let scratch = Scratch::new()?;
+            // The service's ledger, thrown away with the run.
+            let scratch = tempfile::Builder::new()
+                .prefix("cellplacer-simulate-")
+                .tempdir()
+                .context("creating the scratch ledger's directory")?;
             let settings = runtime::dto::AutopilotUpdate {
                 grace_s: args.grace_s,
                 rate: args.rate,
@@ -302,7 +306,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 &loaded.inventory,
                 table,
                 &placements,
-                &scratch.0.join("ledger.db"),
+                &scratch.path().join("ledger.db"),
                 settings,
                 args.move_s,
             )
@@ -505,27 +509,4 @@ fn moves_table(
         .column("remove", text(m.iter().map(|x| server(x.out))))
         .column("add", text(m.iter().map(|x| server(x.into))))
         .column("reason", text(m.iter().map(|x| x.reason.clone())))
-}
-
-/// A scratch directory for the autopilot's ledger, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> anyhow::Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!(
-            "cellplacer-simulate-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
