@@ -15,6 +15,6 @@ mod select;
 pub mod workload;
 
 pub use error::{Error, Problem, Report};
-pub use failure::FailureModel;
+pub use failure::{Changed, FailureModel};
 pub use model::{ElementId, ElementKind, Inventory};
 pub use workload::{CellSpec, Placement};

@@ -12,11 +12,12 @@ use optimizer::whatif;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use topology::model::ServerStatus;
+use topology::model::{NetNode, ServerStatus};
+use topology::overlay::{Health, Named, Reported};
 use topology::raw::{RawInventory, RawTable};
 use topology::ElementId;
 use topology::Placement;
-use topology::{FailureModel, Inventory};
+use topology::{Changed, FailureModel, Inventory};
 
 mod batch;
 mod moves;
@@ -28,6 +29,13 @@ mod risk;
 /// single and double feeds, failed servers, large afr so that pairs weigh in, and repair
 /// times from an hour to a month (or the defaults).
 fn random_inventory(seed: u64) -> Inventory {
+    Inventory::from_raw(&random_raw(seed))
+        .expect("random inventory is valid")
+        .0
+}
+
+/// The tables of [`random_inventory`].
+fn random_raw(seed: u64) -> RawInventory {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // The element columns `afr, repair_hours`, each left empty (the default) at times.
     let afr = |rng: &mut ChaCha8Rng| -> [String; 2] {
@@ -177,9 +185,7 @@ fn random_inventory(seed: u64) -> Inventory {
     raw.insert("risk_groups", groups);
     raw.insert("power_devices", power);
     raw.insert("power_feeds", feeds);
-    Inventory::from_raw(&raw)
-        .expect("random inventory is valid")
-        .0
+    raw
 }
 
 fn random_cell(inv: &Inventory, rng: &mut ChaCha8Rng) -> (Vec<u32>, Vec<u32>) {

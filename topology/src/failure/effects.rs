@@ -22,7 +22,7 @@ use super::{Entry, FailureModel, Vertex, NONE};
 use crate::model::ElementId;
 
 /// The precomputed effects; see the module documentation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Effects {
     /// Per vertex: (element, piece) for each single element that leaves the vertex up but
     /// cut off, in that piece, from the rest of its base component. Sorted by element.
@@ -79,6 +79,69 @@ impl Effects {
     /// How many special pairs there are (special indices run below it).
     pub fn special_count(&self) -> usize {
         self.specials.len()
+    }
+
+    /// These effects for `next`, a model of the same zone whose catalogue numbers elements
+    /// otherwise (`new_id` of each of ours); `None` when they name an element `next` lacks.
+    pub(super) fn renumbered(
+        &self,
+        new_id: &[Option<ElementId>],
+        next: &FailureModel,
+    ) -> Option<Effects> {
+        let id = |e: ElementId| new_id[e.index()];
+        // Specials sorted in the new numbering; `special_of[old index]` is the new index.
+        let mut order: Vec<((ElementId, ElementId), u32)> = Vec::with_capacity(self.specials.len());
+        for (s, &(e, f)) in self.specials.iter().enumerate() {
+            let (e, f) = (id(e)?, id(f)?);
+            order.push(((e.min(f), e.max(f)), s as u32));
+        }
+        order.sort_unstable();
+        let mut special_of = vec![0u32; order.len()];
+        for (new, &(_, old)) in order.iter().enumerate() {
+            special_of[old as usize] = new as u32;
+        }
+        let specials: Vec<(ElementId, ElementId)> = order.iter().map(|x| x.0).collect();
+        let nv = self.iso1_start.len() - 1;
+        let mut iso1 = Vec::with_capacity(self.iso1.len());
+        let mut iso2 = Vec::with_capacity(self.iso2.len());
+        let mut power_start = Vec::with_capacity(nv + 1);
+        let mut power = Vec::with_capacity(self.power.len());
+        for v in 0..nv as Vertex {
+            let from = iso1.len();
+            for &(e, p) in self.single_pieces(v) {
+                iso1.push((id(e)?, p));
+            }
+            iso1[from..].sort_unstable();
+            let from = iso2.len();
+            iso2.extend(
+                self.special_pieces(v)
+                    .iter()
+                    .map(|&(s, p)| (special_of[s as usize], p)),
+            );
+            iso2[from..].sort_unstable();
+            power_start.push(power.len() as u32);
+            for &(a, b) in next.pair_hits(v) {
+                power.push(specials.binary_search(&(a.min(b), a.max(b))).ok()? as u32);
+            }
+        }
+        power_start.push(power.len() as u32);
+        let mut partners: Vec<(ElementId, ElementId, u32)> = Vec::new();
+        for (s, &(e, f)) in specials.iter().enumerate() {
+            partners.push((e, f, s as u32));
+            partners.push((f, e, s as u32));
+        }
+        partners.sort_unstable();
+        Some(Effects {
+            iso1_start: self.iso1_start.clone(),
+            iso1,
+            partner_start: starts(next.element_count(), partners.iter().map(|p| p.0.index())),
+            partners: partners.into_iter().map(|(_, f, s)| (f, s)).collect(),
+            specials,
+            iso2_start: self.iso2_start.clone(),
+            iso2,
+            power_start,
+            power,
+        })
     }
 
     pub(super) fn build(model: &FailureModel) -> Effects {
@@ -264,8 +327,9 @@ impl Csr {
 }
 
 impl FailureModel {
-    /// The search seeds of a scenario: transit vertices that stay up next to a vertex or
-    /// link it removes (`removed` vertices, `links`). Sorted, distinct.
+    /// The search seeds of a scenario: transit vertices that stay up next to a transit
+    /// vertex or a link between two that it removes (`removed` vertices, `links`). Sorted,
+    /// distinct.
     fn seeds(
         &self,
         removed: &[Vertex],
@@ -282,7 +346,10 @@ impl FailureModel {
                 out.push(w);
             }
         };
-        for &v in removed {
+        // A dead end, and a link to one, carries no traffic between others: removing it
+        // cuts nothing off, so it seeds nothing. The effects then depend on the transit
+        // part of the network alone (what `FailureModel::rebuilt` relies on).
+        for &v in removed.iter().filter(|&&v| self.transit[v as usize]) {
             let (s, t) = (self.adj_start[v as usize], self.adj_start[v as usize + 1]);
             for &(w, _) in &self.adj[s as usize..t as usize] {
                 consider(w, out);
@@ -290,8 +357,10 @@ impl FailureModel {
         }
         for &l in links {
             let (a, b) = self.link_ends[l as usize];
-            consider(a, out);
-            consider(b, out);
+            if self.transit[a as usize] && self.transit[b as usize] {
+                consider(a, out);
+                consider(b, out);
+            }
         }
         out.sort_unstable();
         out.dedup();
@@ -420,7 +489,7 @@ impl<'m> Explorer<'m> {
             self.depth[tu] = 0;
             self.visited.push(t);
             let start = m.adj_start[tu];
-            if start < m.adj_start[tu + 1] {
+            if start < m.transit_end[tu] {
                 let first = m.adj[start as usize].0;
                 self.heaps[i].push((m.rank[first as usize], std::cmp::Reverse(0), t, start));
             }
@@ -438,12 +507,9 @@ impl<'m> Explorer<'m> {
                     continue;
                 };
                 next_live.push(g);
-                let vu = v as usize;
-                let end = if d == 0 {
-                    m.adj_start[vu + 1]
-                } else {
-                    m.transit_end[vu]
-                };
+                // Only transit neighbours: a dead end leads nowhere (and leaving them out
+                // keeps the effects independent of dead ends, see `seeds`).
+                let end = m.transit_end[v as usize];
                 if cursor + 1 < end {
                     let next = m.adj[cursor as usize + 1].0;
                     self.heaps[g as usize].push((

@@ -8,12 +8,15 @@
 //! the network, so that any cell's state under any scenario is a few lookups.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::{ElementId, Inventory, NetNode, ServerStatus};
 
 mod effects;
+mod rebuild;
 mod scenario;
 pub use effects::Effects;
+pub use rebuild::Changed;
 pub use scenario::ScenarioState;
 
 /// A vertex of the network search graph: servers first, then network devices.
@@ -58,12 +61,21 @@ pub struct FailureModel {
     transit: Vec<bool>,
     /// Connected component of every vertex with nothing failed (`NONE` if always down).
     base_comp: Vec<u32>,
-    effects: Effects,
+    /// Shared with the model it was rebuilt from when that one's hold ([`Changed`]).
+    effects: Arc<Effects>,
 }
 
 impl FailureModel {
     /// Precomputes the failure effects of every element and power pair of `inv`.
     pub fn new(inv: &Inventory) -> FailureModel {
+        let mut model = FailureModel::without_effects(inv);
+        model.effects = Arc::new(Effects::build(&model));
+        model
+    }
+
+    /// Everything but the zone-wide effects: linear in the zone (the effects' searches
+    /// are what costs).
+    fn without_effects(inv: &Inventory) -> FailureModel {
         let server_count = inv.servers.len() as u32;
         let vertex_count = inv.servers.len() + inv.network_devices.len();
         let vertex_of = |n: NetNode| match n {
@@ -157,8 +169,8 @@ impl FailureModel {
         let afr: Vec<f64> = inv.elements.iter().map(|e| e.afr).collect();
         let repair_hours: Vec<f64> = inv.elements.iter().map(|e| e.repair_hours).collect();
         let transit: Vec<bool> = distinct_neighbours.iter().map(|&n| n >= 2).collect();
-        let base_comp = base_components(&adj_start, &adj, &always_down);
-        let mut model = FailureModel {
+        let base_comp = base_components(&adj_start, &adj, &always_down, &transit);
+        FailureModel {
             afr,
             repair_hours,
             adj_start,
@@ -183,10 +195,8 @@ impl FailureModel {
                 .collect(),
             transit,
             base_comp,
-            effects: Effects::default(),
-        };
-        model.effects = Effects::build(&model);
-        model
+            effects: Arc::default(),
+        }
     }
 
     /// The zone-wide effects of single and special pair failures.
@@ -284,13 +294,23 @@ impl FailureModel {
     }
 }
 
-/// Connected components with nothing failed, ignoring always-down vertices.
-fn base_components(adj_start: &[u32], adj: &[(Vertex, u32)], always_down: &[bool]) -> Vec<u32> {
+/// Connected components with nothing failed, ignoring always-down vertices. Numbered from
+/// transit roots first, so that the numbers of the components with a transit vertex (and
+/// with them the effects) do not depend on dead ends.
+fn base_components(
+    adj_start: &[u32],
+    adj: &[(Vertex, u32)],
+    always_down: &[bool],
+    transit: &[bool],
+) -> Vec<u32> {
     let n = always_down.len();
     let mut comp = vec![NONE; n];
     let mut stack = Vec::new();
     let mut next = 0;
-    for root in 0..n {
+    let roots = (0..n)
+        .filter(|&v| transit[v])
+        .chain((0..n).filter(|&v| !transit[v]));
+    for root in roots {
         if comp[root] != NONE || always_down[root] {
             continue;
         }
