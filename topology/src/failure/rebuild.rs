@@ -15,10 +15,12 @@
 //! element and special pair, the piece it is cut off in. Components and pieces are
 //! compared by their least vertex (their numbers are arbitrary), so a vertex unchanged in
 //! all of these is, under every scenario, together with the same unchanged vertices as
-//! before. A pair special on one side only (answered by a search there, by the meet of its
-//! two halves on the other) changes every vertex either half or the pair cuts off. A dead
-//! end answers through its neighbour, so it changes with it. A cell none of whose servers
-//! changed keeps its state and its risk (tested on random zones).
+//! before. (A pair special on one side only is answered by a search there and by the meet
+//! of its halves on the other, both exact: two unchanged vertices that the pair parts on
+//! one side only are parted by no half alone there, so the search lists one of them, and
+//! that vertex changed.) A dead end answers through its neighbour, so it changes with it.
+//! A cell none of whose servers changed keeps its state and its risk (tested on random
+//! zones).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -241,39 +243,6 @@ impl FailureModel {
                     .eq(next.named_neighbours(v, self.transit[vu]).map(|n| ids.old_named(n)))
                 || !same_pieces(v)
                 || !same_special_pieces(v);
-        }
-        // A pair special on one side only: everything its halves cut off.
-        let old_pairs: Vec<_> = (0..old_effects.special_count() as u32)
-            .map(|s| old_effects.special_pair(s))
-            .collect();
-        let mut new_pairs: Vec<_> = (0..new_effects.special_count() as u32)
-            .map(|s| ids.old_pair(new_effects.special_pair(s)))
-            .collect();
-        new_pairs.sort_unstable();
-        let mut halves: Vec<ElementId> = old_pairs
-            .iter()
-            .filter(|p| new_pairs.binary_search(p).is_err())
-            .chain(
-                new_pairs
-                    .iter()
-                    .filter(|p| old_pairs.binary_search(p).is_err()),
-            )
-            .flat_map(|&(e, f)| [e, f])
-            .collect();
-        halves.sort_unstable();
-        halves.dedup();
-        if !halves.is_empty() {
-            for v in 0..n as Vertex {
-                let cut_before = old_effects
-                    .single_pieces(v)
-                    .iter()
-                    .any(|(e, _)| halves.binary_search(e).is_ok());
-                let cut_after = new_effects
-                    .single_pieces(v)
-                    .iter()
-                    .any(|&(e, _)| halves.binary_search(&ids.old(e)).is_ok());
-                changed[v as usize] |= cut_before || cut_after;
-            }
         }
         // A dead end answers through its neighbour (itself perhaps a dead end).
         for _ in 0..2 {
