@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use topology::raw::RawInventory;
-use topology::{FailureModel, Inventory, Problem};
+use topology::{Changed, FailureModel, Inventory, Problem};
 
 use crate::overlay::{Export, Overlay};
 
@@ -221,11 +221,23 @@ impl Zone {
     /// applied, validated (a zone whose hosts are all down is still served: that is what
     /// happened) and modelled. CPU-heavy: call it off the async runtime.
     pub fn with_overlay(&self, overlay: Overlay) -> Result<Zone, Error> {
+        self.after_overlay(overlay).map(|(zone, _)| zone)
+    }
+
+    /// [`Zone::with_overlay`], the model rebuilt from this zone's (its effects kept when
+    /// the change leaves them alone), with the servers whose cells may answer otherwise
+    /// (`None`: any).
+    pub fn after_overlay(&self, overlay: Overlay) -> Result<(Zone, Option<Vec<u32>>), Error> {
         let applied = overlay.apply(&self.export);
         let (inventory, warnings) = Inventory::from_raw(&applied.raw)?;
         debug_assert_eq!(inventory.servers.len(), self.export.inventory.servers.len());
-        let model = FailureModel::new(&inventory);
-        Ok(Zone {
+        let (model, changed) = self.model.rebuilt(&self.inventory, &inventory);
+        let servers = inventory.servers.len() as u32;
+        let changed = match changed {
+            Changed::Everything => None,
+            Changed::Vertices(v) => Some(v.into_iter().filter(|&v| v < servers).collect()),
+        };
+        let zone = Zone {
             version: self.version,
             source: self.source.clone(),
             loaded_at: self.loaded_at,
@@ -236,7 +248,8 @@ impl Zone {
             inventory: Arc::new(inventory),
             model,
             warnings,
-        })
+        };
+        Ok((zone, changed))
     }
 
     /// This zone (a fresh export, no overlay yet) with the entries of `overlay` whose ids

@@ -653,3 +653,139 @@ async fn a_switch_keeps_the_overlay_for_the_ids_it_still_names() {
         "{text}"
     );
 }
+
+/// A cell as the service lists it: id, clients, nodes, risk and safety.
+type Listed = (String, Vec<String>, Vec<String>, f64, bool);
+
+async fn listed_cells(h: &Harness) -> Vec<Listed> {
+    let (s, page) = h.call(Method::GET, "/v1/cells?limit=1000", None).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page["next_cursor"].is_null());
+    page["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cell_id"].as_str().unwrap().to_owned(),
+                strings(&c["clients"]),
+                strings(&c["nodes"]),
+                c["risk"].as_f64().unwrap(),
+                c["single_failure_safe"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Health events judge the cells they may change, and those exactly: after each event of
+/// a sequence (a server, its uplink, its switch, its rack, its power, a room's partition;
+/// then back in another order) every cell's recorded risk and safety are what a model
+/// built afresh on the zone gives, and a server's own event judges only the cells on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_judge_exactly_the_cells_they_may_change() {
+    use optimizer::risk::RiskEvaluator;
+    use topology::overlay::{Health, Named, Reported};
+    use topology::{FailureModel, Inventory};
+
+    let h = Harness::on(
+        &zone_params(CAPACITY).with_partitions(),
+        Limits::default(),
+        false,
+    )
+    .await;
+    place_all(&h, 40).await;
+    let export = Inventory::from_raw(&h.raw).unwrap().0;
+    let cells = listed_cells(&h).await;
+    let server = cells[0].2[0].clone();
+    let s = export.server_index(&server).unwrap();
+    let uplink = export
+        .links
+        .iter()
+        .find(|l| [l.a, l.b].contains(&topology::model::NetNode::Server(s)))
+        .unwrap();
+    let topology::model::NetNode::Device(tor) = (if uplink.a == topology::model::NetNode::Server(s)
+    {
+        uplink.b
+    } else {
+        uplink.a
+    }) else {
+        panic!("a server's uplink goes to its switch");
+    };
+    let tor = export.network_devices[tor as usize].id.clone();
+    let rack = racks(&h.raw)[&server].clone();
+    let feeds = column(&h.raw, "power_feeds", "upstream")
+        .into_iter()
+        .zip(column(&h.raw, "power_feeds", "downstream"));
+    let power = feeds
+        .filter(|(_, down)| {
+            down.as_deref() == Some(rack.as_str()) || down.as_deref() == Some(server.as_str())
+        })
+        .map(|(up, _)| up.unwrap())
+        .next()
+        .expect("the rack is fed");
+    let partition = export
+        .risk_groups
+        .first()
+        .expect("the zone has partitions")
+        .id
+        .clone();
+    let on_server = cells
+        .iter()
+        .filter(|c| c.1.contains(&server) || c.2.contains(&server))
+        .count();
+    let events = [
+        (server.as_str(), "failed"),
+        (uplink.id.as_str(), "failed"),
+        (tor.as_str(), "failed"),
+        (rack.as_str(), "failed"),
+        (power.as_str(), "failed"),
+        (partition.as_str(), "failed"),
+        (server.as_str(), "active"),
+        (tor.as_str(), "active"),
+        (partition.as_str(), "active"),
+        (uplink.id.as_str(), "active"),
+        (power.as_str(), "active"),
+        (rack.as_str(), "active"),
+    ];
+    let mut failed: Vec<&str> = Vec::new();
+    for (i, &(id, state)) in events.iter().enumerate() {
+        let reply = report(&h, id, state).await;
+        if i == 0 {
+            assert_eq!(reply["cells_judged"], on_server as u64, "{reply}");
+            assert!(on_server > 0 && on_server < cells.len());
+        }
+        match state {
+            "failed" => failed.push(id),
+            _ => failed.retain(|&f| f != id),
+        }
+        let reported: Vec<Reported> = failed
+            .iter()
+            .map(|id| Reported {
+                named: Named::resolve(&export, id).unwrap(),
+                health: Health::Failed,
+                since: 0,
+            })
+            .collect();
+        let inv = Inventory::from_raw(&topology::overlay::apply(&h.raw, &export, &reported).raw)
+            .unwrap()
+            .0;
+        let model = FailureModel::new(&inv);
+        let mut evaluator = RiskEvaluator::new(&model);
+        let index = |ids: &[String]| -> Vec<u32> {
+            ids.iter().map(|id| inv.server_index(id).unwrap()).collect()
+        };
+        for (cell, clients, nodes, risk, safe) in listed_cells(&h).await {
+            let want = evaluator.evaluate(&index(&clients), &index(&nodes));
+            assert!(
+                (risk - want.risk).abs() <= 1e-12 * risk.abs().max(want.risk.abs()),
+                "{cell} after {id} {state}: risk {risk}, afresh {}",
+                want.risk
+            );
+            assert_eq!(
+                safe,
+                want.single_failure_safe(),
+                "{cell} after {id} {state}"
+            );
+        }
+    }
+}

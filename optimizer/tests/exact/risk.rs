@@ -213,11 +213,14 @@ proptest! {
         let mut model = FailureModel::new(&export);
         let mut prev = export.clone();
         for _ in 0..5 {
-            // Fail an element, or repair one failed before.
-            let e = random_event(&export, &mut rng);
-            match failed.iter().position(|&f| f == e) {
-                Some(i) => { failed.remove(i); }
-                None => failed.push(e),
+            // Fail an element, or repair one failed before; at times up to four at once (one
+            // report may carry many states).
+            for _ in 0..rng.random_range(1..=4) {
+                let e = random_event(&export, &mut rng);
+                match failed.iter().position(|&f| f == e) {
+                    Some(i) => { failed.remove(i); }
+                    None => failed.push(e),
+                }
             }
             let reported: Vec<Reported> = failed
                 .iter()

@@ -96,7 +96,8 @@ pub struct ElementStatesResponse {
     pub elements: Vec<ElementView>,
     /// Whether the overlay changed (a repeated report changes nothing).
     pub changed: bool,
-    /// Cells evaluated on the new state of the zone.
+    /// Cells evaluated on the new state of the zone: those on the servers the change may
+    /// touch (the others keep their standing).
     pub cells_judged: u64,
     /// Cells whose risk, safety or down state changed, and were recorded.
     pub cells_changed: u64,

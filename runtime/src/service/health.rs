@@ -1,9 +1,12 @@
 //! Health events: element states reported at run time, kept as an overlay on the active
-//! inventory, and every cell judged again on the zone they leave before the reply.
+//! inventory, and the cells they may change judged again on the zone they leave before the
+//! reply.
 //!
 //! A report is checked whole against the export (all or nothing), the overlay's new zone
-//! is built and modelled off the async runtime, and every cell is evaluated on it, in
-//! parallel, from a snapshot. Under the ledger's lock the zone is swapped, the cells that
+//! is built and modelled off the async runtime (the model rebuilt from the last one, which
+//! names the servers that may answer otherwise: a server down touches its own cells, a
+//! switch those of its racks, a partition many), and the cells on them are evaluated on
+//! it, in parallel, from a snapshot. Under the ledger's lock the zone is swapped, the cells that
 //! changed since the snapshot are evaluated again there, and the overlay with every cell
 //! whose risk, safety or down state changed is written in one journal entry; the reply
 //! waits until it is durable. Solves that ran on the old zone see it changed and run
@@ -33,7 +36,7 @@ fn standing(risk: f64, safe: bool) -> (u64, bool) {
 }
 
 impl Service {
-    /// Reports element states (all or nothing) and judges every cell on the zone they
+    /// Reports element states (all or nothing) and judges the cells they may change on the zone they
     /// leave; see the module docs.
     pub async fn report_states(
         &self,
@@ -68,24 +71,42 @@ impl Service {
             self.core.journal.wait(ledger.seq).await?;
             return Ok(self.states_response(&ledger, elements(&zone), false, 0, 0));
         }
-        let next = {
+        let (next, changed_servers) = {
             let zone = zone.clone();
-            Arc::new(blocking(move || zone.with_overlay(overlay)).await??)
+            blocking(move || zone.after_overlay(overlay)).await??
         };
-        // Every cell, judged on the new zone from a snapshot (off the runtime, on every
-        // core); cells that change meanwhile are judged again under the lock below.
+        let next = Arc::new(next);
+        // The cells on a server whose answers may have changed (every cell when the
+        // model cannot say), judged on the new zone from a snapshot (off the runtime, on
+        // every core); the others keep their standing. Cells that change meanwhile are
+        // judged again under the lock below.
+        let touched = changed_servers.map(|servers| {
+            let mut touched = vec![false; next.inventory.servers.len()];
+            for s in servers {
+                touched[s as usize] = true;
+            }
+            touched
+        });
+        let version = next.version;
         let (placements, versions) = {
             let ledger = self.core.ledger.read().await;
             writable(&ledger)?;
-            let mut placements = Vec::with_capacity(ledger.len());
-            let mut versions = HashMap::with_capacity(ledger.len());
-            for (i, c) in ledger.iter().enumerate() {
-                placements.push(Placement {
-                    cell_id: c.id.to_string(),
-                    clients: c.clients.to_vec(),
-                    nodes: ledger.nodes(c).to_vec(),
-                });
-                versions.insert(c.id.clone(), (c.version, i));
+            let mut placements = Vec::new();
+            let mut versions = HashMap::new();
+            for c in ledger.iter() {
+                let nodes = ledger.nodes(c);
+                let judge = c.inventory_version != version
+                    || touched
+                        .as_ref()
+                        .is_none_or(|t| c.clients.iter().chain(nodes).any(|&s| t[s as usize]));
+                if judge {
+                    versions.insert(c.id.clone(), (c.version, placements.len()));
+                    placements.push(Placement {
+                        cell_id: c.id.to_string(),
+                        clients: c.clients.to_vec(),
+                        nodes: nodes.to_vec(),
+                    });
+                }
             }
             (placements, versions)
         };
@@ -100,22 +121,34 @@ impl Service {
                 return Err(Error::Contended { attempts: 1 });
             }
             let mut evaluator = RiskEvaluator::new(&next.model);
-            let version = next.version;
-            let mut judged = Vec::with_capacity(ledger.len());
+            let mut judged = Vec::new();
+            let mut evaluated = 0;
             for c in ledger.iter() {
+                let nodes = ledger.nodes(c);
                 let (risk, safe) = match versions.get(&c.id) {
                     Some(&(v, i)) if v == c.version => risks[i],
-                    _ => {
-                        let r = evaluator.evaluate(&c.clients, ledger.nodes(c));
+                    // Changed since the snapshot: judged here if it is one to judge.
+                    Some(_) => {
+                        let r = evaluator.evaluate(&c.clients, nodes);
                         (r.risk, r.single_failure_safe())
                     }
+                    None if c.inventory_version != version
+                        || touched.as_ref().is_none_or(|t| {
+                            c.clients.iter().chain(nodes).any(|&s| t[s as usize])
+                        }) =>
+                    {
+                        let r = evaluator.evaluate(&c.clients, nodes);
+                        (r.risk, r.single_failure_safe())
+                    }
+                    None => continue,
                 };
+                evaluated += 1;
                 let before = standing(c.risk, c.single_failure_safe);
                 if before != standing(risk, safe) || c.inventory_version != version {
                     judged.push((c.id.clone(), risk, safe));
                 }
             }
-            let total = ledger.len();
+            let total = evaluated;
             let mut updates = Vec::with_capacity(judged.len());
             for (id, risk, safe) in &judged {
                 let mut cell = ledger.cell_mut(id).expect("listed above");

@@ -12,8 +12,9 @@
 //!
 //! Either way the two models are compared vertex by vertex, as the risk evaluator reads
 //! them: a vertex's own standing, links and hits; its base component; and, for every
-//! element and special pair, the piece it is cut off in. Components and pieces are
-//! compared by their least vertex (their numbers are arbitrary), so a vertex unchanged in
+//! element and special pair, the piece it is cut off in. Pieces are compared by their
+//! least vertex (their numbers are arbitrary), components by their largest shares (a
+//! component that loses a server is still itself for the rest), so a vertex unchanged in
 //! all of these is, under every scenario, together with the same unchanged vertices as
 //! before. (A pair special on one side only is answered by a search there and by the meet
 //! of its halves on the other, both exact: two unchanged vertices that the pair parts on
@@ -177,7 +178,7 @@ impl FailureModel {
     /// than in `self`; see the module documentation.
     fn changed_vertices(&self, next: &FailureModel, ids: &Renumbering) -> Vec<Vertex> {
         let n = self.vertex_count();
-        let (old_base, new_base) = (self.base_leaders(), next.base_leaders());
+        let same_base = same_components(&self.base_comp, &next.base_comp);
         let (old_single, new_single) = (self.single_leaders(), next.single_leaders());
         let (old_special, new_special) = (self.special_leaders(), next.special_leaders());
         let (old_effects, new_effects) = (&*self.effects, &*next.effects);
@@ -235,7 +236,7 @@ impl FailureModel {
             let vu = v as usize;
             changed[vu] = self.always_down[vu] != next.always_down[vu]
                 || self.transit[vu] != next.transit[vu]
-                || old_base[vu] != new_base[vu]
+                || !same_base[vu]
                 || !self.same_hits(next, ids, v)
                 // A transit vertex answers through the effects, a dead end by its links.
                 || !self
@@ -257,20 +258,6 @@ impl FailureModel {
             }
         }
         (0..n as Vertex).filter(|&v| changed[v as usize]).collect()
-    }
-
-    /// Per vertex, the least vertex of its base component (`NONE` when always down).
-    fn base_leaders(&self) -> Vec<Vertex> {
-        let mut least: HashMap<u32, Vertex> = HashMap::new();
-        for (v, &c) in self.base_comp.iter().enumerate() {
-            if c != NONE {
-                least.entry(c).or_insert(v as Vertex);
-            }
-        }
-        self.base_comp
-            .iter()
-            .map(|c| if *c == NONE { NONE } else { least[c] })
-            .collect()
     }
 
     /// The least vertex of every (element, piece).
@@ -311,5 +298,125 @@ impl FailureModel {
                 self.link_group[l as usize],
             )
         })
+    }
+}
+
+/// Per vertex, whether its base component is the same before and after: the two
+/// components it is in are each other's largest share (a component split keeps its
+/// identity in its largest part, a merge in the largest it took in), so that any two such
+/// vertices are together after exactly when they were before. Down on both sides is the
+/// same; down on one side only is not.
+fn same_components(before: &[u32], after: &[u32]) -> Vec<bool> {
+    let mut shares: HashMap<(u32, u32), u32> = HashMap::new();
+    for (&b, &a) in before.iter().zip(after) {
+        if b != NONE && a != NONE {
+            *shares.entry((b, a)).or_default() += 1;
+        }
+    }
+    // The largest share of each component on either side (ties to the smaller number).
+    let mut best_after: HashMap<u32, (u32, u32)> = HashMap::new();
+    let mut best_before: HashMap<u32, (u32, u32)> = HashMap::new();
+    for (&(b, a), &n) in &shares {
+        let better = |(m, c): (u32, u32), other: u32| n > m || (n == m && other < c);
+        let e = best_after.entry(b).or_insert((n, a));
+        if better(*e, a) {
+            *e = (n, a);
+        }
+        let e = best_before.entry(a).or_insert((n, b));
+        if better(*e, b) {
+            *e = (n, b);
+        }
+    }
+    before
+        .iter()
+        .zip(after)
+        .map(|(&b, &a)| {
+            (b == NONE && a == NONE)
+                || (b != NONE && a != NONE && best_after[&b].1 == a && best_before[&a].1 == b)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overlay::{apply, Health, Named, Reported};
+    use crate::raw::{RawInventory, RawTable};
+
+    /// A core (k1, k2, k4 around k3, in a line; server sk on k3) and a region (the same with
+    /// r) joined by three links (k1-r1, k2-r2, k4-r4): nothing short of three failures
+    /// parts them, and none of the three is next to k3 or r3 or leaves a device a dead end.
+    fn two_parts() -> RawInventory {
+        let mut raw = RawInventory::default();
+        let mut t = RawTable::for_table("racks");
+        t.push(&["rk", "dc1", "h1", "w1", "", ""]);
+        t.push(&["rr", "dc1", "h1", "w2", "", ""]);
+        raw.insert("racks", t);
+        let mut t = RawTable::for_table("servers");
+        t.push(&["sk", "rk", "active", "4", "", "", ""]);
+        t.push(&["sr", "rr", "active", "4", "", "", ""]);
+        raw.insert("servers", t);
+        let mut t = RawTable::for_table("network_devices");
+        for id in ["k1", "k2", "k3", "k4", "r1", "r2", "r3", "r4"] {
+            t.push(&[id, "aggregation", "dc1", "", ""]);
+        }
+        raw.insert("network_devices", t);
+        let mut t = RawTable::for_table("network_links");
+        for (id, a, b) in [
+            ("sk-k3", "sk", "k3"),
+            ("k3-k1", "k3", "k1"),
+            ("k3-k2", "k3", "k2"),
+            ("k3-k4", "k3", "k4"),
+            ("k1-k2", "k1", "k2"),
+            ("k2-k4", "k2", "k4"),
+            ("sr-r3", "sr", "r3"),
+            ("r3-r1", "r3", "r1"),
+            ("r3-r2", "r3", "r2"),
+            ("r3-r4", "r3", "r4"),
+            ("r1-r2", "r1", "r2"),
+            ("r2-r4", "r2", "r4"),
+            ("a", "r1", "k1"),
+            ("b", "r2", "k2"),
+            ("c", "r4", "k4"),
+        ] {
+            t.push(&[id, a, b, "", "", ""]);
+        }
+        raw.insert("network_links", t);
+        raw.insert("risk_groups", RawTable::for_table("risk_groups"));
+        raw.insert("power_devices", RawTable::for_table("power_devices"));
+        raw.insert("power_feeds", RawTable::for_table("power_feeds"));
+        raw
+    }
+
+    /// Three links failing in one report part the region from the core, which no single
+    /// element or pair of the model before does, and leave k3 and r3 as they were: only the
+    /// components say that the servers, together before, are apart after.
+    #[test]
+    fn a_split_by_three_failures_at_once_is_named() {
+        let raw = two_parts();
+        let export = Inventory::from_raw(&raw).unwrap().0;
+        let model = FailureModel::new(&export);
+        let reported: Vec<Reported> = ["a", "b", "c"]
+            .iter()
+            .map(|id| Reported {
+                named: Named::resolve(&export, id).unwrap(),
+                health: Health::Failed,
+                since: 0,
+            })
+            .collect();
+        let inv = Inventory::from_raw(&apply(&raw, &export, &reported).raw)
+            .unwrap()
+            .0;
+        let (next, changed) = model.rebuilt(&export, &inv);
+        let (sk, sr) = (0, 1);
+        assert_eq!(model.base_component(sk), model.base_component(sr));
+        assert_ne!(next.base_component(sk), next.base_component(sr));
+        let Changed::Vertices(changed) = changed else {
+            panic!("the same zone")
+        };
+        assert!(
+            changed.contains(&sk) || changed.contains(&sr),
+            "neither server named: {changed:?}"
+        );
     }
 }
