@@ -2,7 +2,7 @@
 //! place so that the rest of the crate names a single seam.
 
 pub use optimizer::place::{
-    Binding, CellSlot, Decision, DomainCount, Explanation, Move, MovePath, Occupancy, PlaceOptions,
-    Placer, Rule, SolveInfo, Solver, Violation,
+    Binding, CellSlot, Decision, DomainCount, Explanation, Layout, Move, MovePath, Occupancy,
+    PlaceOptions, Placer, Rule, SolveInfo, Solver, Violation,
 };
 pub use optimizer::Error as EngineError;

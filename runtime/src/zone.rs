@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use crate::engine::Layout;
 use topology::raw::RawInventory;
 use topology::{Changed, FailureModel, Inventory, Problem};
 
@@ -96,9 +97,18 @@ pub struct Zone {
     pub warnings: Vec<Problem>,
     /// Node capacity of active hosts (the denominator of utilisation).
     pub active_capacity: u64,
+    /// The inventory laid out for placing, built by the first solve on this zone.
+    layout: OnceLock<Arc<Layout>>,
 }
 
 impl Zone {
+    /// The inventory laid out for placing (built once per zone, on first use).
+    pub fn layout(&self) -> Arc<Layout> {
+        self.layout
+            .get_or_init(|| Arc::new(Layout::new(&self.inventory)))
+            .clone()
+    }
+
     /// Every server's node capacity, for a store that checks commits itself.
     pub fn capacities(&self) -> store::Change {
         store::Change::Capacities(
@@ -204,6 +214,7 @@ impl Candidate {
             down_since,
             model: self.model,
             warnings: self.warnings,
+            layout: OnceLock::new(),
         }
     }
 }
@@ -248,6 +259,7 @@ impl Zone {
             inventory: Arc::new(inventory),
             model,
             warnings,
+            layout: OnceLock::new(),
         };
         Ok((zone, changed))
     }

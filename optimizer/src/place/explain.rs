@@ -249,7 +249,7 @@ impl Placer<'_> {
             add(DomainLevel::Room, &rack.room);
             add(DomainLevel::Row, &rack.row);
             add(DomainLevel::Rack, &rack.id);
-            for &d in &self.tors[s as usize] {
+            for &d in &self.layout.tors[s as usize] {
                 add(DomainLevel::Tor, &inv.network_devices[d as usize].id);
             }
             for &p in inv.feeds_of(server) {

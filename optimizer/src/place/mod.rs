@@ -17,6 +17,7 @@ pub mod pool;
 pub mod search;
 pub mod table;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use topology::model::NetNode;
@@ -177,6 +178,37 @@ impl MovePath {
     }
 }
 
+/// What a [`Placer`] needs of an inventory's layout, built in one pass over it: the
+/// network devices each server links to directly (its ToRs) and the pool's index of hosts
+/// by datacenter, colour, room, row and rack.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    tors: Vec<Vec<u32>>,
+    pool_index: pool::PoolIndex,
+}
+
+impl Layout {
+    /// The layout of `inv`.
+    pub fn new(inv: &Inventory) -> Layout {
+        let mut tors = vec![Vec::new(); inv.servers.len()];
+        for link in &inv.links {
+            match (link.a, link.b) {
+                (NetNode::Server(s), NetNode::Device(d))
+                | (NetNode::Device(d), NetNode::Server(s)) => tors[s as usize].push(d),
+                _ => {}
+            }
+        }
+        for t in &mut tors {
+            t.sort_unstable();
+            t.dedup();
+        }
+        Layout {
+            tors,
+            pool_index: pool::PoolIndex::new(inv),
+        }
+    }
+}
+
 /// Places cells on one zone; holds per-thread scratch (one per worker thread).
 pub struct Placer<'m> {
     inv: &'m Inventory,
@@ -184,9 +216,7 @@ pub struct Placer<'m> {
     evaluator: RiskEvaluator<'m>,
     options: PlaceOptions,
     mip: Option<Box<dyn MipSolver + Send>>,
-    /// Network devices each server links to directly (its ToRs).
-    tors: Vec<Vec<u32>>,
-    pool_index: pool::PoolIndex,
+    layout: Arc<Layout>,
     pool_cache: pool::PoolCache,
     shared_cells: SharedCells,
     /// Explanations without top scenarios, domain counts and rule notes (a batch keeps
@@ -230,18 +260,17 @@ struct Prepared {
 impl<'m> Placer<'m> {
     /// A placer for one zone, with its per-zone indexes built.
     pub fn new(inv: &'m Inventory, model: &'m FailureModel, options: PlaceOptions) -> Placer<'m> {
-        let mut tors = vec![Vec::new(); inv.servers.len()];
-        for link in &inv.links {
-            match (link.a, link.b) {
-                (NetNode::Server(s), NetNode::Device(d))
-                | (NetNode::Device(d), NetNode::Server(s)) => tors[s as usize].push(d),
-                _ => {}
-            }
-        }
-        for t in &mut tors {
-            t.sort_unstable();
-            t.dedup();
-        }
+        Placer::with_layout(inv, model, options, Arc::new(Layout::new(inv)))
+    }
+
+    /// [`Placer::new`] with `inv`'s [`Layout`] built before (a service keeps one per zone,
+    /// so that a request or a pass does not lay the inventory out again).
+    pub fn with_layout(
+        inv: &'m Inventory,
+        model: &'m FailureModel,
+        options: PlaceOptions,
+        layout: Arc<Layout>,
+    ) -> Placer<'m> {
         let mip = match options.solver {
             Solver::Exact(kind) => Some(kind.make()),
             Solver::Heuristic => None,
@@ -252,8 +281,7 @@ impl<'m> Placer<'m> {
             evaluator: RiskEvaluator::new(model),
             options,
             mip,
-            tors,
-            pool_index: pool::PoolIndex::new(inv),
+            layout,
             pool_cache: pool::PoolCache::default(),
             shared_cells: SharedCells::default(),
             lean: false,
@@ -282,7 +310,7 @@ impl<'m> Placer<'m> {
                 .nodes
                 .iter()
                 .filter(|s| !own.contains(s))
-                .all(|&s| pool::within_balance(&self.pool_index, self.inv, occ, s, b)),
+                .all(|&s| pool::within_balance(&self.layout.pool_index, self.inv, occ, s, b)),
             _ => true,
         }
     }
@@ -358,7 +386,7 @@ impl<'m> Placer<'m> {
             near_quorum: size / 2 + 2,
         };
         let pool = pool::draw(
-            &self.pool_index,
+            &self.layout.pool_index,
             &mut self.pool_cache,
             self.inv,
             occ,
@@ -499,7 +527,7 @@ impl<'m> Placer<'m> {
             chosen = self.choose(&prep)?;
             let first = prep.pool.colour.clone();
             let colours = if keep.is_empty() {
-                self.pool_index.colour_count()
+                self.layout.pool_index.colour_count()
             } else {
                 0
             };
@@ -508,7 +536,7 @@ impl<'m> Placer<'m> {
                     break;
                 }
                 // The colour just searched is not drawn and tabled again.
-                if first.as_deref() == Some(self.pool_index.colour_name(c)) {
+                if first.as_deref() == Some(self.layout.pool_index.colour_name(c)) {
                     continue;
                 }
                 let other = Width {

@@ -120,7 +120,12 @@ fn worker(core: &Core, rx: &Mutex<Receiver<Job>>, queued: &AtomicUsize, run: Run
     loop {
         // One Placer per zone version; it borrows `zone`, which this frame keeps alive.
         let zone = core.zone();
-        let mut placer = Placer::new(&zone.inventory, &zone.model, core.placer.clone());
+        let mut placer = Placer::with_layout(
+            &zone.inventory,
+            &zone.model,
+            core.placer.clone(),
+            zone.layout(),
+        );
         loop {
             let job = match carried.take() {
                 Some(job) => job,

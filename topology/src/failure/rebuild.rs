@@ -130,8 +130,9 @@ impl FailureModel {
         } else {
             self.effects.renumbered(&ids.to_new, &next).map(Arc::new)
         };
+        let is_kept = kept.is_some();
         next.effects = kept.unwrap_or_else(|| Arc::new(Effects::build(&next)));
-        let changed = self.changed_vertices(&next, &ids);
+        let changed = self.changed_vertices(&next, &ids, is_kept);
         (next, Changed::Vertices(changed))
     }
 
@@ -176,11 +177,22 @@ impl FailureModel {
 
     /// The vertices of `next` (the same zone) that may answer some scenario otherwise
     /// than in `self`; see the module documentation.
-    fn changed_vertices(&self, next: &FailureModel, ids: &Renumbering) -> Vec<Vertex> {
+    /// `kept`: `next` has `self`'s effects, renumbered (every vertex's pieces the same).
+    fn changed_vertices(&self, next: &FailureModel, ids: &Renumbering, kept: bool) -> Vec<Vertex> {
         let n = self.vertex_count();
-        let same_base = same_components(&self.base_comp, &next.base_comp);
-        let (old_single, new_single) = (self.single_leaders(), next.single_leaders());
-        let (old_special, new_special) = (self.special_leaders(), next.special_leaders());
+        let same_base = if self.base_comp == next.base_comp {
+            vec![true; n]
+        } else {
+            same_components(&self.base_comp, &next.base_comp)
+        };
+        let leaders = |m: &FailureModel| {
+            if kept {
+                (HashMap::new(), HashMap::new())
+            } else {
+                (m.single_leaders(), m.special_leaders())
+            }
+        };
+        let ((old_single, old_special), (new_single, new_special)) = (leaders(self), leaders(next));
         let (old_effects, new_effects) = (&*self.effects, &*next.effects);
         let same_pieces = |v: Vertex| {
             let before: Vec<(ElementId, Vertex)> = old_effects
@@ -242,8 +254,7 @@ impl FailureModel {
                 || !self
                     .named_neighbours(v, self.transit[vu])
                     .eq(next.named_neighbours(v, self.transit[vu]).map(|n| ids.old_named(n)))
-                || !same_pieces(v)
-                || !same_special_pieces(v);
+                || !(kept || same_pieces(v) && same_special_pieces(v));
         }
         // A dead end answers through its neighbour (itself perhaps a dead end).
         for _ in 0..2 {

@@ -273,8 +273,12 @@ impl Service {
         rt: &tokio::runtime::Handle,
     ) -> Result<pass::Pass, Error> {
         let zone = self.core.zone();
-        let mut placer =
-            crate::engine::Placer::new(&zone.inventory, &zone.model, self.core.placer.clone());
+        let mut placer = crate::engine::Placer::with_layout(
+            &zone.inventory,
+            &zone.model,
+            self.core.placer.clone(),
+            zone.layout(),
+        );
         let mut evaluator = optimizer::risk::RiskEvaluator::new(&zone.model);
         let done = pass::pass(
             &self.core,

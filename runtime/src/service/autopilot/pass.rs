@@ -135,7 +135,12 @@ pub(crate) fn run(core: &Core, pilot: &Autopilot, rt: &Handle) {
             tracing::info!("autopilot acting");
         }
         let zone = core.zone();
-        let mut placer = Placer::new(&zone.inventory, &zone.model, core.placer.clone());
+        let mut placer = Placer::with_layout(
+            &zone.inventory,
+            &zone.model,
+            core.placer.clone(),
+            zone.layout(),
+        );
         let mut evaluator = RiskEvaluator::new(&zone.model);
         // Passes on this zone until it changes.
         loop {
