@@ -43,6 +43,11 @@ fn to_ms(at_h: f64) -> i64 {
     EPOCH_MS + (at_h * 3_600_000.0).round() as i64
 }
 
+/// The simulation's hours at the service's instant `at_ms`.
+fn from_ms(at_ms: i64) -> f64 {
+    (at_ms - EPOCH_MS) as f64 / 3_600_000.0
+}
+
 /// The autopilot's policy: the service with its autopilot, on the simulation's clock.
 #[derive(Debug)]
 pub struct Autopilot {
@@ -234,12 +239,16 @@ impl Policy for Autopilot {
             .service
             .autopilot_pass(&mut self.pace, now, &handle)
             .map_err(|e| e.to_string())?;
-        self.wake_h = if pass.pending {
-            Some(now_h + pass.wait.as_secs_f64() / 3600.0)
+        // The service counts whole milliseconds and the simulation hours: wake a
+        // millisecond after the service's instant, so that a move the simulation ends at
+        // the moment the service's hold on its cell ends (`move_s` after both started, up
+        // to the rounding of each) has ended before the next pass looks at the cell.
+        let wake_at = if pass.pending {
+            Some(now + pass.wait.as_millis() as i64)
         } else {
-            pass.next_grace
-                .map(|at| now_h + (at - now).max(0) as f64 / 3_600_000.0)
+            pass.next_grace.map(|at| at.max(now))
         };
+        self.wake_h = wake_at.map(|at| from_ms(at + 1).max(now_h));
         self.refresh_unsafe();
         pass.actions
             .into_iter()

@@ -48,8 +48,10 @@ enum Entry {
 pub struct Progress {
     /// Every sequence number up to this one is settled: durable or failed.
     pub settled: u64,
-    /// Failed ranges (inclusive). Store failures are rare; the list stays short.
-    pub failed: Vec<(u64, u64)>,
+    /// Failed ranges (inclusive), each with whether it failed because another replica
+    /// committed first (nothing of it is in the store: it can be retried once the state
+    /// is reloaded). Store failures are rare; the list stays short.
+    pub failed: Vec<(u64, u64, bool)>,
     /// Set from a failed batch until the next [`Journal::resume`].
     pub broken: bool,
     /// The message of the last failed batch.
@@ -57,8 +59,12 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn failed(&self, seq: u64) -> bool {
-        self.failed.iter().any(|&(a, b)| a <= seq && seq <= b)
+    /// `None` when `seq` did not fail; else whether it failed as stale.
+    fn failed(&self, seq: u64) -> Option<bool> {
+        self.failed
+            .iter()
+            .find(|&&(a, b, _)| a <= seq && seq <= b)
+            .map(|&(_, _, stale)| stale)
     }
 }
 
@@ -131,10 +137,14 @@ impl Journal {
             .wait_for(|p| p.settled >= seq)
             .await
             .map_err(|_| Error::ShuttingDown)?;
-        if progress.failed(seq) {
-            return Err(Error::StoreUnavailable {
-                message: progress.last_error.clone(),
-            });
+        match progress.failed(seq) {
+            None => {}
+            Some(true) => return Err(Error::Stale),
+            Some(false) => {
+                return Err(Error::StoreUnavailable {
+                    message: progress.last_error.clone(),
+                })
+            }
         }
         Ok(())
     }
@@ -162,6 +172,8 @@ async fn committer(
 ) {
     let mut changes: Vec<Change> = Vec::new();
     let mut broken = false;
+    // Whether the failure that broke the journal was another replica committing first.
+    let mut broken_stale = false;
     let mut closing = false;
     while !closing {
         let Some(first) = rx.recv().await else { break };
@@ -187,7 +199,8 @@ async fn committer(
                     changes: c,
                 } => {
                     if broken {
-                        fail(&progress, seq, seq, None);
+                        // Refused for the failure before it, as that one was.
+                        fail(&progress, seq, seq, None, broken_stale);
                     } else {
                         if lo == 0 {
                             lo = seq;
@@ -215,20 +228,21 @@ async fn committer(
                 Err(e) => {
                     tracing::error!("ledger commit failed: {e}");
                     broken = true;
-                    fail(&progress, lo, hi, Some(e.to_string()));
+                    broken_stale = matches!(e, Error::Stale);
+                    fail(&progress, lo, hi, Some(e.to_string()), broken_stale);
                 }
             }
         }
     }
 }
 
-fn fail(progress: &watch::Sender<Progress>, lo: u64, hi: u64, error: Option<String>) {
+fn fail(progress: &watch::Sender<Progress>, lo: u64, hi: u64, error: Option<String>, stale: bool) {
     progress.send_modify(|p| {
         p.settled = p.settled.max(hi);
         match p.failed.last_mut() {
-            // Contiguous failures share one range, so the list stays short.
-            Some(last) if last.1 + 1 == lo => last.1 = hi,
-            _ => p.failed.push((lo, hi)),
+            // Contiguous failures alike share one range, so the list stays short.
+            Some(last) if last.1 + 1 == lo && last.2 == stale => last.1 = hi,
+            _ => p.failed.push((lo, hi, stale)),
         }
         p.broken = true;
         if let Some(e) = error {

@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, RwLock, Semaphore};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::PlaceOptions;
 use crate::ledger::{Builder, Ledger};
+use crate::limits::RESYNC_WAIT;
 use crate::metrics::{Gauges, Metrics};
 use crate::zone::{Candidate, Source};
 use crate::Error;
@@ -349,6 +350,22 @@ impl Service {
     /// The metrics, to count requests on and to render at scrape time.
     pub fn metrics(&self) -> &Metrics {
         &self.core.metrics
+    }
+
+    /// Waits until the ledger has been reloaded after a failed commit and the journal
+    /// takes changes again (at most [`RESYNC_WAIT`]).
+    pub(crate) async fn resynced(&self) -> Result<(), Error> {
+        let mut progress = self.core.journal.progress();
+        let resumed = tokio::time::timeout(RESYNC_WAIT, progress.wait_for(|p| !p.broken))
+            .await
+            .map(|r| r.is_ok());
+        match resumed {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::ShuttingDown),
+            Err(_) => Err(Error::StoreUnavailable {
+                message: progress.borrow().last_error.clone(),
+            }),
+        }
     }
 
     /// Ready when the ledger is consistent with the store and the store answers.

@@ -18,7 +18,7 @@ use crate::Error;
 use store::{Change, PlanRecord, PlanState, PlanStepRecord, StepStatus};
 
 use super::{blocking, writable, Service};
-use crate::limits::LIST_LIMIT;
+use crate::limits::{LIST_LIMIT, STALE_ATTEMPTS};
 
 pub(crate) mod book;
 
@@ -121,6 +121,21 @@ impl Service {
     /// Computes a plan on the ledger's current cells and stores it (a dry run unless the
     /// request says `execute`).
     pub async fn create_plan(&self, req: PlanRequest) -> Result<PlanView, Error> {
+        // A plan recorded against a state another replica changed first was not stored:
+        // planned again on the reloaded ledger.
+        let mut attempt = 1;
+        loop {
+            match self.create_plan_once(req.clone()).await {
+                Err(Error::Stale) if attempt < STALE_ATTEMPTS => {
+                    attempt += 1;
+                    self.resynced().await?;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn create_plan_once(&self, req: PlanRequest) -> Result<PlanView, Error> {
         validate(&req)?;
         let _permit = self
             .plans
@@ -248,7 +263,11 @@ impl Service {
             (seq, plan_id)
         };
         let (seq, plan_id) = seq;
-        self.core.journal.wait(seq).await?;
+        if let Err(e) = self.core.journal.wait(seq).await {
+            // Not stored: no such plan.
+            self.plans.lock().entries.remove(&plan_id);
+            return Err(e.into());
+        }
         tracing::info!(plan = %plan_id, moves = plan.moves.len(), unmet = plan.unmet.len(), "planned");
         if let Some(e) = execute {
             return self.execute_plan(&plan_id, e).await;
