@@ -3,7 +3,7 @@
 //! rate and in-flight bounds, and says when it wants to look again. A pass reads the time
 //! it is given; the loop on the service's thread gives it the service's clock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -430,10 +430,15 @@ fn find_work(
     let mut sweep_to = None;
     // Cells whose clients moved, waiting for their move (the sweep is not counted).
     let mut waiting_clients = 0u64;
-    let busy = |id: &str| {
-        pace.in_flight.iter().any(|(_, c)| &**c == id)
-            || pace.moving.iter().any(|(_, c)| &**c == id)
-    };
+    // Cells with a move not yet durable or still under way (a set: a simulation holds
+    // every cell moved in the last `move_s`, and thousands may wait).
+    let busy_cells: HashSet<&str> = pace
+        .in_flight
+        .iter()
+        .map(|(_, c)| &**c)
+        .chain(pace.moving.iter().map(|(_, c)| &**c))
+        .collect();
+    let busy = |id: &str| busy_cells.contains(id);
     let offer = |w: Work, by_cell: &mut BTreeMap<Arc<str>, Work>| {
         if busy(&w.cell) || cannot_fix.contains_key(&w.cell) {
             return;
