@@ -423,17 +423,7 @@ pub(super) fn wait_for(addr: &str, path: &str, secs: u64, done: impl Fn(&Value) 
 pub(super) fn nodes_at(addr: &str) -> BTreeMap<String, Vec<String>> {
     let (s, page) = http(addr, "GET", "/v1/cells?limit=1000", None).unwrap();
     assert_eq!(s, 200, "{page}");
-    page["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["cell_id"].as_str().unwrap().to_owned(),
-                strings(&c["nodes"]),
-            )
-        })
-        .collect()
+    by_cell(page["cells"].as_array().unwrap(), "nodes")
 }
 
 /// kill -9 mid-repair: the restarted service's autopilot goes on from what the ledger
@@ -658,12 +648,8 @@ async fn a_switch_keeps_the_overlay_for_the_ids_it_still_names() {
 type Listed = (String, Vec<String>, Vec<String>, f64, bool);
 
 async fn listed_cells(h: &Harness) -> Vec<Listed> {
-    let (s, page) = h.call(Method::GET, "/v1/cells?limit=1000", None).await;
-    assert_eq!(s, StatusCode::OK, "{page}");
-    assert!(page["next_cursor"].is_null());
-    page["cells"]
-        .as_array()
-        .unwrap()
+    all_cells(&h.app)
+        .await
         .iter()
         .map(|c| {
             (

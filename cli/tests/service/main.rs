@@ -316,17 +316,25 @@ fn fullest_rack(
 
 /// Cell id -> nodes, from the listing.
 async fn nodes_by_cell(app: &Router) -> BTreeMap<String, Vec<String>> {
+    by_cell(&all_cells(app).await, "nodes")
+}
+
+/// Every cell in one page of `GET /v1/cells` (the tests place fewer than 1,000).
+async fn all_cells(app: &Router) -> Vec<Value> {
     let (s, page) = call(app, Method::GET, "/v1/cells?limit=1000", None).await;
     assert_eq!(s, StatusCode::OK, "{page}");
     assert!(page["next_cursor"].is_null());
-    page["cells"]
-        .as_array()
-        .unwrap()
+    page["cells"].as_array().unwrap().clone()
+}
+
+/// `field` (a list of ids) of each cell, by cell id.
+fn by_cell(cells: &[Value], field: &str) -> BTreeMap<String, Vec<String>> {
+    cells
         .iter()
         .map(|c| {
             (
                 c["cell_id"].as_str().unwrap().to_owned(),
-                strings(&c["nodes"]),
+                strings(&c[field]),
             )
         })
         .collect()
