@@ -418,6 +418,25 @@ pub(super) fn wait_for(addr: &str, path: &str, secs: u64, done: impl Fn(&Value) 
     }
 }
 
+/// Reports `state` for element `id` on the real binary; returns the wall clock (Unix
+/// milliseconds) just before.
+#[cfg(unix)]
+pub(super) fn report_at(addr: &str, id: &str, state: &str) -> i64 {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (s, v) = http(
+        addr,
+        "PUT",
+        &format!("/v1/elements/{id}/state"),
+        Some(&json!({ "state": state })),
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+    at
+}
+
 /// The cells' nodes on the real binary.
 #[cfg(unix)]
 pub(super) fn nodes_at(addr: &str) -> BTreeMap<String, Vec<String>> {
@@ -471,18 +490,7 @@ async fn killed_mid_repair_the_autopilot_resumes_and_moves_each_node_once() {
     let before = nodes_at(&addr);
     let racks = racks(&h.raw);
     let (rack, on_rack) = fullest_rack(&racks, &before);
-    let event_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let (s, v) = http(
-        &addr,
-        "PUT",
-        &format!("/v1/elements/{rack}/state"),
-        Some(&json!({"state": "failed"})),
-    )
-    .unwrap();
-    assert_eq!(s, 200, "{v}");
+    let event_ms = report_at(&addr, &rack, "failed");
     wait_for(&addr, "/v1/autopilot", 30, |v| {
         v["moves"]["failed"].as_u64().unwrap_or(0) >= 2
     });

@@ -77,18 +77,24 @@ async fn database(name: &str) -> String {
 async fn replicas(url: &str, h: &Harness, n: usize) -> Vec<(Arc<Service>, Router)> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let store = Arc::new(PgStore::open(url).await.unwrap());
-        let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
-            .await
-            .unwrap();
-        let router = app(AppState {
-            service: service.clone(),
-            limits: Limits::default(),
-            tokens: None,
-        });
-        out.push((service, router));
+        out.push(replica(url, h).await);
     }
     out
+}
+
+/// One replica (the service and its router) on the ledger `url`, serving the harness's
+/// zone.
+async fn replica(url: &str, h: &Harness) -> (Arc<Service>, Router) {
+    let store = Arc::new(PgStore::open(url).await.unwrap());
+    let service = Service::open(store, Some(Source::Dir(h.zone_dir.clone())), config(&h.db))
+        .await
+        .unwrap();
+    let router = app(AppState {
+        service: service.clone(),
+        limits: Limits::default(),
+        tokens: None,
+    });
+    (service, router)
 }
 
 mod ledger;

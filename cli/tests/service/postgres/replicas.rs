@@ -9,23 +9,7 @@ use super::*;
 async fn the_service_runs_on_postgres_and_restarts_exactly() {
     let url = database("service_restart").await;
     let h = Harness::new(8).await;
-    let open = |url: String| {
-        let zone = h.zone_dir.clone();
-        let db = h.db.clone();
-        async move {
-            let store = Arc::new(PgStore::open(&url).await.unwrap());
-            let service = Service::open(store, Some(Source::Dir(zone)), config(&db))
-                .await
-                .unwrap();
-            let router = app(AppState {
-                service: service.clone(),
-                limits: Limits::default(),
-                tokens: None,
-            });
-            (service, router)
-        }
-    };
-    let (service, router) = open(url.clone()).await;
+    let (service, router) = replica(&url, &h).await;
     let c = h.clients();
     let mut placed = Vec::new();
     for i in 0..12 {
@@ -44,7 +28,7 @@ async fn the_service_runs_on_postgres_and_restarts_exactly() {
     placed.remove(3);
     service.shutdown().await;
 
-    let (service, router) = open(url).await;
+    let (service, router) = replica(&url, &h).await;
     let (_, page) = call(&router, Method::GET, "/v1/cells?limit=100", None).await;
     let ids = |cells: &[Value]| -> Vec<(Value, Value, Value)> {
         cells
@@ -451,7 +435,7 @@ async fn plans_made_on_one_replica_are_seen_on_the_other() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_autopilot_acts_and_the_other_takes_over_when_its_replica_dies() {
-    use super::autopilot::{nodes_at, wait_for};
+    use super::autopilot::{nodes_at, report_at, wait_for};
     let url = database("autopilot_takeover").await;
     let h = Harness::new(20).await;
     h.service.shutdown().await;
@@ -506,19 +490,8 @@ async fn one_autopilot_acts_and_the_other_takes_over_when_its_replica_dies() {
     let racks = racks(&h.raw);
     let before = nodes_at(&actor_addr);
     let (rack, on_rack) = fullest_rack(&racks, &before);
-    let event_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
     // Reported on the replica that does not act: the one that does sees it.
-    let (s, v) = http(
-        &other_addr,
-        "PUT",
-        &format!("/v1/elements/{rack}/state"),
-        Some(&json!({"state": "failed"})),
-    )
-    .unwrap();
-    assert_eq!(s, 200, "{v}");
+    let event_ms = report_at(&other_addr, &rack, "failed");
     wait_for(&actor_addr, "/v1/autopilot", 30, |v| {
         v["moves"]["failed"].as_u64().unwrap_or(0) >= 1
     });
