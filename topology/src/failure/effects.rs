@@ -104,8 +104,6 @@ impl Effects {
         let nv = self.iso1_start.len() - 1;
         let mut iso1 = Vec::with_capacity(self.iso1.len());
         let mut iso2 = Vec::with_capacity(self.iso2.len());
-        let mut power_start = Vec::with_capacity(nv + 1);
-        let mut power = Vec::with_capacity(self.power.len());
         for v in 0..nv as Vertex {
             let from = iso1.len();
             for &(e, p) in self.single_pieces(v) {
@@ -119,23 +117,14 @@ impl Effects {
                     .map(|&(s, p)| (special_of[s as usize], p)),
             );
             iso2[from..].sort_unstable();
-            power_start.push(power.len() as u32);
-            for &(a, b) in next.pair_hits(v) {
-                power.push(specials.binary_search(&(a.min(b), a.max(b))).ok()? as u32);
-            }
         }
-        power_start.push(power.len() as u32);
-        let mut partners: Vec<(ElementId, ElementId, u32)> = Vec::new();
-        for (s, &(e, f)) in specials.iter().enumerate() {
-            partners.push((e, f, s as u32));
-            partners.push((f, e, s as u32));
-        }
-        partners.sort_unstable();
+        let (power_start, power) = power_specials(next, &specials)?;
+        let (partner_start, partners) = partners_of(&specials, next.element_count());
         Some(Effects {
             iso1_start: self.iso1_start.clone(),
             iso1,
-            partner_start: starts(next.element_count(), partners.iter().map(|p| p.0.index())),
-            partners: partners.into_iter().map(|(_, f, s)| (f, s)).collect(),
+            partner_start,
+            partners,
             specials,
             iso2_start: self.iso2_start.clone(),
             iso2,
@@ -253,14 +242,7 @@ impl Effects {
             iso2.extend(pieces.iter().map(|&(v, p)| (v, s as u32, p)));
         }
 
-        let mut partners: Vec<(ElementId, ElementId, u32)> = Vec::new();
-        for (s, &(e, f)) in specials.iter().enumerate() {
-            partners.push((e, f, s as u32));
-            partners.push((f, e, s as u32));
-        }
-        partners.sort_unstable();
-        let partner_start = starts(ne, partners.iter().map(|p| p.0.index()));
-        let partners = partners.into_iter().map(|(_, f, s)| (f, s)).collect();
+        let (partner_start, partners) = partners_of(&specials, ne);
 
         iso1.sort_unstable();
         let iso1_start = starts(nv, iso1.iter().map(|x| x.0 as usize));
@@ -269,17 +251,8 @@ impl Effects {
         let iso2_start = starts(nv, iso2.iter().map(|x| x.0 as usize));
         let iso2 = iso2.into_iter().map(|(_, s, p)| (s, p)).collect();
 
-        let mut power_start = Vec::with_capacity(nv + 1);
-        let mut power = Vec::new();
-        for v in 0..nv as Vertex {
-            power_start.push(power.len() as u32);
-            power.extend(model.pair_hits(v).iter().map(|&(a, b)| {
-                specials
-                    .binary_search(&(a.min(b), a.max(b)))
-                    .expect("power pairs are special") as u32
-            }));
-        }
-        power_start.push(power.len() as u32);
+        let (power_start, power) =
+            power_specials(model, &specials).expect("power pairs are special");
         Effects {
             iso1_start,
             iso1,
@@ -292,6 +265,44 @@ impl Effects {
             power,
         }
     }
+}
+
+/// Per element (of `element_count`), its partners in the sorted `specials` with the
+/// special index of each, by partner: (starts, entries).
+fn partners_of(
+    specials: &[(ElementId, ElementId)],
+    element_count: usize,
+) -> (Vec<u32>, Vec<(ElementId, u32)>) {
+    let mut partners: Vec<(ElementId, ElementId, u32)> = Vec::new();
+    for (s, &(e, f)) in specials.iter().enumerate() {
+        partners.push((e, f, s as u32));
+        partners.push((f, e, s as u32));
+    }
+    partners.sort_unstable();
+    let start = starts(element_count, partners.iter().map(|p| p.0.index()));
+    (
+        start,
+        partners.into_iter().map(|(_, f, s)| (f, s)).collect(),
+    )
+}
+
+/// Per vertex of `model`, the index in the sorted `specials` of each of its power pairs,
+/// in [`FailureModel::pair_hits`] order: (starts, entries); `None` when one is missing.
+fn power_specials(
+    model: &FailureModel,
+    specials: &[(ElementId, ElementId)],
+) -> Option<(Vec<u32>, Vec<u32>)> {
+    let nv = model.vertex_count();
+    let mut start = Vec::with_capacity(nv + 1);
+    let mut power = Vec::new();
+    for v in 0..nv as Vertex {
+        start.push(power.len() as u32);
+        for &(a, b) in model.pair_hits(v) {
+            power.push(specials.binary_search(&(a.min(b), a.max(b))).ok()? as u32);
+        }
+    }
+    start.push(power.len() as u32);
+    Some((start, power))
 }
 
 /// `start[k]..start[k + 1]` indexes the entries with key `k` in a list sorted by key.
