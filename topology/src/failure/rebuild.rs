@@ -165,6 +165,10 @@ impl FailureModel {
 
     /// Whether the same elements and power pairs remove `v` in both models.
     fn same_hits(&self, next: &FailureModel, ids: &Renumbering, v: Vertex) -> bool {
+        if ids.identity {
+            return self.single_hits(v) == next.single_hits(v)
+                && self.pair_hits(v) == next.pair_hits(v);
+        }
         let mut singles: Vec<ElementId> = next.single_hits(v).iter().map(|&e| ids.old(e)).collect();
         let mut pairs: Vec<_> = next.pair_hits(v).iter().map(|&p| ids.old_pair(p)).collect();
         // A vertex's own element and its rack's come first, power cuts after, sorted.
@@ -176,8 +180,8 @@ impl FailureModel {
     }
 
     /// The vertices of `next` (the same zone) that may answer some scenario otherwise
-    /// than in `self`; see the module documentation.
-    /// `kept`: `next` has `self`'s effects, renumbered (every vertex's pieces the same).
+    /// than in `self`; see the module documentation. `kept`: `next` has `self`'s effects,
+    /// perhaps renumbered (every vertex's pieces the same).
     fn changed_vertices(&self, next: &FailureModel, ids: &Renumbering, kept: bool) -> Vec<Vertex> {
         let n = self.vertex_count();
         let same_base = if self.base_comp == next.base_comp {
