@@ -6,10 +6,10 @@
 //! is built and modelled off the async runtime (the model rebuilt from the last one, which
 //! names the servers that may answer otherwise: a server down touches its own cells, a
 //! switch those of its racks, a partition many), and the cells on them are evaluated on
-//! it, in parallel, from a snapshot. Under the ledger's lock the zone is swapped, the cells that
-//! changed since the snapshot are evaluated again there, and the overlay with every cell
-//! whose risk, safety or down state changed is written in one journal entry; the reply
-//! waits until it is durable. Solves that ran on the old zone see it changed and run
+//! it, in parallel, from a snapshot. Under the ledger's lock the zone is swapped, the
+//! cells that changed since the snapshot are evaluated again there, and the overlay with
+//! every cell whose risk, safety or down state changed is written in one journal entry;
+//! the reply waits until it is durable. Solves that ran on the old zone see it changed and run
 //! again. Reports are serialised with inventory switches.
 
 use std::collections::HashMap;
@@ -21,6 +21,7 @@ use store::{Change, RiskUpdate};
 use topology::Placement;
 
 use crate::dto::{timestamp, ElementList, ElementStateItem, ElementStatesResponse, ElementView};
+use crate::ledger::Cell;
 use crate::overlay::{Overlay, Report};
 use crate::zone::Zone;
 use crate::Error;
@@ -36,8 +37,8 @@ fn standing(risk: f64, safe: bool) -> (u64, bool) {
 }
 
 impl Service {
-    /// Reports element states (all or nothing) and judges the cells they may change on the zone they
-    /// leave; see the module docs.
+    /// Reports element states (all or nothing) and judges the cells they may change on the
+    /// zone they leave; see the module docs.
     pub async fn report_states(
         &self,
         states: Vec<ElementStateItem>,
@@ -88,6 +89,12 @@ impl Service {
             touched
         });
         let version = next.version;
+        let to_judge = |c: &Cell, nodes: &[u32]| {
+            c.inventory_version != version
+                || touched
+                    .as_ref()
+                    .is_none_or(|t| c.clients.iter().chain(nodes).any(|&s| t[s as usize]))
+        };
         let (placements, versions) = {
             let ledger = self.core.ledger.read().await;
             writable(&ledger)?;
@@ -95,11 +102,7 @@ impl Service {
             let mut versions = HashMap::new();
             for c in ledger.iter() {
                 let nodes = ledger.nodes(c);
-                let judge = c.inventory_version != version
-                    || touched
-                        .as_ref()
-                        .is_none_or(|t| c.clients.iter().chain(nodes).any(|&s| t[s as usize]));
-                if judge {
+                if to_judge(c, nodes) {
                     versions.insert(c.id.clone(), (c.version, placements.len()));
                     placements.push(Placement {
                         cell_id: c.id.to_string(),
@@ -127,20 +130,12 @@ impl Service {
                 let nodes = ledger.nodes(c);
                 let (risk, safe) = match versions.get(&c.id) {
                     Some(&(v, i)) if v == c.version => risks[i],
-                    // Changed since the snapshot: judged here if it is one to judge.
-                    Some(_) => {
+                    // Changed since the snapshot, or new and one to judge: judged here.
+                    found if found.is_some() || to_judge(c, nodes) => {
                         let r = evaluator.evaluate(&c.clients, nodes);
                         (r.risk, r.single_failure_safe())
                     }
-                    None if c.inventory_version != version
-                        || touched.as_ref().is_none_or(|t| {
-                            c.clients.iter().chain(nodes).any(|&s| t[s as usize])
-                        }) =>
-                    {
-                        let r = evaluator.evaluate(&c.clients, nodes);
-                        (r.risk, r.single_failure_safe())
-                    }
-                    None => continue,
+                    _ => continue,
                 };
                 evaluated += 1;
                 let before = standing(c.risk, c.single_failure_safe);
