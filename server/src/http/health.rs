@@ -29,7 +29,7 @@ use crate::error::{ApiError, ErrorBody};
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "invalid_field: an id the inventory lacks, a state the element cannot take, a reason too long", body = ErrorBody),
-        (status = 503, description = "store_unavailable, shutting_down", body = ErrorBody),
+        (status = 503, description = "contended (another replica committed first: retry), store_unavailable, shutting_down", body = ErrorBody),
     ))]
 pub(super) async fn put_state(
     State(state): State<AppState>,
@@ -70,7 +70,7 @@ pub(super) async fn put_state(
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "invalid_field, naming `states[i].element`, `.state` or `.reason`", body = ErrorBody),
-        (status = 503, description = "store_unavailable, shutting_down", body = ErrorBody),
+        (status = 503, description = "contended (another replica committed first: retry), store_unavailable, shutting_down", body = ErrorBody),
     ))]
 pub(super) async fn post_states(
     State(state): State<AppState>,
@@ -130,7 +130,7 @@ pub(super) async fn get_autopilot(State(state): State<AppState>) -> axum::Json<A
         (status = 400, description = "malformed_json", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "invalid_field", body = ErrorBody),
-        (status = 503, description = "store_unavailable, shutting_down", body = ErrorBody),
+        (status = 503, description = "contended (another replica committed first: retry), store_unavailable, shutting_down", body = ErrorBody),
     ))]
 pub(super) async fn put_autopilot(
     State(state): State<AppState>,

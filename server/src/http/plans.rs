@@ -27,7 +27,7 @@ use crate::error::{ApiError, ErrorBody};
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "invalid_field (no goal, a drain id the inventory lacks, bad settings)", body = ErrorBody),
-        (status = 503, description = "store_unavailable, shutting_down", body = ErrorBody),
+        (status = 503, description = "contended (another replica committed first: retry), store_unavailable, shutting_down", body = ErrorBody),
     ))]
 pub(super) async fn create_plan(
     State(state): State<AppState>,
