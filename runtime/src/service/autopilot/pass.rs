@@ -100,6 +100,9 @@ pub(crate) struct Pass {
 
 /// Cells the optional goals look at per pass (each costs a solve).
 const IMPROVE_SWEEP: usize = 64;
+/// The least wait between passes while the rate holds work back (the tokens of a wait
+/// this long are spent together; they are capped at a second's worth, so none is lost).
+const PACED_PASS: Duration = Duration::from_millis(100);
 
 /// Runs the loop until the service stops.
 pub(crate) fn run(core: &Core, pilot: &Autopilot, rt: &Handle) {
@@ -251,13 +254,13 @@ pub(crate) fn pass(
         core.metrics
             .autopilot_queue(reason, counts.get(reason).copied().unwrap_or(0));
     }
-    let mut moved_now: Vec<Arc<str>> = Vec::new();
     let mut actions = Vec::new();
     let mut left = 0usize;
-    for w in &work {
+    // `work` holds at most one item per cell, so no cell moves twice in a pass.
+    for (i, w) in work.iter().enumerate() {
         if pace.tokens < 1.0 || pace.in_flight.len() >= settings.max_in_flight as usize {
-            left += 1;
-            continue;
+            left = work.len() - i;
+            break;
         }
         if w.need == Need::Improve {
             let mut st = pilot.lock();
@@ -269,9 +272,6 @@ pub(crate) fn pass(
                 continue;
             }
         }
-        if moved_now.contains(&w.cell) {
-            continue;
-        }
         match act(core, zone, placer, evaluator, w, now) {
             Ok(Some((action, seq, fixed))) => {
                 pace.tokens -= 1.0;
@@ -279,7 +279,6 @@ pub(crate) fn pass(
                 if pace.move_ms > 0 {
                     pace.moving.push((now + pace.move_ms, w.cell.clone()));
                 }
-                moved_now.push(w.cell.clone());
                 core.metrics.autopilot_move(w.need.name());
                 let mut st = pilot.lock();
                 if w.need == Need::Improve {
@@ -352,8 +351,10 @@ pub(crate) fn pass(
         }
     }
     if left > 0 {
+        // A pass costs a look at all the work: at a high rate, gather the moves of at
+        // least `PACED_PASS` into one pass rather than one move a pass.
         let need = (1.0 - pace.tokens).max(0.0) / settings.rate;
-        return done(Duration::from_secs_f64(need).min(IDLE), true);
+        return done(Duration::from_secs_f64(need).clamp(PACED_PASS, IDLE), true);
     }
     if !pace.in_flight.is_empty() {
         return done(Duration::from_millis(5), true);
