@@ -210,6 +210,7 @@ async fn concurrent_places_and_deletes_keep_capacity_and_overlap() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_survives_kill_9_and_drains_on_sigterm() {
+    use std::io::{Read, Write};
     use std::process::Command;
 
     let dir = tempfile::tempdir().unwrap();
@@ -239,34 +240,58 @@ async fn the_binary_survives_kill_9_and_drains_on_sigterm() {
     assert_eq!(got.json["nodes"], placed.json["cell"]["nodes"]);
 
     // SIGTERM while placements are in flight: each gets its answer, the exit is clean.
+    // "In flight" is made sure of, not hoped for: each request's handler has asked for its
+    // body (`100 Continue`) before the signal, and the bodies go out only once the service
+    // has stopped listening.
+    let addr = url.trim_start_matches("http://").to_owned();
     let mut inflight = Vec::new();
     for i in 0..8 {
-        let client = client.clone();
-        let id = client_ids[i + 1].clone();
-        inflight.push(tokio::spawn(async move {
-            client
-                .post(
-                    "/v1/cells",
-                    &json!({"cell_id": format!("tcp-t{i}"), "clients": [id]}),
-                )
-                .await
-        }));
+        let body =
+            json!({"cell_id": format!("tcp-t{i}"), "clients": [client_ids[i + 1]]}).to_string();
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /v1/cells HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let continued = read_head(&mut stream);
+        assert!(continued.starts_with("HTTP/1.1 100"), "{continued}");
+        inflight.push((stream, body));
     }
-    tokio::time::sleep(Duration::from_millis(5)).await;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let mut acknowledged = Vec::new();
-    for (i, t) in inflight.into_iter().enumerate() {
-        // A request that had not reached the server before it stopped listening fails to
-        // connect; one that had gets its full answer.
-        if let Ok(reply) = t.await.unwrap() {
-            assert_eq!(reply.status, 201, "{}", reply.text);
-            acknowledged.push(format!("tcp-t{i}"));
+    let mut stopped_listening = false;
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(&addr).is_err() {
+            stopped_listening = true;
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(
+        stopped_listening,
+        "SIGTERM, yet still accepting connections"
+    );
+    let mut acknowledged = Vec::new();
+    for (i, (mut stream, body)) in inflight.into_iter().enumerate() {
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        assert!(
+            reply.starts_with("HTTP/1.1 201"),
+            "request {i}, in flight at SIGTERM, got {reply:?}"
+        );
+        acknowledged.push(format!("tcp-t{i}"));
+    }
+    assert_eq!(acknowledged.len(), 8);
     let mut child = child;
     let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
@@ -281,4 +306,22 @@ async fn the_binary_survives_kill_9_and_drains_on_sigterm() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Reads one response head (through the blank line) from `stream`.
+#[cfg(unix)]
+fn read_head(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!(
+                "the head ended early ({other:?}): {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }
