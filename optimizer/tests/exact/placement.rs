@@ -73,14 +73,21 @@ proptest! {
     }
 }
 
-/// On a generated zone (where the search really searches: far more than 20,000 choices),
-/// the exact solver is never worse than the heuristic on the same objective, and the
-/// heuristic stays close to it.
+/// On a generated zone with partitions (where the search really searches: far more than
+/// 20,000 choices, and most cells have a risk above zero), filled cell by cell as the
+/// service fills it: at every 50th cell the exact solver is never worse than the
+/// heuristic on the same objective, and the heuristic's risk is within 1 % of the ILP's
+/// on every cell compared (the worst cell, not a share of them).
 #[test]
 fn heuristic_against_the_ilp_on_a_generated_zone() {
-    let (inv, cells) = generated(&fixtures::ZoneParams::small(3));
+    // Most clients span two datacenters: their partition costs every such cell some risk,
+    // which the placement trades against the rest.
+    let (inv, cells) = generated(&fixtures::ZoneParams {
+        same_dc_fraction: 0.3,
+        ..fixtures::ZoneParams::small(3).with_partitions()
+    });
     let model = FailureModel::new(&inv);
-    let occ = Occupancy::new(&inv);
+    let mut occ = Occupancy::new(&inv);
     let options = PlaceOptions::default();
     let mut fast = Placer::new(&inv, &model, options.clone());
     let mut exact = Placer::new(
@@ -89,41 +96,59 @@ fn heuristic_against_the_ilp_on_a_generated_zone() {
         PlaceOptions {
             solver: Solver::Exact(SolverKind::Highs),
             mip_gap: 0.0,
+            // Proven optima, however loaded the machine (a solve takes well under a second).
+            mip_time_limit: std::time::Duration::from_secs(600),
             ..options.clone()
         },
     );
-    let objective = |d: &optimizer::place::Decision| {
-        let load: f64 = d
-            .nodes
-            .iter()
-            .map(|&s| f64::from(occ.load(s)) / f64::from(inv.servers[s as usize].capacity))
-            .sum();
-        d.explanation.risk + options.load_weight * load
-    };
-    let mut close_enough = 0;
-    let sample: Vec<_> = cells.iter().step_by(97).take(12).collect();
-    for cell in &sample {
+    let mut compared = 0;
+    let mut with_risk = 0;
+    let mut worst: (f64, &str) = (1.0, "");
+    for (i, cell) in cells.iter().enumerate() {
         let h = fast
             .place(&occ, &cell.clients, cell.size)
             .expect("placeable");
-        let x = exact
-            .place(&occ, &cell.clients, cell.size)
-            .expect("placeable");
-        assert_eq!(x.solve.gap, Some(0.0), "the ILP proves its optimum");
-        assert!(
-            objective(&x) <= objective(&h) * (1.0 + 1e-9) + 1e-15,
-            "cell {}: ILP {} worse than heuristic {}",
-            cell.cell_id,
-            objective(&x),
-            objective(&h)
-        );
-        assert!(x.explanation.single_failure_safe || !h.explanation.single_failure_safe);
-        close_enough += usize::from(h.explanation.risk <= x.explanation.risk * 1.01 + 1e-15);
+        if i % 50 == 0 {
+            let x = exact
+                .place(&occ, &cell.clients, cell.size)
+                .expect("placeable");
+            assert_eq!(x.solve.gap, Some(0.0), "the ILP proves its optimum");
+            let objective = |d: &optimizer::place::Decision| {
+                let load: f64 = d
+                    .nodes
+                    .iter()
+                    .map(|&s| f64::from(occ.load(s)) / f64::from(inv.servers[s as usize].capacity))
+                    .sum();
+                d.explanation.risk + options.load_weight * load
+            };
+            assert!(
+                objective(&x) <= objective(&h) * (1.0 + 1e-9) + 1e-15,
+                "cell {}: ILP {} worse than heuristic {}",
+                cell.cell_id,
+                objective(&x),
+                objective(&h)
+            );
+            assert!(x.explanation.single_failure_safe || !h.explanation.single_failure_safe);
+            let ratio = (h.explanation.risk + 1e-15) / (x.explanation.risk + 1e-15);
+            if ratio > worst.0 {
+                worst = (ratio, &cell.cell_id);
+            }
+            compared += 1;
+            with_risk += usize::from(x.explanation.risk > 0.0);
+        }
+        occ.insert(&h.nodes);
     }
     assert!(
-        close_enough * 10 >= sample.len() * 9,
-        "heuristic within 1% of the ILP on only {close_enough} of {} cells",
-        sample.len()
+        worst.0 <= 1.01,
+        "the heuristic's risk is {:.4}x the ILP's on cell {}",
+        worst.0,
+        worst.1
+    );
+    assert_eq!(compared, cells.len().div_ceil(50));
+    // The comparison means something: cells whose best placement still carries risk.
+    assert!(
+        with_risk * 2 >= compared,
+        "{with_risk} of {compared} with risk"
     );
 }
 
