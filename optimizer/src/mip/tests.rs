@@ -367,6 +367,37 @@ fn placement_program(
     program
 }
 
+/// HiGHS (as the service tunes it, and at its defaults) and microlp prove the same
+/// optimum on programs of a request's shape at a size microlp solves in seconds: a pool
+/// of 30 hosts choosing 7 under 90 failure groups and 10 racks, three seeds. (The
+/// production-sized program of [`timing`] takes microlp about a minute.)
+#[test]
+fn every_backend_proves_the_same_optimum_on_a_pool_sized_program() {
+    for seed in [7, 8, 9] {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut program = placement_program(&mut rng, 30, 7, 90, 10);
+        program.time_limit = Duration::from_secs(600);
+        let mut solved = Vec::new();
+        let backends: [(&str, Box<dyn MipSolver>); 3] = [
+            ("highs tuned", Box::new(HighsSolver::tuned())),
+            ("highs defaults", Box::new(HighsSolver::highs_defaults())),
+            ("microlp", Box::new(MicroLpSolver)),
+        ];
+        for (label, mut solver) in backends {
+            let got = solver.solve(&program).expect("solves");
+            assert_eq!(got.status, MipStatus::Optimal, "{label}, seed {seed}");
+            let chosen = got.values[..30].iter().filter(|&&v| v).count();
+            assert_eq!(chosen, 7, "{label}, seed {seed}");
+            solved.push((label, got.objective));
+        }
+        assert!(
+            solved.windows(2).all(|w| same_objective(w[0].1, w[1].1)),
+            "seed {seed}: {solved:?}"
+        );
+        assert!(solved[0].1 > 0.0, "seed {seed}: a trivial program");
+    }
+}
+
 /// One solve of a production-sized program (50 hosts choose 7, 300 failure groups, 20
 /// racks) by each backend, each on its own fresh thread so HiGHS's per-thread scheduler
 /// takes each configuration's thread count. Run with
