@@ -87,13 +87,30 @@ fn random_raw(seed: u64) -> RawInventory {
     }
     let kinds = ["tor", "aggregation", "spine", "other"];
     let n_dev = rng.random_range(1..=5);
+    // Half the zones are two sites joined only through border routers, as the generator's
+    // partitions are: each site's devices reach their border router over links in the
+    // site's partition risk group (whose failure cuts the site off), the border routers
+    // link to each other, and devices mesh only within their site.
+    let partitioned = n_dev >= 2 && rng.random_bool(0.5);
+    let site = |d: usize| if partitioned { d % 2 } else { 0 };
     let mut devices = RawTable::for_table("network_devices");
     for d in 0..n_dev {
         let [a, h] = afr(&mut rng);
         devices.push(&[
             format!("d{d}"),
             kinds[rng.random_range(0..4)].into(),
-            "dc1".into(),
+            format!("dc{}", site(d) + 1),
+            a,
+            h,
+        ]);
+    }
+    let n_border = if partitioned { 2 } else { 0 };
+    for b in 0..n_border {
+        let [a, h] = afr(&mut rng);
+        devices.push(&[
+            format!("b{b}"),
+            "border".into(),
+            format!("dc{}", b + 1),
             a,
             h,
         ]);
@@ -124,12 +141,40 @@ fn random_raw(seed: u64) -> RawInventory {
     }
     for a in 0..n_dev {
         for b in a + 1..n_dev {
-            if rng.random_bool(0.5) {
+            if site(a) == site(b) && rng.random_bool(0.5) {
                 link(format!("d{a}"), format!("d{b}"), &mut rng, &mut links);
             }
         }
     }
     let mut groups = RawTable::for_table("risk_groups");
+    if partitioned {
+        for d in 0..n_dev {
+            let [a_fr, h] = afr(&mut rng);
+            let (border, group) = (site(d), format!("partition-dc{}", site(d) + 1));
+            links.push(&[
+                format!("l{nl}"),
+                format!("d{d}"),
+                format!("b{border}"),
+                group,
+                a_fr,
+                h,
+            ]);
+            nl += 1;
+        }
+        let [a_fr, h] = afr(&mut rng);
+        links.push(&[
+            format!("l{nl}"),
+            "b0".into(),
+            "b1".into(),
+            String::new(),
+            a_fr,
+            h,
+        ]);
+        for g in 1..=2 {
+            let [a, h] = afr(&mut rng);
+            groups.push(&[format!("partition-dc{g}"), a, h]);
+        }
+    }
     for g in 0..n_groups {
         // One group is left undeclared: it must get the default afr.
         if g == 0 && rng.random_bool(0.5) {
@@ -172,6 +217,9 @@ fn random_raw(seed: u64) -> RawInventory {
     }
     for d in 0..n_dev {
         feed_some(format!("d{d}"), n_power, &mut rng, &mut feeds);
+    }
+    for b in 0..n_border {
+        feed_some(format!("b{b}"), n_power, &mut rng, &mut feeds);
     }
     for s in 0..n_servers {
         if rng.random_bool(0.15) {
