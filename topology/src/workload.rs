@@ -46,6 +46,40 @@ pub const MAX_CELL_SIZE: usize = 15;
 /// masks that hold a cell's state.
 pub const MAX_CELL_SERVERS: usize = 63;
 
+/// Most bytes in a cell id.
+pub const MAX_CELL_ID_LEN: usize = 128;
+
+/// What a cell id may be, wherever a cell enters (requests, workload and placement files,
+/// imports): ids travel in URL paths and CSV cells, so a safe alphabet.
+pub const CELL_ID_RULE: &str = "1 to 128 letters, digits or '._:-'";
+
+/// Whether `id` keeps [`CELL_ID_RULE`].
+pub fn is_cell_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CELL_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The problem with row `line`'s cell id, if it breaks [`CELL_ID_RULE`] (the id shown cut
+/// to 40 characters).
+fn cell_id_problem(table: &str, line: usize, id: &str) -> Option<Problem> {
+    if is_cell_id(id) {
+        return None;
+    }
+    let mut shown: String = id.chars().take(40).collect();
+    if shown.len() < id.len() {
+        shown.push_str("...");
+    }
+    Some(Problem::cell(
+        table,
+        line,
+        "cell_id",
+        format!("{shown:?} is not a cell id: {CELL_ID_RULE}"),
+    ))
+}
+
 fn server_list(
     inventory: &Inventory,
     allow_repeats: bool,
@@ -119,6 +153,7 @@ pub fn parse_cells(table: &RawTable, inventory: &Inventory) -> Result<Vec<CellSp
                 format!("duplicate cell id '{id}'"),
             ));
         }
+        report.errors.extend(cell_id_problem("cells", line, id));
         let clients = match rows.get(row, "clients") {
             Some(text) => server_list(inventory, true, "cells", line, "clients", text, &mut report),
             None => {
@@ -198,6 +233,9 @@ pub fn parse_placements(table: &RawTable, inventory: &Inventory) -> Result<Vec<P
                 format!("duplicate cell id '{id}'"),
             ));
         }
+        report
+            .errors
+            .extend(cell_id_problem("placements", line, id));
         let mut list = |column: &str| match rows.get(row, column) {
             Some(text) => server_list(
                 inventory,
@@ -220,6 +258,14 @@ pub fn parse_placements(table: &RawTable, inventory: &Inventory) -> Result<Vec<P
         };
         let clients = list("clients");
         let nodes = list("nodes");
+        if let Some(nodes) = nodes.as_ref().filter(|n| n.len() > MAX_CELL_SIZE) {
+            report.errors.push(Problem::cell(
+                "placements",
+                line,
+                "nodes",
+                format!("{} nodes: a cell has 1 to {MAX_CELL_SIZE}", nodes.len()),
+            ));
+        }
         if let (Some(clients), Some(nodes)) = (&clients, &nodes) {
             let mut all: Vec<u32> = clients.iter().chain(nodes).copied().collect();
             all.sort_unstable();
@@ -248,5 +294,96 @@ pub fn parse_placements(table: &RawTable, inventory: &Inventory) -> Result<Vec<P
         Ok(out)
     } else {
         Err(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::ingest::read_dir;
+
+    /// The tiny fixture with servers added to its first rack, to 20.
+    fn twenty_servers() -> Inventory {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/tiny");
+        let mut raw = read_dir(&dir).expect("the tiny fixture reads");
+        let mut servers = raw.table("servers").expect("servers").clone();
+        let rack = servers.rows[0][1].clone().expect("a rack");
+        for i in servers.len()..20 {
+            servers.push(&[
+                format!("extra-{i}"),
+                rack.clone(),
+                "active".into(),
+                "4".into(),
+                "c1".into(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        raw.insert("servers", servers);
+        Inventory::from_raw(&raw).expect("still valid").0
+    }
+
+    /// Each problem as `row column: message`.
+    fn problems(report: &Report) -> Vec<String> {
+        report
+            .errors
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}: {}",
+                    p.row.unwrap_or(0),
+                    p.column.as_deref().unwrap_or(""),
+                    p.message
+                )
+            })
+            .collect()
+    }
+
+    /// The rules a cell keeps wherever it enters: an id of the safe alphabet, at most
+    /// [`MAX_CELL_SIZE`] nodes. Every row breaking one is named with its column; the good
+    /// rows are not.
+    #[test]
+    fn placements_and_cells_refuse_bad_ids_and_oversized_cells_by_row() {
+        let inv = twenty_servers();
+        // Parsing checks the rows, not the servers' use (the ledger does): any 16 will do.
+        let servers: Vec<&str> = inv.servers.iter().map(|s| s.id.as_str()).collect();
+        let seven = servers[..7].join(";");
+        let sixteen = servers[..16].join(";");
+        let long = "x".repeat(300);
+        let mut placements = RawTable::for_table("placements");
+        for (id, nodes) in [
+            ("good-1", &seven),
+            ("wide", &sixteen),
+            ("imp bad id", &seven),
+            (long.as_str(), &seven),
+            ("csv,comma", &seven),
+            ("csv\"quote", &seven),
+            ("ok:with.all_chars-1", &seven),
+        ] {
+            placements.push(&[id, servers[0], nodes.as_str()]);
+        }
+        let report = parse_placements(&placements, &inv).expect_err("bad rows");
+        let want = [
+            "2 nodes: 16 nodes: a cell has 1 to 15".to_owned(),
+            format!("3 cell_id: \"imp bad id\" is not a cell id: {CELL_ID_RULE}"),
+            format!(
+                "4 cell_id: \"{}...\" is not a cell id: {CELL_ID_RULE}",
+                "x".repeat(40)
+            ),
+            format!("5 cell_id: \"csv,comma\" is not a cell id: {CELL_ID_RULE}"),
+            format!("6 cell_id: \"csv\\\"quote\" is not a cell id: {CELL_ID_RULE}"),
+        ];
+        assert_eq!(problems(&report), want);
+
+        let mut cells = RawTable::for_table("cells");
+        cells.push(&["good", servers[0], "7"]);
+        cells.push(&["imp bad id", servers[0], "7"]);
+        cells.push(&["wide", servers[0], "16"]);
+        let got = problems(&parse_cells(&cells, &inv).expect_err("bad rows"));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("2 cell_id: "), "{got:?}");
+        assert!(got[1].starts_with("3 size: "), "{got:?}");
     }
 }

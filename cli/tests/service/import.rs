@@ -289,3 +289,112 @@ async fn the_import_endpoint_loads_a_fleet_all_or_nothing() {
         .unwrap()
         .contains("cell_id: required column is missing"));
 }
+
+/// Issue 27, findings 1 and 2: a row of 16 nodes panicked the import mid-way and left the
+/// service's memory and its store apart; ids `POST /v1/cells` refuses were imported. Now
+/// every such row is refused with its row and column named, before anything changes: the
+/// whole file is refused, or with `skip_invalid` only the good row goes in, and a service
+/// opened afresh on the same ledger serves exactly what this one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_rows_and_bad_ids_are_refused_by_row_and_memory_matches_the_store() {
+    let a = Harness::new(8).await;
+    let c = a.clients();
+    let (s, body) = a.place("src", &[&c[0]]).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let src = strings(&body["cell"]["nodes"]);
+    let seven = src.join(";");
+    // Sixteen other hosts: the row that panicked the occupancy kept every other rule.
+    let sixteen: Vec<String> = a
+        .hosts()
+        .into_iter()
+        .filter(|h| !src.contains(h))
+        .take(16)
+        .collect();
+    let sixteen = sixteen.join(";");
+    let b = Harness::new(8).await;
+    let long = "x".repeat(300);
+    let csv = format!(
+        "cell_id,clients,nodes\n\
+         good,{c0},{seven}\n\
+         wide,{c0},{sixteen}\n\
+         imp bad id,{c0},{seven}\n\
+         {long},{c0},{seven}\n\
+         \"csv,comma\",{c0},{seven}\n\
+         \"csv\"\"quote\",{c0},{seven}\n",
+        c0 = c[0]
+    );
+    let file = b.dir.path().join("hostile.csv");
+    fs::write(&file, csv).unwrap();
+    let why = |e: &Value| -> Vec<(u64, String)> {
+        e["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["row"].as_u64().unwrap(),
+                    r["why"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let expect_refused = |got: Vec<(u64, String)>| {
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            [2, 3, 4, 5, 6],
+            "{got:?}"
+        );
+        assert!(
+            got[0].1.contains("nodes: 16 nodes: a cell has 1 to 15"),
+            "{got:?}"
+        );
+        for (_, why) in &got[1..] {
+            assert!(
+                why.starts_with("cell_id: ") && why.contains("is not a cell id"),
+                "{why}"
+            );
+        }
+    };
+
+    let (s, e) = b
+        .call(
+            Method::POST,
+            "/v1/ledger/import",
+            Some(json!({"path": file})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_import"),
+        "{e}"
+    );
+    expect_refused(why(&e["error"]["details"]));
+    assert!(all_cells(&b.app).await.is_empty(), "nothing imported");
+
+    let (s, v) = b
+        .call(
+            Method::POST,
+            "/v1/ledger/import",
+            Some(json!({"path": file, "skip_invalid": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"], 1, "{v}");
+    expect_refused(why(&v));
+    let served = nodes_by_cell(&b.app).await;
+    assert_eq!(served.keys().collect::<Vec<_>>(), ["good"]);
+    // Loads: every server of the good cell holds one node, no other holds any.
+    for server in served["good"].iter() {
+        let (_, srv) = b
+            .call(Method::GET, &format!("/v1/servers/{server}"), None)
+            .await;
+        assert_eq!(srv["cells"], json!(["good"]), "{srv}");
+    }
+    b.service.shutdown().await;
+    let reopened = b.reopen().await;
+    assert_eq!(
+        nodes_by_cell(&reopened).await,
+        served,
+        "memory and store agree"
+    );
+}

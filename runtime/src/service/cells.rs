@@ -1,6 +1,6 @@
 //! Cell requests: place, replace, move clients, get, list and delete.
 
-use topology::workload::MAX_CELL_SIZE;
+use topology::workload::{is_cell_id, CELL_ID_RULE, MAX_CELL_SIZE};
 
 use crate::dto::{
     decode_cursor, encode_cursor, CellPage, CellResponse, CellView, ClientsRequest,
@@ -199,19 +199,14 @@ impl Service {
     }
 }
 
-/// Cell ids travel in URL paths: keep them to a safe alphabet.
+/// Cell ids travel in URL paths: the rule every way in shares ([`CELL_ID_RULE`]).
 fn validate_cell_id(id: &str) -> Result<(), Error> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok {
+    if is_cell_id(id) {
         Ok(())
     } else {
         Err(Error::InvalidField {
             field: "cell_id".into(),
-            message: "1 to 128 letters, digits or '._:-'".into(),
+            message: CELL_ID_RULE.into(),
         })
     }
 }
