@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Write as _};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -68,38 +67,45 @@ impl Dialect for Sqlite {
 pub struct SqliteStore {
     pool: SqlitePool,
     path: std::path::PathBuf,
-    /// `<ledger>.lock`, held while the store is open (see [`hold_lock`]).
+    /// The ledger file, locked while the store is open (see [`hold_lock`]).
     lock: Arc<Mutex<Option<File>>>,
 }
 
-/// Holds an exclusive lock on `<ledger>.lock` for as long as the store is open: a SQLite
-/// ledger is served by one process at a time, since two would each trust their own
-/// in-memory occupancy and together break the rules. The OS drops the lock when the
-/// process dies, even by kill -9; the file keeps the holder's pid for the message.
+/// Holds an exclusive lock on the ledger file itself for as long as the store is open: a
+/// SQLite ledger is served by one process at a time, since two would each trust their own
+/// in-memory occupancy and together break the rules. The file, not a name: every name of
+/// it (a symlink, a hard link, a relative path, a `sqlite://` form) takes the same lock.
+/// The OS drops the lock when the process dies, even by kill -9. `<ledger>.lock` (under the
+/// file's canonical name) keeps the holder's pid for the message.
+///
+/// The lock is `flock(2)`, which on Linux does not interact with the `fcntl(2)` locks
+/// SQLite takes on the same file. Closing a descriptor of the file releases this process's
+/// `fcntl` locks on it, so the descriptor is closed only when the store closes, after its
+/// connections.
 fn hold_lock(path: &Path) -> Result<File, Error> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let lock_path = std::path::PathBuf::from(name);
-    let io = |e| Error::Io {
-        context: format!("locking {}", lock_path.display()),
-        source: e,
-    };
-    let mut file = std::fs::OpenOptions::new()
+    let io = |context: String| move |e| Error::Io { context, source: e };
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&lock_path)
-        .map_err(io)?;
+        .open(path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    let pid_path = std::fs::canonicalize(path)
+        .map(|canonical| {
+            let mut name = canonical.into_os_string();
+            name.push(".lock");
+            std::path::PathBuf::from(name)
+        })
+        .map_err(io(format!("resolving {}", path.display())))?;
     match file.try_lock() {
         Ok(()) => {
-            file.set_len(0).map_err(io)?;
-            writeln!(file, "{}", std::process::id()).map_err(io)?;
+            std::fs::write(&pid_path, format!("{}\n", std::process::id()))
+                .map_err(io(format!("writing {}", pid_path.display())))?;
             Ok(file)
         }
         Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
+            let holder = std::fs::read_to_string(&pid_path).unwrap_or_default();
             let holder = holder.trim();
             Err(Error::LedgerLocked {
                 message: format!(
@@ -113,7 +119,7 @@ fn hold_lock(path: &Path) -> Result<File, Error> {
                 ),
             })
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
     }
 }
 
@@ -591,6 +597,42 @@ mod tests {
         first.close().await;
         let second = SqliteStore::open(&path).await.unwrap();
         second.close().await;
+    }
+
+    /// Issue 27, finding 3: the lock is the file's, not a name's. While one store holds the
+    /// ledger, opening it through a symlink, a hard link or a roundabout relative-looking
+    /// path is refused; once closed, the symlink opens it, and the first name is then
+    /// refused in turn.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn every_name_of_a_ledger_takes_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let path = dir.path().join("l.db");
+        let first = SqliteStore::open(&path).await.unwrap();
+        let symlink = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&path, &symlink).unwrap();
+        let hard = dir.path().join("hard.db");
+        std::fs::hard_link(&path, &hard).unwrap();
+        let roundabout = sub.join("..").join(".").join("l.db");
+        for name in [&symlink, &hard, &roundabout] {
+            let e = SqliteStore::open(name).await.unwrap_err();
+            assert!(
+                matches!(e, Error::LedgerLocked { .. }),
+                "{}: {e}",
+                name.display()
+            );
+        }
+        first.close().await;
+        let through_link = SqliteStore::open(&symlink).await.unwrap();
+        let e = SqliteStore::open(&path).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("(pid {})", std::process::id())),
+            "{e}"
+        );
+        through_link.close().await;
     }
 
     fn element(
