@@ -46,6 +46,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(Error::UnsupportedMediaType.into());
         }
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        // A declared length over the limit is refused before the body is read: hyper sends
+        // `100 Continue` only once the body is polled, so a client that asked first gets
+        // the 413 and never sends the body.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(Error::BodyTooLarge { limit }.into());
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::BodyTooLarge { limit }
