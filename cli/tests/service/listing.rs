@@ -161,6 +161,8 @@ async fn list_cells_pages_filters_and_refuses() {
         (&format!("cursor={}", hex_of("a b")), "cursor"),
         ("unsafe=maybe", "unsafe"),
         ("inventory_version=v1", "inventory_version"),
+        ("inventory_version=-1", "inventory_version"),
+        ("inventory_version=0", "inventory_version"),
         ("colour=red", "colour"),
     ] {
         let (s, e) = h

@@ -63,8 +63,8 @@ pub(super) struct ListQuery {
     #[serde(rename = "unsafe")]
     #[param(value_type = Option<bool>)]
     unsafe_only: Option<String>,
-    /// Only cells whose risk was computed on this inventory version.
-    #[param(value_type = Option<i64>)]
+    /// Only cells whose risk was computed on this inventory version (versions count from 1).
+    #[param(value_type = Option<i64>, minimum = 1)]
     inventory_version: Option<String>,
     /// Cells per page, 1 to 1000 (default 100).
     // The literal 1000 is `LIST_LIMIT` (utoipa takes literals only); a test checks them.
@@ -92,7 +92,23 @@ pub(super) async fn list_cells(
     let query = CellQuery {
         server: q.server,
         unsafe_only: parse_param(q.unsafe_only, "unsafe", "true or false")?,
-        inventory_version: parse_param(q.inventory_version, "inventory_version", "a version")?,
+        inventory_version: parse_param(
+            q.inventory_version,
+            "inventory_version",
+            "a version (1 or more)",
+        )?
+        .map(|v: i64| {
+            // Versions count from 1: a lower one can only be a mistake, never an empty page.
+            if v < 1 {
+                Err(ApiError(Error::InvalidField {
+                    field: "inventory_version".into(),
+                    message: format!("inventory_version '{v}' is not a version (1 or more)"),
+                }))
+            } else {
+                Ok(v)
+            }
+        })
+        .transpose()?,
         limit: parse_param(
             q.limit,
             "limit",
