@@ -4,8 +4,37 @@
 use super::*;
 use server::auth::{new_token, Role, Tokens};
 
+/// Everything logged on this thread while the guard lives (the test's runtime is this
+/// thread's, so the middleware's events are caught).
+fn capture_logs() -> (
+    Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
+) {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || Sink(sink.clone()))
+        .finish();
+    (buffer, tracing::subscriber::set_default(subscriber))
+}
+
+struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn each_role_reaches_what_it_may_and_no_more() {
+    let (logs, _guard) = capture_logs();
     let h = Harness::new(8).await;
     let (read, read_line) = new_token(Role::Read, "dash").unwrap();
     let (runtime, runtime_line) = new_token(Role::Runtime, "rt").unwrap();
@@ -108,6 +137,34 @@ async fn each_role_reaches_what_it_may_and_no_more() {
     // Refused requests changed nothing: a1 was placed by runtime and deleted by admin only.
     let (_, cells, _) = call(Method::GET, "/v1/cells", Some(&read), None).await;
     assert_eq!(cells["cells"], json!([]));
+
+    // Issue 27: every refusal is logged, saying who (a token's name) and what route; no
+    // token ever appears in the log.
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let refused: Vec<&str> = logs.lines().filter(|l| l.contains("refused: ")).collect();
+    let has = |status: &str, route: &str, who: &str| {
+        refused.iter().any(|l| {
+            l.contains(status) && l.contains(&format!("route=\"{route}\"")) && l.contains(who)
+        })
+    };
+    assert!(has("401", "/v1/cells", "who=\"no token\""), "{logs}");
+    assert!(
+        has("401", "/v1/cells", "who=\"an unknown token\""),
+        "{logs}"
+    );
+    assert!(has("401", "/metrics", "who=\"no token\""), "{logs}");
+    assert!(has("403", "/v1/cells", "who=\"dash\""), "{logs}");
+    assert!(has("403", "/v1/inventory", "who=\"rt\""), "{logs}");
+    assert!(has("403", "/v1/plans", "who=\"rt\""), "{logs}");
+    assert_eq!(refused.len(), 6, "{logs}");
+    for secret in [
+        read.as_str(),
+        runtime.as_str(),
+        admin.as_str(),
+        "not-a-token",
+    ] {
+        assert!(!logs.contains(secret), "a token in the log: {logs}");
+    }
 }
 
 /// Without tokens, `serve` refuses a non-loopback address and says so; on loopback it

@@ -65,19 +65,30 @@ pub(super) async fn authorize(State(state): State<AppState>, req: Request, next:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    // Each refusal is logged with who asked (a token's name, never the token) and for what.
+    let method = req.method().as_str();
     match presented.map(|t| tokens.check(t)) {
-        None => ApiError(Error::Unauthorized {
-            message: format!("this route needs a bearer token of role {need} or above"),
-        })
-        .into_response(),
-        Some(None) => ApiError(Error::Unauthorized {
-            message: "the bearer token is not one of this service's".into(),
-        })
-        .into_response(),
-        Some(Some((name, role))) if role < need => ApiError(Error::Forbidden {
-            message: format!("the token '{name}' has role {role}; this route needs {need}"),
-        })
-        .into_response(),
+        None => {
+            tracing::warn!(method, route, who = "no token", %need, "refused: 401");
+            ApiError(Error::Unauthorized {
+                message: format!("this route needs a bearer token of role {need} or above"),
+            })
+            .into_response()
+        }
+        Some(None) => {
+            tracing::warn!(method, route, who = "an unknown token", %need, "refused: 401");
+            ApiError(Error::Unauthorized {
+                message: "the bearer token is not one of this service's".into(),
+            })
+            .into_response()
+        }
+        Some(Some((name, role))) if role < need => {
+            tracing::warn!(method, route, who = name, %role, %need, "refused: 403");
+            ApiError(Error::Forbidden {
+                message: format!("the token '{name}' has role {role}; this route needs {need}"),
+            })
+            .into_response()
+        }
         Some(Some(_)) => next.run(req).await,
     }
 }
