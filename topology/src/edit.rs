@@ -482,12 +482,7 @@ pub fn apply(raw: &RawInventory, inv: &Inventory, edits: &[Edit]) -> Result<RawI
 mod tests {
     use super::*;
 
-    fn zone() -> (RawInventory, Inventory) {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/tiny");
-        let raw = crate::ingest::read_dir(&dir).unwrap();
-        let (inv, _) = Inventory::from_raw(&raw).unwrap();
-        (raw, inv)
-    }
+    use crate::testing::tiny as zone;
 
     fn ids(raw: &RawInventory, table: &str, key: &str) -> HashSet<String> {
         let t = raw.table(table).unwrap();

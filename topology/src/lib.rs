@@ -14,6 +14,9 @@ pub mod raw;
 mod select;
 pub mod workload;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::{Error, Problem, Report};
 pub use failure::{Changed, FailureModel};
 pub use model::{ElementId, ElementKind, Inventory};

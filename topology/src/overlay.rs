@@ -323,12 +323,7 @@ mod tests {
     use crate::failure::reference;
     use crate::ElementId;
 
-    fn zone() -> (RawInventory, Inventory) {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/tiny");
-        let raw = crate::ingest::read_dir(&dir).unwrap();
-        let (inv, _) = Inventory::from_raw(&raw).unwrap();
-        (raw, inv)
-    }
+    use crate::testing::tiny as zone;
 
     fn failed(named: Named, since: i64) -> Reported {
         Reported {

@@ -76,17 +76,10 @@ impl Inventory {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::ingest::read_dir;
     use crate::model::Inventory;
 
     fn tiny() -> Inventory {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/tiny");
-        let raw = read_dir(&dir).expect("the tiny fixture reads");
-        Inventory::from_raw(&raw)
-            .expect("the tiny fixture is valid")
-            .0
+        crate::testing::tiny().1
     }
 
     fn named(inv: &Inventory, id: &str) -> Vec<String> {

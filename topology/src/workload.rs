@@ -299,15 +299,11 @@ pub fn parse_placements(table: &RawTable, inventory: &Inventory) -> Result<Vec<P
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::ingest::read_dir;
 
     /// The tiny fixture with servers added to its first rack, to 20.
     fn twenty_servers() -> Inventory {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/tiny");
-        let mut raw = read_dir(&dir).expect("the tiny fixture reads");
+        let mut raw = crate::testing::tiny_raw();
         let mut servers = raw.table("servers").expect("servers").clone();
         let rack = servers.rows[0][1].clone().expect("a rack");
         for i in servers.len()..20 {

@@ -125,9 +125,7 @@ mod tests {
 
     #[test]
     fn equals_the_reference_on_every_single_and_many_sets() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/tiny");
-        let raw = crate::ingest::read_dir(&dir).unwrap();
-        let (inv, _) = Inventory::from_raw(&raw).unwrap();
+        let (_, inv) = crate::testing::tiny();
         let m = inv.elements.len() as u32;
         let mut sets: Vec<Vec<ElementId>> = vec![vec![]];
         sets.extend((0..m).map(|e| vec![ElementId(e)]));
