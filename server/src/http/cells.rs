@@ -14,7 +14,7 @@ use runtime::Error;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{parse_param, JsonBody, PathParams, QueryParams};
+use super::extract::{parse_param, parse_param_where, JsonBody, PathParams, QueryParams};
 use super::state::AppState;
 use crate::error::{ApiError, ErrorBody};
 
@@ -92,23 +92,13 @@ pub(super) async fn list_cells(
     let query = CellQuery {
         server: q.server,
         unsafe_only: parse_param(q.unsafe_only, "unsafe", "true or false")?,
-        inventory_version: parse_param(
+        // Versions count from 1: a lower one can only be a mistake, never an empty page.
+        inventory_version: parse_param_where(
             q.inventory_version,
             "inventory_version",
             "a version (1 or more)",
-        )?
-        .map(|v: i64| {
-            // Versions count from 1: a lower one can only be a mistake, never an empty page.
-            if v < 1 {
-                Err(ApiError(Error::InvalidField {
-                    field: "inventory_version".into(),
-                    message: format!("inventory_version '{v}' is not a version (1 or more)"),
-                }))
-            } else {
-                Ok(v)
-            }
-        })
-        .transpose()?,
+            |v: &i64| *v >= 1,
+        )?,
         limit: parse_param(
             q.limit,
             "limit",

@@ -156,9 +156,20 @@ pub(crate) fn parse_param<T: std::str::FromStr>(
     field: &str,
     what: &str,
 ) -> Result<Option<T>, ApiError> {
+    parse_param_where(value, field, what, |_| true)
+}
+
+/// [`parse_param`] for a value that must also keep `valid` (a range its type does not
+/// say); one that parses but does not keep it gets the same error.
+pub(crate) fn parse_param_where<T: std::str::FromStr>(
+    value: Option<String>,
+    field: &str,
+    what: &str,
+    valid: impl Fn(&T) -> bool,
+) -> Result<Option<T>, ApiError> {
     value
         .map(|v| {
-            v.parse().map_err(|_| {
+            v.parse().ok().filter(|t| valid(t)).ok_or_else(|| {
                 ApiError(Error::InvalidField {
                     field: field.to_owned(),
                     message: format!("{field} '{v}' is not {what}"),
