@@ -310,18 +310,18 @@ async fn oversized_rows_and_bad_ids_are_refused_by_row_and_memory_matches_the_st
         .filter(|h| !src.contains(h))
         .take(16)
         .collect();
-    let sixteen = sixteen.join(";");
     let b = Harness::new(8).await;
     let long = "x".repeat(300);
     let csv = format!(
         "cell_id,clients,nodes\n\
          good,{c0},{seven}\n\
-         wide,{c0},{sixteen}\n\
+         wide,{c0},{wide}\n\
          imp bad id,{c0},{seven}\n\
          {long},{c0},{seven}\n\
          \"csv,comma\",{c0},{seven}\n\
          \"csv\"\"quote\",{c0},{seven}\n",
-        c0 = c[0]
+        c0 = c[0],
+        wide = sixteen.join(";")
     );
     let file = b.dir.path().join("hostile.csv");
     fs::write(&file, csv).unwrap();
@@ -383,12 +383,15 @@ async fn oversized_rows_and_bad_ids_are_refused_by_row_and_memory_matches_the_st
     expect_refused(why(&v));
     let served = nodes_by_cell(&b.app).await;
     assert_eq!(served.keys().collect::<Vec<_>>(), ["good"]);
-    // Loads: every server of the good cell holds one node, no other holds any.
-    for server in served["good"].iter() {
-        let (_, srv) = b
-            .call(Method::GET, &format!("/v1/servers/{server}"), None)
-            .await;
-        assert_eq!(srv["cells"], json!(["good"]), "{srv}");
+    // Loads: every server of the good cell holds it, and none of the refused wide row's
+    // holds anything (the panic had left them a node each in memory).
+    for (servers, cells) in [(&served["good"], json!(["good"])), (&sixteen, json!([]))] {
+        for server in servers {
+            let (_, srv) = b
+                .call(Method::GET, &format!("/v1/servers/{server}"), None)
+                .await;
+            assert_eq!(srv["cells"], cells, "{srv}");
+        }
     }
     b.service.shutdown().await;
     let reopened = b.reopen().await;
