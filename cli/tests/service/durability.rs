@@ -248,18 +248,7 @@ async fn the_binary_survives_kill_9_and_drains_on_sigterm() {
     for i in 0..8 {
         let body =
             json!({"cell_id": format!("tcp-t{i}"), "clients": [client_ids[i + 1]]}).to_string();
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        write!(
-            stream,
-            "POST /v1/cells HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        let continued = read_head(&mut stream);
+        let (stream, continued) = post_expecting_continue(&addr, "/v1/cells", body.len() as u64);
         assert!(continued.starts_with("HTTP/1.1 100"), "{continued}");
         inflight.push((stream, body));
     }

@@ -525,18 +525,9 @@ async fn server_side_paths_stay_under_the_inventory_root() {
 #[cfg(unix)]
 #[test]
 fn an_oversized_body_is_refused_before_100_continue() {
-    use std::io::Write;
     let (mut child, addr, _dir) = start_with_flags(&[]);
     for (path, length) in [("/v1/cells", 100_000_000u64), ("/v1/plans", 1_000_000_000)] {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
-        )
-        .unwrap();
-        let head = read_head(&mut s);
+        let (_, head) = post_expecting_continue(&addr, path, length);
         assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
     }
     assert_eq!(status_of(&addr, "/healthz"), Some(200));

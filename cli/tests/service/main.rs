@@ -421,6 +421,26 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Sends the head of a JSON `POST path` of `length` bytes on a new connection to `addr`,
+/// asking `Expect: 100-continue`, and reads the service's first answer: the stream (to
+/// send the body on) and that answer's head.
+#[cfg(unix)]
+fn post_expecting_continue(addr: &str, path: &str, length: u64) -> (std::net::TcpStream, String) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut stream);
+    (stream, head)
+}
+
 /// Reads one response head (through the blank line) from `stream`.
 #[cfg(unix)]
 fn read_head(stream: &mut std::net::TcpStream) -> String {
