@@ -118,15 +118,21 @@ fn random_raw(seed: u64) -> RawInventory {
     let n_groups = rng.random_range(0..=2);
     let mut links = RawTable::for_table("network_links");
     let mut nl = 0;
+    // The next link, numbered, in `group` (empty: none).
+    let mut push_link =
+        |a: String, b: String, group: String, rng: &mut ChaCha8Rng, links: &mut RawTable| {
+            let [a_fr, h] = afr(rng);
+            links.push(&[format!("l{nl}"), a, b, group, a_fr, h]);
+            nl += 1;
+        };
+    // A link in one of the random groups, at times.
     let mut link = |a: String, b: String, rng: &mut ChaCha8Rng, links: &mut RawTable| {
         let g = if n_groups > 0 && rng.random_bool(0.3) {
             format!("g{}", rng.random_range(0..n_groups))
         } else {
             String::new()
         };
-        let [a_fr, h] = afr(rng);
-        links.push(&[format!("l{nl}"), a, b, g, a_fr, h]);
-        nl += 1;
+        push_link(a, b, g, rng, links);
     };
     for s in 0..n_servers {
         let homes = rng.random_range(0..=2);
@@ -149,27 +155,22 @@ fn random_raw(seed: u64) -> RawInventory {
     let mut groups = RawTable::for_table("risk_groups");
     if partitioned {
         for d in 0..n_dev {
-            let [a_fr, h] = afr(&mut rng);
             let (border, group) = (site(d), format!("partition-dc{}", site(d) + 1));
-            links.push(&[
-                format!("l{nl}"),
+            push_link(
                 format!("d{d}"),
                 format!("b{border}"),
                 group,
-                a_fr,
-                h,
-            ]);
-            nl += 1;
+                &mut rng,
+                &mut links,
+            );
         }
-        let [a_fr, h] = afr(&mut rng);
-        links.push(&[
-            format!("l{nl}"),
+        push_link(
             "b0".into(),
             "b1".into(),
             String::new(),
-            a_fr,
-            h,
-        ]);
+            &mut rng,
+            &mut links,
+        );
         for g in 1..=2 {
             let [a, h] = afr(&mut rng);
             groups.push(&[format!("partition-dc{g}"), a, h]);
