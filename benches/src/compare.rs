@@ -103,6 +103,7 @@ pub fn compare_with_model(
         risk: true,
         top: 1,
         threads: 2,
+        stop: optimizer::Stop::default(),
     };
     let partitions = room_partitions(inv);
     let methods = methods

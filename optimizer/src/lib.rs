@@ -9,10 +9,12 @@ pub mod place;
 pub mod rebalance;
 pub mod report;
 pub mod risk;
+mod stop;
 pub mod whatif;
 
 pub use report::{fleet_report, FleetReport, ReportOptions};
 pub use risk::{CellRisk, CellShape, RiskEvaluator, StateEvent};
+pub use stop::Stop;
 
 use std::time::Duration;
 

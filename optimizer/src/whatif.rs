@@ -217,7 +217,7 @@ pub fn headroom(
         out.stopped_by = Some("no client sets in the mix".into());
         return out;
     }
-    while out.cells < HEADROOM_LIMIT {
+    while out.cells < HEADROOM_LIMIT && !options.stop.is_set() {
         let n = HEADROOM_BATCH.min(HEADROOM_LIMIT - out.cells);
         let specs: Vec<topology::CellSpec> = (out.cells..out.cells + n)
             .map(|i| topology::CellSpec {
@@ -227,6 +227,10 @@ pub fn headroom(
             })
             .collect();
         let batch = crate::place::batch::place_batch(inv, model, &specs, &mut occ, options);
+        if options.stop.is_set() {
+            // Cut short: the count is thrown away.
+            return out;
+        }
         // Cells after the first failure may still have been placed (a smaller need fits
         // elsewhere); count only the prefix before it, so the answer is "this many in a row".
         let first_failed = batch
@@ -271,6 +275,9 @@ pub struct Options {
     pub plan: Option<PlaceOptions>,
     /// Load and free capacity per domain on both sides.
     pub domains: bool,
+    /// Ends the comparison early once set (its answer is then to be thrown away): the
+    /// reports, the pairs and the plan all look at it.
+    pub stop: crate::Stop,
 }
 
 /// The same cells before and after a change, side by side.
@@ -299,7 +306,13 @@ fn side(
         report: options
             .report
             .as_ref()
-            .map(|r| fleet_report(inv, model, placements, r)),
+            .map(|r| {
+                let r = ReportOptions {
+                    stop: options.stop.clone(),
+                    ..r.clone()
+                };
+                fleet_report(inv, model, placements, &r)
+            }),
         scenario: fail.map(|f| scenario(inv, f, placements)),
         domains: if options.domains {
             domain_loads(inv, placements)
@@ -350,7 +363,7 @@ pub fn compare(
     };
     let threads = options.report.as_ref().map_or(0, |r| r.threads);
     let pairs = if options.pairs_top > 0 {
-        pair_blast_radius(after.1, after.2, options.pairs_top, threads)
+        pair_blast_radius(after.1, after.2, options.pairs_top, threads, &options.stop)
     } else {
         Vec::new()
     };
@@ -360,7 +373,11 @@ pub fn compare(
             repair: true,
             ..Goals::default()
         };
-        rebalance::plan(after.0, after.1, after.2, &goals, place)
+        let place = PlaceOptions {
+            stop: options.stop.clone(),
+            ..place.clone()
+        };
+        rebalance::plan(after.0, after.1, after.2, &goals, &place)
     });
     WhatIf {
         before: b,
@@ -418,6 +435,14 @@ mod tests {
         let h = headroom(&inv, &model, &[], &mix, 3, &PlaceOptions::default());
         assert!(h.cells <= hosts / 3, "{h:?} with {hosts} hosts");
         assert!(h.cells >= hosts / 3 - 1, "{h:?} with {hosts} hosts");
+        // Stopped (its caller's time limit ran out): nothing more is placed.
+        let stop = crate::Stop::new();
+        stop.set();
+        let stopped = PlaceOptions {
+            stop,
+            ..PlaceOptions::default()
+        };
+        assert_eq!(headroom(&inv, &model, &[], &mix, 3, &stopped).cells, 0);
         assert!(h.stopped_by.is_some());
         // On top of what it found room for, one cell less fits.
         let placed: Vec<Placement> = {

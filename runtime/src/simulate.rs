@@ -109,6 +109,7 @@ impl Autopilot {
                     enabled: Some(false),
                     ..settings
                 },
+                heavy: Default::default(),
             };
             let service = Service::open_with_clock(
                 store,

@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub inventory_root: Option<PathBuf>,
     /// See [`Config::autopilot`].
     pub autopilot: runtime::dto::AutopilotUpdate,
+    /// See [`Config::heavy`].
+    pub heavy: runtime::service::HeavyLimits,
     /// Bearer tokens; `None`: every request is allowed, so only a loopback address may
     /// be listened on.
     pub tokens: Option<Arc<Tokens>>,
@@ -78,6 +80,7 @@ pub async fn run(
             placer: options.placer.clone(),
             inventory_root: options.inventory_root.clone(),
             autopilot: options.autopilot,
+            heavy: options.heavy,
         },
     )
     .await?;

@@ -69,6 +69,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         risk: !no_risk,
         top,
         threads,
+        stop: optimizer::Stop::default(),
     };
     let report = fleet_report(&loaded.inventory, &loaded.model, &placements, &options);
     if let Some(path) = &cells_out {
@@ -81,6 +82,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             &placements,
             OUT_DIR_PAIRS,
             threads,
+            &optimizer::Stop::default(),
         );
         let domains = optimizer::whatif::domain_loads(&loaded.inventory, &placements);
         let inv = &loaded.inventory;
@@ -107,7 +109,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     if pairs_top > 0 && !json {
         let started = std::time::Instant::now();
         let pairs =
-            optimizer::report::pair_blast_radius(&loaded.model, &placements, pairs_top, threads);
+            optimizer::report::pair_blast_radius(
+                &loaded.model,
+                &placements,
+                pairs_top,
+                threads,
+                &optimizer::Stop::default(),
+            );
         emitln(format_args!(
             "element pairs that put out cells neither element does alone (top {pairs_top}, {:.2?}):",
             started.elapsed()

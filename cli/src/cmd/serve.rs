@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::ValueEnum;
 use optimizer::place::{PlaceOptions, Solver};
+use runtime::service::{Heavy, HeavyLimit, HeavyLimits};
 
 use super::output::emitln;
 
@@ -78,6 +79,41 @@ pub(crate) struct Args {
     /// else 10.
     #[arg(long)]
     autopilot_rate: Option<f64>,
+    /// A heavy request kind's limits, as KIND=SECONDS[:AT_ONCE] (repeat per kind): report,
+    /// whatif, plan or validate, its time limit (503 `timeout` past it, and its work
+    /// stopped) and how many compute at once. Defaults: report=120:1, whatif=120:1,
+    /// plan=300:1, validate=300:1. The admin routes' own limit of 600 s still applies.
+    #[arg(long = "heavy", value_name = "KIND=SECONDS[:AT_ONCE]", value_parser = parse_heavy)]
+    heavy: Vec<(Heavy, HeavyLimit)>,
+}
+
+/// One `--heavy` value.
+fn parse_heavy(text: &str) -> Result<(Heavy, HeavyLimit), String> {
+    let (kind, limit) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}': expected KIND=SECONDS[:AT_ONCE]"))?;
+    let kind = Heavy::ALL
+        .into_iter()
+        .find(|k| k.name() == kind)
+        .ok_or_else(|| format!("'{kind}': not a kind (report, whatif, plan, validate)"))?;
+    let (secs, at_once) = limit.split_once(':').unwrap_or((limit, "1"));
+    let secs: f64 = secs
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .ok_or_else(|| format!("'{secs}': seconds, above 0 and at most 86400"))?;
+    let concurrent: usize = at_once
+        .parse()
+        .ok()
+        .filter(|n| (1..=64).contains(n))
+        .ok_or_else(|| format!("'{at_once}': how many at once, 1 to 64"))?;
+    Ok((
+        kind,
+        HeavyLimit {
+            concurrent,
+            time: Duration::from_secs_f64(secs),
+        },
+    ))
 }
 
 /// A switch.
@@ -120,6 +156,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         autopilot,
         autopilot_grace_s,
         autopilot_rate,
+        heavy,
     } = args;
     // RUST_LOG chooses what is logged (default: info); colours only on a terminal,
     // never into a file or a pipe.
@@ -159,6 +196,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             rate: autopilot_rate,
             ..runtime::dto::AutopilotUpdate::default()
         },
+        heavy: heavy
+            .into_iter()
+            .fold(HeavyLimits::default(), |all, (kind, limit)| {
+                all.with(kind, limit)
+            }),
         tokens: tokens
             .map(|path| server::auth::Tokens::load(&path).map(std::sync::Arc::new))
             .transpose()?,

@@ -89,6 +89,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         pairs_top: if scenario_only { 0 } else { pairs_top },
         plan: (!scenario_only).then(PlaceOptions::default),
         domains: !scenario_only || out_dir.is_some(),
+        stop: optimizer::Stop::default(),
     };
     let started = std::time::Instant::now();
     let w = sides.compare(&options);

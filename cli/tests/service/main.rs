@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use runtime::service::{Config, Service};
+use runtime::service::{Config, HeavyLimits, Service};
 use runtime::zone::Source;
 use serde_json::{json, Value};
 use server::{app, AppState, Limits};
@@ -27,6 +27,7 @@ mod autopilot;
 mod cells;
 mod durability;
 mod hardening;
+mod heavy;
 mod import;
 mod inventory;
 mod listing;
@@ -157,6 +158,16 @@ impl Harness {
 
     /// A harness on the zone `params` generate.
     async fn on(params: &fixtures::ZoneParams, limits: Limits, flaky: bool) -> Harness {
+        Harness::open(params, limits, flaky, HeavyLimits::default()).await
+    }
+
+    /// [`Harness::on`] with the heavy requests' limits `heavy`.
+    async fn open(
+        params: &fixtures::ZoneParams,
+        limits: Limits,
+        flaky: bool,
+        heavy: HeavyLimits,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let raw = fixtures::generate(params);
         let zone_dir = write_zone(&dir.path().join("zone"), &raw);
@@ -171,7 +182,11 @@ impl Harness {
         } else {
             (Arc::new(sqlite), None)
         };
-        let service = Service::open(store, Some(Source::Dir(zone_dir.clone())), config(&db))
+        let config = Config {
+            heavy,
+            ..config(&db)
+        };
+        let service = Service::open(store, Some(Source::Dir(zone_dir.clone())), config)
             .await
             .unwrap();
         let app = app(AppState {
@@ -376,6 +391,7 @@ fn config(db: &Path) -> Config {
             enabled: Some(false),
             ..Default::default()
         },
+        heavy: Default::default(),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct BatchOutcome {
 }
 
 /// Places `cells` one after the other on top of `occ` (which records them).
+/// Once `options.stop` is set it ends after the window under way, without the final
+/// repair: the cells after it are neither placed nor failed.
 pub fn place_batch(
     inv: &Inventory,
     model: &FailureModel,
@@ -136,6 +138,9 @@ pub fn place_batch_with_progress(
 
     if window == 1 || cells.len() < 2 {
         for (done, cell) in cells.iter().enumerate() {
+            if options.stop.is_set() {
+                break;
+            }
             let answer = placer.place(occ, &cell.clients, cell.size);
             since.clear();
             commit(
@@ -149,7 +154,9 @@ pub fn place_batch_with_progress(
             );
             progress(done + 1);
         }
-        repair(inv, occ, &mut placer, &mut outcome, &mut placed);
+        if !options.stop.is_set() {
+            repair(inv, occ, &mut placer, &mut outcome, &mut placed);
+        }
         outcome.elapsed = start.elapsed();
         return outcome;
     }
@@ -192,6 +199,9 @@ pub fn place_batch_with_progress(
             });
         }
         for at in (0..cells.len()).step_by(window) {
+            if options.stop.is_set() {
+                break;
+            }
             *window_start.lock().expect("not poisoned") = at;
             go.wait();
             done.wait();
@@ -219,7 +229,9 @@ pub fn place_batch_with_progress(
         go.wait();
     });
     *occ = shared.into_inner().expect("not poisoned");
-    repair(inv, occ, &mut placer, &mut outcome, &mut placed);
+    if !options.stop.is_set() {
+        repair(inv, occ, &mut placer, &mut outcome, &mut placed);
+    }
     outcome.elapsed = start.elapsed();
     outcome
 }

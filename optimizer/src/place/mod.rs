@@ -92,6 +92,9 @@ pub struct PlaceOptions {
     /// `balance` times the zone's mean utilisation (plus one node); lifted for a request
     /// when too few candidates would remain. `None` leaves load to `load_weight` alone.
     pub balance: Option<f64>,
+    /// Long work over many cells (a plan, a headroom count) ends early once this is set;
+    /// a single solve does not look at it.
+    pub stop: crate::Stop,
 }
 
 impl Default for PlaceOptions {
@@ -109,6 +112,7 @@ impl Default for PlaceOptions {
             move_gain: 0.05,
             batch_window: 16,
             balance: Some(1.04),
+            stop: crate::Stop::default(),
         }
     }
 }

@@ -209,7 +209,8 @@ pub fn plan_with_progress(
     let mut occ = Occupancy::new(inv);
     let slots: Vec<CellSlot> = placements.iter().map(|p| occ.insert(&p.nodes)).collect();
     let mut nodes: Vec<Vec<u32>> = placements.iter().map(|p| p.nodes.clone()).collect();
-    let start = crate::report::cell_risks(model, placements, 0);
+    let stop = &options.stop;
+    let start = crate::report::cell_risks_until(model, placements, 0, stop);
     let mut fleet = Fleet {
         risk: start.iter().map(|s| s.0).collect(),
         safe: start.iter().map(|s| s.1).collect(),
@@ -289,6 +290,9 @@ pub fn plan_with_progress(
     // Mandatory moves: failed servers first, then draining ones, cell by cell.
     for reason in [Reason::Failed, Reason::Drain] {
         for cell in 0..placements.len() {
+            if stop.is_set() {
+                break;
+            }
             let on: Vec<u32> = nodes[cell]
                 .iter()
                 .copied()
@@ -351,6 +355,9 @@ pub fn plan_with_progress(
     // Then every cell that is still not single-failure safe, along its path of moves.
     if goals.repair {
         for cell in 0..placements.len() {
+            if stop.is_set() {
+                break;
+            }
             if fleet.safe[cell] {
                 continue;
             }
@@ -414,7 +421,10 @@ pub fn plan_with_progress(
             .collect();
         // Servers that could not give a node up: not tried again.
         let mut stuck: Vec<bool> = vec![false; inv.servers.len()];
-        while fleet.point(moves.len()).load_max_over_mean > target && moves.len() < budget {
+        while fleet.point(moves.len()).load_max_over_mean > target
+            && moves.len() < budget
+            && !stop.is_set()
+        {
             let most = (0..inv.servers.len() as u32)
                 .filter(|&s| !stuck[s as usize])
                 .max_by_key(|&s| (occ.load(s), std::cmp::Reverse(s)));
@@ -481,6 +491,7 @@ pub fn plan_with_progress(
                     scope.spawn(move || {
                         let mut placer = Placer::new(inv, model, options.clone()).lean();
                         part.iter()
+                            .take_while(|_| !stop.is_set())
                             .filter_map(|&cell| {
                                 let path = placer
                                     .plan_moves(
@@ -505,6 +516,9 @@ pub fn plan_with_progress(
         });
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         for (_, cell) in candidates {
+            if stop.is_set() {
+                break;
+            }
             let clients = &placements[cell].clients;
             let Ok(path) = placer.plan_moves(&occ, clients, &nodes[cell], Some(slots[cell])) else {
                 continue;

@@ -311,6 +311,23 @@ fn improving_lowers_the_risk_and_settles() {
         &options,
     );
     assert!(capped.moves.len() <= budget);
+    // A caller that gave up (its time limit ran out) gets no move planned at all.
+    let stop = crate::Stop::new();
+    stop.set();
+    let stopped = plan(
+        &inv,
+        &model,
+        &placements,
+        &Goals {
+            balance: Some(1.0),
+            ..goals
+        },
+        &PlaceOptions {
+            stop,
+            ..options.clone()
+        },
+    );
+    assert!(stopped.moves.is_empty(), "{:?}", stopped.moves.len());
     let second = plan(&inv, &model, &first.after, &goals, &options);
     eprintln!(
         "improve: {} moves, risk {:.3e} -> {:.3e}; budget {budget}: {:.3e}; again: {} moves",

@@ -16,7 +16,7 @@ pub use partition::{room_partitions, RoomPartition};
 pub use sharing::quorum_sharing_pairs;
 
 /// What a [`fleet_report`] computes, and on how many threads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReportOptions {
     /// Compute every cell's exact risk (single and double failures). Blast radius and
     /// safety need only single failures and are always computed.
@@ -25,6 +25,8 @@ pub struct ReportOptions {
     pub top: usize,
     /// Worker threads (each with its own evaluator); 0 means available parallelism.
     pub threads: usize,
+    /// Ends the evaluation early once set (what it returns is then to be thrown away).
+    pub stop: crate::Stop,
 }
 
 impl Default for ReportOptions {
@@ -33,6 +35,7 @@ impl Default for ReportOptions {
             risk: true,
             top: 10,
             threads: 0,
+            stop: crate::Stop::default(),
         }
     }
 }
@@ -132,18 +135,35 @@ pub fn cell_risks(
     placements: &[Placement],
     threads: usize,
 ) -> Vec<(f64, bool)> {
-    exact_risks(model, placements, threads)
+    cell_risks_until(model, placements, threads, &crate::Stop::default())
+}
+
+/// [`cell_risks`], ending early (with cells left unevaluated, to be thrown away) once
+/// `stop` is set.
+pub fn cell_risks_until(
+    model: &FailureModel,
+    placements: &[Placement],
+    threads: usize,
+    stop: &crate::Stop,
+) -> Vec<(f64, bool)> {
+    exact_risks(model, placements, threads, stop)
         .iter()
         .map(|r| (r.risk, !r.unsafe_))
         .collect()
 }
 
 /// Every cell evaluated with its exact risk, on `threads` workers.
-fn exact_risks(model: &FailureModel, placements: &[Placement], threads: usize) -> Vec<CellResult> {
+fn exact_risks(
+    model: &FailureModel,
+    placements: &[Placement],
+    threads: usize,
+    stop: &crate::Stop,
+) -> Vec<CellResult> {
     let options = ReportOptions {
         risk: true,
         top: 0,
         threads,
+        stop: stop.clone(),
     };
     evaluate_cells(model, placements, &options, &[])
 }
@@ -167,7 +187,7 @@ pub fn cell_risk_parts(
     placements: &[Placement],
     threads: usize,
 ) -> Vec<RiskParts> {
-    exact_risks(model, placements, threads)
+    exact_risks(model, placements, threads, &crate::Stop::default())
         .iter()
         .map(|r| RiskParts {
             down: r.down,
@@ -211,8 +231,10 @@ fn evaluate_cells(
                     part.iter()
                         .enumerate()
                         .map(|(i, p)| {
-                            if !options.risk && known.get(i) == Some(&true) {
-                                // Safe: no element alone breaks it, and it is not down.
+                            let stopped = options.stop.is_set();
+                            if stopped || !options.risk && known.get(i) == Some(&true) {
+                                // Safe: no element alone breaks it, and it is not down (or
+                                // the caller gave up, and throws the answer away).
                                 return CellResult {
                                     down: false,
                                     unsafe_: false,
@@ -269,6 +291,7 @@ pub fn blast_radius(model: &FailureModel, placements: &[Placement], threads: usi
         risk: false,
         top: 0,
         threads,
+        stop: crate::Stop::default(),
     };
     tally(model, &evaluate_cells(model, placements, &options, &[]))
 }
@@ -316,12 +339,14 @@ pub struct PairBlast {
 
 /// The `top` element pairs by the number of cells they put out while neither element does
 /// alone (most cells first, then by pair), each with its cells; on `threads` workers
-/// (0: available parallelism). Cells down with nothing failed are not counted.
+/// (0: available parallelism). Cells down with nothing failed are not counted. Ends early,
+/// with cells left uncounted, once `stop` is set.
 pub fn pair_blast_radius(
     model: &FailureModel,
     placements: &[Placement],
     top: usize,
     threads: usize,
+    stop: &crate::Stop,
 ) -> Vec<PairBlast> {
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -339,6 +364,9 @@ pub fn pair_blast_radius(
                     let mut eval = RiskEvaluator::new(model);
                     let mut found: Vec<((ElementId, ElementId), usize)> = Vec::new();
                     for (i, p) in part.iter().enumerate() {
+                        if stop.is_set() {
+                            break;
+                        }
                         let r = eval.evaluate(&p.clients, &p.nodes);
                         found.extend(r.pairs.into_iter().map(|pair| (pair, k * chunk + i)));
                     }

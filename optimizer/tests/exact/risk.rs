@@ -76,14 +76,14 @@ proptest! {
         }
         prop_assert_eq!(quorum_sharing_pairs(&placements), naive);
         // Pair blast radius: every pair, with its cells, as the definition gives them.
-        let pairs = pair_blast_radius(&model, &placements, usize::MAX, 2);
+        let pairs = pair_blast_radius(&model, &placements, usize::MAX, 2, &Default::default());
         let want = reference::pair_blast_radius(&inv, &cells);
         prop_assert_eq!(pairs.len(), want.len());
         for p in &pairs {
             prop_assert_eq!(Some(&p.cells), want.get(&p.pair));
         }
         prop_assert!(pairs.windows(2).all(|w| w[0].cells.len() >= w[1].cells.len()));
-        let top = pair_blast_radius(&model, &placements, 3, 1);
+        let top = pair_blast_radius(&model, &placements, 3, 1, &Default::default());
         prop_assert_eq!(&top[..], &pairs[..pairs.len().min(3)]);
     }
 }

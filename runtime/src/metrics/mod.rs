@@ -137,6 +137,8 @@ pub struct Metrics {
     autopilot_moves: Family<Label, Counter>,
     autopilot_queue: Family<Label, Gauge>,
     autopilot_event_to_safe: Histogram,
+    heavy_running: Family<Label, Gauge>,
+    heavy_timeouts: Family<Label, Counter>,
 }
 
 /// The autopilot's reasons, in order of urgency (the `reason` label).
@@ -165,6 +167,8 @@ impl Default for Metrics {
             autopilot_moves: Family::default(),
             autopilot_queue: Family::default(),
             autopilot_event_to_safe: Histogram::new(REPAIR_BUCKETS),
+            heavy_running: Family::default(),
+            heavy_timeouts: Family::default(),
         };
         // Counters are registered without `_total`: the encoding adds it.
         let r = &mut m.registry;
@@ -240,6 +244,17 @@ impl Default for Metrics {
             "Time from the health event that made a cell need the autopilot to the cell \
              single-failure safe and off failed servers again",
             m.autopilot_event_to_safe.clone(),
+        );
+        r.register(
+            "cellplacer_heavy_running",
+            "Heavy requests computing now, by kind (report, whatif, plan, validate); one \
+             answered timeout counts until its work has stopped",
+            m.heavy_running.clone(),
+        );
+        r.register(
+            "cellplacer_heavy_timeouts",
+            "Heavy requests answered timeout, by kind",
+            m.heavy_timeouts.clone(),
         );
         for reason in AUTOPILOT_REASONS {
             let _ = m.autopilot_queue.get_or_create(&[("reason", reason)]);
@@ -336,6 +351,24 @@ impl Metrics {
         self.autopilot_queue
             .get_or_create(&[("reason", reason)])
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The heavy request kind `kind`, present from the start at 0.
+    pub fn heavy_kind(&self, kind: &'static str) {
+        let _ = self.heavy_running.get_or_create(&[("kind", kind)]);
+        let _ = self.heavy_timeouts.get_or_create(&[("kind", kind)]);
+    }
+
+    /// A heavy request of `kind` started computing (`delta` 1) or stopped (-1).
+    pub fn heavy_running(&self, kind: &'static str, delta: i64) {
+        self.heavy_running
+            .get_or_create(&[("kind", kind)])
+            .inc_by(delta);
+    }
+
+    /// A heavy request of `kind` answered timeout.
+    pub fn heavy_timeout(&self, kind: &'static str) {
+        self.heavy_timeouts.get_or_create(&[("kind", kind)]).inc();
     }
 
     /// A cell safe again, `elapsed` after the event that made it need a move.

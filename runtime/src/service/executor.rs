@@ -393,6 +393,7 @@ mod tests {
                 enabled: Some(false),
                 ..Default::default()
             },
+            heavy: Default::default(),
         };
         let service = Service::open(store, Some(Source::Dir(zone)), config)
             .await

@@ -12,7 +12,7 @@ use crate::zone::{Candidate, Source};
 use crate::Error;
 use store::Change;
 
-use super::{blocking, reevaluation, writable, Service};
+use super::{Heavy, blocking, reevaluation, writable, Service};
 use crate::ledger::missing_error;
 
 impl Service {
@@ -46,45 +46,9 @@ impl Service {
     pub async fn validate_inventory(&self, req: InventoryRequest) -> Result<ValidationView, Error> {
         let source = self.source(&req)?;
         let upload = matches!(source, Source::Upload(_)).then(|| source.path().map(PathBuf::from));
-        let (zone, placements) = {
-            let ledger = self.core.ledger.read().await;
-            (ledger.zone.clone(), ledger.placements())
-        };
-        let placer = self.core.placer.clone();
-        let result = blocking(move || {
-            // One read, one validation, one failure model: the candidate's tables are what
-            // the what-if below judges the cells on.
-            let candidate = Candidate::load(source)?;
-            let counts = CountsView::from(candidate.inventory.counts());
-            let warnings: Vec<ProblemView> =
-                candidate.warnings.iter().map(ProblemView::from).collect();
-            let sides = crate::whatif::between(
-                &zone.inventory,
-                &zone.model,
-                (candidate.inventory, candidate.model),
-                candidate.raw,
-                &placements,
-            )?;
-            let options = optimizer::whatif::Options {
-                report: Some(optimizer::ReportOptions::default()),
-                plan: Some(placer),
-                domains: true,
-                ..optimizer::whatif::Options::default()
-            };
-            let started = std::time::Instant::now();
-            let w = sides.compare(&options);
-            let impact = crate::whatif::summary(
-                &sides.before,
-                sides.after(),
-                &sides.placements_after,
-                &w,
-                started.elapsed().as_secs_f64() * 1e3,
-            );
-            Ok::<_, Error>((counts, warnings, impact))
-        })
-        .await?;
+        let result = self.validate_source(source).await;
         if let Some(Some(dir)) = upload {
-            // A validation keeps nothing.
+            // A validation keeps nothing, whatever its outcome.
             let _ = std::fs::remove_dir_all(dir);
         }
         Ok(match result {
@@ -107,6 +71,52 @@ impl Service {
             }
             Err(e) => return Err(e),
         })
+    }
+
+    /// The counts, warnings and impact of the inventory `source`, as a heavy request.
+    async fn validate_source(
+        &self,
+        source: Source,
+    ) -> Result<(CountsView, Vec<ProblemView>, serde_json::Value), Error> {
+        let run = self.heavy.start(Heavy::Validate).await?;
+        let (zone, placements) = {
+            let ledger = self.core.ledger.read().await;
+            (ledger.zone.clone(), ledger.placements())
+        };
+        let placer = self.core.placer.clone();
+        run.compute(move |stop| {
+            // One read, one validation, one failure model: the candidate's tables are what
+            // the what-if below judges the cells on.
+            let candidate = Candidate::load(source)?;
+            let counts = CountsView::from(candidate.inventory.counts());
+            let warnings: Vec<ProblemView> =
+                candidate.warnings.iter().map(ProblemView::from).collect();
+            let sides = crate::whatif::between(
+                &zone.inventory,
+                &zone.model,
+                (candidate.inventory, candidate.model),
+                candidate.raw,
+                &placements,
+            )?;
+            let options = optimizer::whatif::Options {
+                report: Some(optimizer::ReportOptions::default()),
+                plan: Some(placer),
+                domains: true,
+                stop,
+                ..optimizer::whatif::Options::default()
+            };
+            let started = std::time::Instant::now();
+            let w = sides.compare(&options);
+            let impact = crate::whatif::summary(
+                &sides.before,
+                sides.after(),
+                &sides.placements_after,
+                &w,
+                started.elapsed().as_secs_f64() * 1e3,
+            );
+            Ok((counts, warnings, impact))
+        })
+        .await
     }
 
     /// Validates a new inventory, switches to it atomically, and re-evaluates every cell on

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, RwLock, Semaphore};
+use tokio::sync::{Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::engine::PlaceOptions;
@@ -34,6 +34,7 @@ mod cells;
 mod executor;
 mod feed;
 mod health;
+mod heavy;
 mod inventory;
 mod lease;
 mod mover;
@@ -48,6 +49,7 @@ mod whatif;
 pub use autopilot::DEFAULT_SETTINGS;
 pub use cells::CellQuery;
 pub use health::MAX_STATES;
+pub use heavy::{Heavy, HeavyLimit, HeavyLimits};
 pub use plans::{Plans, DEFAULT_STEPS_PAGE, MAX_STEPS_PAGE};
 use reevaluation::Reevaluations;
 
@@ -72,6 +74,8 @@ pub struct Config {
     /// Autopilot settings given at start (`serve --autopilot ...`): over the ledger's, or
     /// over [`DEFAULT_SETTINGS`] when it has none.
     pub autopilot: crate::dto::AutopilotUpdate,
+    /// How many heavy requests of each kind compute at once, and for how long.
+    pub heavy: HeavyLimits,
 }
 
 /// The cell runtime: the ledger in memory over a store, the solver threads, plans and
@@ -84,8 +88,8 @@ pub struct Service {
     config: Config,
     /// One inventory switch at a time; holds the highest version handed out.
     switching: Mutex<i64>,
-    /// One fleet report at a time: each uses every core.
-    reports: Semaphore,
+    /// Heavy requests, bounded by kind in number and time.
+    heavy: heavy::Gates,
     /// Rebalancing plans and their executor.
     plans: Arc<Plans>,
     /// The latest re-evaluation of the cells on an inventory version.
@@ -225,13 +229,14 @@ impl Service {
         };
         let solver = SolverPool::start(core.clone(), workers, config.queue);
         let version = zone.version;
+        let heavy = heavy::Gates::new(config.heavy, core.metrics.clone());
         let service = Arc::new(Service {
             core,
             solver,
             store,
             config,
             switching: Mutex::new(version.max(snapshot.max_inventory_version)),
-            reports: Semaphore::new(1),
+            heavy,
             plans,
             reevaluations: Arc::new(Reevaluations::default()),
             autopilot: pilot,
@@ -267,15 +272,10 @@ impl Service {
         Ok(service)
     }
 
-    /// For a fleet-wide evaluation (a report, a what-if): the permit that keeps them one at
-    /// a time (each uses every core), and the zone and the cells as of the last change
-    /// acknowledged.
-    pub(super) async fn fleet(&self) -> Result<Fleet<'_>, Error> {
-        let permit = self
-            .reports
-            .acquire()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+    /// For a fleet-wide evaluation (a report, a what-if): the zone and the cells as of the
+    /// last change acknowledged, copied under the ledger's read lock (held only for the
+    /// copy).
+    pub(super) async fn fleet(&self) -> Result<Fleet, Error> {
         let (zone, placements, known_safe, seq) = {
             let ledger = self.core.ledger.read().await;
             let version = ledger.zone.version;
@@ -292,7 +292,6 @@ impl Service {
         };
         self.core.journal.wait(seq).await?;
         Ok(Fleet {
-            _permit: permit,
             zone,
             placements,
             known_safe,
@@ -408,6 +407,7 @@ impl Service {
     /// After the HTTP server has drained: stops the solvers, commits what is queued and
     /// closes the store.
     pub async fn shutdown(&self) {
+        self.heavy.close();
         let workers = self.solver.stop();
         let executors = self.plans.stop();
         self.autopilot.stop();
@@ -428,8 +428,7 @@ impl Service {
 }
 
 /// The cells for a fleet-wide evaluation; see [`Service::fleet`].
-pub(super) struct Fleet<'s> {
-    _permit: tokio::sync::SemaphorePermit<'s>,
+pub(super) struct Fleet {
     pub zone: Arc<crate::zone::Zone>,
     /// By cell id.
     pub placements: Vec<topology::Placement>,

@@ -7,9 +7,7 @@ use crate::dto::ServerView;
 use crate::view::FleetReportView;
 use crate::Error;
 
-use super::Service;
-
-use super::*;
+use super::{Heavy, Service};
 
 impl Service {
     /// The server `server_id` with its load and the cells that have a node on it.
@@ -31,14 +29,15 @@ impl Service {
 
     /// The fleet report of `cellplacer evaluate` over the ledger's cells.
     pub async fn report(&self, risk: bool, top: usize) -> Result<FleetReportView, Error> {
-        let fleet = self.fleet().await?;
-        let (zone, placements, known_safe) =
-            (fleet.zone.clone(), fleet.placements, fleet.known_safe);
-        blocking(move || {
+        let run = self.heavy.start(Heavy::Report).await?;
+        let fleet = run.within(self.fleet()).await?;
+        let (zone, placements, known_safe) = (fleet.zone, fleet.placements, fleet.known_safe);
+        run.compute(move |stop| {
             let options = ReportOptions {
                 risk,
                 top,
                 threads: 0,
+                stop,
             };
             // Safety the ledger keeps current is not evaluated again.
             let report = fleet_report_known(
@@ -48,7 +47,7 @@ impl Service {
                 &options,
                 &known_safe,
             );
-            FleetReportView::new(&zone.inventory, &placements, &report)
+            Ok(FleetReportView::new(&zone.inventory, &placements, &report))
         })
         .await
     }

@@ -201,6 +201,7 @@ mod tests {
                 enabled: Some(false),
                 ..Default::default()
             },
+            heavy: Default::default(),
         };
         let service = Service::open(store, Some(Source::Dir(fixtures::tiny_dir())), config)
             .await

@@ -8,7 +8,7 @@ use crate::dto::WhatIfRequest;
 use crate::Error;
 
 use super::inventory::inventory_error;
-use super::{blocking, Service};
+use super::{Heavy, Service};
 
 /// Nodes per cell of a headroom count.
 const HEADROOM_SIZE: usize = 7;
@@ -28,16 +28,19 @@ impl Service {
             });
         }
         // Every cell evaluated twice: one at a time, like reports.
-        let fleet = self.fleet().await?;
-        let (zone, placements) = (fleet.zone.clone(), fleet.placements);
+        let run = self.heavy.start(Heavy::WhatIf).await?;
+        let fleet = run.within(self.fleet()).await?;
+        let (zone, placements) = (fleet.zone, fleet.placements);
         let placer = self.core.placer.clone();
-        blocking(move || {
+        run.compute(move |stop| {
+            let placer = optimizer::place::PlaceOptions { stop, ..placer };
             if req.change.is_scenario_only() && !req.headroom {
                 // A scenario alone: on the zone as loaded, nothing rebuilt.
                 let inv: &topology::Inventory = &zone.inventory;
                 let failed = crate::whatif::resolve_fail(&req.change.fail, inv)
                     .map_err(|e| inventory_error(Error::Inventory(e)))?;
                 let options = optimizer::whatif::Options {
+                    stop: placer.stop.clone(),
                     fail_before: Some(failed.clone()),
                     fail_after: Some(failed),
                     ..optimizer::whatif::Options::default()
@@ -64,6 +67,7 @@ impl Service {
                 pairs_top: if scenario_only { 0 } else { pairs_top },
                 plan: (!scenario_only).then(|| placer.clone()),
                 domains: !scenario_only,
+                stop: placer.stop.clone(),
             };
             let started = std::time::Instant::now();
             let w = sides.compare(&options);
@@ -80,6 +84,6 @@ impl Service {
             }
             Ok(summary)
         })
-        .await?
+        .await
     }
 }

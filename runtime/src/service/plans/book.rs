@@ -81,8 +81,6 @@ pub struct Plans {
     /// Stamps the records of restored and invalidated plans.
     clock: Arc<dyn Clock>,
     pub(crate) wake: Condvar,
-    /// One plan computed at a time: a plan uses every core.
-    pub(crate) planning: tokio::sync::Semaphore,
 }
 
 impl Plans {
@@ -92,7 +90,6 @@ impl Plans {
             lease,
             clock,
             wake: Condvar::new(),
-            planning: tokio::sync::Semaphore::new(1),
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use optimizer::place::PlaceOptions;
 use optimizer::rebalance::{self, Goals};
 
 use crate::dto::{
@@ -17,7 +18,7 @@ use crate::dto::{
 use crate::Error;
 use store::{Change, PlanRecord, PlanState, PlanStepRecord, StepStatus};
 
-use super::{blocking, writable, Service};
+use super::{writable, Heavy, Service};
 use crate::limits::{LIST_LIMIT, STALE_ATTEMPTS};
 
 pub(crate) mod book;
@@ -137,12 +138,7 @@ impl Service {
 
     async fn create_plan_once(&self, req: PlanRequest) -> Result<PlanView, Error> {
         validate(&req)?;
-        let _permit = self
-            .plans
-            .planning
-            .acquire()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+        let run = self.heavy.start(Heavy::Plan).await?;
         let (zone, placements) = {
             let ledger = self.core.ledger.read().await;
             writable(&ledger)?;
@@ -159,11 +155,13 @@ impl Service {
         let options = plan_options(&self.core.placer, &req);
         let model = zone.clone();
         let started = std::time::Instant::now();
-        let (plan, inv, placements) = blocking(move || {
-            let plan = rebalance::plan(&inv, &model.model, &placements, &goals, &options);
-            (plan, inv, placements)
-        })
-        .await?;
+        let (plan, inv, placements) = run
+            .compute(move |stop| {
+                let options = PlaceOptions { stop, ..options };
+                let plan = rebalance::plan(&inv, &model.model, &placements, &goals, &options);
+                Ok((plan, inv, placements))
+            })
+            .await?;
         self.core.metrics.observe_solve("plan", started.elapsed());
         let now = self.core.clock.now_ms();
         let server = |s: u32| inv.servers[s as usize].id.clone();
