@@ -23,6 +23,15 @@ pub enum Error {
         /// The largest body taken, in bytes.
         limit: usize,
     },
+    /// The request body did not arrive in time: nothing came for too long, or all of it
+    /// took longer than the service waits for a body.
+    #[error("the request body did not arrive within {ms} ms ({why})")]
+    BodyTimeout {
+        /// The limit that ran out, in milliseconds.
+        ms: u64,
+        /// Which one: `stalled` (nothing for that long) or `too slow` (the whole body).
+        why: &'static str,
+    },
     /// An import that was not told to skip invalid rows has rows that break a rule.
     #[error("{refused} cell(s) of the import break a rule; nothing was imported")]
     InvalidImport {
@@ -270,6 +279,7 @@ impl Error {
             Error::MalformedJson { .. } => "malformed_json",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::BodyTooLarge { .. } => "body_too_large",
+            Error::BodyTimeout { .. } => "body_timeout",
             Error::InvalidField { .. } => "invalid_field",
             Error::UnknownServer { .. } => "unknown_server",
             Error::DuplicateClient { .. } => "duplicate_client",

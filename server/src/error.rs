@@ -56,6 +56,7 @@ fn status(e: &Error) -> StatusCode {
         Error::MalformedJson { .. } => StatusCode::BAD_REQUEST,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         Error::InvalidField { .. }
         | Error::UnknownServer { .. }
         | Error::DuplicateClient { .. }

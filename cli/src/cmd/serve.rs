@@ -40,6 +40,14 @@ pub(crate) struct Args {
     /// Time limit of the cell and server routes, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// A request body that sends nothing for this long is cut off (408 `body_timeout`),
+    /// in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    body_idle_ms: u64,
+    /// A request body that takes longer than this as a whole is cut off (408
+    /// `body_timeout`), in milliseconds.
+    #[arg(long, default_value_t = 120_000)]
+    body_timeout_ms: u64,
     /// Largest inventory upload (`POST /v1/inventory` with tables), in MiB.
     #[arg(long, default_value_t = server::http::DEFAULT_UPLOAD_MIB)]
     max_upload_mib: usize,
@@ -145,6 +153,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         queue,
         body_limit,
         timeout_ms,
+        body_idle_ms,
+        body_timeout_ms,
         max_upload_mib,
         max_connections,
         header_timeout_ms,
@@ -187,6 +197,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             body: body_limit,
             upload: max_upload_mib.saturating_mul(1024 * 1024),
             timeout: Duration::from_millis(timeout_ms),
+            body_timeouts: server::http::BodyTimeouts {
+                idle: Duration::from_millis(body_idle_ms),
+                total: Duration::from_millis(body_timeout_ms),
+            },
             ..server::http::Limits::default()
         },
         inventory_root,

@@ -534,3 +534,58 @@ fn an_oversized_body_is_refused_before_100_continue() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Issue 27, finding 5: an admin route kept a body sent at 1 byte/s open past 40 s. Now a
+/// body that stalls for `--body-idle-ms`, or trickles past `--body-timeout-ms` (a byte
+/// each 200 ms: never idle that long), is cut off with 408 `body_timeout` long before
+/// it could have been complete, and the service serves on.
+#[cfg(unix)]
+#[test]
+fn a_stalled_or_trickling_body_is_cut_off_with_408() {
+    use std::io::{Read, Write};
+    let (mut child, addr, _dir) =
+        start_with_flags(&["--body-idle-ms", "1000", "--body-timeout-ms", "3000"]);
+    let answer = |stream: &mut std::net::TcpStream| -> (String, Value) {
+        let head = read_head(stream);
+        let mut body = String::new();
+        let _ = stream.read_to_string(&mut body);
+        let json = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        (head, json)
+    };
+    // Stalled: 10 of 100 bytes, then nothing.
+    let (mut stream, _) = post_expecting_continue(&addr, "/v1/whatif", 100);
+    stream.write_all(b"{\"change\":").unwrap();
+    let (head, v) = answer(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert_eq!(code(&v), "body_timeout", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("stalled"), "{v}");
+
+    // Trickling: a byte each 200 ms of a 1,000-byte body (200 s in all), on a writer
+    // thread that stops when the service has answered.
+    let (stream, _) = post_expecting_continue(&addr, "/v1/plans", 1000);
+    let mut writer = stream.try_clone().unwrap();
+    let answered = Arc::new(AtomicBool::new(false));
+    let done = answered.clone();
+    let sent = std::thread::spawn(move || {
+        let mut sent = 0;
+        while sent < 1000 && !done.load(Ordering::SeqCst) {
+            if writer.write_all(b" ").is_err() {
+                break;
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        sent
+    });
+    let mut stream = stream;
+    let (head, v) = answer(&mut stream);
+    answered.store(true, Ordering::SeqCst);
+    let sent = sent.join().unwrap();
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert_eq!(code(&v), "body_timeout", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("too slow"), "{v}");
+    assert!(sent < 1000, "the whole body was read: {sent} bytes");
+    assert_eq!(status_of(&addr, "/healthz"), Some(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

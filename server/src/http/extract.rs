@@ -58,7 +58,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(Error::BodyTooLarge { limit }.into());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if let Some(timeout) = super::body::timeout_of(&r) {
+                timeout
+            } else if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::BodyTooLarge { limit }
             } else {
                 Error::MalformedJson {

@@ -2,6 +2,7 @@
 //! Handlers only translate between HTTP and [`runtime::service::Service`]; every failure
 //! is a [`runtime::Error`] with a stable code. This module holds the routing table.
 
+mod body;
 mod cells;
 mod extract;
 mod health;
@@ -19,6 +20,7 @@ use axum::{Extension, Router};
 use tower::timeout::TimeoutLayer;
 use tower::BoxError;
 
+pub use body::BodyTimeouts;
 pub use state::{AppState, Limits, DEFAULT_UPLOAD_MIB};
 
 use extract::BodyLimit;
@@ -79,11 +81,16 @@ pub fn app(state: AppState) -> Router {
             }),
             TimeoutLayer::new(limits.admin_timeout),
         ));
-    // Outermost last: every request is counted, then its URI checked, then its token.
+    let body_timeouts = limits.body_timeouts;
+    // Outermost last: every request is counted, then its URI checked, then its token, and
+    // its body is put on the clock.
     cells
         .merge(admin)
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            body::timed(body_timeouts, req, next)
+        }))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authorize,

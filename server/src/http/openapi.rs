@@ -144,6 +144,7 @@ fn complete(doc: &mut serde_json::Value) {
                 };
                 if has_body {
                     add("400", "malformed_json: the body is not JSON");
+                    add("408", "body_timeout: the body stalled or came too slowly");
                     add("413", "body_too_large");
                     add(
                         "415",

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use runtime::service::Service;
 
+use super::body::BodyTimeouts;
 use crate::auth::Tokens;
 
 /// Default largest inventory upload, in MiB: a whole `az-large` export (26,612 servers,
@@ -22,6 +23,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Time limit of the report and inventory routes (they evaluate every cell).
     pub admin_timeout: Duration,
+    /// How long a request body may stall, and take as a whole (every route).
+    pub body_timeouts: BodyTimeouts,
 }
 
 impl Default for Limits {
@@ -31,6 +34,11 @@ impl Default for Limits {
             upload: DEFAULT_UPLOAD_MIB * 1024 * 1024,
             timeout: Duration::from_secs(10),
             admin_timeout: Duration::from_secs(600),
+            // An 81 MiB `az-large` upload in 120 s needs 0.7 MB/s.
+            body_timeouts: BodyTimeouts {
+                idle: Duration::from_secs(10),
+                total: Duration::from_secs(120),
+            },
         }
     }
 }
