@@ -15,6 +15,21 @@ mod cmd;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its `mi_option_e`, v3; the sys crate names no
+/// constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory freed is given back to the system at once. mimalloc otherwise waits a second,
+/// and purges only when it is next called: a service that reads a 100 MiB upload (1.4 GB
+/// at its peak) and then goes idle kept all of it. Placement throughput is unchanged
+/// within noise (loadgen, 3,000 cells: 1,850-1,990 place/s either way).
+#[allow(unsafe_code)]
+fn give_freed_memory_back_at_once() {
+    // SAFETY: `mi_option_set` stores one integer option; it is called first thing in
+    // `main`, and the option may be set at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 /// The command line: one subcommand.
 #[derive(Parser, Debug)]
 #[command(
@@ -91,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Parses the command line and runs it: a closed standard output is a normal end, any
 /// other error is printed (exit 1).
 fn main() -> ExitCode {
+    give_freed_memory_back_at_once();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) if e.is::<ClosedPipe>() => ExitCode::SUCCESS,

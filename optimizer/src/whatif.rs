@@ -303,16 +303,13 @@ fn side(
     options: &Options,
 ) -> Side {
     Side {
-        report: options
-            .report
-            .as_ref()
-            .map(|r| {
-                let r = ReportOptions {
-                    stop: options.stop.clone(),
-                    ..r.clone()
-                };
-                fleet_report(inv, model, placements, &r)
-            }),
+        report: options.report.as_ref().map(|r| {
+            let r = ReportOptions {
+                stop: options.stop.clone(),
+                ..r.clone()
+            };
+            fleet_report(inv, model, placements, &r)
+        }),
         scenario: fail.map(|f| scenario(inv, f, placements)),
         domains: if options.domains {
             domain_loads(inv, placements)

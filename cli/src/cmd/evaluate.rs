@@ -108,14 +108,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if pairs_top > 0 && !json {
         let started = std::time::Instant::now();
-        let pairs =
-            optimizer::report::pair_blast_radius(
-                &loaded.model,
-                &placements,
-                pairs_top,
-                threads,
-                &optimizer::Stop::default(),
-            );
+        let pairs = optimizer::report::pair_blast_radius(
+            &loaded.model,
+            &placements,
+            pairs_top,
+            threads,
+            &optimizer::Stop::default(),
+        );
         emitln(format_args!(
             "element pairs that put out cells neither element does alone (top {pairs_top}, {:.2?}):",
             started.elapsed()

@@ -558,7 +558,10 @@ fn a_stalled_or_trickling_body_is_cut_off_with_408() {
     let (head, v) = answer(&mut stream);
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert_eq!(code(&v), "body_timeout", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("stalled"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("stalled"),
+        "{v}"
+    );
 
     // Trickling: a byte each 200 ms of a 1,000-byte body (200 s in all), on a writer
     // thread that stops when the service has answered.
@@ -583,9 +586,77 @@ fn a_stalled_or_trickling_body_is_cut_off_with_408() {
     let sent = sent.join().unwrap();
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert_eq!(code(&v), "body_timeout", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("too slow"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("too slow"),
+        "{v}"
+    );
     assert!(sent < 1000, "the whole body was read: {sent} bytes");
     assert_eq!(status_of(&addr, "/healthz"), Some(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The resident memory of process `pid`, in MiB.
+#[cfg(target_os = "linux")]
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// Issue 27, finding 5: a 100 MiB upload left the service at 628 MiB from 291 MiB (and a
+/// validation of a 100 MiB servers table at 1.4 GB from 55 MiB): the allocator kept what
+/// the request freed. Now it is given back once the request is answered: two uploads of
+/// 40 MiB leave the service within 100 MiB of where it started (without the fix: +700 MiB).
+#[cfg(target_os = "linux")]
+#[test]
+fn upload_memory_is_given_back_after_the_request() {
+    use std::io::{Read, Write};
+    let (mut child, addr, _dir) = start_with_flags(&[]);
+    let mut csv = String::from("server_id,rack_id,node_capacity,status,color\n");
+    let mut i = 0;
+    while csv.len() < 40 << 20 {
+        csv.push_str(&format!("srv-{i:09},rack-{:05},16,active,blue\n", i % 1000));
+        i += 1;
+    }
+    let body = json!({"tables": {"servers": csv}}).to_string();
+    drop(csv);
+    let before = rss_mib(child.id());
+    for _ in 0..2 {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "POST /v1/inventory/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        // Read and judged whole: every missing table named.
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{}",
+            &answer[..200.min(answer.len())]
+        );
+        assert!(
+            answer.contains("\"valid\":false"),
+            "{}",
+            &answer[..200.min(answer.len())]
+        );
+        assert!(answer.contains("required table is missing"));
+    }
+    let after = rss_mib(child.id());
+    assert!(
+        after <= before + 100,
+        "resident memory {before} MiB before two 40 MiB uploads, {after} MiB after"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

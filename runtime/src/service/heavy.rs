@@ -135,11 +135,9 @@ impl Gates {
     pub(super) async fn start(&self, kind: Heavy) -> Result<Run, Error> {
         let limit = self.limits.of(kind);
         let deadline = Instant::now() + limit.time;
-        let permit = tokio::time::timeout_at(
-            deadline,
-            self.permits[kind.index()].clone().acquire_owned(),
-        )
-        .await;
+        let permit =
+            tokio::time::timeout_at(deadline, self.permits[kind.index()].clone().acquire_owned())
+                .await;
         let permit = match permit {
             Err(_) => {
                 self.metrics.heavy_timeout(kind.name());

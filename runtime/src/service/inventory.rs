@@ -12,7 +12,7 @@ use crate::zone::{Candidate, Source};
 use crate::Error;
 use store::Change;
 
-use super::{Heavy, blocking, reevaluation, writable, Service};
+use super::{blocking, reevaluation, writable, Heavy, Service};
 use crate::ledger::missing_error;
 
 impl Service {
