@@ -7,7 +7,7 @@ pub const LIST_LIMIT: usize = 1000;
 
 /// Most times a request whose commit another replica beat is computed again on the
 /// reloaded ledger before the client is told to retry (`contended`).
-pub const STALE_ATTEMPTS: u32 = 4;
+pub const STALE_ATTEMPTS: u32 = 16;
 
 /// Longest wait for the ledger to be reloaded after a commit another replica beat.
 pub const RESYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -8,8 +8,11 @@
 //!
 //! After a failed batch nothing queued behind it may be committed (it may depend on the
 //! failed changes): the committer fails everything until the owner of the in-memory state
-//! has reloaded it from the store and sent [`Journal::resume`].
+//! has reloaded it from the store and sent [`Journal::resume`]. What to reload is known:
+//! the journal keeps which cells each change not yet committed touched
+//! ([`Journal::take_unsettled`]), so that only those need to be read again.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +28,26 @@ use crate::{Change, Store};
 pub trait CommitObserver: Send + Sync + std::fmt::Debug {
     /// One transaction of `changes` changes took `elapsed`; `ok` when it committed.
     fn observe_commit(&self, elapsed: std::time::Duration, changes: usize, ok: bool);
+}
+
+/// The cells of every submission not yet committed (by sequence number); `None` for one
+/// that changed more than cells (an inventory, a plan, a setting, the overlay).
+type Unsettled = Arc<Mutex<BTreeMap<u64, Option<Vec<String>>>>>;
+
+/// The cells `changes` touch, or `None` when they change something else too.
+fn touched_cells(changes: &[Change]) -> Option<Vec<String>> {
+    let mut ids = Vec::new();
+    for change in changes {
+        match change {
+            Change::PutCell(r) => ids.push(r.cell_id.clone()),
+            Change::DeleteCell(id) => ids.push(id.clone()),
+            Change::PutMove(m) => ids.push(m.cell_id.clone()),
+            Change::InsertCells(cells) => ids.extend(cells.iter().map(|c| c.cell_id.clone())),
+            Change::SetRisks(risks) => ids.extend(risks.iter().map(|r| r.cell_id.clone())),
+            _ => return None,
+        }
+    }
+    Some(ids)
 }
 
 /// Most changes in one transaction; bounds the latency of the batch itself.
@@ -77,6 +100,7 @@ pub struct Journal {
     feed: AtomicU64,
     progress: watch::Receiver<Progress>,
     task: Mutex<Option<JoinHandle<()>>>,
+    unsettled: Unsettled,
 }
 
 impl Journal {
@@ -84,12 +108,20 @@ impl Journal {
     pub fn start(store: Arc<dyn Store>, metrics: Arc<dyn CommitObserver>) -> Journal {
         let (tx, rx) = mpsc::unbounded_channel();
         let (progress_tx, progress) = watch::channel(Progress::default());
-        let task = tokio::spawn(committer(store, metrics, rx, progress_tx));
+        let unsettled = Unsettled::default();
+        let task = tokio::spawn(committer(
+            store,
+            metrics,
+            rx,
+            progress_tx,
+            unsettled.clone(),
+        ));
         Journal {
             sender: Mutex::new((0, tx)),
             feed: AtomicU64::new(0),
             progress,
             task: Mutex::new(Some(task)),
+            unsettled,
         }
     }
 
@@ -100,6 +132,7 @@ impl Journal {
         guard.0 += 1;
         let seq = guard.0;
         let base = self.feed.load(Ordering::Acquire);
+        self.unsettled.lock().insert(seq, touched_cells(&changes));
         // A closed channel means shutdown: the waiter then sees the committer gone.
         let _ = guard.1.send(Entry::Changes { seq, base, changes });
         seq
@@ -119,6 +152,21 @@ impl Journal {
     /// The last sequence number handed out.
     pub fn last_seq(&self) -> u64 {
         self.sender.lock().0
+    }
+
+    /// After a failure, with the ledger's write lock held: the cells that changes the store
+    /// does not have touched (every change not committed: the failed ones, and those
+    /// queued behind them, which fail too), forgotten here. `None` when one of them changed
+    /// more than cells: reload everything.
+    pub fn take_unsettled(&self) -> Option<Vec<String>> {
+        let unsettled = std::mem::take(&mut *self.unsettled.lock());
+        let mut ids = Vec::new();
+        for touched in unsettled.into_values() {
+            ids.extend(touched?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids)
     }
 
     /// Lets the committer commit again after a failure (see the module docs). Call with the
@@ -169,6 +217,7 @@ async fn committer(
     metrics: Arc<dyn CommitObserver>,
     mut rx: mpsc::UnboundedReceiver<Entry>,
     progress: watch::Sender<Progress>,
+    unsettled: Unsettled,
 ) {
     let mut changes: Vec<Change> = Vec::new();
     let mut broken = false;
@@ -224,7 +273,16 @@ async fn committer(
             metrics.observe_commit(started.elapsed(), changes.len(), result.is_ok());
             changes.clear();
             match result {
-                Ok(()) => progress.send_modify(|p| p.settled = p.settled.max(hi)),
+                Ok(()) => {
+                    // Committed: lo..=hi are the batch (failed ones never join one).
+                    let mut open = unsettled.lock();
+                    let done: Vec<u64> = open.range(lo..=hi).map(|(&s, _)| s).collect();
+                    for s in done {
+                        open.remove(&s);
+                    }
+                    drop(open);
+                    progress.send_modify(|p| p.settled = p.settled.max(hi));
+                }
                 Err(e) => {
                     tracing::error!("ledger commit failed: {e}");
                     broken = true;

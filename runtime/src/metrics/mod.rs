@@ -127,6 +127,7 @@ pub struct Metrics {
     http_latency: Family<RouteLabels, Histogram>,
     solve_latency: Family<Label, Histogram>,
     solve_conflicts: Counter,
+    stale_retries: Counter,
     plan_steps: Family<Label, Counter>,
     commits: Counter,
     failed_commits: Counter,
@@ -157,6 +158,7 @@ impl Default for Metrics {
             http_latency: Family::new_with_constructor(latency),
             solve_latency: Family::new_with_constructor(latency),
             solve_conflicts: Counter::default(),
+            stale_retries: Counter::default(),
             plan_steps: Family::default(),
             commits: Counter::default(),
             failed_commits: Counter::default(),
@@ -191,6 +193,12 @@ impl Default for Metrics {
             "cellplacer_solve_conflicts",
             "Solves redone because a concurrent commit took their servers",
             m.solve_conflicts.clone(),
+        );
+        r.register(
+            "cellplacer_stale_retries",
+            "Requests computed again on the reloaded ledger because another replica \
+             committed first",
+            m.stale_retries.clone(),
         );
         r.register(
             "cellplacer_plan_steps",
@@ -364,6 +372,11 @@ impl Metrics {
         self.heavy_running
             .get_or_create(&[("kind", kind)])
             .inc_by(delta);
+    }
+
+    /// A request computed again because another replica committed first.
+    pub fn stale_retry(&self) {
+        self.stale_retries.inc();
     }
 
     /// A heavy request of `kind` answered timeout.

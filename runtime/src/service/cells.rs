@@ -53,17 +53,20 @@ impl Service {
             clients: req.clients,
             size,
         };
-        match self.solver.run(op).await? {
-            Outcome::Cell {
-                response,
-                created,
-                seq,
-            } => {
-                self.core.journal.wait(seq).await?;
-                Ok((*response, created))
+        self.unless_stale(|| async {
+            match self.solver.run(op.clone()).await? {
+                Outcome::Cell {
+                    response,
+                    created,
+                    seq,
+                } => {
+                    self.core.journal.wait(seq).await?;
+                    Ok((*response, created))
+                }
+                Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
             }
-            Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
-        }
+        })
+        .await
     }
 
     /// Replaces the node of the cell `cell_id` on `server`; its other nodes stay.
@@ -72,13 +75,16 @@ impl Service {
             cell_id: cell_id.to_owned(),
             server,
         };
-        match self.solver.run(op).await? {
-            Outcome::Cell { response, seq, .. } => {
-                self.core.journal.wait(seq).await?;
-                Ok(*response)
+        self.unless_stale(|| async {
+            match self.solver.run(op.clone()).await? {
+                Outcome::Cell { response, seq, .. } => {
+                    self.core.journal.wait(seq).await?;
+                    Ok(*response)
+                }
+                Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
             }
-            Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
-        }
+        })
+        .await
     }
 
     /// Gives the cell new clients and proposes its next move towards a placement for
@@ -92,13 +98,16 @@ impl Service {
             cell_id: cell_id.to_owned(),
             clients: req.clients,
         };
-        match self.solver.run(op).await? {
-            Outcome::Clients { response, seq } => {
-                self.core.journal.wait(seq).await?;
-                Ok(*response)
+        self.unless_stale(|| async {
+            match self.solver.run(op.clone()).await? {
+                Outcome::Clients { response, seq } => {
+                    self.core.journal.wait(seq).await?;
+                    Ok(*response)
+                }
+                Outcome::Cell { .. } => Err(Error::Internal("unexpected outcome".into())),
             }
-            Outcome::Cell { .. } => Err(Error::Internal("unexpected outcome".into())),
-        }
+        })
+        .await
     }
 
     /// The cell `cell_id`, once its last change is durable.
@@ -177,6 +186,10 @@ impl Service {
 
     /// Deletes the cell `cell_id`, freeing its nodes.
     pub async fn delete(&self, cell_id: &str) -> Result<(), Error> {
+        self.unless_stale(|| self.delete_once(cell_id)).await
+    }
+
+    async fn delete_once(&self, cell_id: &str) -> Result<(), Error> {
         let seq = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;

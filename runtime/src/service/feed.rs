@@ -84,6 +84,11 @@ pub(super) async fn follow(
                 }
             };
             let mut ledger = core.ledger.write().await;
+            if core.journal.feed() != position {
+                // The ledger was put back as the store has it after a failed commit
+                // meanwhile: what was read here is older than that. Read again.
+                continue;
+            }
             if let Some(zone) = zone
                 .as_ref()
                 .filter(|z| z.version == ledger.zone.version && z.overlay != ledger.zone.overlay)

@@ -20,7 +20,7 @@ use tokio::sync::{Mutex, RwLock};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::PlaceOptions;
 use crate::ledger::{Builder, Ledger};
-use crate::limits::RESYNC_WAIT;
+use crate::limits::{RESYNC_WAIT, STALE_ATTEMPTS};
 use crate::metrics::{Gauges, Metrics};
 use crate::zone::{Candidate, Source};
 use crate::Error;
@@ -351,6 +351,30 @@ impl Service {
         &self.core.metrics
     }
 
+    /// Runs `attempt` until its commit is not refused as stale: when another replica
+    /// committed first, nothing of the attempt was stored, so it is computed again on the
+    /// reloaded ledger (the client never sees the conflict), at most [`STALE_ATTEMPTS`]
+    /// times in all.
+    pub(crate) async fn unless_stale<T, F>(
+        &self,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut tried = 1;
+        loop {
+            match attempt().await {
+                Err(Error::Stale) if tried < STALE_ATTEMPTS => {
+                    tried += 1;
+                    self.core.metrics.stale_retry();
+                    self.resynced().await?;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Waits until the ledger has been reloaded after a failed commit and the journal
     /// takes changes again (at most [`RESYNC_WAIT`]).
     pub(crate) async fn resynced(&self) -> Result<(), Error> {
@@ -446,15 +470,45 @@ fn writable(ledger: &Ledger) -> Result<(), Error> {
     }
 }
 
-/// After a failed commit: refuse changes, reload the ledger from the store, resume.
+/// After a failed commit: refuse changes, put the ledger back as the store has it,
+/// resume. On a store shared by replicas only the cells the failed changes touched and
+/// those the others changed since are read again ([`restore`]); else, or when more than
+/// cells changed, the whole ledger is reloaded.
 async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
     let mut progress = core.journal.progress();
+    // The cells of changes taken from the journal and not yet put back (`None`: more than
+    // cells; only a whole reload puts that back).
+    let mut to_restore: Option<Vec<String>> = Some(Vec::new());
     loop {
         if progress.wait_for(|p| p.broken).await.is_err() {
             return; // journal closed
         }
         let mut ledger = core.ledger.write().await;
         ledger.poisoned = Some(progress.borrow().last_error.clone());
+        to_restore = match (to_restore.take(), core.journal.take_unsettled()) {
+            (Some(mut ids), Some(more)) => {
+                ids.extend(more);
+                Some(ids)
+            }
+            _ => None,
+        };
+        if let Some(ids) = to_restore.clone() {
+            match restore(&core, &*store, &mut ledger, &ids).await {
+                Ok(true) => {
+                    to_restore = Some(Vec::new());
+                    core.journal.resume();
+                    tracing::info!(
+                        cells = ids.len(),
+                        "cells put back as the store has them after a failed commit"
+                    );
+                    drop(ledger);
+                    let _ = progress.wait_for(|p| !p.broken).await;
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("putting cells back after a failed commit: {e}"),
+            }
+        }
         let head = store.feed_head().await;
         // Another replica may have changed the zone (a switch, reported health): the
         // feed up to `head` is skipped below, so the zone is read here.
@@ -479,6 +533,7 @@ async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
         match reloaded {
             Some(fresh) => {
                 *ledger = fresh;
+                to_restore = Some(Vec::new());
                 if let Ok(head) = head {
                     core.journal.set_feed(head);
                 }
@@ -494,4 +549,44 @@ async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
             }
         }
     }
+}
+
+/// Puts back, with the ledger's write lock held, the cells `failed` (touched by changes
+/// the store does not have) and those other replicas changed since the feed position, as
+/// the store has them now; `false` when that is not enough (a store without a feed, an
+/// inventory or plans changed meanwhile, a cell that no longer fits): reload everything.
+async fn restore(
+    core: &Core,
+    store: &dyn Store,
+    ledger: &mut Ledger,
+    failed: &[String],
+) -> Result<bool, store::Error> {
+    let Some(feed) = store.feed(core.journal.feed()).await? else {
+        return Ok(false);
+    };
+    if feed.inventory || !feed.plans.is_empty() {
+        return Ok(false);
+    }
+    let mut ids = failed.to_vec();
+    ids.extend(feed.cells);
+    ids.sort_unstable();
+    ids.dedup();
+    let records = if ids.is_empty() {
+        Vec::new()
+    } else {
+        store.cells(&ids).await?
+    };
+    for id in &ids {
+        ledger.remove(id);
+    }
+    // Everything in memory is now as the store has it: durable (sequence 0).
+    ledger.seq = 0;
+    for (record, last_move) in records {
+        if ledger.put_record(record, last_move, 0).is_err() {
+            return Ok(false);
+        }
+    }
+    core.journal.set_feed(feed.head);
+    ledger.poisoned = None;
+    Ok(true)
 }

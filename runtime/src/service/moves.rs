@@ -12,6 +12,11 @@ impl Service {
     /// Commits the proposed move `n` of the cell `cell_id`, checked again against the
     /// current placements; committing it again returns the same cell.
     pub async fn commit_move(&self, cell_id: &str, n: i64) -> Result<CellResponse, Error> {
+        self.unless_stale(|| self.commit_move_once(cell_id, n))
+            .await
+    }
+
+    async fn commit_move_once(&self, cell_id: &str, n: i64) -> Result<CellResponse, Error> {
         let (view, seq) = {
             let mut ledger = self.core.ledger.write().await;
             writable(&ledger)?;

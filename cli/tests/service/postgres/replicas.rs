@@ -52,55 +52,58 @@ async fn the_service_runs_on_postgres_and_restarts_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_keep_the_rules_together() {
     let url = database("two_replicas").await;
-    let h = Harness::new(4).await;
+    // 576 hosts: room for every cell, so that each refusal would be the service's.
+    let params = fixtures::ZoneParams {
+        cells: 10,
+        ..fixtures::ZoneParams::small(1)
+    };
+    let h = Harness::on(&params, Limits::default(), false).await;
     let replicas = replicas(&url, &h, 2).await;
     let clients = h.clients();
     let mut tasks = Vec::new();
+    // Issue 27, finding 7: 16 clients on 2 replicas placing 197 cells got 21 answers 503
+    // (a commit refused because the other replica committed first failed every request
+    // queued with it). Each request is now computed again inside the service: every one
+    // of 192 placements is acknowledged at its first try.
     for (r, (_, router)) in replicas.iter().enumerate() {
         for t in 0..8 {
             let router = router.clone();
             let clients = clients.clone();
             tasks.push(tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
-                let mut retried = 0;
-                'cells: for i in 0..10 {
+                let mut refused = Vec::new();
+                for i in 0..12 {
                     let id = format!("r{r}-t{t}-{i}");
                     let body =
                         json!({"cell_id": id, "clients": [clients[(t + i) % clients.len()]]});
-                    for _ in 0..50 {
-                        let (s, v) =
-                            call(&router, Method::POST, "/v1/cells", Some(body.clone())).await;
-                        match s {
-                            StatusCode::CREATED | StatusCode::OK => {
-                                acknowledged.push(v["cell"].clone());
-                                continue 'cells;
-                            }
-                            StatusCode::SERVICE_UNAVAILABLE => {
-                                retried += 1;
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
-                            // Full: this client is done.
-                            _ => break 'cells,
-                        }
+                    let (s, v) = call(&router, Method::POST, "/v1/cells", Some(body)).await;
+                    match s {
+                        StatusCode::CREATED => acknowledged.push(v["cell"].clone()),
+                        _ => refused.push((id, s, v["error"]["message"].to_string())),
                     }
-                    panic!("{id}: still refused after 50 tries");
                 }
-                (acknowledged, retried)
+                (acknowledged, refused)
             }));
         }
     }
     let mut acknowledged = Vec::new();
-    let mut retried = 0;
+    let mut refused = Vec::new();
     for t in tasks {
         let (a, r) = t.await.unwrap();
         acknowledged.extend(a);
-        retried += r;
+        refused.extend(r);
     }
-    assert!(
-        acknowledged.len() >= 10,
-        "too few placed: {}",
-        acknowledged.len()
-    );
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    assert_eq!(acknowledged.len(), 192);
+    let mut retried = 0;
+    for (service, _) in &replicas {
+        let metrics = service.metrics().render(&service.gauges().await);
+        retried += metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("cellplacer_stale_retries_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap();
+    }
 
     // The ledger as the database has it.
     let store = PgStore::open(&url).await.unwrap();
@@ -123,8 +126,13 @@ async fn two_replicas_keep_the_rules_together() {
             *load.entry(s).or_default() += 1;
         }
     }
+    let capacity: HashMap<String, u32> = column(&h.raw, "servers", "server_id")
+        .into_iter()
+        .zip(column(&h.raw, "servers", "node_capacity"))
+        .map(|(s, c)| (s.unwrap(), c.unwrap().parse().unwrap()))
+        .collect();
     assert!(
-        load.values().all(|&l| l <= 4),
+        load.iter().all(|(s, &l)| l <= capacity[*s]),
         "a server is over capacity: {load:?}"
     );
     let list: Vec<(&String, HashSet<&String>)> = stored
@@ -154,7 +162,7 @@ async fn two_replicas_keep_the_rules_together() {
     }
     store.close().await;
     eprintln!(
-        "two replicas: {} cells placed, {} requests retried after a conflict",
+        "two replicas: {} cells placed, {} requests computed again after a conflict",
         stored.len(),
         retried
     );

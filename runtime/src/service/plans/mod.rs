@@ -19,7 +19,7 @@ use crate::Error;
 use store::{Change, PlanRecord, PlanState, PlanStepRecord, StepStatus};
 
 use super::{writable, Heavy, Service};
-use crate::limits::{LIST_LIMIT, STALE_ATTEMPTS};
+use crate::limits::LIST_LIMIT;
 
 pub(crate) mod book;
 
@@ -124,16 +124,8 @@ impl Service {
     pub async fn create_plan(&self, req: PlanRequest) -> Result<PlanView, Error> {
         // A plan recorded against a state another replica changed first was not stored:
         // planned again on the reloaded ledger.
-        let mut attempt = 1;
-        loop {
-            match self.create_plan_once(req.clone()).await {
-                Err(Error::Stale) if attempt < STALE_ATTEMPTS => {
-                    attempt += 1;
-                    self.resynced().await?;
-                }
-                outcome => return outcome,
-            }
-        }
+        self.unless_stale(|| self.create_plan_once(req.clone()))
+            .await
     }
 
     async fn create_plan_once(&self, req: PlanRequest) -> Result<PlanView, Error> {
