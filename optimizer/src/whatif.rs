@@ -180,7 +180,8 @@ pub fn nodes_to_move(inv: &Inventory, placements: &[Placement]) -> Vec<u64> {
 
 /// Cells per batch of a headroom search.
 const HEADROOM_BATCH: usize = 10_000;
-/// Most cells a headroom search places (a limit, not a result: it is said when reached).
+/// Most cells a headroom search may be asked to place (a limit, not a result: it is said
+/// when reached).
 pub const HEADROOM_LIMIT: usize = 2_000_000;
 
 /// How many more cells fit.
@@ -195,16 +196,17 @@ pub struct Headroom {
 
 /// How many more cells of `mix` (client sets, cycled, `size` nodes each) the engine places
 /// under the rules on top of `placements`, in batches, stopping at the first cell it
-/// cannot place or at [`HEADROOM_LIMIT`]. A heuristic's count: a lower bound of what fits,
-/// not a proof that no more does.
+/// cannot place or at `limit` (at most [`HEADROOM_LIMIT`]). A heuristic's count: a lower
+/// bound of what fits, not a proof that no more does.
 pub fn headroom(
     inv: &Inventory,
     model: &FailureModel,
     placements: &[Placement],
     mix: &[Vec<u32>],
-    size: usize,
+    (size, limit): (usize, usize),
     options: &PlaceOptions,
 ) -> Headroom {
+    let limit = limit.min(HEADROOM_LIMIT);
     let mut occ = crate::place::Occupancy::new(inv);
     for p in placements {
         occ.insert(&p.nodes);
@@ -217,8 +219,8 @@ pub fn headroom(
         out.stopped_by = Some("no client sets in the mix".into());
         return out;
     }
-    while out.cells < HEADROOM_LIMIT && !options.stop.is_set() {
-        let n = HEADROOM_BATCH.min(HEADROOM_LIMIT - out.cells);
+    while out.cells < limit && !options.stop.is_set() {
+        let n = HEADROOM_BATCH.min(limit - out.cells);
         let specs: Vec<topology::CellSpec> = (out.cells..out.cells + n)
             .map(|i| topology::CellSpec {
                 cell_id: format!("headroom-{i}"),
@@ -429,7 +431,14 @@ mod tests {
         let cells = topology::workload::parse_cells(raw.table("cells").unwrap(), &inv).unwrap();
         let mix: Vec<Vec<u32>> = cells.iter().map(|c| c.clients.clone()).collect();
         let hosts = inv.servers.iter().filter(|s| s.capacity > 0).count();
-        let h = headroom(&inv, &model, &[], &mix, 3, &PlaceOptions::default());
+        let h = headroom(
+            &inv,
+            &model,
+            &[],
+            &mix,
+            (3, HEADROOM_LIMIT),
+            &PlaceOptions::default(),
+        );
         assert!(h.cells <= hosts / 3, "{h:?} with {hosts} hosts");
         assert!(h.cells >= hosts / 3 - 1, "{h:?} with {hosts} hosts");
         // Stopped (its caller's time limit ran out): nothing more is placed.
@@ -439,7 +448,13 @@ mod tests {
             stop,
             ..PlaceOptions::default()
         };
-        assert_eq!(headroom(&inv, &model, &[], &mix, 3, &stopped).cells, 0);
+        assert_eq!(
+            headroom(&inv, &model, &[], &mix, (3, HEADROOM_LIMIT), &stopped).cells,
+            0
+        );
+        // A limit is kept, and said to be what stopped the count.
+        let capped = headroom(&inv, &model, &[], &mix, (3, 2), &PlaceOptions::default());
+        assert_eq!((capped.cells, capped.stopped_by), (2, None));
         assert!(h.stopped_by.is_some());
         // On top of what it found room for, one cell less fits.
         let placed: Vec<Placement> = {
@@ -461,7 +476,14 @@ mod tests {
             .placements
         };
         assert_eq!(placed.len(), h.cells);
-        let again = headroom(&inv, &model, &placed, &mix, 3, &PlaceOptions::default());
+        let again = headroom(
+            &inv,
+            &model,
+            &placed,
+            &mix,
+            (3, HEADROOM_LIMIT),
+            &PlaceOptions::default(),
+        );
         assert_eq!(again.cells, 0, "{again:?}");
     }
 }

@@ -70,6 +70,32 @@ pub enum Error {
         /// The server id.
         server: String,
     },
+    /// A request names an element (a rack, a row, a device, ...) the inventory does not
+    /// have: like a missing resource, 404.
+    #[error("{field}: {message}")]
+    UnknownElement {
+        /// The field that names it (`states[0].element`, `drain[1]`, `id`).
+        field: String,
+        /// Which id, and what it could have been.
+        message: String,
+    },
+    /// A request names a server-side path that does not exist (under the inventory root).
+    #[error("{field}: {message}")]
+    PathNotFound {
+        /// The field that names it.
+        field: String,
+        /// Which path, relative to the root.
+        message: String,
+    },
+    /// A state the element cannot take as the inventory has it (draining is for servers):
+    /// a conflict with the element as it is, 409.
+    #[error("{field}: {message}")]
+    InvalidState {
+        /// The field (`states[0].state`, `state`).
+        field: String,
+        /// Why.
+        message: String,
+    },
     /// A server is listed twice among a cell's clients.
     #[error("{field}: server '{server}' is listed twice")]
     DuplicateClient {
@@ -282,6 +308,9 @@ impl Error {
             Error::BodyTimeout { .. } => "body_timeout",
             Error::InvalidField { .. } => "invalid_field",
             Error::UnknownServer { .. } => "unknown_server",
+            Error::UnknownElement { .. } => "unknown_element",
+            Error::PathNotFound { .. } => "path_not_found",
+            Error::InvalidState { .. } => "invalid_state",
             Error::DuplicateClient { .. } => "duplicate_client",
             Error::InvalidSize { .. } => "invalid_size",
             Error::NotANode { .. } => "not_a_node",
@@ -320,6 +349,9 @@ impl Error {
         match self {
             Error::InvalidField { field, .. }
             | Error::UnknownServer { field, .. }
+            | Error::UnknownElement { field, .. }
+            | Error::PathNotFound { field, .. }
+            | Error::InvalidState { field, .. }
             | Error::DuplicateClient { field, .. }
             | Error::InvalidSize { field, .. }
             | Error::NotANode { field, .. }

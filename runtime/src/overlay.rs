@@ -120,7 +120,7 @@ impl Overlay {
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in reports.iter().enumerate() {
             let field = |name: &str| format!("states[{i}].{name}");
-            let named = Named::resolve(inv, &r.element).ok_or_else(|| Error::InvalidField {
+            let named = Named::resolve(inv, &r.element).ok_or_else(|| Error::UnknownElement {
                 field: field("element"),
                 message: format!(
                     "'{}' names no server, rack, row, room, datacenter, network device, link, \
@@ -135,7 +135,7 @@ impl Overlay {
                 });
             }
             if !named.allows(inv, health(r.state)) {
-                return Err(Error::InvalidField {
+                return Err(Error::InvalidState {
                     field: field("state"),
                     message: format!(
                         "a {} cannot be {}: only a server drains",
@@ -144,10 +144,13 @@ impl Overlay {
                     ),
                 });
             }
-            if r.reason.as_ref().is_some_and(|s| s.len() > MAX_REASON) {
+            if r.reason
+                .as_ref()
+                .is_some_and(|s| s.chars().count() > MAX_REASON)
+            {
                 return Err(Error::InvalidField {
                     field: field("reason"),
-                    message: format!("at most {MAX_REASON} bytes"),
+                    message: format!("at most {MAX_REASON} characters"),
                 });
             }
             if named.exported(inv) == health(r.state) {
@@ -251,7 +254,11 @@ mod tests {
         assert_eq!(o3.entries.len(), 1);
         // A bad report names its field, and nothing changes.
         let bad = |reports: &[Report]| match o.after(inv, reports, 40) {
-            Err(Error::InvalidField { field, .. }) => field,
+            Err(
+                Error::InvalidField { field, .. }
+                | Error::UnknownElement { field, .. }
+                | Error::InvalidState { field, .. },
+            ) => field,
             other => panic!("{other:?}"),
         };
         assert_eq!(

@@ -221,7 +221,7 @@ pub fn between<'z>(
 pub fn headroom(
     sides: &Sides<'_>,
     mix: Option<&RawTable>,
-    size: usize,
+    (size, limit): (usize, usize),
     options: &optimizer::place::PlaceOptions,
 ) -> Result<serde_json::Value, topology::Error> {
     let sets: Vec<Vec<u32>> = match mix {
@@ -242,7 +242,7 @@ pub fn headroom(
         sides.after_model(),
         &sides.placements_after,
         &sets,
-        size,
+        (size, limit),
         options,
     );
     Ok(serde_json::json!({
@@ -250,7 +250,7 @@ pub fn headroom(
         "size": size,
         "client_sets": sets.len(),
         "stopped_by": h.stopped_by,
-        "limit": optimizer::whatif::HEADROOM_LIMIT,
+        "limit": limit.min(optimizer::whatif::HEADROOM_LIMIT),
         "elapsed_ms": started.elapsed().as_secs_f64() * 1e3,
     }))
 }

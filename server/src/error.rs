@@ -58,14 +58,15 @@ fn status(e: &Error) -> StatusCode {
         Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         Error::InvalidField { .. }
-        | Error::UnknownServer { .. }
         | Error::DuplicateClient { .. }
         | Error::InvalidSize { .. }
-        | Error::NotANode { .. }
         | Error::NoSafePlacement { .. }
         | Error::InvalidImport { .. }
         | Error::InvalidInventory { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::CellNotFound { .. }
+        | Error::UnknownServer { .. }
+        | Error::UnknownElement { .. }
+        | Error::PathNotFound { .. }
         | Error::ServerNotFound { .. }
         | Error::MoveNotFound { .. }
         | Error::PlanNotFound { .. }
@@ -75,6 +76,8 @@ fn status(e: &Error) -> StatusCode {
         Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::CellExists { .. }
+        | Error::InvalidState { .. }
+        | Error::NotANode { .. }
         | Error::MoveStale { .. }
         | Error::MoveConflict { .. }
         | Error::PlanConflict { .. }

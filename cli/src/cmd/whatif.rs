@@ -106,9 +106,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|p| runtime::load::read_table(p).context("reading the mix"))
             .transpose()?;
-        summary["headroom"] =
-            runtime::whatif::headroom(&sides, mix.as_ref(), size, &PlaceOptions::default())
-                .context("the headroom's mix")?;
+        summary["headroom"] = runtime::whatif::headroom(
+            &sides,
+            mix.as_ref(),
+            (size, optimizer::whatif::HEADROOM_LIMIT),
+            &PlaceOptions::default(),
+        )
+        .context("the headroom's mix")?;
     }
     if let Some(out) = &out_dir {
         let mut tables = vec![

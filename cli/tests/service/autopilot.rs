@@ -227,7 +227,11 @@ async fn bad_reports_are_named_and_change_nothing_and_the_overlay_is_durable() {
             Some(json!({"state": "failed"})),
         )
         .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::NOT_FOUND, "unknown_element"),
+        "{v}"
+    );
     assert_eq!(field(&v), "id");
     let (s, v) = h
         .call(
@@ -239,7 +243,11 @@ async fn bad_reports_are_named_and_change_nothing_and_the_overlay_is_durable() {
             ]})),
         )
         .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "invalid_state"),
+        "{v}"
+    );
     assert_eq!(field(&v), "states[1].state");
     let (s, v) = h
         .call(Method::PUT, "/v1/autopilot", Some(json!({"rate": 0})))

@@ -468,13 +468,16 @@ async fn server_side_paths_stay_under_the_inventory_root() {
             let (s, e) = h
                 .call(Method::POST, route, Some(json!({"path": path})))
                 .await;
+            // A path that is not there is a missing resource; one outside the root
+            // is refused.
+            let want = if path == "nowhere" {
+                (StatusCode::NOT_FOUND, "path_not_found")
+            } else {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+            };
             assert_eq!(
                 (s, code(&e), e["error"]["field"].as_str()),
-                (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
-                    Some("path")
-                ),
+                (want.0, want.1, Some("path")),
                 "{route} {path}: {e}"
             );
             let message = e["error"]["message"].as_str().unwrap();

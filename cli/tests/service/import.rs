@@ -267,7 +267,7 @@ async fn the_import_endpoint_loads_a_fleet_all_or_nothing() {
         .await;
     assert_eq!(
         (s, code(&e)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        (StatusCode::NOT_FOUND, "path_not_found"),
         "{e}"
     );
     // A file under the root that is not a placement export.

@@ -47,12 +47,7 @@ async fn inventory_validate_switch_and_reevaluate() {
         .await;
     assert_eq!(
         (s, code(&e), e["error"]["field"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            Some("path")
-        ),
-        "{e}"
+        (StatusCode::NOT_FOUND, "path_not_found", Some("path"))
     );
     let (s, e) = h.call(Method::POST, "/v1/inventory", Some(json!({}))).await;
     assert_eq!(

@@ -135,11 +135,7 @@ async fn client_moves_are_proposed_then_committed() {
         .await;
     assert_eq!(
         (s, code(&e), field(&e)),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_server",
-            "clients[1]"
-        )
+        (StatusCode::NOT_FOUND, "unknown_server", "clients[1]")
     );
 }
 

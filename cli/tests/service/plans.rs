@@ -234,14 +234,27 @@ async fn a_drain_plan_is_a_dry_run_then_executes_every_step() {
 async fn requests_are_checked_and_plans_follow_their_states() {
     let h = Harness::new(CAPACITY).await;
     let rack = fill(&h, 30).await;
-    for (body, want) in [
-        (json!({}), "drain"),
-        (json!({"drain": ["no-such-rack"]}), "drain[0]"),
-        (json!({"balance": 0.5}), "balance"),
-        (json!({"repair": true, "execute": {"rate": -1}}), "rate"),
+    for (body, want, status) in [
+        (json!({}), "drain", StatusCode::UNPROCESSABLE_ENTITY),
+        // An id the inventory lacks: a missing resource.
+        (
+            json!({"drain": ["no-such-rack"]}),
+            "drain[0]",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"balance": 0.5}),
+            "balance",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"repair": true, "execute": {"rate": -1}}),
+            "rate",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let (s, e) = h.call(Method::POST, "/v1/plans", Some(body)).await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(s, status, "{e}");
         assert_eq!(field(&e), want, "{e}");
     }
     let (s, e) = h.call(Method::GET, "/v1/plans/plan-999999", None).await;

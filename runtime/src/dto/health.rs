@@ -34,7 +34,7 @@ impl From<StateName> for store::ElementState {
 pub struct ElementStateRequest {
     /// The element's state now.
     pub state: StateName,
-    /// Why (at most 500 bytes), kept with the state.
+    /// Why (at most 500 characters), kept with the state.
     #[schema(example = "ToR power supply failed")]
     pub reason: Option<String>,
 }
@@ -49,7 +49,7 @@ pub struct ElementStateItem {
     pub element: String,
     /// Its state now.
     pub state: StateName,
-    /// Why (at most 500 bytes).
+    /// Why (at most 500 characters).
     pub reason: Option<String>,
 }
 

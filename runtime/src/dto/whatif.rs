@@ -91,6 +91,9 @@ pub struct WhatIfRequest {
     /// the change.
     #[serde(default)]
     pub headroom: bool,
+    /// Most cells the headroom count places (default 10,000, at most 2,000,000): past it
+    /// the answer is "at least this many", `stopped_by` null.
+    pub headroom_limit: Option<usize>,
 }
 
 /// New upstream power devices of a PDU, rack, server or network device.

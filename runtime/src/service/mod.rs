@@ -327,9 +327,10 @@ impl Service {
             .unwrap_or(asked)
             .display()
             .to_string();
-        let resolved = joined
-            .canonicalize()
-            .map_err(|_| invalid(format!("'{shown}' does not exist under the inventory root")))?;
+        let resolved = joined.canonicalize().map_err(|_| Error::PathNotFound {
+            field: field.to_owned(),
+            message: format!("'{shown}' does not exist under the inventory root"),
+        })?;
         if !resolved.starts_with(&root) {
             return Err(invalid(format!("'{shown}' is outside the inventory root")));
         }

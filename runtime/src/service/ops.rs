@@ -22,8 +22,7 @@ use crate::Error;
 use store::Journal;
 use store::{Change, MoveRecord, MoveStatus};
 
-/// Most clients per cell.
-const MAX_CLIENTS: usize = 64;
+use crate::limits::MAX_CLIENTS;
 
 /// Solves redone after losing a race before giving up with 503.
 const MAX_ATTEMPTS: u32 = 16;

@@ -12,15 +12,42 @@ use super::{Heavy, Service};
 
 /// Nodes per cell of a headroom count.
 const HEADROOM_SIZE: usize = 7;
+/// Most cells a headroom count places unless the request says otherwise: an answer in
+/// seconds on an empty AZ.
+const DEFAULT_HEADROOM_LIMIT: usize = 10_000;
 /// Most element pairs a what-if ranks.
 const MAX_PAIRS: usize = crate::limits::LIST_LIMIT;
 
 impl Service {
     /// Judges the ledger's cells before and after the request's change and failure
     /// scenario (and, if asked, the headroom after it), as the JSON of
-    /// [`crate::whatif::summary`]. Commits nothing.
+    /// [`crate::whatif::summary`] with `valid: true`. A change that does not apply (an id
+    /// the inventory lacks, an edit that breaks the contract) is an answer too, like a
+    /// validation's: `valid: false` with every problem named. Commits nothing.
     pub async fn whatif(&self, req: WhatIfRequest) -> Result<Value, Error> {
+        match self.whatif_summary(req).await {
+            Ok(mut summary) => {
+                summary["valid"] = Value::Bool(true);
+                Ok(summary)
+            }
+            Err(Error::InvalidInventory { details, .. }) => Ok(serde_json::json!({
+                "valid": false,
+                "errors": details["errors"],
+                "warnings": details["warnings"],
+            })),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn whatif_summary(&self, req: WhatIfRequest) -> Result<Value, Error> {
         let pairs_top = req.pairs_top.unwrap_or(10);
+        let most = crate::limits::MAX_HEADROOM;
+        if let Some(n) = req.headroom_limit.filter(|&n| n == 0 || n > most) {
+            return Err(Error::InvalidField {
+                field: "headroom_limit".into(),
+                message: format!("{n}: from 1 to {most}"),
+            });
+        }
         if pairs_top > MAX_PAIRS {
             return Err(Error::InvalidField {
                 field: "pairs_top".into(),
@@ -79,7 +106,11 @@ impl Service {
                 started.elapsed().as_secs_f64() * 1e3,
             );
             if req.headroom {
-                summary["headroom"] = crate::whatif::headroom(&sides, None, HEADROOM_SIZE, &placer)
+                let limit = (
+                    HEADROOM_SIZE,
+                    req.headroom_limit.unwrap_or(DEFAULT_HEADROOM_LIMIT),
+                );
+                summary["headroom"] = crate::whatif::headroom(&sides, None, limit, &placer)
                     .map_err(|e| inventory_error(Error::Inventory(e)))?;
             }
             Ok(summary)

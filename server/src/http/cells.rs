@@ -29,7 +29,8 @@ use crate::error::{ApiError, ErrorBody};
         (status = 409, description = "cell_exists, no_capacity", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
-        (status = 422, description = "invalid_field, unknown_server, duplicate_client, invalid_size, no_safe_placement", body = ErrorBody),
+        (status = 404, description = "unknown_server: a client the inventory lacks", body = ErrorBody),
+        (status = 422, description = "invalid_field, duplicate_client, invalid_size, no_safe_placement", body = ErrorBody),
         (status = 503, description = "overloaded, contended, timeout, store_unavailable", body = ErrorBody),
     ))]
 pub(super) async fn place_cell(
@@ -143,9 +144,9 @@ pub(super) async fn delete_cell(
     request_body = ReplaceRequest,
     responses(
         (status = 200, body = CellResponse),
-        (status = 404, description = "cell_not_found", body = ErrorBody),
-        (status = 409, description = "no_capacity", body = ErrorBody),
-        (status = 422, description = "unknown_server, not_a_node, no_safe_placement", body = ErrorBody),
+        (status = 404, description = "cell_not_found, unknown_server", body = ErrorBody),
+        (status = 409, description = "no_capacity, not_a_node: the server holds no node of the cell", body = ErrorBody),
+        (status = 422, description = "no_safe_placement", body = ErrorBody),
     ))]
 pub(super) async fn replace_node(
     State(state): State<AppState>,
@@ -162,8 +163,8 @@ pub(super) async fn replace_node(
     request_body = ClientsRequest,
     responses(
         (status = 200, body = ClientsResponse),
-        (status = 404, description = "cell_not_found", body = ErrorBody),
-        (status = 422, description = "invalid_field, unknown_server, duplicate_client", body = ErrorBody),
+        (status = 404, description = "cell_not_found, unknown_server", body = ErrorBody),
+        (status = 422, description = "invalid_field, duplicate_client", body = ErrorBody),
     ))]
 pub(super) async fn put_clients(
     State(state): State<AppState>,
@@ -203,6 +204,7 @@ pub(super) async fn commit_move(
         (status = 409, description = "inventory_conflict: the inventory switched meanwhile", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 404, description = "path_not_found: no such file under the inventory root", body = ErrorBody),
         (status = 422, description = "invalid_import (each refused cell with why in details), invalid_inventory (the file cannot be read)", body = ErrorBody),
     ))]
 pub(super) async fn import_cells(

@@ -77,15 +77,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             }
             .into());
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Read as JSON first (trailing characters included), then as the request type.
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::MalformedJson {
+                message: e.to_string(),
+            })?;
+        integral_floats_as_integers(&mut json);
+        let value: T = serde_path_to_error::deserialize(json).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Error::MalformedJson {
-                    message: inner.to_string(),
-                };
-            }
             let message = inner.to_string();
             let field = if path == "." {
                 quoted_field(&message).unwrap_or("body").to_owned()
@@ -99,11 +99,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 .to_owned();
             Error::InvalidField { field, message }
         })?;
-        // Trailing characters after the value.
-        de.end().map_err(|e| Error::MalformedJson {
-            message: e.to_string(),
-        })?;
         Ok(JsonBody(value))
+    }
+}
+
+/// JSON has one number type: `9.0` is the integer 9 (JSON Schema says so too), which
+/// serde would refuse for an integer field. Whole numbers written with a fraction become
+/// integers; a float field takes them as well.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if f >= 0.0 && f <= u64::MAX as f64 {
+                    *value = Value::from(f as u64);
+                } else if f < 0.0 && f >= i64::MIN as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }
 

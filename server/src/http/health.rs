@@ -25,10 +25,11 @@ use crate::error::{ApiError, ErrorBody};
     responses(
         (status = 200, body = ElementStatesResponse),
         (status = 400, description = "malformed_json", body = ErrorBody),
-        (status = 409, description = "contended: the zone changed meanwhile; report again", body = ErrorBody),
+        (status = 404, description = "unknown_element: an id the inventory lacks (`id`, `states[i].element`)", body = ErrorBody),
+        (status = 409, description = "contended: the zone changed meanwhile, report again; invalid_state: a state the element cannot take (draining is for servers)", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
-        (status = 422, description = "invalid_field: an id the inventory lacks, a state the element cannot take, a reason too long", body = ErrorBody),
+        (status = 422, description = "invalid_field: a reason too long", body = ErrorBody),
         (status = 503, description = "contended (another replica committed first: retry), store_unavailable, shutting_down", body = ErrorBody),
     ))]
 pub(super) async fn put_state(
@@ -43,15 +44,26 @@ pub(super) async fn put_state(
     };
     let out = state.service.report_states(vec![item]).await;
     // The one element is the path's, not `states[0]`.
+    let own = |field: String| {
+        field.strip_prefix("states[0].").map_or(field.clone(), |f| {
+            if f == "element" {
+                "id".into()
+            } else {
+                f.into()
+            }
+        })
+    };
     let out = out.map_err(|e| match e {
         Error::InvalidField { field, message } => Error::InvalidField {
-            field: field.strip_prefix("states[0].").map_or(field.clone(), |f| {
-                if f == "element" {
-                    "id".into()
-                } else {
-                    f.into()
-                }
-            }),
+            field: own(field),
+            message,
+        },
+        Error::UnknownElement { field, message } => Error::UnknownElement {
+            field: own(field),
+            message,
+        },
+        Error::InvalidState { field, message } => Error::InvalidState {
+            field: own(field),
             message,
         },
         e => e,
@@ -66,10 +78,11 @@ pub(super) async fn put_state(
     responses(
         (status = 200, body = ElementStatesResponse),
         (status = 400, description = "malformed_json", body = ErrorBody),
-        (status = 409, description = "contended: the zone changed meanwhile; report again", body = ErrorBody),
+        (status = 404, description = "unknown_element: an id the inventory lacks (`id`, `states[i].element`)", body = ErrorBody),
+        (status = 409, description = "contended: the zone changed meanwhile, report again; invalid_state: a state the element cannot take (draining is for servers)", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
-        (status = 422, description = "invalid_field, naming `states[i].element`, `.state` or `.reason`", body = ErrorBody),
+        (status = 422, description = "invalid_field, naming `states[i].element` (given twice) or `.reason`", body = ErrorBody),
         (status = 503, description = "contended (another replica committed first: retry), store_unavailable, shutting_down", body = ErrorBody),
     ))]
 pub(super) async fn post_states(

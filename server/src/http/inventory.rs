@@ -84,6 +84,7 @@ pub(super) struct SwitchQuery {
     responses(
         (status = 200, body = SwitchResponse),
         (status = 409, description = "inventory_conflict: cells use servers it does not have", body = ErrorBody),
+        (status = 404, description = "path_not_found: no such directory under the inventory root", body = ErrorBody),
         (status = 422, description = "invalid_inventory (every problem in details), invalid_field", body = ErrorBody),
     ))]
 pub(super) async fn switch_inventory(
@@ -98,7 +99,10 @@ pub(super) async fn switch_inventory(
 /// Validate an inventory without switching to it.
 #[utoipa::path(post, path = "/v1/inventory/validate", tag = "inventory",
     request_body = InventoryRequest,
-    responses((status = 200, body = ValidationView)))]
+    responses(
+        (status = 200, body = ValidationView),
+        (status = 404, description = "path_not_found: no such directory under the inventory root", body = ErrorBody),
+    ))]
 pub(super) async fn validate_inventory(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<InventoryRequest>,
@@ -114,11 +118,11 @@ pub(super) async fn validate_inventory(
 #[utoipa::path(post, path = "/v1/whatif", tag = "inventory",
     request_body = WhatIfRequest,
     responses(
-        (status = 200, description = "before and after", content_type = "application/json"),
+        (status = 200, description = "`valid: true` and before and after; or `valid: false` with `errors` and `warnings`: the change's problems (table change, row = the edit) or the edited tables'", content_type = "application/json"),
         (status = 400, description = "malformed_json", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
-        (status = 422, description = "invalid_inventory: the change's problems (table change, row = the edit) or the edited tables', in details; invalid_field", body = ErrorBody),
+        (status = 422, description = "invalid_field", body = ErrorBody),
     ))]
 pub(super) async fn whatif(
     State(state): State<AppState>,

@@ -167,10 +167,14 @@ fn complete(doc: &mut serde_json::Value) {
     fn unsigned(v: &mut Value) {
         match v {
             Value::Object(o) => {
-                let is_unsigned = o.get("format").and_then(Value::as_str) == Some("int64")
-                    && o.get("minimum").and_then(Value::as_i64) == Some(0);
-                if is_unsigned {
+                let format = o.get("format").and_then(Value::as_str).map(str::to_owned);
+                let from_zero = o.get("minimum").and_then(Value::as_i64) == Some(0);
+                if from_zero && format.as_deref() == Some("int64") {
                     o.insert("format".into(), json!("uint64"));
+                }
+                if from_zero && format.as_deref() == Some("int32") {
+                    o.insert("format".into(), json!("uint32"));
+                    o.entry("maximum").or_insert(json!(u32::MAX));
                 }
                 o.values_mut().for_each(unsigned);
             }
@@ -195,6 +199,101 @@ fn complete(doc: &mut serde_json::Value) {
     schemas["PlaceRequest"]["properties"]["size"]["minimum"] = json!(1);
     schemas["PlaceRequest"]["properties"]["size"]["maximum"] =
         json!(topology::workload::MAX_CELL_SIZE);
+    strict_requests(schemas);
+    strict_parameters(&mut doc["paths"]);
+}
+
+/// A cell id as a pattern: [`topology::workload::CELL_ID_RULE`].
+const CELL_ID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,128}$";
+
+/// A `next_cursor`: the hex of a cell id's bytes, each one [`CELL_ID_PATTERN`] allows.
+const CURSOR_PATTERN: &str =
+    "^(?:2[deDE]|3[0-9aA]|4[1-9a-fA-F]|5[0-9afAF]|6[1-9a-fA-F]|7[0-9aA]){1,128}$";
+
+/// The bounds the request bodies' checks keep, from the constants the code checks with,
+/// so that a body the document allows is one the service takes (or answers by the data:
+/// an id it lacks is 404, a conflict 409).
+fn strict_requests(schemas: &mut serde_json::Value) {
+    use runtime::limits::{
+        MAX_CLIENTS, MAX_CONCURRENCY, MAX_GRACE_S, MAX_IN_FLIGHT, MAX_MOVES_PER_HOUR, MAX_RATE,
+        MIN_RATE,
+    };
+    use serde_json::json;
+    let id = json!({"type": "string", "minLength": 1});
+    let clients = json!({
+        "type": "array", "items": id, "minItems": 1, "maxItems": MAX_CLIENTS, "uniqueItems": true
+    });
+    schemas["PlaceRequest"]["properties"]["cell_id"]["pattern"] = json!(CELL_ID_PATTERN);
+    for request in ["PlaceRequest", "ClientsRequest"] {
+        for (k, v) in clients.as_object().into_iter().flatten() {
+            schemas[request]["properties"]["clients"][k] = v.clone();
+        }
+    }
+    schemas["ReplaceRequest"]["properties"]["server"]["minLength"] = json!(1);
+    // One of the two, never null.
+    let inventory = &mut schemas["InventoryRequest"]["properties"];
+    inventory["path"]["type"] = json!("string");
+    inventory["tables"]["type"] = json!("object");
+    let reason = json!({"type": ["string", "null"], "maxLength": runtime::overlay::MAX_REASON});
+    schemas["ElementStateRequest"]["properties"]["reason"] = reason.clone();
+    schemas["ElementStateItem"]["properties"]["reason"] = reason;
+    schemas["ElementStateItem"]["properties"]["element"]["minLength"] = json!(1);
+    let states = &mut schemas["ElementStatesRequest"]["properties"]["states"];
+    states["minItems"] = json!(1);
+    states["maxItems"] = json!(runtime::service::MAX_STATES);
+    let rate = json!({"type": ["number", "null"], "minimum": MIN_RATE, "maximum": MAX_RATE});
+    let execute = &mut schemas["ExecuteRequest"]["properties"];
+    execute["rate"] = rate.clone();
+    execute["concurrency"]["minimum"] = json!(1);
+    execute["concurrency"]["maximum"] = json!(MAX_CONCURRENCY);
+    let plan = &mut schemas["PlanRequest"]["properties"];
+    plan["balance"]["minimum"] = json!(1);
+    plan["max_moves"]["maximum"] = json!(runtime::limits::MAX_MOVES);
+    plan["drain"]["items"]["minLength"] = json!(1);
+    let pilot = &mut schemas["AutopilotUpdate"]["properties"];
+    pilot["rate"] = rate;
+    pilot["grace_s"]["minimum"] = json!(0);
+    pilot["grace_s"]["maximum"] = json!(MAX_GRACE_S);
+    pilot["max_in_flight"]["minimum"] = json!(1);
+    pilot["max_in_flight"]["maximum"] = json!(MAX_IN_FLIGHT);
+    pilot["max_moves_per_hour"]["maximum"] = json!(MAX_MOVES_PER_HOUR);
+    let whatif = &mut schemas["WhatIfRequest"]["properties"];
+    whatif["pairs_top"]["maximum"] = json!(runtime::limits::LIST_LIMIT);
+    whatif["headroom_limit"]["minimum"] = json!(1);
+    whatif["headroom_limit"]["maximum"] = json!(runtime::limits::MAX_HEADROOM);
+}
+
+/// The bounds of path and query parameters the handlers check by hand.
+fn strict_parameters(paths: &mut serde_json::Value) {
+    use serde_json::json;
+    let Some(paths) = paths.as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            let parameters = op.get_mut("parameters").and_then(|p| p.as_array_mut());
+            for p in parameters.into_iter().flatten() {
+                let (name, place) = (p["name"].clone(), p["in"].clone());
+                let schema = &mut p["schema"];
+                match (name.as_str(), place.as_str()) {
+                    (Some("id"), Some("path")) if path.starts_with("/v1/cells/") => {
+                        schema["pattern"] = json!(CELL_ID_PATTERN);
+                    }
+                    (Some("id"), Some("path")) => schema["minLength"] = json!(1),
+                    (Some("n"), Some("path")) => schema["minimum"] = json!(1),
+                    (Some("cursor"), Some("query")) => schema["pattern"] = json!(CURSOR_PATTERN),
+                    (Some("state"), Some("query")) => {
+                        schema["enum"] = json!(["failed", "draining", "active"]);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 /// `GET /openapi.json`: the document (open to all, like the probes).

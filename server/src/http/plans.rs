@@ -26,7 +26,8 @@ use crate::error::{ApiError, ErrorBody};
         (status = 409, description = "plan_conflict: the inventory switched while planning, or another plan executes", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
-        (status = 422, description = "invalid_field (no goal, a drain id the inventory lacks, bad settings)", body = ErrorBody),
+        (status = 404, description = "unknown_element: a drain id the inventory lacks", body = ErrorBody),
+        (status = 422, description = "invalid_field (no goal, bad settings)", body = ErrorBody),
         (status = 503, description = "contended (another replica committed first: retry), store_unavailable, shutting_down", body = ErrorBody),
     ))]
 pub(super) async fn create_plan(

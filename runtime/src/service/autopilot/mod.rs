@@ -38,12 +38,7 @@ pub(crate) const SETTINGS_KEY: &str = "autopilot";
 const LAST_ACTIONS: usize = 100;
 /// How long an idle autopilot waits before it looks again (events wake it sooner).
 pub(crate) const IDLE: Duration = Duration::from_secs(1);
-/// Bounds of the settings.
-const MAX_GRACE_S: f64 = 7.0 * 24.0 * 3600.0;
-const MIN_RATE: f64 = 0.01;
-const MAX_RATE: f64 = 100_000.0;
-const MAX_IN_FLIGHT: u32 = 1024;
-const MAX_MOVES_PER_HOUR: u32 = 1_000_000;
+use crate::limits::{MAX_GRACE_S, MAX_IN_FLIGHT, MAX_MOVES_PER_HOUR, MAX_RATE, MIN_RATE};
 
 /// The settings a service starts with when the ledger has none: on, Ceph's
 /// `mon_osd_down_out_interval` of 600 s as the grace.

@@ -220,7 +220,7 @@ pub(crate) fn plan_inventory(
 ) -> Result<Inventory, Error> {
     let mut out = inv.clone();
     for (i, id) in drain.unwrap_or_default().iter().enumerate() {
-        let servers = inv.servers_named(id).ok_or_else(|| Error::InvalidField {
+        let servers = inv.servers_named(id).ok_or_else(|| Error::UnknownElement {
             field: format!("drain[{i}]"),
             message: format!(
                 "'{id}' names no server, rack, row, room, datacenter, network device or power \

@@ -19,7 +19,7 @@ use crate::Error;
 use store::{Change, PlanRecord, PlanState, PlanStepRecord, StepStatus};
 
 use super::{writable, Heavy, Service};
-use crate::limits::LIST_LIMIT;
+use crate::limits::{LIST_LIMIT, MAX_CONCURRENCY, MAX_MOVES, MAX_RATE, MIN_RATE};
 
 pub(crate) mod book;
 
@@ -34,12 +34,7 @@ pub const DEFAULT_STEPS_PAGE: usize = 100;
 pub const MAX_STEPS_PAGE: usize = 10_000;
 /// Execution defaults and bounds.
 const DEFAULT_RATE: f64 = 10.0;
-const MAX_RATE: f64 = 100_000.0;
-const MIN_RATE: f64 = 0.01;
 const DEFAULT_CONCURRENCY: u32 = 16;
-const MAX_CONCURRENCY: u32 = 1024;
-/// Most moves a plan may ask for.
-const MAX_MOVES: u64 = 10_000_000;
 
 fn not_found(id: &str) -> Error {
     Error::PlanNotFound {
