@@ -41,7 +41,7 @@ impl Service {
         .await?
         .map_err(inventory_error)?;
         let (imported, seq) = {
-            let mut ledger = self.core.ledger.write().await;
+            let mut ledger = self.core.write().await;
             writable(&ledger)?;
             if !Arc::ptr_eq(&ledger.zone, &zone) {
                 return Err(Error::InventoryConflict {

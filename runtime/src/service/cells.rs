@@ -191,7 +191,7 @@ impl Service {
 
     async fn delete_once(&self, cell_id: &str) -> Result<(), Error> {
         let seq = {
-            let mut ledger = self.core.ledger.write().await;
+            let mut ledger = self.core.write().await;
             writable(&ledger)?;
             if ledger.remove(cell_id).is_none() {
                 let seq = ledger.seq;

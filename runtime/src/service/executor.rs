@@ -264,7 +264,7 @@ fn commit_step(
     step: &PlanStepRecord,
     ceiling: Option<f64>,
 ) -> Result<(PlanStepRecord, u64), Stop> {
-    let mut ledger = core.ledger.blocking_write();
+    let mut ledger = core.blocking_write();
     if ledger.zone.version != zone.version {
         return Err(Stop {
             state: PlanState::Invalidated,
@@ -430,7 +430,7 @@ mod tests {
         let first = plan.steps[0].clone();
         // Fill the first step's server to capacity behind the plan's back.
         {
-            let mut ledger = service.core.ledger.write().await;
+            let mut ledger = service.core.write().await;
             let inv = ledger.zone.inventory.clone();
             let target = inv.server_index(&first.add).unwrap();
             let free = inv.servers[target as usize].capacity - ledger.occ.load(target);

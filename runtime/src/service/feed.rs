@@ -83,7 +83,7 @@ pub(super) async fn follow(
                     }
                 }
             };
-            let mut ledger = core.ledger.write().await;
+            let mut ledger = core.write().await;
             if core.journal.feed() != position {
                 // The ledger was put back as the store has it after a failed commit
                 // meanwhile: what was read here is older than that. Read again.

@@ -118,7 +118,7 @@ impl Service {
             blocking(move || cell_risks(&model.model, &placements, 0)).await?
         };
         let (seq, judged, changed) = {
-            let mut ledger = self.core.ledger.write().await;
+            let mut ledger = self.core.write().await;
             writable(&ledger)?;
             if !Arc::ptr_eq(&ledger.zone, &zone) {
                 return Err(Error::Contended { attempts: 1 });

@@ -156,7 +156,7 @@ impl Service {
         let (zone, dropped) = blocking(move || zone.keeping(&overlay)).await??;
         let zone = Arc::new(zone);
         let (previous, seq, cells) = {
-            let mut ledger = self.core.ledger.write().await;
+            let mut ledger = self.core.write().await;
             writable(&ledger)?;
             let mut changes = vec![
                 Change::ActivateInventory(zone.record()),

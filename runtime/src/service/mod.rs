@@ -221,6 +221,7 @@ impl Service {
             metrics,
             placer: config.placer.clone(),
             clock,
+            reload: tokio::sync::Notify::new(),
         });
         let workers = if config.workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -474,20 +475,38 @@ fn writable(ledger: &Ledger) -> Result<(), Error> {
 /// After a failed commit: refuse changes, put the ledger back as the store has it,
 /// resume. On a store shared by replicas only the cells the failed changes touched and
 /// those the others changed since are read again ([`restore`]); else, or when more than
-/// cells changed, the whole ledger is reloaded.
+/// cells changed, the whole ledger is reloaded. After a change that panicked half-way
+/// ([`ops::LedgerWrite`]) the whole ledger is reloaded, once every change queued before
+/// it is settled.
 async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
     let mut progress = core.journal.progress();
     // The cells of changes taken from the journal and not yet put back (`None`: more than
     // cells; only a whole reload puts that back).
     let mut to_restore: Option<Vec<String>> = Some(Vec::new());
     loop {
-        if progress.wait_for(|p| p.broken).await.is_err() {
-            return; // journal closed
-        }
+        let panicked = tokio::select! {
+            broken = progress.wait_for(|p| p.broken) => {
+                if broken.is_err() {
+                    return; // journal closed
+                }
+                false
+            }
+            () = core.reload.notified() => true,
+        };
         let mut ledger = core.ledger.write().await;
-        ledger.poisoned = Some(progress.borrow().last_error.clone());
+        if panicked {
+            // Nothing is submitted while the lock is held: wait until what was is durable
+            // (or failed), so that the reload below has it.
+            let last = core.journal.last_seq();
+            if progress.wait_for(|p| p.settled >= last).await.is_err() {
+                return;
+            }
+            tracing::error!("a change panicked half-way: reloading the ledger from the store");
+        } else {
+            ledger.poisoned = Some(progress.borrow().last_error.clone());
+        }
         to_restore = match (to_restore.take(), core.journal.take_unsettled()) {
-            (Some(mut ids), Some(more)) => {
+            (Some(mut ids), Some(more)) if !panicked => {
                 ids.extend(more);
                 Some(ids)
             }
@@ -546,6 +565,10 @@ async fn resync(core: Arc<Core>, store: Arc<dyn Store>) {
             }
             None => {
                 drop(ledger);
+                if panicked {
+                    // Nothing else would wake this loop for it: try again.
+                    core.reload.notify_one();
+                }
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
@@ -590,4 +613,128 @@ async fn restore(
     core.journal.set_feed(feed.head);
     ledger.poisoned = None;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use store::SqliteStore;
+
+    use super::*;
+    use crate::dto::PlaceRequest;
+
+    /// Every cell's servers, as the ledger in memory has them.
+    async fn in_memory(service: &Service) -> BTreeMap<String, Vec<String>> {
+        let ledger = service.core.ledger.read().await;
+        let inv = &ledger.zone.inventory;
+        ledger
+            .placements()
+            .into_iter()
+            .map(|p| {
+                let mut nodes: Vec<String> = p
+                    .nodes
+                    .iter()
+                    .map(|&s| inv.servers[s as usize].id.clone())
+                    .collect();
+                nodes.sort();
+                (p.cell_id, nodes)
+            })
+            .collect()
+    }
+
+    /// Every cell's servers, as the store has them.
+    async fn stored(store: &dyn Store) -> BTreeMap<String, Vec<String>> {
+        let mut cells = BTreeMap::new();
+        store
+            .load_cells(&mut |c, _| {
+                let mut nodes = c.nodes.clone();
+                nodes.sort();
+                cells.insert(c.cell_id, nodes);
+            })
+            .await
+            .unwrap();
+        cells
+    }
+
+    /// Issue 27: a panic in a write path (the import's, in the finding) left memory and
+    /// store apart. A change that panics half-way is abandoned: writes are refused until
+    /// the ledger is reloaded from the store, and then the two are equal and writes go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_that_panics_half_way_leaves_memory_as_the_store_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = fixtures::ZoneParams {
+            cells: 12,
+            failed_fraction: 0.0,
+            draining_fraction: 0.0,
+            ..fixtures::ZoneParams::small(4)
+        };
+        let mut raw = fixtures::generate(&params);
+        let cells = raw.tables.remove("cells").unwrap();
+        let zone = dir.path().join("zone");
+        topology::ingest::write_dir(&zone, &raw, topology::ingest::Format::Csv).unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("ledger.db"))
+                .await
+                .unwrap(),
+        );
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            workers: 1,
+            queue: 64,
+            placer: crate::engine::PlaceOptions::default(),
+            inventory_root: None,
+            autopilot: crate::dto::AutopilotUpdate {
+                enabled: Some(false),
+                ..Default::default()
+            },
+            heavy: Default::default(),
+        };
+        let service = Service::open(store.clone(), Some(Source::Dir(zone)), config)
+            .await
+            .unwrap();
+        let clients = cells.column_index("clients").unwrap();
+        let request = |i: usize| PlaceRequest {
+            cell_id: format!("c{i:02}"),
+            clients: cells.rows[i][clients]
+                .as_deref()
+                .unwrap()
+                .split(';')
+                .map(str::to_owned)
+                .collect(),
+            size: None,
+        };
+        for i in 0..10 {
+            service.place(request(i)).await.unwrap();
+        }
+        let before = stored(&*store).await;
+        assert_eq!(in_memory(&service).await, before);
+
+        let core = service.core();
+        let outcome = tokio::spawn(async move {
+            let mut ledger = core.write().await;
+            // Half a change: a cell gone from memory, nothing queued for the store.
+            ledger.remove("c00");
+            panic!("injected half-way through a change");
+        })
+        .await;
+        assert!(outcome.unwrap_err().is_panic());
+
+        let mut ready = false;
+        for _ in 0..200 {
+            if service.ready().await.is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(ready, "the ledger was never reloaded");
+        assert_eq!(in_memory(&service).await, before);
+        // Writes go on, and memory and store stay equal.
+        service.place(request(10)).await.unwrap();
+        let after = stored(&*store).await;
+        assert_eq!(after.len(), 11);
+        assert_eq!(in_memory(&service).await, after);
+        service.shutdown().await;
+    }
 }

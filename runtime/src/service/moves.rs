@@ -18,7 +18,7 @@ impl Service {
 
     async fn commit_move_once(&self, cell_id: &str, n: i64) -> Result<CellResponse, Error> {
         let (view, seq) = {
-            let mut ledger = self.core.ledger.write().await;
+            let mut ledger = self.core.write().await;
             writable(&ledger)?;
             let ledger = &mut *ledger;
             let cell = ledger.cell(cell_id).ok_or_else(|| Error::CellNotFound {

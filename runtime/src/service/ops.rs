@@ -40,12 +40,64 @@ pub struct Core {
     pub placer: PlaceOptions,
     /// Where the time of every record comes from.
     pub clock: Arc<dyn Clock>,
+    /// Told when a change panicked half-way: the ledger is reloaded from the store.
+    pub reload: tokio::sync::Notify,
 }
 
 impl Core {
     /// The current zone; from a solver thread (blocks).
     pub fn zone(&self) -> Arc<Zone> {
         self.ledger.blocking_read().zone.clone()
+    }
+
+    /// The ledger, to change it: every write path takes it here, so that a panic half-way
+    /// through a change (a bug) never leaves memory and store apart ([`LedgerWrite`]).
+    pub async fn write(&self) -> LedgerWrite<'_> {
+        LedgerWrite {
+            guard: self.ledger.write().await,
+            reload: &self.reload,
+        }
+    }
+
+    /// [`Core::write`] from a thread outside the async runtime (blocks).
+    pub fn blocking_write(&self) -> LedgerWrite<'_> {
+        LedgerWrite {
+            guard: self.ledger.blocking_write(),
+            reload: &self.reload,
+        }
+    }
+}
+
+/// The ledger's write lock. Dropped while a panic unwinds (a change abandoned half-way),
+/// it refuses further changes and has the ledger reloaded from the store, as after a
+/// failed commit.
+#[derive(Debug)]
+pub struct LedgerWrite<'a> {
+    guard: tokio::sync::RwLockWriteGuard<'a, Ledger>,
+    reload: &'a tokio::sync::Notify,
+}
+
+impl std::ops::Deref for LedgerWrite<'_> {
+    type Target = Ledger;
+    fn deref(&self) -> &Ledger {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for LedgerWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Ledger {
+        &mut self.guard
+    }
+}
+
+impl Drop for LedgerWrite<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.guard.poisoned = Some(
+                "a change failed half-way; the ledger is being reloaded from the store".into(),
+            );
+            self.reload.notify_one();
+        }
     }
 }
 
@@ -273,7 +325,7 @@ fn place(
             core.metrics.observe_solve("place", started.elapsed());
             (decision.map_err(engine_error)?, client_idx)
         };
-        let mut ledger = core.ledger.blocking_write();
+        let mut ledger = core.blocking_write();
         check_writable(&ledger, zone)?;
         if ledger.cell(cell_id).is_some() {
             // The same id was placed concurrently: the next round answers as a replay.
@@ -352,7 +404,7 @@ fn replace(
             core.metrics.observe_solve("replace", started.elapsed());
             (decision.map_err(engine_error)?, cell.version)
         };
-        let mut ledger = core.ledger.blocking_write();
+        let mut ledger = core.blocking_write();
         check_writable(&ledger, zone)?;
         let Some(cell) = ledger.cell(cell_id) else {
             return Err(Error::CellNotFound {
@@ -434,7 +486,7 @@ fn set_clients(
             core.metrics.observe_solve("move", started.elapsed());
             (plan.map_err(engine_error)?, client_idx, cell.version)
         };
-        let mut ledger = core.ledger.blocking_write();
+        let mut ledger = core.blocking_write();
         check_writable(&ledger, zone)?;
         let Some(mut cell) = ledger.cell_mut(cell_id) else {
             return Err(Error::CellNotFound {

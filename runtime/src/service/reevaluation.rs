@@ -171,7 +171,7 @@ async fn judge(
         let risks = blocking(move || cell_risks(&z.model, &s.placements[from..to], 0)).await?;
         progress.update(version, |v| v.evaluated = to);
         let (seq, recorded) = {
-            let mut ledger = core.ledger.write().await;
+            let mut ledger = core.write().await;
             if ledger.zone.version != version {
                 return Ok("superseded");
             }

@@ -642,7 +642,7 @@ fn act(
             (Need::Failed | Need::Drain, None) => return Ok(None),
         }
     };
-    let mut ledger = core.ledger.blocking_write();
+    let mut ledger = core.blocking_write();
     if !Arc::ptr_eq(&ledger.zone, zone) || ledger.poisoned.is_some() {
         return Ok(None);
     }

@@ -200,7 +200,7 @@ impl Service {
         let seq = {
             // Under the ledger's lock: the inventory cannot switch between this check and
             // the plan's record.
-            let ledger = self.core.ledger.write().await;
+            let ledger = self.core.write().await;
             writable(&ledger)?;
             if ledger.zone.version != zone.version {
                 return Err(conflict(
