@@ -621,4 +621,135 @@ mod tests {
         let new = after.server_index("new-s1").unwrap();
         assert_eq!(after.servers[new as usize].capacity, 9);
     }
+
+    mod arbitrary {
+        //! Edits of any shape (ids the zone has or not, any numbers, tables and columns of
+        //! the contract or not): applied, then the result validated, never a panic, and
+        //! every refusal names the edit.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// An id the tiny zone has, or not.
+        fn id() -> impl Strategy<Value = String> {
+            let (_, inv) = zone();
+            let known: Vec<String> = inv
+                .elements
+                .iter()
+                .map(|e| e.id.clone())
+                .chain(inv.racks.iter().map(|r| r.row.clone()))
+                .collect();
+            prop_oneof![
+                3 => proptest::sample::select(known),
+                1 => "[a-z0-9-]{0,12}",
+                1 => any::<String>(),
+            ]
+        }
+
+        fn number() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(-1.0),
+                Just(0.0),
+                0.0..1.0f64,
+                any::<f64>(),
+            ]
+        }
+
+        fn table() -> impl Strategy<Value = (String, RawTable)> {
+            let name = prop_oneof![
+                proptest::sample::select(vec![
+                    "racks",
+                    "servers",
+                    "network_devices",
+                    "network_links",
+                    "risk_groups",
+                    "power_devices",
+                    "power_feeds",
+                    "placements",
+                ])
+                .prop_map(str::to_owned),
+                "[a-z_]{0,10}",
+            ];
+            (name, 0..4usize).prop_flat_map(|(name, width)| {
+                let known: Vec<String> = schema(&name)
+                    .map(|(r, o)| r.iter().chain(o).map(|c| c.to_string()).collect())
+                    .unwrap_or_default();
+                let column = if known.is_empty() {
+                    "[a-z_]{0,8}".boxed()
+                } else {
+                    prop_oneof![3 => proptest::sample::select(known), 1 => "[a-z_]{0,8}"].boxed()
+                };
+                let cell = proptest::option::of(prop_oneof![id(), "[0-9.e-]{0,6}"]);
+                (
+                    Just(name),
+                    proptest::collection::vec(column, width),
+                    proptest::collection::vec(proptest::collection::vec(cell, width), 0..4),
+                )
+                    .prop_map(|(name, columns, rows)| (name, RawTable { columns, rows }))
+            })
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            prop_oneof![
+                id().prop_map(Edit::Remove),
+                (id(), proptest::collection::vec(id(), 0..3))
+                    .prop_map(|(target, upstream)| Edit::Refeed { target, upstream }),
+                (
+                    id(),
+                    proptest::option::of(prop_oneof![
+                        Just("failed".to_owned()),
+                        Just("draining".to_owned()),
+                        "[a-z]{0,8}"
+                    ]),
+                    proptest::option::of(any::<u32>()),
+                    proptest::option::of("[a-z0-9]{0,4}"),
+                )
+                    .prop_map(|(id, status, node_capacity, color)| Edit::Server {
+                        id,
+                        status,
+                        node_capacity,
+                        color
+                    }),
+                (
+                    id(),
+                    proptest::option::of(number()),
+                    proptest::option::of(number())
+                )
+                    .prop_map(|(element, afr, repair_hours)| Edit::Rates {
+                        element,
+                        afr,
+                        repair_hours
+                    }),
+                table().prop_map(|(table, rows)| Edit::Add { table, rows }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn any_edits_are_applied_or_refused_by_name(
+                edits in proptest::collection::vec(edit(), 1..5)
+            ) {
+                let (raw, inv) = zone();
+                match apply(&raw, &inv, &edits) {
+                    Ok(edited) => {
+                        // The edited tables are validated like any export.
+                        if let Err(e) = Inventory::from_raw(&edited) {
+                            prop_assert!(!e.to_string().is_empty());
+                        }
+                    }
+                    Err(report) => {
+                        prop_assert!(!report.errors.is_empty());
+                        for p in &report.errors {
+                            prop_assert_eq!(p.table.as_str(), "change");
+                            prop_assert!(p.row.is_some_and(|r| r >= 1 && r <= edits.len()));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

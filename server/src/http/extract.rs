@@ -197,3 +197,129 @@ pub(crate) fn parse_param_where<T: std::str::FromStr>(
         })
         .transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Request bodies of any bytes, and valid ones mutated byte by byte, for every request
+    //! type: taken, or refused with a named error; never a panic.
+
+    use axum::body::Body;
+    use axum::extract::FromRequest;
+    use axum::http::Request;
+    use proptest::prelude::*;
+    use runtime::dto::{
+        AutopilotUpdate, ClientsRequest, ElementStateRequest, ElementStatesRequest, ExecuteRequest,
+        ImportRequest, InventoryRequest, PlaceRequest, PlanRequest, ReplaceRequest, WhatIfRequest,
+    };
+
+    use super::{BodyLimit, JsonBody};
+
+    /// A valid body of each request type, to mutate.
+    const VALID: [&str; 11] = [
+        r#"{"cell_id": "vol-1", "clients": ["s1", "s2"], "size": 7}"#,
+        r#"{"server": "s1"}"#,
+        r#"{"clients": ["s1"]}"#,
+        r#"{"path": "zone"}"#,
+        r#"{"change": {"remove": ["r1"], "fail": ["x"], "server": [{"id": "s1", "node_capacity": 3}], "rates": [{"element": "r1", "afr": 0.1}], "refeed": [{"target": "p", "upstream": ["u"]}], "add": {"racks": "rack_id\nr9"}}, "pairs_top": 3, "headroom": true}"#,
+        r#"{"drain": ["r1"], "repair": true, "balance": 1.1, "max_moves": 10, "execute": {"rate": 5, "concurrency": 2}}"#,
+        r#"{"rate": 5.0, "concurrency": 4}"#,
+        r#"{"enabled": true, "grace_s": 60, "rate": 2, "max_in_flight": 3, "max_moves_per_hour": 100, "improve": false}"#,
+        r#"{"state": "failed", "reason": "psu"}"#,
+        r#"{"states": [{"element": "r1", "state": "active"}]}"#,
+        r#"{"path": "cells.csv", "skip_invalid": true}"#,
+    ];
+
+    /// Whether `bytes` as the body of every request type is taken or refused with a code.
+    fn every_type_answers(bytes: &[u8]) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            macro_rules! check {
+                ($($t:ty),*) => {$(
+                    let req = Request::builder()
+                        .header("content-type", "application/json")
+                        .extension(BodyLimit(1 << 20))
+                        .body(Body::from(bytes.to_vec()))
+                        .unwrap();
+                    if let Err(e) = JsonBody::<$t>::from_request(req, &()).await {
+                        let code = e.0.code();
+                        if code.is_empty() || e.0.to_string().is_empty() {
+                            return Err(format!("{}: {e:?}", stringify!($t)));
+                        }
+                    }
+                )*};
+            }
+            check!(
+                PlaceRequest,
+                ReplaceRequest,
+                ClientsRequest,
+                InventoryRequest,
+                WhatIfRequest,
+                PlanRequest,
+                ExecuteRequest,
+                AutopilotUpdate,
+                ElementStateRequest,
+                ElementStatesRequest,
+                ImportRequest
+            );
+            Ok(())
+        })
+    }
+
+    /// A valid body with a few bytes flipped, inserted or cut.
+    fn mutated() -> impl Strategy<Value = Vec<u8>> {
+        (
+            proptest::sample::select(VALID.to_vec()),
+            proptest::collection::vec((0..3u8, any::<usize>(), any::<u8>()), 1..5),
+        )
+            .prop_map(|(valid, changes)| {
+                let mut bytes = valid.as_bytes().to_vec();
+                for (kind, at, byte) in changes {
+                    let at = at % (bytes.len() + 1);
+                    match kind {
+                        0 if at < bytes.len() => bytes[at] = byte,
+                        1 => bytes.insert(at, byte),
+                        _ if at < bytes.len() => {
+                            bytes.remove(at);
+                        }
+                        _ => bytes.push(byte),
+                    }
+                }
+                bytes
+            })
+    }
+
+    #[test]
+    fn the_bodies_mutated_start_valid() {
+        fn take<T: serde::de::DeserializeOwned>(body: &str) {
+            serde_json::from_str::<T>(body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        }
+        take::<PlaceRequest>(VALID[0]);
+        take::<ReplaceRequest>(VALID[1]);
+        take::<ClientsRequest>(VALID[2]);
+        take::<InventoryRequest>(VALID[3]);
+        take::<WhatIfRequest>(VALID[4]);
+        take::<PlanRequest>(VALID[5]);
+        take::<ExecuteRequest>(VALID[6]);
+        take::<AutopilotUpdate>(VALID[7]);
+        take::<ElementStateRequest>(VALID[8]);
+        take::<ElementStatesRequest>(VALID[9]);
+        take::<ImportRequest>(VALID[10]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn a_body_of_any_bytes_is_taken_or_refused_by_name(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            prop_assert!(every_type_answers(&bytes).is_ok());
+        }
+
+        #[test]
+        fn a_mutated_valid_body_is_taken_or_refused_by_name(bytes in mutated()) {
+            prop_assert!(every_type_answers(&bytes).is_ok());
+        }
+    }
+}
