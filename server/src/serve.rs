@@ -41,6 +41,10 @@ pub struct ServeOptions {
     pub autopilot: runtime::dto::AutopilotUpdate,
     /// See [`Config::heavy`].
     pub heavy: runtime::service::HeavyLimits,
+    /// This replica's address as the other replicas reach it, for the writer lease on a
+    /// shared ledger; `None`: `http://` and the bound address, unless that is a wildcard
+    /// (then this replica never holds the lease, and forwards when another does).
+    pub advertise: Option<String>,
     /// Bearer tokens; `None`: every request is allowed, so only a loopback address may
     /// be listened on.
     pub tokens: Option<Arc<Tokens>>,
@@ -103,6 +107,13 @@ pub async fn run(
         "serving"
     );
     on_listen(addr);
+    let advertise = options
+        .advertise
+        .clone()
+        .or_else(|| (!addr.ip().is_unspecified()).then(|| format!("http://{addr}")));
+    if let Some(url) = advertise {
+        service.start_writer(url);
+    }
     let state = AppState {
         service: service.clone(),
         limits: options.limits,

@@ -430,6 +430,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         Box::pin(async {})
     }
 
+    /// Takes (or keeps) the writer lease of a store shared by replicas: the holder commits
+    /// every replica's writes, the others forward theirs to `url`, which it records. False
+    /// when another replica holds it. A store no other replica shares has no such lease:
+    /// every process writes its own (true).
+    fn claim_writer(&self, url: &str) -> BoxFuture<'_, Result<bool, Error>> {
+        let _ = url;
+        Box::pin(async { Ok(true) })
+    }
+
+    /// The address the writer lease's holder recorded, if any (it may have died since).
+    fn writer_url(&self) -> BoxFuture<'_, Result<Option<String>, Error>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Gives the writer lease back.
+    fn release_writer(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// The feed position now (0 for a store no other replica shares). Read before the
     /// cells on start: the state loaded reflects at least everything up to it.
     fn feed_head(&self) -> BoxFuture<'_, Result<u64, Error>> {

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "overlay",
         include_str!("../migrations/postgres/0003_overlay.sql"),
     ),
+    (
+        4,
+        "writer",
+        include_str!("../migrations/postgres/0004_writer.sql"),
+    ),
 ];
 
 impl Dialect for Postgres {
@@ -80,10 +85,15 @@ pub struct PgStore {
     /// The connection holding the executor lease (a session advisory lock: released by
     /// the database when this process dies), while this replica executes plans.
     executor: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::PgConnection>>>,
+    /// The connection holding the writer lease, while this replica commits the writes of
+    /// every replica.
+    writer: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::PgConnection>>>,
 }
 
 /// The advisory lock key of the executor lease ("cellexe").
 const EXECUTOR_LEASE: i64 = 0x63_656c_6c65_7865;
+/// The advisory lock key of the writer lease ("cellwrt").
+const WRITER_LEASE: i64 = 0x63_656c_6c77_7274;
 
 impl PgStore {
     /// Connects and migrates (concurrent replicas migrate one at a time).
@@ -114,6 +124,7 @@ impl PgStore {
             replica,
             options,
             executor: Default::default(),
+            writer: Default::default(),
         })
     }
 }
@@ -443,6 +454,58 @@ impl Store for PgStore {
                 // locks only some time later.
                 let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
                     .bind(EXECUTOR_LEASE)
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        })
+    }
+
+    fn claim_writer(&self, url: &str) -> BoxFuture<'_, Result<bool, Error>> {
+        let url = url.to_owned();
+        Box::pin(async move {
+            use sqlx::Connection;
+            let mut held = self.writer.lock().await;
+            if held.is_none() {
+                let mut conn = sqlx::PgConnection::connect_with(&self.options).await?;
+                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(WRITER_LEASE)
+                    .fetch_one(&mut conn)
+                    .await?;
+                if !got {
+                    let _ = conn.close().await;
+                    return Ok(false);
+                }
+                *held = Some(conn);
+            }
+            let conn = held.as_mut().expect("held above");
+            sqlx::query(
+                "INSERT INTO writer (id, url, since)
+                 VALUES (1, $1, (extract(epoch from clock_timestamp()) * 1000)::bigint)
+                 ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, since = EXCLUDED.since
+                 WHERE writer.url <> EXCLUDED.url",
+            )
+            .bind(&url)
+            .execute(&mut *conn)
+            .await?;
+            Ok(true)
+        })
+    }
+
+    fn writer_url(&self) -> BoxFuture<'_, Result<Option<String>, Error>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT url FROM writer WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?)
+        })
+    }
+
+    fn release_writer(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            use sqlx::Connection;
+            if let Some(mut conn) = self.writer.lock().await.take() {
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(WRITER_LEASE)
                     .execute(&mut conn)
                     .await;
                 let _ = conn.close().await;

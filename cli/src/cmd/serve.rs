@@ -93,6 +93,11 @@ pub(crate) struct Args {
     /// plan=300:1, validate=300:1. The admin routes' own limit of 600 s still applies.
     #[arg(long = "heavy", value_name = "KIND=SECONDS[:AT_ONCE]", value_parser = parse_heavy)]
     heavy: Vec<(Heavy, HeavyLimit)>,
+    /// This replica's address as the other replicas of a shared (PostgreSQL) ledger reach
+    /// it: the writer lease's holder commits every replica's writes, the others forward
+    /// theirs to it. Default: http:// and the address listened on (none for a wildcard).
+    #[arg(long, value_name = "URL")]
+    advertise: Option<String>,
 }
 
 /// One `--heavy` value.
@@ -167,6 +172,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         autopilot_grace_s,
         autopilot_rate,
         heavy,
+        advertise,
     } = args;
     // RUST_LOG chooses what is logged (default: info); colours only on a terminal,
     // never into a file or a pipe.
@@ -210,6 +216,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             rate: autopilot_rate,
             ..runtime::dto::AutopilotUpdate::default()
         },
+        advertise,
         heavy: heavy
             .into_iter()
             .fold(HeavyLimits::default(), |all, (kind, limit)| {

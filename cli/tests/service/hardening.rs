@@ -345,17 +345,6 @@ fn idle_half_sent_and_excess_connections_are_closed() {
     child.wait().unwrap();
 }
 
-#[cfg(unix)]
-fn body_of(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 /// Every error is in the JSON shape, including the ones hyper answers before routing: a
 /// long URI (ours at 8 KiB, hyper's at 64 KiB), headers over the buffer, a request line
 /// that is not HTTP.

@@ -378,6 +378,18 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u
     Some((status, json))
 }
 
+/// The whole answer (head and body) to `GET path` on a new connection to `addr`.
+#[cfg(unix)]
+fn body_of(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn config(db: &Path) -> Config {
     Config {
         data_dir: db.parent().unwrap().to_path_buf(),

@@ -128,6 +128,7 @@ pub struct Metrics {
     solve_latency: Family<Label, Histogram>,
     solve_conflicts: Counter,
     stale_retries: Counter,
+    forwarded: Family<Label, Counter>,
     plan_steps: Family<Label, Counter>,
     commits: Counter,
     failed_commits: Counter,
@@ -159,6 +160,7 @@ impl Default for Metrics {
             solve_latency: Family::new_with_constructor(latency),
             solve_conflicts: Counter::default(),
             stale_retries: Counter::default(),
+            forwarded: Family::default(),
             plan_steps: Family::default(),
             commits: Counter::default(),
             failed_commits: Counter::default(),
@@ -193,6 +195,12 @@ impl Default for Metrics {
             "cellplacer_solve_conflicts",
             "Solves redone because a concurrent commit took their servers",
             m.solve_conflicts.clone(),
+        );
+        r.register(
+            "cellplacer_forwarded",
+            "Writes this replica forwarded to the writer lease's holder (outcome: forwarded, \
+             or served here because the writer could not be reached)",
+            m.forwarded.clone(),
         );
         r.register(
             "cellplacer_stale_retries",
@@ -372,6 +380,12 @@ impl Metrics {
         self.heavy_running
             .get_or_create(&[("kind", kind)])
             .inc_by(delta);
+    }
+
+    /// A write sent on to the writer (`forwarded`), or served here because the writer
+    /// could not be reached (`unreachable`).
+    pub fn forwarded(&self, outcome: &'static str) {
+        self.forwarded.get_or_create(&[("outcome", outcome)]).inc();
     }
 
     /// A request computed again because another replica committed first.

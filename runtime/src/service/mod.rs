@@ -45,6 +45,7 @@ mod reevaluation;
 mod report;
 mod solver;
 mod whatif;
+mod writer;
 
 pub use autopilot::DEFAULT_SETTINGS;
 pub use cells::CellQuery;
@@ -90,6 +91,8 @@ pub struct Service {
     switching: Mutex<i64>,
     /// Heavy requests, bounded by kind in number and time.
     heavy: heavy::Gates,
+    /// Who commits the writes of the replicas sharing the ledger.
+    writer: writer::Writer,
     /// Rebalancing plans and their executor.
     plans: Arc<Plans>,
     /// The latest re-evaluation of the cells on an inventory version.
@@ -238,6 +241,7 @@ impl Service {
             config,
             switching: Mutex::new(version.max(snapshot.max_inventory_version)),
             heavy,
+            writer: writer::Writer::default(),
             plans,
             reevaluations: Arc::new(Reevaluations::default()),
             autopilot: pilot,
@@ -434,6 +438,7 @@ impl Service {
     /// closes the store.
     pub async fn shutdown(&self) {
         self.heavy.close();
+        self.writer.stop();
         let workers = self.solver.stop();
         let executors = self.plans.stop();
         self.autopilot.stop();
@@ -449,6 +454,7 @@ impl Service {
         })
         .await;
         self.core.journal.close().await;
+        self.store.release_writer().await;
         self.store.close().await;
     }
 }

@@ -5,6 +5,7 @@
 mod body;
 mod cells;
 mod extract;
+mod forward;
 mod health;
 mod inventory;
 mod middleware;
@@ -45,6 +46,11 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        // On a shared ledger, writes go to the writer lease's holder.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::to_writer,
+        ))
         // axum enforces the body limit; the extension tells `JsonBody` its value for the 413.
         .layer(Extension(BodyLimit(limits.body)))
         .layer(DefaultBodyLimit::max(limits.body))
