@@ -52,7 +52,17 @@ impl fmt::Display for Role {
 
 /// The role a route needs; `None`: open to all (probes and the API description).
 pub(crate) fn required(method: &Method, route: &str) -> Option<Role> {
-    const OPEN: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+    // The console's assets carry no data: the page asks for the token, and every call it
+    // makes needs one.
+    const OPEN: [&str; 7] = [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/ui",
+        "/ui/",
+        "/ui/app.js",
+        "/ui/style.css",
+    ];
     const RUNTIME: [&str; 7] = [
         "/v1/cells",
         "/v1/cells/{id}",

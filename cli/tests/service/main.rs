@@ -25,6 +25,7 @@ use tower::ServiceExt;
 mod auth;
 mod autopilot;
 mod cells;
+mod console;
 mod durability;
 mod hardening;
 mod heavy;

@@ -725,3 +725,69 @@ mod tests {
         }
     }
 }
+
+/// `GET /v1/fleet`: the zone at a glance, as the ledger keeps it current (no cell is
+/// evaluated again: cheap at any scale, for a console that refreshes on its own).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FleetView {
+    /// Cells in the ledger.
+    pub cells: u64,
+    /// Cells out: down with nothing more failed.
+    pub cells_out: u64,
+    /// Cells some single element failure puts out (down cells included).
+    pub cells_unsafe: u64,
+    /// Servers the health overlay has down.
+    pub servers_down: u64,
+    /// Nodes placed.
+    pub nodes_placed: u64,
+    /// Node capacity of the active hosts.
+    pub node_capacity: u64,
+    /// Active hosts above the balance ceiling.
+    pub servers_over_balance_ceiling: u64,
+    /// The active inventory version.
+    pub inventory_version: i64,
+    /// Cells by risk, in outages per year: each bucket up to `below` (inclusive), above
+    /// the one before; the last (`below` null) above every bound.
+    pub risk: Vec<RiskBucketView>,
+    /// Plans by state.
+    pub plans: BTreeMap<String, u64>,
+}
+
+/// One bucket of [`FleetView::risk`].
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RiskBucketView {
+    /// The bucket's upper bound; null for the last.
+    pub below: Option<f64>,
+    /// Cells in it.
+    pub cells: u64,
+}
+
+impl From<&crate::metrics::Gauges> for FleetView {
+    fn from(g: &crate::metrics::Gauges) -> FleetView {
+        let bounds = crate::metrics::RISK_BOUNDS;
+        FleetView {
+            cells: g.cells,
+            cells_out: g.cells_out,
+            cells_unsafe: g.cells_unsafe,
+            servers_down: g.servers_down,
+            nodes_placed: g.nodes_placed,
+            node_capacity: g.node_capacity,
+            servers_over_balance_ceiling: g.servers_over_balance_ceiling,
+            inventory_version: g.inventory_version,
+            risk: g
+                .cells_by_risk
+                .iter()
+                .enumerate()
+                .map(|(i, &cells)| RiskBucketView {
+                    below: bounds.get(i).copied(),
+                    cells,
+                })
+                .collect(),
+            plans: store::PlanState::ALL
+                .iter()
+                .zip(g.plans_by_state)
+                .map(|(s, n)| (s.name().to_owned(), n))
+                .collect(),
+        }
+    }
+}

@@ -48,7 +48,11 @@ pub(super) async fn uri_limit(req: Request, next: Next) -> Response {
 /// Refuses a request without a token of the route's role (401 without a known token, 403
 /// with one of a lesser role), when the service has tokens.
 // Hand-written: the role depends on the matched route; tower-http's auth layers check one fixed token.
-pub(super) async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(tokens) = &state.tokens else {
         return next.run(req).await;
     };
@@ -89,8 +93,24 @@ pub(super) async fn authorize(State(state): State<AppState>, req: Request, next:
             })
             .into_response()
         }
-        Some(Some(_)) => next.run(req).await,
+        Some(Some((name, role))) => {
+            let who = Identity {
+                name: name.to_owned(),
+                role,
+            };
+            req.extensions_mut().insert(who);
+            next.run(req).await
+        }
     }
+}
+
+/// Whose token a request carried (set once it is checked; absent without tokens).
+#[derive(Debug, Clone)]
+pub(super) struct Identity {
+    /// The token's name.
+    pub(super) name: String,
+    /// Its role.
+    pub(super) role: crate::auth::Role,
 }
 
 /// Counts every request and its latency by matched route, method and status.

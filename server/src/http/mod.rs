@@ -13,6 +13,7 @@ mod openapi;
 mod ops;
 mod plans;
 mod state;
+mod ui;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -46,6 +47,12 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/v1/whoami", get(ops::whoami))
+        .route("/v1/fleet", get(ops::fleet))
+        .route("/ui", get(ui::to_index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/style.css", get(ui::style_css))
         // On a shared ledger, writes go to the writer lease's holder.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -96,6 +96,8 @@ impl utoipa::Modify for BearerAuth {
         plans::cancel_plan,
         inventory::whatif,
         cells::import_cells,
+        ops::whoami,
+        ops::fleet,
         ops::healthz,
         ops::readyz,
         ops::metrics

@@ -1,0 +1,221 @@
+// The cellplacer console: reads the public API with the user's bearer token (kept for
+// this tab only) and draws the zone's state; refreshes on its own. No framework, no build.
+"use strict";
+
+const REFRESH_MS = 5000;
+let token = sessionStorage.getItem("cellplacer-token");
+let role = null;
+
+const $ = (id) => document.getElementById(id);
+const text = (id, value) => { $(id).textContent = value; };
+const fmt = (n) => Number(n).toLocaleString("en-US");
+
+async function api(method, path, body) {
+  const headers = {};
+  if (token) headers["Authorization"] = "Bearer " + token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await r.json().catch(() => null);
+  if (r.status === 401) {
+    showLogin(token ? "the service does not know this token" : "");
+    throw new Error("unauthorized");
+  }
+  if (!r.ok) {
+    const message = data && data.error ? data.error.code + ": " + data.error.message : "HTTP " + r.status;
+    throw new Error(message);
+  }
+  return data;
+}
+
+function showLogin(error) {
+  $("console").hidden = true;
+  $("logout").hidden = true;
+  $("login").hidden = false;
+  text("login-error", error || "");
+}
+
+function bar(label, value, max, cls) {
+  const row = document.createElement("div");
+  row.className = "bar " + (cls || "");
+  const name = document.createElement("span");
+  name.className = "bar-label";
+  name.textContent = label;
+  const track = document.createElement("span");
+  track.className = "bar-track";
+  const fill = document.createElement("span");
+  fill.className = "bar-fill";
+  fill.style.width = max > 0 ? (100 * value / max).toFixed(1) + "%" : "0";
+  track.appendChild(fill);
+  const count = document.createElement("span");
+  count.className = "bar-value";
+  count.textContent = fmt(value);
+  row.append(name, track, count);
+  return row;
+}
+
+function drawFleet(f) {
+  text("fleet-cells", fmt(f.cells));
+  text("fleet-out", fmt(f.cells_out));
+  text("fleet-unsafe", fmt(f.cells_unsafe));
+  text("fleet-down", fmt(f.servers_down));
+  const load = f.node_capacity > 0 ? (100 * f.nodes_placed / f.node_capacity).toFixed(1) + "%" : "–";
+  text("fleet-load", load);
+  text("fleet-version", "v" + f.inventory_version);
+  const risk = $("risk");
+  risk.replaceChildren();
+  const max = Math.max(0, ...f.risk.map((b) => b.cells));
+  for (const b of f.risk) {
+    const label = b.below === null ? "above " + f.risk[f.risk.length - 2].below : "≤ " + b.below;
+    risk.appendChild(bar(label, b.cells, max));
+  }
+}
+
+function drawAutopilot(a) {
+  const state = a.settings.enabled ? (a.acting ? "on, acting" : "on, another replica acts") : "off";
+  text("autopilot-state", state + " · " + fmt(a.in_flight) + " moves in flight · rate " + a.settings.rate + "/s · grace " + a.settings.grace_s + " s");
+  const queue = $("autopilot-queue");
+  queue.replaceChildren();
+  const entries = Object.entries(a.queue);
+  const max = Math.max(0, ...entries.map(([, n]) => n));
+  for (const [reason, n] of entries) queue.appendChild(bar(reason, n, max));
+  $("autopilot-on").disabled = a.settings.enabled;
+  $("autopilot-off").disabled = !a.settings.enabled;
+}
+
+function drawPlans(list) {
+  const rows = $("plan-rows");
+  rows.replaceChildren();
+  for (const p of list.plans) {
+    const tr = document.createElement("tr");
+    const done = p.progress.committed + p.progress.replanned + p.progress.skipped;
+    const progress = document.createElement("td");
+    progress.appendChild(bar(done + " / " + p.progress.steps, done, p.progress.steps));
+    const actions = document.createElement("td");
+    actions.className = "admin-only";
+    for (const action of ["pause", "resume", "cancel"]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = action;
+      b.dataset.plan = p.plan_id;
+      b.dataset.action = action;
+      b.addEventListener("click", () => act("POST", "/v1/plans/" + encodeURIComponent(p.plan_id) + "/" + action));
+      actions.appendChild(b);
+    }
+    const id = document.createElement("td");
+    id.textContent = p.plan_id;
+    const state = document.createElement("td");
+    state.textContent = p.state;
+    tr.append(id, state, progress, actions);
+    rows.appendChild(tr);
+  }
+}
+
+function drawElements(list) {
+  const rows = $("element-rows");
+  rows.replaceChildren();
+  for (const e of list.elements) {
+    const tr = document.createElement("tr");
+    for (const v of [e.element, e.kind, e.state, e.since, e.reason || ""]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    rows.appendChild(tr);
+  }
+}
+
+async function showCell(id) {
+  const view = $("cell-view");
+  try {
+    const c = await api("GET", "/v1/cells/" + encodeURIComponent(id));
+    view.replaceChildren();
+    const dl = document.createElement("dl");
+    const rows = [
+      ["cell", c.cell_id],
+      ["risk", c.risk],
+      ["single-failure safe", c.single_failure_safe ? "yes" : "no"],
+      ["down", c.down ? "yes" : "no"],
+      ["nodes", c.nodes.join(", ")],
+      ["clients", c.clients.join(", ")],
+      ["last move", c.last_move ? c.last_move.out + " → " + c.last_move.into + " (" + c.last_move.status + ")" : "none"],
+    ];
+    for (const [k, v] of rows) {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v;
+      dd.dataset.field = k;
+      dl.append(dt, dd);
+    }
+    view.appendChild(dl);
+  } catch (e) {
+    view.textContent = e.message;
+  }
+}
+
+async function act(method, path, body) {
+  try {
+    await api(method, path, body);
+  } catch (e) {
+    alert(e.message);
+  }
+  await refresh();
+}
+
+async function refresh() {
+  try {
+    const [fleet, pilot, plans, elements] = await Promise.all([
+      api("GET", "/v1/fleet"),
+      api("GET", "/v1/autopilot"),
+      api("GET", "/v1/plans"),
+      api("GET", "/v1/elements"),
+    ]);
+    drawFleet(fleet);
+    drawAutopilot(pilot);
+    drawPlans(plans);
+    drawElements(elements);
+    text("updated", "updated " + new Date().toLocaleTimeString());
+    document.body.dataset.loaded = "true";
+  } catch (e) {
+    text("updated", "refresh failed: " + e.message);
+  }
+}
+
+async function start() {
+  let who;
+  try {
+    who = await api("GET", "/v1/whoami");
+  } catch (e) {
+    if (e.message !== "unauthorized") showLogin(e.message);
+    return;
+  }
+  role = who.role;
+  text("who", who.tokens ? who.name + " (" + role + ")" : "no tokens (" + role + ")");
+  // Actions the token's role cannot take are not shown: they would only fail.
+  document.body.classList.toggle("admin", role === "admin");
+  $("login").hidden = true;
+  $("console").hidden = false;
+  $("logout").hidden = !token;
+  await refresh();
+}
+
+$("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  token = $("token").value.trim();
+  sessionStorage.setItem("cellplacer-token", token);
+  start();
+});
+$("logout").addEventListener("click", () => {
+  sessionStorage.removeItem("cellplacer-token");
+  token = null;
+  showLogin();
+});
+$("cell-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  showCell($("cell-id").value.trim());
+});
+$("autopilot-on").addEventListener("click", () => act("PUT", "/v1/autopilot", { enabled: true }));
+$("autopilot-off").addEventListener("click", () => act("PUT", "/v1/autopilot", { enabled: false }));
+
+start();
+setInterval(() => { if (!$("console").hidden) refresh(); }, REFRESH_MS);
