@@ -1,7 +1,9 @@
 //! The operator's console in a real browser: Debian's Chromium, headless, driven over
-//! WebDriver by its chromedriver. The page's numbers are the API's, a cell is shown as
-//! the API has it, an action goes through the API, a `read` token is offered no action,
-//! and screenshots of each are saved (`target/tmp/console/*.png`).
+//! WebDriver by its chromedriver. The page's numbers are the API's, the map has every
+//! rack, rack -> server -> cell leads to the cell as the API has it, a rack failed
+//! through the API shows on the map within one refresh, an action goes through the API,
+//! a `read` token is offered no action, and screenshots of each are saved
+//! (`target/tmp/console/*.png`).
 
 use super::*;
 
@@ -210,6 +212,99 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
         .unwrap();
     assert_eq!(nodes, strings(&cell["nodes"]).join(", "));
     std::fs::write(shots().join("cell.png"), client.screenshot().await.unwrap()).unwrap();
+
+    // The map has every rack; rack -> server -> cell leads to the cell as the API has it.
+    let (_, map) = authed(&addr, "GET", "/v1/racks", &admin, None);
+    let racks = map["racks"].as_array().unwrap();
+    let tiles = client
+        .find_all(Locator::Css("#map button.rack"))
+        .await
+        .unwrap();
+    assert_eq!(tiles.len(), racks.len());
+    let (_, target) = authed(&addr, "GET", "/v1/cells/ui-03", &admin, None);
+    let node = strings(&target["nodes"])[0].clone();
+    let (_, server) = authed(&addr, "GET", &format!("/v1/servers/{node}"), &admin, None);
+    let rack = server["rack"].as_str().unwrap().to_owned();
+    let tile = format!("#map button.rack[data-rack='{rack}']");
+    client
+        .find(Locator::Css(&tile))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css(&format!(
+            "tr[data-server='{node}'] button.server"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("button[data-cell='ui-03']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let want = strings(&target["nodes"]).join(", ");
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = client
+            .find(Locator::Css("dd[data-field='nodes']"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if shown == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shown, want, "rack {rack} -> server {node} -> ui-03");
+    std::fs::write(shots().join("rack.png"), client.screenshot().await.unwrap()).unwrap();
+
+    // The rack fails (through the API): within one refresh its tile says so.
+    let (s, v) = authed(
+        &addr,
+        "PUT",
+        &format!("/v1/elements/{rack}/state"),
+        &admin,
+        Some(&json!({"state": "failed", "reason": "console test"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let servers = racks.iter().find(|r| r["rack"] == rack.as_str()).unwrap()["servers"]
+        .as_u64()
+        .unwrap();
+    let mut failed = 0;
+    for _ in 0..300 {
+        failed = client
+            .find(Locator::Css(&tile))
+            .await
+            .unwrap()
+            .attr("data-failed")
+            .await
+            .unwrap()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if failed == servers {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed, servers, "the failed rack's tile after a refresh");
+    let measure = client.find(Locator::Id("measure")).await.unwrap();
+    measure.select_by_value("failed").await.unwrap();
+    std::fs::write(
+        shots().join("map-failed-rack.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
 
     // An admin's action goes through the API: the autopilot off.
     let off = client.find(Locator::Id("autopilot-off")).await.unwrap();

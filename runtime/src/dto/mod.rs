@@ -791,3 +791,134 @@ impl From<&crate::metrics::Gauges> for FleetView {
         }
     }
 }
+
+/// `GET /v1/racks`: every rack with what a map colours it by.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RackMapView {
+    /// The inventory version the racks are of.
+    pub inventory_version: i64,
+    /// The racks, by datacenter, room, row and id.
+    pub racks: Vec<RackTileView>,
+}
+
+/// One rack on the map.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RackTileView {
+    /// The rack id.
+    pub rack: String,
+    /// Its datacenter.
+    pub datacenter: String,
+    /// Its room.
+    pub room: String,
+    /// Its row.
+    pub row: String,
+    /// Its servers.
+    pub servers: u32,
+    /// Of those, failed (in the export or reported).
+    pub failed: u32,
+    /// Of those, draining.
+    pub draining: u32,
+    /// Nodes on its servers.
+    pub nodes: u64,
+    /// Node capacity of its active servers.
+    pub capacity: u64,
+    /// Cells with a node here that are not single-failure safe.
+    pub cells_unsafe: u64,
+    /// Cells with a node here that are out.
+    pub cells_out: u64,
+}
+
+/// `GET /v1/racks/{id}`: a rack's servers, each with its load and cells.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RackView {
+    /// The rack, as on the map.
+    pub rack: RackTileView,
+    /// Its servers, in the inventory's order.
+    pub servers: Vec<ServerView>,
+}
+
+impl RackMapView {
+    /// Every rack of the ledger's zone. Unsafe and out cells are counted from the
+    /// ledger's index of unsafe cells (no cell is evaluated again), once per rack.
+    pub fn new(ledger: &Ledger) -> RackMapView {
+        let inv = &ledger.zone.inventory;
+        let mut tiles: Vec<RackTileView> = inv.racks.iter().map(|r| tile(ledger, r)).collect();
+        let mut seen: Vec<u32> = Vec::new();
+        for id in ledger.unsafe_ids() {
+            let Some(cell) = ledger.cell(id) else {
+                continue;
+            };
+            let out = crate::ledger::is_down(cell.risk, cell.single_failure_safe);
+            seen.clear();
+            seen.extend(
+                ledger
+                    .nodes(cell)
+                    .iter()
+                    .map(|&s| inv.servers[s as usize].rack),
+            );
+            seen.sort_unstable();
+            seen.dedup();
+            for &r in &seen {
+                tiles[r as usize].cells_unsafe += 1;
+                tiles[r as usize].cells_out += u64::from(out);
+            }
+        }
+        tiles.sort_by(|a, b| {
+            (&a.datacenter, &a.room, &a.row, &a.rack).cmp(&(
+                &b.datacenter,
+                &b.room,
+                &b.row,
+                &b.rack,
+            ))
+        });
+        RackMapView {
+            inventory_version: ledger.zone.version,
+            racks: tiles,
+        }
+    }
+}
+
+impl RackView {
+    /// The rack `id` of the ledger's zone; `None` when it has none of that id.
+    pub fn new(ledger: &Ledger, id: &str) -> Option<RackView> {
+        let map = RackMapView::new(ledger);
+        let rack = map.racks.into_iter().find(|r| r.rack == id)?;
+        let inv = &ledger.zone.inventory;
+        let index = inv.racks.iter().position(|r| r.id == id)?;
+        let servers = inv.racks[index]
+            .servers
+            .iter()
+            .map(|&s| ServerView::new(ledger, s))
+            .collect();
+        Some(RackView { rack, servers })
+    }
+}
+
+/// A rack's own counts (the cells' are added by [`RackMapView::new`]).
+fn tile(ledger: &Ledger, rack: &topology::model::Rack) -> RackTileView {
+    use topology::model::ServerStatus;
+    let inv = &ledger.zone.inventory;
+    let mut t = RackTileView {
+        rack: rack.id.clone(),
+        datacenter: rack.datacenter.clone(),
+        room: rack.room.clone(),
+        row: rack.row.clone(),
+        servers: rack.servers.len() as u32,
+        failed: 0,
+        draining: 0,
+        nodes: 0,
+        capacity: 0,
+        cells_unsafe: 0,
+        cells_out: 0,
+    };
+    for &s in &rack.servers {
+        let server = &inv.servers[s as usize];
+        match server.status {
+            ServerStatus::Failed => t.failed += 1,
+            ServerStatus::Draining => t.draining += 1,
+            ServerStatus::Active => t.capacity += u64::from(server.capacity),
+        }
+        t.nodes += u64::from(ledger.occ.load(s));
+    }
+    t
+}

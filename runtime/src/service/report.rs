@@ -1,9 +1,10 @@
-//! Read-only views: one server's cells and load, the fleet report.
+//! Read-only views: one server's cells and load, the racks of the zone's map, the fleet
+//! report.
 
 use optimizer::report::fleet_report_known;
 use optimizer::ReportOptions;
 
-use crate::dto::ServerView;
+use crate::dto::{RackMapView, RackView, ServerView};
 use crate::view::FleetReportView;
 use crate::Error;
 
@@ -22,6 +23,31 @@ impl Service {
                     server: server_id.to_owned(),
                 })?;
             (ServerView::new(&ledger, s), ledger.seq)
+        };
+        self.core.journal.wait(seq).await?;
+        Ok(view)
+    }
+
+    /// Every rack with its servers' states and load and the unsafe and out cells with a
+    /// node in it (a console's map).
+    pub async fn racks(&self) -> Result<RackMapView, Error> {
+        let (view, seq) = {
+            let ledger = self.core.ledger.read().await;
+            (RackMapView::new(&ledger), ledger.seq)
+        };
+        self.core.journal.wait(seq).await?;
+        Ok(view)
+    }
+
+    /// The rack `id` with each of its servers' load and cells.
+    pub async fn rack(&self, id: &str) -> Result<RackView, Error> {
+        let (view, seq) = {
+            let ledger = self.core.ledger.read().await;
+            let view = RackView::new(&ledger, id).ok_or_else(|| Error::UnknownElement {
+                field: "id".into(),
+                message: format!("'{id}' is not a rack of the inventory"),
+            })?;
+            (view, ledger.seq)
         };
         self.core.journal.wait(seq).await?;
         Ok(view)

@@ -1,9 +1,10 @@
-//! The fleet and its inventory: a server, the fleet report, the active inventory (read,
-//! switch, validate) and what-if.
+//! The fleet and its inventory: a server, the racks of the map, the fleet report, the
+//! active inventory (read, switch, validate) and what-if.
 
 use axum::extract::State;
 use runtime::dto::{
-    InventoryRequest, InventoryView, ServerView, SwitchResponse, ValidationView, WhatIfRequest,
+    InventoryRequest, InventoryView, RackMapView, RackView, ServerView, SwitchResponse,
+    ValidationView, WhatIfRequest,
 };
 use runtime::limits::LIST_LIMIT;
 use runtime::view::FleetReportView;
@@ -94,6 +95,30 @@ pub(super) async fn switch_inventory(
 ) -> Result<axum::Json<SwitchResponse>, ApiError> {
     let wait = q.wait.unwrap_or(false);
     Ok(axum::Json(state.service.switch_inventory(req, wait).await?))
+}
+
+/// Every rack with what a map colours it by: its servers' states and load, and the
+/// unsafe and out cells with a node in it.
+#[utoipa::path(get, path = "/v1/racks", tag = "inventory",
+    responses((status = 200, body = RackMapView)))]
+pub(super) async fn list_racks(
+    State(state): State<AppState>,
+) -> Result<axum::Json<RackMapView>, ApiError> {
+    Ok(axum::Json(state.service.racks().await?))
+}
+
+/// One rack: each of its servers with its load and cells.
+#[utoipa::path(get, path = "/v1/racks/{id}", tag = "inventory",
+    params(("id" = String, Path, description = "Rack id")),
+    responses(
+        (status = 200, body = RackView),
+        (status = 404, description = "unknown_element: not a rack of the inventory", body = ErrorBody),
+    ))]
+pub(super) async fn get_rack(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<RackView>, ApiError> {
+    Ok(axum::Json(state.service.rack(&id).await?))
 }
 
 /// Validate an inventory without switching to it.

@@ -40,6 +40,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/cells/{id}/clients", put(cells::put_clients))
         .route("/v1/cells/{id}/moves/{n}/commit", post(cells::commit_move))
         .route("/v1/servers/{id}", get(inventory::get_server))
+        .route("/v1/racks", get(inventory::list_racks))
+        .route("/v1/racks/{id}", get(inventory::get_rack))
         .route("/v1/elements", get(health::list_elements))
         .route("/v1/elements/{id}/state", put(health::put_state))
         .route("/v1/autopilot", get(health::get_autopilot))

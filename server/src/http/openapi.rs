@@ -78,6 +78,8 @@ impl utoipa::Modify for BearerAuth {
         cells::put_clients,
         cells::commit_move,
         inventory::get_server,
+        inventory::list_racks,
+        inventory::get_rack,
         health::put_state,
         health::post_states,
         health::list_elements,

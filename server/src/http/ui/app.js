@@ -124,6 +124,118 @@ function drawElements(list) {
   }
 }
 
+// A rack's colour: white (nothing) to red (the map's most), by the chosen measure.
+function measureOf(rack, measure) {
+  if (measure === "load") return rack.capacity > 0 ? rack.nodes / rack.capacity : (rack.nodes > 0 ? 1 : 0);
+  return rack[measure];
+}
+
+function drawMap(map) {
+  const measure = $("measure").value;
+  const max = Math.max(1e-9, ...map.racks.map((r) => measureOf(r, measure)));
+  const root = $("map");
+  root.replaceChildren();
+  const group = (key, parent, cls, title) => {
+    let node = parent.querySelector(":scope > [data-key='" + CSS.escape(key) + "']");
+    if (!node) {
+      node = document.createElement("div");
+      node.className = cls;
+      node.dataset.key = key;
+      if (title) {
+        const h = document.createElement(cls === "dc" ? "h4" : "h5");
+        h.textContent = title;
+        node.appendChild(h);
+      }
+      parent.appendChild(node);
+    }
+    return node;
+  };
+  for (const r of map.racks) {
+    const dc = group(r.datacenter, root, "dc", r.datacenter);
+    const room = group(r.room, dc, "room", r.room);
+    const row = group(r.row, room, "row", null);
+    const tile = document.createElement("button");
+    tile.type = "button";
+    tile.className = "rack";
+    tile.dataset.rack = r.rack;
+    tile.dataset.failed = r.failed;
+    tile.dataset.unsafe = r.cells_unsafe;
+    tile.dataset.out = r.cells_out;
+    const share = measureOf(r, measure) / max;
+    tile.style.background = share > 0 ? "rgba(200, 40, 30, " + (0.15 + 0.85 * share).toFixed(3) + ")" : "#fff";
+    tile.title = r.rack + ": " + r.nodes + " / " + r.capacity + " nodes, " + r.failed + " failed, "
+      + r.draining + " draining, " + r.cells_unsafe + " unsafe cells, " + r.cells_out + " out";
+    tile.addEventListener("click", () => showRack(r.rack));
+    row.appendChild(tile);
+  }
+  if (selectedRack) {
+    const tile = root.querySelector("[data-rack='" + CSS.escape(selectedRack) + "']");
+    if (tile) tile.classList.add("selected");
+  }
+}
+
+let selectedRack = null;
+let lastMap = null;
+
+async function showRack(id) {
+  selectedRack = id;
+  if (lastMap) drawMap(lastMap);
+  const view = $("rack-view");
+  try {
+    const rack = await api("GET", "/v1/racks/" + encodeURIComponent(id));
+    view.replaceChildren();
+    const h = document.createElement("h3");
+    h.textContent = "Rack " + rack.rack.rack + " (" + rack.rack.datacenter + " / " + rack.rack.room + " / " + rack.rack.row
+      + "), as of " + new Date().toLocaleTimeString() + ": click its tile again for now";
+    const table = document.createElement("table");
+    table.innerHTML = "<thead><tr><th>server</th><th>status</th><th>load</th><th>cells</th></tr></thead>";
+    const body = document.createElement("tbody");
+    for (const s of rack.servers) {
+      const tr = document.createElement("tr");
+      tr.dataset.server = s.server_id;
+      const name = document.createElement("td");
+      const link = document.createElement("button");
+      link.type = "button";
+      link.textContent = s.server_id;
+      link.className = "server";
+      link.addEventListener("click", () => showServerCells(s, tr));
+      name.appendChild(link);
+      const status = document.createElement("td");
+      status.textContent = s.status;
+      const load = document.createElement("td");
+      load.textContent = s.load + " / " + s.capacity;
+      const cells = document.createElement("td");
+      cells.textContent = s.cells.length;
+      tr.append(name, status, load, cells);
+      body.appendChild(tr);
+    }
+    table.appendChild(body);
+    view.append(h, table);
+  } catch (e) {
+    view.textContent = e.message;
+  }
+}
+
+function showServerCells(server, row) {
+  const next = row.nextElementSibling;
+  if (next && next.classList.contains("server-cells")) next.remove();
+  const tr = document.createElement("tr");
+  tr.className = "server-cells";
+  const td = document.createElement("td");
+  td.colSpan = 4;
+  for (const id of server.cells) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = id;
+    b.dataset.cell = id;
+    b.addEventListener("click", () => { $("cell-id").value = id; showCell(id); });
+    td.appendChild(b);
+  }
+  if (server.cells.length === 0) td.textContent = "no cell";
+  tr.appendChild(td);
+  row.after(tr);
+}
+
 async function showCell(id) {
   const view = $("cell-view");
   try {
@@ -164,18 +276,22 @@ async function act(method, path, body) {
 
 async function refresh() {
   try {
-    const [fleet, pilot, plans, elements] = await Promise.all([
+    const [fleet, pilot, plans, elements, map] = await Promise.all([
       api("GET", "/v1/fleet"),
       api("GET", "/v1/autopilot"),
       api("GET", "/v1/plans"),
       api("GET", "/v1/elements"),
+      api("GET", "/v1/racks"),
     ]);
     drawFleet(fleet);
+    lastMap = map;
+    drawMap(map);
     drawAutopilot(pilot);
     drawPlans(plans);
     drawElements(elements);
     text("updated", "updated " + new Date().toLocaleTimeString());
     document.body.dataset.loaded = "true";
+    document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
   } catch (e) {
     text("updated", "refresh failed: " + e.message);
   }
@@ -214,6 +330,7 @@ $("cell-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   showCell($("cell-id").value.trim());
 });
+$("measure").addEventListener("change", () => { if (lastMap) drawMap(lastMap); });
 $("autopilot-on").addEventListener("click", () => act("PUT", "/v1/autopilot", { enabled: true }));
 $("autopilot-off").addEventListener("click", () => act("PUT", "/v1/autopilot", { enabled: false }));
 
