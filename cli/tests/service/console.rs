@@ -1,7 +1,8 @@
 //! The operator's console in a real browser: Debian's Chromium, headless, driven over
 //! WebDriver by its chromedriver. The page's numbers are the API's, the map has every
-//! rack, rack -> server -> cell leads to the cell as the API has it, a rack failed
-//! through the API shows on the map within one refresh, an action goes through the API,
+//! rack, rack -> server -> cell leads to the cell as the API has it, "what if it fails"
+//! answers as the what-if API and commits nothing, a rack failed through the API shows
+//! on the map within one refresh, an action goes through the API,
 //! a `read` token is offered no action, and screenshots of each are saved
 //! (`target/tmp/console/*.png`).
 
@@ -268,6 +269,44 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     }
     assert_eq!(shown, want, "rack {rack} -> server {node} -> ui-03");
     std::fs::write(shots().join("rack.png"), client.screenshot().await.unwrap()).unwrap();
+
+    // "What if it fails": the what-if API's numbers, and nothing committed.
+    client
+        .find(Locator::Id("whatif-rack"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let summary = client
+        .wait()
+        .for_element(Locator::Id("whatif-summary"))
+        .await
+        .unwrap();
+    let (_, whatif) = authed(
+        &addr,
+        "POST",
+        "/v1/whatif",
+        &admin,
+        Some(&json!({"change": {"fail": [rack]}})),
+    );
+    let scenario = &whatif["after"]["scenario"];
+    for (attr, key) in [("data-out", "out"), ("data-degraded", "degraded")] {
+        let shown = summary.attr(attr).await.unwrap().unwrap();
+        assert_eq!(shown, scenario[key].to_string(), "{attr}: {whatif}");
+    }
+    assert!(scenario["degraded"].as_u64().unwrap() >= 1, "{whatif}");
+    let (_, elements) = authed(&addr, "GET", "/v1/elements", &admin, None);
+    assert_eq!(
+        elements["elements"],
+        json!([]),
+        "a what-if committed a state"
+    );
+    std::fs::write(
+        shots().join("whatif.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
 
     // The rack fails (through the API): within one refresh its tile says so.
     let (s, v) = authed(

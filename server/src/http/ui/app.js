@@ -132,7 +132,8 @@ function measureOf(rack, measure) {
 
 function drawMap(map) {
   const measure = $("measure").value;
-  const max = Math.max(1e-9, ...map.racks.map((r) => measureOf(r, measure)));
+  // Load is a share of capacity: full is full. The counts are against the map's most.
+  const max = measure === "load" ? 1 : Math.max(1e-9, ...map.racks.map((r) => measureOf(r, measure)));
   const root = $("map");
   root.replaceChildren();
   const group = (key, parent, cls, title) => {
@@ -172,6 +173,42 @@ function drawMap(map) {
     const tile = root.querySelector("[data-rack='" + CSS.escape(selectedRack) + "']");
     if (tile) tile.classList.add("selected");
   }
+  if (whatIfRack) {
+    const tile = root.querySelector("[data-rack='" + CSS.escape(whatIfRack) + "']");
+    if (tile) tile.classList.add("whatif");
+  }
+}
+
+let whatIfRack = null;
+
+// What the rack's failure would do to the cells, by the what-if API: nothing committed.
+async function whatIfFails(rack) {
+  const view = $("whatif-view");
+  view.textContent = "asking…";
+  try {
+    const w = await api("POST", "/v1/whatif", { change: { fail: [rack] } });
+    whatIfRack = rack;
+    if (lastMap) drawMap(lastMap);
+    const s = w.after.scenario;
+    view.replaceChildren();
+    const p = document.createElement("p");
+    p.id = "whatif-summary";
+    p.dataset.out = s.out;
+    p.dataset.degraded = s.degraded;
+    p.textContent = "If " + rack + " fails: " + fmt(s.out) + " cells out, " + fmt(s.degraded)
+      + " degraded (a what-if: nothing is committed).";
+    view.appendChild(p);
+    for (const id of s.out_cells) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = id;
+      b.dataset.outCell = id;
+      b.addEventListener("click", () => { $("cell-id").value = id; showCell(id); });
+      view.appendChild(b);
+    }
+  } catch (e) {
+    view.textContent = e.message;
+  }
 }
 
 let selectedRack = null;
@@ -187,6 +224,14 @@ async function showRack(id) {
     const h = document.createElement("h3");
     h.textContent = "Rack " + rack.rack.rack + " (" + rack.rack.datacenter + " / " + rack.rack.room + " / " + rack.rack.row
       + "), as of " + new Date().toLocaleTimeString() + ": click its tile again for now";
+    const whatIf = document.createElement("button");
+    whatIf.type = "button";
+    whatIf.id = "whatif-rack";
+    whatIf.className = "admin-only";
+    whatIf.textContent = "what if it fails";
+    whatIf.addEventListener("click", () => whatIfFails(rack.rack.rack));
+    const answer = document.createElement("div");
+    answer.id = "whatif-view";
     const table = document.createElement("table");
     table.innerHTML = "<thead><tr><th>server</th><th>status</th><th>load</th><th>cells</th></tr></thead>";
     const body = document.createElement("tbody");
@@ -210,7 +255,7 @@ async function showRack(id) {
       body.appendChild(tr);
     }
     table.appendChild(body);
-    view.append(h, table);
+    view.append(h, whatIf, answer, table);
   } catch (e) {
     view.textContent = e.message;
   }
