@@ -110,6 +110,13 @@ async fn sign_in(client: &fantoccini::Client, url: &str, token: &str) {
         .for_element(Locator::Id("token"))
         .await
         .unwrap();
+    // The form shows once the service has refused the page's first request.
+    for _ in 0..200 {
+        if field.is_displayed().await.unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     field.send_keys(token).await.unwrap();
     client
         .find(Locator::Css("#login-form button"))
@@ -157,12 +164,22 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     let (mut driver, client) = browser().await;
     // Without a token the page asks for one.
     client.goto(&format!("{url}/ui/")).await.unwrap();
+    // (The form is in the page from the start, hidden until the service refuses the
+    // page's request without a token: wait for it to show.)
     let login = client
         .wait()
         .for_element(Locator::Id("login"))
         .await
         .unwrap();
-    assert!(login.is_displayed().await.unwrap());
+    let mut asked = false;
+    for _ in 0..200 {
+        if login.is_displayed().await.unwrap() {
+            asked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(asked, "the page did not ask for a token");
     client
         .screenshot()
         .await
@@ -212,6 +229,33 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(nodes, strings(&cell["nodes"]).join(", "));
+    // Its nodes' racks are marked on the map.
+    let mut node_racks: Vec<String> = strings(&cell["nodes"])
+        .iter()
+        .map(|n| {
+            let (_, s) = authed(&addr, "GET", &format!("/v1/servers/{n}"), &admin, None);
+            s["rack"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    node_racks.sort();
+    node_racks.dedup();
+    let mut marked = Vec::new();
+    for _ in 0..100 {
+        marked.clear();
+        for tile in client
+            .find_all(Locator::Css("#map button.rack.cell-node"))
+            .await
+            .unwrap()
+        {
+            marked.push(tile.attr("data-rack").await.unwrap().unwrap());
+        }
+        marked.sort();
+        if marked == node_racks {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(marked, node_racks, "the cell's racks on the map");
     std::fs::write(shots().join("cell.png"), client.screenshot().await.unwrap()).unwrap();
 
     // The map has every rack; rack -> server -> cell leads to the cell as the API has it.

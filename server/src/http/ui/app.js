@@ -177,6 +177,12 @@ function drawMap(map) {
     const tile = root.querySelector("[data-rack='" + CSS.escape(whatIfRack) + "']");
     if (tile) tile.classList.add("whatif");
   }
+  for (const [kind, racks] of Object.entries(cellRacks)) {
+    for (const rack of racks) {
+      const tile = root.querySelector("[data-rack='" + CSS.escape(rack) + "']");
+      if (tile) tile.classList.add("cell-" + kind);
+    }
+  }
 }
 
 let whatIfRack = null;
@@ -305,9 +311,22 @@ async function showCell(id) {
       dl.append(dt, dd);
     }
     view.appendChild(dl);
+    await markCellOnMap(c);
   } catch (e) {
     view.textContent = e.message;
   }
+}
+
+// The racks of the shown cell's nodes and clients, marked on the map.
+let cellRacks = { node: [], client: [] };
+
+async function markCellOnMap(c) {
+  const rackOf = async (server) => (await api("GET", "/v1/servers/" + encodeURIComponent(server))).rack;
+  cellRacks = {
+    node: await Promise.all(c.nodes.map(rackOf)),
+    client: await Promise.all(c.clients.map(rackOf)),
+  };
+  if (lastMap) drawMap(lastMap);
 }
 
 async function act(method, path, body) {
