@@ -359,58 +359,17 @@ fn commit_step(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use crate::dto::{ExecuteRequest, PlaceRequest, PlanRequest};
-    use crate::service::{Config, Service};
-    use crate::zone::Source;
-    use store::{SqliteStore, StepStatus};
+    use crate::dto::{ExecuteRequest, PlanRequest};
+    use store::StepStatus;
 
     /// A step whose planned server filled up after planning is re-planned to another
     /// server (a drain is mandatory), and says which server was planned and why not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_step_whose_server_filled_up_is_replanned() {
-        let dir = tempfile::tempdir().unwrap();
-        let params = fixtures::ZoneParams {
-            cells: 40,
-            failed_fraction: 0.0,
-            draining_fraction: 0.0,
-            ..fixtures::ZoneParams::small(4)
-        };
-        let mut raw = fixtures::generate(&params);
-        let cells = raw.tables.remove("cells").unwrap();
-        let zone = dir.path().join("zone");
-        topology::ingest::write_dir(&zone, &raw, topology::ingest::Format::Csv).unwrap();
-        let db = dir.path().join("ledger.db");
-        let store = Arc::new(SqliteStore::open(&db).await.unwrap());
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            workers: 1,
-            queue: 64,
-            placer: crate::engine::PlaceOptions::default(),
-            inventory_root: None,
-            autopilot: crate::dto::AutopilotUpdate {
-                enabled: Some(false),
-                ..Default::default()
-            },
-            heavy: Default::default(),
-        };
-        let service = Service::open(store, Some(Source::Dir(zone)), config)
-            .await
-            .unwrap();
-        let clients = cells.column_index("clients").unwrap();
-        for (i, row) in cells.rows.iter().enumerate() {
-            let req = PlaceRequest {
-                cell_id: format!("c{i:02}"),
-                clients: row[clients]
-                    .as_deref()
-                    .unwrap()
-                    .split(';')
-                    .map(str::to_owned)
-                    .collect(),
-                size: None,
-            };
-            service.place(req).await.unwrap();
+        let zone = crate::service::testing::SmallZone::new(40).await;
+        let service = zone.service.clone();
+        for i in 0..zone.cells() {
+            service.place(zone.request(i)).await.unwrap();
         }
         let rack = {
             let ledger = service.core.ledger.read().await;

@@ -44,6 +44,8 @@ mod plans;
 mod reevaluation;
 mod report;
 mod solver;
+#[cfg(test)]
+mod testing;
 mod whatif;
 mod writer;
 
@@ -625,10 +627,7 @@ async fn restore(
 mod tests {
     use std::collections::BTreeMap;
 
-    use store::SqliteStore;
-
     use super::*;
-    use crate::dto::PlaceRequest;
 
     /// Every cell's servers, as the ledger in memory has them.
     async fn in_memory(service: &Service) -> BTreeMap<String, Vec<String>> {
@@ -668,50 +667,10 @@ mod tests {
     /// the ledger is reloaded from the store, and then the two are equal and writes go on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_change_that_panics_half_way_leaves_memory_as_the_store_has_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let params = fixtures::ZoneParams {
-            cells: 12,
-            failed_fraction: 0.0,
-            draining_fraction: 0.0,
-            ..fixtures::ZoneParams::small(4)
-        };
-        let mut raw = fixtures::generate(&params);
-        let cells = raw.tables.remove("cells").unwrap();
-        let zone = dir.path().join("zone");
-        topology::ingest::write_dir(&zone, &raw, topology::ingest::Format::Csv).unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("ledger.db"))
-                .await
-                .unwrap(),
-        );
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            workers: 1,
-            queue: 64,
-            placer: crate::engine::PlaceOptions::default(),
-            inventory_root: None,
-            autopilot: crate::dto::AutopilotUpdate {
-                enabled: Some(false),
-                ..Default::default()
-            },
-            heavy: Default::default(),
-        };
-        let service = Service::open(store.clone(), Some(Source::Dir(zone)), config)
-            .await
-            .unwrap();
-        let clients = cells.column_index("clients").unwrap();
-        let request = |i: usize| PlaceRequest {
-            cell_id: format!("c{i:02}"),
-            clients: cells.rows[i][clients]
-                .as_deref()
-                .unwrap()
-                .split(';')
-                .map(str::to_owned)
-                .collect(),
-            size: None,
-        };
+        let zone = testing::SmallZone::new(12).await;
+        let (service, store) = (zone.service.clone(), zone.store.clone());
         for i in 0..10 {
-            service.place(request(i)).await.unwrap();
+            service.place(zone.request(i)).await.unwrap();
         }
         let before = stored(&*store).await;
         assert_eq!(in_memory(&service).await, before);
@@ -737,7 +696,7 @@ mod tests {
         assert!(ready, "the ledger was never reloaded");
         assert_eq!(in_memory(&service).await, before);
         // Writes go on, and memory and store stay equal.
-        service.place(request(10)).await.unwrap();
+        service.place(zone.request(10)).await.unwrap();
         let after = stored(&*store).await;
         assert_eq!(after.len(), 11);
         assert_eq!(in_memory(&service).await, after);

@@ -192,16 +192,8 @@ mod tests {
         let db = dir.path().join("l.db");
         let store = Arc::new(SqliteStore::open(&db).await.unwrap());
         let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            workers: 1,
             queue: 8,
-            placer: crate::engine::PlaceOptions::default(),
-            inventory_root: None,
-            autopilot: crate::dto::AutopilotUpdate {
-                enabled: Some(false),
-                ..Default::default()
-            },
-            heavy: Default::default(),
+            ..crate::service::testing::config(dir.path())
         };
         let service = Service::open(store, Some(Source::Dir(fixtures::tiny_dir())), config)
             .await
