@@ -229,17 +229,30 @@ async fn a_replica_killed_under_load_loses_nothing_and_the_other_serves_on() {
     while acked.load(Ordering::SeqCst) < 10 && std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(10));
     }
-    // One of them holds the writer lease; the other forwards its writes to it.
-    let forwarded: u64 = [&addr_a, &addr_b]
-        .iter()
-        .filter_map(|addr| {
-            body_of(addr, "/metrics")
-                .lines()
-                .find_map(|l| l.strip_prefix("cellplacer_forwarded_total{outcome=\"forwarded\"} "))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .sum();
-    assert!(forwarded > 0, "no write was forwarded to the writer");
+    // One of them holds the writer lease; the other forwards its writes to it. (It learns
+    // who writes within a poll of the lease: on a busy machine the load may get its 10
+    // placements before that, so the count is read until the load ends.)
+    let forwarded = || -> u64 {
+        [&addr_a, &addr_b]
+            .iter()
+            .filter_map(|addr| {
+                body_of(addr, "/metrics")
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("cellplacer_forwarded_total{outcome=\"forwarded\"} ")
+                    })
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .sum()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while forwarded() == 0
+        && std::time::Instant::now() < until
+        && loads.iter().any(|l| !l.is_finished())
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(forwarded() > 0, "no write was forwarded to the writer");
     a.kill().unwrap();
     a.wait().unwrap();
     // The second keeps serving.
