@@ -7,6 +7,7 @@
 //! (`target/tmp/console/*.png`).
 
 use super::*;
+use fantoccini::{Client, Locator};
 
 /// `method path` with a bearer token on a new connection to `addr`: status and JSON body.
 fn authed(addr: &str, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
@@ -46,7 +47,7 @@ fn token(role: &str, name: &str) -> (String, String) {
 }
 
 /// chromedriver on a free port, and the WebDriver session it gives to a headless Chromium.
-async fn browser() -> (std::process::Child, fantoccini::Client) {
+async fn browser() -> (std::process::Child, Client) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -85,51 +86,127 @@ fn shots() -> PathBuf {
     dir
 }
 
-/// The whole number an element shows (digits only: the page groups thousands).
-async fn number(client: &fantoccini::Client, id: &str) -> u64 {
-    let text = client
-        .find(fantoccini::Locator::Id(id))
+/// How long the test waits for the page to show something.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Reads with `read` until what it reads passes `done`, for up to [`PATIENCE`]; panics
+/// with `what` and the last value read. Every read finds its element again: a refresh
+/// or a new answer redraws part of the page, and an element found before that is stale
+/// after it, so a value is only ever read from the page as it is now.
+async fn until<T: std::fmt::Debug>(
+    what: &str,
+    mut read: impl AsyncFnMut() -> Option<T>,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let started = std::time::Instant::now();
+    let mut last = None;
+    while started.elapsed() < PATIENCE {
+        if let Some(value) = read().await {
+            if done(&value) {
+                return value;
+            }
+            last = Some(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not seen within {PATIENCE:?}; last read {last:?}")
+}
+
+/// The text of the first element `css` matches, if there is one now.
+async fn text_of(client: &Client, css: &str) -> Option<String> {
+    client.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+/// The attribute `name` of the first element `css` matches, if there is one now.
+async fn attr_of(client: &Client, css: &str, name: &str) -> Option<String> {
+    client
+        .find(Locator::Css(css))
         .await
-        .unwrap()
-        .text()
+        .ok()?
+        .attr(name)
         .await
-        .unwrap();
+        .ok()?
+}
+
+/// The attribute `name` of every element `css` matches now, sorted.
+async fn attrs_of(client: &Client, css: &str, name: &str) -> Option<Vec<String>> {
+    let mut values = Vec::new();
+    for found in client.find_all(Locator::Css(css)).await.ok()? {
+        values.push(found.attr(name).await.ok()??);
+    }
+    values.sort();
+    Some(values)
+}
+
+/// Whether the first element `css` matches is displayed now.
+async fn shown(client: &Client, css: &str) -> Option<bool> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .ok()?
+        .is_displayed()
+        .await
+        .ok()
+}
+
+/// Clicks the first element `css` matches once it is there and takes the click.
+async fn click(client: &Client, css: &str) {
+    until(
+        &format!("a click on {css}"),
+        async || match client.find(Locator::Css(css)).await {
+            Ok(found) => Some(found.click().await.is_ok()),
+            Err(_) => None,
+        },
+        |&clicked| clicked,
+    )
+    .await;
+}
+
+/// The text of `css` once it passes `done`.
+async fn text_when(client: &Client, css: &str, done: impl Fn(&String) -> bool) -> String {
+    until(css, async || text_of(client, css).await, done).await
+}
+
+/// Saves a screenshot of the page as `name`.png.
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The whole number `css` shows (digits only: the page groups thousands).
+async fn number(client: &Client, css: &str) -> u64 {
+    let text = text_when(client, css, |t| t.chars().any(|c| c.is_ascii_digit())).await;
     text.chars()
         .filter(char::is_ascii_digit)
         .collect::<String>()
         .parse()
-        .unwrap_or_else(|_| panic!("#{id} shows '{text}'"))
+        .unwrap_or_else(|_| panic!("{css} shows '{text}'"))
 }
 
 /// Signs in with `token` on a fresh page and waits for the first refresh.
-async fn sign_in(client: &fantoccini::Client, url: &str, token: &str) {
-    use fantoccini::Locator;
+async fn sign_in(client: &Client, url: &str, token: &str) {
     client.goto(&format!("{url}/ui/")).await.unwrap();
-    let field = client
-        .wait()
-        .for_element(Locator::Id("token"))
-        .await
-        .unwrap();
     // The form shows once the service has refused the page's first request.
-    for _ in 0..200 {
-        if field.is_displayed().await.unwrap() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    field.send_keys(token).await.unwrap();
+    until(
+        "the token form",
+        async || shown(client, "#token").await,
+        |&s| s,
+    )
+    .await;
     client
-        .find(Locator::Css("#login-form button"))
+        .find(Locator::Id("token"))
         .await
         .unwrap()
-        .click()
+        .send_keys(token)
         .await
         .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css("body[data-loaded='true']"))
-        .await
-        .unwrap();
+    click(client, "#login-form button").await;
+    until(
+        "the first refresh",
+        async || attr_of(client, "body", "data-loaded").await,
+        |loaded| loaded == "true",
+    )
+    .await;
 }
 
 #[cfg(unix)]
@@ -162,74 +239,50 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     }
 
     let (mut driver, client) = browser().await;
-    // Without a token the page asks for one.
+    // Without a token the page asks for one. (The form is in the page from the start,
+    // hidden until the service refuses the page's request without a token.)
     client.goto(&format!("{url}/ui/")).await.unwrap();
-    // (The form is in the page from the start, hidden until the service refuses the
-    // page's request without a token: wait for it to show.)
-    let login = client
-        .wait()
-        .for_element(Locator::Id("login"))
-        .await
-        .unwrap();
-    let mut asked = false;
-    for _ in 0..200 {
-        if login.is_displayed().await.unwrap() {
-            asked = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(asked, "the page did not ask for a token");
-    client
-        .screenshot()
-        .await
-        .map(|png| std::fs::write(shots().join("login.png"), png).unwrap())
-        .unwrap();
+    until(
+        "the token form",
+        async || shown(&client, "#login").await,
+        |&s| s,
+    )
+    .await;
+    screenshot(&client, "login").await;
 
     // The fleet's numbers are the report's.
     sign_in(&client, &url, &admin).await;
-    let login = client.find(Locator::Id("login")).await.unwrap();
-    assert!(!login.is_displayed().await.unwrap(), "the token form stays");
+    assert_eq!(
+        shown(&client, "#login").await,
+        Some(false),
+        "the token form stays"
+    );
     let (_, report) = authed(&addr, "GET", "/v1/report", &admin, None);
-    assert_eq!(
-        number(&client, "fleet-cells").await,
-        report["cells"].as_u64().unwrap()
-    );
-    assert_eq!(
-        number(&client, "fleet-unsafe").await,
-        report["single_failure_unsafe_cells"].as_u64().unwrap()
-    );
-    assert_eq!(
-        number(&client, "fleet-out").await,
-        report["down_cells"].as_u64().unwrap()
-    );
-    std::fs::write(
-        shots().join("fleet.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    for (css, key) in [
+        ("#fleet-cells", "cells"),
+        ("#fleet-unsafe", "single_failure_unsafe_cells"),
+        ("#fleet-out", "down_cells"),
+    ] {
+        assert_eq!(
+            number(&client, css).await,
+            report[key].as_u64().unwrap(),
+            "{css}"
+        );
+    }
+    screenshot(&client, "fleet").await;
 
-    // A cell, as the API has it.
+    // A cell, as the API has it, and its nodes' racks marked on the map.
     let (_, cell) = authed(&addr, "GET", "/v1/cells/ui-07", &admin, None);
-    let input = client.find(Locator::Id("cell-id")).await.unwrap();
-    input.send_keys("ui-07").await.unwrap();
     client
-        .find(Locator::Css("#cell-form button"))
+        .find(Locator::Id("cell-id"))
         .await
         .unwrap()
-        .click()
+        .send_keys("ui-07")
         .await
         .unwrap();
-    let nodes = client
-        .wait()
-        .for_element(Locator::Css("dd[data-field='nodes']"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(nodes, strings(&cell["nodes"]).join(", "));
-    // Its nodes' racks are marked on the map.
+    click(&client, "#cell-form button").await;
+    let want = strings(&cell["nodes"]).join(", ");
+    text_when(&client, "dd[data-field='nodes']", |t| *t == want).await;
     let mut node_racks: Vec<String> = strings(&cell["nodes"])
         .iter()
         .map(|n| {
@@ -239,94 +292,43 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
         .collect();
     node_racks.sort();
     node_racks.dedup();
-    let mut marked = Vec::new();
-    for _ in 0..100 {
-        marked.clear();
-        for tile in client
-            .find_all(Locator::Css("#map button.rack.cell-node"))
-            .await
-            .unwrap()
-        {
-            marked.push(tile.attr("data-rack").await.unwrap().unwrap());
-        }
-        marked.sort();
-        if marked == node_racks {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(marked, node_racks, "the cell's racks on the map");
-    std::fs::write(shots().join("cell.png"), client.screenshot().await.unwrap()).unwrap();
+    until(
+        "the cell's racks on the map",
+        async || attrs_of(&client, "#map button.rack.cell-node", "data-rack").await,
+        |marked| *marked == node_racks,
+    )
+    .await;
+    screenshot(&client, "cell").await;
 
     // The map has every rack; rack -> server -> cell leads to the cell as the API has it.
     let (_, map) = authed(&addr, "GET", "/v1/racks", &admin, None);
     let racks = map["racks"].as_array().unwrap();
-    let tiles = client
-        .find_all(Locator::Css("#map button.rack"))
-        .await
-        .unwrap();
-    assert_eq!(tiles.len(), racks.len());
+    let all = until(
+        "every rack on the map",
+        async || attrs_of(&client, "#map button.rack", "data-rack").await,
+        |tiles| tiles.len() == racks.len(),
+    )
+    .await;
+    let mut want_racks: Vec<String> = racks
+        .iter()
+        .map(|r| r["rack"].as_str().unwrap().to_owned())
+        .collect();
+    want_racks.sort();
+    assert_eq!(all, want_racks);
     let (_, target) = authed(&addr, "GET", "/v1/cells/ui-03", &admin, None);
     let node = strings(&target["nodes"])[0].clone();
     let (_, server) = authed(&addr, "GET", &format!("/v1/servers/{node}"), &admin, None);
     let rack = server["rack"].as_str().unwrap().to_owned();
     let tile = format!("#map button.rack[data-rack='{rack}']");
-    client
-        .find(Locator::Css(&tile))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css(&format!(
-            "tr[data-server='{node}'] button.server"
-        )))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css("button[data-cell='ui-03']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, &tile).await;
+    click(&client, &format!("tr[data-server='{node}'] button.server")).await;
+    click(&client, "button[data-cell='ui-03']").await;
     let want = strings(&target["nodes"]).join(", ");
-    let mut shown = String::new();
-    for _ in 0..100 {
-        shown = client
-            .find(Locator::Css("dd[data-field='nodes']"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if shown == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(shown, want, "rack {rack} -> server {node} -> ui-03");
-    std::fs::write(shots().join("rack.png"), client.screenshot().await.unwrap()).unwrap();
+    text_when(&client, "dd[data-field='nodes']", |t| *t == want).await;
+    screenshot(&client, "rack").await;
 
     // "What if it fails": the what-if API's numbers, and nothing committed.
-    client
-        .find(Locator::Id("whatif-rack"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let summary = client
-        .wait()
-        .for_element(Locator::Id("whatif-summary"))
-        .await
-        .unwrap();
+    click(&client, "#whatif-rack").await;
     let (_, whatif) = authed(
         &addr,
         "POST",
@@ -336,8 +338,13 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     );
     let scenario = &whatif["after"]["scenario"];
     for (attr, key) in [("data-out", "out"), ("data-degraded", "degraded")] {
-        let shown = summary.attr(attr).await.unwrap().unwrap();
-        assert_eq!(shown, scenario[key].to_string(), "{attr}: {whatif}");
+        let want = scenario[key].to_string();
+        until(
+            &format!("#whatif-summary {attr}"),
+            async || attr_of(&client, "#whatif-summary", attr).await,
+            |shown| *shown == want,
+        )
+        .await;
     }
     assert!(scenario["degraded"].as_u64().unwrap() >= 1, "{whatif}");
     let (_, elements) = authed(&addr, "GET", "/v1/elements", &admin, None);
@@ -346,11 +353,7 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
         json!([]),
         "a what-if committed a state"
     );
-    std::fs::write(
-        shots().join("whatif.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    screenshot(&client, "whatif").await;
 
     // The rack fails (through the API): within one refresh its tile says so.
     let (s, v) = authed(
@@ -361,66 +364,44 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
         Some(&json!({"state": "failed", "reason": "console test"})),
     );
     assert_eq!(s, 200, "{v}");
-    let servers = racks.iter().find(|r| r["rack"] == rack.as_str()).unwrap()["servers"]
-        .as_u64()
-        .unwrap();
-    let mut failed = 0;
-    for _ in 0..300 {
-        // A refresh redraws the map: a tile found just before it is gone (stale) after
-        // it, so a failed read is read again.
-        failed = match client.find(Locator::Css(&tile)).await {
-            Ok(found) => found.attr("data-failed").await.ok().flatten(),
-            Err(_) => None,
-        }
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-        if failed == servers {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(failed, servers, "the failed rack's tile after a refresh");
-    let measure = client.find(Locator::Id("measure")).await.unwrap();
-    measure.select_by_value("failed").await.unwrap();
-    std::fs::write(
-        shots().join("map-failed-rack.png"),
-        client.screenshot().await.unwrap(),
+    let servers = racks.iter().find(|r| r["rack"] == rack.as_str()).unwrap()["servers"].to_string();
+    until(
+        "the failed rack's tile after a refresh",
+        async || attr_of(&client, &tile, "data-failed").await,
+        |failed| *failed == servers,
     )
-    .unwrap();
-
-    // An admin's action goes through the API: the autopilot off.
-    let off = client.find(Locator::Id("autopilot-off")).await.unwrap();
-    assert!(off.is_displayed().await.unwrap());
-    off.click().await.unwrap();
-    let mut disabled = false;
-    for _ in 0..100 {
-        let (_, pilot) = authed(&addr, "GET", "/v1/autopilot", &admin, None);
-        if pilot["settings"]["enabled"] == false {
-            disabled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(disabled, "the page's button did not turn the autopilot off");
-
-    // A read token is offered no action it could not take.
+    .await;
     client
-        .find(Locator::Id("logout"))
+        .find(Locator::Id("measure"))
         .await
         .unwrap()
-        .click()
+        .select_by_value("failed")
         .await
         .unwrap();
+    screenshot(&client, "map-failed-rack").await;
+
+    // An admin's action goes through the API: the autopilot off.
+    assert_eq!(shown(&client, "#autopilot-off").await, Some(true));
+    click(&client, "#autopilot-off").await;
+    until(
+        "the autopilot off after the page's button",
+        async || Some(authed(&addr, "GET", "/v1/autopilot", &admin, None).1),
+        |pilot| pilot["settings"]["enabled"] == false,
+    )
+    .await;
+
+    // A read token is offered no action it could not take.
+    click(&client, "#logout").await;
     sign_in(&client, &url, &reader).await;
-    assert_eq!(number(&client, "fleet-cells").await, 25);
-    for id in ["autopilot-on", "autopilot-off"] {
-        let button = client.find(Locator::Id(id)).await.unwrap();
-        assert!(
-            !button.is_displayed().await.unwrap(),
-            "#{id} shown to a read token"
+    assert_eq!(number(&client, "#fleet-cells").await, 25);
+    for id in ["#autopilot-on", "#autopilot-off"] {
+        assert_eq!(
+            shown(&client, id).await,
+            Some(false),
+            "{id} shown to a read token"
         );
     }
-    std::fs::write(shots().join("read.png"), client.screenshot().await.unwrap()).unwrap();
+    screenshot(&client, "read").await;
 
     client.close().await.unwrap();
     driver.kill().unwrap();
