@@ -88,9 +88,10 @@ pub(crate) struct Args {
     #[arg(long)]
     autopilot_rate: Option<f64>,
     /// A heavy request kind's limits, as KIND=SECONDS[:AT_ONCE] (repeat per kind): report,
-    /// whatif, plan or validate, its time limit (503 `timeout` past it, and its work
-    /// stopped) and how many compute at once. Defaults: report=120:1, whatif=120:1,
-    /// plan=300:1, validate=300:1. The admin routes' own limit of 600 s still applies.
+    /// whatif, plan, validate or blast, its time limit (503 `timeout` past it, and its
+    /// work stopped) and how many compute at once. Defaults: report=120:1, whatif=120:1,
+    /// plan=300:1, validate=300:1, blast=60:2. The admin routes' own limit of 600 s still
+    /// applies.
     #[arg(long = "heavy", value_name = "KIND=SECONDS[:AT_ONCE]", value_parser = parse_heavy)]
     heavy: Vec<(Heavy, HeavyLimit)>,
     /// This replica's address as the other replicas of a shared (PostgreSQL) ledger reach
@@ -108,7 +109,7 @@ fn parse_heavy(text: &str) -> Result<(Heavy, HeavyLimit), String> {
     let kind = Heavy::ALL
         .into_iter()
         .find(|k| k.name() == kind)
-        .ok_or_else(|| format!("'{kind}': not a kind (report, whatif, plan, validate)"))?;
+        .ok_or_else(|| format!("'{kind}': not a kind (report, whatif, plan, validate, blast)"))?;
     let (secs, at_once) = limit.split_once(':').unwrap_or((limit, "1"));
     let secs: f64 = secs
         .parse()

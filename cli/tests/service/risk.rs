@@ -133,3 +133,144 @@ async fn stale_risks_are_judged_again_on_start() {
         );
     }
 }
+
+/// The same risk and blast radius on the console's read routes: a cell's explanation is
+/// its risk as placed, an element's blast radius over its pages is the what-if's for
+/// its failure, and `/v1/blast` lists it; bad ids, limits and cursors are refused by name.
+#[tokio::test]
+async fn explanation_element_and_blast_say_what_the_placement_and_the_whatif_say() {
+    let h = Harness::new(8).await;
+    let c = h.clients();
+    let mut cells = Vec::new();
+    for i in 0..12 {
+        let id = format!("why{i:02}");
+        let clients: Vec<&str> = [&c[i], &c[i + 9]].into_iter().map(String::as_str).collect();
+        let (s, body) = h.place(&id, &clients).await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        let (s, why) = h
+            .call(Method::GET, &format!("/v1/cells/{id}/explanation"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{why}");
+        assert_eq!(why["cell"]["cell_id"], id.as_str());
+        for key in [
+            "risk",
+            "single_risk",
+            "pair_risk",
+            "single_failure_safe",
+            "breaking",
+            "domains",
+        ] {
+            assert_eq!(
+                why["explanation"][key], body["explanation"][key],
+                "{id} {key}"
+            );
+        }
+        assert_eq!(why["explanation"]["binding"], json!([]));
+        cells.push(body["cell"].clone());
+    }
+    // Fail the racks of three of why00's nodes (none of its clients'): it loses its
+    // margin, so the fourth rack's failure puts it out.
+    let racks = racks(&h.raw);
+    let client_racks: Vec<String> = strings(&cells[0]["clients"])
+        .iter()
+        .map(|n| racks[n].clone())
+        .collect();
+    let mut node_racks: Vec<String> = strings(&cells[0]["nodes"])
+        .iter()
+        .map(|n| racks[n].clone())
+        .filter(|r| !client_racks.contains(r))
+        .collect();
+    node_racks.dedup();
+    assert!(node_racks.len() >= 4, "{node_racks:?}");
+    for rack in &node_racks[..3] {
+        let (s, v) = h
+            .call(
+                Method::PUT,
+                &format!("/v1/elements/{rack}/state"),
+                Some(json!({"state": "failed"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let fourth = &node_racks[3];
+    let (s, whatif) = h
+        .call(
+            Method::POST,
+            "/v1/whatif",
+            Some(json!({"change": {"fail": [fourth]}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{whatif}");
+    let scenario = &whatif["after"]["scenario"];
+    let mut out = Vec::new();
+    let mut path = format!("/v1/elements/{fourth}?limit=1");
+    loop {
+        let (s, page) = h.call(Method::GET, &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert_eq!(page["blast_radius"], scenario["out"], "{page}");
+        assert_eq!(page["degraded"], scenario["degraded"], "{page}");
+        assert_eq!(page["reported"]["kind"], "rack");
+        out.extend(strings(&page["out_cells"]));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/elements/{fourth}?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(out, strings(&scenario["out_cells"]));
+    assert!(out.contains(&"why00".to_owned()), "{out:?}");
+    let (s, blast) = h.call(Method::GET, "/v1/blast", None).await;
+    assert_eq!(s, StatusCode::OK, "{blast}");
+    let listed = blast["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["element"] == fourth.as_str())
+        .unwrap_or_else(|| panic!("{fourth} not in {blast}"));
+    assert_eq!(listed["blast_radius"], scenario["out"]);
+    let tile = blast["racks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rack"] == fourth.as_str())
+        .unwrap();
+    assert_eq!(tile["own"], scenario["out"]);
+
+    for (path, status, code_, field_) in [
+        (
+            "/v1/cells/nope/explanation",
+            StatusCode::NOT_FOUND,
+            "cell_not_found",
+            None,
+        ),
+        (
+            "/v1/elements/nope",
+            StatusCode::NOT_FOUND,
+            "unknown_element",
+            Some("id"),
+        ),
+        (
+            &*format!("/v1/elements/{fourth}?limit=0"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("limit"),
+        ),
+        (
+            &*format!("/v1/elements/{fourth}?cursor=zz"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("cursor"),
+        ),
+        (
+            &*format!("/v1/elements/{fourth}?state=x"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            None,
+        ),
+    ] {
+        let (s, v) = h.call(Method::GET, path, None).await;
+        assert_eq!((s, code(&v)), (status, code_), "{path}: {v}");
+        if let Some(f) = field_ {
+            assert_eq!(field(&v), f, "{path}: {v}");
+        }
+    }
+}

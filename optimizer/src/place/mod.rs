@@ -699,6 +699,34 @@ impl<'m> Placer<'m> {
     }
 }
 
+impl Placer<'_> {
+    /// Why a cell on `nodes` serving `clients` stands as it does: its exact risk, the
+    /// elements that break it alone, its heaviest scenarios and its failure domains.
+    /// Nothing is chosen, so no rule is binding: `binding` is empty (the decision that
+    /// placed the cell had its own).
+    pub fn explain(
+        &mut self,
+        occ: &Occupancy,
+        clients: &[u32],
+        nodes: &[u32],
+        slot: Option<CellSlot>,
+    ) -> Result<Explanation, Error> {
+        self.check_servers("clients", clients)?;
+        self.check_servers("nodes", nodes)?;
+        self.check_width(clients, nodes.len())?;
+        let width = Width {
+            candidates: 0,
+            per_rack: self.options.per_rack,
+            colour: None,
+            kept_stay: false,
+        };
+        let prep = self.prepare(occ, clients, nodes, &[], nodes.len(), slot, width);
+        let mut explanation = self.explain_choice(&prep, prep.pool.fixed);
+        explanation.binding.clear();
+        Ok(explanation)
+    }
+}
+
 fn members_of(pool: &Pool, x: u64) -> Vec<u32> {
     let mut nodes: Vec<u32> = bits(x).map(|i| pool.members[i]).collect();
     nodes.sort_unstable();

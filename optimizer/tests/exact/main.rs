@@ -3,7 +3,7 @@
 //! job, the shared inventories and brute force here.
 
 use optimizer::mip::SolverKind;
-use optimizer::place::{Occupancy, PlaceOptions, Placer, Solver, Violation};
+use optimizer::place::{DomainLevel, Occupancy, PlaceOptions, Placer, Solver, Violation};
 use optimizer::report::{
     fleet_report, fleet_report_known, pair_blast_radius, quorum_sharing_pairs, ReportOptions,
 };

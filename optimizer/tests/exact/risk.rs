@@ -394,3 +394,34 @@ fn rebuild_keeps_the_effects_for_servers_and_their_links() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// A standing cell's explanation (`Placer::explain`, the console's "why it sits
+    /// where it does") is its exact risk and breaking elements, by brute force.
+    #[test]
+    fn a_standing_cells_explanation_equals_brute_force(seed in any::<u64>(), cell_seed in any::<u64>()) {
+        let inv = random_inventory(seed);
+        let model = FailureModel::new(&inv);
+        let mut placer = Placer::new(&inv, &model, PlaceOptions::default());
+        let occ = Occupancy::new(&inv);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell_seed);
+        for _ in 0..3 {
+            let (clients, nodes) = random_cell(&inv, &mut rng);
+            let x = placer.explain(&occ, &clients, &nodes, None).unwrap();
+            let want = reference::risk(&inv, &clients, &nodes);
+            prop_assert_eq!(x.down, want.down);
+            prop_assert!(close(x.risk, want.risk), "risk {} != brute force {} for clients {:?} nodes {:?}", x.risk, want.risk, clients, nodes);
+            prop_assert!(close(x.single_risk, want.single));
+            prop_assert!(close(x.pair_risk, want.pair));
+            prop_assert_eq!(x.single_failure_safe, !want.down && want.breaking.is_empty());
+            if !want.down {
+                prop_assert_eq!(&x.breaking, &want.breaking);
+            }
+            let in_racks: usize = x.domains.iter().filter(|d| d.level == DomainLevel::Rack).map(|d| d.nodes).sum();
+            prop_assert_eq!(in_racks, nodes.len(), "the racks hold every node: {:?}", x.domains);
+            prop_assert!(x.binding.is_empty());
+        }
+    }
+}

@@ -17,6 +17,7 @@ use store::{CellRecord, MoveRecord};
 mod health;
 mod plans;
 mod whatif;
+mod zone;
 
 pub use health::{
     ActionView, AutopilotSettings, AutopilotUpdate, AutopilotView, CannotFixView, CauseView,
@@ -30,6 +31,10 @@ pub use plans::{
 pub use whatif::{
     Change, ImportRequest, ImportResponse, RatesChange, Refeed, RefusedView, ServerChange,
     WhatIfRequest,
+};
+pub use zone::{
+    BlastView, ElementBlastView, ElementDetail, FleetView, RackBlastView, RackCountView,
+    RackMapView, RackTileView, RackView, RiskBucketView,
 };
 
 /// Place a new cell.
@@ -444,6 +449,17 @@ impl CellResponse {
     }
 }
 
+/// `GET /v1/cells/{id}/explanation`: a cell as it stands, and why: its exact risk, the
+/// elements that break it alone, its heaviest outage scenarios and its failure domains.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CellExplanation {
+    /// The cell as the ledger holds it.
+    pub cell: CellView,
+    /// The explanation of its placement on the zone as it is now (with `binding` empty:
+    /// nothing was chosen).
+    pub explanation: ExplanationView,
+}
+
 /// The answer to new clients: the cell as it is now and the next single move, if any.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ClientsResponse {
@@ -724,201 +740,4 @@ mod tests {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
     }
-}
-
-/// `GET /v1/fleet`: the zone at a glance, as the ledger keeps it current (no cell is
-/// evaluated again: cheap at any scale, for a console that refreshes on its own).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct FleetView {
-    /// Cells in the ledger.
-    pub cells: u64,
-    /// Cells out: down with nothing more failed.
-    pub cells_out: u64,
-    /// Cells some single element failure puts out (down cells included).
-    pub cells_unsafe: u64,
-    /// Servers the health overlay has down.
-    pub servers_down: u64,
-    /// Nodes placed.
-    pub nodes_placed: u64,
-    /// Node capacity of the active hosts.
-    pub node_capacity: u64,
-    /// Active hosts above the balance ceiling.
-    pub servers_over_balance_ceiling: u64,
-    /// The active inventory version.
-    pub inventory_version: i64,
-    /// Cells by risk, in outages per year: each bucket up to `below` (inclusive), above
-    /// the one before; the last (`below` null) above every bound.
-    pub risk: Vec<RiskBucketView>,
-    /// Plans by state.
-    pub plans: BTreeMap<String, u64>,
-}
-
-/// One bucket of [`FleetView::risk`].
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RiskBucketView {
-    /// The bucket's upper bound; null for the last.
-    pub below: Option<f64>,
-    /// Cells in it.
-    pub cells: u64,
-}
-
-impl From<&crate::metrics::Gauges> for FleetView {
-    fn from(g: &crate::metrics::Gauges) -> FleetView {
-        let bounds = crate::metrics::RISK_BOUNDS;
-        FleetView {
-            cells: g.cells,
-            cells_out: g.cells_out,
-            cells_unsafe: g.cells_unsafe,
-            servers_down: g.servers_down,
-            nodes_placed: g.nodes_placed,
-            node_capacity: g.node_capacity,
-            servers_over_balance_ceiling: g.servers_over_balance_ceiling,
-            inventory_version: g.inventory_version,
-            risk: g
-                .cells_by_risk
-                .iter()
-                .enumerate()
-                .map(|(i, &cells)| RiskBucketView {
-                    below: bounds.get(i).copied(),
-                    cells,
-                })
-                .collect(),
-            plans: store::PlanState::ALL
-                .iter()
-                .zip(g.plans_by_state)
-                .map(|(s, n)| (s.name().to_owned(), n))
-                .collect(),
-        }
-    }
-}
-
-/// `GET /v1/racks`: every rack with what a map colours it by.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RackMapView {
-    /// The inventory version the racks are of.
-    pub inventory_version: i64,
-    /// The racks, by datacenter, room, row and id.
-    pub racks: Vec<RackTileView>,
-}
-
-/// One rack on the map.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RackTileView {
-    /// The rack id.
-    pub rack: String,
-    /// Its datacenter.
-    pub datacenter: String,
-    /// Its room.
-    pub room: String,
-    /// Its row.
-    pub row: String,
-    /// Its servers.
-    pub servers: u32,
-    /// Of those, failed (in the export or reported).
-    pub failed: u32,
-    /// Of those, draining.
-    pub draining: u32,
-    /// Nodes on its servers.
-    pub nodes: u64,
-    /// Node capacity of its active servers.
-    pub capacity: u64,
-    /// Cells with a node here that are not single-failure safe.
-    pub cells_unsafe: u64,
-    /// Cells with a node here that are out.
-    pub cells_out: u64,
-}
-
-/// `GET /v1/racks/{id}`: a rack's servers, each with its load and cells.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RackView {
-    /// The rack, as on the map.
-    pub rack: RackTileView,
-    /// Its servers, in the inventory's order.
-    pub servers: Vec<ServerView>,
-}
-
-impl RackMapView {
-    /// Every rack of the ledger's zone. Unsafe and out cells are counted from the
-    /// ledger's index of unsafe cells (no cell is evaluated again), once per rack.
-    pub fn new(ledger: &Ledger) -> RackMapView {
-        let inv = &ledger.zone.inventory;
-        let mut tiles: Vec<RackTileView> = inv.racks.iter().map(|r| tile(ledger, r)).collect();
-        let mut seen: Vec<u32> = Vec::new();
-        for id in ledger.unsafe_ids() {
-            let Some(cell) = ledger.cell(id) else {
-                continue;
-            };
-            let out = crate::ledger::is_down(cell.risk, cell.single_failure_safe);
-            seen.clear();
-            seen.extend(
-                ledger
-                    .nodes(cell)
-                    .iter()
-                    .map(|&s| inv.servers[s as usize].rack),
-            );
-            seen.sort_unstable();
-            seen.dedup();
-            for &r in &seen {
-                tiles[r as usize].cells_unsafe += 1;
-                tiles[r as usize].cells_out += u64::from(out);
-            }
-        }
-        tiles.sort_by(|a, b| {
-            (&a.datacenter, &a.room, &a.row, &a.rack).cmp(&(
-                &b.datacenter,
-                &b.room,
-                &b.row,
-                &b.rack,
-            ))
-        });
-        RackMapView {
-            inventory_version: ledger.zone.version,
-            racks: tiles,
-        }
-    }
-}
-
-impl RackView {
-    /// The rack `id` of the ledger's zone; `None` when it has none of that id.
-    pub fn new(ledger: &Ledger, id: &str) -> Option<RackView> {
-        let map = RackMapView::new(ledger);
-        let rack = map.racks.into_iter().find(|r| r.rack == id)?;
-        let inv = &ledger.zone.inventory;
-        let index = inv.racks.iter().position(|r| r.id == id)?;
-        let servers = inv.racks[index]
-            .servers
-            .iter()
-            .map(|&s| ServerView::new(ledger, s))
-            .collect();
-        Some(RackView { rack, servers })
-    }
-}
-
-/// A rack's own counts (the cells' are added by [`RackMapView::new`]).
-fn tile(ledger: &Ledger, rack: &topology::model::Rack) -> RackTileView {
-    use topology::model::ServerStatus;
-    let inv = &ledger.zone.inventory;
-    let mut t = RackTileView {
-        rack: rack.id.clone(),
-        datacenter: rack.datacenter.clone(),
-        room: rack.room.clone(),
-        row: rack.row.clone(),
-        servers: rack.servers.len() as u32,
-        failed: 0,
-        draining: 0,
-        nodes: 0,
-        capacity: 0,
-        cells_unsafe: 0,
-        cells_out: 0,
-    };
-    for &s in &rack.servers {
-        let server = &inv.servers[s as usize];
-        match server.status {
-            ServerStatus::Failed => t.failed += 1,
-            ServerStatus::Draining => t.draining += 1,
-            ServerStatus::Active => t.capacity += u64::from(server.capacity),
-        }
-        t.nodes += u64::from(ledger.occ.load(s));
-    }
-    t
 }

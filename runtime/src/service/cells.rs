@@ -3,8 +3,8 @@
 use topology::workload::{is_cell_id, CELL_ID_RULE, MAX_CELL_SIZE};
 
 use crate::dto::{
-    decode_cursor, encode_cursor, CellPage, CellResponse, CellView, ClientsRequest,
-    ClientsResponse, PlaceRequest,
+    decode_cursor, encode_cursor, CellExplanation, CellPage, CellResponse, CellView,
+    ClientsRequest, ClientsResponse, PlaceRequest,
 };
 use crate::ledger::CellFilter;
 use crate::Error;
@@ -63,7 +63,7 @@ impl Service {
                     self.core.journal.wait(seq).await?;
                     Ok((*response, created))
                 }
-                Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
+                _ => Err(Error::Internal("unexpected outcome".into())),
             }
         })
         .await
@@ -81,7 +81,7 @@ impl Service {
                     self.core.journal.wait(seq).await?;
                     Ok(*response)
                 }
-                Outcome::Clients { .. } => Err(Error::Internal("unexpected outcome".into())),
+                _ => Err(Error::Internal("unexpected outcome".into())),
             }
         })
         .await
@@ -104,7 +104,7 @@ impl Service {
                     self.core.journal.wait(seq).await?;
                     Ok(*response)
                 }
-                Outcome::Cell { .. } => Err(Error::Internal("unexpected outcome".into())),
+                _ => Err(Error::Internal("unexpected outcome".into())),
             }
         })
         .await
@@ -124,6 +124,22 @@ impl Service {
         view.ok_or_else(|| Error::CellNotFound {
             cell: cell_id.to_owned(),
         })
+    }
+
+    /// The cell `cell_id` as it stands and why: its risk on the zone as it is now, what
+    /// breaks it, its heaviest scenarios and its domains. Computed on a solver thread
+    /// (like a placement, it evaluates the cell's scenarios); changes nothing.
+    pub async fn explain(&self, cell_id: &str) -> Result<CellExplanation, Error> {
+        let op = Op::Explain {
+            cell_id: cell_id.to_owned(),
+        };
+        match self.solver.run(op).await? {
+            Outcome::Explained { response, seq } => {
+                self.core.journal.wait(seq).await?;
+                Ok(*response)
+            }
+            _ => Err(Error::Internal("unexpected outcome".into())),
+        }
     }
 
     /// A page of cells by id, filtered. Stable under concurrent changes: a page starts after

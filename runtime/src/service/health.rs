@@ -225,7 +225,7 @@ impl Service {
 
 /// An element as the overlay holds it (`active` since the export's load when it holds no
 /// entry).
-fn element_view(zone: &Zone, id: &str) -> ElementView {
+pub(super) fn element_view(zone: &Zone, id: &str) -> ElementView {
     let kind = Overlay::kind(&zone.export.inventory, id).to_owned();
     match zone.overlay.entries.get(id) {
         Some(e) => ElementView {

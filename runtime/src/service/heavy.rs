@@ -1,4 +1,4 @@
-//! Heavy requests (fleet reports, what-ifs, plans, validations): each kind bounded in
+//! Heavy requests (fleet reports, what-ifs, plans, validations, blast radii): each kind bounded in
 //! number and in time, computed off the ledger's lock on a snapshot, so reads and
 //! placements never wait behind them.
 //!
@@ -29,11 +29,20 @@ pub enum Heavy {
     Plan,
     /// `POST /v1/inventory/validate`: a whole inventory read, validated and compared.
     Validate,
+    /// `GET /v1/elements/{id}` and `GET /v1/blast`: every cell judged under one failure,
+    /// or every element's blast radius.
+    Blast,
 }
 
 impl Heavy {
     /// Every kind, in the order of [`HeavyLimits`]'s fields.
-    pub const ALL: [Heavy; 4] = [Heavy::Report, Heavy::WhatIf, Heavy::Plan, Heavy::Validate];
+    pub const ALL: [Heavy; 5] = [
+        Heavy::Report,
+        Heavy::WhatIf,
+        Heavy::Plan,
+        Heavy::Validate,
+        Heavy::Blast,
+    ];
 
     /// The kind's name (the metrics' `kind` label).
     pub fn name(self) -> &'static str {
@@ -42,6 +51,7 @@ impl Heavy {
             Heavy::WhatIf => "whatif",
             Heavy::Plan => "plan",
             Heavy::Validate => "validate",
+            Heavy::Blast => "blast",
         }
     }
 
@@ -71,6 +81,8 @@ pub struct HeavyLimits {
     pub plan: HeavyLimit,
     /// Inventory validation.
     pub validate: HeavyLimit,
+    /// Element views and blast radii.
+    pub blast: HeavyLimit,
 }
 
 impl Default for HeavyLimits {
@@ -84,6 +96,7 @@ impl Default for HeavyLimits {
             whatif: limit(1, 120),
             plan: limit(1, 300),
             validate: limit(1, 300),
+            blast: limit(2, 60),
         }
     }
 }
@@ -96,6 +109,7 @@ impl HeavyLimits {
             Heavy::WhatIf => self.whatif,
             Heavy::Plan => self.plan,
             Heavy::Validate => self.validate,
+            Heavy::Blast => self.blast,
         }
     }
 
@@ -106,6 +120,7 @@ impl HeavyLimits {
             Heavy::WhatIf => &mut self.whatif,
             Heavy::Plan => &mut self.plan,
             Heavy::Validate => &mut self.validate,
+            Heavy::Blast => &mut self.blast,
         } = limit;
         self
     }
@@ -115,7 +130,7 @@ impl HeavyLimits {
 #[derive(Debug)]
 pub(super) struct Gates {
     limits: HeavyLimits,
-    permits: [Arc<Semaphore>; 4],
+    permits: [Arc<Semaphore>; Heavy::ALL.len()],
     metrics: Arc<Metrics>,
 }
 

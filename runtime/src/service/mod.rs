@@ -29,6 +29,7 @@ use store::Journal;
 use store::{Change, Store};
 
 pub mod autopilot;
+mod blast;
 mod bulk;
 mod cells;
 mod executor;

@@ -13,7 +13,10 @@ use tokio::sync::RwLock;
 use topology::Inventory;
 
 use crate::clock::Clock;
-use crate::dto::{BindingView, CellResponse, CellView, ClientsResponse, ExplanationView, MoveView};
+use crate::dto::{
+    BindingView, CellExplanation, CellResponse, CellView, ClientsResponse, ExplanationView,
+    MoveView,
+};
 use crate::engine::{EngineError, PlaceOptions, Placer, Rule};
 use crate::ledger::{colour, ids, Cell, CellState, Ledger};
 use crate::metrics::Metrics;
@@ -127,6 +130,11 @@ pub enum Op {
         /// Server ids of its new clients.
         clients: Vec<String>,
     },
+    /// Explain a cell as it stands (changes nothing).
+    Explain {
+        /// The cell id.
+        cell_id: String,
+    },
 }
 
 /// What an op did, with the journal entry to wait for before replying.
@@ -145,6 +153,13 @@ pub enum Outcome {
     Clients {
         /// The answer.
         response: Box<ClientsResponse>,
+        /// Journal sequence number of the cell's last change.
+        seq: u64,
+    },
+    /// A cell explained as it stands.
+    Explained {
+        /// The answer.
+        response: Box<CellExplanation>,
         /// Journal sequence number of the cell's last change.
         seq: u64,
     },
@@ -239,6 +254,7 @@ pub fn execute(core: &Core, zone: &Arc<Zone>, placer: &mut Placer<'_>, op: &Op) 
         } => place(core, zone, placer, cell_id, clients, *size),
         Op::Replace { cell_id, server } => replace(core, zone, placer, cell_id, server),
         Op::Clients { cell_id, clients } => set_clients(core, zone, placer, cell_id, clients),
+        Op::Explain { cell_id } => explain(core, zone, placer, cell_id),
     };
     match result {
         Err(Retry::ZoneChanged) => Step::ZoneChanged,
@@ -450,6 +466,31 @@ fn replace(
         attempts: MAX_ATTEMPTS,
     }
     .into())
+}
+
+fn explain(
+    core: &Core,
+    zone: &Arc<Zone>,
+    placer: &mut Placer<'_>,
+    cell_id: &str,
+) -> Result<Outcome, Retry> {
+    let ledger = core.ledger.blocking_read();
+    let cell = cell_on_zone(&ledger, zone, cell_id)?;
+    let explanation = placer
+        .explain(
+            &ledger.occ,
+            &cell.clients,
+            ledger.nodes(cell),
+            Some(cell.slot),
+        )
+        .map_err(engine_error)?;
+    Ok(Outcome::Explained {
+        response: Box::new(CellExplanation {
+            cell: CellView::of(&ledger, cell),
+            explanation: ExplanationView::new(&zone.inventory, &explanation),
+        }),
+        seq: cell.seq,
+    })
 }
 
 fn set_clients(

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use runtime::dto::{
-    CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse, ImportRequest,
-    ImportResponse, PlaceRequest, ReplaceRequest,
+    CellExplanation, CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse,
+    ImportRequest, ImportResponse, PlaceRequest, ReplaceRequest,
 };
 use runtime::limits::LIST_LIMIT;
 use runtime::service::CellQuery;
@@ -121,6 +121,23 @@ pub(super) async fn get_cell(
     PathParams(id): PathParams<String>,
 ) -> Result<axum::Json<CellView>, ApiError> {
     Ok(axum::Json(state.service.get(&id).await?))
+}
+
+/// A cell as it stands and why: its exact risk on the zone as it is now, the elements
+/// whose failure alone puts it out, its heaviest outage scenarios and how its nodes
+/// spread over the failure domains. Changes nothing.
+#[utoipa::path(get, path = "/v1/cells/{id}/explanation", tag = "cells",
+    params(("id" = String, Path, description = "Cell id")),
+    responses(
+        (status = 200, body = CellExplanation),
+        (status = 404, description = "cell_not_found", body = ErrorBody),
+        (status = 503, description = "overloaded, timeout", body = ErrorBody),
+    ))]
+pub(super) async fn explain_cell(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<CellExplanation>, ApiError> {
+    Ok(axum::Json(state.service.explain(&id).await?))
 }
 
 /// Delete a cell; frees its capacity.

@@ -3,8 +3,8 @@
 
 use axum::extract::State;
 use runtime::dto::{
-    InventoryRequest, InventoryView, RackMapView, RackView, ServerView, SwitchResponse,
-    ValidationView, WhatIfRequest,
+    BlastView, ElementDetail, InventoryRequest, InventoryView, RackMapView, RackView, ServerView,
+    SwitchResponse, ValidationView, WhatIfRequest,
 };
 use runtime::limits::LIST_LIMIT;
 use runtime::view::FleetReportView;
@@ -12,7 +12,7 @@ use runtime::Error;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{JsonBody, PathParams, QueryParams};
+use super::extract::{parse_param, JsonBody, PathParams, QueryParams};
 use super::state::AppState;
 use crate::error::{ApiError, ErrorBody};
 
@@ -119,6 +119,62 @@ pub(super) async fn get_rack(
     PathParams(id): PathParams<String>,
 ) -> Result<axum::Json<RackView>, ApiError> {
     Ok(axum::Json(state.service.rack(&id).await?))
+}
+
+/// Which page of an element's out cells.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ElementQuery {
+    /// Out cells per page, 1 to 1000 (default 100).
+    // The literal 1000 is `LIST_LIMIT` (utoipa takes literals only); a test checks them.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page (opaque).
+    #[param(value_type = Option<String>, pattern = "^([0-9a-fA-F]{2}){1,256}$")]
+    cursor: Option<String>,
+}
+
+/// One element (a server, rack, network device, link, risk group or power device) and
+/// what its failure would do on the zone as it is now: its blast radius, the cells it
+/// would put out (a page, by id), the cells it would degrade, the servers it would take
+/// down and the racks holding the nodes of the cells it would put out. Every cell is
+/// judged; commits nothing.
+#[utoipa::path(get, path = "/v1/elements/{id}", tag = "health",
+    params(("id" = String, Path, description = "Element id"), ElementQuery),
+    responses(
+        (status = 200, body = ElementDetail),
+        (status = 404, description = "unknown_element: not an element of the inventory", body = ErrorBody),
+        (status = 422, description = "invalid_field: limit, cursor or an unknown parameter", body = ErrorBody),
+        (status = 503, description = "timeout", body = ErrorBody),
+    ))]
+pub(super) async fn get_element(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<ElementQuery>,
+) -> Result<axum::Json<ElementDetail>, ApiError> {
+    let limit = parse_param(
+        q.limit,
+        "limit",
+        &format!("a number of cells from 1 to {LIST_LIMIT}"),
+    )?;
+    Ok(axum::Json(
+        state.service.element(&id, limit, q.cursor).await?,
+    ))
+}
+
+/// Every element's blast radius on the zone as it is now (the cells its failure alone
+/// puts out), largest first, and per rack the largest of its own, its network's and its
+/// power's: what a map colours racks by.
+#[utoipa::path(get, path = "/v1/blast", tag = "health",
+    responses(
+        (status = 200, body = BlastView),
+        (status = 503, description = "timeout", body = ErrorBody),
+    ))]
+pub(super) async fn get_blast(
+    State(state): State<AppState>,
+) -> Result<axum::Json<BlastView>, ApiError> {
+    Ok(axum::Json(state.service.blast().await?))
 }
 
 /// Validate an inventory without switching to it.

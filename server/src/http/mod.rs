@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/cells/{id}",
             get(cells::get_cell).delete(cells::delete_cell),
         )
+        .route("/v1/cells/{id}/explanation", get(cells::explain_cell))
         .route("/v1/cells/{id}/replace", post(cells::replace_node))
         .route("/v1/cells/{id}/clients", put(cells::put_clients))
         .route("/v1/cells/{id}/moves/{n}/commit", post(cells::commit_move))
@@ -43,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/racks", get(inventory::list_racks))
         .route("/v1/racks/{id}", get(inventory::get_rack))
         .route("/v1/elements", get(health::list_elements))
+        .route("/v1/elements/{id}", get(inventory::get_element))
+        .route("/v1/blast", get(inventory::get_blast))
         .route("/v1/elements/{id}/state", put(health::put_state))
         .route("/v1/autopilot", get(health::get_autopilot))
         .route("/healthz", get(ops::healthz))
