@@ -169,6 +169,20 @@ async fn text_when(client: &Client, css: &str, done: impl Fn(&String) -> bool) -
 
 /// Saves a screenshot of the page as `name`.png.
 async fn screenshot(client: &Client, name: &str) {
+    screenshot_of(client, name, None).await;
+}
+
+/// Saves a screenshot as `name`.png with the element `id` scrolled to the top, if given.
+async fn screenshot_of(client: &Client, name: &str, id: Option<&str>) {
+    if let Some(id) = id {
+        client
+            .execute(
+                "document.getElementById(arguments[0]).scrollIntoView()",
+                vec![json!(id)],
+            )
+            .await
+            .unwrap();
+    }
     let png = client.screenshot().await.unwrap();
     std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
 }
@@ -298,7 +312,43 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
         |marked| *marked == node_racks,
     )
     .await;
-    screenshot(&client, "cell").await;
+    // Why it sits there: the explanation's risk and domains, as the API has them.
+    let (_, why) = authed(&addr, "GET", "/v1/cells/ui-07/explanation", &admin, None);
+    let risk = why["explanation"]["risk"].as_f64().unwrap();
+    until(
+        "the cell's explanation",
+        async || {
+            attr_of(&client, "#cell-explanation", "data-risk")
+                .await?
+                .parse::<f64>()
+                .ok()
+        },
+        |&shown| shown == risk,
+    )
+    .await;
+    let mut levels: Vec<&str> = why["explanation"]["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["level"].as_str().unwrap())
+        .collect();
+    levels.dedup();
+    let domains = levels.len();
+    until(
+        "the cell's domains",
+        async || {
+            Some(
+                client
+                    .find_all(Locator::Css(".explanation tr[data-level]"))
+                    .await
+                    .ok()?
+                    .len(),
+            )
+        },
+        |&rows| rows == domains,
+    )
+    .await;
+    screenshot_of(&client, "cell", Some("map-section")).await;
 
     // The map has every rack; rack -> server -> cell leads to the cell as the API has it.
     let (_, map) = authed(&addr, "GET", "/v1/racks", &admin, None);
@@ -390,11 +440,131 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     )
     .await;
 
-    // A read token is offered no action it could not take.
+    // An element: a cell's failure domains failed but one, through the API, and that
+    // one's view puts the cell out, hatches the racks of its nodes and lists it, as the
+    // element API says; the map coloured by blast radius shows it too.
+    let node_racks_of = |cell: &Value, rack_of: &dyn Fn(&str) -> String| -> Vec<String> {
+        let mut r: Vec<String> = strings(&cell["nodes"]).iter().map(|n| rack_of(n)).collect();
+        r.sort();
+        r.dedup();
+        r
+    };
+    let rack_of = |server: &str| -> String {
+        authed(&addr, "GET", &format!("/v1/servers/{server}"), &admin, None).1["rack"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (victim, spare) = (0..25)
+        .find_map(|i| {
+            let id = format!("ui-{i:02}");
+            let (_, cell) = authed(&addr, "GET", &format!("/v1/cells/{id}"), &admin, None);
+            let clients: Vec<String> = strings(&cell["clients"])
+                .iter()
+                .map(|c| rack_of(c))
+                .collect();
+            if clients.contains(&rack) {
+                return None;
+            }
+            let spare: Vec<String> = node_racks_of(&cell, &rack_of)
+                .into_iter()
+                .filter(|r| *r != rack && !clients.contains(r))
+                .collect();
+            (spare.len() >= 4).then_some((id, spare))
+        })
+        .expect("a cell with four node racks apart from its clients' and the failed one");
+    for failed in &spare[..3] {
+        let (s, v) = authed(
+            &addr,
+            "PUT",
+            &format!("/v1/elements/{failed}/state"),
+            &admin,
+            Some(&json!({"state": "failed", "reason": "console test"})),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let last = spare[3].clone();
+    let (_, element) = authed(&addr, "GET", &format!("/v1/elements/{last}"), &admin, None);
+    assert!(
+        strings(&element["out_cells"]).contains(&victim),
+        "{element}"
+    );
+    let input = client.find(Locator::Id("element-id")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&last).await.unwrap();
+    click(&client, "#element-form button").await;
+    let blast = element["blast_radius"].to_string();
+    until(
+        "the element's blast radius",
+        async || attr_of(&client, "#element-summary", "data-blast").await,
+        |shown| *shown == blast,
+    )
+    .await;
+    click(
+        &client,
+        &format!("#element-cells button[data-element-cell='{victim}']"),
+    )
+    .await;
+    let mut hit: Vec<String> = element["racks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rack"].as_str().unwrap().to_owned())
+        .collect();
+    hit.sort();
+    until(
+        "the racks of the cells it would put out, hatched",
+        async || attrs_of(&client, "#map button.rack.hit", "data-rack").await,
+        |marked| *marked == hit,
+    )
+    .await;
+    text_when(&client, "dd[data-field='cell']", |t| *t == victim).await;
+    screenshot_of(&client, "element", Some("cell")).await;
+    client
+        .find(Locator::Id("measure"))
+        .await
+        .unwrap()
+        .select_by_value("blast_own")
+        .await
+        .unwrap();
+    let (_, all) = authed(&addr, "GET", "/v1/blast", &admin, None);
+    let own = all["racks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rack"] == last.as_str())
+        .unwrap()["own"]
+        .to_string();
+    assert_eq!(own, blast);
+    until(
+        "the rack's blast radius on the map",
+        async || {
+            attr_of(
+                &client,
+                &format!("#map button.rack[data-rack='{last}']"),
+                "data-blast",
+            )
+            .await
+        },
+        |shown| *shown == own,
+    )
+    .await;
+    screenshot_of(&client, "map-blast", Some("map-section")).await;
+
+    // A read token is offered no action it could not take, and looks all the same.
     click(&client, "#logout").await;
     sign_in(&client, &url, &reader).await;
     assert_eq!(number(&client, "#fleet-cells").await, 25);
-    for id in ["#autopilot-on", "#autopilot-off"] {
+    let input = client.find(Locator::Id("element-id")).await.unwrap();
+    input.send_keys(&last).await.unwrap();
+    click(&client, "#element-form button").await;
+    until(
+        "the element's blast radius for a read token",
+        async || attr_of(&client, "#element-summary", "data-blast").await,
+        |shown| *shown == blast,
+    )
+    .await;
+    for id in ["#autopilot-on", "#autopilot-off", "#whatif-element"] {
         assert_eq!(
             shown(&client, id).await,
             Some(false),

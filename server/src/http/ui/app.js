@@ -3,12 +3,16 @@
 "use strict";
 
 const REFRESH_MS = 5000;
+// Items a list shows at a time: a server, a failure or a rack can hold thousands of cells.
+const PAGE = 100;
 let token = sessionStorage.getItem("cellplacer-token");
 let role = null;
 
 const $ = (id) => document.getElementById(id);
 const text = (id, value) => { $(id).textContent = value; };
 const fmt = (n) => Number(n).toLocaleString("en-US");
+// Outages per year, to three significant digits.
+const rate = (x) => x === 0 ? "0" : (x < 0.001 ? x.toExponential(2) : x.toPrecision(3));
 
 async function api(method, path, body) {
   const headers = {};
@@ -51,6 +55,55 @@ function bar(label, value, max, cls) {
   count.textContent = fmt(value);
   row.append(name, track, count);
   return row;
+}
+
+// A definition list of [term, value] rows; each value's dd carries data-field=term.
+function definitions(rows) {
+  const dl = document.createElement("dl");
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    if (v instanceof Node) dd.appendChild(v); else dd.textContent = v;
+    dd.dataset.field = k;
+    dl.append(dt, dd);
+  }
+  return dl;
+}
+
+function cellButton(id, attr) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = id;
+  b.dataset[attr] = id;
+  b.addEventListener("click", () => showCell(id));
+  return b;
+}
+
+function elementButton(id, label) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label ? id + " (" + label + ")" : id;
+  b.dataset.element = id;
+  b.addEventListener("click", () => showElement(id));
+  return b;
+}
+
+// The cells `ids` as buttons, a page at a time behind a "more" button.
+function pagedCells(container, ids, attr) {
+  let shown = 0;
+  const more = document.createElement("button");
+  more.type = "button";
+  more.className = "more";
+  const next = () => {
+    const end = Math.min(ids.length, shown + PAGE);
+    for (; shown < end; shown++) container.insertBefore(cellButton(ids[shown], attr), more);
+    more.hidden = shown >= ids.length;
+    more.textContent = "more (" + fmt(ids.length - shown) + " left)";
+  };
+  more.addEventListener("click", next);
+  container.appendChild(more);
+  next();
 }
 
 function drawFleet(f) {
@@ -115,7 +168,10 @@ function drawElements(list) {
   rows.replaceChildren();
   for (const e of list.elements) {
     const tr = document.createElement("tr");
-    for (const v of [e.element, e.kind, e.state, e.since, e.reason || ""]) {
+    const id = document.createElement("td");
+    id.appendChild(elementButton(e.element));
+    tr.appendChild(id);
+    for (const v of [e.kind, e.state, e.since, e.reason || ""]) {
       const td = document.createElement("td");
       td.textContent = v;
       tr.appendChild(td);
@@ -127,13 +183,32 @@ function drawElements(list) {
 // A rack's colour: white (nothing) to red (the map's most), by the chosen measure.
 function measureOf(rack, measure) {
   if (measure === "load") return rack.capacity > 0 ? rack.nodes / rack.capacity : (rack.nodes > 0 ? 1 : 0);
+  if (measure.startsWith("blast_")) {
+    const b = blastByRack.get(rack.rack);
+    return b ? b[measure.slice("blast_".length)] : 0;
+  }
   return rack[measure];
+}
+
+// Every element's blast radius (`GET /v1/blast`), by rack: fetched only while a blast
+// measure is chosen (it judges the cells that are not known safe).
+let blastByRack = new Map();
+
+async function loadBlast() {
+  const b = await api("GET", "/v1/blast");
+  blastByRack = new Map(b.racks.map((r) => [r.rack, r]));
+}
+
+function isBlastMeasure() {
+  return $("measure").value.startsWith("blast_");
 }
 
 function drawMap(map) {
   const measure = $("measure").value;
   // Load is a share of capacity: full is full. The counts are against the map's most.
-  const max = measure === "load" ? 1 : Math.max(1e-9, ...map.racks.map((r) => measureOf(r, measure)));
+  const most = Math.max(0, ...map.racks.map((r) => measureOf(r, measure)));
+  const max = measure === "load" ? 1 : Math.max(1e-9, most);
+  text("map-legend", measure === "load" ? "white: empty, red: full" : "white: 0, red: " + fmt(most));
   const root = $("map");
   root.replaceChildren();
   const group = (key, parent, cls, title) => {
@@ -162,6 +237,7 @@ function drawMap(map) {
     tile.dataset.failed = r.failed;
     tile.dataset.unsafe = r.cells_unsafe;
     tile.dataset.out = r.cells_out;
+    if (measure.startsWith("blast_")) tile.dataset.blast = measureOf(r, measure);
     const share = measureOf(r, measure) / max;
     tile.style.background = share > 0 ? "rgba(200, 40, 30, " + (0.15 + 0.85 * share).toFixed(3) + ")" : "#fff";
     tile.title = r.rack + ": " + r.nodes + " / " + r.capacity + " nodes, " + r.failed + " failed, "
@@ -177,6 +253,10 @@ function drawMap(map) {
     const tile = root.querySelector("[data-rack='" + CSS.escape(whatIfRack) + "']");
     if (tile) tile.classList.add("whatif");
   }
+  for (const rack of hitRacks) {
+    const tile = root.querySelector("[data-rack='" + CSS.escape(rack) + "']");
+    if (tile) tile.classList.add("hit");
+  }
   for (const [kind, racks] of Object.entries(cellRacks)) {
     for (const rack of racks) {
       const tile = root.querySelector("[data-rack='" + CSS.escape(rack) + "']");
@@ -187,31 +267,29 @@ function drawMap(map) {
 
 let whatIfRack = null;
 
-// What the rack's failure would do to the cells, by the what-if API: nothing committed.
-async function whatIfFails(rack) {
-  const view = $("whatif-view");
+// What the element's failure would do to the cells, by the what-if API: nothing
+// committed. Its out cells are listed a page at a time.
+async function whatIfFails(element, view, rack) {
   view.textContent = "asking…";
   try {
-    const w = await api("POST", "/v1/whatif", { change: { fail: [rack] } });
-    whatIfRack = rack;
-    if (lastMap) drawMap(lastMap);
+    const w = await api("POST", "/v1/whatif", { change: { fail: [element] } });
+    if (rack) {
+      whatIfRack = rack;
+      if (lastMap) drawMap(lastMap);
+    }
     const s = w.after.scenario;
     view.replaceChildren();
     const p = document.createElement("p");
-    p.id = "whatif-summary";
+    p.className = "whatif-summary";
+    if (rack) p.id = "whatif-summary";
     p.dataset.out = s.out;
     p.dataset.degraded = s.degraded;
-    p.textContent = "If " + rack + " fails: " + fmt(s.out) + " cells out, " + fmt(s.degraded)
+    p.textContent = "If " + element + " fails: " + fmt(s.out) + " cells out, " + fmt(s.degraded)
       + " degraded (a what-if: nothing is committed).";
-    view.appendChild(p);
-    for (const id of s.out_cells) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.textContent = id;
-      b.dataset.outCell = id;
-      b.addEventListener("click", () => { $("cell-id").value = id; showCell(id); });
-      view.appendChild(b);
-    }
+    const cells = document.createElement("div");
+    cells.className = "cells";
+    view.append(p, cells);
+    pagedCells(cells, s.out_cells, "outCell");
   } catch (e) {
     view.textContent = e.message;
   }
@@ -235,9 +313,12 @@ async function showRack(id) {
     whatIf.id = "whatif-rack";
     whatIf.className = "admin-only";
     whatIf.textContent = "what if it fails";
-    whatIf.addEventListener("click", () => whatIfFails(rack.rack.rack));
     const answer = document.createElement("div");
     answer.id = "whatif-view";
+    whatIf.addEventListener("click", () => whatIfFails(rack.rack.rack, answer, rack.rack.rack));
+    const asElement = elementButton(rack.rack.rack);
+    asElement.textContent = "the rack as an element";
+    asElement.id = "rack-element";
     const table = document.createElement("table");
     table.innerHTML = "<thead><tr><th>server</th><th>status</th><th>load</th><th>cells</th></tr></thead>";
     const body = document.createElement("tbody");
@@ -261,7 +342,7 @@ async function showRack(id) {
       body.appendChild(tr);
     }
     table.appendChild(body);
-    view.append(h, whatIf, answer, table);
+    view.append(h, asElement, whatIf, answer, table);
   } catch (e) {
     view.textContent = e.message;
   }
@@ -274,44 +355,155 @@ function showServerCells(server, row) {
   tr.className = "server-cells";
   const td = document.createElement("td");
   td.colSpan = 4;
-  for (const id of server.cells) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = id;
-    b.dataset.cell = id;
-    b.addEventListener("click", () => { $("cell-id").value = id; showCell(id); });
-    td.appendChild(b);
-  }
   if (server.cells.length === 0) td.textContent = "no cell";
+  else pagedCells(td, server.cells, "cell");
   tr.appendChild(td);
   row.after(tr);
 }
 
 async function showCell(id) {
+  $("cell-id").value = id;
   const view = $("cell-view");
   try {
-    const c = await api("GET", "/v1/cells/" + encodeURIComponent(id));
-    view.replaceChildren();
-    const dl = document.createElement("dl");
-    const rows = [
+    const [c, why] = await Promise.all([
+      api("GET", "/v1/cells/" + encodeURIComponent(id)),
+      api("GET", "/v1/cells/" + encodeURIComponent(id) + "/explanation"),
+    ]);
+    const x = why.explanation;
+    const m = c.last_move;
+    view.replaceChildren(definitions([
       ["cell", c.cell_id],
-      ["risk", c.risk],
+      ["risk", rate(c.risk) + " outages/year"],
       ["single-failure safe", c.single_failure_safe ? "yes" : "no"],
       ["down", c.down ? "yes" : "no"],
       ["nodes", c.nodes.join(", ")],
       ["clients", c.clients.join(", ")],
-      ["last move", c.last_move ? c.last_move.out + " → " + c.last_move.into + " (" + c.last_move.status + ")" : "none"],
-    ];
-    for (const [k, v] of rows) {
-      const dt = document.createElement("dt");
-      dt.textContent = k;
-      const dd = document.createElement("dd");
-      dd.textContent = v;
-      dd.dataset.field = k;
-      dl.append(dt, dd);
-    }
-    view.appendChild(dl);
+      ["last move", m ? "#" + m.n + " " + m.out + " → " + m.into + " (" + m.status + ", risk " + rate(m.risk_before) + " → " + rate(m.risk_after) + ")" : "none"],
+    ]));
+    view.appendChild(explanationOf(x));
     await markCellOnMap(c);
+  } catch (e) {
+    view.textContent = e.message;
+  }
+}
+
+// Why a cell sits where it does: its risk now by part, the elements that break it alone,
+// its heaviest scenarios and how its nodes spread over the failure domains.
+function explanationOf(x) {
+  const box = document.createElement("div");
+  box.className = "explanation";
+  const h = document.createElement("h3");
+  h.textContent = "Why it sits where it does (on the zone as it is now)";
+  const breaking = document.createElement("span");
+  breaking.className = "elements";
+  for (const e of x.breaking) breaking.appendChild(elementButton(e.id, e.kind));
+  if (x.breaking.length === 0) breaking.textContent = x.down ? "out with nothing more failed" : "none: single-failure safe";
+  const dl = definitions([
+    ["risk now", rate(x.risk) + " outages/year (single elements " + rate(x.single_risk) + ", pairs " + rate(x.pair_risk) + ")"],
+    ["breaking elements", breaking],
+  ]);
+  dl.dataset.risk = x.risk;
+  dl.id = "cell-explanation";
+  const scenarios = document.createElement("table");
+  scenarios.innerHTML = "<thead><tr><th>heaviest scenarios that put it out</th><th>outages/year</th></tr></thead>";
+  const sbody = document.createElement("tbody");
+  for (const s of x.top_scenarios) {
+    const tr = document.createElement("tr");
+    const which = document.createElement("td");
+    which.className = "elements";
+    for (const e of s.elements) which.appendChild(elementButton(e.id, e.kind));
+    const w = document.createElement("td");
+    w.textContent = rate(s.weight);
+    tr.append(which, w);
+    sbody.appendChild(tr);
+  }
+  if (x.top_scenarios.length === 0) sbody.innerHTML = "<tr><td colspan='2'>none</td></tr>";
+  scenarios.appendChild(sbody);
+  // One row per level: "dc3 ×5, dc2 ×2", largest first (as the API orders them).
+  const domains = document.createElement("table");
+  domains.innerHTML = "<thead><tr><th>failure domain</th><th>the cell's nodes in each</th></tr></thead>";
+  const dbody = document.createElement("tbody");
+  const levels = new Map();
+  for (const d of x.domains) {
+    if (!levels.has(d.level)) levels.set(d.level, []);
+    levels.get(d.level).push(d.label + " ×" + d.nodes);
+  }
+  for (const [level, entries] of levels) {
+    const tr = document.createElement("tr");
+    tr.dataset.level = level;
+    const name = document.createElement("td");
+    name.textContent = level;
+    const list = document.createElement("td");
+    list.textContent = entries.join(", ");
+    tr.append(name, list);
+    dbody.appendChild(tr);
+  }
+  domains.appendChild(dbody);
+  box.append(h, dl, scenarios, domains);
+  return box;
+}
+
+// The racks holding nodes of the cells the shown element's failure would put out.
+let hitRacks = [];
+
+// An element and what its failure would do now (`GET /v1/elements/{id}`, read); the
+// racks of the cells it would put out are hatched on the map; "what if it fails" asks
+// the what-if API (admin).
+async function showElement(id) {
+  $("element-id").value = id;
+  const view = $("element-view");
+  view.textContent = "judging every cell…";
+  try {
+    const e = await api("GET", "/v1/elements/" + encodeURIComponent(id) + "?limit=" + PAGE);
+    const r = e.reported;
+    const summary = definitions([
+      ["element", r.element],
+      ["kind", r.kind === e.label ? r.kind : r.kind + " (" + e.label + ")"],
+      ["state", r.state + " since " + r.since + (r.reason ? ": " + r.reason : "")],
+      ["afr", e.afr + " per year, " + e.repair_hours + " h to repair"],
+      ["blast radius", "cells out if it fails: " + fmt(e.blast_radius) + (e.out_already > 0 ? " (" + fmt(e.out_already) + " out already)" : "")],
+      ["degraded", "cells that lose a node and keep a quorum: " + fmt(e.degraded)],
+      ["servers down", fmt(e.servers_down)],
+      ["racks hit", "holding nodes of the cells it would put out (hatched on the map): " + fmt(e.racks.length)],
+    ]);
+    summary.id = "element-summary";
+    summary.dataset.element = r.element;
+    summary.dataset.blast = e.blast_radius;
+    summary.dataset.degraded = e.degraded;
+    const whatIf = document.createElement("button");
+    whatIf.type = "button";
+    whatIf.id = "whatif-element";
+    whatIf.className = "admin-only";
+    whatIf.textContent = "what if it fails";
+    const answer = document.createElement("div");
+    answer.id = "element-whatif";
+    whatIf.addEventListener("click", () => whatIfFails(r.element, answer, null));
+    const cells = document.createElement("div");
+    cells.className = "cells";
+    cells.id = "element-cells";
+    const more = document.createElement("button");
+    more.type = "button";
+    more.className = "more";
+    cells.appendChild(more);
+    let cursor = e.next_cursor;
+    let shown = 0;
+    const add = (page) => {
+      for (const c of page) cells.insertBefore(cellButton(c, "elementCell"), more);
+      shown += page.length;
+      more.hidden = !cursor;
+      more.textContent = "more (" + fmt(e.blast_radius - shown) + " left)";
+    };
+    more.addEventListener("click", async () => {
+      const next = await api("GET", "/v1/elements/" + encodeURIComponent(id) + "?limit=" + PAGE + "&cursor=" + cursor);
+      cursor = next.next_cursor;
+      add(next.out_cells);
+    });
+    add(e.out_cells);
+    const h = document.createElement("h3");
+    h.textContent = "Cells its failure would put out";
+    view.replaceChildren(summary, whatIf, answer, h, cells);
+    hitRacks = e.racks.map((x) => x.rack);
+    if (lastMap) drawMap(lastMap);
   } catch (e) {
     view.textContent = e.message;
   }
@@ -346,6 +538,7 @@ async function refresh() {
       api("GET", "/v1/plans"),
       api("GET", "/v1/elements"),
       api("GET", "/v1/racks"),
+      isBlastMeasure() ? loadBlast() : null,
     ]);
     drawFleet(fleet);
     lastMap = map;
@@ -394,7 +587,22 @@ $("cell-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   showCell($("cell-id").value.trim());
 });
-$("measure").addEventListener("change", () => { if (lastMap) drawMap(lastMap); });
+$("element-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  showElement($("element-id").value.trim());
+});
+$("measure").addEventListener("change", async () => {
+  if (isBlastMeasure()) {
+    text("map-legend", "judging blast radii…");
+    try {
+      await loadBlast();
+    } catch (e) {
+      text("map-legend", e.message);
+      return;
+    }
+  }
+  if (lastMap) drawMap(lastMap);
+});
 $("autopilot-on").addEventListener("click", () => act("PUT", "/v1/autopilot", { enabled: true }));
 $("autopilot-off").addEventListener("click", () => act("PUT", "/v1/autopilot", { enabled: false }));
 
