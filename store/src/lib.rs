@@ -475,6 +475,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// The latest `limit` moves of the cell `cell_id` (proposed, committed or superseded),
+    /// newest first; none for a cell without moves or without a record.
+    fn moves<'a>(
+        &'a self,
+        cell_id: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<MoveRecord>, Error>>;
+
     /// Node count per server id, as the store derives it from the cells (for the start-up
     /// cross-check against the rebuilt occupancy).
     fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, Error>>;

@@ -585,6 +585,14 @@ impl Store for PgStore {
         Box::pin(async move { Ok(cells_by_id(&self.pool, ids).await?) })
     }
 
+    fn moves<'a>(
+        &'a self,
+        cell_id: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<MoveRecord>, Error>> {
+        Box::pin(async move { Ok(Sql::moves(&self.pool, cell_id, limit).await?) })
+    }
+
     fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, Error>> {
         Box::pin(async move { Ok(Sql::server_loads(&self.pool).await?) })
     }

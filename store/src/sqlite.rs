@@ -299,6 +299,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn moves<'a>(
+        &'a self,
+        cell_id: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<MoveRecord>, Error>> {
+        Box::pin(async move { Ok(Sql::moves(&self.pool, cell_id, limit).await?) })
+    }
+
     fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, Error>> {
         Box::pin(async move { Ok(Sql::server_loads(&self.pool).await?) })
     }
@@ -395,6 +403,19 @@ mod tests {
             all_cells(&store).await.unwrap(),
             vec![(a2, Some(mv("a", 2, MoveStatus::Proposed)))]
         );
+        // A cell's moves, newest first, as many as asked; none for a deleted cell.
+        assert_eq!(
+            store.moves("a", 10).await.unwrap(),
+            vec![
+                mv("a", 2, MoveStatus::Proposed),
+                mv("a", 1, MoveStatus::Superseded)
+            ]
+        );
+        assert_eq!(
+            store.moves("a", 1).await.unwrap(),
+            vec![mv("a", 2, MoveStatus::Proposed)]
+        );
+        assert_eq!(store.moves("b", 10).await.unwrap(), vec![]);
         assert_eq!(snap.active_inventory, Some(inv));
         assert_eq!(snap.max_inventory_version, 1);
         assert_eq!(

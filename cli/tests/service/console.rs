@@ -285,13 +285,63 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     }
     screenshot(&client, "fleet").await;
 
-    // A cell, as the API has it, and its nodes' racks marked on the map.
-    let (_, cell) = authed(&addr, "GET", "/v1/cells/ui-07", &admin, None);
+    // A cell that moved (its clients moved to another cell's, its first proposed move
+    // committed), as the API has it, and its nodes' racks marked on the map. The
+    // autopilot, which would follow the clients with the path's next moves, waits.
+    let pilot = |enabled: bool| {
+        let (s, v) = authed(
+            &addr,
+            "PUT",
+            "/v1/autopilot",
+            &admin,
+            Some(&json!({"enabled": enabled})),
+        );
+        assert_eq!(s, 200, "{v}");
+    };
+    pilot(false);
+    let shown_cell = (0..25)
+        .find_map(|i| {
+            let id = format!("ui-{i:02}");
+            let (_, other) = authed(
+                &addr,
+                "GET",
+                &format!("/v1/cells/ui-{:02}", (i + 12) % 25),
+                &admin,
+                None,
+            );
+            let body = json!({"clients": other["clients"]});
+            let (s, v) = authed(
+                &addr,
+                "PUT",
+                &format!("/v1/cells/{id}/clients"),
+                &admin,
+                Some(&body),
+            );
+            assert_eq!(s, 200, "{v}");
+            let n = v["move"]["n"].as_i64()?;
+            let (s, v) = authed(
+                &addr,
+                "POST",
+                &format!("/v1/cells/{id}/moves/{n}/commit"),
+                &admin,
+                None,
+            );
+            assert_eq!(s, 200, "{v}");
+            Some(id)
+        })
+        .expect("some cell whose clients moved got a move");
+    let (_, cell) = authed(
+        &addr,
+        "GET",
+        &format!("/v1/cells/{shown_cell}"),
+        &admin,
+        None,
+    );
     client
         .find(Locator::Id("cell-id"))
         .await
         .unwrap()
-        .send_keys("ui-07")
+        .send_keys(&shown_cell)
         .await
         .unwrap();
     click(&client, "#cell-form button").await;
@@ -313,7 +363,13 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     )
     .await;
     // Why it sits there: the explanation's risk and domains, as the API has them.
-    let (_, why) = authed(&addr, "GET", "/v1/cells/ui-07/explanation", &admin, None);
+    let (_, why) = authed(
+        &addr,
+        "GET",
+        &format!("/v1/cells/{shown_cell}/explanation"),
+        &admin,
+        None,
+    );
     let risk = why["explanation"]["risk"].as_f64().unwrap();
     until(
         "the cell's explanation",
@@ -348,7 +404,40 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
         |&rows| rows == domains,
     )
     .await;
+    // Its moves, newest first, as the API has them.
+    let (_, history) = authed(
+        &addr,
+        "GET",
+        &format!("/v1/cells/{shown_cell}/moves"),
+        &admin,
+        None,
+    );
+    let moves: Vec<String> = history["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{} {}", m["n"], m["status"].as_str().unwrap()))
+        .collect();
+    assert!(moves.iter().any(|m| m.ends_with("committed")), "{history}");
+    until(
+        "the cell's moves",
+        async || {
+            let mut rows = Vec::new();
+            for tr in client
+                .find_all(Locator::Css("#cell-moves tr[data-move]"))
+                .await
+                .ok()?
+            {
+                let n = tr.attr("data-move").await.ok()??;
+                rows.push(format!("{n} {}", tr.attr("data-status").await.ok()??));
+            }
+            Some(rows)
+        },
+        |rows| *rows == moves,
+    )
+    .await;
     screenshot_of(&client, "cell", Some("map-section")).await;
+    pilot(true);
 
     // The map has every rack; rack -> server -> cell leads to the cell as the API has it.
     let (_, map) = authed(&addr, "GET", "/v1/racks", &admin, None);

@@ -127,6 +127,13 @@ impl Store for FlakyStore {
             self.inner.apply(changes)
         }
     }
+    fn moves<'a>(
+        &'a self,
+        cell_id: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<store::MoveRecord>, store::Error>> {
+        self.inner.moves(cell_id, limit)
+    }
     fn server_loads(&self) -> BoxFuture<'_, Result<Vec<(String, u32)>, store::Error>> {
         self.inner.server_loads()
     }

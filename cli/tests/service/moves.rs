@@ -118,6 +118,45 @@ async fn client_moves_are_proposed_then_committed() {
     assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "move_stale"));
     let (_, cell) = h.call(Method::GET, "/v1/cells/m1", None).await;
     assert!(cell["pending_move"].is_null(), "{cell}");
+    // Its moves, newest first: the second superseded by the replacement, the first
+    // committed; a limit keeps the newest.
+    let (s, history) = h.call(Method::GET, "/v1/cells/m1/moves", None).await;
+    assert_eq!(s, StatusCode::OK, "{history}");
+    let moves = history["moves"].as_array().unwrap();
+    let seen: Vec<(i64, &str)> = moves
+        .iter()
+        .map(|m| (m["n"].as_i64().unwrap(), m["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [(2, "superseded"), (1, "committed")], "{history}");
+    assert_eq!(
+        (moves[1]["out"].as_str(), moves[1]["into"].as_str()),
+        (Some(out.as_str()), Some(into.as_str()))
+    );
+    let (_, newest) = h
+        .call(Method::GET, "/v1/cells/m1/moves?limit=1", None)
+        .await;
+    assert_eq!(newest["moves"].as_array().unwrap().len(), 1);
+    assert_eq!(newest["moves"][0]["n"], 2);
+    for (path, status, code_) in [
+        (
+            "/v1/cells/nope/moves",
+            StatusCode::NOT_FOUND,
+            "cell_not_found",
+        ),
+        (
+            "/v1/cells/m1/moves?limit=0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "/v1/cells/m1/moves?limit=1001",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+    ] {
+        let (s, e) = h.call(Method::GET, path, None).await;
+        assert_eq!((s, code(&e)), (status, code_), "{path}: {e}");
+    }
     let (s, e) = h
         .call(
             Method::PUT,

@@ -449,6 +449,16 @@ impl CellResponse {
     }
 }
 
+/// `GET /v1/cells/{id}/moves`: a cell's latest moves, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CellMoves {
+    /// The cell id.
+    pub cell_id: String,
+    /// Its moves (proposed, committed or superseded), newest first, as the ledger's store
+    /// has them.
+    pub moves: Vec<MoveView>,
+}
+
 /// `GET /v1/cells/{id}/explanation`: a cell as it stands, and why: its exact risk, the
 /// elements that break it alone, its heaviest outage scenarios and its failure domains.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -3,8 +3,8 @@
 use topology::workload::{is_cell_id, CELL_ID_RULE, MAX_CELL_SIZE};
 
 use crate::dto::{
-    decode_cursor, encode_cursor, CellExplanation, CellPage, CellResponse, CellView,
-    ClientsRequest, ClientsResponse, PlaceRequest,
+    decode_cursor, encode_cursor, CellExplanation, CellMoves, CellPage, CellResponse, CellView,
+    ClientsRequest, ClientsResponse, MoveView, PlaceRequest,
 };
 use crate::ledger::CellFilter;
 use crate::Error;
@@ -15,6 +15,8 @@ use super::{writable, Service};
 
 /// A cell's default node count.
 const DEFAULT_SIZE: usize = 7;
+/// Moves of `GET /v1/cells/{id}/moves` when no limit is given.
+const DEFAULT_MOVES: usize = 20;
 /// Cells per page of `GET /v1/cells` when no limit is given.
 const DEFAULT_PAGE: usize = 100;
 
@@ -140,6 +142,35 @@ impl Service {
             }
             _ => Err(Error::Internal("unexpected outcome".into())),
         }
+    }
+
+    /// The latest `limit` moves of the cell `cell_id` (1 to [`MAX_PAGE`], default
+    /// [`DEFAULT_MOVES`]), newest first, read from the store once the cell's last change
+    /// is in it.
+    pub async fn moves(&self, cell_id: &str, limit: Option<u64>) -> Result<CellMoves, Error> {
+        let limit = match limit {
+            None => DEFAULT_MOVES,
+            Some(n) if (1..=MAX_PAGE as u64).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(Error::InvalidField {
+                    field: "limit".into(),
+                    message: format!("{n}: from 1 to {MAX_PAGE}"),
+                })
+            }
+        };
+        let seq = {
+            let ledger = self.core.ledger.read().await;
+            let cell = ledger.cell(cell_id).ok_or_else(|| Error::CellNotFound {
+                cell: cell_id.to_owned(),
+            })?;
+            cell.seq
+        };
+        self.core.journal.wait(seq).await?;
+        let moves = self.store.moves(cell_id, limit).await?;
+        Ok(CellMoves {
+            cell_id: cell_id.to_owned(),
+            moves: moves.iter().map(MoveView::from).collect(),
+        })
     }
 
     /// A page of cells by id, filtered. Stable under concurrent changes: a page starts after

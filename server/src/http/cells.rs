@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use runtime::dto::{
-    CellExplanation, CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse,
+    CellExplanation, CellMoves, CellPage, CellResponse, CellView, ClientsRequest, ClientsResponse,
     ImportRequest, ImportResponse, PlaceRequest, ReplaceRequest,
 };
 use runtime::limits::LIST_LIMIT;
@@ -138,6 +138,39 @@ pub(super) async fn explain_cell(
     PathParams(id): PathParams<String>,
 ) -> Result<axum::Json<CellExplanation>, ApiError> {
     Ok(axum::Json(state.service.explain(&id).await?))
+}
+
+/// How many of a cell's moves.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct MovesQuery {
+    /// Moves, 1 to 1000 (default 20).
+    // The literal 1000 is `LIST_LIMIT` (utoipa takes literals only); a test checks them.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+}
+
+/// A cell's latest moves (proposed, committed or superseded), newest first.
+#[utoipa::path(get, path = "/v1/cells/{id}/moves", tag = "cells",
+    params(("id" = String, Path, description = "Cell id"), MovesQuery),
+    responses(
+        (status = 200, body = CellMoves),
+        (status = 404, description = "cell_not_found", body = ErrorBody),
+        (status = 422, description = "invalid_field: limit or an unknown parameter", body = ErrorBody),
+        (status = 503, description = "timeout, store_unavailable", body = ErrorBody),
+    ))]
+pub(super) async fn cell_moves(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<MovesQuery>,
+) -> Result<axum::Json<CellMoves>, ApiError> {
+    let limit = parse_param(
+        q.limit,
+        "limit",
+        &format!("a number of moves from 1 to {LIST_LIMIT}"),
+    )?;
+    Ok(axum::Json(state.service.moves(&id, limit).await?))
 }
 
 /// Delete a cell; frees its capacity.

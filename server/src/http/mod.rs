@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Router {
             get(cells::get_cell).delete(cells::delete_cell),
         )
         .route("/v1/cells/{id}/explanation", get(cells::explain_cell))
+        .route("/v1/cells/{id}/moves", get(cells::cell_moves))
         .route("/v1/cells/{id}/replace", post(cells::replace_node))
         .route("/v1/cells/{id}/clients", put(cells::put_clients))
         .route("/v1/cells/{id}/moves/{n}/commit", post(cells::commit_move))

@@ -74,6 +74,7 @@ impl utoipa::Modify for BearerAuth {
         cells::list_cells,
         cells::get_cell,
         cells::explain_cell,
+        cells::cell_moves,
         cells::delete_cell,
         cells::replace_node,
         cells::put_clients,
@@ -338,6 +339,8 @@ mod tests {
         let doc = openapi();
         for (path, name, limit) in [
             ("/v1/cells", "limit", LIST_LIMIT),
+            ("/v1/cells/{id}/moves", "limit", LIST_LIMIT),
+            ("/v1/elements/{id}", "limit", LIST_LIMIT),
             ("/v1/report", "top", LIST_LIMIT),
             ("/v1/plans/{id}", "limit", MAX_STEPS_PAGE),
         ] {

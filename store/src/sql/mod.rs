@@ -15,9 +15,9 @@ use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use self::codec::{
-    element_state_from, inventory_from, join_ids, join_steps, plan_from, setting_from, step_from,
-    with_steps, Columns, ELEMENT_STATE_COLUMNS, INVENTORY_COLUMNS, PLAN_COLUMNS, SETTING_COLUMNS,
-    STEP_COLUMNS,
+    element_state_from, inventory_from, join_ids, join_steps, move_from, plan_from, setting_from,
+    step_from, with_steps, Columns, ELEMENT_STATE_COLUMNS, INVENTORY_COLUMNS, MOVE_COLUMNS,
+    PLAN_COLUMNS, SETTING_COLUMNS, STEP_COLUMNS,
 };
 use crate::{
     BoxFuture, CellRecord, Change, ElementStateRecord, MoveRecord, PlanRecord, PlanStepRecord,
@@ -67,6 +67,7 @@ pub(crate) struct Statements {
     overlay: String,
     put_setting: String,
     settings: String,
+    moves_of_cell: String,
 }
 
 impl Statements {
@@ -129,6 +130,9 @@ impl Statements {
             put_setting: sql("INSERT INTO settings (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
             settings: format!("SELECT {SETTING_COLUMNS} FROM settings ORDER BY key"),
+            moves_of_cell: sql(&format!(
+                "SELECT {MOVE_COLUMNS} FROM moves WHERE cell_id = ?1 ORDER BY n DESC LIMIT ?2"
+            )),
         }
     }
 }
@@ -561,6 +565,22 @@ where
             .await?
             .iter()
             .map(|r| Ok((r.string(0)?, r.int(1)? as u32)))
+            .collect()
+    }
+
+    /// The latest `limit` moves of the cell `cell_id`, newest first.
+    pub(crate) async fn moves(
+        pool: &Pool<DB>,
+        cell_id: &str,
+        limit: usize,
+    ) -> Result<Vec<MoveRecord>, sqlx::Error> {
+        sqlx::query(&DB::statements().moves_of_cell)
+            .bind(cell_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(move_from)
             .collect()
     }
 

@@ -79,6 +79,19 @@ async fn the_postgres_store_round_trips_and_arbitrates_replicas() {
         ])
         .await
         .unwrap();
+    // A cell's moves, newest first, as many as asked; none for a deleted cell.
+    assert_eq!(
+        store.moves("a", 10).await.unwrap(),
+        vec![
+            mv("a", 2, MoveStatus::Proposed),
+            mv("a", 1, MoveStatus::Superseded)
+        ]
+    );
+    assert_eq!(
+        store.moves("a", 1).await.unwrap(),
+        vec![mv("a", 2, MoveStatus::Proposed)]
+    );
+    assert_eq!(store.moves("b", 10).await.unwrap(), vec![]);
     // A failed batch changes nothing: the second cell repeats a node.
     let bad = cell("c", &["s1", "s1"], 1);
     assert!(store

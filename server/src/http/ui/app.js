@@ -5,6 +5,8 @@
 const REFRESH_MS = 5000;
 // Items a list shows at a time: a server, a failure or a rack can hold thousands of cells.
 const PAGE = 100;
+// A cell's latest moves shown.
+const MOVES = 20;
 let token = sessionStorage.getItem("cellplacer-token");
 let role = null;
 
@@ -365,12 +367,12 @@ async function showCell(id) {
   $("cell-id").value = id;
   const view = $("cell-view");
   try {
-    const [c, why] = await Promise.all([
+    const [c, why, history] = await Promise.all([
       api("GET", "/v1/cells/" + encodeURIComponent(id)),
       api("GET", "/v1/cells/" + encodeURIComponent(id) + "/explanation"),
+      api("GET", "/v1/cells/" + encodeURIComponent(id) + "/moves?limit=" + MOVES),
     ]);
     const x = why.explanation;
-    const m = c.last_move;
     view.replaceChildren(definitions([
       ["cell", c.cell_id],
       ["risk", rate(c.risk) + " outages/year"],
@@ -378,13 +380,38 @@ async function showCell(id) {
       ["down", c.down ? "yes" : "no"],
       ["nodes", c.nodes.join(", ")],
       ["clients", c.clients.join(", ")],
-      ["last move", m ? "#" + m.n + " " + m.out + " → " + m.into + " (" + m.status + ", risk " + rate(m.risk_before) + " → " + rate(m.risk_after) + ")" : "none"],
     ]));
-    view.appendChild(explanationOf(x));
+    view.append(explanationOf(x), movesOf(history.moves));
     await markCellOnMap(c);
   } catch (e) {
     view.textContent = e.message;
   }
+}
+
+// A cell's latest moves, newest first.
+function movesOf(moves) {
+  const table = document.createElement("table");
+  table.id = "cell-moves";
+  table.innerHTML = "<thead><tr><th>move</th><th>out → into</th><th>status</th><th>risk before → after</th><th>updated</th></tr></thead>";
+  const body = document.createElement("tbody");
+  for (const m of moves) {
+    const tr = document.createElement("tr");
+    tr.dataset.move = m.n;
+    tr.dataset.status = m.status;
+    for (const v of ["#" + m.n, m.out + " → " + m.into, m.status, rate(m.risk_before) + " → " + rate(m.risk_after), m.updated_at]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+  if (moves.length === 0) body.innerHTML = "<tr><td colspan='5'>no move yet</td></tr>";
+  table.appendChild(body);
+  const box = document.createElement("div");
+  const h = document.createElement("h3");
+  h.textContent = "Its moves (latest " + MOVES + ", newest first)";
+  box.append(h, table);
+  return box;
 }
 
 // Why a cell sits where it does: its risk now by part, the elements that break it alone,
