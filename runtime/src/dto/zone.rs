@@ -21,6 +21,10 @@ pub struct FleetView {
     pub cells_unsafe: u64,
     /// Servers the health overlay has down.
     pub servers_down: u64,
+    /// Servers draining (in the export or reported).
+    pub servers_draining: u64,
+    /// The highest utilisation of an active host: its nodes over its node capacity.
+    pub utilisation_max: f64,
     /// Nodes placed.
     pub nodes_placed: u64,
     /// Node capacity of the active hosts.
@@ -53,6 +57,8 @@ impl From<&crate::metrics::Gauges> for FleetView {
             cells_out: g.cells_out,
             cells_unsafe: g.cells_unsafe,
             servers_down: g.servers_down,
+            servers_draining: g.servers_draining,
+            utilisation_max: g.utilisation_max,
             nodes_placed: g.nodes_placed,
             node_capacity: g.node_capacity,
             servers_over_balance_ceiling: g.servers_over_balance_ceiling,

@@ -393,6 +393,31 @@ impl Ledger {
         self.occ.update(slot, nodes);
     }
 
+    /// Makes the cells `ids` as the store has them: each removed, then `records` (those of
+    /// them the store still has) put back under `seq`. A record naming a server the zone
+    /// lacks is left out, and every such server is returned.
+    pub fn put_back(
+        &mut self,
+        ids: &[String],
+        records: Vec<store::CellWithMove>,
+        seq: u64,
+    ) -> Result<(), Missing> {
+        for id in ids {
+            self.remove(id);
+        }
+        let mut missing = Missing::new();
+        for (record, last_move) in records {
+            if let Err(m) = self.put_record(record, last_move, seq) {
+                missing.extend(m);
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing)
+        }
+    }
+
     /// Puts a cell as a store record has it (another replica's commit), replacing the one
     /// with its id; fails, changing nothing, if the zone lacks one of its servers.
     pub fn put_record(

@@ -85,6 +85,11 @@ pub struct Gauges {
     pub cells_out: u64,
     /// Servers the health overlay has down.
     pub servers_down: u64,
+    /// Servers draining (in the export or reported).
+    pub servers_draining: u64,
+    /// The highest utilisation of an active host with node capacity: its nodes over its
+    /// capacity (0 when there is none).
+    pub utilisation_max: f64,
     /// Cells per risk bucket of [`RISK_BOUNDS`] (not cumulative; the last is above 1).
     pub cells_by_risk: [u64; RISK_BOUNDS.len() + 1],
     /// Active hosts whose load is above the placer's balance ceiling (0 when the balance
@@ -446,6 +451,12 @@ fn scrape_registry(g: &Gauges) -> Registry {
         int(g.servers_down),
     );
     gauge(
+        "cellplacer_servers_draining",
+        "Servers draining: up, taking no new nodes, their nodes moved away by plans and \
+         the autopilot",
+        int(g.servers_draining),
+    );
+    gauge(
         "cellplacer_servers_over_balance_ceiling",
         "Active hosts whose load is above the placer's balance ceiling \
          (floor(max(balance*mean*capacity, mean*capacity+5)), mean = nodes placed over \
@@ -492,6 +503,11 @@ fn scrape_registry(g: &Gauges) -> Registry {
         "cellplacer_utilisation",
         "Nodes placed over the node capacity of active hosts",
         ConstGauge::new(utilisation),
+    );
+    r.register(
+        "cellplacer_utilisation_max",
+        "The highest utilisation of an active host: its nodes over its node capacity",
+        ConstGauge::new(g.utilisation_max),
     );
     let by_risk = Family::<Label, Gauge>::default();
     let mut cumulative = 0;

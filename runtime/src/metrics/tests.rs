@@ -14,8 +14,12 @@ fn exposition_is_cumulative_and_labelled() {
         cells: 3,
         nodes_placed: 21,
         node_capacity: 42,
+        servers_draining: 2,
+        utilisation_max: 0.75,
         ..Gauges::default()
     });
+    assert!(text.contains("cellplacer_servers_draining 2"));
+    assert!(text.contains("cellplacer_utilisation_max 0.75"));
     assert!(text.contains(
         "cellplacer_http_requests_total{route=\"/v1/cells\",method=\"POST\",status=\"201\"} 2"
     ));

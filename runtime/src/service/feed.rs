@@ -117,17 +117,12 @@ pub(super) async fn follow(
                     }
                 }
             }
-            for id in &feed.cells {
-                ledger.remove(id);
-            }
             let seq = ledger.seq;
-            for (record, last_move) in records {
-                if let Err(missing) = ledger.put_record(record, last_move, seq) {
-                    ledger.poisoned = Some(format!(
-                        "another replica's cell names servers this inventory lacks ({:?})",
-                        missing.first()
-                    ));
-                }
+            if let Err(missing) = ledger.put_back(&feed.cells, records, seq) {
+                ledger.poisoned = Some(format!(
+                    "another replica's cell names servers this inventory lacks ({:?})",
+                    missing.first()
+                ));
             }
             // Before the position moves on: a plan made after it must see these (its
             // number comes after theirs, or the database refuses it as a conflict).

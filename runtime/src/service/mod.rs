@@ -415,8 +415,23 @@ impl Service {
         let over_balance = self.core.placer.balance.map_or(0, |b| {
             optimizer::place::pool::over_balance_ceiling(&ledger.zone.inventory, &ledger.occ, b)
         });
+        let inv = &ledger.zone.inventory;
+        let draining = inv
+            .servers
+            .iter()
+            .filter(|s| s.status == topology::model::ServerStatus::Draining)
+            .count();
+        let utilisation_max = inv
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.status == topology::model::ServerStatus::Active && s.capacity > 0)
+            .map(|(i, s)| f64::from(ledger.occ.load(i as u32)) / f64::from(s.capacity))
+            .fold(0.0, f64::max);
         Gauges {
             cells: ledger.len() as u64,
+            servers_draining: draining as u64,
+            utilisation_max,
             cells_unsafe: ledger.unsafe_count(),
             cells_out: ledger.out_count(),
             servers_down: ledger
@@ -609,15 +624,10 @@ async fn restore(
     } else {
         store.cells(&ids).await?
     };
-    for id in &ids {
-        ledger.remove(id);
-    }
     // Everything in memory is now as the store has it: durable (sequence 0).
     ledger.seq = 0;
-    for (record, last_move) in records {
-        if ledger.put_record(record, last_move, 0).is_err() {
-            return Ok(false);
-        }
+    if ledger.put_back(&ids, records, 0).is_err() {
+        return Ok(false);
     }
     core.journal.set_feed(feed.head);
     ledger.poisoned = None;
@@ -702,5 +712,57 @@ mod tests {
         assert_eq!(after.len(), 11);
         assert_eq!(in_memory(&service).await, after);
         service.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod gauge_tests {
+    use super::testing::SmallZone;
+    use crate::dto::{ElementStateItem, StateName};
+
+    /// The fleet's draining servers and highest utilisation, against the servers' views.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_gauges_count_draining_servers_and_the_fullest_host() {
+        let zone = SmallZone::new(30).await;
+        for i in 0..zone.cells() {
+            zone.service.place(zone.request(i)).await.unwrap();
+        }
+        let ids: Vec<String> = {
+            let ledger = zone.service.core.ledger.read().await;
+            ledger
+                .zone
+                .inventory
+                .servers
+                .iter()
+                .map(|s| s.id.clone())
+                .collect()
+        };
+        let g = zone.service.gauges().await;
+        assert_eq!(g.servers_draining, 0);
+        let mut fullest: f64 = 0.0;
+        let mut loaded = None;
+        for id in &ids {
+            let s = zone.service.server(id).await.unwrap();
+            if s.status == "active" && s.capacity > 0 {
+                fullest = fullest.max(f64::from(s.load) / f64::from(s.capacity));
+            }
+            if s.load > 0 && loaded.is_none() {
+                loaded = Some(id.clone());
+            }
+        }
+        assert!(fullest > 0.0);
+        assert_eq!(g.utilisation_max, fullest);
+        // A loaded server drains: counted, and out of the utilisation of active hosts.
+        zone.service
+            .report_states(vec![ElementStateItem {
+                element: loaded.unwrap(),
+                state: StateName::Draining,
+                reason: None,
+            }])
+            .await
+            .unwrap();
+        let g = zone.service.gauges().await;
+        assert_eq!(g.servers_draining, 1);
+        assert!(g.utilisation_max <= fullest);
     }
 }

@@ -113,8 +113,9 @@ function drawFleet(f) {
   text("fleet-out", fmt(f.cells_out));
   text("fleet-unsafe", fmt(f.cells_unsafe));
   text("fleet-down", fmt(f.servers_down));
+  text("fleet-draining", fmt(f.servers_draining));
   const load = f.node_capacity > 0 ? (100 * f.nodes_placed / f.node_capacity).toFixed(1) + "%" : "–";
-  text("fleet-load", load);
+  text("fleet-load", load + " / " + (100 * f.utilisation_max).toFixed(1) + "%");
   text("fleet-version", "v" + f.inventory_version);
   const risk = $("risk");
   risk.replaceChildren();
