@@ -460,6 +460,21 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     let rack = server["rack"].as_str().unwrap().to_owned();
     let tile = format!("#map button.rack[data-rack='{rack}']");
     click(&client, &tile).await;
+    // What the rack hangs on, as element links, as the API has them.
+    let (_, rack_view) = authed(&addr, "GET", &format!("/v1/racks/{rack}"), &admin, None);
+    let mut devices: Vec<String> = ["network", "power"]
+        .iter()
+        .flat_map(|k| rack_view[k].as_array().unwrap().iter())
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    devices.sort();
+    assert!(!devices.is_empty(), "{rack_view}");
+    until(
+        "the rack's network and power devices",
+        async || attrs_of(&client, "#rack-view .rack-elements button", "data-element").await,
+        |shown| *shown == devices,
+    )
+    .await;
     click(&client, &format!("tr[data-server='{node}'] button.server")).await;
     click(&client, "button[data-cell='ui-03']").await;
     let want = strings(&target["nodes"]).join(", ");
@@ -608,6 +623,14 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     )
     .await;
     text_when(&client, "dd[data-field='cell']", |t| *t == victim).await;
+    // Its "what if it fails" asks the what-if API, which says the same.
+    click(&client, "#whatif-element").await;
+    until(
+        "the element's what-if",
+        async || attr_of(&client, "#element-whatif .whatif-summary", "data-out").await,
+        |shown| *shown == blast,
+    )
+    .await;
     screenshot_of(&client, "element", Some("cell")).await;
     client
         .find(Locator::Id("measure"))

@@ -124,6 +124,10 @@ pub struct RackView {
     pub rack: RackTileView,
     /// Its servers, in the inventory's order.
     pub servers: Vec<ServerView>,
+    /// The network devices its servers link to directly (its ToRs), by id.
+    pub network: Vec<super::ElementRef>,
+    /// The power devices feeding it or its servers, directly or upstream, by id.
+    pub power: Vec<super::ElementRef>,
 }
 
 impl RackMapView {
@@ -179,7 +183,35 @@ impl RackView {
             .iter()
             .map(|&s| ServerView::new(ledger, s))
             .collect();
-        Some(RackView { rack, servers })
+        let element = |e: topology::ElementId| {
+            let el = &inv.elements[e.index()];
+            super::ElementRef {
+                id: el.id.clone(),
+                kind: el.label.clone(),
+            }
+        };
+        let by_id = |mut refs: Vec<super::ElementRef>| {
+            refs.sort_by(|a, b| a.id.cmp(&b.id));
+            refs
+        };
+        let network = by_id(
+            inv.rack_network_devices()[index]
+                .iter()
+                .map(|&d| element(inv.network_devices[d as usize].element))
+                .collect(),
+        );
+        let power = by_id(
+            inv.rack_power_devices(index)
+                .iter()
+                .map(|&d| element(inv.power_devices[d as usize].element))
+                .collect(),
+        );
+        Some(RackView {
+            rack,
+            servers,
+            network,
+            power,
+        })
     }
 }
 

@@ -4,7 +4,6 @@
 use optimizer::whatif::{standing, Standing};
 use rustc_hash::FxHashMap;
 use topology::failure::ScenarioState;
-use topology::model::NetNode;
 use topology::{ElementId, Inventory};
 
 use crate::dto::{
@@ -216,42 +215,21 @@ fn blast_view(inv: &Inventory, version: i64, judged: usize, blast: &[u32]) -> Bl
             .then_with(|| a.element.cmp(&b.element))
     });
     let of = |e: ElementId| u64::from(blast[e.index()]);
-    // The network devices each rack's servers link to directly.
-    let mut network = vec![0u64; inv.racks.len()];
-    for link in &inv.links {
-        for (end, other) in [(link.a, link.b), (link.b, link.a)] {
-            if let (NetNode::Server(s), NetNode::Device(d)) = (end, other) {
-                let rack = inv.servers[s as usize].rack as usize;
-                network[rack] = network[rack].max(of(inv.network_devices[d as usize].element));
-            }
-        }
-    }
+    let most = |devices: &[u32], element: &dyn Fn(u32) -> ElementId| {
+        devices.iter().map(|&d| of(element(d))).max().unwrap_or(0)
+    };
+    let network = inv.rack_network_devices();
     let racks = inv
         .racks
         .iter()
-        .zip(network)
-        .map(|(rack, network)| {
-            // The power devices feeding the rack or its servers, and every one upstream.
-            let mut seen = vec![false; inv.power_devices.len()];
-            let mut stack: Vec<u32> = rack.feeds.clone();
-            for &s in &rack.servers {
-                stack.extend(&inv.servers[s as usize].feeds);
-            }
-            let mut power = 0;
-            while let Some(d) = stack.pop() {
-                if std::mem::replace(&mut seen[d as usize], true) {
-                    continue;
-                }
-                let device = &inv.power_devices[d as usize];
-                power = power.max(of(device.element));
-                stack.extend(&device.feeds);
-            }
-            RackBlastView {
-                rack: rack.id.clone(),
-                own: of(rack.element),
-                network,
-                power,
-            }
+        .enumerate()
+        .map(|(r, rack)| RackBlastView {
+            rack: rack.id.clone(),
+            own: of(rack.element),
+            network: most(&network[r], &|d| inv.network_devices[d as usize].element),
+            power: most(&inv.rack_power_devices(r), &|d| {
+                inv.power_devices[d as usize].element
+            }),
         })
         .collect();
     BlastView {

@@ -328,6 +328,42 @@ pub struct Counts {
 }
 
 impl Inventory {
+    /// Per rack: the network devices its servers link to directly (its ToRs), ascending.
+    pub fn rack_network_devices(&self) -> Vec<Vec<u32>> {
+        let mut by_rack = vec![Vec::new(); self.racks.len()];
+        for link in &self.links {
+            for (end, other) in [(link.a, link.b), (link.b, link.a)] {
+                if let (NetNode::Server(s), NetNode::Device(d)) = (end, other) {
+                    by_rack[self.servers[s as usize].rack as usize].push(d);
+                }
+            }
+        }
+        for devices in &mut by_rack {
+            devices.sort_unstable();
+            devices.dedup();
+        }
+        by_rack
+    }
+
+    /// The power devices feeding rack `r` or one of its servers, directly or upstream,
+    /// ascending.
+    pub fn rack_power_devices(&self, r: usize) -> Vec<u32> {
+        let rack = &self.racks[r];
+        let mut stack: Vec<u32> = rack.feeds.clone();
+        for &s in &rack.servers {
+            stack.extend(&self.servers[s as usize].feeds);
+        }
+        let mut seen = Vec::new();
+        while let Some(d) = stack.pop() {
+            if !seen.contains(&d) {
+                seen.push(d);
+                stack.extend(&self.power_devices[d as usize].feeds);
+            }
+        }
+        seen.sort_unstable();
+        seen
+    }
+
     /// The element with this id, of any kind.
     pub fn element(&self, id: &str) -> Option<ElementId> {
         self.by_id.get(id).copied()

@@ -322,6 +322,13 @@ async function showRack(id) {
     const asElement = elementButton(rack.rack.rack);
     asElement.textContent = "the rack as an element";
     asElement.id = "rack-element";
+    // What it hangs on: each one's failure, in the element view.
+    const devices = document.createElement("p");
+    devices.className = "elements rack-elements";
+    devices.append("network: ");
+    for (const e of rack.network) devices.appendChild(elementButton(e.id, e.kind));
+    devices.append(" power: ");
+    for (const e of rack.power) devices.appendChild(elementButton(e.id, e.kind));
     const table = document.createElement("table");
     table.innerHTML = "<thead><tr><th>server</th><th>status</th><th>load</th><th>cells</th></tr></thead>";
     const body = document.createElement("tbody");
@@ -345,7 +352,7 @@ async function showRack(id) {
       body.appendChild(tr);
     }
     table.appendChild(body);
-    view.append(h, asElement, whatIf, answer, table);
+    view.append(h, devices, asElement, whatIf, answer, table);
   } catch (e) {
     view.textContent = e.message;
   }
