@@ -33,6 +33,23 @@ fn authed(addr: &str, method: &str, path: &str, token: &str, body: Option<&Value
     (status, json)
 }
 
+/// The rack of `server`, as the API has it.
+fn rack_of(addr: &str, token: &str, server: &str) -> String {
+    let (_, view) = authed(addr, "GET", &format!("/v1/servers/{server}"), token, None);
+    view["rack"].as_str().unwrap().to_owned()
+}
+
+/// The racks of a cell's nodes, as the API has them, sorted.
+fn node_racks(addr: &str, token: &str, cell: &Value) -> Vec<String> {
+    let mut racks: Vec<String> = strings(&cell["nodes"])
+        .iter()
+        .map(|n| rack_of(addr, token, n))
+        .collect();
+    racks.sort();
+    racks.dedup();
+    racks
+}
+
 /// A new token of `role`: (the token, its line for the tokens file).
 fn token(role: &str, name: &str) -> (String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cellplacer"))
@@ -347,19 +364,11 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     click(&client, "#cell-form button").await;
     let want = strings(&cell["nodes"]).join(", ");
     text_when(&client, "dd[data-field='nodes']", |t| *t == want).await;
-    let mut node_racks: Vec<String> = strings(&cell["nodes"])
-        .iter()
-        .map(|n| {
-            let (_, s) = authed(&addr, "GET", &format!("/v1/servers/{n}"), &admin, None);
-            s["rack"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    node_racks.sort();
-    node_racks.dedup();
+    let cell_racks = node_racks(&addr, &admin, &cell);
     until(
         "the cell's racks on the map",
         async || attrs_of(&client, "#map button.rack.cell-node", "data-rack").await,
-        |marked| *marked == node_racks,
+        |marked| *marked == cell_racks,
     )
     .await;
     // Why it sits there: the explanation's risk and domains, as the API has them.
@@ -456,8 +465,7 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     assert_eq!(all, want_racks);
     let (_, target) = authed(&addr, "GET", "/v1/cells/ui-03", &admin, None);
     let node = strings(&target["nodes"])[0].clone();
-    let (_, server) = authed(&addr, "GET", &format!("/v1/servers/{node}"), &admin, None);
-    let rack = server["rack"].as_str().unwrap().to_owned();
+    let rack = rack_of(&addr, &admin, &node);
     let tile = format!("#map button.rack[data-rack='{rack}']");
     click(&client, &tile).await;
     // What the rack hangs on, as element links, as the API has them.
@@ -547,30 +555,18 @@ async fn the_console_shows_what_the_api_says_in_a_real_browser() {
     // An element: a cell's failure domains failed but one, through the API, and that
     // one's view puts the cell out, hatches the racks of its nodes and lists it, as the
     // element API says; the map coloured by blast radius shows it too.
-    let node_racks_of = |cell: &Value, rack_of: &dyn Fn(&str) -> String| -> Vec<String> {
-        let mut r: Vec<String> = strings(&cell["nodes"]).iter().map(|n| rack_of(n)).collect();
-        r.sort();
-        r.dedup();
-        r
-    };
-    let rack_of = |server: &str| -> String {
-        authed(&addr, "GET", &format!("/v1/servers/{server}"), &admin, None).1["rack"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
     let (victim, spare) = (0..25)
         .find_map(|i| {
             let id = format!("ui-{i:02}");
             let (_, cell) = authed(&addr, "GET", &format!("/v1/cells/{id}"), &admin, None);
             let clients: Vec<String> = strings(&cell["clients"])
                 .iter()
-                .map(|c| rack_of(c))
+                .map(|c| rack_of(&addr, &admin, c))
                 .collect();
             if clients.contains(&rack) {
                 return None;
             }
-            let spare: Vec<String> = node_racks_of(&cell, &rack_of)
+            let spare: Vec<String> = node_racks(&addr, &admin, &cell)
                 .into_iter()
                 .filter(|r| *r != rack && !clients.contains(r))
                 .collect();

@@ -152,7 +152,8 @@ pub struct ExplanationView {
     pub binding: Vec<BindingView>,
 }
 
-fn element(inv: &Inventory, e: topology::ElementId) -> ElementRef {
+/// The reference to element `e` of `inv`: its id and label.
+pub(crate) fn element(inv: &Inventory, e: topology::ElementId) -> ElementRef {
     let el = &inv.elements[e.index()];
     ElementRef {
         id: el.id.clone(),

@@ -183,13 +183,7 @@ impl RackView {
             .iter()
             .map(|&s| ServerView::new(ledger, s))
             .collect();
-        let element = |e: topology::ElementId| {
-            let el = &inv.elements[e.index()];
-            super::ElementRef {
-                id: el.id.clone(),
-                kind: el.label.clone(),
-            }
-        };
+        let element = |e: topology::ElementId| super::element(inv, e);
         let by_id = |mut refs: Vec<super::ElementRef>| {
             refs.sort_by(|a, b| a.id.cmp(&b.id));
             refs

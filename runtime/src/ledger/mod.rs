@@ -650,7 +650,13 @@ impl Ledger {
 
     /// The cells as the fleet report takes them, by cell id.
     pub fn placements(&self) -> Vec<Placement> {
+        self.placements_where(|_| true)
+    }
+
+    /// The placements of the cells that pass `keep`, in the ledger's order.
+    pub fn placements_where(&self, keep: impl Fn(&Cell) -> bool) -> Vec<Placement> {
         self.iter()
+            .filter(|&c| keep(c))
             .map(|c| Placement {
                 cell_id: c.id.to_string(),
                 clients: c.clients.to_vec(),

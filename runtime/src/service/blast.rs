@@ -7,12 +7,12 @@ use topology::failure::ScenarioState;
 use topology::{ElementId, Inventory};
 
 use crate::dto::{
-    decode_cursor, encode_cursor, BlastView, ElementBlastView, ElementDetail, RackBlastView,
-    RackCountView,
+    encode_cursor, BlastView, ElementBlastView, ElementDetail, RackBlastView, RackCountView,
 };
 use crate::ledger::Ledger;
 use crate::Error;
 
+use super::cells::{page_after, page_limit};
 use super::{Heavy, Service};
 
 /// Cells per page of an element's `out_cells` when no limit is given.
@@ -29,14 +29,8 @@ impl Service {
         limit: Option<u64>,
         cursor: Option<String>,
     ) -> Result<ElementDetail, Error> {
-        let limit = page_limit(limit)?;
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(decode_cursor(&c).ok_or_else(|| Error::InvalidField {
-                field: "cursor".into(),
-                message: "not a cursor this service gave".into(),
-            })?),
-        };
+        let limit = page_limit(limit, DEFAULT_PAGE, "cells")?;
+        let after = page_after(cursor.as_deref())?;
         let run = self.heavy.start(Heavy::Blast).await?;
         let core = self.core.clone();
         let id = id.to_owned();
@@ -85,15 +79,9 @@ impl Service {
             .within(async {
                 let ledger = self.core.ledger.read().await;
                 let version = ledger.zone.version;
-                let unknown: Vec<topology::Placement> = ledger
-                    .iter()
-                    .filter(|c| !(c.single_failure_safe && c.inventory_version == version))
-                    .map(|c| topology::Placement {
-                        cell_id: c.id.to_string(),
-                        clients: c.clients.to_vec(),
-                        nodes: ledger.nodes(c).to_vec(),
-                    })
-                    .collect();
+                let unknown = ledger.placements_where(|c| {
+                    !(c.single_failure_safe && c.inventory_version == version)
+                });
                 Ok((ledger.zone.clone(), unknown, ledger.seq))
             })
             .await?;
@@ -109,18 +97,6 @@ impl Service {
             ))
         })
         .await
-    }
-}
-
-fn page_limit(limit: Option<u64>) -> Result<usize, Error> {
-    let most = crate::limits::LIST_LIMIT;
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(n) if (1..=most as u64).contains(&n) => Ok(n as usize),
-        Some(n) => Err(Error::InvalidField {
-            field: "limit".into(),
-            message: format!("{n}: from 1 to {most}"),
-        }),
     }
 }
 

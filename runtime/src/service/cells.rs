@@ -38,6 +38,33 @@ pub struct CellQuery {
     pub cursor: Option<String>,
 }
 
+/// A page's size: `limit` if from 1 to [`MAX_PAGE`], else `default`; anything else is
+/// refused naming the field `limit` and what a page holds (`items`).
+pub(super) fn page_limit(limit: Option<u64>, default: usize, items: &str) -> Result<usize, Error> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=MAX_PAGE as u64).contains(&n) => Ok(n as usize),
+        Some(n) => Err(Error::InvalidField {
+            field: "limit".into(),
+            message: format!("limit {n}: 1 to {MAX_PAGE} {items} per page"),
+        }),
+    }
+}
+
+/// The cell id a page of cells starts after: `cursor`, a previous page's `next_cursor`.
+pub(super) fn page_after(cursor: Option<&str>) -> Result<Option<String>, Error> {
+    cursor
+        .map(|c| {
+            decode_cursor(c)
+                .filter(|id| validate_cell_id(id).is_ok())
+                .ok_or_else(|| Error::InvalidField {
+                    field: "cursor".into(),
+                    message: "cursor is not a next_cursor of this API".into(),
+                })
+        })
+        .transpose()
+}
+
 impl Service {
     /// Places a new cell; `true` with a new cell, `false` when the same request placed
     /// it before (the cell is returned as it is).
@@ -148,16 +175,7 @@ impl Service {
     /// [`DEFAULT_MOVES`]), newest first, read from the store once the cell's last change
     /// is in it.
     pub async fn moves(&self, cell_id: &str, limit: Option<u64>) -> Result<CellMoves, Error> {
-        let limit = match limit {
-            None => DEFAULT_MOVES,
-            Some(n) if (1..=MAX_PAGE as u64).contains(&n) => n as usize,
-            Some(n) => {
-                return Err(Error::InvalidField {
-                    field: "limit".into(),
-                    message: format!("{n}: from 1 to {MAX_PAGE}"),
-                })
-            }
-        };
+        let limit = page_limit(limit, DEFAULT_MOVES, "moves")?;
         let seq = {
             let ledger = self.core.ledger.read().await;
             let cell = ledger.cell(cell_id).ok_or_else(|| Error::CellNotFound {
@@ -177,27 +195,8 @@ impl Service {
     /// the last id of the previous one, so no cell comes twice, and a cell placed after
     /// the cursor's position comes on a later page.
     pub async fn list(&self, q: CellQuery) -> Result<CellPage, Error> {
-        let limit = match q.limit {
-            None => DEFAULT_PAGE,
-            Some(n) if (1..=MAX_PAGE as u64).contains(&n) => n as usize,
-            Some(n) => {
-                return Err(Error::InvalidField {
-                    field: "limit".into(),
-                    message: format!("limit {n}: 1 to {MAX_PAGE} cells per page"),
-                })
-            }
-        };
-        let after = match &q.cursor {
-            None => None,
-            Some(c) => Some(
-                decode_cursor(c)
-                    .filter(|id| validate_cell_id(id).is_ok())
-                    .ok_or_else(|| Error::InvalidField {
-                        field: "cursor".into(),
-                        message: "cursor is not a next_cursor of this API".into(),
-                    })?,
-            ),
-        };
+        let limit = page_limit(q.limit, DEFAULT_PAGE, "cells")?;
+        let after = page_after(q.cursor.as_deref())?;
         let (page, seq) = {
             let ledger = self.core.ledger.read().await;
             let server = match &q.server {

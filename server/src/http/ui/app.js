@@ -91,21 +91,42 @@ function elementButton(id, label) {
   return b;
 }
 
-// The cells `ids` as buttons, a page at a time behind a "more" button.
-function pagedCells(container, ids, attr) {
+// `total` cells as buttons, a page at a time behind a "more" button: `first` now, then
+// on each click the page `next()` gives (or resolves to).
+function pagedCells(container, total, first, next, attr) {
   let shown = 0;
   const more = document.createElement("button");
   more.type = "button";
   more.className = "more";
-  const next = () => {
-    const end = Math.min(ids.length, shown + PAGE);
-    for (; shown < end; shown++) container.insertBefore(cellButton(ids[shown], attr), more);
-    more.hidden = shown >= ids.length;
-    more.textContent = "more (" + fmt(ids.length - shown) + " left)";
+  const add = (page) => {
+    for (const id of page) container.insertBefore(cellButton(id, attr), more);
+    shown += page.length;
+    more.hidden = shown >= total;
+    more.textContent = "more (" + fmt(total - shown) + " left)";
   };
-  more.addEventListener("click", next);
+  more.addEventListener("click", async () => add(await next()));
   container.appendChild(more);
-  next();
+  add(first);
+}
+
+// The cells `ids`, held whole, shown a page at a time.
+function cellsInPages(container, ids, attr) {
+  let shown = PAGE;
+  const next = () => ids.slice(shown, shown += PAGE);
+  pagedCells(container, ids.length, ids.slice(0, PAGE), next, attr);
+}
+
+// A "what if it fails" button (admin) for `element` and where its answer goes.
+function whatIfButton(element, buttonId, answerId, rack) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.id = buttonId;
+  button.className = "admin-only";
+  button.textContent = "what if it fails";
+  const answer = document.createElement("div");
+  answer.id = answerId;
+  button.addEventListener("click", () => whatIfFails(element, answer, rack));
+  return [button, answer];
 }
 
 function drawFleet(f) {
@@ -292,7 +313,7 @@ async function whatIfFails(element, view, rack) {
     const cells = document.createElement("div");
     cells.className = "cells";
     view.append(p, cells);
-    pagedCells(cells, s.out_cells, "outCell");
+    cellsInPages(cells, s.out_cells, "outCell");
   } catch (e) {
     view.textContent = e.message;
   }
@@ -311,14 +332,7 @@ async function showRack(id) {
     const h = document.createElement("h3");
     h.textContent = "Rack " + rack.rack.rack + " (" + rack.rack.datacenter + " / " + rack.rack.room + " / " + rack.rack.row
       + "), as of " + new Date().toLocaleTimeString() + ": click its tile again for now";
-    const whatIf = document.createElement("button");
-    whatIf.type = "button";
-    whatIf.id = "whatif-rack";
-    whatIf.className = "admin-only";
-    whatIf.textContent = "what if it fails";
-    const answer = document.createElement("div");
-    answer.id = "whatif-view";
-    whatIf.addEventListener("click", () => whatIfFails(rack.rack.rack, answer, rack.rack.rack));
+    const [whatIf, answer] = whatIfButton(rack.rack.rack, "whatif-rack", "whatif-view", rack.rack.rack);
     const asElement = elementButton(rack.rack.rack);
     asElement.textContent = "the rack as an element";
     asElement.id = "rack-element";
@@ -366,7 +380,7 @@ function showServerCells(server, row) {
   const td = document.createElement("td");
   td.colSpan = 4;
   if (server.cells.length === 0) td.textContent = "no cell";
-  else pagedCells(td, server.cells, "cell");
+  else cellsInPages(td, server.cells, "cell");
   tr.appendChild(td);
   row.after(tr);
 }
@@ -505,35 +519,17 @@ async function showElement(id) {
     summary.dataset.element = r.element;
     summary.dataset.blast = e.blast_radius;
     summary.dataset.degraded = e.degraded;
-    const whatIf = document.createElement("button");
-    whatIf.type = "button";
-    whatIf.id = "whatif-element";
-    whatIf.className = "admin-only";
-    whatIf.textContent = "what if it fails";
-    const answer = document.createElement("div");
-    answer.id = "element-whatif";
-    whatIf.addEventListener("click", () => whatIfFails(r.element, answer, null));
+    const [whatIf, answer] = whatIfButton(r.element, "whatif-element", "element-whatif", null);
     const cells = document.createElement("div");
     cells.className = "cells";
     cells.id = "element-cells";
-    const more = document.createElement("button");
-    more.type = "button";
-    more.className = "more";
-    cells.appendChild(more);
     let cursor = e.next_cursor;
-    let shown = 0;
-    const add = (page) => {
-      for (const c of page) cells.insertBefore(cellButton(c, "elementCell"), more);
-      shown += page.length;
-      more.hidden = !cursor;
-      more.textContent = "more (" + fmt(e.blast_radius - shown) + " left)";
+    const next = async () => {
+      const page = await api("GET", "/v1/elements/" + encodeURIComponent(id) + "?limit=" + PAGE + "&cursor=" + cursor);
+      cursor = page.next_cursor;
+      return page.out_cells;
     };
-    more.addEventListener("click", async () => {
-      const next = await api("GET", "/v1/elements/" + encodeURIComponent(id) + "?limit=" + PAGE + "&cursor=" + cursor);
-      cursor = next.next_cursor;
-      add(next.out_cells);
-    });
-    add(e.out_cells);
+    pagedCells(cells, e.blast_radius, e.out_cells, next, "elementCell");
     const h = document.createElement("h3");
     h.textContent = "Cells its failure would put out";
     view.replaceChildren(summary, whatIf, answer, h, cells);
